@@ -1,0 +1,173 @@
+"""One phase mechanism for the whole bootstrap: facts -> plan -> apply, then plan again.
+
+A phase reads what exists into a facts snapshot, computes a plan as data (a list of
+:class:`Action`, each with a reason; an empty plan states "no change"), and an executor
+applies it. After applying, the runner plans again and fails if anything is left, so every
+phase proves it converged. ``invoke plan`` stops after the first plan of each phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from bootstrap.catalog import Catalog
+from bootstrap.errors import BootstrapError, ConvergenceError, UsageError
+from bootstrap.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Every phase of the product, in bootstrap order (DESIGN.md). Phases not yet implemented
+#: are absent from the registry; selection flags may only name registered ones.
+PHASE_ORDER = (
+    "preflight",
+    "placeholders",
+    "vault-ready",
+    "vault-config",
+    "operator",
+    "populate",
+    "verify",
+    "finish",
+)
+
+Verb = Literal["create", "update", "delete", "check", "problem"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a phase would do, and why. ``problem`` actions block applying."""
+
+    verb: Verb
+    target: str
+    reason: str
+
+    @property
+    def changes(self) -> bool:
+        return self.verb in ("create", "update", "delete")
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    catalog: Catalog
+    dry_run: bool = False
+    #: Named values phases hand to later phases (e.g. a Vault client, a kubeconfig path).
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+class Phase(Protocol):
+    name: str
+    summary: str
+    #: Tools (by name in bootstrap.tools) this phase needs; preflight checks them.
+    tools: tuple[str, ...]
+
+    def facts(self, ctx: RunContext) -> Any: ...
+
+    def plan(self, ctx: RunContext, facts: Any) -> list[Action]: ...
+
+    def apply(self, ctx: RunContext, actions: list[Action]) -> None: ...
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    status: Literal["no-change", "applied", "planned", "skipped", "failed"]
+    actions: list[Action]
+    seconds: float
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def select(
+    registered: Sequence[str],
+    only: Sequence[str] = (),
+    start: str | None = None,
+    skip: Sequence[str] = (),
+) -> list[str]:
+    """Which registered phases run, in order. Unknown names are a usage error."""
+    names = list(registered)
+    for n in [*only, *([start] if start else []), *skip]:
+        if n not in names:
+            known = ", ".join(names)
+            if n in PHASE_ORDER:
+                raise UsageError(f"phase {n!r} is not available yet; available: {known}")
+            raise UsageError(f"unknown phase {n!r}; available: {known}")
+    if only and start:
+        raise UsageError("--only and --start cannot be combined")
+    chosen = [n for n in names if n in only] if only else names
+    if start:
+        chosen = chosen[chosen.index(start) :]
+    return [n for n in chosen if n not in skip]
+
+
+Listener = Callable[[str, str], None]
+
+
+def run(
+    phases: Sequence[Phase],
+    ctx: RunContext,
+    selected: Sequence[str],
+    on_event: Listener | None = None,
+) -> list[PhaseResult]:
+    """Run the selected phases in order; stop at the first failure (and say so)."""
+    notify = on_event or (lambda phase, msg: None)
+    results: list[PhaseResult] = []
+    failed = False
+    for phase in phases:
+        if phase.name not in selected or failed:
+            results.append(PhaseResult(phase.name, "skipped", [], 0.0))
+            continue
+        started = time.monotonic()
+        notify(phase.name, "reading facts")
+        try:
+            actions = phase.plan(ctx, phase.facts(ctx))
+            problems = [a for a in actions if a.verb == "problem"]
+            if ctx.dry_run:
+                results.append(
+                    PhaseResult(phase.name, "planned", actions, time.monotonic() - started)
+                )
+                notify(phase.name, f"{len(actions)} action(s) planned")
+                continue
+            if problems:
+                raise BootstrapError(
+                    f"phase {phase.name}: " + "; ".join(f"{a.target}: {a.reason}" for a in problems)
+                )
+            changes = [a for a in actions if a.changes]
+            if changes:
+                notify(phase.name, f"applying {len(changes)} change(s)")
+                phase.apply(ctx, actions)
+                left = [a for a in phase.plan(ctx, phase.facts(ctx)) if a.changes]
+                if left:
+                    raise ConvergenceError(
+                        f"phase {phase.name} did not converge; still to do: "
+                        + "; ".join(f"{a.verb} {a.target}" for a in left)
+                    )
+                status: Literal["no-change", "applied"] = "applied"
+            else:
+                phase.apply(ctx, actions)  # checks may still act (e.g. record facts)
+                status = "no-change"
+            results.append(PhaseResult(phase.name, status, actions, time.monotonic() - started))
+            notify(phase.name, status)
+        except BootstrapError as exc:
+            results.append(
+                PhaseResult(phase.name, "failed", [], time.monotonic() - started, error=str(exc))
+            )
+            notify(phase.name, "failed")
+            failed = True
+    return results
+
+
+def report(results: Sequence[PhaseResult]) -> dict[str, Any]:
+    """Machine-readable report of a run (never holds secret values)."""
+    return {
+        "ok": all(r.status != "failed" for r in results),
+        "phases": [r.as_dict() for r in results],
+        "seconds": round(sum(r.seconds for r in results), 3),
+    }

@@ -1,0 +1,241 @@
+"""Renderers: catalog in, documents out. Pure functions, no IO, deterministic output.
+
+Everything the product writes to Vault, Kubernetes or Terraform is derived here, so the
+static check, the GitOps files and the phases all agree by construction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from bootstrap import conventions as conv
+from bootstrap.catalog import Catalog, RestartTarget, Service, duration_seconds
+
+VSO_API = "secrets.hashicorp.com/v1beta1"
+
+
+@dataclass(frozen=True)
+class Sync:
+    """One Vault KV secret synced into one Kubernetes Secret of one namespace."""
+
+    service: str
+    namespace: str
+    kv_path: str  # logical path below the KV mount, e.g. "webapp/config" or "shared/ovh-dns"
+    destination: str  # Kubernetes Secret name (and VaultStaticSecret name)
+    keys: tuple[str, ...]
+    refresh_after: str
+    restart: tuple[RestartTarget, ...]
+    owner: str  # service name or "shared"/"infrastructure"; first part of placeholders
+    secret: str  # secret name within the owner
+
+    @property
+    def private(self) -> bool:
+        return self.owner == self.service
+
+
+def syncs(catalog: Catalog) -> list[Sync]:
+    """Every (service, Vault path, destination Secret) the operator must keep in sync."""
+    out: list[Sync] = []
+    for svc in catalog.services:
+        for name, spec in svc.secrets.items():
+            out.append(
+                Sync(
+                    service=svc.name,
+                    namespace=svc.namespace,
+                    kv_path=conv.kv_path(svc.name, name),
+                    destination=spec.destination or name,
+                    keys=tuple(spec.keys),
+                    refresh_after=catalog.refresh_after(svc, spec),
+                    restart=tuple(svc.restart),
+                    owner=svc.name,
+                    secret=name,
+                )
+            )
+        for read in svc.reads:
+            scoped = catalog.scoped(read.scope)[read.name]
+            out.append(
+                Sync(
+                    service=svc.name,
+                    namespace=svc.namespace,
+                    kv_path=read.path,
+                    destination=read.destination or read.name,
+                    keys=tuple(scoped.keys),
+                    refresh_after=catalog.refresh_after(svc),
+                    restart=tuple(svc.restart),
+                    owner=read.scope,
+                    secret=read.name,
+                )
+            )
+    return out
+
+
+# -- Vault ------------------------------------------------------------------------------
+
+
+def policy_paths(svc: Service) -> list[str]:
+    """The API paths a service's policy grants read on, in rendering order."""
+    paths = [conv.kv_data_path(f"{svc.name}/*")]
+    paths += [conv.kv_data_path(read.path) for read in sorted(svc.reads, key=lambda r: r.path)]
+    return paths
+
+
+def render_policy(svc: Service) -> str:
+    """The service's read-only policy, in the Secrets Architecture document's section 4 shape."""
+    lines = [
+        conv.POLICY_HEADER,
+        f"# vault/policies/{svc.name}.hcl: read-only access for service {svc.name}"
+        f" (namespace {svc.namespace})",
+    ]
+    for i, path in enumerate(policy_paths(svc)):
+        lines.append("")
+        if i == 1:
+            lines.append("# Shared and infrastructure secrets this service declares")
+        lines += [f'path "{path}" {{', '  capabilities = ["read"]', "}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_role(catalog: Catalog, svc: Service) -> dict[str, Any]:
+    """Kubernetes auth role parameters, as written to ``auth/kubernetes/role/<service>``."""
+    return {
+        "bound_service_account_names": [conv.service_account_name(svc.name)],
+        "bound_service_account_namespaces": [svc.namespace],
+        "token_policies": [conv.policy_name(svc.name)],
+        "token_ttl": duration_seconds(catalog.defaults.token_ttl),
+        "audience": catalog.defaults.audience,
+    }
+
+
+# -- Kubernetes (operator resources) ----------------------------------------------------
+
+
+def _labels(service: str) -> dict[str, str]:
+    return {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE, conv.SERVICE_LABEL: service}
+
+
+def render_service_account(svc: Service) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": conv.service_account_name(svc.name),
+            "namespace": svc.namespace,
+            "labels": _labels(svc.name),
+        },
+    }
+
+
+def render_vault_auth(catalog: Catalog, svc: Service) -> dict[str, Any]:
+    return {
+        "apiVersion": VSO_API,
+        "kind": "VaultAuth",
+        "metadata": {
+            "name": conv.vault_auth_name(svc.name),
+            "namespace": svc.namespace,
+            "labels": _labels(svc.name),
+        },
+        "spec": {
+            "method": "kubernetes",
+            "mount": conv.AUTH_MOUNT,
+            "kubernetes": {
+                "role": conv.role_name(svc.name),
+                "serviceAccount": conv.service_account_name(svc.name),
+                "audiences": [catalog.defaults.audience],
+            },
+        },
+    }
+
+
+def render_static_secret(
+    sync: Sync, *, create: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
+    """A VaultStaticSecret in the document's section 3 shape.
+
+    ``create``/``overwrite`` select the hand-over mode from placeholders (see README).
+    """
+    destination: dict[str, Any] = {"name": sync.destination, "create": create}
+    if overwrite:
+        destination["overwrite"] = True
+    spec: dict[str, Any] = {
+        "type": "kv-v2",
+        "mount": conv.KV_MOUNT,
+        "path": sync.kv_path,
+        "destination": destination,
+        "refreshAfter": sync.refresh_after,
+        "vaultAuthRef": conv.vault_auth_name(sync.service),
+    }
+    if sync.restart:
+        spec["rolloutRestartTargets"] = [{"kind": t.kind, "name": t.name} for t in sync.restart]
+    return {
+        "apiVersion": VSO_API,
+        "kind": "VaultStaticSecret",
+        "metadata": {
+            "name": sync.destination,
+            "namespace": sync.namespace,
+            "labels": _labels(sync.service),
+        },
+        "spec": spec,
+    }
+
+
+def operator_resources(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
+    """Per namespace: each service's ServiceAccount and VaultAuth, then its VaultStaticSecrets."""
+    by_ns: dict[str, list[dict[str, Any]]] = {ns: [] for ns in catalog.namespaces}
+    all_syncs = syncs(catalog)
+    for svc in sorted(catalog.services, key=lambda s: s.name):
+        docs = by_ns[svc.namespace]
+        docs.append(render_service_account(svc))
+        docs.append(render_vault_auth(catalog, svc))
+        docs += [render_static_secret(s) for s in all_syncs if s.service == svc.name]
+    return by_ns
+
+
+# -- Terraform placeholders -------------------------------------------------------------
+
+
+def placeholder_tfvars(catalog: Catalog) -> dict[str, Any]:
+    """Inputs of the ``terraform/`` module: namespaces and one placeholder Secret per sync."""
+    secrets = {}
+    for s in sorted(syncs(catalog), key=lambda s: (s.namespace, s.destination)):
+        secrets[f"{s.namespace}/{s.destination}"] = {
+            "namespace": s.namespace,
+            "name": s.destination,
+            "service": s.service,
+            "data": {k: conv.placeholder_value(s.owner, s.secret, k) for k in s.keys},
+        }
+    return {
+        "namespaces": catalog.namespaces,
+        "secrets": secrets,
+        "labels": {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE},
+    }
+
+
+# -- GitOps tree ------------------------------------------------------------------------
+
+
+def dump_yaml_docs(docs: list[dict[str, Any]]) -> str:
+    return "---\n".join(
+        yaml.safe_dump(d, sort_keys=False, default_flow_style=False, width=1000) for d in docs
+    )
+
+
+def render_tree(catalog: Catalog) -> dict[str, str]:
+    """Every file of ``invoke render --out DIR``, keyed by relative path. Deterministic."""
+    files: dict[str, str] = {}
+    for svc in catalog.services:
+        files[f"vault/policies/{svc.name}.hcl"] = render_policy(svc)
+        files[f"vault/roles/{svc.name}.json"] = (
+            json.dumps(render_role(catalog, svc), indent=2, sort_keys=True) + "\n"
+        )
+    for ns, docs in operator_resources(catalog).items():
+        for doc in docs:
+            kind = doc["kind"].lower()
+            name = doc["metadata"]["name"]
+            files[f"manifests/{ns}/{kind}-{name}.yaml"] = dump_yaml_docs([doc])
+    files["terraform/placeholders.auto.tfvars.json"] = (
+        json.dumps(placeholder_tfvars(catalog), indent=2, sort_keys=True) + "\n"
+    )
+    return dict(sorted(files.items()))

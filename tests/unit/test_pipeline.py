@@ -1,0 +1,87 @@
+"""The phase mechanism: selection flags, facts -> plan -> apply -> plan again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bootstrap.catalog import load_catalog
+from bootstrap.errors import UsageError
+from bootstrap.pipeline import Action, RunContext, report, run, select
+from bootstrap.settings import Settings
+from tests.conftest import EXAMPLE
+
+
+@dataclass
+class Counter:
+    """A phase whose world is a dict: it wants key 'n' to reach 'target'."""
+
+    name: str
+    target: int
+    world: dict[str, int]
+    step: int = 1
+    applied: list[int] = field(default_factory=list)
+    summary: str = "test phase"
+    tools: tuple[str, ...] = ()
+
+    def facts(self, ctx: RunContext) -> Any:
+        return self.world.get(self.name, 0)
+
+    def plan(self, ctx: RunContext, facts: Any) -> list[Action]:
+        if facts == self.target:
+            return []
+        return [Action("update", self.name, f"{facts} -> {self.target}")]
+
+    def apply(self, ctx: RunContext, actions: list[Action]) -> None:
+        if actions:
+            self.world[self.name] = self.world.get(self.name, 0) + self.step
+            self.applied.append(self.world[self.name])
+
+
+@pytest.fixture
+def ctx() -> RunContext:
+    return RunContext(Settings(), load_catalog(EXAMPLE))
+
+
+def test_select() -> None:
+    names = ["preflight", "placeholders", "vault-ready", "vault-config"]
+    assert select(names) == names
+    assert select(names, only=["vault-ready"]) == ["vault-ready"]
+    assert select(names, start="vault-ready") == ["vault-ready", "vault-config"]
+    assert select(names, skip=["placeholders"]) == ["preflight", "vault-ready", "vault-config"]
+    with pytest.raises(UsageError, match="unknown phase 'nope'"):
+        select(names, only=["nope"])
+    with pytest.raises(UsageError, match="not available yet"):
+        select(["preflight"], start="verify")
+    with pytest.raises(UsageError, match="cannot be combined"):
+        select(names, only=["preflight"], start="vault-ready")
+
+
+def test_apply_then_converged(ctx: RunContext) -> None:
+    world: dict[str, int] = {}
+    a, b = Counter("a", 1, world, step=1), Counter("b", 0, world)
+    results = run([a, b], ctx, ["a", "b"])
+    assert [r.status for r in results] == ["applied", "no-change"]
+    assert world == {"a": 1}
+    again = run([a, b], ctx, ["a", "b"])
+    assert [r.status for r in again] == ["no-change", "no-change"]
+    assert report(again)["ok"] is True
+
+
+def test_non_convergence_fails_and_stops(ctx: RunContext) -> None:
+    world: dict[str, int] = {}
+    a, b = Counter("a", 5, world, step=1), Counter("b", 1, world)
+    results = run([a, b], ctx, ["a", "b"])
+    assert results[0].status == "failed" and "did not converge" in (results[0].error or "")
+    assert results[1].status == "skipped" and "b" not in world
+    assert report(results)["ok"] is False
+
+
+def test_dry_run_changes_nothing(ctx: RunContext) -> None:
+    world: dict[str, int] = {}
+    ctx.dry_run = True
+    results = run([Counter("a", 1, world)], ctx, ["a"])
+    assert results[0].status == "planned" and results[0].actions[0].verb == "update"
+    assert world == {}
