@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,23 +20,28 @@ from invoke import Collection, Context, Exit, task
 from rich.console import Console
 from rich.table import Table
 
-from bootstrap import pipeline, tools
+from bootstrap import pipeline, sandbox, tools
 from bootstrap.catalog import Catalog, load_catalog
 from bootstrap.check import rendered_from_catalog, rendered_from_dir, run_check
 from bootstrap.errors import BootstrapError, CheckFailed
 from bootstrap.output import write_tree
-from bootstrap.phases import registered
+from bootstrap.phases import registered, run_phases
 from bootstrap.render import render_tree
 from bootstrap.settings import Settings
 
+
+def _config_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return ",".join(value)  # comma-separated, so INVOKE_BOOTSTRAP_* can set it
+    return value
+
+
+#: Every configuration key, with its default, taken from the typed Settings (one source).
 DEFAULTS: dict[str, Any] = {
     "bootstrap": {
-        "catalog": "catalog.yaml",
-        "state_dir": ".bootstrap",
-        "tools_dir": str(Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"),
-        "sandbox_dir": ".sandbox",
-        "terraform_binary": "tofu",
-        "wait_timeout": 120,
+        **{f.name: _config_default(getattr(Settings(), f.name)) for f in fields(Settings)},
         "debug": False,
     }
 }
@@ -45,16 +51,44 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def settings(c: Context, catalog: str | None = None) -> Settings:
+_PATHS = {
+    "catalog",
+    "state_dir",
+    "tools_dir",
+    "sandbox_dir",
+    "kubeconfig",
+    "custody_file",
+    "unseal_keys_file",
+}
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if name in _PATHS:
+        return Path(os.path.expanduser(str(raw)))
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+    if isinstance(default, int | float):
+        return type(default)(raw)
+    if isinstance(default, tuple):
+        return tuple(x for x in (raw.split(",") if isinstance(raw, str) else raw) if x)
+    return raw
+
+
+def settings(c: Context, catalog: str | None = None, **overrides: Any) -> Settings:
+    """Typed settings from the invoke configuration (invoke.yaml, INVOKE_BOOTSTRAP_*), with
+    task flags (``overrides``) winning."""
     b = c.config.bootstrap
-    return Settings(
-        catalog=Path(catalog or b.catalog),
-        state_dir=Path(b.state_dir),
-        tools_dir=Path(os.path.expanduser(b.tools_dir)),
-        sandbox_dir=Path(b.sandbox_dir),
-        terraform_binary=b.terraform_binary,
-        wait_timeout=float(b.wait_timeout),
-    )
+    base = Settings()
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = overrides.get(f.name)
+        if raw is None:
+            raw = b.get(f.name)
+        if raw is not None:
+            values[f.name] = _coerce(f.name, raw, getattr(base, f.name))
+    if catalog:
+        values["catalog"] = Path(catalog)
+    return Settings(**values)
 
 
 def friendly(fn: F) -> F:
@@ -132,21 +166,19 @@ def _phase_flags(only: list[str], start: str | None, skip: list[str]) -> list[st
 
 def _print_results(results: list[pipeline.PhaseResult], dry_run: bool) -> None:
     table = Table(title="plan" if dry_run else "bootstrap")
-    for col in ("phase", "status", "action", "target", "reason", "seconds"):
+    for col in ("phase", "status", "changes", "seconds"):
         table.add_column(col)
     for r in results:
-        if not r.actions:
-            table.add_row(r.name, r.status, "", "", r.error or "", f"{r.seconds:.2f}")
-        for i, a in enumerate(r.actions):
-            table.add_row(
-                r.name if i == 0 else "",
-                r.status if i == 0 else "",
-                a.verb,
-                a.target,
-                a.reason,
-                f"{r.seconds:.2f}" if i == 0 else "",
-            )
+        changes = sum(a.changes for a in r.actions)
+        table.add_row(r.name, r.status, str(changes), f"{r.seconds:.2f}")
     console.print(table)
+    for r in results:
+        if r.actions:
+            console.print(f"[bold]{r.name}[/]")
+        for a in r.actions:
+            console.print(f"  {a.verb:7} {a.target}: {a.reason}", highlight=False)
+        if r.error:
+            console.print(f"[bold]{r.name}[/] failed: {r.error}", highlight=False)
 
 
 def _run_pipeline(
@@ -157,13 +189,13 @@ def _run_pipeline(
     skip: list[str],
     dry_run: bool,
     report: str | None,
+    prune: bool,
 ) -> None:
-    s, cat = _catalog(c, catalog)
+    s = settings(c, catalog, prune=prune or None)
+    cat = load_catalog(s.catalog)
     selected = _phase_flags(only, start, skip)
     ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run)
-    results = pipeline.run(
-        registered(), ctx, selected, on_event=lambda ph, msg: err.print(f"[bold]{ph}[/]: {msg}")
-    )
+    results = run_phases(ctx, selected, on_event=lambda ph, msg: err.print(f"[bold]{ph}[/]: {msg}"))
     _print_results(results, dry_run)
     rep = pipeline.report(results)
     path = (
@@ -185,21 +217,22 @@ _PHASE_HELP = {
     "start": "start from this phase",
     "skip": "skip this phase (repeatable)",
     "report": "write the JSON report here (default .bootstrap/reports/)",
+    "prune": "also remove managed objects that left the catalog (never unmanaged ones)",
 }
 
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def bootstrap(c, catalog=None, only=None, start=None, skip=None, report=None):  # type: ignore[no-untyped-def]
+def bootstrap(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False):  # type: ignore[no-untyped-def]
     """Run the bootstrap phases in order (each idempotent and safe to re-run)."""
-    _run_pipeline(c, catalog, only or [], start, skip or [], dry_run=False, report=report)
+    _run_pipeline(c, catalog, only or [], start, skip or [], False, report, prune)
 
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def plan(c, catalog=None, only=None, start=None, skip=None, report=None):  # type: ignore[no-untyped-def]
+def plan(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False):  # type: ignore[no-untyped-def]
     """Show what every phase would change, without changing anything."""
-    _run_pipeline(c, catalog, only or [], start, skip or [], dry_run=True, report=report)
+    _run_pipeline(c, catalog, only or [], start, skip or [], True, report, prune)
 
 
 # -- catalog ----------------------------------------------------------------------------
@@ -284,8 +317,78 @@ def test(c, pytest_args=""):  # type: ignore[no-untyped-def]
     c.run(f"pytest {pytest_args}", pty=False)
 
 
+# -- sandbox ----------------------------------------------------------------------------
+
+
+@task(help={"ha": "three OpenBao nodes in one raft cluster instead of one"})
+@friendly
+def up(c, ha=False):  # type: ignore[no-untyped-def]
+    """Start etcd, kube-apiserver and OpenBao (uninitialized, sealed) as local processes."""
+    s = settings(c)
+    state = sandbox.up(
+        s.sandbox_dir,
+        s.tools_dir,
+        ha=ha,
+        timeout=s.wait_timeout,
+        progress=lambda m: err.print(f"[bold]sandbox[/]: {m}"),
+    )
+    for key, value in state.env().items():
+        console.print(f"export {key}={value}")
+
+
+@task(name="status", help={"json": "print JSON instead of a table"})
+@friendly
+def sandbox_status(c, json_=False):  # type: ignore[no-untyped-def]
+    """Tell what runs in the sandbox, and where."""
+    s = settings(c)
+    st = sandbox.status(s.sandbox_dir)
+    if json_:
+        console.print_json(json.dumps(st))
+        return
+    if not st.get("components"):
+        console.print(f"no sandbox in {st['directory']}")
+        return
+    table = Table(title=f"sandbox {st['directory']}" + (" (HA)" if st["ha"] else ""))
+    for col in ("component", "pid", "state", "detail"):
+        table.add_column(col)
+    for comp in st["components"]:
+        table.add_row(
+            comp["name"],
+            str(comp["pid"] or ""),
+            "running" if comp["running"] else "stopped",
+            comp["detail"],
+        )
+    console.print(table)
+    console.print(f"KUBECONFIG={st['kubeconfig']}")
+
+
+@task(name="env")
+@friendly
+def sandbox_env(c):  # type: ignore[no-untyped-def]
+    """Print the exports that point kubectl, bao and the product at the sandbox."""
+    s = settings(c)
+    state = sandbox.SandboxState.load(s.sandbox_dir.resolve())
+    if state is None:
+        raise BootstrapError(f"no sandbox in {s.sandbox_dir}; 'invoke sandbox.up' starts one")
+    for key, value in state.env().items():
+        console.print(f"export {key}={value}")
+
+
+@task(help={"keep": "keep the state directory (data, logs, kubeconfig)"})
+@friendly
+def down(c, keep=False):  # type: ignore[no-untyped-def]
+    """Stop the processes the sandbox started (by pid); remove its state unless --keep."""
+    s = settings(c)
+    stopped = sandbox.down(s.sandbox_dir, keep=keep)
+    console.print(
+        f"stopped: {', '.join(stopped) or 'nothing was running'}"
+        + ("" if keep else f"; removed {s.sandbox_dir}")
+    )
+
+
 catalog_ns = Collection("catalog", validate)
+sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
 
-ns = Collection(bootstrap, plan, render, check, lint, test, catalog_ns, tools_ns)
+ns = Collection(bootstrap, plan, render, check, lint, test, catalog_ns, tools_ns, sandbox_ns)
 ns.configure(DEFAULTS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bootstrap.catalog import Catalog
@@ -43,6 +43,11 @@ class Action:
     verb: Verb
     target: str
     reason: str
+    #: What the executor needs (never secret values); not part of reports.
+    payload: Any = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"verb": self.verb, "target": self.target, "reason": self.reason}
 
     @property
     def changes(self) -> bool:
@@ -80,9 +85,13 @@ class PhaseResult:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["seconds"] = round(self.seconds, 3)
-        return d
+        return {
+            "name": self.name,
+            "status": self.status,
+            "actions": [a.as_dict() for a in self.actions],
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
 
 
 def select(
@@ -127,7 +136,22 @@ def run(
         started = time.monotonic()
         notify(phase.name, "reading facts")
         try:
-            actions = phase.plan(ctx, phase.facts(ctx))
+            try:
+                actions = phase.plan(ctx, phase.facts(ctx))
+            except BootstrapError as exc:
+                pending = [
+                    r.name
+                    for r in results
+                    if r.status == "planned" and any(a.changes for a in r.actions)
+                ]
+                if not (ctx.dry_run and pending):
+                    raise
+                # In a plan, a phase may depend on changes an earlier phase would make.
+                actions = [
+                    Action(
+                        "check", phase.name, f"planned once {pending[-1]} has applied (now: {exc})"
+                    )
+                ]
             problems = [a for a in actions if a.verb == "problem"]
             if ctx.dry_run:
                 results.append(

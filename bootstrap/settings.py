@@ -19,5 +19,32 @@ class Settings:
     )
     sandbox_dir: Path = Path(".sandbox")
     terraform_binary: str = "tofu"
-    #: Phases that exist are selected with only/start/skip; see bootstrap.pipeline.
     wait_timeout: float = 120.0
+    #: Target cluster: a kubeconfig (default: $KUBECONFIG or ~/.kube/config; none -> sandbox).
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    #: Vault/OpenBao node addresses; the first is the leader to initialize. Empty: the
+    #: sandbox's nodes, or $VAULT_ADDR / $BAO_ADDR.
+    vault_addrs: tuple[str, ...] = ()
+    vault_shares: int = 5
+    vault_threshold: int = 3
+    #: Armored or base64 PGP public keys, one per share (OpenBao's pgp_keys), optional.
+    vault_pgp_keys: tuple[str, ...] = ()
+    #: "file" (default) or "kubernetes" (weaker: a Secret in the cluster).
+    custody: str = "file"
+    #: Custody file; default <sandbox_dir>/custody/vault-init.json on the sandbox,
+    #: <state_dir>/custody/vault-init.json elsewhere.
+    custody_file: Path | None = None
+    custody_namespace: str = "vault-bootstrap"
+    custody_secret: str = "vault-init"  # noqa: S105 - a Secret name, not a secret
+    #: A file with unseal keys, one per line, for a Vault initialized elsewhere.
+    unseal_keys_file: Path | None = None
+    #: Remove managed objects that left the catalog.
+    prune: bool = False
+    #: Kubernetes auth: the reviewer ServiceAccount (bound to system:auth-delegator).
+    reviewer_namespace: str = "vault-bootstrap"
+    reviewer_service_account: str = "vault-token-reviewer"
+    #: Namespace of the cluster-wide bootstrap lock (a Lease).
+    lock_namespace: str = "vault-bootstrap"
+    #: Audit device (file) path on the Vault server's host.
+    audit_file: str | None = None

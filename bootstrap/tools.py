@@ -241,6 +241,7 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
             r"^replace\s+(.+)$", modfile.read_text(encoding="utf-8"), re.MULTILINE
         )
         _wrapper(work, [f"github.com/opentofu/opentofu v{spec.version}"], replaces, main_pkg)
+        ldflags += " -X github.com/opentofu/opentofu/version.dev=no"
     else:
         raise ToolError(f"no build recipe for {spec.name}")
     _run(spec.name, ["go", "mod", "tidy", "-e"], work, env, log_file)

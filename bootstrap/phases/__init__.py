@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+from bootstrap import target
+from bootstrap.lock import cluster_lock
+from bootstrap.phases.finish import Finish
 from bootstrap.phases.preflight import Preflight
-from bootstrap.pipeline import Phase
+from bootstrap.phases.vault_config import VaultConfig
+from bootstrap.phases.vault_ready import VaultReady
+from bootstrap.pipeline import Listener, Phase, PhaseResult, RunContext, run
 
 
 def registered() -> list[Phase]:
     """Phases available in this version, in bootstrap order."""
-    return [Preflight()]
+    return [Preflight(), VaultReady(), VaultConfig(), Finish()]
+
+
+def run_phases(
+    ctx: RunContext, selected: list[str], on_event: Listener | None = None
+) -> list[PhaseResult]:
+    """Resolve the target (cluster or sandbox) when a selected phase needs it, hold the
+    cluster-wide lock for the run, and run the phases."""
+    needs_target = any(name != "preflight" for name in selected)
+    if needs_target and "target" not in ctx.shared:
+        ctx.shared["target"] = target.resolve(ctx.settings, start_sandbox=not ctx.dry_run)
+    if not needs_target or ctx.dry_run:
+        return run(registered(), ctx, selected, on_event)
+    t: target.Target = ctx.shared["target"]
+    with cluster_lock(t.kube, ctx.settings.lock_namespace):
+        return run(registered(), ctx, selected, on_event)

@@ -1,0 +1,260 @@
+"""The Kubernetes client: every call the product makes to a cluster goes through here, and
+API errors become :class:`KubernetesError` (status and reason, never a request body)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from bootstrap import conventions as conv
+from bootstrap.errors import KubernetesError
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (ApiException, DynamicApiError) as exc:
+        status = getattr(exc, "status", None)
+        reason = getattr(exc, "reason", None) or ""
+        message = _message(exc)
+        raise KubernetesError(f"{what}: HTTP {status} {reason}: {message}".rstrip(": ")) from None
+    except ResourceNotFoundError as exc:
+        raise KubernetesError(f"{what}: {exc} (is the CRD installed?)") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise KubernetesError(
+            f"{what}: cannot reach the API server: {type(exc).__name__}"
+        ) from None
+
+
+def _message(exc: Exception) -> str:
+    import json
+
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes | str):
+        try:
+            return str(json.loads(body).get("message", ""))[:300]
+        except (ValueError, AttributeError):
+            return ""
+    return ""
+
+
+class Kube:
+    def __init__(self, kubeconfig: Path | str | None = None, context: str | None = None) -> None:
+        self.api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig) if kubeconfig else None, context=context
+        )
+        self.core = client.CoreV1Api(self.api)
+        self.auth = client.AuthenticationV1Api(self.api)
+        self.rbac = client.RbacAuthorizationV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self._dynamic: DynamicClient | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def ca_pem(self) -> str:
+        """The CA that signs the API server's certificate, as the kubeconfig names it."""
+        cfg = self.api.configuration
+        if cfg.ssl_ca_cert:
+            return Path(cfg.ssl_ca_cert).read_text(encoding="utf-8")
+        return ""
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            with translated("discovering API resources"):
+                self._dynamic = DynamicClient(self.api)  # type: ignore[no-untyped-call]
+        return self._dynamic
+
+    def version(self) -> str:
+        with translated("reading the server version"):
+            return str(client.VersionApi(self.api).get_code().git_version)
+
+    # -- namespaces and service accounts -----------------------------------------------
+    def ensure_namespace(self, name: str, labels: dict[str, str] | None = None) -> bool:
+        """Create the namespace if missing. Returns True if it was created."""
+        with translated(f"reading namespace {name}"):
+            try:
+                self.core.read_namespace(name)
+                return False
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        with translated(f"creating namespace {name}"):
+            self.core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels or {}))
+            )
+        return True
+
+    def delete_namespace(self, name: str) -> None:
+        with translated(f"deleting namespace {name}"):
+            try:
+                self.core.delete_namespace(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    def ensure_service_account(
+        self, namespace: str, name: str, labels: dict[str, str] | None = None
+    ) -> bool:
+        with translated(f"reading ServiceAccount {namespace}/{name}"):
+            try:
+                self.core.read_namespaced_service_account(name, namespace)
+                return False
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        with translated(f"creating ServiceAccount {namespace}/{name}"):
+            self.core.create_namespaced_service_account(
+                namespace,
+                client.V1ServiceAccount(
+                    metadata=client.V1ObjectMeta(name=name, labels=labels or {})
+                ),
+            )
+        return True
+
+    def token(
+        self, namespace: str, service_account: str, audiences: list[str], seconds: int = 600
+    ) -> str:
+        """A ServiceAccount token through the TokenRequest API. Never logged."""
+        body = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=audiences, expiration_seconds=seconds)
+        )
+        with translated(f"requesting a token for {namespace}/{service_account}"):
+            resp = self.core.create_namespaced_service_account_token(
+                service_account, namespace, body
+            )
+        if resp.status is None:
+            raise KubernetesError(f"TokenRequest for {namespace}/{service_account} gave no token")
+        return str(resp.status.token)
+
+    def ensure_cluster_role_binding(
+        self, name: str, role: str, namespace: str, service_account: str
+    ) -> bool:
+        body = client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(
+                name=name, labels={conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
+            ),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+            ),
+            subjects=[
+                client.RbacV1Subject(
+                    kind="ServiceAccount", name=service_account, namespace=namespace
+                )
+            ],
+        )
+        with translated(f"reading ClusterRoleBinding {name}"):
+            try:
+                existing = self.rbac.read_cluster_role_binding(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                existing = None
+        if existing is not None:
+            same = (
+                existing.role_ref.name == role
+                and existing.subjects
+                and [(s.name, s.namespace) for s in existing.subjects]
+                == [(service_account, namespace)]
+            )
+            if same:
+                return False
+            with translated(f"replacing ClusterRoleBinding {name}"):
+                self.rbac.delete_cluster_role_binding(name)
+        with translated(f"creating ClusterRoleBinding {name}"):
+            self.rbac.create_cluster_role_binding(body)
+        return True
+
+    # -- secrets ------------------------------------------------------------------------
+    def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        with translated(f"reading Secret {namespace}/{name}"):
+            try:
+                s = self.core.read_namespaced_secret(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        return {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
+
+    def write_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, bytes],
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
+            data={k: base64.b64encode(v).decode() for k, v in data.items()},
+            type="Opaque",
+        )
+        with translated(f"writing Secret {namespace}/{name}"):
+            try:
+                self.core.create_namespaced_secret(namespace, body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                self.core.replace_namespaced_secret(name, namespace, body)
+
+    # -- generic objects ----------------------------------------------------------------
+    def apply(self, obj: dict[str, Any], field_manager: str = conv.FIELD_MANAGER) -> None:
+        """Server-side apply of one object, forcing our field manager's ownership."""
+        meta = obj["metadata"]
+        what = f"applying {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        with translated(what):
+            res = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            res.server_side_apply(
+                body=obj,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=field_manager,
+                force_conflicts=True,
+            )
+
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        with translated(f"reading {kind} {namespace or ''}/{name}"):
+            res = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            try:
+                return dict(res.get(name=name, namespace=namespace).to_dict())
+            except DynamicApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        with translated(f"listing {kind}"):
+            res = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            items = res.get(namespace=namespace, label_selector=label_selector).to_dict()
+        return list(items.get("items", []))
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        with translated(f"deleting {kind} {namespace or ''}/{name}"):
+            res = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            try:
+                res.delete(name=name, namespace=namespace)
+            except DynamicApiError as exc:
+                if exc.status != 404:
+                    raise

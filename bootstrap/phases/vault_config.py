@@ -1,0 +1,270 @@
+"""Phase 4, vault config: KV v2 at secret/, kubernetes auth (host, CA, token reviewer), one
+policy and role per service, an audit device, and the bootstrap-admin credential. Reads what
+Vault has, writes only the difference; with prune, removes managed objects that left the
+catalog and never touches anything else."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from bootstrap import conventions as conv
+from bootstrap import vault, vaultplan
+from bootstrap.custody import Custody
+from bootstrap.errors import VaultStateError
+from bootstrap.pipeline import Action, RunContext
+from bootstrap.target import Target
+
+log = logging.getLogger(__name__)
+
+REVIEWER_BINDING = "vault-token-reviewer-auth-delegator"
+REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600
+ADMIN_EXTRA = "admin"
+ROOT_REVOKED_EXTRA = "root-revoked"
+
+
+def resolve_token(t: Target) -> tuple[str, str]:
+    """(token, where from): $VAULT_TOKEN/$BAO_TOKEN, else the bootstrap-admin credential in
+    custody, else the root token in custody while it has not been revoked."""
+    for var in ("VAULT_TOKEN", "BAO_TOKEN"):
+        if os.environ.get(var):
+            return os.environ[var], var
+    admin = t.custody.load_extra(ADMIN_EXTRA)
+    if admin and admin.get("token"):
+        return str(admin["token"]), f"bootstrap-admin credential in {t.custody.description}"
+    record = t.custody.load()
+    revoked = t.custody.load_extra(ROOT_REVOKED_EXTRA)
+    if record is not None and record.root_token and not revoked and not record.pgp:
+        return record.root_token, f"root token in {t.custody.description}"
+    raise VaultStateError(
+        "no Vault token: set VAULT_TOKEN or BAO_TOKEN (the bootstrap-admin credential and the "
+        f"root token are not in {t.custody.description})"
+    )
+
+
+def api_for(ctx: RunContext) -> vault.Api:
+    api: vault.Api | None = ctx.shared.get("vault_api")
+    if api is None:
+        t: Target = ctx.shared["target"]
+        token, source = resolve_token(t)
+        log.info("authenticating to Vault with the %s", source)
+        api = vault.Api(_active_addr(t), token)
+        ctx.shared["vault_api"] = api
+    return api
+
+
+def _active_addr(t: Target) -> str:
+    for addr in t.vault_addrs:
+        if vault.health(addr).code == 200:
+            return addr
+    return t.leader
+
+
+def audit_file(ctx: RunContext) -> str:
+    if ctx.settings.audit_file:
+        return ctx.settings.audit_file
+    t: Target = ctx.shared["target"]
+    if t.sandbox is not None:
+        return str(Path(t.sandbox.directory) / "audit" / "bao-0.log")
+    return "stdout"
+
+
+class VaultConfig:
+    name = "vault-config"
+    summary = "KV v2, kubernetes auth, policies, roles, audit device; only the difference"
+    tools: tuple[str, ...] = ()
+
+    def facts(self, ctx: RunContext) -> vaultplan.Facts:
+        api = api_for(ctx)
+        mounts = api.read("sys/mounts") or {}
+        mounts = mounts.get("data", mounts)
+        auths = api.read("sys/auth") or {}
+        auths = auths.get("data", auths)
+        auth_mount = auths.get(f"{conv.AUTH_MOUNT}/")
+        auth_cfg = None
+        if auth_mount is not None and auth_mount.get("type") == "kubernetes":
+            resp = api.read(f"auth/{conv.AUTH_MOUNT}/config")
+            auth_cfg = resp.get("data") if resp else None
+        # Objects outside the catalog are only read with prune, to find managed ones.
+        prune = ctx.settings.prune
+        want_policies = {conv.policy_name(s.name) for s in ctx.catalog.services}
+        want_policies.add(vaultplan.ADMIN_POLICY)
+        names = [
+            n
+            for n in api.list_keys("sys/policies/acl")
+            if n not in ("root", "default") and (prune or n in want_policies)
+        ]
+
+        def read_policy(name: str) -> tuple[str, str | None]:
+            resp = api.read(f"sys/policies/acl/{name}")
+            return name, (resp or {}).get("data", {}).get("policy") if resp else None
+
+        policies = {n: text for n, text in api.parallel(read_policy, names) if text is not None}
+        policies = {
+            n: t
+            for n, t in policies.items()
+            if n in want_policies or vaultplan.is_managed_policy(t)
+        }
+        roles: dict[str, dict[str, Any]] = {}
+        if auth_mount is not None and auth_mount.get("type") == "kubernetes":
+            want_roles = {conv.role_name(s.name) for s in ctx.catalog.services}
+            role_names = [
+                n for n in api.list_keys(f"auth/{conv.AUTH_MOUNT}/role") if prune or n in want_roles
+            ]
+
+            def read_role(name: str) -> tuple[str, dict[str, Any] | None]:
+                resp = api.read(f"auth/{conv.AUTH_MOUNT}/role/{name}")
+                return name, (resp or {}).get("data") if resp else None
+
+            roles = {n: r for n, r in api.parallel(read_role, role_names) if r is not None}
+        audit = api.read("sys/audit") or {}
+        audit = audit.get("data", audit)
+        return vaultplan.Facts(
+            kv_mount=mounts.get(f"{conv.KV_MOUNT}/"),
+            auth_mount=auth_mount,
+            auth_config=auth_cfg,
+            policies=policies,
+            roles=roles,
+            audit={k: v for k, v in audit.items() if isinstance(v, dict)},
+        )
+
+    def _desired(self, ctx: RunContext) -> vaultplan.Desired:
+        t: Target = ctx.shared["target"]
+        return vaultplan.desired(ctx.catalog, t.kube.host, t.kube.ca_pem(), audit_file(ctx))
+
+    def plan(self, ctx: RunContext, facts: vaultplan.Facts) -> list[Action]:
+        actions = vaultplan.plan(self._desired(ctx), facts, ctx.settings.prune)
+        t: Target = ctx.shared["target"]
+        if t.custody.load_extra(ADMIN_EXTRA) is None and not _env_token():
+            actions.append(
+                Action(
+                    "create",
+                    "bootstrap-admin credential",
+                    f"periodic token with policy {vaultplan.ADMIN_POLICY}, kept in "
+                    f"{t.custody.description}",
+                    payload=("admin",),
+                )
+            )
+        return actions
+
+    def apply(self, ctx: RunContext, actions: list[Action]) -> None:
+        api = api_for(ctx)
+        want = self._desired(ctx)
+        by_kind: dict[str, list[Action]] = {}
+        for a in actions:
+            if a.changes and a.payload:
+                by_kind.setdefault(a.payload[0], []).append(a)
+        if "mount" in by_kind:
+            api.write(
+                f"sys/mounts/{conv.KV_MOUNT}",
+                {
+                    "type": "kv",
+                    "options": {"version": "2"},
+                    "description": f"managed-by: {conv.PRODUCT}",
+                },
+            )
+        if "auth" in by_kind:
+            api.write(
+                f"sys/auth/{conv.AUTH_MOUNT}",
+                {"type": "kubernetes", "description": f"managed-by: {conv.PRODUCT}"},
+            )
+        if "auth-config" in by_kind:
+            jwt = self._reviewer_jwt(ctx)
+            api.write(
+                f"auth/{conv.AUTH_MOUNT}/config",
+                {
+                    "kubernetes_host": want.kubernetes_host,
+                    "kubernetes_ca_cert": want.kubernetes_ca_cert,
+                    "token_reviewer_jwt": jwt,
+                    "disable_local_ca_jwt": True,
+                },
+            )
+        api.parallel(
+            lambda a: api.put(f"sys/policies/acl/{a.payload[1]}", {"policy": a.payload[2]}),
+            by_kind.get("policy", []),
+        )
+        api.parallel(
+            lambda a: api.write(f"auth/{conv.AUTH_MOUNT}/role/{a.payload[1]}", a.payload[2]),
+            by_kind.get("role", []),
+        )
+        for a in by_kind.get("audit", []):
+            try:
+                api.put(
+                    f"sys/audit/{vaultplan.AUDIT_PATH}",
+                    {
+                        "type": "file",
+                        "options": {"file_path": a.payload[1]},
+                        "description": f"managed-by: {conv.PRODUCT}",
+                    },
+                )
+            except vault.VaultRequestError as exc:
+                if exc.status != 400 or "declarative" not in str(exc):
+                    raise
+                raise VaultStateError(
+                    "this server only takes audit devices from its configuration file "
+                    "(OpenBao); add to it: "
+                    f'audit "file" "{vaultplan.AUDIT_PATH}" {{ options {{ '
+                    f'file_path = "{a.payload[1]}" }} }} and restart or SIGHUP it'
+                ) from None
+        api.parallel(
+            lambda a: api.delete(f"auth/{conv.AUTH_MOUNT}/role/{a.payload[1]}"),
+            by_kind.get("delete-role", []),
+        )
+        api.parallel(
+            lambda a: api.delete(f"sys/policies/acl/{a.payload[1]}"),
+            by_kind.get("delete-policy", []),
+        )
+        if "admin" in by_kind:
+            t: Target = ctx.shared["target"]
+            _create_admin(api, t.custody)
+
+    def _reviewer_jwt(self, ctx: RunContext) -> str:
+        """A token reviewer for a Vault outside the cluster: a ServiceAccount bound to
+        system:auth-delegator, its token from the TokenRequest API."""
+        t: Target = ctx.shared["target"]
+        s = ctx.settings
+        labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
+        t.kube.ensure_namespace(s.reviewer_namespace, labels)
+        t.kube.ensure_service_account(s.reviewer_namespace, s.reviewer_service_account, labels)
+        t.kube.ensure_cluster_role_binding(
+            REVIEWER_BINDING,
+            "system:auth-delegator",
+            s.reviewer_namespace,
+            s.reviewer_service_account,
+        )
+        return t.kube.token(
+            s.reviewer_namespace, s.reviewer_service_account, [], REVIEWER_TOKEN_SECONDS
+        )
+
+
+def _env_token() -> bool:
+    return bool(os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN"))
+
+
+def _create_admin(api: vault.Api, custody: Custody) -> None:
+    """Create the bootstrap-admin periodic token and keep it in custody before using it."""
+    resp = api.write(
+        "auth/token/create-orphan",
+        {
+            "policies": [vaultplan.ADMIN_POLICY],
+            "period": "768h",
+            "display_name": "bootstrap-admin",
+            "no_default_policy": False,
+            "meta": {"managed-by": conv.PRODUCT},
+        },
+    )
+    auth = (resp or {}).get("auth") or {}
+    token = auth.get("client_token")
+    if not token:
+        raise VaultStateError("creating the bootstrap-admin token returned no token")
+    custody.store_extra(
+        ADMIN_EXTRA,
+        {
+            "token": token,
+            "accessor": auth.get("accessor", ""),
+            "policies": [vaultplan.ADMIN_POLICY],
+        },
+    )
+    log.info("bootstrap-admin credential created and stored")

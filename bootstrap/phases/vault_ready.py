@@ -1,0 +1,218 @@
+"""Phase 3, vault ready: wait until every node answers; initialize the leader if needed
+(the init response goes to custody before anything else); join raft followers, then unseal
+every node; wait until one node is active and every expected peer is a voter."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap import vault
+from bootstrap.custody import InitRecord
+from bootstrap.errors import VaultStateError
+from bootstrap.pipeline import Action, RunContext
+from bootstrap.target import Target
+from bootstrap.waits import Pending, WaitSettings, wait_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadyFacts:
+    nodes: list[vault.Health]
+    record: InitRecord | None
+    keys: list[str]  # usable unseal keys (custody or a keys file); never printed
+
+
+def wait_answering(addr: str, settings: WaitSettings) -> vault.Health:
+    """Poll /v1/sys/health until the node gives one of the documented answers."""
+
+    def probe() -> vault.Health:
+        h = vault.health(addr)
+        if h.code is None or (h.code >= 500 and h.code not in (501, 503)):
+            raise Pending(h.state)
+        if 400 <= h.code < 500 and h.code not in vault.HEALTH_STATES:
+            raise VaultStateError(f"{addr}/v1/sys/health answered HTTP {h.code}")
+        return h
+
+    return wait_for(probe, f"Vault {addr} to answer", settings)
+
+
+def unseal_keys(ctx: RunContext, record: InitRecord | None) -> list[str]:
+    if record is not None and not record.pgp:
+        return list(record.unseal_keys_b64)
+    path = ctx.settings.unseal_keys_file or (
+        Path(os.environ["BAO_UNSEAL_KEYS_FILE"]) if os.environ.get("BAO_UNSEAL_KEYS_FILE") else None
+    )
+    if path is not None:
+        return [
+            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
+    return []
+
+
+class VaultReady:
+    name = "vault-ready"
+    summary = "wait for Vault, initialize (keys into custody first), unseal, join raft"
+    tools: tuple[str, ...] = ()
+
+    def _target(self, ctx: RunContext) -> Target:
+        target: Target = ctx.shared["target"]
+        return target
+
+    def _wait(self, ctx: RunContext) -> WaitSettings:
+        ws: WaitSettings = ctx.shared.get("wait") or WaitSettings(timeout=ctx.settings.wait_timeout)
+        return ws
+
+    def facts(self, ctx: RunContext) -> ReadyFacts:
+        t = self._target(ctx)
+        nodes = [wait_answering(addr, self._wait(ctx)) for addr in t.vault_addrs]
+        record = t.custody.load()
+        return ReadyFacts(nodes, record, unseal_keys(ctx, record))
+
+    def plan(self, ctx: RunContext, facts: ReadyFacts) -> list[Action]:
+        t = self._target(ctx)
+        s = ctx.settings
+        leader, followers = facts.nodes[0], facts.nodes[1:]
+        actions: list[Action] = []
+        if not leader.initialized:
+            if facts.record is not None:
+                return [
+                    Action(
+                        "problem",
+                        leader.addr,
+                        f"not initialized, but {t.custody.description} holds an init "
+                        "record (of an earlier Vault?); move it away to initialize anew",
+                    )
+                ]
+            pgp = " encrypted to PGP keys" if s.vault_pgp_keys else ""
+            actions.append(
+                Action(
+                    "create",
+                    leader.addr,
+                    f"initialize with {s.vault_shares} shares, threshold "
+                    f"{s.vault_threshold}; keys{pgp} to {t.custody.description}",
+                )
+            )
+        elif not facts.keys and any(n.sealed for n in facts.nodes):
+            why = (
+                "the shares in custody are PGP-encrypted: decrypt them"
+                if facts.record is not None
+                else f"there is no init record in {t.custody.description}: provide them"
+            )
+            return [
+                Action(
+                    "problem",
+                    leader.addr,
+                    f"initialized and sealed, and {why} in bootstrap.unseal_keys_file "
+                    "(one per line) or a file named by BAO_UNSEAL_KEYS_FILE",
+                )
+            ]
+        will_init = not leader.initialized
+        if will_init or leader.sealed:
+            actions.append(Action("update", leader.addr, "unseal"))
+        for node in followers:
+            if not node.initialized:
+                actions.append(Action("update", node.addr, f"join raft cluster of {leader.addr}"))
+            if node.sealed:
+                actions.append(Action("update", node.addr, "unseal"))
+        return actions
+
+    def apply(self, ctx: RunContext, actions: list[Action]) -> None:
+        t = self._target(ctx)
+        s = ctx.settings
+        ws = self._wait(ctx)
+        todo = {(a.target, a.reason.split(" ")[0]) for a in actions if a.changes}
+        leader = t.leader
+        if any(target == leader and verb == "initialize" for target, verb in todo):
+            pgp = list(s.vault_pgp_keys) or None
+            resp = vault.initialize(leader, s.vault_shares, s.vault_threshold, pgp)
+            record = InitRecord.from_init_response(
+                resp, s.vault_shares, s.vault_threshold, bool(pgp), leader
+            )
+            del resp
+            t.custody.store(record)  # before any other call
+            log.info("initialized %s; init record stored in %s", leader, t.custody.description)
+        keys = unseal_keys(ctx, t.custody.load())
+        if not keys:
+            raise VaultStateError(
+                f"{leader} is initialized and its shares, PGP-encrypted, are in "
+                f"{t.custody.description}; decrypt them into bootstrap.unseal_keys_file "
+                "(one per line) and run again"
+            )
+        if (leader, "unseal") in todo:
+            self._unseal(leader, keys, ws)
+            wait_for(lambda: self._active(leader), f"{leader} to become active", ws)
+        for addr in t.vault_addrs[1:]:
+            if (addr, "join") in todo:
+                h = vault.health(addr)
+                if not h.initialized:
+                    try:
+                        vault.join_raft(addr, leader)
+                    except vault.VaultRequestError as exc:
+                        # retry_join in the node's own config may have started the join.
+                        log.info("join request for %s: %s; continuing", addr, exc)
+            if (addr, "unseal") in todo or (addr, "join") in todo:
+                self._unseal(addr, keys, ws)
+        self._wait_cluster(ctx, ws)
+
+    def _active(self, addr: str) -> vault.Health:
+        h = vault.health(addr)
+        if h.code != 200:
+            raise Pending(h.state)
+        return h
+
+    def _unseal(self, addr: str, keys: list[str], ws: WaitSettings) -> None:
+        if not keys:
+            raise VaultStateError(f"{addr} is sealed and no unseal keys are available")
+
+        def probe() -> vault.Health:
+            try:
+                h = vault.submit_unseal_keys(addr, keys)
+            except vault.VaultRequestError as exc:
+                if exc.transient:
+                    raise Pending(str(exc)) from None
+                raise
+            if h.sealed:
+                raise Pending(h.state)
+            return h
+
+        wait_for(probe, f"{addr} to unseal", ws)
+        log.info("unsealed %s", addr)
+
+    def _wait_cluster(self, ctx: RunContext, ws: WaitSettings) -> None:
+        t = self._target(ctx)
+        if len(t.vault_addrs) < 2:
+            return
+        token = ctx.shared.get("vault_token") or _token_for_checks(t)
+        expected = len(t.vault_addrs)
+
+        def probe() -> str:
+            nodes = [vault.health(a) for a in t.vault_addrs]
+            active = [n for n in nodes if n.code == 200]
+            if len(active) != 1 or any(n.sealed for n in nodes):
+                raise Pending(", ".join(str(n) for n in nodes))
+            if token is None:
+                return "one active node, all unsealed"
+            try:
+                peers = vault.raft_peers(active[0].addr, token)
+            except vault.VaultRequestError as exc:
+                raise Pending(str(exc)) from None
+            voters = [p for p in peers if p.get("voter")]
+            if len(voters) != expected:
+                raise Pending(f"{len(voters)} of {expected} raft peers are voters")
+            return f"{len(voters)} voters"
+
+        wait_for(probe, "one active node and every raft peer a voter", ws)
+
+
+def _token_for_checks(t: Target) -> str | None:
+    token = os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN")
+    if token:
+        return token
+    record = t.custody.load()
+    if record is not None and record.root_token and not record.pgp:
+        return record.root_token
+    return None

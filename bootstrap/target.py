@@ -1,0 +1,91 @@
+"""Which cluster and which Vault a run talks to, and where its keys are kept.
+
+A kubeconfig given in settings, in $KUBECONFIG or at ~/.kube/config means a real cluster
+(Vault addresses then come from settings or $VAULT_ADDR/$BAO_ADDR). With none of those, the
+local sandbox is the target: reused when it runs, started when it does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap import sandbox
+from bootstrap.custody import Custody, FileCustody, KubernetesSecretCustody
+from bootstrap.errors import UsageError
+from bootstrap.kube import Kube
+from bootstrap.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Target:
+    kubeconfig: Path
+    vault_addrs: list[str]
+    sandbox: sandbox.SandboxState | None
+    custody: Custody
+    kube: Kube
+
+    @property
+    def leader(self) -> str:
+        return self.vault_addrs[0]
+
+    @property
+    def description(self) -> str:
+        kind = "sandbox" if self.sandbox else "cluster"
+        return f"{kind} {self.kube.host}, Vault {', '.join(self.vault_addrs)}"
+
+
+def _configured_kubeconfig(settings: Settings) -> Path | None:
+    if settings.kubeconfig:
+        return settings.kubeconfig
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return Path(env.split(os.pathsep)[0])
+    default = Path.home() / ".kube" / "config"
+    return default if default.exists() else None
+
+
+def resolve(settings: Settings, *, start_sandbox: bool = True) -> Target:
+    kubeconfig = _configured_kubeconfig(settings)
+    box: sandbox.SandboxState | None = None
+    if kubeconfig is None:
+        box = sandbox.SandboxState.load(settings.sandbox_dir.resolve())
+        if box is None or not box.running():
+            if not start_sandbox:
+                raise UsageError(
+                    "no cluster configured and no sandbox running; 'invoke sandbox.up' starts one"
+                )
+            log.info("no cluster configured: starting the local sandbox")
+            box = sandbox.up(
+                settings.sandbox_dir, settings.tools_dir, ha=False, timeout=settings.wait_timeout
+            )
+        kubeconfig = Path(box.kubeconfig)
+    addrs = list(settings.vault_addrs)
+    if not addrs and box is not None and Path(box.kubeconfig) == kubeconfig:
+        addrs = list(box.bao_addrs)
+    if not addrs:
+        env = os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
+        if env:
+            addrs = [env]
+    if not addrs:
+        raise UsageError("no Vault address: set bootstrap.vault_addrs, VAULT_ADDR or BAO_ADDR")
+    kube = Kube(kubeconfig, settings.kube_context)
+    custody: Custody
+    if settings.custody == "kubernetes":
+        custody = KubernetesSecretCustody(kube, settings.custody_namespace, settings.custody_secret)
+    elif settings.custody == "file":
+        path = settings.custody_file or (
+            Path(box.directory) / "custody" / "vault-init.json"
+            if box
+            else settings.state_dir / "custody" / "vault-init.json"
+        )
+        custody = FileCustody(path)
+    else:
+        raise UsageError(
+            f"bootstrap.custody is {settings.custody!r}; expected 'file' or 'kubernetes'"
+        )
+    return Target(kubeconfig=kubeconfig, vault_addrs=addrs, sandbox=box, custody=custody, kube=kube)

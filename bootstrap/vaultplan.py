@@ -1,0 +1,262 @@
+"""Vault configuration as data: what the catalog wants, what Vault has, and the difference.
+Pure; no IO. The vault-config phase reads facts, calls :func:`plan`, applies the actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bootstrap import conventions as conv
+from bootstrap.catalog import Catalog
+from bootstrap.pipeline import Action
+from bootstrap.render import render_policy, render_role
+
+ADMIN_POLICY = "bootstrap-admin"
+AUDIT_PATH = "file"
+
+#: What the bootstrap-admin credential may do: configure, populate, check raft; no more.
+ADMIN_POLICY_TEXT = f"""{conv.POLICY_HEADER}
+# The bootstrap-admin credential: what later bootstrap runs need once the root token is gone.
+
+path "sys/mounts" {{
+  capabilities = ["read"]
+}}
+
+path "sys/mounts/{conv.KV_MOUNT}" {{
+  capabilities = ["read"]
+}}
+
+path "sys/auth" {{
+  capabilities = ["read"]
+}}
+
+path "sys/audit" {{
+  capabilities = ["read", "sudo"]
+}}
+
+path "sys/audit/*" {{
+  capabilities = ["create", "update", "delete", "sudo"]
+}}
+
+path "sys/policies/acl" {{
+  capabilities = ["list"]
+}}
+
+path "sys/policies/acl/*" {{
+  capabilities = ["create", "read", "update", "delete"]
+}}
+
+path "auth/{conv.AUTH_MOUNT}/*" {{
+  capabilities = ["create", "read", "update", "delete", "list"]
+}}
+
+path "{conv.KV_MOUNT}/*" {{
+  capabilities = ["create", "read", "update", "delete", "list"]
+}}
+
+path "sys/storage/raft/configuration" {{
+  capabilities = ["read"]
+}}
+
+path "auth/token/renew-self" {{
+  capabilities = ["update"]
+}}
+
+path "auth/token/lookup-self" {{
+  capabilities = ["read"]
+}}
+"""
+
+
+@dataclass
+class Desired:
+    policies: dict[str, str]
+    roles: dict[str, dict[str, Any]]
+    kubernetes_host: str
+    kubernetes_ca_cert: str
+    audit_file: str
+
+
+@dataclass
+class Facts:
+    kv_mount: dict[str, Any] | None
+    auth_mount: dict[str, Any] | None
+    auth_config: dict[str, Any] | None
+    policies: dict[str, str]  # every policy we may care about: catalog names + managed
+    roles: dict[str, dict[str, Any]]
+    audit: dict[str, dict[str, Any]]
+    other_policies: list[str] = field(default_factory=list)
+
+
+def desired(catalog: Catalog, host: str, ca_pem: str, audit_file: str) -> Desired:
+    policies = {conv.policy_name(s.name): render_policy(s) for s in catalog.services}
+    policies[ADMIN_POLICY] = ADMIN_POLICY_TEXT
+    roles = {conv.role_name(s.name): render_role(catalog, s) for s in catalog.services}
+    return Desired(policies, roles, host, ca_pem, audit_file)
+
+
+def is_managed_policy(text: str) -> bool:
+    return text.startswith(conv.POLICY_HEADER)
+
+
+def is_managed_role(name: str, role: dict[str, Any], policies: dict[str, str]) -> bool:
+    """A role is the product's when it grants exactly one policy, of its own name, and that
+    policy is managed (policies carry the marker; roles cannot)."""
+    pols = role.get("token_policies") or []
+    return pols == [name] and is_managed_policy(policies.get(name, ""))
+
+
+ROLE_FIELDS = (
+    "bound_service_account_names",
+    "bound_service_account_namespaces",
+    "token_policies",
+    "token_ttl",
+    "audience",
+)
+
+
+def _role_view(role: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in ROLE_FIELDS:
+        v = role.get(k)
+        if isinstance(v, list):
+            v = sorted(str(x) for x in v)
+        elif k == "token_ttl":
+            v = int(v or 0)
+        elif v is None:
+            v = ""
+        out[k] = v
+    return out
+
+
+def _norm_pem(pem: str) -> str:
+    return "\n".join(line.strip() for line in pem.strip().splitlines())
+
+
+def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
+    actions: list[Action] = []
+    # KV v2 at secret/
+    if have.kv_mount is None:
+        actions.append(
+            Action("create", f"mount {conv.KV_MOUNT}/", "enable KV version 2", payload=("mount",))
+        )
+    else:
+        kind = have.kv_mount.get("type")
+        version = str((have.kv_mount.get("options") or {}).get("version", "1"))
+        if kind != "kv" or version != "2":
+            actions.append(
+                Action(
+                    "problem",
+                    f"mount {conv.KV_MOUNT}/",
+                    f"already mounted as {kind} (version {version}), not KV version 2; "
+                    "the bootstrap will not replace it",
+                )
+            )
+    # kubernetes auth
+    if have.auth_mount is None:
+        actions.append(
+            Action(
+                "create", f"auth {conv.AUTH_MOUNT}/", "enable kubernetes auth", payload=("auth",)
+            )
+        )
+    elif have.auth_mount.get("type") != "kubernetes":
+        actions.append(
+            Action(
+                "problem",
+                f"auth {conv.AUTH_MOUNT}/",
+                f"already enabled as {have.auth_mount.get('type')}",
+            )
+        )
+    cfg = have.auth_config or {}
+    reasons = []
+    if cfg.get("kubernetes_host") != want.kubernetes_host:
+        reasons.append(f"host {cfg.get('kubernetes_host') or '(unset)'} -> {want.kubernetes_host}")
+    if _norm_pem(str(cfg.get("kubernetes_ca_cert") or "")) != _norm_pem(want.kubernetes_ca_cert):
+        reasons.append("CA certificate differs")
+    if not cfg.get("token_reviewer_jwt_set"):
+        reasons.append("no token reviewer JWT")
+    if reasons:
+        actions.append(
+            Action(
+                "update",
+                f"auth/{conv.AUTH_MOUNT}/config",
+                "; ".join(reasons),
+                payload=("auth-config",),
+            )
+        )
+    # policies
+    for name, text in sorted(want.policies.items()):
+        current = have.policies.get(name)
+        if current is None:
+            actions.append(
+                Action("create", f"policy {name}", "missing", payload=("policy", name, text))
+            )
+        elif current.strip() != text.strip():
+            if not is_managed_policy(current):
+                actions.append(
+                    Action(
+                        "problem",
+                        f"policy {name}",
+                        "exists and is not managed by the bootstrap; rename the "
+                        "service or remove the policy",
+                    )
+                )
+            else:
+                actions.append(
+                    Action(
+                        "update",
+                        f"policy {name}",
+                        "content differs",
+                        payload=("policy", name, text),
+                    )
+                )
+    # roles
+    for name, role in sorted(want.roles.items()):
+        current_role = have.roles.get(name)
+        if current_role is None:
+            actions.append(
+                Action("create", f"role {name}", "missing", payload=("role", name, role))
+            )
+        elif _role_view(current_role) != _role_view(role):
+            diff = [k for k in ROLE_FIELDS if _role_view(current_role)[k] != _role_view(role)[k]]
+            actions.append(
+                Action(
+                    "update",
+                    f"role {name}",
+                    f"{', '.join(diff)} differ",
+                    payload=("role", name, role),
+                )
+            )
+    # audit device: any file device will do (OpenBao declares them in its server config)
+    if not any(d.get("type") == "file" for d in have.audit.values()):
+        actions.append(
+            Action(
+                "create",
+                f"audit {AUDIT_PATH}/",
+                f"enable file audit device ({want.audit_file})",
+                payload=("audit", want.audit_file),
+            )
+        )
+    # prune: managed objects that left the catalog (roles first, then their policies)
+    if prune:
+        for name, role in sorted(have.roles.items()):
+            if name not in want.roles and is_managed_role(name, role, have.policies):
+                actions.append(
+                    Action(
+                        "delete",
+                        f"role {name}",
+                        "no longer in the catalog",
+                        payload=("delete-role", name),
+                    )
+                )
+        for name, text in sorted(have.policies.items()):
+            if name not in want.policies and is_managed_policy(text):
+                actions.append(
+                    Action(
+                        "delete",
+                        f"policy {name}",
+                        "no longer in the catalog",
+                        payload=("delete-policy", name),
+                    )
+                )
+    return actions

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from bootstrap import conventions as conv
+from bootstrap.catalog import Catalog
+from bootstrap.kube import Kube
+from bootstrap.phases import run_phases
+from bootstrap.pipeline import PhaseResult, RunContext
+from bootstrap.settings import Settings
+from bootstrap.waits import WaitSettings
+
+FAST = WaitSettings(timeout=60, initial=0.1, maximum=0.5)
+
+
+def run(
+    settings: Settings, catalog: Catalog, phases: list[str]
+) -> tuple[list[PhaseResult], RunContext]:
+    ctx = RunContext(settings, catalog)
+    ctx.shared["wait"] = FAST
+    results = run_phases(ctx, phases)
+    return results, ctx
+
+
+def statuses(results: list[PhaseResult]) -> dict[str, str]:
+    return {r.name: r.status for r in results if r.status != "skipped"}
+
+
+def login(
+    addr: str, kube: Kube, namespace: str, service_account: str, role: str, audience: str = "vault"
+) -> str:
+    """Log in through kubernetes auth with a TokenRequest token; returns the Vault token."""
+    jwt = kube.token(namespace, service_account, [audience], 600)
+    resp = requests.post(
+        f"{addr}/v1/auth/{conv.AUTH_MOUNT}/login", json={"role": role, "jwt": jwt}, timeout=10
+    )
+    assert resp.status_code == 200, f"login as {namespace}/{service_account}: {resp.status_code}"
+    return str(resp.json()["auth"]["client_token"])
+
+
+def kv_read(addr: str, token: str, path: str) -> int:
+    """HTTP status of a KV v2 read of <mount>/data/<path>."""
+    resp = requests.get(
+        f"{addr}/v1/{conv.KV_MOUNT}/data/{path}", headers={"X-Vault-Token": token}, timeout=10
+    )
+    return resp.status_code
+
+
+def kv_write(addr: str, token: str, path: str, data: dict[str, Any]) -> None:
+    resp = requests.post(
+        f"{addr}/v1/{conv.KV_MOUNT}/data/{path}",
+        headers={"X-Vault-Token": token},
+        json={"data": data},
+        timeout=10,
+    )
+    assert resp.status_code in (200, 204), resp.status_code

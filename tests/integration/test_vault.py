@@ -1,0 +1,270 @@
+"""Vault lifecycle against the real sandbox: the first bootstrap through the CLI (output
+captured and searched for every key and token), idempotent re-runs, isolation proven for
+every ordered pair of services, pruning, and the clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bootstrap import conventions as conv
+from bootstrap import vault
+from bootstrap.catalog import Catalog, load_catalog, parse_catalog
+from bootstrap.custody import FileCustody
+from bootstrap.errors import BootstrapError
+from bootstrap.kube import Kube
+from bootstrap.phases.vault_config import resolve_token
+from bootstrap.render import syncs
+from bootstrap.target import resolve
+from tests.conftest import EXAMPLE, ROOT
+from tests.integration.conftest import Box
+from tests.integration.helpers import kv_read, kv_write, login, run, statuses
+
+PHASES = ["preflight", "vault-ready", "vault-config", "finish"]
+
+
+@pytest.fixture(scope="module")
+def first_run(box: Box) -> dict[str, Any]:
+    """The very first bootstrap of the session's OpenBao, through the CLI as a user runs it."""
+    s = box.settings()
+    env = {
+        **os.environ,
+        "INVOKE_BOOTSTRAP_KUBECONFIG": str(s.kubeconfig),
+        "INVOKE_BOOTSTRAP_VAULT_ADDRS": ",".join(s.vault_addrs),
+        "INVOKE_BOOTSTRAP_CUSTODY_FILE": str(s.custody_file),
+        "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
+        "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
+        "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(box.directory),
+    }
+    report = box.directory / "first-report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "bootstrap", "--report", str(report)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"output": proc.stdout + proc.stderr, "report": report.read_text(), "env": env}
+
+
+def test_first_run_initializes_unseals_and_keeps_keys(box: Box, first_run: dict[str, Any]) -> None:
+    s = box.settings()
+    assert s.custody_file is not None
+    mode = stat.S_IMODE(s.custody_file.stat().st_mode)
+    assert mode == 0o600
+    record = FileCustody(s.custody_file).load()
+    assert record is not None
+    assert (record.shares, record.threshold, len(record.unseal_keys_b64)) == (5, 3, 5)
+    h = vault.health(box.state.bao_addr)
+    assert (h.code, h.initialized, h.sealed) == (200, True, False)
+    report = json.loads(first_run["report"])
+    assert report["ok"] is True
+    by_name = {p["name"]: p for p in report["phases"]}
+    assert by_name["vault-ready"]["status"] == "applied"
+    assert by_name["vault-config"]["status"] == "applied"
+    assert by_name["finish"]["status"] == "applied"  # root token revoked
+
+
+def test_no_key_or_token_reaches_output(box: Box, first_run: dict[str, Any]) -> None:
+    s = box.settings()
+    custody = FileCustody(s.custody_file)  # type: ignore[arg-type]
+    record = custody.load()
+    admin = custody.load_extra("admin")
+    assert record is not None and admin is not None
+    needles = [*record.unseal_keys_b64, record.root_token, admin["token"]]
+    haystacks = {"output": first_run["output"], "report": first_run["report"]}
+    audit = Path(str(s.audit_file))
+    if audit.exists():  # the audit log hashes secrets; it must not hold them in clear
+        haystacks["audit"] = audit.read_text()
+    for name, text in haystacks.items():
+        for needle in needles:
+            assert needle and needle not in text, f"a key or token appears in the {name}"
+
+
+def test_root_token_revoked_and_admin_credential_works(box: Box, first_run: dict[str, Any]) -> None:
+    custody = FileCustody(box.settings().custody_file)  # type: ignore[arg-type]
+    record = custody.load()
+    assert record is not None
+    resp = requests.get(
+        f"{box.state.bao_addr}/v1/auth/token/lookup-self",
+        headers={"X-Vault-Token": record.root_token},
+        timeout=5,
+    )
+    assert resp.status_code == 403
+    admin = custody.load_extra("admin")
+    assert admin is not None
+    resp = requests.get(
+        f"{box.state.bao_addr}/v1/sys/policies/acl",
+        headers={"X-Vault-Token": admin["token"]},
+        params={"list": "true"},
+        timeout=5,
+    )
+    assert resp.status_code == 200
+
+
+def test_rerun_changes_nothing_and_writes_nothing(box: Box, first_run: dict[str, Any]) -> None:
+    results, ctx = run(box.settings(), load_catalog(EXAMPLE), PHASES)
+    assert statuses(results) == {p: "no-change" for p in PHASES}
+    assert ctx.shared["vault_api"].writes == 0
+
+
+def _ensure_identities(kube: Kube, catalog: Catalog) -> None:
+    for svc in catalog.services:
+        kube.ensure_namespace(svc.namespace)
+        kube.ensure_service_account(svc.namespace, conv.service_account_name(svc.name))
+
+
+def _seed_values(addr: str, token: str, catalog: Catalog) -> set[str]:
+    paths = {s.kv_path for s in syncs(catalog)}
+    for path in paths:
+        kv_write(addr, token, path, {"probe": f"value-of-{path}"})
+    return paths
+
+
+def _prove_isolation(box: Box, catalog: Catalog) -> int:
+    """For every ordered pair (A, B): A reads its own and declared paths, 403 on B's private
+    paths and on every shared/infrastructure path it does not declare. Returns checks made."""
+    t = resolve(box.settings())
+    token, _ = resolve_token(t)
+    all_paths = _seed_values(box.state.bao_addr, token, catalog)
+    _ensure_identities(t.kube, catalog)
+    scoped_all = {p for p in all_paths if p.split("/")[0] in conv.RESERVED_PREFIXES}
+    checks = 0
+    for a in catalog.services:
+        vt = login(
+            box.state.bao_addr, t.kube, a.namespace, a.name, a.name, catalog.defaults.audience
+        )
+        own = {s.kv_path for s in syncs(catalog) if s.service == a.name}
+        for path in own:
+            assert kv_read(box.state.bao_addr, vt, path) == 200, f"{a.name} cannot read {path}"
+            checks += 1
+        for path in scoped_all - own:
+            assert kv_read(box.state.bao_addr, vt, path) == 403, f"{a.name} reads {path}"
+            checks += 1
+        for b in catalog.services:
+            if b.name == a.name:
+                continue
+            for secret in [*b.secrets, "anything"]:
+                path = f"{b.name}/{secret}"
+                assert kv_read(box.state.bao_addr, vt, path) == 403, f"{a.name} reads {path}"
+                checks += 1
+    return checks
+
+
+def test_isolation_on_the_example_catalog(box: Box, first_run: dict[str, Any]) -> None:
+    checks = _prove_isolation(box, load_catalog(EXAMPLE))
+    assert checks > 60
+
+
+def _generated(n: int, prefix: str) -> Catalog:
+    shared = "\n".join(f"  s{i}:\n    keys: {{k: null}}" for i in range(4))
+    services = "\n".join(
+        f"  - name: {prefix}-svc{i}\n    namespace: {prefix}-ns{i % 7}\n"
+        f"    secrets:\n      config:\n        destination: {prefix}-svc{i}-config\n"
+        f"        keys: {{a: null}}\n"
+        f"      credentials:\n        destination: {prefix}-svc{i}-credentials\n"
+        f"        keys: {{b: null}}\n"
+        f"    reads:\n      - {{path: shared/s{i % 4}, destination: {prefix}-svc{i}-shared}}\n"
+        for i in range(n)
+    )
+    return parse_catalog(f"shared:\n{shared}\nservices:\n{services}", "generated.yaml")
+
+
+def test_isolation_on_a_generated_catalog_of_24_services(
+    box: Box, first_run: dict[str, Any], unique: str
+) -> None:
+    catalog = _generated(24, f"g{unique[:4]}")
+    results, _ = run(box.settings(), catalog, ["vault-config"])
+    assert statuses(results) == {"vault-config": "applied"}
+    checks = _prove_isolation(box, catalog)
+    assert checks >= 24 * 23
+
+
+def test_prune_removes_only_managed_objects(
+    box: Box, first_run: dict[str, Any], unique: str
+) -> None:
+    t = resolve(box.settings())
+    token, _ = resolve_token(t)
+    api = vault.Api(box.state.bao_addr, token)
+    gone = f"p{unique}-gone"
+    text = f"""
+version: 1
+services:
+  - name: p{unique}-stay
+    namespace: p{unique}
+    secrets: {{config: {{keys: {{a: null}}}}}}
+  - name: {gone}
+    namespace: p{unique}
+    secrets: {{config: {{destination: other, keys: {{a: null}}}}}}
+"""
+    both = parse_catalog(text, "prune.yaml")
+    one = parse_catalog(text.split(f"  - name: {gone}")[0], "prune.yaml")
+    run(box.settings(), both, ["vault-config"])
+    # Unmanaged neighbours: a policy without the marker and a role using it.
+    mine = 'path "x/*" { capabilities = ["read"] }'
+    api.put(f"sys/policies/acl/p{unique}-mine", {"policy": mine})
+    api.write(
+        f"auth/kubernetes/role/p{unique}-mine",
+        {
+            "bound_service_account_names": ["x"],
+            "bound_service_account_namespaces": ["x"],
+            "token_policies": [f"p{unique}-mine"],
+        },
+    )
+    results, _ = run(box.settings(), one, ["vault-config"])
+    assert statuses(results) == {"vault-config": "no-change"}  # without --prune: kept
+    assert api.read(f"auth/kubernetes/role/{gone}") is not None
+    results, _ctx = run(box.settings(prune=True), one, ["vault-config"])
+    deleted = {a.target for r in results for a in r.actions if a.verb == "delete"}
+    assert f"role {gone}" in deleted and f"policy {gone}" in deleted
+    assert api.read(f"auth/kubernetes/role/{gone}") is None
+    assert api.read(f"sys/policies/acl/{gone}") is None
+    assert api.read(f"auth/kubernetes/role/p{unique}-mine") is not None
+    assert api.read(f"sys/policies/acl/p{unique}-mine") is not None
+    assert api.read(f"sys/policies/acl/p{unique}-stay") is not None
+
+
+def test_initialized_vault_without_custody_asks_for_a_token(
+    box: Box, first_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.delenv("BAO_TOKEN", raising=False)
+    s = box.settings(custody_file=tmp_path / "elsewhere.json")
+    results, _ = run(s, load_catalog(EXAMPLE), ["vault-ready", "vault-config"])
+    by = {r.name: r for r in results}
+    assert by["vault-ready"].status == "no-change"  # unsealed: nothing to do
+    assert by["vault-config"].status == "failed"
+    assert "no Vault token: set VAULT_TOKEN or BAO_TOKEN" in (by["vault-config"].error or "")
+    assert not (tmp_path / "elsewhere.json").exists()
+
+
+def test_a_second_lock_holder_is_refused(box: Box, first_run: dict[str, Any]) -> None:
+    from bootstrap.lock import LockHeld, cluster_lock
+
+    kube = Kube(box.state.kubeconfig)
+    with (
+        cluster_lock(kube, "vault-bootstrap", holder="this-run"),
+        pytest.raises(LockHeld, match="held by this-run"),
+        cluster_lock(kube, "vault-bootstrap", holder="another-run"),
+    ):
+        pass
+    # released at the end: the other run may now take it
+    with cluster_lock(kube, "vault-bootstrap", holder="another-run"):
+        pass
+
+
+def test_errors_never_carry_tokens(box: Box, first_run: dict[str, Any]) -> None:
+    api = vault.Api(box.state.bao_addr, "s.not-a-real-token-but-secret-looking")
+    with pytest.raises(BootstrapError) as info:
+        api.read("sys/policies/acl/x")
+    assert "not-a-real-token" not in str(info.value)
