@@ -125,6 +125,8 @@ class VaultReady:
         s = ctx.settings
         ws = self._wait(ctx)
         todo = {(a.target, a.reason.split(" ")[0]) for a in actions if a.changes}
+        if not todo:
+            return
         leader = t.leader
         if any(target == leader and verb == "initialize" for target, verb in todo):
             pgp = list(s.vault_pgp_keys) or None

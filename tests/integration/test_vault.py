@@ -242,7 +242,7 @@ def test_initialized_vault_without_custody_asks_for_a_token(
     s = box.settings(custody_file=tmp_path / "elsewhere.json")
     results, _ = run(s, load_catalog(EXAMPLE), ["vault-ready", "vault-config"])
     by = {r.name: r for r in results}
-    assert by["vault-ready"].status == "no-change"  # unsealed: nothing to do
+    assert by["vault-ready"].status == "no-change", by["vault-ready"].error  # unsealed
     assert by["vault-config"].status == "failed"
     assert "no Vault token: set VAULT_TOKEN or BAO_TOKEN" in (by["vault-config"].error or "")
     assert not (tmp_path / "elsewhere.json").exists()
