@@ -163,64 +163,110 @@ def raft_peers(addr: str, token: str) -> list[dict[str, Any]]:
 
 
 class Api:
-    """A token-bearing client for configuration work, with a thread-local session each so
-    reads and writes can run in parallel."""
+    """A token-bearing client for configuration work. Keep-alive HTTP/1.1 connections, one
+    per worker thread (stdlib http.client: about half the per-request cost of requests), so
+    reads and writes of hundreds of policies and roles run in parallel."""
 
-    def __init__(self, addr: str, token: str, workers: int = 8) -> None:
+    def __init__(self, addr: str, token: str, workers: int = 6, timeout: float = 30.0) -> None:
         import threading
+        import urllib.parse
 
+        parsed = urllib.parse.urlsplit(addr)
         self.addr = addr
+        self._scheme = parsed.scheme
+        self._host = parsed.hostname or "127.0.0.1"
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._prefix = parsed.path.rstrip("/")
         self._token = token
+        self._timeout = timeout
         self._local = threading.local()
         self._lock = threading.Lock()
         self.workers = workers
         self.writes = 0
 
+    def _conn(self) -> Any:
+        import http.client
+        import ssl
+
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            if self._scheme == "https":
+                c = http.client.HTTPSConnection(
+                    self._host,
+                    self._port,
+                    timeout=self._timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                c = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            self._local.conn = c
+        return c
+
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any] | None]:
+        """One request; returns (status, JSON body or None). Retries once on a dropped
+        keep-alive connection. Raises VaultRequestError for 4xx/5xx other than 404."""
+        import http.client
+        import json as _json
+
+        payload = _json.dumps(body).encode() if body is not None else None
+        headers = {"X-Vault-Token": self._token, "X-Vault-Request": "true"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        what = f"{method} {path}"
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                conn.request(method, f"{self._prefix}/v1/{path}", body=payload, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise VaultRequestError(
+                        f"{what}: no answer ({type(exc).__name__})", None
+                    ) from None
+        data: dict[str, Any] | None = None
+        if raw:
+            try:
+                data = _json.loads(raw)
+            except ValueError:
+                data = None
+        if resp.status >= 400 and resp.status != 404:
+            errors = (data or {}).get("errors") or []
+            detail = "; ".join(str(e) for e in errors)[:300] or resp.reason
+            raise VaultRequestError(f"{what}: HTTP {resp.status}: {detail}", resp.status)
+        return resp.status, data
+
     def _count_write(self) -> None:
         with self._lock:
             self.writes += 1
 
-    def _client(self) -> hvac.Client:
-        c = getattr(self._local, "client", None)
-        if c is None:
-            c = client(self.addr, self._token)
-            self._local.client = c
-        return c
-
     def read(self, path: str) -> dict[str, Any] | None:
         """GET /v1/<path>; None when it does not exist."""
-        with translated(f"reading {path}"):
-            try:
-                resp = self._client().adapter.get(f"/v1/{path}")
-            except hvac.exceptions.InvalidPath:
-                return None
-        return resp if isinstance(resp, dict) else None
+        status, data = self.request("GET", path)
+        return None if status == 404 else data
 
     def list_keys(self, path: str) -> list[str]:
-        with translated(f"listing {path}"):
-            try:
-                resp = self._client().adapter.list(f"/v1/{path}")
-            except hvac.exceptions.InvalidPath:
-                return []
-        if not isinstance(resp, dict):
+        status, data = self.request("LIST", path)
+        if status == 404 or not data:
             return []
-        return list(resp.get("data", {}).get("keys", []))
+        return list(data.get("data", {}).get("keys", []))
 
     def write(self, path: str, data: dict[str, Any]) -> dict[str, Any] | None:
         self._count_write()
-        with translated(f"writing {path}"):
-            resp = self._client().adapter.post(f"/v1/{path}", json=data)
-        return resp if isinstance(resp, dict) else None
+        return self.request("POST", path, data)[1]
 
     def put(self, path: str, data: dict[str, Any]) -> None:
         self._count_write()
-        with translated(f"writing {path}"):
-            self._client().adapter.put(f"/v1/{path}", json=data)
+        self.request("PUT", path, data)
 
     def delete(self, path: str) -> None:
         self._count_write()
-        with translated(f"deleting {path}"):
-            self._client().adapter.delete(f"/v1/{path}")
+        self.request("DELETE", path)
 
     def parallel(self, fn: Any, items: list[Any]) -> list[Any]:
         """Map fn over items on the worker pool, preserving order; first error raises."""

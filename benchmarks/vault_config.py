@@ -1,0 +1,208 @@
+"""Benchmark the vault-config phase against a real OpenBao on the sandbox.
+
+For each catalog size N (services with three secrets and two shared reads each):
+  - configuration from scratch (wall time, write requests),
+  - a re-run with nothing to change (wall time, write requests),
+  - the same configuration applied by OpenTofu with the hashicorp/vault provider, when that
+    provider is in the tools' filesystem mirror (the peer).
+Write requests are counted from OpenBao's audit log (create/update/delete operations).
+
+    uv run python benchmarks/vault_config.py --sizes 50,200,500,1000
+
+Prints a table; changes nothing outside a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bootstrap import sandbox, tools  # noqa: E402
+from bootstrap.catalog import Catalog, parse_catalog  # noqa: E402
+from bootstrap.phases import VaultConfig, VaultReady  # noqa: E402
+from bootstrap.phases.vault_config import resolve_token  # noqa: E402
+from bootstrap.pipeline import RunContext, run  # noqa: E402
+from bootstrap.settings import Settings  # noqa: E402
+from bootstrap.target import resolve  # noqa: E402
+from bootstrap.waits import WaitSettings  # noqa: E402
+
+TOOLS_DIR = Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
+PROVIDER_DIR = TOOLS_DIR / "terraform-mirror" / "registry.opentofu.org" / "hashicorp" / "vault"
+
+
+def generated(n: int) -> Catalog:
+    shared = "\n".join(f"  s{i}:\n    keys: {{k: null}}" for i in range(10))
+    services = "\n".join(
+        f"  - name: svc{i}\n    namespace: ns{i % 20}\n    secrets:\n"
+        f"      config: {{destination: svc{i}-config, keys: {{a: null}}}}\n"
+        f"      credentials: {{destination: svc{i}-credentials, keys: {{b: null}}}}\n"
+        f"      api-keys: {{destination: svc{i}-api-keys, keys: {{c: null}}}}\n"
+        f"    reads:\n"
+        f"      - {{path: shared/s{i % 10}, destination: svc{i}-s{i % 10}}}\n"
+        f"      - {{path: shared/s{(i + 1) % 10}, destination: svc{i}-s{(i + 1) % 10}}}\n"
+        for i in range(n)
+    )
+    return parse_catalog(f"shared:\n{shared}\nservices:\n{services}", f"generated-{n}.yaml")
+
+
+def audit_writes(log: Path) -> int:
+    count = 0
+    if not log.exists():
+        return 0
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        req = entry.get("request") or {}
+        if entry.get("type") == "request" and req.get("operation") in (
+            "create",
+            "update",
+            "delete",
+        ):
+            count += 1
+    return count
+
+
+def timed_config(settings: Settings, catalog: Catalog, target: object) -> tuple[float, str]:
+    ctx = RunContext(settings, catalog)
+    ctx.shared["target"] = target
+    started = time.perf_counter()
+    (result,) = run([VaultConfig()], ctx, ["vault-config"])
+    elapsed = time.perf_counter() - started
+    if result.status == "failed":
+        raise SystemExit(f"vault-config failed: {result.error}")
+    return elapsed, result.status
+
+
+def peer_hcl(catalog: Catalog) -> str:
+    from bootstrap import conventions as conv
+    from bootstrap.render import render_policy, render_role
+
+    out = [
+        'terraform {\n  required_providers {\n    vault = { source = "hashicorp/vault" }\n  }\n}\n',
+        'provider "vault" {}\n',
+    ]
+    for svc in catalog.services:
+        role = render_role(catalog, svc)
+        policy = render_policy(svc).replace("${", "$${")
+        out.append(
+            f'resource "vault_policy" "{svc.name}" {{\n  name = "{svc.name}"\n'
+            f"  policy = <<EOT\n{policy}EOT\n}}\n"
+            f'resource "vault_kubernetes_auth_backend_role" "{svc.name}" {{\n'
+            f'  backend = "{conv.AUTH_MOUNT}"\n  role_name = "{svc.name}"\n'
+            f"  bound_service_account_names = {json.dumps(role['bound_service_account_names'])}\n"
+            f"  bound_service_account_namespaces = "
+            f"{json.dumps(role['bound_service_account_namespaces'])}\n"
+            f"  token_policies = {json.dumps(role['token_policies'])}\n"
+            f'  token_ttl = {role["token_ttl"]}\n  audience = "{role["audience"]}"\n}}\n'
+        )
+    return "\n".join(out)
+
+
+def run_peer(catalog: Catalog, addr: str, token: str, work: Path) -> float | str:
+    if not PROVIDER_DIR.exists():
+        return "n/a (hashicorp/vault provider not in the mirror)"
+    tofu = tools.require("tofu", TOOLS_DIR)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "main.tf").write_text(peer_hcl(catalog))
+    cli = work / "tofurc"
+    cli.write_text(
+        f'provider_installation {{\n  filesystem_mirror {{\n    path = "{TOOLS_DIR}/terraform-mirror"\n'
+        f"  }}\n}}\n"
+    )
+    env = {
+        **os.environ,
+        "TF_CLI_CONFIG_FILE": str(cli),
+        "VAULT_ADDR": addr,
+        "VAULT_TOKEN": token,
+        "TF_IN_AUTOMATION": "1",
+    }
+    subprocess.run(
+        [str(tofu), "init", "-input=false"], cwd=work, env=env, check=True, capture_output=True
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(tofu), "apply", "-auto-approve", "-input=false", "-parallelism=10"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        return f"failed: {proc.stderr.strip().splitlines()[-1:]}"
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="50,200,500,1000")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    for n in sizes:
+        tmp = Path(tempfile.mkdtemp(prefix=f"bench-{n}-"))
+        box = sandbox.up(tmp / "sandbox", TOOLS_DIR, timeout=90)
+        try:
+            settings = Settings(
+                sandbox_dir=tmp / "sandbox",
+                tools_dir=TOOLS_DIR,
+                kubeconfig=Path(box.kubeconfig),
+                vault_addrs=tuple(box.bao_addrs),
+                custody_file=tmp / "custody" / "init.json",
+                state_dir=tmp / "state",
+            )
+            catalog = generated(n)
+            target = resolve(settings)
+            ctx = RunContext(settings, catalog)
+            ctx.shared["target"] = target
+            ctx.shared["wait"] = WaitSettings(timeout=60, initial=0.1, maximum=0.5)
+            (ready,) = run([VaultReady()], ctx, ["vault-ready"])
+            if ready.status == "failed":
+                raise SystemExit(f"vault-ready failed: {ready.error}")
+            log = tmp / "sandbox" / "audit" / "bao-0.log"
+            w0 = audit_writes(log)
+            scratch, _ = timed_config(settings, catalog, target)
+            w1 = audit_writes(log)
+            noop, status = timed_config(settings, catalog, target)
+            w2 = audit_writes(log)
+            assert status == "no-change", status
+            token, _ = resolve_token(target)
+            peer = run_peer(generated(n), box.bao_addr, token, tmp / "peer")
+            rows.append((n, scratch, w1 - w0, noop, w2 - w1, peer))
+            print(
+                f"N={n}: scratch {scratch:.2f}s ({w1 - w0} writes), no-op {noop:.2f}s "
+                f"({w2 - w1} writes), peer {peer}",
+                file=sys.stderr,
+                flush=True,
+            )
+        finally:
+            sandbox.down(tmp / "sandbox")
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"\nvault-config against OpenBao {tools.TOOLS['bao'].version} on the sandbox; "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        "| services | from scratch (s) | writes | no-op re-run (s) | writes | OpenTofu peer (s) "
+        "| speed-up |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n, scratch, w_s, noop, w_n, peer in rows:
+        speed = f"{peer / scratch:.0f}x" if isinstance(peer, float) else "n/a"
+        peer_txt = f"{peer:.2f}" if isinstance(peer, float) else peer
+        print(f"| {n} | {scratch:.2f} | {w_s} | {noop:.2f} | {w_n} | {peer_txt} | {speed} |")
+
+
+if __name__ == "__main__":
+    main()
