@@ -26,14 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrap import sandbox, tools  # noqa: E402
-from bootstrap.catalog import Catalog, parse_catalog  # noqa: E402
-from bootstrap.phases import VaultConfig, VaultReady  # noqa: E402
-from bootstrap.phases.vault_config import resolve_token  # noqa: E402
-from bootstrap.pipeline import RunContext, run  # noqa: E402
-from bootstrap.settings import Settings  # noqa: E402
-from bootstrap.target import resolve  # noqa: E402
-from bootstrap.waits import WaitSettings  # noqa: E402
+from bootstrap import sandbox, tools
+from bootstrap.catalog import Catalog, parse_catalog
+from bootstrap.phases import VaultConfig, VaultReady
+from bootstrap.phases.vault_config import resolve_token
+from bootstrap.pipeline import RunContext, run
+from bootstrap.settings import Settings
+from bootstrap.target import resolve
+from bootstrap.waits import WaitSettings
 
 TOOLS_DIR = Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
 PROVIDER_DIR = TOOLS_DIR / "terraform-mirror" / "registry.opentofu.org" / "hashicorp" / "vault"
@@ -117,8 +117,8 @@ def run_peer(catalog: Catalog, addr: str, token: str, work: Path) -> float | str
     (work / "main.tf").write_text(peer_hcl(catalog))
     cli = work / "tofurc"
     cli.write_text(
-        f'provider_installation {{\n  filesystem_mirror {{\n    path = "{TOOLS_DIR}/terraform-mirror"\n'
-        f"  }}\n}}\n"
+        "provider_installation {\n  filesystem_mirror {\n"
+        f'    path = "{TOOLS_DIR}/terraform-mirror"\n  }}\n}}\n'
     )
     env = {
         **os.environ,
