@@ -85,6 +85,11 @@ class Kube:
             return str(client.VersionApi(self.api).get_code().git_version)
 
     # -- namespaces and service accounts -----------------------------------------------
+    def namespaces(self) -> set[str]:
+        with translated("listing namespaces"):
+            items = self.core.list_namespace().items
+        return {n.metadata.name for n in items if n.metadata and n.metadata.name}
+
     def ensure_namespace(self, name: str, labels: dict[str, str] | None = None) -> bool:
         """Create the namespace if missing. Returns True if it was created."""
         with translated(f"reading namespace {name}"):

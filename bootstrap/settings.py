@@ -19,6 +19,9 @@ class Settings:
     )
     sandbox_dir: Path = Path(".sandbox")
     terraform_binary: str = "tofu"
+    #: Terraform state: "local" (under state_dir, git-ignored) or "kubernetes" (a Secret in
+    #: lock_namespace of the target cluster, for teams).
+    terraform_backend: str = "local"
     wait_timeout: float = 120.0
     #: Target cluster: a kubeconfig (default: $KUBECONFIG or ~/.kube/config; none -> sandbox).
     kubeconfig: Path | None = None

@@ -10,13 +10,29 @@ terraform {
   }
 }
 
+variable "kubeconfig_path" {
+  description = "Kubeconfig of the target cluster."
+  type        = string
+}
+
+variable "kube_context" {
+  description = "Kubeconfig context (empty: the current one)."
+  type        = string
+  default     = ""
+}
+
+provider "kubernetes" {
+  config_path    = var.kubeconfig_path
+  config_context = var.kube_context == "" ? null : var.kube_context
+}
+
 variable "namespaces" {
-  description = "Namespaces of the catalog that Terraform creates."
+  description = "Namespaces Terraform creates (catalog namespaces not already there)."
   type        = list(string)
 }
 
 variable "secrets" {
-  description = "One placeholder Secret per catalog secret, keyed by <namespace>/<name>."
+  description = "One placeholder Secret per destination Secret, keyed by <namespace>/<name>."
   type = map(object({
     namespace = string
     name      = string

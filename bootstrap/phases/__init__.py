@@ -5,6 +5,7 @@ from __future__ import annotations
 from bootstrap import target
 from bootstrap.lock import cluster_lock
 from bootstrap.phases.finish import Finish
+from bootstrap.phases.placeholders import Placeholders
 from bootstrap.phases.preflight import Preflight
 from bootstrap.phases.vault_config import VaultConfig
 from bootstrap.phases.vault_ready import VaultReady
@@ -13,7 +14,9 @@ from bootstrap.pipeline import Listener, Phase, PhaseResult, RunContext, run
 
 def registered() -> list[Phase]:
     """Phases available in this version, in bootstrap order."""
-    return [Preflight(), VaultReady(), VaultConfig(), Finish()]
+    later: list[Phase] = [Placeholders(), VaultReady(), VaultConfig(), Finish()]
+    needed = tuple(sorted({tool for phase in later for tool in phase.tools}))
+    return [Preflight(needed), *later]
 
 
 def run_phases(

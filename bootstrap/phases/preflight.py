@@ -26,7 +26,12 @@ class Preflight:
         self.needed = needed_tools
 
     def facts(self, ctx: RunContext) -> PreflightFacts:
-        found = {name: tools.find(name, ctx.settings.tools_dir) for name in self.needed}
+        needed = [
+            n
+            for n in self.needed
+            if ctx.settings.terraform_binary == "tofu" or not n.startswith(("tofu", "terraform-"))
+        ]
+        found = {name: tools.find(name, ctx.settings.tools_dir) for name in needed}
         result = run_check(rendered_from_catalog(ctx.catalog))
         return PreflightFacts(found, result.findings)
 

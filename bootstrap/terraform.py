@@ -1,0 +1,171 @@
+"""Terraform/OpenTofu, driven through python-terraform: the product's own working directory,
+state and plugin cache (never the user's), inputs from a JSON tfvars file (never on the
+command line), and errors that name the failing resource and the tool's own message."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from python_terraform import IsFlagged, Terraform
+
+from bootstrap import tools
+from bootstrap.errors import TerraformError
+
+log = logging.getLogger(__name__)
+logging.getLogger("python_terraform").setLevel(logging.ERROR)
+
+MODULE_DIR = Path(__file__).resolve().parent.parent / "terraform"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Change:
+    address: str
+    actions: tuple[str, ...]  # e.g. ("create",), ("update",), ("delete", "create"), ("no-op",)
+
+
+@contextmanager
+def _environ(extra: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def error_summary(stderr: str) -> str:
+    """'<resource>: <message>' for each error block of Terraform's -no-color output."""
+    text = _ANSI.sub("", stderr)
+    out = []
+    for block in re.split(r"\n(?=Error: )", text):
+        m = re.search(r"Error: (.+?)(?:\n\n|\n│|\Z)", block, re.DOTALL)
+        if not m:
+            continue
+        message = " ".join(m.group(1).split())
+        res = re.search(r"with ([\w.\[\]\"/-]+),", block)
+        out.append(f"{res.group(1)}: {message}" if res else message)
+    return "; ".join(out) or " ".join(text.split())[-500:]
+
+
+class Workspace:
+    """A working copy of the placeholder module with its own data dir, state and plugins."""
+
+    def __init__(
+        self,
+        root: Path,
+        binary: str,
+        tools_dir: Path,
+        backend: str = "local",
+        backend_namespace: str = "vault-bootstrap",
+        kubeconfig: Path | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.binary = binary
+        self.tools_dir = tools_dir
+        self.backend = backend
+        self.backend_namespace = backend_namespace
+        self.kubeconfig = kubeconfig
+        self._initialised = False
+
+    def _bin(self) -> str:
+        if self.binary == "tofu":
+            return str(tools.require("tofu", self.tools_dir))
+        found = shutil.which(self.binary)
+        if not found:
+            raise TerraformError(f"{self.binary} not found on PATH")
+        return found
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+            "TF_PLUGIN_CACHE_DIR": str(self.root / "plugin-cache"),
+            "TF_DATA_DIR": str(self.root / ".terraform"),
+        }
+        if self.binary == "tofu":
+            rc = self.root / "tofurc"
+            env["TF_CLI_CONFIG_FILE"] = str(rc)
+        return env
+
+    def prepare(self, tfvars: dict[str, Any]) -> None:
+        """Copy the module, write the inputs and the backend. Inputs never go on argv."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "plugin-cache").mkdir(exist_ok=True)
+        for tf in sorted(MODULE_DIR.glob("*.tf")):
+            shutil.copyfile(tf, self.root / tf.name)
+        (self.root / "placeholders.auto.tfvars.json").write_text(
+            json.dumps(tfvars, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        if self.backend == "kubernetes":
+            backend = (
+                f'terraform {{\n  backend "kubernetes" {{\n'
+                f'    secret_suffix = "placeholders"\n'
+                f'    namespace     = "{self.backend_namespace}"\n'
+                f'    config_path   = "{self.kubeconfig}"\n  }}\n}}\n'
+            )
+        else:
+            backend = (
+                f'terraform {{\n  backend "local" {{\n'
+                f'    path = "{self.root / "terraform.tfstate"}"\n  }}\n}}\n'
+            )
+        (self.root / "backend.tf").write_text(backend, encoding="utf-8")
+        if self.binary == "tofu":
+            (self.root / "tofurc").write_text(
+                "provider_installation {\n  filesystem_mirror {\n"
+                f'    path = "{tools.mirror_dir(self.tools_dir)}"\n  }}\n}}\n',
+                encoding="utf-8",
+            )
+
+    def _run(self, what: str, *args: str, **flags: Any) -> str:
+        tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
+        with _environ(self._env()):
+            code, out, err = tf.cmd(*args, no_color=IsFlagged, **flags)
+        if code not in (0, 2) or (code == 2 and "plan" not in args[0]):
+            raise TerraformError(f"{self.binary} {what} failed: {error_summary(err or out)}")
+        return str(out)
+
+    def init(self) -> None:
+        if not self._initialised:
+            self._run("init", "init", input=False, reconfigure=IsFlagged)
+            self._initialised = True
+
+    def plan(self) -> list[Change]:
+        self.init()
+        self._run(
+            "plan", "plan", input=False, out="plan.bin", detailed_exitcode=IsFlagged, lock=True
+        )
+        shown = json.loads(self._run("show", "show", "-json", "plan.bin"))
+        return [
+            Change(rc["address"], tuple(rc["change"]["actions"]))
+            for rc in shown.get("resource_changes", [])
+        ]
+
+    def apply(self) -> None:
+        self.init()
+        self._run("apply", "apply", "plan.bin", input=False)
+
+    def state_addresses(self) -> set[str]:
+        self.init()
+        tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
+        with _environ(self._env()):
+            code, out, err = tf.cmd("state list", no_color=IsFlagged)
+        if code != 0:
+            text = f"{err or ''}\n{out or ''}"
+            if "No state file was found" in text:
+                return set()
+            raise TerraformError(f"{self.binary} state list failed: {error_summary(text)}")
+        return {line.strip() for line in str(out).splitlines() if line.strip()}
