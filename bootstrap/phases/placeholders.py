@@ -9,14 +9,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.pipeline import Action, RunContext
+from bootstrap.pipeline import Action, RunContext, Verb
 from bootstrap.render import placeholder_tfvars
 from bootstrap.target import Target
 from bootstrap.terraform import Change, Workspace
 
 log = logging.getLogger(__name__)
 
-VERBS = {"create": "create", "update": "update", "delete": "delete"}
+VERBS: dict[str, Verb] = {"create": "create", "update": "update", "delete": "delete"}
 
 
 @dataclass
@@ -89,12 +89,12 @@ class Placeholders:
             verbs = [VERBS[a] for a in ch.actions if a in VERBS]
             if not verbs:
                 continue
-            verb = "update" if len(verbs) > 1 else verbs[0]
+            verb: Verb = "update" if len(verbs) > 1 else verbs[0]
             actions.append(
                 Action(
                     verb,
                     ch.address,
-                    "/".join(ch.actions),  # type: ignore[arg-type]
+                    "/".join(ch.actions),
                     payload=("terraform",),
                 )
             )
