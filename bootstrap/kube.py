@@ -196,6 +196,16 @@ class Kube:
                 raise
         return {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
 
+    def read_secret_object(self, namespace: str, name: str) -> Any:
+        """The whole Secret object (metadata included), or None."""
+        with translated(f"reading Secret {namespace}/{name}"):
+            try:
+                return self.core.read_namespaced_secret(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
     def write_secret(
         self,
         namespace: str,
@@ -231,6 +241,23 @@ class Kube:
                 force_conflicts=True,
             )
 
+    def wait_crds_established(self, names: list[str], timeout: float = 30.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                crd = self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+                conds = ((crd or {}).get("status") or {}).get("conditions") or []
+                if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
+                    pending.remove(name)
+            if pending:
+                time.sleep(0.2)
+        if pending:
+            raise KubernetesError(f"CRDs not established after {timeout:.0f}s: {pending}")
+        self._dynamic = None  # rediscover, so the new kinds are known
+
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
@@ -253,7 +280,11 @@ class Kube:
         with translated(f"listing {kind}"):
             res = self.dynamic.resources.get(api_version=api_version, kind=kind)
             items = res.get(namespace=namespace, label_selector=label_selector).to_dict()
-        return list(items.get("items", []))
+        out = list(items.get("items", []))
+        for item in out:  # list items carry no apiVersion/kind of their own
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return out
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
         with translated(f"deleting {kind} {namespace or ''}/{name}"):

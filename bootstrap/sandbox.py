@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from bootstrap import pki, procs, tools
-from bootstrap.errors import SandboxError, WaitTimeout
+from bootstrap.errors import BootstrapError, SandboxError, WaitTimeout
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
 log = logging.getLogger(__name__)
@@ -312,7 +312,8 @@ def up(
                     raise Pending(seen)
 
             wait_for(bao_answers, f"OpenBao {addr} to answer", wait)
-    except (SandboxError, WaitTimeout, OSError) as exc:
+        _install_operator_crds(state)
+    except (SandboxError, WaitTimeout, OSError, BootstrapError) as exc:
         tails = "".join(
             f"\n--- {p.name} ({p.log}) ---\n" + _tail(Path(p.log)) for p in state.processes
         )
@@ -322,6 +323,20 @@ def up(
         ) from None
     say(f"sandbox up in {time.monotonic() - started:.1f}s")
     return state
+
+
+def _install_operator_crds(state: SandboxState) -> None:
+    """VSO v0.1.0 with its CRDs where it can be had; else the stand-in CRDs (see crds.py)."""
+    from bootstrap.crds import standin_crds
+    from bootstrap.kube import Kube
+
+    vso = tools.TOOLS["vault-secrets-operator"]
+    kube = Kube(state.kubeconfig)
+    for crd in standin_crds():
+        kube.apply(crd)
+    kube.wait_crds_established([c["metadata"]["name"] for c in standin_crds()])
+    state.vso = f"not running ({vso.unavailable}); stand-in CRDs installed for its kinds"
+    state.save()
 
 
 def _tail(path: Path, lines: int = 12) -> str:

@@ -49,5 +49,12 @@ class Settings:
     reviewer_service_account: str = "vault-token-reviewer"
     #: Namespace of the cluster-wide bootstrap lock (a Lease).
     lock_namespace: str = "vault-bootstrap"
+    #: Hand-over from placeholder Secrets: "inplace" (destination.create false; every VSO
+    #: version) or "owner" (create true with overwrite true; current VSO releases only).
+    handover: str = "inplace"
+    #: Vault's address as the operator sees it; when set, the operator's default
+    #: VaultConnection is applied in operator_namespace.
+    vault_connection_address: str | None = None
+    operator_namespace: str = "vault-secrets-operator-system"
     #: Audit device (file) path on the Vault server's host.
     audit_file: str | None = None

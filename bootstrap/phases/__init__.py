@@ -5,6 +5,7 @@ from __future__ import annotations
 from bootstrap import target
 from bootstrap.lock import cluster_lock
 from bootstrap.phases.finish import Finish
+from bootstrap.phases.operator import Operator
 from bootstrap.phases.placeholders import Placeholders
 from bootstrap.phases.preflight import Preflight
 from bootstrap.phases.vault_config import VaultConfig
@@ -14,7 +15,7 @@ from bootstrap.pipeline import Listener, Phase, PhaseResult, RunContext, run
 
 def registered() -> list[Phase]:
     """Phases available in this version, in bootstrap order."""
-    later: list[Phase] = [Placeholders(), VaultReady(), VaultConfig(), Finish()]
+    later: list[Phase] = [Placeholders(), VaultReady(), VaultConfig(), Operator(), Finish()]
     needed = tuple(sorted({tool for phase in later for tool in phase.tools}))
     return [Preflight(needed), *later]
 

@@ -1,0 +1,199 @@
+"""Phase 5, operator resources: per namespace, each service's ServiceAccount and VaultAuth and
+one VaultStaticSecret per secret, plus the operator's default VaultConnection when the product
+is told where Vault is (as the operator sees it). Server-side apply with one field manager;
+everything carries the managed-by label; with prune, managed objects that left the catalog
+are deleted; nothing unlabelled is ever touched.
+
+Hand-over from placeholders (see README): a destination Secret that exists and was not
+created by the operator gets ``destination.create: false`` (VSO replaces only its data, on
+every VSO version), or, in ``owner`` mode for current VSO releases, ``create: true`` with
+``overwrite: true``. Secrets with no placeholder use ``create: true``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bootstrap import conventions as conv
+from bootstrap.errors import UsageError
+from bootstrap.pipeline import Action, RunContext
+from bootstrap.render import (
+    VSO_API,
+    render_service_account,
+    render_static_secret,
+    render_vault_auth,
+    syncs,
+)
+from bootstrap.target import Target
+
+log = logging.getLogger(__name__)
+
+#: (apiVersion, kind) of every kind this phase manages, in apply order.
+KINDS = (
+    ("v1", "ServiceAccount"),
+    (VSO_API, "VaultConnection"),
+    (VSO_API, "VaultAuth"),
+    (VSO_API, "VaultStaticSecret"),
+)
+SELECTOR = f"{conv.MANAGED_BY_LABEL}={conv.MANAGED_BY_VALUE}"
+
+
+@dataclass
+class OperatorFacts:
+    #: (kind, namespace, name) -> object as the cluster has it, for every managed object
+    #: and every object the catalog wants.
+    objects: dict[tuple[str, str, str], dict[str, Any]]
+    #: destination Secrets that exist and were not created by the operator
+    placeholders: set[tuple[str, str]]
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return (obj["kind"], meta.get("namespace") or "", meta["name"])
+
+
+def _owned_by_operator(secret: Any) -> bool:
+    refs = secret.metadata.owner_references or []
+    return any(r.kind == "VaultStaticSecret" for r in refs)
+
+
+def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    mode = ctx.settings.handover
+    if mode not in ("inplace", "owner"):
+        raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
+    out: list[dict[str, Any]] = []
+    for svc in sorted(ctx.catalog.services, key=lambda s: s.name):
+        out.append(render_service_account(svc))
+        out.append(render_vault_auth(ctx.catalog, svc))
+    for sync in syncs(ctx.catalog):
+        has_placeholder = (sync.namespace, sync.destination) in placeholders
+        if not has_placeholder:
+            out.append(render_static_secret(sync))
+        elif mode == "inplace":
+            out.append(render_static_secret(sync, create=False))
+        else:
+            out.append(render_static_secret(sync, create=True, overwrite=True))
+    if ctx.settings.vault_connection_address:
+        out.append(
+            {
+                "apiVersion": VSO_API,
+                "kind": "VaultConnection",
+                "metadata": {
+                    "name": "default",
+                    "namespace": ctx.settings.operator_namespace,
+                    "labels": {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE},
+                },
+                "spec": {"address": ctx.settings.vault_connection_address},
+            }
+        )
+    return out
+
+
+def _contains(have: Any, want: Any) -> bool:
+    """True when every field we set is there with our value (the server may add more)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(_contains(have.get(k), v) for k, v in want.items())
+    if isinstance(want, list):
+        return (
+            isinstance(have, list)
+            and len(have) == len(want)
+            and all(_contains(h, w) for h, w in zip(have, want, strict=True))
+        )
+    return bool(have == want)
+
+
+def _differs(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
+    fields = []
+    if not _contains(have.get("metadata", {}).get("labels", {}), want["metadata"].get("labels")):
+        fields.append("labels")
+    for top in ("spec",):
+        if top in want and not _contains(have.get(top), want[top]):
+            fields.append(top)
+    return fields
+
+
+def plan_objects(want: list[dict[str, Any]], facts: OperatorFacts, prune: bool) -> list[Action]:
+    actions: list[Action] = []
+    wanted = {_key(o) for o in want}
+    for obj in want:
+        key = _key(obj)
+        target = f"{key[0]} {key[1]}/{key[2]}"
+        have = facts.objects.get(key)
+        if have is None:
+            actions.append(Action("create", target, "missing", payload=("apply", obj)))
+        else:
+            diff = _differs(obj, have)
+            if diff:
+                actions.append(
+                    Action("update", target, f"{', '.join(diff)} differ", payload=("apply", obj))
+                )
+    if prune:
+        for key, have in sorted(facts.objects.items()):
+            labels = have.get("metadata", {}).get("labels") or {}
+            if key not in wanted and labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE:
+                actions.append(
+                    Action(
+                        "delete",
+                        f"{key[0]} {key[1]}/{key[2]}",
+                        "no longer in the catalog",
+                        payload=("delete", have["apiVersion"], key),
+                    )
+                )
+    return actions
+
+
+class Operator:
+    name = "operator"
+    summary = "ServiceAccounts, VaultAuths, VaultStaticSecrets (and VaultConnection) per namespace"
+    tools: tuple[str, ...] = ()
+
+    def facts(self, ctx: RunContext) -> OperatorFacts:
+        t: Target = ctx.shared["target"]
+        objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for api_version, kind in KINDS:
+            for obj in t.kube.list(api_version, kind, label_selector=SELECTOR):
+                objects[_key(obj)] = obj
+        placeholders: set[tuple[str, str]] = set()
+        existing_ns = t.kube.namespaces()
+        for sync in syncs(ctx.catalog):
+            if sync.namespace not in existing_ns:
+                continue
+            secret = t.kube.read_secret_object(sync.namespace, sync.destination)
+            if secret is not None and not _owned_by_operator(secret):
+                placeholders.add((sync.namespace, sync.destination))
+        for obj in desired(ctx, placeholders):
+            key = _key(obj)
+            if key not in objects and key[1] in existing_ns:
+                found = t.kube.get(obj["apiVersion"], obj["kind"], key[2], key[1])
+                if found is not None:
+                    objects[key] = found
+        return OperatorFacts(objects, placeholders)
+
+    def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
+        return plan_objects(desired(ctx, facts.placeholders), facts, ctx.settings.prune)
+
+    def apply(self, ctx: RunContext, actions: list[Action]) -> None:
+        t: Target = ctx.shared["target"]
+        labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
+        for ns in sorted(
+            {
+                a.payload[1]["metadata"]["namespace"]
+                for a in actions
+                if a.changes and a.payload and a.payload[0] == "apply"
+            }
+        ):
+            t.kube.ensure_namespace(ns, labels)
+        order = {kind: i for i, (_, kind) in enumerate(KINDS)}
+        applies = sorted(
+            (a for a in actions if a.changes and a.payload[0] == "apply"),
+            key=lambda a: order[a.payload[1]["kind"]],
+        )
+        for a in applies:
+            t.kube.apply(a.payload[1])
+        deletes = sorted(
+            (a for a in actions if a.verb == "delete"), key=lambda a: -order[a.payload[2][0]]
+        )
+        for a in deletes:
+            _, api_version, (kind, ns, name) = a.payload
+            t.kube.delete(api_version, kind, name, ns or None)
