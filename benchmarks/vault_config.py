@@ -94,7 +94,7 @@ def peer_hcl(catalog: Catalog) -> str:
     ]
     for svc in catalog.services:
         role = render_role(catalog, svc)
-        policy = render_policy(svc).replace("${", "$${")
+        policy = render_policy(svc, catalog.name).replace("${", "$${")
         out.append(
             f'resource "vault_policy" "{svc.name}" {{\n  name = "{svc.name}"\n'
             f"  policy = <<EOT\n{policy}EOT\n}}\n"

@@ -207,6 +207,9 @@ class ScopedSecret(_Model):
 
 class Catalog(_Model):
     version: Literal[1] = 1
+    #: Names this catalog's objects (label secrets-bootstrap/catalog, policy header) so that
+    #: several catalogs can share a cluster and prune never crosses between them.
+    name: DnsLabel = "default"
     defaults: Defaults = Field(default_factory=Defaults)
     shared: dict[str, ScopedSecret] = Field(default_factory=dict)
     infrastructure: dict[str, ScopedSecret] = Field(default_factory=dict)

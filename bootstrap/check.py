@@ -52,7 +52,7 @@ class CheckResult:
 def rendered_from_catalog(catalog: Catalog) -> Rendered:
     out = Rendered()
     for svc in catalog.services:
-        out.policies[conv.policy_name(svc.name)] = render_policy(svc)
+        out.policies[conv.policy_name(svc.name)] = render_policy(svc, catalog.name)
         out.roles[conv.role_name(svc.name)] = render_role(catalog, svc)
     for docs in operator_resources(catalog).values():
         out.manifests += docs

@@ -23,6 +23,8 @@ RESERVED_PREFIXES = (SHARED, INFRASTRUCTURE)
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = PRODUCT
 SERVICE_LABEL = "secrets-bootstrap/service"
+#: Which catalog an object belongs to: prune only ever removes objects of its own catalog.
+CATALOG_LABEL = "secrets-bootstrap/catalog"
 #: Server-side apply field manager.
 FIELD_MANAGER = PRODUCT
 
@@ -35,6 +37,19 @@ PLACEHOLDER_PREFIX = "bootstrap-placeholder:"
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: Secret keys as Kubernetes allows them in a Secret's data.
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def policy_header(catalog: str) -> str:
+    """First line of a service policy: managed, and by which catalog."""
+    return f"{POLICY_HEADER} catalog={catalog}"
+
+
+def is_managed_policy(text: str, catalog: str | None = None) -> bool:
+    """Managed by the product (by the given catalog, when one is named)."""
+    first = text.split("\n", 1)[0].strip()
+    if catalog is None:
+        return first.startswith(POLICY_HEADER)
+    return first == policy_header(catalog)
 
 
 def placeholder_value(owner: str, secret: str, key: str) -> str:

@@ -83,10 +83,10 @@ def policy_paths(svc: Service) -> list[str]:
     return paths
 
 
-def render_policy(svc: Service) -> str:
+def render_policy(svc: Service, catalog_name: str) -> str:
     """The service's read-only policy, in the Secrets Architecture document's section 4 shape."""
     lines = [
-        conv.POLICY_HEADER,
+        conv.policy_header(catalog_name),
         f"# vault/policies/{svc.name}.hcl: read-only access for service {svc.name}"
         f" (namespace {svc.namespace})",
     ]
@@ -112,18 +112,22 @@ def render_role(catalog: Catalog, svc: Service) -> dict[str, Any]:
 # -- Kubernetes (operator resources) ----------------------------------------------------
 
 
-def _labels(service: str) -> dict[str, str]:
-    return {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE, conv.SERVICE_LABEL: service}
+def labels(catalog: Catalog, service: str | None = None) -> dict[str, str]:
+    """The labels of everything the product creates in Kubernetes."""
+    out = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE, conv.CATALOG_LABEL: catalog.name}
+    if service:
+        out[conv.SERVICE_LABEL] = service
+    return out
 
 
-def render_service_account(svc: Service) -> dict[str, Any]:
+def render_service_account(catalog: Catalog, svc: Service) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": {
             "name": conv.service_account_name(svc.name),
             "namespace": svc.namespace,
-            "labels": _labels(svc.name),
+            "labels": labels(catalog, svc.name),
         },
     }
 
@@ -135,7 +139,7 @@ def render_vault_auth(catalog: Catalog, svc: Service) -> dict[str, Any]:
         "metadata": {
             "name": conv.vault_auth_name(svc.name),
             "namespace": svc.namespace,
-            "labels": _labels(svc.name),
+            "labels": labels(catalog, svc.name),
         },
         "spec": {
             "method": "kubernetes",
@@ -150,7 +154,7 @@ def render_vault_auth(catalog: Catalog, svc: Service) -> dict[str, Any]:
 
 
 def render_static_secret(
-    sync: Sync, *, create: bool = True, overwrite: bool = False
+    catalog: Catalog, sync: Sync, *, create: bool = True, overwrite: bool = False
 ) -> dict[str, Any]:
     """A VaultStaticSecret in the document's section 3 shape.
 
@@ -175,7 +179,7 @@ def render_static_secret(
         "metadata": {
             "name": sync.destination,
             "namespace": sync.namespace,
-            "labels": _labels(sync.service),
+            "labels": labels(catalog, sync.service),
         },
         "spec": spec,
     }
@@ -187,9 +191,9 @@ def operator_resources(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
     all_syncs = syncs(catalog)
     for svc in sorted(catalog.services, key=lambda s: s.name):
         docs = by_ns[svc.namespace]
-        docs.append(render_service_account(svc))
+        docs.append(render_service_account(catalog, svc))
         docs.append(render_vault_auth(catalog, svc))
-        docs += [render_static_secret(s) for s in all_syncs if s.service == svc.name]
+        docs += [render_static_secret(catalog, s) for s in all_syncs if s.service == svc.name]
     return by_ns
 
 
@@ -209,7 +213,7 @@ def placeholder_tfvars(catalog: Catalog) -> dict[str, Any]:
     return {
         "namespaces": catalog.namespaces,
         "secrets": secrets,
-        "labels": {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE},
+        "labels": labels(catalog),
     }
 
 
@@ -226,7 +230,7 @@ def render_tree(catalog: Catalog) -> dict[str, str]:
     """Every file of ``invoke render --out DIR``, keyed by relative path. Deterministic."""
     files: dict[str, str] = {}
     for svc in catalog.services:
-        files[f"vault/policies/{svc.name}.hcl"] = render_policy(svc)
+        files[f"vault/policies/{svc.name}.hcl"] = render_policy(svc, catalog.name)
         files[f"vault/roles/{svc.name}.json"] = (
             json.dumps(render_role(catalog, svc), indent=2, sort_keys=True) + "\n"
         )

@@ -75,6 +75,7 @@ class Desired:
     kubernetes_host: str
     kubernetes_ca_cert: str
     audit_file: str
+    catalog: str = "default"
 
 
 @dataclass
@@ -89,21 +90,22 @@ class Facts:
 
 
 def desired(catalog: Catalog, host: str, ca_pem: str, audit_file: str) -> Desired:
-    policies = {conv.policy_name(s.name): render_policy(s) for s in catalog.services}
+    policies = {conv.policy_name(s.name): render_policy(s, catalog.name) for s in catalog.services}
     policies[ADMIN_POLICY] = ADMIN_POLICY_TEXT
     roles = {conv.role_name(s.name): render_role(catalog, s) for s in catalog.services}
-    return Desired(policies, roles, host, ca_pem, audit_file)
+    return Desired(policies, roles, host, ca_pem, audit_file, catalog.name)
 
 
-def is_managed_policy(text: str) -> bool:
-    return text.startswith(conv.POLICY_HEADER)
+is_managed_policy = conv.is_managed_policy
 
 
-def is_managed_role(name: str, role: dict[str, Any], policies: dict[str, str]) -> bool:
+def is_managed_role(
+    name: str, role: dict[str, Any], policies: dict[str, str], catalog: str | None = None
+) -> bool:
     """A role is the product's when it grants exactly one policy, of its own name, and that
     policy is managed (policies carry the marker; roles cannot)."""
     pols = role.get("token_policies") or []
-    return pols == [name] and is_managed_policy(policies.get(name, ""))
+    return pols == [name] and is_managed_policy(policies.get(name, ""), catalog)
 
 
 ROLE_FIELDS = (
@@ -240,7 +242,7 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
     # prune: managed objects that left the catalog (roles first, then their policies)
     if prune:
         for name, role in sorted(have.roles.items()):
-            if name not in want.roles and is_managed_role(name, role, have.policies):
+            if name not in want.roles and is_managed_role(name, role, have.policies, want.catalog):
                 actions.append(
                     Action(
                         "delete",
@@ -250,7 +252,7 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
                     )
                 )
         for name, text in sorted(have.policies.items()):
-            if name not in want.policies and is_managed_policy(text):
+            if name not in want.policies and is_managed_policy(text, want.catalog):
                 actions.append(
                     Action(
                         "delete",

@@ -20,6 +20,7 @@ from bootstrap.errors import UsageError
 from bootstrap.pipeline import Action, RunContext
 from bootstrap.render import (
     VSO_API,
+    labels,
     render_service_account,
     render_static_secret,
     render_vault_auth,
@@ -64,16 +65,16 @@ def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[st
         raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
     out: list[dict[str, Any]] = []
     for svc in sorted(ctx.catalog.services, key=lambda s: s.name):
-        out.append(render_service_account(svc))
+        out.append(render_service_account(ctx.catalog, svc))
         out.append(render_vault_auth(ctx.catalog, svc))
     for sync in syncs(ctx.catalog):
         has_placeholder = (sync.namespace, sync.destination) in placeholders
         if not has_placeholder:
-            out.append(render_static_secret(sync))
+            out.append(render_static_secret(ctx.catalog, sync))
         elif mode == "inplace":
-            out.append(render_static_secret(sync, create=False))
+            out.append(render_static_secret(ctx.catalog, sync, create=False))
         else:
-            out.append(render_static_secret(sync, create=True, overwrite=True))
+            out.append(render_static_secret(ctx.catalog, sync, create=True, overwrite=True))
     if ctx.settings.vault_connection_address:
         out.append(
             {
@@ -82,7 +83,7 @@ def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[st
                 "metadata": {
                     "name": "default",
                     "namespace": ctx.settings.operator_namespace,
-                    "labels": {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE},
+                    "labels": labels(ctx.catalog),
                 },
                 "spec": {"address": ctx.settings.vault_connection_address},
             }
@@ -113,7 +114,9 @@ def _differs(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
     return fields
 
 
-def plan_objects(want: list[dict[str, Any]], facts: OperatorFacts, prune: bool) -> list[Action]:
+def plan_objects(
+    want: list[dict[str, Any]], facts: OperatorFacts, prune: bool, catalog: str = "default"
+) -> list[Action]:
     actions: list[Action] = []
     wanted = {_key(o) for o in want}
     for obj in want:
@@ -130,8 +133,12 @@ def plan_objects(want: list[dict[str, Any]], facts: OperatorFacts, prune: bool) 
                 )
     if prune:
         for key, have in sorted(facts.objects.items()):
-            labels = have.get("metadata", {}).get("labels") or {}
-            if key not in wanted and labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE:
+            have_labels = have.get("metadata", {}).get("labels") or {}
+            ours = (
+                have_labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
+                and have_labels.get(conv.CATALOG_LABEL) == catalog
+            )
+            if key not in wanted and ours:
                 actions.append(
                     Action(
                         "delete",
@@ -171,11 +178,13 @@ class Operator:
         return OperatorFacts(objects, placeholders)
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
-        return plan_objects(desired(ctx, facts.placeholders), facts, ctx.settings.prune)
+        return plan_objects(
+            desired(ctx, facts.placeholders), facts, ctx.settings.prune, ctx.catalog.name
+        )
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         t: Target = ctx.shared["target"]
-        labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
+        ns_labels = labels(ctx.catalog)
         for ns in sorted(
             {
                 a.payload[1]["metadata"]["namespace"]
@@ -183,7 +192,7 @@ class Operator:
                 if a.changes and a.payload and a.payload[0] == "apply"
             }
         ):
-            t.kube.ensure_namespace(ns, labels)
+            t.kube.ensure_namespace(ns, ns_labels)
         order = {kind: i for i, (_, kind) in enumerate(KINDS)}
         applies = sorted(
             (a for a in actions if a.changes and a.payload[0] == "apply"),

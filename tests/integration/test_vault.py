@@ -21,6 +21,7 @@ from bootstrap.catalog import Catalog, load_catalog, parse_catalog
 from bootstrap.custody import FileCustody
 from bootstrap.errors import BootstrapError
 from bootstrap.kube import Kube
+from bootstrap.phases import registered
 from bootstrap.phases.vault_config import resolve_token
 from bootstrap.render import syncs
 from bootstrap.target import resolve
@@ -28,7 +29,7 @@ from tests.conftest import EXAMPLE, ROOT
 from tests.integration.conftest import Box
 from tests.integration.helpers import kv_read, kv_write, login, run, statuses
 
-PHASES = ["preflight", "vault-ready", "vault-config", "finish"]
+PHASES = [p.name for p in registered()]
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +200,7 @@ def test_prune_removes_only_managed_objects(
     gone = f"p{unique}-gone"
     text = f"""
 version: 1
+name: p{unique}
 services:
   - name: p{unique}-stay
     namespace: p{unique}

@@ -91,12 +91,15 @@ def test_unmanaged_policy_with_a_service_name_is_not_overwritten() -> None:
 def test_prune_touches_only_managed() -> None:
     want = _want()
     have = _converged(want)
-    header = want.policies["webapp"].splitlines()[0]
+    header = want.policies["webapp"].splitlines()[0]  # managed by this catalog
     have.policies["old"] = header + '\npath "secret/data/old/*" { capabilities = ["read"] }\n'
     have.roles["old"] = {"token_policies": ["old"]}
     have.policies["theirs"] = 'path "x" { capabilities = ["read"] }'
     have.roles["theirs"] = {"token_policies": ["theirs"]}
     have.roles["mixed"] = {"token_policies": ["old", "default"]}
+    other = header.replace("catalog=default", "catalog=another")
+    have.policies["elsewhere"] = other + '\npath "secret/data/e/*" { capabilities = ["read"] }\n'
+    have.roles["elsewhere"] = {"token_policies": ["elsewhere"]}
     assert plan(want, have, prune=False) == []
     pruned = [(a.verb, a.target) for a in plan(want, have, prune=True)]
     assert pruned == [("delete", "role old"), ("delete", "policy old")]

@@ -1,4 +1,4 @@
-# managed-by: cluster-secrets-bootstrap
+# managed-by: cluster-secrets-bootstrap catalog=default
 # vault/policies/backup.hcl: read-only access for service backup (namespace backup)
 
 path "secret/data/backup/*" {

@@ -1,4 +1,4 @@
-# managed-by: cluster-secrets-bootstrap
+# managed-by: cluster-secrets-bootstrap catalog=default
 # vault/policies/cert-manager.hcl: read-only access for service cert-manager (namespace cert-manager)
 
 path "secret/data/cert-manager/*" {

@@ -1,4 +1,4 @@
-# managed-by: cluster-secrets-bootstrap
+# managed-by: cluster-secrets-bootstrap catalog=default
 # vault/policies/external-dns.hcl: read-only access for service external-dns (namespace external-dns)
 
 path "secret/data/external-dns/*" {

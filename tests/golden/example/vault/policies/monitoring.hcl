@@ -1,4 +1,4 @@
-# managed-by: cluster-secrets-bootstrap
+# managed-by: cluster-secrets-bootstrap catalog=default
 # vault/policies/monitoring.hcl: read-only access for service monitoring (namespace monitoring)
 
 path "secret/data/monitoring/*" {

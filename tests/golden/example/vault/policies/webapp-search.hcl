@@ -1,4 +1,4 @@
-# managed-by: cluster-secrets-bootstrap
+# managed-by: cluster-secrets-bootstrap catalog=default
 # vault/policies/webapp-search.hcl: read-only access for service webapp-search (namespace webapp)
 
 path "secret/data/webapp-search/*" {

@@ -1,4 +1,4 @@
-# managed-by: cluster-secrets-bootstrap
+# managed-by: cluster-secrets-bootstrap catalog=default
 # vault/policies/webapp.hcl: read-only access for service webapp (namespace webapp)
 
 path "secret/data/webapp/*" {

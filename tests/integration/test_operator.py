@@ -1,0 +1,134 @@
+"""Operator resources on the sandbox: server-side apply per namespace, hand-over from
+placeholders, no-op re-runs, and prune that removes only what the product manages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bootstrap import conventions as conv
+from bootstrap.catalog import Catalog, parse_catalog
+from bootstrap.kube import Kube
+from bootstrap.render import VSO_API
+from tests.integration.conftest import Box
+from tests.integration.helpers import run, statuses
+
+
+def catalog(p: str, with_gone: bool = True) -> Catalog:
+    gone = f"""
+  - name: {p}-gone
+    namespace: {p}
+    secrets:
+      config: {{destination: {p}-gone-config, keys: {{a: null}}}}
+"""
+    return parse_catalog(
+        f"""
+version: 1
+name: {p}
+services:
+  - name: {p}-stay
+    namespace: {p}
+    secrets:
+      config: {{keys: {{a: null}}}}
+    restart:
+      - {{kind: Deployment, name: web}}
+{gone if with_gone else ""}""",
+        "operator.yaml",
+    )
+
+
+def _vss(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
+    return kube.get(VSO_API, "VaultStaticSecret", name, ns)
+
+
+def test_apply_handover_and_noop(box: Box, unique: str, tmp_path: Path) -> None:
+    p = f"op{unique}"
+    s = box.settings(state_dir=tmp_path)
+    cat = catalog(p)
+    kube = Kube(box.state.kubeconfig)
+    # Only the first secret gets a placeholder (placeholders phase not run for the other).
+    kube.ensure_namespace(p)
+    kube.write_secret(
+        p, "config", {"a": conv.placeholder_value(f"{p}-stay", "config", "a").encode()}
+    )
+    results, _ = run(s, cat, ["operator"])
+    assert statuses(results) == {"operator": "applied"}, results
+    sa = kube.core.read_namespaced_service_account(f"{p}-stay", p)
+    assert sa.metadata.labels[conv.MANAGED_BY_LABEL] == conv.MANAGED_BY_VALUE
+    auth = kube.get(VSO_API, "VaultAuth", f"{p}-stay", p)
+    assert auth is not None and auth["spec"]["kubernetes"]["serviceAccount"] == f"{p}-stay"
+    placeholder_vss = _vss(kube, p, "config")
+    assert placeholder_vss is not None
+    assert placeholder_vss["spec"]["destination"] == {"name": "config", "create": False}
+    assert placeholder_vss["spec"]["rolloutRestartTargets"] == [
+        {"kind": "Deployment", "name": "web"}
+    ]
+    fresh = _vss(kube, p, f"{p}-gone-config")
+    assert fresh is not None and fresh["spec"]["destination"]["create"] is True
+    fields = {m["manager"] for m in placeholder_vss["metadata"]["managedFields"]}
+    assert conv.FIELD_MANAGER in fields
+    again, _ = run(s, cat, ["operator"])
+    assert statuses(again) == {"operator": "no-change"}
+
+
+def test_owner_mode_for_current_vso(box: Box, unique: str, tmp_path: Path) -> None:
+    p = f"ow{unique}"
+    kube = Kube(box.state.kubeconfig)
+    kube.ensure_namespace(p)
+    kube.write_secret(p, "config", {"a": b"bootstrap-placeholder:x/config/a"})
+    run(box.settings(state_dir=tmp_path, handover="owner"), catalog(p, False), ["operator"])
+    vss = _vss(kube, p, "config")
+    assert vss is not None
+    assert vss["spec"]["destination"] == {"name": "config", "create": True, "overwrite": True}
+
+
+def test_prune_removes_only_managed(box: Box, unique: str, tmp_path: Path) -> None:
+    p = f"pr{unique}"
+    s = box.settings(state_dir=tmp_path)
+    kube = Kube(box.state.kubeconfig)
+    run(s, catalog(p), ["operator"])
+    # Unmanaged neighbours in the same namespace.
+    kube.write_secret(p, "theirs", {"k": b"v"})
+    kube.apply(
+        {
+            "apiVersion": VSO_API,
+            "kind": "VaultStaticSecret",
+            "metadata": {"name": "theirs", "namespace": p},
+            "spec": {
+                "type": "kv-v2",
+                "mount": "secret",
+                "path": "x/y",
+                "destination": {"name": "theirs", "create": False},
+            },
+        },
+        field_manager="someone-else",
+    )
+    smaller = catalog(p, with_gone=False)
+    results, _ = run(s, smaller, ["operator"])
+    assert statuses(results) == {"operator": "no-change"}  # kept without --prune
+    assert _vss(kube, p, f"{p}-gone-config") is not None
+    results, _ = run(box.settings(state_dir=tmp_path, prune=True), smaller, ["operator"])
+    deleted = sorted(a.target for r in results for a in r.actions if a.verb == "delete")
+    assert deleted == [
+        f"ServiceAccount {p}/{p}-gone",
+        f"VaultAuth {p}/{p}-gone",
+        f"VaultStaticSecret {p}/{p}-gone-config",
+    ]
+    assert _vss(kube, p, f"{p}-gone-config") is None
+    assert kube.get(VSO_API, "VaultAuth", f"{p}-gone", p) is None
+    assert _vss(kube, p, "theirs") is not None
+    assert kube.read_secret(p, "theirs") == {"k": b"v"}
+    assert _vss(kube, p, "config") is not None
+
+
+def test_vault_connection_when_told_where_vault_is(box: Box, unique: str, tmp_path: Path) -> None:
+    p = f"vc{unique}"
+    s = box.settings(
+        state_dir=tmp_path,
+        vault_connection_address=box.state.bao_addr,
+        operator_namespace=f"{p}-vso",
+    )
+    results, _ = run(s, catalog(p, False), ["operator"])
+    assert statuses(results) == {"operator": "applied"}
+    conn = Kube(box.state.kubeconfig).get(VSO_API, "VaultConnection", "default", f"{p}-vso")
+    assert conn is not None and conn["spec"]["address"] == box.state.bao_addr

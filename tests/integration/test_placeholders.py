@@ -1,0 +1,109 @@
+"""Placeholders through the real OpenTofu and hashicorp/kubernetes provider on the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bootstrap import conventions as conv
+from bootstrap.catalog import Catalog, parse_catalog
+from bootstrap.kube import Kube
+from bootstrap.render import syncs
+from tests.integration.conftest import Box
+from tests.integration.helpers import run, statuses
+
+
+def catalog(prefix: str) -> Catalog:
+    return parse_catalog(
+        f"""
+version: 1
+shared:
+  dns: {{keys: {{token: null}}}}
+services:
+  - name: {prefix}-app
+    namespace: {prefix}-a
+    secrets:
+      config: {{keys: {{level: null, mode: null}}}}
+      credentials: {{keys: {{password: null}}}}
+    reads: [shared/dns]
+  - name: {prefix}-db
+    namespace: {prefix}-b
+    secrets:
+      credentials: {{keys: {{user: null, password: null}}}}
+""",
+        "placeholders.yaml",
+    )
+
+
+def test_placeholders_carry_every_key_and_a_rerun_changes_nothing(
+    box: Box, unique: str, tmp_path: Path
+) -> None:
+    cat = catalog(f"ph{unique}")
+    s = box.settings(state_dir=tmp_path)
+    results, _ = run(s, cat, ["placeholders"])
+    assert statuses(results) == {"placeholders": "applied"}, results[1].error
+    kube = Kube(box.state.kubeconfig)
+    for sync in syncs(cat):
+        data = kube.read_secret(sync.namespace, sync.destination)
+        assert data is not None and set(data) == set(sync.keys)
+        for key, value in data.items():
+            assert value.decode() == conv.placeholder_value(sync.owner, sync.secret, key)
+    again, _ = run(s, cat, ["placeholders"])
+    assert statuses(again) == {"placeholders": "no-change"}
+    assert (tmp_path / "terraform" / "terraform.tfstate").exists()
+
+
+def test_real_values_survive_a_reapply(box: Box, unique: str, tmp_path: Path) -> None:
+    cat = catalog(f"rv{unique}")
+    s = box.settings(state_dir=tmp_path)
+    run(s, cat, ["placeholders"])
+    kube = Kube(box.state.kubeconfig)
+    ns = f"rv{unique}-a"
+    real = {"level": b"debug", "mode": b"production"}
+    kube.write_secret(ns, "config", real)
+    results, _ = run(s, cat, ["placeholders"])
+    assert statuses(results) == {"placeholders": "no-change"}
+    assert kube.read_secret(ns, "config") == real
+
+
+def test_existing_namespace_and_secret_are_used_as_they_are(
+    box: Box, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"ex{unique}"
+    kube = Kube(box.state.kubeconfig)
+    kube.ensure_namespace(f"{prefix}-a", {"team": "theirs"})
+    kube.write_secret(f"{prefix}-a", "credentials", {"password": b"already-real"})
+    s = box.settings(state_dir=tmp_path)
+    results, _ = run(s, catalog(prefix), ["placeholders"])
+    (result,) = [r for r in results if r.name == "placeholders"]
+    assert result.status == "applied", result.error
+    adopted = {a.target for a in result.actions if a.verb == "check"}
+    assert {f"namespace {prefix}-a", f"Secret {prefix}-a/credentials"} <= adopted
+    assert kube.read_secret(f"{prefix}-a", "credentials") == {"password": b"already-real"}
+    ns = kube.core.read_namespace(f"{prefix}-a")
+    assert ns.metadata.labels.get("team") == "theirs"
+    assert kube.read_secret(f"{prefix}-a", "config") is not None  # created inside it
+
+
+def test_kubernetes_backend_keeps_state_in_the_cluster(
+    box: Box, unique: str, tmp_path: Path
+) -> None:
+    s = box.settings(
+        state_dir=tmp_path, terraform_backend="kubernetes", lock_namespace=f"kb{unique}"
+    )
+    Kube(box.state.kubeconfig).ensure_namespace(f"kb{unique}")
+    results, _ = run(s, catalog(f"kb{unique}"), ["placeholders"])
+    assert statuses(results) == {"placeholders": "applied"}
+    kube = Kube(box.state.kubeconfig)
+    names = [x.metadata.name for x in kube.core.list_namespaced_secret(f"kb{unique}").items]
+    assert any("placeholders" in n for n in names), names
+    assert not (tmp_path / "terraform" / "terraform.tfstate").exists()
+
+
+@pytest.mark.parametrize("binary", ["terraform-that-is-not-installed"])
+def test_missing_binary_is_a_clear_error(box: Box, tmp_path: Path, binary: str) -> None:
+    s = box.settings(state_dir=tmp_path, terraform_binary=binary)
+    results, _ = run(s, catalog("mb"), ["placeholders"])
+    (result,) = [r for r in results if r.name == "placeholders"]
+    assert result.status == "failed" and f"{binary} not found" in (result.error or "")
