@@ -190,8 +190,9 @@ def _run_pipeline(
     dry_run: bool,
     report: str | None,
     prune: bool,
+    rotate: bool = False,
 ) -> None:
-    s = settings(c, catalog, prune=prune or None)
+    s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
     cat = load_catalog(s.catalog)
     selected = _phase_flags(only, start, skip)
     ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run)
@@ -218,21 +219,24 @@ _PHASE_HELP = {
     "skip": "skip this phase (repeatable)",
     "report": "write the JSON report here (default .bootstrap/reports/)",
     "prune": "also remove managed objects that left the catalog (never unmanaged ones)",
+    "rotate": "populate: replace real values from their sources (regenerate generated ones)",
 }
 
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def bootstrap(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False):  # type: ignore[no-untyped-def]
+def bootstrap(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False,  # type: ignore[no-untyped-def]
+              rotate=False):
     """Run the bootstrap phases in order (each idempotent and safe to re-run)."""
-    _run_pipeline(c, catalog, only or [], start, skip or [], False, report, prune)
+    _run_pipeline(c, catalog, only or [], start, skip or [], False, report, prune, rotate)
 
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def plan(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False):  # type: ignore[no-untyped-def]
+def plan(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False,  # type: ignore[no-untyped-def]
+         rotate=False):
     """Show what every phase would change, without changing anything."""
-    _run_pipeline(c, catalog, only or [], start, skip or [], True, report, prune)
+    _run_pipeline(c, catalog, only or [], start, skip or [], True, report, prune, rotate)
 
 
 # -- catalog ----------------------------------------------------------------------------

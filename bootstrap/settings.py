@@ -44,6 +44,8 @@ class Settings:
     unseal_keys_file: Path | None = None
     #: Remove managed objects that left the catalog.
     prune: bool = False
+    #: populate: replace real values from their sources (generated ones are regenerated).
+    rotate: bool = False
     #: Kubernetes auth: the reviewer ServiceAccount (bound to system:auth-delegator).
     reviewer_namespace: str = "vault-bootstrap"
     reviewer_service_account: str = "vault-token-reviewer"

@@ -7,6 +7,7 @@ from bootstrap.lock import cluster_lock
 from bootstrap.phases.finish import Finish
 from bootstrap.phases.operator import Operator
 from bootstrap.phases.placeholders import Placeholders
+from bootstrap.phases.populate import Populate
 from bootstrap.phases.preflight import Preflight
 from bootstrap.phases.vault_config import VaultConfig
 from bootstrap.phases.vault_ready import VaultReady
@@ -15,7 +16,9 @@ from bootstrap.pipeline import Listener, Phase, PhaseResult, RunContext, run
 
 def registered() -> list[Phase]:
     """Phases available in this version, in bootstrap order."""
-    later: list[Phase] = [Placeholders(), VaultReady(), VaultConfig(), Operator(), Finish()]
+    later: list[Phase] = [
+        Placeholders(), VaultReady(), VaultConfig(), Operator(), Populate(), Finish()
+    ]
     needed = tuple(sorted({tool for phase in later for tool in phase.tools}))
     return [Preflight(needed), *later]
 

@@ -5,15 +5,20 @@ run (tools.require raises); nothing is skipped."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bootstrap import sandbox, vault
 from bootstrap.settings import Settings
+from tests.conftest import ROOT
+from tests.integration.helpers import demo_env
 
 TOOLS_DIR = Path(
     os.environ.get(
@@ -61,3 +66,30 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
 def unique() -> str:
     """A short unique suffix for namespaces and Vault paths of one test."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def first_run(box: Box) -> dict[str, Any]:
+    """The very first bootstrap of the session's OpenBao, through the CLI as a user runs it."""
+    s = box.settings()
+    env = {
+        **os.environ,
+        **demo_env(),
+        "INVOKE_BOOTSTRAP_KUBECONFIG": str(s.kubeconfig),
+        "INVOKE_BOOTSTRAP_VAULT_ADDRS": ",".join(s.vault_addrs),
+        "INVOKE_BOOTSTRAP_CUSTODY_FILE": str(s.custody_file),
+        "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
+        "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
+        "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(box.directory),
+    }
+    report = box.directory / "first-report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "bootstrap", "--report", str(report)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"output": proc.stdout + proc.stderr, "report": report.read_text(), "env": env}

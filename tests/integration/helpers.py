@@ -56,3 +56,15 @@ def kv_write(addr: str, token: str, path: str, data: dict[str, Any]) -> None:
         timeout=10,
     )
     assert resp.status_code in (200, 204), resp.status_code
+
+
+def demo_env() -> dict[str, str]:
+    """The fake values of examples/demo.env, for the example catalog's env sources."""
+    from tests.conftest import ROOT
+
+    out = {}
+    for line in (ROOT / "examples" / "demo.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value.strip('"')
+    return out
