@@ -225,16 +225,32 @@ _PHASE_HELP = {
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def bootstrap(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False,  # type: ignore[no-untyped-def]
-              rotate=False):
+def bootstrap(
+    c,
+    catalog=None,
+    only=None,
+    start=None,
+    skip=None,
+    report=None,
+    prune=False,  # type: ignore[no-untyped-def]
+    rotate=False,
+):
     """Run the bootstrap phases in order (each idempotent and safe to re-run)."""
     _run_pipeline(c, catalog, only or [], start, skip or [], False, report, prune, rotate)
 
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def plan(c, catalog=None, only=None, start=None, skip=None, report=None, prune=False,  # type: ignore[no-untyped-def]
-         rotate=False):
+def plan(
+    c,
+    catalog=None,
+    only=None,
+    start=None,
+    skip=None,
+    report=None,
+    prune=False,  # type: ignore[no-untyped-def]
+    rotate=False,
+):
     """Show what every phase would change, without changing anything."""
     _run_pipeline(c, catalog, only or [], start, skip or [], True, report, prune, rotate)
 

@@ -36,8 +36,9 @@ def generate(spec: Generate) -> str:
 VaultReader = Callable[[str, str], "str | None"]
 
 
-def resolve(source: Source, base_dir: Path, read_vault: VaultReader,
-            interactive: bool | None = None) -> str:
+def resolve(
+    source: Source, base_dir: Path, read_vault: VaultReader, interactive: bool | None = None
+) -> str:
     kind = source.kind
     if source.env is not None:
         value = os.environ.get(source.env)
@@ -53,8 +54,14 @@ def resolve(source: Source, base_dir: Path, read_vault: VaultReader,
             raise SourceError(f"file {path}: {exc.strerror or type(exc).__name__}") from None
     if source.command is not None:
         try:
-            proc = subprocess.run(source.command, capture_output=True, text=True, timeout=60,
-                                  check=False, cwd=base_dir)
+            proc = subprocess.run(
+                source.command,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                cwd=base_dir,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SourceError(f"command {source.command[0]!r}: {type(exc).__name__}") from None
         if proc.returncode != 0:

@@ -17,7 +17,12 @@ from bootstrap.pipeline import Listener, Phase, PhaseResult, RunContext, run
 def registered() -> list[Phase]:
     """Phases available in this version, in bootstrap order."""
     later: list[Phase] = [
-        Placeholders(), VaultReady(), VaultConfig(), Operator(), Populate(), Finish()
+        Placeholders(),
+        VaultReady(),
+        VaultConfig(),
+        Operator(),
+        Populate(),
+        Finish(),
     ]
     needed = tuple(sorted({tool for phase in later for tool in phase.tools}))
     return [Preflight(needed), *later]

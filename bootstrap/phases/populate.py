@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from bootstrap import conventions as conv
 from bootstrap import sources
@@ -97,25 +96,44 @@ class Populate:
                     problems.append(Action("problem", f"{kv.path} key {key}", str(exc)))
                     continue
                 if conv.is_placeholder(value):
-                    problems.append(Action("problem", f"{kv.path} key {key}",
-                                           "the source gave a placeholder; refusing to write it"))
+                    problems.append(
+                        Action(
+                            "problem",
+                            f"{kv.path} key {key}",
+                            "the source gave a placeholder; refusing to write it",
+                        )
+                    )
                     continue
                 new[key] = value
             if new:
                 verb: Verb = "create" if kv.version == 0 else "update"
                 merged = {**kv.data, **new}
-                actions.append(Action(verb, f"secret {kv.path}",
-                                      f"written (keys {', '.join(sorted(new))})",
-                                      payload=("write", kv.path, kv.version, merged)))
+                actions.append(
+                    Action(
+                        verb,
+                        f"secret {kv.path}",
+                        f"written (keys {', '.join(sorted(new))})",
+                        payload=("write", kv.path, kv.version, merged),
+                    )
+                )
             elif kept and not manual:
                 actions.append(Action("check", f"secret {kv.path}", "unchanged"))
             if manual:
-                actions.append(Action("check", f"secret {kv.path}",
-                                      f"skipped: no source for {', '.join(sorted(manual))} "
-                                      "(put by hand)"))
+                actions.append(
+                    Action(
+                        "check",
+                        f"secret {kv.path}",
+                        f"skipped: no source for {', '.join(sorted(manual))} (put by hand)",
+                    )
+                )
             if kept and new:
-                actions.append(Action("check", f"secret {kv.path}",
-                                      f"skipped-real-value ({', '.join(sorted(kept))})"))
+                actions.append(
+                    Action(
+                        "check",
+                        f"secret {kv.path}",
+                        f"skipped-real-value ({', '.join(sorted(kept))})",
+                    )
+                )
         return problems + actions if problems else actions
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
@@ -125,13 +143,15 @@ class Populate:
         def write(a: Action) -> None:
             _, path, version, data = a.payload
             try:
-                api.write(f"{conv.KV_MOUNT}/data/{path}",
-                          {"options": {"cas": version}, "data": data})
+                api.write(
+                    f"{conv.KV_MOUNT}/data/{path}", {"options": {"cas": version}, "data": data}
+                )
             except VaultRequestError as exc:
                 if exc.status == 400 and "check-and-set" in str(exc):
                     raise VaultStateError(
                         f"{path} changed in Vault while the bootstrap ran (check-and-set "
-                        f"version {version} no longer current); run again") from None
+                        f"version {version} no longer current); run again"
+                    ) from None
                 raise
             ctx.shared["rotated"].add(path)
 
