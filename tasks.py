@@ -255,6 +255,53 @@ def plan(
     _run_pipeline(c, catalog, only or [], start, skip or [], True, report, prune, rotate)
 
 
+@task(
+    name="status",
+    help={
+        "catalog": "service catalog (default from invoke.yaml)",
+        "json": "print JSON instead of a table",
+    },
+)
+@friendly
+def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
+    """Per service and secret: Vault version, Secret state, last sync, restart targets."""
+    from bootstrap import status as status_mod
+    from bootstrap import target as target_mod
+    from bootstrap.phases.vault_config import resolve_token
+    from bootstrap.vault import Api
+
+    s = settings(c, catalog)
+    cat = load_catalog(s.catalog)
+    t = target_mod.resolve(s, start_sandbox=False)
+    token, _ = resolve_token(t)
+    rows = status_mod.collect(cat, t.kube, Api(t.leader, token))
+    if json_:
+        console.print_json(json.dumps([r.as_dict() for r in rows]))
+        return
+    table = Table(title=f"status ({t.description})")
+    for col in (
+        "service",
+        "namespace/secret",
+        "vault path",
+        "version",
+        "state",
+        "last sync",
+        "restart targets",
+    ):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.service,
+            f"{r.namespace}/{r.secret}",
+            r.vault_path,
+            str(r.vault_version),
+            r.state,
+            r.last_sync,
+            r.restarts,
+        )
+    console.print(table)
+
+
 # -- catalog ----------------------------------------------------------------------------
 
 
@@ -410,5 +457,7 @@ catalog_ns = Collection("catalog", validate)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
 
-ns = Collection(bootstrap, plan, render, check, lint, test, catalog_ns, tools_ns, sandbox_ns)
+ns = Collection(
+    bootstrap, plan, render, check, status_, lint, test, catalog_ns, tools_ns, sandbox_ns
+)
 ns.configure(DEFAULTS)

@@ -57,7 +57,7 @@ def test_no_key_token_or_value_reaches_output(box: Box, first_run: dict[str, Any
     values = []
     for path, _ in kv_secrets(load_catalog(EXAMPLE)):
         data, version = read_kv(vault.Api(box.state.bao_addr, admin["token"]), path)
-        assert version == 1 and data
+        assert version >= 1 and data
         values += [v for v in data.values() if len(v) >= 8]
     assert len(values) > 15
     needles = [*record.unseal_keys_b64, record.root_token, admin["token"], *values]
