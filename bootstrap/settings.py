@@ -58,5 +58,8 @@ class Settings:
     #: VaultConnection is applied in operator_namespace.
     vault_connection_address: str | None = None
     operator_namespace: str = "vault-secrets-operator-system"
+    #: verify: nudge pending VaultStaticSecrets (refreshAfter 1s, restored afterwards) so the
+    #: operator syncs within seconds rather than a refresh period.
+    verify_nudge: bool = True
     #: Audit device (file) path on the Vault server's host.
     audit_file: str | None = None

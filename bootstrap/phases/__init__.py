@@ -11,6 +11,7 @@ from bootstrap.phases.populate import Populate
 from bootstrap.phases.preflight import Preflight
 from bootstrap.phases.vault_config import VaultConfig
 from bootstrap.phases.vault_ready import VaultReady
+from bootstrap.phases.verify import Verify
 from bootstrap.pipeline import Listener, Phase, PhaseResult, RunContext, run
 
 
@@ -22,6 +23,7 @@ def registered() -> list[Phase]:
         VaultConfig(),
         Operator(),
         Populate(),
+        Verify(),
         Finish(),
     ]
     needed = tuple(sorted({tool for phase in later for tool in phase.tools}))

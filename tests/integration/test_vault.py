@@ -27,7 +27,8 @@ from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
 from tests.integration.helpers import kv_read, kv_write, login, run, statuses
 
-PHASES = [p.name for p in registered()]
+# No operator runs in the sandbox, so verify (tested on its own) is left out here.
+PHASES = [p.name for p in registered() if p.name != "verify"]
 
 
 def test_first_run_initializes_unseals_and_keeps_keys(box: Box, first_run: dict[str, Any]) -> None:
