@@ -225,14 +225,14 @@ _PHASE_HELP = {
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def bootstrap(
+def bootstrap(  # type: ignore[no-untyped-def]
     c,
     catalog=None,
     only=None,
     start=None,
     skip=None,
     report=None,
-    prune=False,  # type: ignore[no-untyped-def]
+    prune=False,
     rotate=False,
 ):
     """Run the bootstrap phases in order (each idempotent and safe to re-run)."""
@@ -241,14 +241,14 @@ def bootstrap(
 
 @task(iterable=["only", "skip"], help=_PHASE_HELP)
 @friendly
-def plan(
+def plan(  # type: ignore[no-untyped-def]
     c,
     catalog=None,
     only=None,
     start=None,
     skip=None,
     report=None,
-    prune=False,  # type: ignore[no-untyped-def]
+    prune=False,
     rotate=False,
 ):
     """Show what every phase would change, without changing anything."""

@@ -68,3 +68,13 @@ def demo_env() -> dict[str, str]:
             key, _, value = line.partition("=")
             out[key] = value.strip('"')
     return out
+
+
+def admin_api(box: Any) -> Any:
+    """A Vault API client with the bootstrap-admin credential the first run put in custody."""
+    from bootstrap import vault
+    from bootstrap.custody import FileCustody
+
+    admin = FileCustody(box.settings().custody_file).load_extra("admin")
+    assert admin is not None
+    return vault.Api(box.state.bao_addr, admin["token"])

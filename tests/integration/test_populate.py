@@ -10,17 +10,14 @@ import pytest
 
 from bootstrap import vault
 from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.custody import FileCustody
 from bootstrap.phases.populate import read_kv
 from tests.integration.conftest import Box
-from tests.integration.helpers import run, statuses
+from tests.integration.helpers import admin_api, run, statuses
 
 
 @pytest.fixture
 def api(box: Box, first_run: dict[str, Any]) -> vault.Api:
-    admin = FileCustody(box.settings().custody_file).load_extra("admin")  # type: ignore[arg-type]
-    assert admin is not None
-    return vault.Api(box.state.bao_addr, admin["token"])
+    return admin_api(box)
 
 
 def catalog(p: str, env_a: str, env_b: str) -> Catalog:

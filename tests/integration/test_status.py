@@ -5,20 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bootstrap import vault
 from bootstrap.catalog import load_catalog
-from bootstrap.custody import FileCustody
 from bootstrap.kube import Kube
 from bootstrap.phases.populate import read_kv
 from bootstrap.status import collect
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
+from tests.integration.helpers import admin_api
 
 
 def test_status_follows_the_secret(box: Box, first_run: dict[str, Any]) -> None:
-    admin = FileCustody(box.settings().custody_file).load_extra("admin")  # type: ignore[arg-type]
-    assert admin is not None
-    api = vault.Api(box.state.bao_addr, admin["token"])
+    api = admin_api(box)
     kube = Kube(box.state.kubeconfig)
     cat = load_catalog(EXAMPLE)
     rows = {(r.namespace, r.secret): r for r in collect(cat, kube, api)}

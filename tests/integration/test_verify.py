@@ -10,15 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap import vault
 from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.custody import FileCustody
 from bootstrap.kube import Kube
 from bootstrap.phases.populate import read_kv
 from bootstrap.render import VSO_API, syncs
 from bootstrap.waits import WaitSettings
 from tests.integration.conftest import Box
-from tests.integration.helpers import run, statuses
+from tests.integration.helpers import admin_api, run, statuses
 
 
 def catalog(p: str) -> Catalog:
@@ -73,9 +71,7 @@ def test_waits_through_placeholders_until_synced(
     cat = catalog(p)
     _prepare(box, cat, tmp_path)
     kube = Kube(box.state.kubeconfig)
-    admin = FileCustody(box.settings().custody_file).load_extra("admin")  # type: ignore[arg-type]
-    assert admin is not None
-    api = vault.Api(box.state.bao_addr, admin["token"])
+    api = admin_api(box)
     seen_refresh: set[str] = set()
 
     def operator_stand_in() -> None:
