@@ -302,6 +302,33 @@ def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
     console.print(table)
 
 
+@task(
+    name="rotation",
+    help={"secret": "SERVICE/SECRET of the catalog", "catalog": "service catalog"},
+)
+@friendly
+def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
+    """Rotate one secret to a sentinel and back; wait for the Secret and restarts each time."""
+    from bootstrap import target as target_mod
+    from bootstrap.phases.vault_config import resolve_token
+    from bootstrap.rotation import rotation_test
+    from bootstrap.vault import Api
+    from bootstrap.waits import WaitSettings
+
+    s = settings(c, catalog)
+    t = target_mod.resolve(s, start_sandbox=False)
+    token, _ = resolve_token(t)
+    result = rotation_test(
+        load_catalog(s.catalog),
+        secret,
+        t.kube,
+        Api(t.leader, token),
+        WaitSettings(timeout=s.wait_timeout),
+        say=lambda m: err.print(f"[bold]rotation[/]: {m}"),
+    )
+    console.print(f"rotation test passed for {result['secret']} ({result['vault_path']})")
+
+
 # -- catalog ----------------------------------------------------------------------------
 
 
@@ -454,10 +481,21 @@ def down(c, keep=False):  # type: ignore[no-untyped-def]
 
 
 catalog_ns = Collection("catalog", validate)
+verify_ns = Collection("verify", rotation)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
 
 ns = Collection(
-    bootstrap, plan, render, check, status_, lint, test, catalog_ns, tools_ns, sandbox_ns
+    bootstrap,
+    plan,
+    render,
+    check,
+    status_,
+    lint,
+    test,
+    catalog_ns,
+    tools_ns,
+    sandbox_ns,
+    verify_ns,
 )
 ns.configure(DEFAULTS)
