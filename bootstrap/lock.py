@@ -29,6 +29,20 @@ class LockHeld(BootstrapError):
     pass
 
 
+def _dead_local(holder: str) -> bool:
+    """A holder '<this host>-<pid>' whose process is gone: a run that was killed here."""
+    host, _, pid = holder.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -63,12 +77,17 @@ def cluster_lock(
             spec: Any = current.spec
             renewed = spec.renew_time or spec.acquire_time
             expires = renewed + dt.timedelta(seconds=spec.lease_duration_seconds or 0)
-            if spec.holder_identity and spec.holder_identity != holder and expires > _now():
+            held_by = spec.holder_identity or ""
+            if held_by and held_by != holder and expires > _now() and not _dead_local(held_by):
                 raise LockHeld(
                     f"another bootstrap holds the lock: Lease {namespace}/{LEASE_NAME} held by "
                     f"{spec.holder_identity} until {expires:%Y-%m-%d %H:%M:%S} UTC"
                 ) from None
-            log.info("taking over an expired bootstrap lock from %s", spec.holder_identity)
+            log.info(
+                "taking over the bootstrap lock from %s (expired, or its process on this "
+                "host is gone)",
+                spec.holder_identity,
+            )
             body.metadata.resource_version = current.metadata.resource_version  # type: ignore[union-attr]
             coord.replace_namespaced_lease(LEASE_NAME, namespace, body)
     try:
