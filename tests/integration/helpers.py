@@ -12,7 +12,7 @@ from bootstrap.pipeline import PhaseResult, RunContext
 from bootstrap.settings import Settings
 from bootstrap.waits import WaitSettings
 
-FAST = WaitSettings(timeout=60, initial=0.1, maximum=0.5)
+FAST = WaitSettings(timeout=120, initial=0.1, maximum=0.5)
 
 
 def run(
