@@ -16,7 +16,7 @@ from bootstrap import conventions as conv
 from bootstrap.catalog import Catalog
 from bootstrap.errors import UsageError
 from bootstrap.kube import Kube
-from bootstrap.phases.populate import read_kv
+from bootstrap.kv import read_kv
 from bootstrap.render import Sync, render_static_secret, syncs
 from bootstrap.status import API_FOR_KIND, RESTART_ANNOTATION
 from bootstrap.vault import Api

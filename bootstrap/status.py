@@ -12,7 +12,7 @@ from typing import Any
 from bootstrap import conventions as conv
 from bootstrap.catalog import Catalog
 from bootstrap.kube import Kube
-from bootstrap.phases.populate import read_kv
+from bootstrap.kv import read_kv
 from bootstrap.render import VSO_API, syncs
 from bootstrap.vault import Api
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from bootstrap import conventions as conv
 from bootstrap import sources
-from bootstrap.catalog import Catalog, Source
+from bootstrap.catalog import Source
 from bootstrap.errors import VaultStateError
+from bootstrap.kv import kv_secrets, read_kv
 from bootstrap.phases.vault_config import api_for
 from bootstrap.pipeline import Action, RunContext, Verb
-from bootstrap.vault import Api, VaultRequestError
+from bootstrap.vault import VaultRequestError
 
 log = logging.getLogger(__name__)
 
@@ -25,27 +26,6 @@ class KvState:
     keys: dict[str, Source | None]
     data: dict[str, str]
     version: int
-
-
-def kv_secrets(catalog: Catalog) -> list[tuple[str, dict[str, Source | None]]]:
-    """Every KV path the catalog declares, with its keys' sources (each path once)."""
-    out = []
-    for scope in conv.RESERVED_PREFIXES:
-        for name, spec in sorted(catalog.scoped(scope).items()):
-            out.append((f"{scope}/{name}", dict(spec.keys)))
-    for svc in catalog.services:
-        for name, sspec in svc.secrets.items():
-            out.append((conv.kv_path(svc.name, name), dict(sspec.keys)))
-    return out
-
-
-def read_kv(api: Api, path: str) -> tuple[dict[str, str], int]:
-    status, body = api.request("GET", f"{conv.KV_MOUNT}/data/{path}")
-    data = (body or {}).get("data") or {}
-    version = int((data.get("metadata") or {}).get("version") or 0)
-    if status == 404:
-        return {}, version
-    return {k: str(v) for k, v in (data.get("data") or {}).items()}, version
 
 
 class Populate:

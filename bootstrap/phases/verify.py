@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bootstrap.errors import BootstrapError, WaitTimeout
+from bootstrap.kv import read_kv
 from bootstrap.phases.operator import Operator, desired
-from bootstrap.phases.populate import read_kv
 from bootstrap.phases.vault_config import api_for
 from bootstrap.pipeline import Action, RunContext
 from bootstrap.render import Sync, syncs

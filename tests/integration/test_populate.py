@@ -10,7 +10,7 @@ import pytest
 
 from bootstrap import vault
 from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.phases.populate import read_kv
+from bootstrap.kv import read_kv
 from tests.integration.conftest import Box
 from tests.integration.helpers import admin_api, run, statuses
 

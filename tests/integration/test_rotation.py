@@ -15,7 +15,7 @@ import pytest
 from bootstrap.catalog import Catalog, parse_catalog
 from bootstrap.errors import WaitTimeout
 from bootstrap.kube import Kube
-from bootstrap.phases.populate import read_kv
+from bootstrap.kv import read_kv
 from bootstrap.render import VSO_API
 from bootstrap.rotation import rotation_test
 from bootstrap.status import RESTART_ANNOTATION

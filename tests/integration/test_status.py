@@ -7,7 +7,7 @@ from typing import Any
 
 from bootstrap.catalog import load_catalog
 from bootstrap.kube import Kube
-from bootstrap.phases.populate import read_kv
+from bootstrap.kv import read_kv
 from bootstrap.status import collect
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box

@@ -18,8 +18,8 @@ from bootstrap.catalog import Catalog, load_catalog, parse_catalog
 from bootstrap.custody import FileCustody
 from bootstrap.errors import BootstrapError
 from bootstrap.kube import Kube
+from bootstrap.kv import kv_secrets, read_kv
 from bootstrap.phases import registered
-from bootstrap.phases.populate import kv_secrets, read_kv
 from bootstrap.phases.vault_config import resolve_token
 from bootstrap.render import syncs
 from bootstrap.target import resolve

@@ -12,7 +12,7 @@ from typing import Any
 
 from bootstrap.catalog import Catalog, parse_catalog
 from bootstrap.kube import Kube
-from bootstrap.phases.populate import read_kv
+from bootstrap.kv import read_kv
 from bootstrap.render import VSO_API, syncs
 from bootstrap.waits import WaitSettings
 from tests.integration.conftest import Box
