@@ -90,20 +90,27 @@ class Kube:
             items = self.core.list_namespace().items
         return {n.metadata.name for n in items if n.metadata and n.metadata.name}
 
-    def ensure_namespace(self, name: str, labels: dict[str, str] | None = None) -> bool:
-        """Create the namespace if missing. Returns True if it was created."""
-        with translated(f"reading namespace {name}"):
+    def _create_if_missing(self, what: str, read: Any, create: Any) -> bool:
+        """Call ``create`` unless ``read`` finds the object. True if it was created."""
+        with translated(f"reading {what}"):
             try:
-                self.core.read_namespace(name)
+                read()
                 return False
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-        with translated(f"creating namespace {name}"):
-            self.core.create_namespace(
-                client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels or {}))
-            )
+        with translated(f"creating {what}"):
+            create()
         return True
+
+    def ensure_namespace(self, name: str, labels: dict[str, str] | None = None) -> bool:
+        """Create the namespace if missing. Returns True if it was created."""
+        meta = client.V1ObjectMeta(name=name, labels=labels or {})
+        return self._create_if_missing(
+            f"namespace {name}",
+            lambda: self.core.read_namespace(name),
+            lambda: self.core.create_namespace(client.V1Namespace(metadata=meta)),
+        )
 
     def delete_namespace(self, name: str) -> None:
         with translated(f"deleting namespace {name}"):
@@ -116,21 +123,14 @@ class Kube:
     def ensure_service_account(
         self, namespace: str, name: str, labels: dict[str, str] | None = None
     ) -> bool:
-        with translated(f"reading ServiceAccount {namespace}/{name}"):
-            try:
-                self.core.read_namespaced_service_account(name, namespace)
-                return False
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-        with translated(f"creating ServiceAccount {namespace}/{name}"):
-            self.core.create_namespaced_service_account(
-                namespace,
-                client.V1ServiceAccount(
-                    metadata=client.V1ObjectMeta(name=name, labels=labels or {})
-                ),
-            )
-        return True
+        meta = client.V1ObjectMeta(name=name, labels=labels or {})
+        return self._create_if_missing(
+            f"ServiceAccount {namespace}/{name}",
+            lambda: self.core.read_namespaced_service_account(name, namespace),
+            lambda: self.core.create_namespaced_service_account(
+                namespace, client.V1ServiceAccount(metadata=meta)
+            ),
+        )
 
     def token(
         self, namespace: str, service_account: str, audiences: list[str], seconds: int = 600

@@ -83,6 +83,12 @@ def policy_paths(svc: Service) -> list[str]:
     return paths
 
 
+def policy_block(path: str, capabilities: list[str]) -> list[str]:
+    """One ``path "..." { capabilities = [...] }`` block of a Vault policy, as lines."""
+    caps = ", ".join(f'"{c}"' for c in capabilities)
+    return [f'path "{path}" {{', f"  capabilities = [{caps}]", "}"]
+
+
 def render_policy(svc: Service, catalog_name: str) -> str:
     """The service's read-only policy, in the Secrets Architecture document's section 4 shape."""
     lines = [
@@ -94,7 +100,7 @@ def render_policy(svc: Service, catalog_name: str) -> str:
         lines.append("")
         if i == 1:
             lines.append("# Shared and infrastructure secrets this service declares")
-        lines += [f'path "{path}" {{', '  capabilities = ["read"]', "}"]
+        lines += policy_block(path, ["read"])
     return "\n".join(lines) + "\n"
 
 

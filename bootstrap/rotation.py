@@ -17,7 +17,8 @@ from bootstrap.catalog import Catalog
 from bootstrap.errors import UsageError
 from bootstrap.kube import Kube
 from bootstrap.kv import read_kv
-from bootstrap.render import Sync, render_static_secret, syncs
+from bootstrap.nudge import fast_refresh
+from bootstrap.render import Sync, syncs
 from bootstrap.status import API_FOR_KIND, RESTART_ANNOTATION
 from bootstrap.vault import Api
 from bootstrap.waits import Pending, WaitSettings, wait_for
@@ -74,12 +75,8 @@ def rotation_test(
     if not original:
         raise UsageError(f"{s.kv_path} has no value in Vault yet; run the bootstrap first")
     sentinel = {k: f"rotation-test-{secrets.token_hex(8)}" for k in original}
-    vss = render_static_secret(catalog, s)
-    current = kube.get(vss["apiVersion"], vss["kind"], s.destination, s.namespace)
-    restore_spec = current["spec"] if current else vss["spec"]
-    fast = {**vss, "spec": {**restore_spec, "refreshAfter": "1s"}}
-    kube.apply(fast)  # reconcile now and every second while the test runs
-    try:
+    # reconcile now and every second while the test runs; the spec is restored after
+    with fast_refresh(kube, [(s.namespace, s.destination)]):
         before = _annotations(kube, s)
         try:
             say(f"writing a sentinel version of {s.kv_path}")
@@ -93,8 +90,6 @@ def rotation_test(
             say(f"restoring the original value of {s.kv_path}")
             version = _write(api, s.kv_path, original)
         _await(kube, s, original, mid, f"{s.namespace}/{s.destination} to be restored", ws)
-    finally:
-        kube.apply({**vss, "spec": restore_spec})
     say("original value synced back; catalog settings restored")
     return {
         "secret": f"{s.namespace}/{s.destination}",

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from bootstrap import pki, procs, tools
+from bootstrap import pki, procs, tools, vault
 from bootstrap.errors import BootstrapError, SandboxError, WaitTimeout
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
@@ -98,19 +98,6 @@ def _https_ok(url: str, state_ca: Path, cert: Path, key: Path) -> tuple[bool, st
         return False, f"HTTP {exc.code}"
     except OSError as exc:
         return False, f"{type(exc).__name__}: {exc}"
-
-
-def bao_health(addr: str) -> tuple[int | None, str]:
-    """HTTP status of /v1/sys/health (501 uninitialized, 503 sealed, 200 active, ...)."""
-    try:
-        with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=3) as resp:  # noqa: S310
-            return resp.status, "active"
-    except urllib.error.HTTPError as exc:
-        return exc.code, {501: "not initialized", 503: "sealed", 429: "standby"}.get(
-            exc.code, f"HTTP {exc.code}"
-        )
-    except OSError as exc:
-        return None, f"{type(exc).__name__}"
 
 
 def _kubeconfig(server: str, p: pki.SandboxPKI) -> dict[str, Any]:
@@ -307,9 +294,9 @@ def up(
 
             def bao_answers(addr: str = addr) -> None:
                 _dead_check(state)
-                code, seen = bao_health(addr)
-                if code is None:
-                    raise Pending(seen)
+                h = vault.health(addr)
+                if h.code is None:
+                    raise Pending(h.state)
 
             wait_for(bao_answers, f"OpenBao {addr} to answer", wait)
         _install_operator_crds(state)
@@ -362,7 +349,7 @@ def status(directory: Path) -> dict[str, Any]:
         detail = ""
         if p.name.startswith("bao-") and up_:
             addr = state.bao_addrs[int(p.name.split("-")[1])]
-            detail = f"{addr} {bao_health(addr)[1]}"
+            detail = f"{addr} {vault.health(addr).state}"
         elif p.name == "kube-apiserver":
             detail = state.apiserver_url
         elif p.name == "etcd":

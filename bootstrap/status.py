@@ -48,8 +48,11 @@ def classify(vault_data: dict[str, str], secret: dict[str, bytes] | None) -> str
 
 def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
     rows = []
-    for s in syncs(catalog):
-        data, version = read_kv(api, s.kv_path)
+    all_syncs = syncs(catalog)
+    paths = sorted({s.kv_path for s in all_syncs})
+    kv = dict(zip(paths, api.parallel(lambda p: read_kv(api, p), paths), strict=True))
+    for s in all_syncs:
+        data, version = kv[s.kv_path]
         secret = kube.read_secret(s.namespace, s.destination)
         vss = kube.get(VSO_API, "VaultStaticSecret", s.destination, s.namespace) or {}
         status = vss.get("status") or {}

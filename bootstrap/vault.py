@@ -115,6 +115,14 @@ def _status_of(exc: hvac.exceptions.VaultError) -> int | None:
     return None
 
 
+def active_addr(addrs: list[str]) -> str:
+    """The node that answers as active, else the first one."""
+    for addr in addrs:
+        if health(addr).code == 200:
+            return addr
+    return addrs[0]
+
+
 def client(addr: str, token: str | None = None) -> hvac.Client:
     c = hvac.Client(url=addr, timeout=10)
     if token:

@@ -9,63 +9,37 @@ from typing import Any
 from bootstrap import conventions as conv
 from bootstrap.catalog import Catalog
 from bootstrap.pipeline import Action
-from bootstrap.render import render_policy, render_role
+from bootstrap.render import policy_block, render_policy, render_role
 
 ADMIN_POLICY = "bootstrap-admin"
 AUDIT_PATH = "file"
 
 #: What the bootstrap-admin credential may do: configure, populate, check raft; no more.
-ADMIN_POLICY_TEXT = f"""{conv.POLICY_HEADER}
-# The bootstrap-admin credential: what later bootstrap runs need once the root token is gone.
-
-path "sys/mounts" {{
-  capabilities = ["read"]
-}}
-
-path "sys/mounts/{conv.KV_MOUNT}" {{
-  capabilities = ["read"]
-}}
-
-path "sys/auth" {{
-  capabilities = ["read"]
-}}
-
-path "sys/audit" {{
-  capabilities = ["read", "sudo"]
-}}
-
-path "sys/audit/*" {{
-  capabilities = ["create", "update", "delete", "sudo"]
-}}
-
-path "sys/policies/acl" {{
-  capabilities = ["list"]
-}}
-
-path "sys/policies/acl/*" {{
-  capabilities = ["create", "read", "update", "delete"]
-}}
-
-path "auth/{conv.AUTH_MOUNT}/*" {{
-  capabilities = ["create", "read", "update", "delete", "list"]
-}}
-
-path "{conv.KV_MOUNT}/*" {{
-  capabilities = ["create", "read", "update", "delete", "list"]
-}}
-
-path "sys/storage/raft/configuration" {{
-  capabilities = ["read"]
-}}
-
-path "auth/token/renew-self" {{
-  capabilities = ["update"]
-}}
-
-path "auth/token/lookup-self" {{
-  capabilities = ["read"]
-}}
-"""
+ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
+    ("sys/mounts", ["read"]),
+    (f"sys/mounts/{conv.KV_MOUNT}", ["read"]),
+    ("sys/auth", ["read"]),
+    ("sys/audit", ["read", "sudo"]),
+    ("sys/audit/*", ["create", "update", "delete", "sudo"]),
+    ("sys/policies/acl", ["list"]),
+    ("sys/policies/acl/*", ["create", "read", "update", "delete"]),
+    (f"auth/{conv.AUTH_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
+    (f"{conv.KV_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
+    ("sys/storage/raft/configuration", ["read"]),
+    ("auth/token/renew-self", ["update"]),
+    ("auth/token/lookup-self", ["read"]),
+)
+ADMIN_POLICY_TEXT = (
+    "\n".join(
+        [
+            conv.POLICY_HEADER,
+            "# The bootstrap-admin credential: what later bootstrap runs need once the root token"
+            " is gone.",
+            *(line for path, caps in ADMIN_RULES for line in ["", *policy_block(path, caps)]),
+        ]
+    )
+    + "\n"
+)
 
 
 @dataclass

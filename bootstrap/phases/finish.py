@@ -50,10 +50,7 @@ class Finish:
         t: Target = ctx.shared["target"]
         record = t.custody.load()
         assert record is not None
-        c = vault.client(t.leader, record.root_token)
-        for addr in t.vault_addrs:
-            if vault.health(addr).code == 200:
-                c = vault.client(addr, record.root_token)
+        c = vault.client(vault.active_addr(t.vault_addrs), record.root_token)
         try:
             with vault.translated("revoking the root token"):
                 c.auth.token.revoke_self()

@@ -50,16 +50,9 @@ def api_for(ctx: RunContext) -> vault.Api:
         t: Target = ctx.shared["target"]
         token, source = resolve_token(t)
         log.info("authenticating to Vault with the %s", source)
-        api = vault.Api(_active_addr(t), token)
+        api = vault.Api(vault.active_addr(t.vault_addrs), token)
         ctx.shared["vault_api"] = api
     return api
-
-
-def _active_addr(t: Target) -> str:
-    for addr in t.vault_addrs:
-        if vault.health(addr).code == 200:
-            return addr
-    return t.leader
 
 
 def audit_file(ctx: RunContext) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from bootstrap import vault
 from bootstrap.custody import InitRecord
 from bootstrap.errors import VaultStateError
+from bootstrap.phases.vault_config import resolve_token
 from bootstrap.pipeline import Action, RunContext
 from bootstrap.target import Target
 from bootstrap.waits import Pending, WaitSettings, wait_for
@@ -94,6 +95,7 @@ class VaultReady:
                     leader.addr,
                     f"initialize with {s.vault_shares} shares, threshold "
                     f"{s.vault_threshold}; keys{pgp} to {t.custody.description}",
+                    payload="init",
                 )
             )
         elif not facts.keys and any(n.sealed for n in facts.nodes):
@@ -110,25 +112,28 @@ class VaultReady:
                     "(one per line) or a file named by BAO_UNSEAL_KEYS_FILE",
                 )
             ]
-        will_init = not leader.initialized
-        if will_init or leader.sealed:
-            actions.append(Action("update", leader.addr, "unseal"))
+        if leader.sealed:  # an uninitialized node reports sealed too
+            actions.append(Action("update", leader.addr, "unseal", payload="unseal"))
         for node in followers:
             if not node.initialized:
-                actions.append(Action("update", node.addr, f"join raft cluster of {leader.addr}"))
+                actions.append(
+                    Action(
+                        "update", node.addr, f"join raft cluster of {leader.addr}", payload="join"
+                    )
+                )
             if node.sealed:
-                actions.append(Action("update", node.addr, "unseal"))
+                actions.append(Action("update", node.addr, "unseal", payload="unseal"))
         return actions
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         t = self._target(ctx)
         s = ctx.settings
         ws = self._wait(ctx)
-        todo = {(a.target, a.reason.split(" ")[0]) for a in actions if a.changes}
+        todo = {(a.target, a.payload) for a in actions if a.changes}
         if not todo:
             return
         leader = t.leader
-        if any(target == leader and verb == "initialize" for target, verb in todo):
+        if (leader, "init") in todo:
             pgp = list(s.vault_pgp_keys) or None
             resp = vault.initialize(leader, s.vault_shares, s.vault_threshold, pgp)
             record = InitRecord.from_init_response(
@@ -188,7 +193,10 @@ class VaultReady:
         t = self._target(ctx)
         if len(t.vault_addrs) < 2:
             return
-        token = ctx.shared.get("vault_token") or _token_for_checks(t)
+        try:
+            token: str | None = resolve_token(t)[0]
+        except VaultStateError:
+            token = None  # PGP shares and no token: check membership by health alone
         expected = len(t.vault_addrs)
 
         def probe() -> str:
@@ -208,13 +216,3 @@ class VaultReady:
             return f"{len(voters)} voters"
 
         wait_for(probe, "one active node and every raft peer a voter", ws)
-
-
-def _token_for_checks(t: Target) -> str | None:
-    token = os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN")
-    if token:
-        return token
-    record = t.custody.load()
-    if record is not None and record.root_token and not record.pgp:
-        return record.root_token
-    return None

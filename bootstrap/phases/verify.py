@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from bootstrap.errors import BootstrapError, WaitTimeout
 from bootstrap.kv import read_kv
-from bootstrap.phases.operator import Operator, desired
+from bootstrap.nudge import fast_refresh
 from bootstrap.phases.vault_config import api_for
 from bootstrap.pipeline import Action, RunContext
 from bootstrap.render import Sync, syncs
@@ -26,7 +25,6 @@ from bootstrap.target import Target
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
 log = logging.getLogger(__name__)
-FAST_REFRESH = "1s"
 
 
 @dataclass
@@ -35,12 +33,18 @@ class Pending_:
     state: str
 
 
-def _states(ctx: RunContext) -> list[Pending_]:
-    t: Target = ctx.shared["target"]
+def _vault_data(ctx: RunContext) -> dict[str, dict[str, str]]:
+    """Vault's latest data per path (each path read once)."""
     api = api_for(ctx)
+    paths = sorted({s.kv_path for s in syncs(ctx.catalog)})
+    return dict(zip(paths, api.parallel(lambda p: read_kv(api, p)[0], paths), strict=True))
+
+
+def _states(ctx: RunContext, vault_data: dict[str, dict[str, str]]) -> list[Pending_]:
+    t: Target = ctx.shared["target"]
     out = []
     for s in syncs(ctx.catalog):
-        data, _ = read_kv(api, s.kv_path)
+        data = vault_data[s.kv_path]
         state = classify(data, t.kube.read_secret(s.namespace, s.destination))
         if not data:
             state = "no value in Vault"
@@ -79,7 +83,7 @@ class Verify:
     tools: tuple[str, ...] = ()
 
     def facts(self, ctx: RunContext) -> list[Pending_]:
-        return _states(ctx)
+        return _states(ctx, _vault_data(ctx))
 
     def plan(self, ctx: RunContext, facts: list[Pending_]) -> list[Action]:
         t: Target = ctx.shared["target"]
@@ -109,22 +113,12 @@ class Verify:
             return
         t: Target = ctx.shared["target"]
         ws: WaitSettings = ctx.shared.get("wait") or WaitSettings(timeout=ctx.settings.wait_timeout)
-        by_key = {
-            (o["metadata"]["namespace"], o["metadata"]["name"]): o
-            for o in desired(ctx, Operator().facts(ctx).placeholders)
-            if o["kind"] == "VaultStaticSecret"
-        }
-        nudged: list[dict[str, Any]] = []
-        try:
-            for s in waiting:
-                obj = by_key.get((s.namespace, s.destination))
-                if obj is not None and ctx.settings.verify_nudge:
-                    fast = {**obj, "spec": {**obj["spec"], "refreshAfter": FAST_REFRESH}}
-                    t.kube.apply(fast)
-                    nudged.append(obj)
+        vault_data = _vault_data(ctx)  # Vault does not change while we wait; Secrets do
+        nudge = [(s.namespace, s.destination) for s in waiting] if ctx.settings.verify_nudge else []
+        with fast_refresh(t.kube, nudge):
 
             def probe() -> None:
-                left = [p for p in _states(ctx) if p.state != "synced"]
+                left = [p for p in _states(ctx, vault_data) if p.state != "synced"]
                 if left:
                     raise Pending(
                         f"{len(left)} pending: "
@@ -136,13 +130,10 @@ class Verify:
             try:
                 wait_for(probe, f"{len(waiting)} Secret(s) to hold Vault's values", ws)
             except WaitTimeout as exc:
-                stuck = [p for p in _states(ctx) if p.state != "synced"]
+                stuck = [p for p in _states(ctx, vault_data) if p.state != "synced"]
                 table = "\n".join(
                     f"  {p.sync.namespace}/{p.sync.destination} <- {p.sync.kv_path}: "
                     f"{p.state}; {_reason(t, p.sync)}"
                     for p in stuck
                 )
                 raise BootstrapError(f"{exc}\nstuck:\n{table}") from None
-        finally:
-            for obj in nudged:  # restore the catalog's settings, whatever happened
-                t.kube.apply(obj)
