@@ -46,8 +46,15 @@ DEFAULTS: dict[str, Any] = {
     }
 }
 
-console = Console()
-err = Console(stderr=True)
+
+def _console(stream: Any) -> Console:
+    """A terminal gets rich's own width; a pipe or CI log gets whole lines (no table cut to
+    80 columns)."""
+    return Console(file=stream, width=None if stream.isatty() else 400)
+
+
+console = _console(sys.stdout)
+err = _console(sys.stderr)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -59,6 +66,7 @@ _PATHS = {
     "kubeconfig",
     "custody_file",
     "unseal_keys_file",
+    "vso_source",
 }
 
 
@@ -288,14 +296,14 @@ def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
         "last sync",
         "restart targets",
     ):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
             r.service,
             f"{r.namespace}/{r.secret}",
             r.vault_path,
             str(r.vault_version),
-            r.state,
+            r.state + (f": {r.detail}" if r.detail else ""),
             r.last_sync,
             r.restarts,
         )
@@ -327,6 +335,8 @@ def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
         say=lambda m: err.print(f"[bold]rotation[/]: {m}"),
     )
     console.print(f"rotation test passed for {result['secret']} ({result['vault_path']})")
+    for target, revisions in result["revisions"].items():
+        console.print(f"  {target}: revisions {' -> '.join(revisions)}", highlight=False)
 
 
 # -- catalog ----------------------------------------------------------------------------
@@ -360,15 +370,16 @@ def install(c, name=None):  # type: ignore[no-untyped-def]
     """Build or find every external tool at its pinned version (idempotent, cached)."""
     s = settings(c)
     results = tools.install(
-        name or None, s.tools_dir, progress=lambda n, m: err.print(f"[bold]{n}[/]: {m}")
+        name or None,
+        s.tools_dir,
+        progress=lambda n, m: err.print(f"[bold]{n}[/]: {m}"),
+        vso_source=s.vso_source,
     )
     table = Table(title=f"tools ({s.tools_dir})")
-    for col in ("tool", "version", "status", "seconds", "path / detail"):
-        table.add_column(col)
+    for col in ("tool", "version", "status", "seconds", "path", "origin"):
+        table.add_column(col, overflow="fold")
     for r in results:
-        table.add_row(
-            r.name, r.version, r.status, f"{r.seconds:.1f}", str(r.path) if r.path else r.detail
-        )
+        table.add_row(r.name, r.version, r.status, f"{r.seconds:.1f}", str(r.path or ""), r.detail)
     console.print(table)
 
 
@@ -378,15 +389,16 @@ def list_tools(c):  # type: ignore[no-untyped-def]
     """Show each tool, its pinned version and licence, and where it was found."""
     s = settings(c)
     table = Table(title="tools")
-    for col in ("tool", "version", "licence", "found at"):
-        table.add_column(col)
+    for col in ("tool", "version", "licence", "found at", "origin"):
+        table.add_column(col, overflow="fold")
     for spec in tools.TOOLS.values():
-        path = None if spec.unavailable else tools.find(spec.name, s.tools_dir)
+        path = tools.find(spec.name, s.tools_dir)
         table.add_row(
             spec.name,
             spec.version,
             spec.licence,
-            str(path) if path else (spec.unavailable or "missing"),
+            str(path) if path else "missing: run 'invoke tools.install'",
+            tools.origin(spec.name, path, s.tools_dir) if path else spec.source,
         )
     console.print(table)
 

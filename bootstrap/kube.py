@@ -196,6 +196,25 @@ class Kube:
                 raise
         return {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
 
+    def list_secrets(self, namespace: str) -> dict[str, dict[str, bytes]]:
+        """Every Secret of a namespace, by name, decoded (one request)."""
+        with translated(f"listing Secrets in {namespace}"):
+            items = self.core.list_namespaced_secret(namespace).items
+        return {
+            str(s.metadata.name): {k: base64.b64decode(v) for k, v in (s.data or {}).items()}
+            for s in items
+            if s.metadata is not None
+        }
+
+    def list_events(self, namespace: str, kind: str) -> list[Any]:
+        """Core events about objects of one kind in a namespace."""
+        with translated(f"listing events in {namespace}"):
+            return list(
+                self.core.list_namespaced_event(
+                    namespace, field_selector=f"involvedObject.kind={kind}"
+                ).items
+            )
+
     def read_secret_object(self, namespace: str, name: str) -> Any:
         """The whole Secret object (metadata included), or None."""
         with translated(f"reading Secret {namespace}/{name}"):

@@ -1,46 +1,86 @@
 """Make the operator reconcile now, without leaving the catalog's settings changed.
 
 VSO re-reads a secret every refreshAfter, and at once only when a VaultStaticSecret's spec
-changes (v0.1.0 included). :func:`fast_refresh` applies each named VaultStaticSecret with its
-own spec but ``refreshAfter: 1s`` (a spec change: it reconciles now, then every second) and
-re-applies the spec it had before, whatever happens (Ctrl-C included). Used by the verify
-phase and the rotation test."""
+changes (v0.1.0 included; its controller filters on the generation). A failed read is not
+requeued at all: the resource stalls until the spec changes again. A nudge applies a
+VaultStaticSecret with its own spec but ``refreshAfter`` one second longer (then two, then one
+again: each nudge is a change): the operator reconciles it once, now, and its refresh period
+stays what it was, so a nudge of hundreds costs the operator one read and one sync each -- not
+a reconcile every second that would eat its API budget (VSO v0.1.0's client is limited to 20
+requests a second). On the way out the spec each had before is re-applied, whatever happens
+(Ctrl-C included). Used by the verify phase and the rotation test."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bootstrap.catalog import DURATION, duration_seconds
 from bootstrap.kube import Kube
 from bootstrap.render import VSO_API
 
-FAST_REFRESH = "1s"
+Ref = tuple[str, str]  # (namespace, name) of a VaultStaticSecret
+
+
+def nudge_values(refresh: str) -> tuple[str, str]:
+    """Pure: two refreshAfter values for nudges, both different from ``refresh`` and close to
+    it (30s -> 31s, 32s); 31s and 32s when it is unset or not whole seconds."""
+    seconds = duration_seconds(refresh) if DURATION.match(refresh or "") else 0
+    base = seconds or 30
+    return (f"{base + 1}s", f"{base + 2}s")
+
+
+class Nudger:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.saved: dict[Ref, dict[str, Any]] = {}
+        self.current: dict[Ref, str] = {}
+        self.times: dict[Ref, int] = {}
+        self.last: dict[Ref, float] = {}
+
+    def nudge(self, targets: list[Ref]) -> None:
+        """Apply a fast refreshAfter that differs from the one there now; missing
+        VaultStaticSecrets are skipped."""
+        for ref in targets:
+            obj = self.saved.get(ref)
+            if obj is None:
+                have = self.kube.get(VSO_API, "VaultStaticSecret", ref[1], ref[0])
+                if have is None:
+                    continue
+                obj = {
+                    "apiVersion": VSO_API,
+                    "kind": "VaultStaticSecret",
+                    "metadata": {
+                        "name": ref[1],
+                        "namespace": ref[0],
+                        "labels": (have.get("metadata") or {}).get("labels") or {},
+                    },
+                    "spec": have["spec"],
+                }
+                self.saved[ref] = obj
+                self.current[ref] = str(obj["spec"].get("refreshAfter", ""))
+            value = next(v for v in nudge_values(self.saved_refresh(ref)) if v != self.current[ref])
+            self.kube.apply({**obj, "spec": {**obj["spec"], "refreshAfter": value}})
+            self.current[ref] = value
+            self.times[ref] = self.times.get(ref, 0) + 1
+            self.last[ref] = time.monotonic()
+
+    def saved_refresh(self, ref: Ref) -> str:
+        return str(self.saved[ref]["spec"].get("refreshAfter", ""))
+
+    def restore(self) -> None:
+        for obj in self.saved.values():
+            self.kube.apply(obj)
 
 
 @contextmanager
-def fast_refresh(kube: Kube, targets: list[tuple[str, str]]) -> Iterator[None]:
-    """``targets``: (namespace, name) of VaultStaticSecrets; missing ones are skipped."""
-    saved: list[dict[str, Any]] = []
+def nudged(kube: Kube, targets: list[Ref]) -> Iterator[Nudger]:
+    """Nudge ``targets`` now; restore every nudged spec on the way out."""
+    nudger = Nudger(kube)
     try:
-        for namespace, name in targets:
-            current = kube.get(VSO_API, "VaultStaticSecret", name, namespace)
-            if current is None:
-                continue
-            meta = {
-                "name": name,
-                "namespace": namespace,
-                "labels": (current.get("metadata") or {}).get("labels") or {},
-            }
-            obj = {
-                "apiVersion": VSO_API,
-                "kind": "VaultStaticSecret",
-                "metadata": meta,
-                "spec": current["spec"],
-            }
-            saved.append(obj)
-            kube.apply({**obj, "spec": {**obj["spec"], "refreshAfter": FAST_REFRESH}})
-        yield
+        nudger.nudge(targets)
+        yield nudger
     finally:
-        for obj in saved:
-            kube.apply(obj)
+        nudger.restore()

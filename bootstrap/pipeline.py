@@ -83,6 +83,8 @@ class PhaseResult:
     actions: list[Action]
     seconds: float
     error: str | None = None
+    #: Wall-clock end of the phase (epoch seconds); 0 when it did not run.
+    ended_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +93,7 @@ class PhaseResult:
             "actions": [a.as_dict() for a in self.actions],
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "ended_at": round(self.ended_at, 3),
         }
 
 
@@ -155,7 +158,14 @@ def run(
             problems = [a for a in actions if a.verb == "problem"]
             if ctx.dry_run:
                 results.append(
-                    PhaseResult(phase.name, "planned", actions, time.monotonic() - started)
+                    PhaseResult(
+                        phase.name,
+                        "planned",
+                        actions,
+                        time.monotonic() - started,
+                        None,
+                        time.time(),
+                    )
                 )
                 notify(phase.name, f"{len(actions)} action(s) planned")
                 continue
@@ -177,11 +187,17 @@ def run(
             else:
                 phase.apply(ctx, actions)  # checks may still act (e.g. record facts)
                 status = "no-change"
-            results.append(PhaseResult(phase.name, status, actions, time.monotonic() - started))
+            results.append(
+                PhaseResult(
+                    phase.name, status, actions, time.monotonic() - started, None, time.time()
+                )
+            )
             notify(phase.name, status)
         except BootstrapError as exc:
             results.append(
-                PhaseResult(phase.name, "failed", [], time.monotonic() - started, error=str(exc))
+                PhaseResult(
+                    phase.name, "failed", [], time.monotonic() - started, str(exc), time.time()
+                )
             )
             notify(phase.name, "failed")
             failed = True
@@ -189,9 +205,18 @@ def run(
 
 
 def report(results: Sequence[PhaseResult]) -> dict[str, Any]:
-    """Machine-readable report of a run (never holds secret values)."""
+    """Machine-readable report of a run (never holds secret values).
+
+    ``populate_to_verified_seconds``: from the end of populate to the end of a successful
+    verify, when both ran in this run -- how long the operator took to bring the real values
+    into every Secret."""
+    ran = {r.name: r for r in results if r.ended_at and r.status in ("applied", "no-change")}
+    synced = None
+    if "populate" in ran and "verify" in ran:
+        synced = round(ran["verify"].ended_at - ran["populate"].ended_at, 3)
     return {
         "ok": all(r.status != "failed" for r in results),
         "phases": [r.as_dict() for r in results],
         "seconds": round(sum(r.seconds for r in results), 3),
+        "populate_to_verified_seconds": synced,
     }

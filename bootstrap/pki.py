@@ -1,5 +1,6 @@
 """A throwaway PKI for the local sandbox: CA, apiserver serving certificate, an admin client
-certificate and the ServiceAccount signing key. Files are written mode 0600."""
+certificate, a client certificate for kube-controller-manager and the ServiceAccount signing
+key. Files are written mode 0600."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class SandboxPKI:
     serving_key: Path
     admin_cert: Path
     admin_key: Path
+    controller_manager_cert: Path
+    controller_manager_key: Path
     sa_key: Path
     sa_pub: Path
 
@@ -121,6 +124,16 @@ def generate(directory: Path) -> SandboxPKI:
         ca_key,
         usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
     )
+    # kube-controller-manager's own identity: the built-in RBAC binds this user name to the
+    # system:kube-controller-manager ClusterRole (no cluster-admin).
+    kcm_key = ec.generate_private_key(ec.SECP256R1())
+    kcm = _issue(
+        _name("system:kube-controller-manager"),
+        kcm_key,
+        ca_name,
+        ca_key,
+        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
+    )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     out = SandboxPKI(
@@ -130,6 +143,8 @@ def generate(directory: Path) -> SandboxPKI:
         serving_key=directory / "apiserver.key",
         admin_cert=directory / "admin.crt",
         admin_key=directory / "admin.key",
+        controller_manager_cert=directory / "controller-manager.crt",
+        controller_manager_key=directory / "controller-manager.key",
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
     )
@@ -139,6 +154,8 @@ def generate(directory: Path) -> SandboxPKI:
     _write(out.serving_key, _key_pem(serving_key))
     _write(out.admin_cert, admin.public_bytes(pem))
     _write(out.admin_key, _key_pem(admin_key))
+    _write(out.controller_manager_cert, kcm.public_bytes(pem))
+    _write(out.controller_manager_key, _key_pem(kcm_key))
     _write(out.sa_key, _key_pem(sa_key))
     _write(
         out.sa_pub,

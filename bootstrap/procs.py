@@ -1,5 +1,6 @@
 """Background processes the sandbox starts: detached, logged to files, stopped by pid only
-after checking the pid still runs the binary we started (pids get reused)."""
+after checking the pid is still the process we started -- same binary and same start time
+(pids get reused, and several sandboxes on one machine run the same binaries)."""
 
 from __future__ import annotations
 
@@ -61,20 +62,32 @@ def _cmdline(pid: int) -> str:
 
 def _zombie(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
     except (OSError, IndexError):
         return True
 
 
-def alive(pid: int, binary: str) -> bool:
-    """True when pid runs and its command line starts with ``binary``."""
+def start_time(pid: int) -> str:
+    """When the process started (clock ticks since boot, /proc/<pid>/stat field 22): with
+    the pid, an identity no later process shares. "" when it does not exist."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int, binary: str, started: str = "") -> bool:
+    """True when pid runs, its command line starts with ``binary`` and, when ``started`` is
+    given, it is the very process that started then."""
     line = _cmdline(pid)
-    return bool(line) and line.startswith(binary) and not _zombie(pid)
+    if not line or not line.startswith(binary) or _zombie(pid):
+        return False
+    return not started or start_time(pid) == started
 
 
-def stop(pid: int, binary: str, timeout: float = 10.0) -> bool:
+def stop(pid: int, binary: str, timeout: float = 10.0, started: str = "") -> bool:
     """SIGTERM, then SIGKILL after ``timeout``. Returns False if it was not ours/running."""
-    if not alive(pid, binary):
+    if not alive(pid, binary, started):
         return False
     try:
         os.kill(pid, signal.SIGTERM)
@@ -82,7 +95,7 @@ def stop(pid: int, binary: str, timeout: float = 10.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not alive(pid, binary):
+        if not alive(pid, binary, started):
             _reap(pid)
             return True
         time.sleep(0.1)

@@ -176,6 +176,9 @@ def render_static_secret(
         "destination": destination,
         "refreshAfter": sync.refresh_after,
         "vaultAuthRef": conv.vault_auth_name(sync.service),
+        # Rollout restarts (and drift detection) need the operator's HMAC of the data; the
+        # v0.1.0 CRD defaults it to true, said here so the manifest says what it relies on.
+        "hmacSecretData": True,
     }
     if sync.restart:
         spec["rolloutRestartTargets"] = [{"kind": t.kind, "name": t.name} for t in sync.restart]

@@ -1,30 +1,35 @@
 """`invoke verify.rotation SERVICE/SECRET`: prove rotation end to end on a live cluster.
 
 Writes a new version of the secret with a sentinel value for every key, waits until the
-Kubernetes Secret's bytes change to it and every restart target's restart annotation changes,
-then writes the original values back and waits again. The original is restored whatever
-happens, Ctrl-C included; the sentinel is random and never printed."""
+Kubernetes Secret holds it (Vault's keys; the operator's ``_raw`` is ignored) and every restart
+target was restarted (the operator's restart annotation changed and the workload's controller
+rolled out a new revision), then writes the original values back and waits for both again.
+The original is restored whatever happens, Ctrl-C included; the sentinel is random and never
+printed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 from bootstrap import conventions as conv
+from bootstrap import vso
 from bootstrap.catalog import Catalog
-from bootstrap.errors import UsageError
+from bootstrap.errors import BootstrapError, UsageError
 from bootstrap.kube import Kube
 from bootstrap.kv import read_kv
-from bootstrap.nudge import fast_refresh
+from bootstrap.nudge import nudged
 from bootstrap.render import Sync, syncs
-from bootstrap.status import API_FOR_KIND, RESTART_ANNOTATION
 from bootstrap.vault import Api
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
+Rollouts = dict[str, vso.Rollout]
 
 
 def find_sync(catalog: Catalog, ref: str) -> Sync:
@@ -37,12 +42,20 @@ def find_sync(catalog: Catalog, ref: str) -> Sync:
     raise UsageError(f"{ref!r} names no secret of the catalog; one of: {names}")
 
 
-def _annotations(kube: Kube, s: Sync) -> dict[str, str]:
-    out = {}
+def _rollouts(kube: Kube, s: Sync) -> Rollouts:
+    out: Rollouts = {}
+    absent = []
     for t in s.restart:
-        obj = kube.get(API_FOR_KIND[t.kind], t.kind, t.name, s.namespace) or {}
-        meta = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        out[f"{t.kind}/{t.name}"] = (meta.get("annotations") or {}).get(RESTART_ANNOTATION, "")
+        r = vso.rollout(kube, t, s.namespace)
+        if r is None:
+            absent.append(f"{t.kind}/{t.name}")
+        else:
+            out[r.target] = r
+    if absent:
+        raise UsageError(
+            f"restart target(s) {', '.join(absent)} do not exist in namespace {s.namespace}; "
+            "the rotation test needs every restart target of the catalog deployed"
+        )
     return out
 
 
@@ -53,18 +66,40 @@ def _write(api: Api, path: str, data: dict[str, str]) -> int:
 
 
 def _await(
-    kube: Kube, s: Sync, want: dict[str, str], before: dict[str, str], what: str, ws: WaitSettings
-) -> None:
-    def probe() -> None:
-        got = kube.read_secret(s.namespace, s.destination) or {}
-        if {k: v.decode(errors="replace") for k, v in got.items()} != want:
+    kube: Kube, s: Sync, want: dict[str, str], before: Rollouts, what: str, ws: WaitSettings
+) -> Rollouts:
+    """Until the Secret holds ``want`` and every restart target has a new restart annotation
+    and a new revision rolled out by its controller; returns the rollouts then."""
+
+    def probe() -> Rollouts:
+        got = kube.read_secret(s.namespace, s.destination)
+        if vso.classify(want, got) != "synced":
             raise Pending(f"Secret {s.namespace}/{s.destination} not updated yet")
-        now = _annotations(kube, s)
-        same = [k for k in now if now[k] == before.get(k)]
+        now = _rollouts(kube, s)
+        same = [k for k, r in now.items() if r.restarted_at == before[k].restarted_at]
         if same:
             raise Pending(f"restart annotation unchanged on {', '.join(same)}")
+        unrolled = [k for k, r in now.items() if not r.revision or r.revision == before[k].revision]
+        if unrolled:
+            raise Pending(f"no new revision rolled out yet for {', '.join(unrolled)}")
+        return now
 
-    wait_for(probe, what, ws)
+    return wait_for(probe, what, ws)
+
+
+def _after_restart_second(rollouts: Rollouts) -> None:
+    """The operator stamps restarts with whole seconds: a second restart within the same
+    second writes the same annotation and restarts nothing. Let that second pass."""
+    stamps = []
+    for r in rollouts.values():
+        try:
+            stamps.append(dt.datetime.fromisoformat(r.restarted_at).timestamp())
+        except ValueError:
+            continue
+    if stamps:
+        delay = max(stamps) + 1.1 - time.time()
+        if delay > 0:
+            time.sleep(min(delay, 2.0))
 
 
 def rotation_test(
@@ -74,26 +109,37 @@ def rotation_test(
     original, _ = read_kv(api, s.kv_path)
     if not original:
         raise UsageError(f"{s.kv_path} has no value in Vault yet; run the bootstrap first")
+    before = _rollouts(kube, s)
     sentinel = {k: f"rotation-test-{secrets.token_hex(8)}" for k in original}
-    # reconcile now and every second while the test runs; the spec is restored after
-    with fast_refresh(kube, [(s.namespace, s.destination)]):
-        before = _annotations(kube, s)
+    vss = (s.namespace, s.destination)
+    # after each write, a nudge makes the operator read it now; the spec is restored after
+    with nudged(kube, []) as nudger:
+        mid = before
         try:
             say(f"writing a sentinel version of {s.kv_path}")
             _write(api, s.kv_path, sentinel)
-            _await(
+            nudger.nudge([vss])
+            mid = _await(
                 kube, s, sentinel, before, f"{s.namespace}/{s.destination} to take the sentinel", ws
             )
-            say("sentinel synced and restart targets restarted")
-            mid = _annotations(kube, s)
+            say(
+                "sentinel synced; restarted "
+                + (", ".join(f"{k} (revision {r.revision})" for k, r in mid.items()) or "nothing")
+            )
         finally:  # the original goes back whatever happened, Ctrl-C included
+            try:
+                _after_restart_second(_rollouts(kube, s))
+            except BootstrapError:
+                _after_restart_second(mid)
             say(f"restoring the original value of {s.kv_path}")
             version = _write(api, s.kv_path, original)
-        _await(kube, s, original, mid, f"{s.namespace}/{s.destination} to be restored", ws)
+            nudger.nudge([vss])
+        after = _await(kube, s, original, mid, f"{s.namespace}/{s.destination} to be restored", ws)
     say("original value synced back; catalog settings restored")
     return {
         "secret": f"{s.namespace}/{s.destination}",
         "vault_path": s.kv_path,
         "restored_version": version,
         "restart_targets": sorted(before),
+        "revisions": {k: [before[k].revision, mid[k].revision, after[k].revision] for k in before},
     }

@@ -1,9 +1,17 @@
 """The sandbox: a real local control plane as plain processes on loopback (the envtest
-pattern) -- etcd, kube-apiserver and OpenBao (raft storage, not dev mode: it starts
-uninitialized and sealed) -- with its state in one directory.
+pattern, plus the controllers and the operator) -- etcd, kube-apiserver,
+kube-controller-manager, OpenBao (raft storage, not dev mode: it starts uninitialized and
+sealed) and the Vault Secrets Operator v0.1.0 -- with its state in one directory.
+
+The operator is installed as a cluster would install it: its own five CRDs, its namespace,
+a ServiceAccount bound to the ClusterRole and leader-election Role of its source tree's
+``config/rbac``, and a default VaultConnection to OpenBao. It runs as a process whose
+kubeconfig authenticates as that ServiceAccount (not as cluster admin), so the RBAC a real
+install grants is what is exercised.
 
 It is the test substrate and the default target of ``invoke bootstrap`` on a machine with no
 cluster configured. The sandbox never initializes or unseals OpenBao; the bootstrap does.
+No node runs here: Deployments get ReplicaSets and rollouts get revisions, but no pod starts.
 """
 
 from __future__ import annotations
@@ -18,13 +26,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bootstrap import pki, procs, tools, vault
+from bootstrap import pki, procs, tools, vault, versions
 from bootstrap.errors import BootstrapError, SandboxError, WaitTimeout
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
@@ -34,12 +42,34 @@ STATE_FILE = "state.json"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
+#: Where the operator runs, as its Helm chart installs it by default.
+OPERATOR_NAMESPACE = "vault-secrets-operator-system"
+OPERATOR_SERVICE_ACCOUNT = "vault-secrets-operator-controller-manager"
+#: Lifetime of the operator's ServiceAccount token (its kubeconfig), like the certificates.
+OPERATOR_TOKEN_SECONDS = 30 * 24 * 3600
+
+
 @dataclass
 class Proc:
     name: str
     binary: str
     pid: int
     log: str
+    #: How to start it again (``restart``); never holds a secret (tokens live in files).
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    detail: str = ""
+    #: An HTTP(S) endpoint that answers 200 once it serves ("" for none).
+    health: str = ""
+    #: Its start time (procs.start_time): pid and start time say it is still ours.
+    started: str = ""
+
+    def alive(self) -> bool:
+        return procs.alive(self.pid, self.binary, self.started)
+
+    def stop(self) -> bool:
+        """Stop it (SIGTERM, then SIGKILL) if it is still the process we started."""
+        return procs.stop(self.pid, self.binary, started=self.started)
 
 
 @dataclass
@@ -53,7 +83,7 @@ class SandboxState:
     ha: bool
     processes: list[Proc] = field(default_factory=list)
     started_at: float = 0.0
-    vso: str = ""  # why VSO is not running, or "running"
+    operator_namespace: str = OPERATOR_NAMESPACE
 
     @property
     def bao_addr(self) -> str:
@@ -82,7 +112,13 @@ class SandboxState:
         os.replace(tmp, path)
 
     def running(self) -> list[Proc]:
-        return [p for p in self.processes if procs.alive(p.pid, p.binary)]
+        return [p for p in self.processes if p.alive()]
+
+    def process(self, name: str) -> Proc:
+        for p in self.processes:
+            if p.name == name:
+                return p
+        raise SandboxError(f"the sandbox in {self.directory} has no component {name!r}")
 
 
 Progress = Callable[[str], None]
@@ -100,10 +136,25 @@ def _https_ok(url: str, state_ca: Path, cert: Path, key: Path) -> tuple[bool, st
         return False, f"{type(exc).__name__}: {exc}"
 
 
-def _kubeconfig(server: str, p: pki.SandboxPKI) -> dict[str, Any]:
-    def b64(path: Path) -> str:
-        return base64.b64encode(path.read_bytes()).decode()
+def _http_ok(url: str) -> tuple[bool, str]:
+    """GET a loopback health endpoint (self-signed TLS is not verified: it only says up)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=3) as resp:  # noqa: S310
+            return resp.status == 200, f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"HTTP {exc.code}"
+    except OSError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
 
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def _kubeconfig(server: str, ca: Path, user: str, credentials: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -111,22 +162,34 @@ def _kubeconfig(server: str, p: pki.SandboxPKI) -> dict[str, Any]:
         "clusters": [
             {
                 "name": "sandbox",
-                "cluster": {"server": server, "certificate-authority-data": b64(p.ca_cert)},
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca)},
             }
         ],
-        "users": [
-            {
-                "name": "sandbox-admin",
-                "user": {
-                    "client-certificate-data": b64(p.admin_cert),
-                    "client-key-data": b64(p.admin_key),
-                },
-            }
-        ],
-        "contexts": [
-            {"name": "sandbox", "context": {"cluster": "sandbox", "user": "sandbox-admin"}}
-        ],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": user}}],
     }
+
+
+def _write_kubeconfig(path: Path, config: dict[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(yaml.safe_dump(config))
+
+
+def _cert_user(cert: Path, key: Path) -> dict[str, str]:
+    return {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)}
+
+
+def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a component: ours without Vault/OpenBao settings or tokens (the
+    operator's Vault client would read VAULT_ADDR and VAULT_TOKEN) or a foreign KUBECONFIG."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VAULT_", "BAO_")) and k != "KUBECONFIG"
+    }
+    env.update(extra or {})
+    return env
 
 
 def _bao_config(
@@ -167,14 +230,15 @@ def up(
             )
         say(f"removing the state of a stopped sandbox in {directory}")
         shutil.rmtree(directory)
-    binaries = {n: str(tools.require(n, tools_dir)) for n in ("etcd", "kube-apiserver", "bao")}
+    names = ("etcd", "kube-apiserver", "kube-controller-manager", "bao", "vault-secrets-operator")
+    binaries = {n: str(tools.require(n, tools_dir)) for n in names}
     started = time.monotonic()
     directory.mkdir(parents=True)
     os.chmod(directory, 0o700)
     n_bao = 3 if ha else 1
-    ports = procs.free_ports(3 + 2 * n_bao)
-    etcd_client, etcd_peer, api_port = ports[:3]
-    bao_ports = [(ports[3 + 2 * i], ports[4 + 2 * i]) for i in range(n_bao)]
+    ports = procs.free_ports(6 + 2 * n_bao)
+    etcd_client, etcd_peer, api_port, kcm_port, vso_metrics, vso_probe = ports[:6]
+    bao_ports = [(ports[6 + 2 * i], ports[7 + 2 * i]) for i in range(n_bao)]
     certs = pki.generate(directory / "pki")
     state = SandboxState(
         directory=str(directory),
@@ -186,15 +250,35 @@ def up(
         ha=ha,
         started_at=time.time(),
     )
-    (directory / "kubeconfig").write_text(
-        yaml.safe_dump(_kubeconfig(state.apiserver_url, certs)), encoding="utf-8"
+    _write_kubeconfig(
+        directory / "kubeconfig",
+        _kubeconfig(
+            state.apiserver_url,
+            certs.ca_cert,
+            "sandbox-admin",
+            _cert_user(certs.admin_cert, certs.admin_key),
+        ),
     )
-    os.chmod(directory / "kubeconfig", 0o600)
     logs = directory / "logs"
+    wait = WaitSettings(timeout=timeout, initial=0.2, maximum=1.0)
 
-    def launch(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def launch(
+        name: str, argv: list[str], env: dict[str, str], detail: str = "", health: str = ""
+    ) -> None:
         pid = procs.start(argv, logs / f"{name}.log", env=env)
-        state.processes.append(Proc(name, argv[0], pid, str(logs / f"{name}.log")))
+        state.processes.append(
+            Proc(
+                name,
+                argv[0],
+                pid,
+                str(logs / f"{name}.log"),
+                argv,
+                env,
+                detail,
+                health,
+                procs.start_time(pid),
+            )
+        )
         state.save()
 
     try:
@@ -221,6 +305,8 @@ def up(
                 "--log-level",
                 "warn",
             ],
+            _clean_env(),
+            state.etcd_url,
         )
         for i, (api, cluster) in enumerate(bao_ports):
             data = directory / f"bao-{i}"
@@ -233,8 +319,7 @@ def up(
                 _bao_config(i, data / "raft", api, cluster, peers, audit_log), encoding="utf-8"
             )
             say(f"OpenBao node bao-{i} on 127.0.0.1:{api} (raft, uninitialized and sealed)")
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-            launch(f"bao-{i}", [binaries["bao"], "server", f"-config={conf}"], env)
+            launch(f"bao-{i}", [binaries["bao"], "server", f"-config={conf}"], _clean_env())
         say(f"kube-apiserver on {state.apiserver_url}")
         launch(
             "kube-apiserver",
@@ -272,14 +357,9 @@ def up(
                 "--v",
                 "1",
             ],
+            _clean_env(),
+            state.apiserver_url,
         )
-        state.vso = (
-            "not started: " + tools.TOOLS["vault-secrets-operator"].unavailable
-            if tools.TOOLS["vault-secrets-operator"].unavailable
-            else "not built"
-        )
-        state.save()
-        wait = WaitSettings(timeout=timeout, initial=0.2, maximum=1.0)
 
         def apiserver_ready() -> None:
             _dead_check(state)
@@ -290,6 +370,9 @@ def up(
                 raise Pending(f"/readyz: {seen}")
 
         wait_for(apiserver_ready, f"kube-apiserver {state.apiserver_url} to be ready", wait)
+        _start_controller_manager(
+            state, binaries["kube-controller-manager"], certs, kcm_port, launch
+        )
         for addr in state.bao_addrs:
 
             def bao_answers(addr: str = addr) -> None:
@@ -299,7 +382,30 @@ def up(
                     raise Pending(h.state)
 
             wait_for(bao_answers, f"OpenBao {addr} to answer", wait)
-        _install_operator_crds(state)
+        _healthy(state, state.process("kube-controller-manager"), wait)
+        say(f"Vault Secrets Operator v{versions.VSO} in namespace {state.operator_namespace}")
+        _install_operator(state, tools_dir)
+        launch(
+            "vault-secrets-operator",
+            [
+                binaries["vault-secrets-operator"],
+                "--leader-elect=false",
+                f"--metrics-bind-address=127.0.0.1:{vso_metrics}",
+                f"--health-probe-bind-address=127.0.0.1:{vso_probe}",
+                # info, not the development default (debug): its debug lines on Secret
+                # drift carry the Secret's data
+                "--zap-log-level=info",
+            ],
+            _clean_env(
+                {
+                    "KUBECONFIG": str(directory / "operator.kubeconfig"),
+                    "OPERATOR_NAMESPACE": state.operator_namespace,
+                }
+            ),
+            f"v{versions.VSO}, probes 127.0.0.1:{vso_probe}",
+            f"http://127.0.0.1:{vso_probe}/readyz",
+        )
+        _healthy(state, state.process("vault-secrets-operator"), wait)
     except (SandboxError, WaitTimeout, OSError, BootstrapError) as exc:
         tails = "".join(
             f"\n--- {p.name} ({p.log}) ---\n" + _tail(Path(p.log)) for p in state.processes
@@ -312,18 +418,138 @@ def up(
     return state
 
 
-def _install_operator_crds(state: SandboxState) -> None:
-    """VSO v0.1.0 with its CRDs where it can be had; else the stand-in CRDs (see crds.py)."""
-    from bootstrap.crds import standin_crds
+Launch = Callable[..., None]
+
+
+def _healthy(state: SandboxState, proc: Proc, wait: WaitSettings) -> None:
+    def probe() -> None:
+        if not proc.alive():
+            raise SandboxError(f"{proc.name} exited (log {proc.log}):\n{_tail(Path(proc.log))}")
+        ok, seen = _http_ok(proc.health)
+        if not ok:
+            raise Pending(f"{proc.health}: {seen}")
+
+    wait_for(probe, f"{proc.name} to answer {proc.health}", wait)
+
+
+def _start_controller_manager(
+    state: SandboxState, binary: str, certs: pki.SandboxPKI, port: int, launch: Launch
+) -> None:
+    """kube-controller-manager with its own client certificate; each controller uses its
+    own ServiceAccount credentials, as in a cluster. Without it Deployments get no
+    ReplicaSets, owner references never cascade and namespaces never finish deleting."""
+    directory = Path(state.directory)
+    config = directory / "controller-manager.kubeconfig"
+    _write_kubeconfig(
+        config,
+        _kubeconfig(
+            state.apiserver_url,
+            certs.ca_cert,
+            "system:kube-controller-manager",
+            _cert_user(certs.controller_manager_cert, certs.controller_manager_key),
+        ),
+    )
+    launch(
+        "kube-controller-manager",
+        [
+            binary,
+            f"--kubeconfig={config}",
+            f"--authentication-kubeconfig={config}",
+            f"--authorization-kubeconfig={config}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={directory / 'pki' / 'controller-manager'}",
+            f"--root-ca-file={certs.ca_cert}",
+            f"--service-account-private-key-file={certs.sa_key}",
+            "--use-service-account-credentials=true",
+            "--controllers=*",
+            "--v=1",
+        ],
+        _clean_env(),
+        f"v{versions.KUBERNETES}",
+        f"https://127.0.0.1:{port}/healthz",
+    )
+
+
+def _install_operator(state: SandboxState, tools_dir: Path) -> None:
+    """The operator's CRDs, namespace, ServiceAccount and RBAC (from its own source tree),
+    its kubeconfig as that ServiceAccount, and the default VaultConnection to OpenBao."""
     from bootstrap.kube import Kube
 
-    vso = tools.TOOLS["vault-secrets-operator"]
+    config = tools.operator_config(tools_dir)
     kube = Kube(state.kubeconfig)
-    for crd in standin_crds():
+    crds = [
+        doc
+        for path in sorted((config / "crd" / "bases").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc
+    ]
+    if len(crds) != 5:
+        raise SandboxError(f"expected the operator's five CRDs in {config}, found {len(crds)}")
+    for crd in crds:
         kube.apply(crd)
-    kube.wait_crds_established([c["metadata"]["name"] for c in standin_crds()])
-    state.vso = f"not running ({vso.unavailable}); stand-in CRDs installed for its kinds"
+    kube.wait_crds_established([c["metadata"]["name"] for c in crds])
+    ns = state.operator_namespace
+    prefix = "vault-secrets-operator-"
+    kube.ensure_namespace(ns)
+    kube.ensure_service_account(ns, OPERATOR_SERVICE_ACCOUNT)
+    subject = [{"kind": "ServiceAccount", "name": OPERATOR_SERVICE_ACCOUNT, "namespace": ns}]
+    rbac = "rbac.authorization.k8s.io/v1"
+    for file_name, kind in (("role.yaml", "ClusterRole"), ("leader_election_role.yaml", "Role")):
+        (doc,) = [
+            d
+            for d in yaml.safe_load_all((config / "rbac" / file_name).read_text(encoding="utf-8"))
+            if d
+        ]
+        name = prefix + doc["metadata"]["name"]
+        meta: dict[str, Any] = (
+            {"name": name} if kind == "ClusterRole" else {"name": name, "namespace": ns}
+        )
+        kube.apply({"apiVersion": rbac, "kind": kind, "metadata": meta, "rules": doc["rules"]})
+        kube.apply(
+            {
+                "apiVersion": rbac,
+                "kind": f"{kind}Binding",
+                "metadata": {**meta, "name": name.removesuffix("-role") + "-rolebinding"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+                "subjects": subject,
+            }
+        )
+    token = kube.token(ns, OPERATOR_SERVICE_ACCOUNT, [], OPERATOR_TOKEN_SECONDS)
+    _write_kubeconfig(
+        Path(state.directory) / "operator.kubeconfig",
+        _kubeconfig(
+            state.apiserver_url, Path(state.ca_cert), OPERATOR_SERVICE_ACCOUNT, {"token": token}
+        ),
+    )
+    # As the operator's Helm chart does with defaultVaultConnection: VaultAuths without a
+    # vaultConnectionRef use this one.
+    kube.apply(
+        {
+            "apiVersion": "secrets.hashicorp.com/v1beta1",
+            "kind": "VaultConnection",
+            "metadata": {"name": "default", "namespace": ns},
+            "spec": {"address": state.bao_addr},
+        }
+    )
+
+
+def restart(directory: Path, name: str, timeout: float = 60.0) -> Proc:
+    """Start one stopped (or killed) component again with its original command line."""
+    state = SandboxState.load(directory.resolve())
+    if state is None:
+        raise SandboxError(f"no sandbox in {directory}")
+    old = state.process(name)
+    if old.alive():
+        raise SandboxError(f"{name} still runs (pid {old.pid})")
+    pid = procs.start(old.argv, Path(old.log), env=old.env)
+    new = replace(old, pid=pid, started=procs.start_time(pid))
+    state.processes = [new if p.name == name else p for p in state.processes]
     state.save()
+    if new.health:
+        _healthy(state, new, WaitSettings(timeout=timeout, initial=0.2, maximum=1.0))
+    return new
 
 
 def _tail(path: Path, lines: int = 12) -> str:
@@ -334,7 +560,7 @@ def _tail(path: Path, lines: int = 12) -> str:
 
 
 def _dead_check(state: SandboxState) -> None:
-    dead = [p.name for p in state.processes if not procs.alive(p.pid, p.binary)]
+    dead = [p.name for p in state.processes if not p.alive()]
     if dead:
         raise SandboxError(f"{', '.join(dead)} exited")
 
@@ -345,25 +571,12 @@ def status(directory: Path) -> dict[str, Any]:
         return {"running": False, "directory": str(directory.resolve())}
     comps = []
     for p in state.processes:
-        up_ = procs.alive(p.pid, p.binary)
-        detail = ""
+        up_ = p.alive()
+        detail = p.detail
         if p.name.startswith("bao-") and up_:
             addr = state.bao_addrs[int(p.name.split("-")[1])]
             detail = f"{addr} {vault.health(addr).state}"
-        elif p.name == "kube-apiserver":
-            detail = state.apiserver_url
-        elif p.name == "etcd":
-            detail = state.etcd_url
         comps.append({"name": p.name, "pid": p.pid, "running": up_, "detail": detail, "log": p.log})
-    comps.append(
-        {
-            "name": "vault-secrets-operator",
-            "pid": None,
-            "running": False,
-            "detail": state.vso,
-            "log": "",
-        }
-    )
     return {
         "running": any(c["running"] for c in comps),
         "directory": state.directory,
@@ -373,16 +586,22 @@ def status(directory: Path) -> dict[str, Any]:
     }
 
 
+#: Stop order: the API server's clients first, then the API server, then the rest.
+_STOP_FIRST = ("vault-secrets-operator", "kube-controller-manager", "kube-apiserver")
+
+
 def down(directory: Path, *, keep: bool = False) -> list[str]:
     """Stop the processes this sandbox started (by pid), then remove its state unless kept."""
     directory = directory.resolve()
     state = SandboxState.load(directory)
     stopped: list[str] = []
     if state is not None:
-        # apiserver before etcd; OpenBao nodes in any order.
-        order = sorted(state.processes, key=lambda p: p.name != "kube-apiserver")
+        order = sorted(
+            state.processes,
+            key=lambda p: _STOP_FIRST.index(p.name) if p.name in _STOP_FIRST else len(_STOP_FIRST),
+        )
         for p in order:
-            if procs.stop(p.pid, p.binary):
+            if p.stop():
                 stopped.append(p.name)
     if not keep and directory.exists():
         shutil.rmtree(directory)

@@ -18,6 +18,10 @@ class Settings:
         default_factory=lambda: Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
     )
     sandbox_dir: Path = Path(".sandbox")
+    #: Source archive of the Vault Secrets Operator v0.1.0 to build (sha256 checked); unset:
+    #: ``../shared/vendor/vault-secrets-operator-0.1.0.tar.gz`` beside the repository when it
+    #: exists, else ``go install`` through the Go module proxy.
+    vso_source: Path | None = None
     terraform_binary: str = "tofu"
     #: Terraform state: "local" (under state_dir, git-ignored) or "kubernetes" (a Secret in
     #: lock_namespace of the target cluster, for teams).

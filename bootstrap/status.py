@@ -1,7 +1,10 @@
 """`invoke status`: per service and secret, what Vault holds and what the cluster shows.
 
 Secret states: missing (no Kubernetes Secret), placeholder (still the bootstrap marker),
-synced (same data as Vault's latest version), stale (real data, but not Vault's latest).
+synced (Vault's keys with Vault's latest values), stale (real data, but not Vault's latest),
+error (not synced, and the operator's last attempt failed: the detail gives its reason).
+VaultStaticSecrets in the catalog's namespaces that the catalog does not declare (written by
+hand, or by another tool) are listed too, as service "-", so a stuck or hostile one is seen.
 Works on any cluster the kubeconfig points at; reads only."""
 
 from __future__ import annotations
@@ -10,14 +13,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bootstrap import conventions as conv
+from bootstrap import vso
 from bootstrap.catalog import Catalog
 from bootstrap.kube import Kube
-from bootstrap.kv import read_kv
+from bootstrap.kv import KvValue, read_kv_value
 from bootstrap.render import VSO_API, syncs
-from bootstrap.vault import Api
-
-RESTART_ANNOTATION = "vso.secrets.hashicorp.com/restartedAt"
-API_FOR_KIND = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1"}
+from bootstrap.vault import Api, VaultRequestError
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Row:
     vault_path: str
     vault_version: int
     state: str
+    detail: str
     last_sync: str
     restarts: str
 
@@ -35,44 +37,113 @@ class Row:
         return asdict(self)
 
 
-def classify(vault_data: dict[str, str], secret: dict[str, bytes] | None) -> str:
-    """Pure: the state of one destination Secret against Vault's latest data."""
-    if secret is None:
-        return "missing"
-    if not secret or any(conv.is_placeholder(v) for v in secret.values()):
-        return "placeholder"
-    if {k: v.decode(errors="replace") for k, v in secret.items()} == vault_data:
-        return "synced"
-    return "stale"
-
-
 def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
     rows = []
     all_syncs = syncs(catalog)
     paths = sorted({s.kv_path for s in all_syncs})
-    kv = dict(zip(paths, api.parallel(lambda p: read_kv(api, p), paths), strict=True))
+    kv = dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
+    seen_now = vso.observe(kube, [s.namespace for s in all_syncs])
+    rollouts: dict[tuple[str, str, str], vso.Rollout | None] = {}
     for s in all_syncs:
-        data, version = kv[s.kv_path]
-        secret = kube.read_secret(s.namespace, s.destination)
-        vss = kube.get(VSO_API, "VaultStaticSecret", s.destination, s.namespace) or {}
-        status = vss.get("status") or {}
-        last = str(status.get("lastGeneration") or status.get("secretMAC") or "")
+        value = kv[s.kv_path]
+        evs = seen_now.events_of(s.namespace, s.destination)
+        secret = seen_now.secret(s.namespace, s.destination)
+        state, detail = vso.state_of(value.data, secret, evs, value.written)
+        if state == "error":
+            detail = _explained(api, kube, s.namespace, s.destination, detail)
+        seen = vso.last_sync(evs)
         restarts = []
         for t in s.restart:
-            obj = kube.get(API_FOR_KIND[t.kind], t.kind, t.name, s.namespace)
-            ann = (((obj or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}
-            at = (ann.get("annotations") or {}).get(RESTART_ANNOTATION, "never")
-            restarts.append(f"{t.kind}/{t.name}: {at if obj else 'absent'}")
+            key = (s.namespace, t.kind, t.name)
+            if key not in rollouts:
+                rollouts[key] = vso.rollout(kube, t, s.namespace)
+            r = rollouts[key]
+            if r is None:
+                restarts.append(f"{t.kind}/{t.name}: absent")
+            else:
+                rev = f" (revision {r.revision})" if r.revision else ""
+                restarts.append(f"{r.target}: {r.restarted_at or 'never'}{rev}")
         rows.append(
             Row(
                 s.service,
                 s.namespace,
                 s.destination,
                 s.kv_path,
-                version,
-                classify(data, secret),
-                last or "not seen",
+                value.version,
+                state,
+                detail,
+                f"{seen.last_seen.isoformat()} {seen.reason}" if seen else "not seen",
                 "; ".join(restarts),
             )
         )
+    rows += _foreign(
+        kube,
+        api,
+        sorted(seen_now.secrets),
+        {(s.namespace, s.destination) for s in all_syncs},
+        seen_now,
+    )
+    return rows
+
+
+def _explained(
+    api: Api,
+    kube: Kube,
+    ns: str,
+    name: str,
+    detail: str,
+    vss: dict[str, Any] | None = None,
+) -> str:
+    """The operator's last error, and the cause found in Vault (VSO v0.1.0 loses the Vault
+    error of a failed kv-v2 read: its event only says the secret was empty)."""
+    if vss is None:
+        vss = kube.get(VSO_API, "VaultStaticSecret", name, ns)
+    why = vso.diagnose(api, kube, ns, name, vss)
+    return f"{detail}; {why}" if why else detail
+
+
+def _read_foreign(api: Api, mount: str, path: str) -> KvValue:
+    """Vault's value at a path a foreign VaultStaticSecret names (empty when unreadable)."""
+    try:
+        return read_kv_value(api, path, mount)
+    except VaultRequestError:
+        return KvValue({}, 0, None)
+
+
+def _foreign(
+    kube: Kube,
+    api: Api,
+    namespaces: list[str],
+    ours: set[tuple[str, str]],
+    seen_now: vso.Observed,
+) -> list[Row]:
+    rows = []
+    for ns in namespaces:
+        for vss in kube.list(VSO_API, "VaultStaticSecret", ns):
+            name = vss["metadata"]["name"]
+            if (ns, name) in ours:
+                continue
+            spec = vss.get("spec") or {}
+            mount = str(spec.get("mount") or conv.KV_MOUNT)
+            path = str(spec.get("path") or "")
+            dest = str((spec.get("destination") or {}).get("name") or name)
+            value = _read_foreign(api, mount, path)
+            evs = seen_now.events_of(ns, name)
+            state, detail = vso.state_of(value.data, seen_now.secret(ns, dest), evs, value.written)
+            if state == "error":
+                detail = _explained(api, kube, ns, name, detail, vss)
+            seen = vso.last_sync(evs)
+            rows.append(
+                Row(
+                    "-",
+                    ns,
+                    dest,
+                    f"{mount}/{path} (not in the catalog: VaultStaticSecret {name})",
+                    value.version,
+                    state,
+                    detail,
+                    f"{seen.last_seen.isoformat()} {seen.reason}" if seen else "not seen",
+                    "",
+                )
+            )
     return rows

@@ -1,8 +1,10 @@
 """Which cluster and which Vault a run talks to, and where its keys are kept.
 
 A kubeconfig given in settings, in $KUBECONFIG or at ~/.kube/config means a real cluster
-(Vault addresses then come from settings or $VAULT_ADDR/$BAO_ADDR). With none of those, the
-local sandbox is the target: reused when it runs, started when it does not.
+(Vault addresses then come from settings or $VAULT_ADDR/$BAO_ADDR), unless it is the sandbox's
+own kubeconfig (as after ``eval "$(invoke sandbox.env)"``): then the sandbox is the target,
+its custody included. With none of those, the local sandbox is the target: reused when it
+runs, started when it does not.
 """
 
 from __future__ import annotations
@@ -49,11 +51,19 @@ def _configured_kubeconfig(settings: Settings) -> Path | None:
     return default if default.exists() else None
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def resolve(settings: Settings, *, start_sandbox: bool = True) -> Target:
     kubeconfig = _configured_kubeconfig(settings)
-    box: sandbox.SandboxState | None = None
+    box: sandbox.SandboxState | None = sandbox.SandboxState.load(settings.sandbox_dir.resolve())
+    if kubeconfig is not None and not (box and _same_file(Path(box.kubeconfig), kubeconfig)):
+        box = None  # a real cluster (a kubeconfig that is not the sandbox's own)
     if kubeconfig is None:
-        box = sandbox.SandboxState.load(settings.sandbox_dir.resolve())
         if box is None or not box.running():
             if not start_sandbox:
                 raise UsageError(
@@ -65,7 +75,7 @@ def resolve(settings: Settings, *, start_sandbox: bool = True) -> Target:
             )
         kubeconfig = Path(box.kubeconfig)
     addrs = list(settings.vault_addrs)
-    if not addrs and box is not None and Path(box.kubeconfig) == kubeconfig:
+    if not addrs and box is not None:
         addrs = list(box.bao_addrs)
     if not addrs:
         env = os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")

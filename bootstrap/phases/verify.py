@@ -1,80 +1,116 @@
 """Phase 7, verify: wait until every destination Secret holds Vault's value instead of the
 placeholder. Placeholder state is "pending", not a failure; past the deadline the phase fails
-with a table of what is stuck and the likely reason (VaultAuth/VaultStaticSecret status, recent
-events).
+with a list of what is stuck and why (the operator's last event, and what in Vault or the
+cluster stands in the way: role bindings, policies, the path's value). It never passes on a
+Secret whose bytes it has not compared with Vault's, so without a running operator it fails.
 
 Speed-up without changing the catalog's settings: VSO v0.1.0 re-reads a secret every
-refreshAfter, and at once only when a VaultStaticSecret's spec changes. So the phase applies,
-for each pending VaultStaticSecret, the same spec with refreshAfter "1s" (a spec change: VSO
-reconciles now and then every second), and once the Secret holds the value re-applies the
-catalog's spec, always, even on failure or Ctrl-C."""
+refreshAfter, at once only when a VaultStaticSecret's spec changes, and never again after a
+failed read until the spec changes. So the phase nudges each pending VaultStaticSecret (the
+same spec, refreshAfter one second longer: VSO reconciles it now, once), nudges again (with
+backoff) any whose last attempt failed, and once done re-applies the catalog's spec, always,
+even on failure or Ctrl-C."""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
+from bootstrap import vso
 from bootstrap.errors import BootstrapError, WaitTimeout
-from bootstrap.kv import read_kv
-from bootstrap.nudge import fast_refresh
+from bootstrap.kv import KvValue, read_kv_value
+from bootstrap.nudge import Nudger, nudged
 from bootstrap.phases.vault_config import api_for
 from bootstrap.pipeline import Action, RunContext
-from bootstrap.render import Sync, syncs
-from bootstrap.status import classify
+from bootstrap.render import VSO_API, Sync, syncs
 from bootstrap.target import Target
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
 log = logging.getLogger(__name__)
 
+#: Longest pause between two nudges of a VaultStaticSecret whose last read failed.
+RENUDGE_MAX = 15.0
+#: Stuck Secrets diagnosed in detail in a failure report (the rest are listed).
+DIAGNOSE_MAX = 20
+
 
 @dataclass
-class Pending_:
+class SecretState:
     sync: Sync
     state: str
+    detail: str = ""
+    #: Vault holds nothing at the path: no operator can sync it (keys put by hand).
+    empty: bool = False
+    #: The operator's last attempt on it failed (maybe before Vault's latest write).
+    failing: bool = False
+
+    @property
+    def ref(self) -> tuple[str, str]:
+        return (self.sync.namespace, self.sync.destination)
+
+    def line(self) -> str:
+        s = self.sync
+        text = f"{s.namespace}/{s.destination} <- {s.kv_path}: {self.state}"
+        return text + (f" ({self.detail})" if self.detail else "")
 
 
-def _vault_data(ctx: RunContext) -> dict[str, dict[str, str]]:
-    """Vault's latest data per path (each path read once)."""
+VaultData = dict[str, KvValue]
+
+
+def _vault_data(ctx: RunContext) -> VaultData:
+    """Vault's latest version per path (each path read once)."""
     api = api_for(ctx)
     paths = sorted({s.kv_path for s in syncs(ctx.catalog)})
-    return dict(zip(paths, api.parallel(lambda p: read_kv(api, p)[0], paths), strict=True))
+    return dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
 
 
-def _states(ctx: RunContext, vault_data: dict[str, dict[str, str]]) -> list[Pending_]:
-    t: Target = ctx.shared["target"]
+def _states(
+    t: Target, wanted: list[Sync], vault_data: VaultData
+) -> tuple[list[SecretState], vso.Observed]:
+    seen = vso.observe(t.kube, [s.namespace for s in wanted])
     out = []
-    for s in syncs(ctx.catalog):
-        data = vault_data[s.kv_path]
-        state = classify(data, t.kube.read_secret(s.namespace, s.destination))
-        if not data:
-            state = "no value in Vault"
-        out.append(Pending_(s, state))
-    return out
+    for s in wanted:
+        kv = vault_data[s.kv_path]
+        evs = seen.events_of(s.namespace, s.destination)
+        secret = seen.secret(s.namespace, s.destination)
+        state, detail = vso.state_of(kv.data, secret, evs, kv.written)
+        outcome = vso.latest_outcome(evs)
+        failing = state != "synced" and outcome is not None and outcome.error
+        out.append(SecretState(s, state, detail, empty=not kv.data, failing=failing))
+    return out, seen
 
 
-def _reason(t: Target, s: Sync) -> str:
-    """The likely reason a Secret is stuck: VSS/VaultAuth status and recent events."""
-    from bootstrap.render import VSO_API
+def _renudge(nudger: Nudger, left: list[SecretState]) -> None:
+    """Nudge again those whose last attempt failed (the operator retries them only after
+    refreshAfter, or with its own backoff), backing off 2, 4, 8, then 15 seconds."""
+    now = time.monotonic()
+    again = [
+        st.ref
+        for st in left
+        if st.failing
+        and now - nudger.last.get(st.ref, 0.0)
+        >= min(2.0 ** nudger.times.get(st.ref, 0), RENUDGE_MAX)
+    ]
+    if again:
+        log.info("nudging %d VaultStaticSecret(s) again after a failed sync", len(again))
+        nudger.nudge(again)
 
-    parts = []
-    vss = t.kube.get(VSO_API, "VaultStaticSecret", s.destination, s.namespace)
-    if vss is None:
-        parts.append("no VaultStaticSecret")
-    else:
-        st = vss.get("status") or {}
-        parts.append(f"VaultStaticSecret status: {st or 'never reconciled'}")
-    auth = t.kube.get(VSO_API, "VaultAuth", s.service, s.namespace)
-    if auth is not None and auth.get("status"):
-        parts.append(f"VaultAuth status: {auth['status']}")
-    try:
-        events = t.kube.core.list_namespaced_event(
-            s.namespace, field_selector=f"involvedObject.name={s.destination}"
-        ).items
-        for ev in events[-3:]:
-            parts.append(f"event {ev.reason}: {ev.message}")
-    except Exception as exc:
-        parts.append(f"events unreadable ({type(exc).__name__})")
-    return "; ".join(str(p)[:200] for p in parts)
+
+def _operator_silent(t: Target, waiting: list[Sync], seen: vso.Observed, since: float) -> bool:
+    """No event on any awaited VaultStaticSecret since ``since`` (wall clock), and no
+    VaultAuth of theirs ever accepted: no operator is at work here."""
+    floor = since - 1.0  # event times are whole seconds
+    for s in waiting:
+        if any(
+            e.last_seen.timestamp() >= floor for e in seen.events_of(s.namespace, s.destination)
+        ):
+            return False
+    for ns, name in sorted({(s.namespace, s.service) for s in waiting}):
+        auth = t.kube.get(VSO_API, "VaultAuth", name, ns) or {}
+        if (auth.get("status") or {}).get("valid"):
+            return False
+    return True
 
 
 class Verify:
@@ -82,58 +118,107 @@ class Verify:
     summary = "wait, tolerant of placeholders, until every Secret holds Vault's value"
     tools: tuple[str, ...] = ()
 
-    def facts(self, ctx: RunContext) -> list[Pending_]:
-        return _states(ctx, _vault_data(ctx))
-
-    def plan(self, ctx: RunContext, facts: list[Pending_]) -> list[Action]:
+    def facts(self, ctx: RunContext) -> list[SecretState]:
         t: Target = ctx.shared["target"]
-        pending = [p for p in facts if p.state != "synced"]
-        if pending and t.sandbox is not None and t.sandbox.vso != "running":
-            return [
-                Action(
-                    "check",
-                    f"Secret {p.sync.namespace}/{p.sync.destination}",
-                    f"{p.state}; not verified: no operator runs in this sandbox",
+        return _states(t, syncs(ctx.catalog), _vault_data(ctx))[0]
+
+    def plan(self, ctx: RunContext, facts: list[SecretState]) -> list[Action]:
+        actions = []
+        for st in facts:
+            if st.state == "synced":
+                continue
+            target = f"Secret {st.sync.namespace}/{st.sync.destination}"
+            if st.empty:
+                actions.append(
+                    Action(
+                        "check",
+                        target,
+                        f"cannot be verified: no value in Vault at {st.sync.kv_path} "
+                        "(keys without a source are put there by hand)",
+                        payload=st.sync,
+                    )
                 )
-                for p in pending
-            ]
-        return [
-            Action(
-                "update",
-                f"Secret {p.sync.namespace}/{p.sync.destination}",
-                f"pending: {p.state}",
-                payload=("wait", p.sync),
-            )
-            for p in pending
-        ]
+            else:
+                reason = f"pending: {st.state}" + (f" ({st.detail})" if st.detail else "")
+                actions.append(Action("update", target, reason, payload=st.sync))
+        return actions
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        waiting = [a.payload[1] for a in actions if a.changes and a.payload]
-        if not waiting:
-            return
+        empty = [a for a in actions if a.verb == "check" and isinstance(a.payload, Sync)]
+        waiting: list[Sync] = [a.payload for a in actions if a.changes]
         t: Target = ctx.shared["target"]
-        ws: WaitSettings = ctx.shared.get("wait") or WaitSettings(timeout=ctx.settings.wait_timeout)
+        if waiting:
+            self._wait(ctx, t, waiting)
+        if empty:
+            raise BootstrapError(
+                f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"
+                + "\n".join(f"  {a.target}: {a.reason}" for a in empty)
+            )
+
+    def _wait(self, ctx: RunContext, t: Target, waiting: list[Sync]) -> None:
+        ws: WaitSettings = ctx.shared.get("wait") or WaitSettings(
+            timeout=ctx.settings.wait_timeout, maximum=1.0
+        )
         vault_data = _vault_data(ctx)  # Vault does not change while we wait; Secrets do
-        nudge = [(s.namespace, s.destination) for s in waiting] if ctx.settings.verify_nudge else []
-        with fast_refresh(t.kube, nudge):
+        refs = [(s.namespace, s.destination) for s in waiting]
+        began = time.time()
+        with nudged(t.kube, refs if ctx.settings.verify_nudge else []) as nudger:
 
             def probe() -> None:
-                left = [p for p in _states(ctx, vault_data) if p.state != "synced"]
-                if left:
-                    raise Pending(
-                        f"{len(left)} pending: "
-                        + ", ".join(
-                            f"{p.sync.namespace}/{p.sync.destination} ({p.state})" for p in left[:5]
-                        )
-                    )
+                states, _ = _states(t, waiting, vault_data)
+                left = [st for st in states if st.state != "synced"]
+                if not left:
+                    return
+                if ctx.settings.verify_nudge:
+                    _renudge(nudger, left)
+                raise Pending(
+                    f"{len(left)} of {len(waiting)} pending: "
+                    + ", ".join(st.line() for st in left[:3])
+                )
 
             try:
                 wait_for(probe, f"{len(waiting)} Secret(s) to hold Vault's values", ws)
             except WaitTimeout as exc:
-                stuck = [p for p in _states(ctx, vault_data) if p.state != "synced"]
-                table = "\n".join(
-                    f"  {p.sync.namespace}/{p.sync.destination} <- {p.sync.kv_path}: "
-                    f"{p.state}; {_reason(t, p.sync)}"
-                    for p in stuck
-                )
-                raise BootstrapError(f"{exc}\nstuck:\n{table}") from None
+                report = self._stuck_report(ctx, t, waiting, vault_data, exc, began)
+                raise BootstrapError(report) from None
+
+    def _stuck_report(
+        self,
+        ctx: RunContext,
+        t: Target,
+        waiting: list[Sync],
+        vault_data: VaultData,
+        exc: WaitTimeout,
+        began: float,
+    ) -> str:
+        states, seen = _states(t, waiting, vault_data)
+        stuck = [st for st in states if st.state != "synced"]
+        lines = [f"timed out after {exc.elapsed:.0f}s: {len(stuck)} Secret(s) not synced"]
+        if _operator_silent(t, waiting, seen, began):
+            lines.append(
+                "no Vault Secrets Operator answered: no event on any of these "
+                "VaultStaticSecrets since verify began and no VaultAuth of theirs accepted "
+                "(is the operator running, and does it reach this cluster?)"
+            )
+        blockers = vso.missing_auths(t.kube, ctx.settings.operator_namespace)
+        if blockers:
+            lines.append(
+                f"{len(blockers)} VaultStaticSecret(s) name a VaultAuth that does not exist, and "
+                "VSO v0.1.0 holds up every sync for 30 s looking for it, again and again: "
+                + ", ".join(blockers[:10])
+            )
+        api = api_for(ctx)
+        for st in stuck[:DIAGNOSE_MAX]:
+            vss = t.kube.get(VSO_API, "VaultStaticSecret", st.sync.destination, st.sync.namespace)
+            why = vso.diagnose(
+                api,
+                t.kube,
+                st.sync.namespace,
+                st.sync.destination,
+                vss,
+                ctx.settings.operator_namespace,
+            )
+            lines.append(f"  {st.line()}" + (f"; {why}" if why else ""))
+        for st in stuck[DIAGNOSE_MAX:]:
+            lines.append(f"  {st.line()}")
+        return "\n".join(lines)

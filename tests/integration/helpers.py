@@ -78,3 +78,81 @@ def admin_api(box: Any) -> Any:
     admin = FileCustody(box.settings().custody_file).load_extra("admin")
     assert admin is not None
     return vault.Api(box.state.bao_addr, admin["token"])
+
+
+# -- the operator and workloads --------------------------------------------------------
+
+
+def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
+    """Poll ``check`` (returns a truthy value when done) until it is; fail past ``timeout``."""
+    from bootstrap.waits import Pending, wait_for
+
+    def probe() -> Any:
+        got = check()
+        if not got:
+            raise Pending("not yet")
+        return got
+
+    return wait_for(probe, what, WaitSettings(timeout=timeout, initial=0.1, maximum=0.5))
+
+
+def workload(kube: Kube, ns: str, kind: str, name: str, paused: bool = False) -> None:
+    """A Deployment, StatefulSet or DaemonSet with no pods (the sandbox has no node), so
+    its controller still rolls out revisions when the pod template changes."""
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": [{"name": "c", "image": "none"}]},
+        },
+    }
+    if kind != "DaemonSet":
+        spec["replicas"] = 0
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    if paused:
+        spec["paused"] = True
+    kube.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        },
+        field_manager="test",
+    )
+
+
+def revision(kube: Kube, ns: str, kind: str, name: str) -> str:
+    from bootstrap import vso
+    from bootstrap.catalog import RestartTarget
+
+    r = vso.rollout(kube, RestartTarget(kind=kind, name=name), ns)  # type: ignore[arg-type]
+    return r.revision if r else ""
+
+
+def events_of(kube: Kube, ns: str, name: str) -> list[Any]:
+    from bootstrap import vso
+
+    return vso.events(kube, ns).get(name, [])
+
+
+def invoke_cli(args: list[str], env: dict[str, str], ok: bool = True) -> Any:
+    """Run ``invoke ARGS`` as a user does; returns the finished process."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc

@@ -71,15 +71,41 @@ def test_apply_handover_and_noop(box: Box, unique: str, tmp_path: Path) -> None:
     assert statuses(again) == {"operator": "no-change"}
 
 
-def test_owner_mode_for_current_vso(box: Box, unique: str, tmp_path: Path) -> None:
+def test_owner_mode_needs_a_current_operator(box: Box, unique: str, tmp_path: Path) -> None:
+    """The sandbox runs VSO v0.1.0, whose CRD has no destination.overwrite: owner mode is
+    refused with the reason, before anything is applied."""
     p = f"ow{unique}"
     kube = Kube(box.state.kubeconfig)
     kube.ensure_namespace(p)
     kube.write_secret(p, "config", {"a": b"bootstrap-placeholder:x/config/a"})
-    run(box.settings(state_dir=tmp_path, handover="owner"), catalog(p, False), ["operator"])
-    vss = _vss(kube, p, "config")
-    assert vss is not None
-    assert vss["spec"]["destination"] == {"name": "config", "create": True, "overwrite": True}
+    results, _ = run(
+        box.settings(state_dir=tmp_path, handover="owner"), catalog(p, False), ["operator"]
+    )
+    (result,) = [r for r in results if r.name == "operator"]
+    assert result.status == "failed"
+    assert "needs a current Vault Secrets Operator" in (result.error or "")
+    assert "no destination.overwrite" in (result.error or "")
+    assert _vss(kube, p, "config") is None
+
+
+def test_placeholder_keys_vault_will_not_have_are_flagged(
+    box: Box, unique: str, tmp_path: Path
+) -> None:
+    p = f"dk{unique}"
+    kube = Kube(box.state.kubeconfig)
+    kube.ensure_namespace(p)
+    kube.write_secret(
+        p,
+        "config",
+        {
+            "a": conv.placeholder_value(f"{p}-stay", "config", "a").encode(),
+            "retired": conv.placeholder_value(f"{p}-stay", "config", "retired").encode(),
+        },
+    )
+    results, _ = run(box.settings(state_dir=tmp_path), catalog(p, False), ["operator"])
+    (result,) = [r for r in results if r.name == "operator"]
+    warned = [a for a in result.actions if a.target == f"Secret {p}/config"]
+    assert len(warned) == 1 and "keys retired are not in the catalog" in warned[0].reason
 
 
 def test_prune_removes_only_managed(box: Box, unique: str, tmp_path: Path) -> None:
@@ -99,6 +125,8 @@ def test_prune_removes_only_managed(box: Box, unique: str, tmp_path: Path) -> No
                 "mount": "secret",
                 "path": "x/y",
                 "destination": {"name": "theirs", "create": False},
+                # an existing VaultAuth: VSO v0.1.0 stalls every sync for 30 s on a missing one
+                "vaultAuthRef": f"{p}-stay",
             },
         },
         field_manager="someone-else",

@@ -1,4 +1,6 @@
-"""The sandbox itself: real processes, real versions, OpenBao uninitialized and sealed."""
+"""The sandbox itself: real processes, real versions, OpenBao uninitialized and sealed, the
+controllers at work, and the operator running as its own ServiceAccount with the RBAC of its
+source tree."""
 
 from __future__ import annotations
 
@@ -8,20 +10,42 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from kubernetes import client
 
 from bootstrap import sandbox, versions
 from bootstrap.errors import SandboxError
 from bootstrap.kube import Kube
 from tests.conftest import ROOT
 from tests.integration.conftest import TOOLS_DIR, Box
+from tests.integration.helpers import revision, wait_until, workload
 
 
 def test_components_run_at_pinned_versions(box: Box) -> None:
     kube = Kube(box.state.kubeconfig)
     assert kube.version() == f"v{versions.KUBERNETES}"
     st = sandbox.status(box.directory)
-    running = {c["name"] for c in st["components"] if c["running"]}
-    assert {"etcd", "kube-apiserver", "bao-0"} <= running
+    running = {c["name"]: c for c in st["components"] if c["running"]}
+    assert {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "bao-0",
+        "vault-secrets-operator",
+    } <= set(running)
+    assert running["vault-secrets-operator"]["detail"].startswith(f"v{versions.VSO}")
+    # the operator's own CRDs, not stand-ins: the v0.1.0 schema, five kinds
+    crds = kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    ours = sorted(
+        c["spec"]["names"]["kind"] for c in crds if c["spec"]["group"] == "secrets.hashicorp.com"
+    )
+    assert ours == [
+        "VaultAuth",
+        "VaultConnection",
+        "VaultDynamicSecret",
+        "VaultPKISecret",
+        "VaultStaticSecret",
+    ]
 
 
 def test_openbao_started_uninitialized_and_sealed(box: Box) -> None:
@@ -30,17 +54,53 @@ def test_openbao_started_uninitialized_and_sealed(box: Box) -> None:
     assert h.version.startswith(versions.OPENBAO)
 
 
-def test_rbac_on_and_service_account_admission_off(box: Box, unique: str) -> None:
+def _can(kube: Kube, user: str, verb: str, resource: str, group: str = "") -> bool:
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=user,
+            resource_attributes=client.V1ResourceAttributes(
+                verb=verb, resource=resource, group=group
+            ),
+        )
+    )
+    answer = client.AuthorizationV1Api(kube.api).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def test_the_operator_runs_as_its_service_account_with_its_own_rbac(box: Box) -> None:
+    config = yaml.safe_load((box.directory / "operator.kubeconfig").read_text())
+    (user,) = config["users"]
+    assert set(user["user"]) == {"token"}  # a ServiceAccount token, no admin certificate
+    kube = Kube(box.state.kubeconfig)
+    who = f"system:serviceaccount:{sandbox.OPERATOR_NAMESPACE}:{sandbox.OPERATOR_SERVICE_ACCOUNT}"
+    assert _can(kube, who, "patch", "deployments", "apps")  # rollout restarts
+    assert _can(kube, who, "create", "serviceaccounts/token")  # logs in as each service
+    assert not _can(kube, who, "delete", "namespaces")
+    assert not _can(kube, who, "create", "clusterrolebindings", "rbac.authorization.k8s.io")
+    conn = kube.get(
+        "secrets.hashicorp.com/v1beta1",
+        "VaultConnection",
+        "default",
+        "vault-secrets-operator-system",
+    )
+    assert conn is not None and conn["spec"]["address"] == box.state.bao_addr
+
+
+def test_the_controllers_run(box: Box, unique: str) -> None:
+    """kube-controller-manager: namespaces get their default ServiceAccount, a Deployment gets
+    a ReplicaSet, and a deleted namespace is really deleted."""
     kube = Kube(box.state.kubeconfig)
     ns = f"sbx-{unique}"
     kube.ensure_namespace(ns)
-    try:
-        roles = {r.metadata.name for r in kube.rbac.list_cluster_role().items}
-        assert "system:auth-delegator" in roles
-        # no controller-manager: a namespace gets no 'default' ServiceAccount by itself
-        assert kube.core.list_namespaced_service_account(ns).items == []
-    finally:
-        kube.delete_namespace(ns)
+    wait_until(
+        lambda: [a for a in kube.core.list_namespaced_service_account(ns).items],
+        "the default ServiceAccount",
+    )
+    workload(kube, ns, "Deployment", "web")
+    wait_until(lambda: kube.apps.list_namespaced_replica_set(ns).items, "a ReplicaSet")
+    assert revision(kube, ns, "Deployment", "web") == "1"
+    kube.delete_namespace(ns)
+    wait_until(lambda: ns not in kube.namespaces(), f"namespace {ns} to be gone")
 
 
 def test_second_up_says_one_runs(box: Box) -> None:

@@ -1,35 +1,64 @@
-"""`status` against the sandbox after the first bootstrap: placeholders, then synced, then
-stale when Vault moves on."""
+"""`status` against the real operator: synced after verify, stale when Vault moves on and
+the operator has not re-read yet (refreshAfter 1h here), synced again once verify nudged it;
+placeholders and missing Secrets before the operator phase."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from bootstrap.catalog import load_catalog
+from bootstrap.catalog import parse_catalog
 from bootstrap.kube import Kube
 from bootstrap.kv import read_kv
 from bootstrap.status import collect
-from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api
+from tests.integration.helpers import admin_api, run, statuses, workload
 
 
-def test_status_follows_the_secret(box: Box, first_run: dict[str, Any]) -> None:
+def test_status_follows_the_secret(
+    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    p = f"st{unique}"
+    cat = parse_catalog(
+        f"""
+name: {p}
+services:
+  - name: {p}
+    namespace: {p}
+    refreshAfter: 1h
+    secrets:
+      config: {{keys: {{a: {{generate: {{length: 16}}}}}}}}
+      later: {{keys: {{b: {{generate: {{length: 16}}}}}}}}
+    restart:
+      - {{kind: Deployment, name: web}}
+""",
+        "status.yaml",
+    )
+    s = box.settings(state_dir=tmp_path)
     api = admin_api(box)
     kube = Kube(box.state.kubeconfig)
-    cat = load_catalog(EXAMPLE)
-    rows = {(r.namespace, r.secret): r for r in collect(cat, kube, api)}
-    row = rows[("monitoring", "config")]
-    assert row.state == "placeholder" and row.vault_version >= 1
-    assert "Deployment/grafana: absent" in row.restarts
-    data, version = read_kv(api, "monitoring/config")
-    kube.write_secret("monitoring", "config", {k: v.encode() for k, v in data.items()})
-    rows = {(r.namespace, r.secret): r for r in collect(cat, kube, api)}
-    assert rows[("monitoring", "config")].state == "synced"
-    api.write(
-        "secret/data/monitoring/config",
-        {"options": {"cas": version}, "data": {**data, "alertmanager-webhook": "x2"}},
-    )
-    rows = {(r.namespace, r.secret): r for r in collect(cat, kube, api)}
-    assert rows[("monitoring", "config")].state == "stale"
-    assert rows[("monitoring", "config")].vault_version == version + 1
+    run(s, cat, ["placeholders", "vault-config"])
+
+    def rows() -> dict[str, Any]:
+        return {r.secret: r for r in collect(cat, kube, api)}
+
+    before = rows()
+    assert before["config"].state == "placeholder"
+    assert before["config"].detail == "no value in Vault yet"
+    assert before["config"].restarts == "Deployment/web: absent"
+    results, _ = run(s, cat, ["operator", "populate", "verify"])
+    assert statuses(results)["verify"] == "applied"
+    workload(kube, p, "Deployment", "web")
+    now = rows()
+    assert now["config"].state == "synced" and now["config"].vault_version == 1
+    assert "SecretSynced" in now["config"].last_sync or "SecretSync" in now["config"].last_sync
+    assert now["config"].restarts.startswith("Deployment/web: never")
+
+    _, version = read_kv(api, f"{p}/config")
+    api.write(f"secret/data/{p}/config", {"options": {"cas": version}, "data": {"a": "moved"}})
+    moved = rows()
+    assert moved["config"].state == "stale" and moved["config"].vault_version == version + 1
+    assert moved["later"].state == "synced"
+    results, _ = run(s, cat, ["verify"])
+    assert statuses(results) == {"verify": "applied"}
+    assert rows()["config"].state == "synced"
