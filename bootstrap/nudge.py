@@ -6,14 +6,16 @@ requeued at all: the resource stalls until the spec changes again. A nudge appli
 VaultStaticSecret with its own spec but ``refreshAfter`` one second longer (then two, then one
 again: each nudge is a change): the operator reconciles it once, now, and its refresh period
 stays what it was, so a nudge of hundreds costs the operator one read and one sync each -- not
-a reconcile every second that would eat its API budget (VSO v0.1.0's client is limited to 20
-requests a second). On the way out the spec each had before is re-applied, whatever happens
+a reconcile every second that would eat its API budget (VSO v0.1.0 writes each kind at 20
+requests a second at most). On the way out the spec each had before is re-applied, whatever happens
 (Ctrl-C included). Used by the verify phase and the rotation test."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +24,8 @@ from bootstrap.kube import Kube
 from bootstrap.render import VSO_API
 
 Ref = tuple[str, str]  # (namespace, name) of a VaultStaticSecret
+#: Parallel applies (the API server takes them; the operator's own limits are the bottleneck).
+WORKERS = 8
 
 
 def nudge_values(refresh: str) -> tuple[str, str]:
@@ -39,30 +43,46 @@ class Nudger:
         self.current: dict[Ref, str] = {}
         self.times: dict[Ref, int] = {}
         self.last: dict[Ref, float] = {}
+        self._lock = threading.Lock()
 
     def nudge(self, targets: list[Ref]) -> None:
-        """Apply a fast refreshAfter that differs from the one there now; missing
-        VaultStaticSecrets are skipped."""
-        for ref in targets:
-            obj = self.saved.get(ref)
-            if obj is None:
-                have = self.kube.get(VSO_API, "VaultStaticSecret", ref[1], ref[0])
-                if have is None:
-                    continue
-                obj = {
-                    "apiVersion": VSO_API,
-                    "kind": "VaultStaticSecret",
-                    "metadata": {
-                        "name": ref[1],
-                        "namespace": ref[0],
-                        "labels": (have.get("metadata") or {}).get("labels") or {},
-                    },
-                    "spec": have["spec"],
-                }
-                self.saved[ref] = obj
-                self.current[ref] = str(obj["spec"].get("refreshAfter", ""))
-            value = next(v for v in nudge_values(self.saved_refresh(ref)) if v != self.current[ref])
-            self.kube.apply({**obj, "spec": {**obj["spec"], "refreshAfter": value}})
+        """Apply a refreshAfter that differs from the one there now (in parallel: hundreds
+        of applies one after another would delay the operator's first reads by seconds);
+        missing VaultStaticSecrets are skipped."""
+        self._remember(targets)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(self._nudge_one, [r for r in targets if r in self.saved]))
+
+    def _remember(self, targets: list[Ref]) -> None:
+        """Keep the spec each target has before its first nudge (one list per namespace)."""
+        wanted = {r for r in targets if r not in self.saved}
+        namespaces = sorted({ns for ns, _ in wanted})
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            listed = pool.map(
+                lambda ns: self.kube.list(VSO_API, "VaultStaticSecret", ns), namespaces
+            )
+            for ns, items in zip(namespaces, listed, strict=True):
+                for have in items:
+                    ref = (ns, have["metadata"]["name"])
+                    if ref not in wanted:
+                        continue
+                    self.saved[ref] = {
+                        "apiVersion": VSO_API,
+                        "kind": "VaultStaticSecret",
+                        "metadata": {
+                            "name": ref[1],
+                            "namespace": ns,
+                            "labels": (have.get("metadata") or {}).get("labels") or {},
+                        },
+                        "spec": have["spec"],
+                    }
+                    self.current[ref] = str(have["spec"].get("refreshAfter", ""))
+
+    def _nudge_one(self, ref: Ref) -> None:
+        obj = self.saved[ref]
+        value = next(v for v in nudge_values(self.saved_refresh(ref)) if v != self.current[ref])
+        self.kube.apply({**obj, "spec": {**obj["spec"], "refreshAfter": value}})
+        with self._lock:
             self.current[ref] = value
             self.times[ref] = self.times.get(ref, 0) + 1
             self.last[ref] = time.monotonic()
@@ -71,8 +91,8 @@ class Nudger:
         return str(self.saved[ref]["spec"].get("refreshAfter", ""))
 
     def restore(self) -> None:
-        for obj in self.saved.values():
-            self.kube.apply(obj)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(self.kube.apply, list(self.saved.values())))
 
 
 @contextmanager

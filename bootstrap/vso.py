@@ -21,6 +21,7 @@ Facts from VSO v0.1.0's source that shape this module:
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,12 +173,15 @@ class Observed:
 
 
 def observe(kube: Kube, namespaces: list[str]) -> Observed:
+    """Secrets and operator events of the namespaces that exist (lists in parallel)."""
     existing = kube.namespaces()
     present = [ns for ns in sorted(set(namespaces)) if ns in existing]
-    return Observed(
-        secrets={ns: kube.list_secrets(ns) for ns in present},
-        events={ns: events(kube, ns) for ns in present},
-    )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        secrets = pool.map(kube.list_secrets, present)
+        evs = pool.map(lambda ns: events(kube, ns), present)
+        return Observed(
+            dict(zip(present, secrets, strict=True)), dict(zip(present, evs, strict=True))
+        )
 
 
 # -- workloads ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bootstrap import vso
 from bootstrap.errors import BootstrapError, WaitTimeout
@@ -44,6 +44,8 @@ class SecretState:
     empty: bool = False
     #: The operator's last attempt on it failed (maybe before Vault's latest write).
     failing: bool = False
+    #: Vault's latest version at its path, as read for this state.
+    kv: KvValue = field(default_factory=lambda: KvValue({}, 0, None))
 
     @property
     def ref(self) -> tuple[str, str]:
@@ -77,7 +79,7 @@ def _states(
         state, detail = vso.state_of(kv.data, secret, evs, kv.written)
         outcome = vso.latest_outcome(evs)
         failing = state != "synced" and outcome is not None and outcome.error
-        out.append(SecretState(s, state, detail, empty=not kv.data, failing=failing))
+        out.append(SecretState(s, state, detail, not kv.data, failing, kv))
     return out, seen
 
 
@@ -140,33 +142,37 @@ class Verify:
                 )
             else:
                 reason = f"pending: {st.state}" + (f" ({st.detail})" if st.detail else "")
-                actions.append(Action("update", target, reason, payload=st.sync))
+                actions.append(Action("update", target, reason, payload=(st.sync, st.kv)))
         return actions
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         empty = [a for a in actions if a.verb == "check" and isinstance(a.payload, Sync)]
-        waiting: list[Sync] = [a.payload for a in actions if a.changes]
+        # Vault's values as the plan read them: Vault does not change while we wait
+        pending: list[tuple[Sync, KvValue]] = [a.payload for a in actions if a.changes]
         t: Target = ctx.shared["target"]
-        if waiting:
-            self._wait(ctx, t, waiting)
+        if pending:
+            vault_data = {s.kv_path: kv for s, kv in pending}
+            self._wait(ctx, t, [s for s, _ in pending], vault_data)
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"
                 + "\n".join(f"  {a.target}: {a.reason}" for a in empty)
             )
 
-    def _wait(self, ctx: RunContext, t: Target, waiting: list[Sync]) -> None:
+    def _wait(self, ctx: RunContext, t: Target, waiting: list[Sync], vault_data: VaultData) -> None:
         ws: WaitSettings = ctx.shared.get("wait") or WaitSettings(
             timeout=ctx.settings.wait_timeout, maximum=1.0
         )
-        vault_data = _vault_data(ctx)  # Vault does not change while we wait; Secrets do
         refs = [(s.namespace, s.destination) for s in waiting]
         began = time.time()
         with nudged(t.kube, refs if ctx.settings.verify_nudge else []) as nudger:
+            unsynced = list(waiting)
 
             def probe() -> None:
-                states, _ = _states(t, waiting, vault_data)
+                # only what is still pending is read again (each namespace once per probe)
+                states, _ = _states(t, unsynced, vault_data)
                 left = [st for st in states if st.state != "synced"]
+                unsynced[:] = [st.sync for st in left]
                 if not left:
                     return
                 if ctx.settings.verify_nudge:

@@ -1,0 +1,53 @@
+"""Building the operator: the source archive's sha256 is checked before anything is unpacked,
+and when neither the archive nor ``go install`` works the error gives both reasons. (The Go
+module proxy is switched off here: nothing leaves the machine.)"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from bootstrap import tools, versions
+from bootstrap.errors import ToolError
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("GOPROXY", "off")
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "empty-module-cache"))
+    monkeypatch.setenv("GOFLAGS", "")
+    return tmp_path / "tools"
+
+
+def _archive(path: Path) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        data = b"module example.com/not-the-operator\n"
+        info = tarfile.TarInfo("vault-secrets-operator-0.1.0/go.mod")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_wrong_archive_is_refused_and_both_reasons_are_given(
+    offline: Path, tmp_path: Path
+) -> None:
+    fake = _archive(tmp_path / versions.VSO_ARCHIVE)
+    with pytest.raises(ToolError) as err:
+        tools.install(["vault-secrets-operator"], offline, vso_source=fake)
+    message = str(err.value)
+    assert "vault-secrets-operator 0.1.0 could not be built" in message
+    assert f"from {fake}: {fake} has sha256 {tools.sha256_of(fake)}" in message
+    assert f"expected {versions.VSO_ARCHIVE_SHA256}" in message
+    assert f"with go install {versions.VSO_MODULE}@v{versions.VSO}:" in message
+    assert "GOPROXY=off" in message
+    assert tools.find("vault-secrets-operator", offline) is None  # nothing installed
+
+
+def test_a_missing_archive_is_named(offline: Path, tmp_path: Path) -> None:
+    with pytest.raises(ToolError) as err:
+        tools.install(["vault-secrets-operator"], offline, vso_source=tmp_path / "absent.tar.gz")
+    assert f"no archive at {tmp_path / 'absent.tar.gz'}" in str(err.value)
+    assert "with go install" in str(err.value)
