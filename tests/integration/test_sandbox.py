@@ -98,7 +98,7 @@ def test_the_controllers_run(box: Box, unique: str) -> None:
     )
     workload(kube, ns, "Deployment", "web")
     wait_until(lambda: kube.apps.list_namespaced_replica_set(ns).items, "a ReplicaSet")
-    assert revision(kube, ns, "Deployment", "web") == "1"
+    wait_until(lambda: revision(kube, ns, "Deployment", "web") == "1", "revision 1")
     kube.delete_namespace(ns)
     wait_until(lambda: ns not in kube.namespaces(), f"namespace {ns} to be gone")
 
