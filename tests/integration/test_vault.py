@@ -64,8 +64,13 @@ def test_no_key_token_or_value_reaches_output(box: Box, first_run: dict[str, Any
     needles = [*record.unseal_keys_b64, record.root_token, admin["token"], *values]
     haystacks = {"output": first_run["output"], "report": first_run["report"]}
     audit = Path(str(s.audit_file))
-    if audit.exists():  # the audit log hashes secrets; it must not hold them in clear
-        haystacks["audit"] = audit.read_text()
+    assert audit.is_file()  # the audit log hashes secrets; it must not hold them in clear
+    haystacks["audit"] = audit.read_text()
+    # every component's log: the operator (it syncs the values), the controllers, the API
+    # server, OpenBao, etcd
+    for log in sorted((box.directory / "logs").glob("*.log")):
+        haystacks[log.name] = log.read_text(errors="replace")
+    assert {"vault-secrets-operator.log", "kube-controller-manager.log"} <= set(haystacks)
     for name, text in haystacks.items():
         for needle in needles:
             assert needle and needle not in text, f"a key or token appears in the {name}"
