@@ -67,6 +67,7 @@ _PATHS = {
     "custody_file",
     "unseal_keys_file",
     "vso_source",
+    "kubernetes_provider_source",
 }
 
 
@@ -373,7 +374,10 @@ def install(c, name=None):  # type: ignore[no-untyped-def]
         name or None,
         s.tools_dir,
         progress=lambda n, m: err.print(f"[bold]{n}[/]: {m}"),
-        vso_source=s.vso_source,
+        sources={
+            "vault-secrets-operator": s.vso_source,
+            "terraform-provider-kubernetes": s.kubernetes_provider_source,
+        },
     )
     table = Table(title=f"tools ({s.tools_dir})")
     for col in ("tool", "version", "status", "seconds", "path", "origin"):

@@ -2,15 +2,22 @@
 other call is made with it.
 
 - :class:`FileCustody` (default for the sandbox and local clusters): written atomically
-  (temporary file, fsync, rename, fsync of the directory), mode 0600, never overwritten.
-- :class:`KubernetesSecretCustody`: a Secret in a namespace of the cluster. The weaker
-  choice: anyone who can read Secrets there can unseal Vault and holds the root token.
+  (temporary file, fsync, link, fsync of the directory), mode 0600, never overwritten.
+- :class:`KubernetesSecretCustody`: a Secret in a namespace of the cluster, created and never
+  replaced. The weaker choice: anyone who can read Secrets there can unseal Vault and holds
+  the root token.
+
+Before a Vault is initialized, :meth:`Custody.probe` proves the location can take a record (a
+test write that leaves nothing behind), and :meth:`Custody.occupied` says when the location is
+taken by something that is not a record. After initialization :func:`keep_safe` never drops
+the response: it retries, then writes a rescue file (mode 0600) and stops, naming it.
 
 Records are JSON. Nothing here logs or raises with a key or token in the message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bootstrap.errors import VaultStateError
+from bootstrap.errors import BootstrapError, VaultStateError
 
 
 @dataclass
@@ -62,6 +69,14 @@ class Custody(Protocol):
     description: str
 
     def load(self) -> InitRecord | None: ...
+
+    def occupied(self) -> str | None:
+        """Why the location is taken by something that is not an init record, or None."""
+        ...
+
+    def probe(self) -> None:
+        """Prove a record can be stored here (raises VaultStateError saying why not)."""
+        ...
 
     def store(self, record: InitRecord) -> None: ...
 
@@ -107,6 +122,35 @@ class FileCustody:
             return None
         return InitRecord.from_json(self.path.read_text(encoding="utf-8"), str(self.path))
 
+    def occupied(self) -> str | None:
+        if not self.path.exists() and not self.path.is_symlink():
+            return None
+        if not self.path.is_file():
+            return f"{self.path} exists and is not a file"
+        try:
+            self.load()
+        except (VaultStateError, OSError, UnicodeDecodeError):
+            return f"{self.path} exists and holds no readable init record"
+        return None
+
+    def probe(self) -> None:
+        test = self.path.with_name(f".{self.path.name}.probe-{os.getpid()}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(test, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"probe\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            why = f"{blocker} is not a folder" if blocker else (exc.strerror or str(exc))
+            raise VaultStateError(f"custody file {self.path} cannot be written: {why}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                test.unlink(missing_ok=True)
+
     def store(self, record: InitRecord) -> None:
         try:
             _atomic_write(self.path, record.to_json(), overwrite=False)
@@ -143,13 +187,33 @@ class KubernetesSecretCustody:
             return None
         return InitRecord.from_json(data[self.KEY].decode(), self.description)
 
+    def occupied(self) -> str | None:
+        data = self.kube.read_secret(self.namespace, self.name)
+        if data is not None and self.KEY not in data:
+            return f"{self.description} exists and holds no init record"
+        return None
+
+    def probe(self) -> None:
+        try:
+            self.kube.ensure_namespace(self.namespace)
+            free = self.kube.create_secret(
+                self.namespace, self.name, {self.KEY: b"{}"}, dry_run=True
+            )
+        except BootstrapError as exc:
+            raise VaultStateError(f"custody {self.description} cannot be created: {exc}") from None
+        if not free:
+            raise VaultStateError(f"custody {self.description} exists already")
+
     def store(self, record: InitRecord) -> None:
-        if self.kube.read_secret(self.namespace, self.name) is not None:
+        """Create the Secret; never replace one (a race loses with a clear error)."""
+        self.kube.ensure_namespace(self.namespace)
+        created = self.kube.create_secret(
+            self.namespace, self.name, {self.KEY: record.to_json().encode()}
+        )
+        if not created:
             raise VaultStateError(
                 f"custody {self.description} already exists; refusing to overwrite it"
             )
-        self.kube.ensure_namespace(self.namespace)
-        self.kube.write_secret(self.namespace, self.name, {self.KEY: record.to_json().encode()})
 
     def load_extra(self, name: str) -> dict[str, Any] | None:
         data = self.kube.read_secret(self.namespace, f"{self.name}-{name}")
@@ -159,3 +223,60 @@ class KubernetesSecretCustody:
         self.kube.write_secret(
             self.namespace, f"{self.name}-{name}", {"data.json": json.dumps(data).encode()}
         )
+
+
+#: Rescue files: where an init record goes when custody refuses it after initialization.
+RESCUE_GLOB = "vault-init.rescued-*.json"
+
+
+def rescue_dirs(state_dir: Path) -> list[Path]:
+    """Where a rescued init record may be: the state folder first, then the user's cache."""
+    return [
+        state_dir / "custody",
+        Path.home() / ".cache" / "cluster-secrets-bootstrap" / "rescue",
+    ]
+
+
+def rescued(state_dir: Path) -> list[Path]:
+    return sorted(p for d in rescue_dirs(state_dir) if d.is_dir() for p in d.glob(RESCUE_GLOB))
+
+
+def keep_safe(
+    custody: Custody,
+    record: InitRecord,
+    state_dir: Path,
+    *,
+    attempts: int = 3,
+    sleep: Any = time.sleep,
+) -> None:
+    """Store a fresh init record; never drop it. Retries the custody store; if it still
+    refuses, writes a rescue file (mode 0600, never overwritten) and raises an error naming
+    it and the reason. Only when no rescue file can be written either are the keys lost, and
+    the error says so."""
+    reason = ""
+    for attempt in range(attempts):
+        try:
+            custody.store(record)
+            return
+        except (BootstrapError, OSError) as exc:
+            reason = str(exc)
+            if attempt + 1 < attempts:
+                sleep(0.5 * 2**attempt)
+    failures = []
+    for folder in rescue_dirs(state_dir):
+        rescue = folder / f"vault-init.rescued-{int(time.time())}-{os.getpid()}.json"
+        try:
+            _atomic_write(rescue, record.to_json(), overwrite=False)
+        except (OSError, VaultStateError) as exc:
+            failures.append(f"{rescue}: {getattr(exc, 'strerror', None) or exc}")
+            continue
+        raise VaultStateError(
+            f"{record.vault_addr} is initialized, but its init record could not be stored in "
+            f"{custody.description} ({reason}). The record (unseal keys and root token) is in "
+            f"{rescue} (mode 0600): move it into custody, then run again"
+        )
+    raise VaultStateError(
+        f"{record.vault_addr} is initialized, but its init record could not be stored in "
+        f"{custody.description} ({reason}) nor in a rescue file ({'; '.join(failures)}): "
+        "its unseal keys are lost; re-create the Vault's storage and run again"
+    )

@@ -225,6 +225,35 @@ class Kube:
                     return None
                 raise
 
+    def create_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, bytes],
+        labels: dict[str, str] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> bool:
+        """Create a Secret, never replacing one: False when it exists already. ``dry_run``
+        asks the API server to check everything (authorization, name, admission) and store
+        nothing."""
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
+            data={k: base64.b64encode(v).decode() for k, v in data.items()},
+            type="Opaque",
+        )
+        with translated(f"creating Secret {namespace}/{name}"):
+            try:
+                if dry_run:
+                    self.core.create_namespaced_secret(namespace, body, dry_run="All")
+                else:
+                    self.core.create_namespaced_secret(namespace, body)
+            except ApiException as exc:
+                if exc.status == 409:
+                    return False
+                raise
+        return True
+
     def write_secret(
         self,
         namespace: str,

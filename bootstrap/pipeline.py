@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bootstrap import failpoints
 from bootstrap.catalog import Catalog
 from bootstrap.errors import BootstrapError, ConvergenceError, UsageError
 from bootstrap.settings import Settings
@@ -61,6 +62,8 @@ class RunContext:
     dry_run: bool = False
     #: Named values phases hand to later phases (e.g. a Vault client, a kubeconfig path).
     shared: dict[str, Any] = field(default_factory=dict)
+    #: Asked before each phase: a reason to stop the run (e.g. the cluster lock was lost).
+    stop_reason: Callable[[], str | None] | None = None
 
 
 class Phase(Protocol):
@@ -139,6 +142,11 @@ def run(
         started = time.monotonic()
         notify(phase.name, "reading facts")
         try:
+            stop = ctx.stop_reason() if ctx.stop_reason else None
+            if stop:
+                raise BootstrapError(f"stopped before {phase.name}: {stop}")
+            if not ctx.dry_run:
+                failpoints.point(f"phase:{phase.name}:start")
             try:
                 actions = phase.plan(ctx, phase.facts(ctx))
             except BootstrapError as exc:
@@ -187,6 +195,7 @@ def run(
             else:
                 phase.apply(ctx, actions)  # checks may still act (e.g. record facts)
                 status = "no-change"
+            failpoints.point(f"phase:{phase.name}:done")
             results.append(
                 PhaseResult(
                     phase.name, status, actions, time.monotonic() - started, None, time.time()

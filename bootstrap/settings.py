@@ -22,6 +22,9 @@ class Settings:
     #: ``../shared/vendor/vault-secrets-operator-0.1.0.tar.gz`` beside the repository when it
     #: exists, else ``go install`` through the Go module proxy.
     vso_source: Path | None = None
+    #: Source archive of the hashicorp/kubernetes Terraform provider 3.2.1 (sha256 checked);
+    #: unset: ``../shared/vendor/terraform-provider-kubernetes-3.2.1.tar.gz``.
+    kubernetes_provider_source: Path | None = None
     terraform_binary: str = "tofu"
     #: Terraform state: "local" (under state_dir, git-ignored) or "kubernetes" (a Secret in
     #: lock_namespace of the target cluster, for teams).

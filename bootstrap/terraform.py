@@ -17,7 +17,7 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
-from bootstrap import tools
+from bootstrap import failpoints, tools
 from bootstrap.errors import TerraformError
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,10 @@ class Workspace:
         return env
 
     def prepare(self, tfvars: dict[str, Any]) -> None:
-        """Copy the module, write the inputs and the backend. Inputs never go on argv."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Copy the module, write the inputs and the backend. Inputs never go on argv. The
+        working folder (state, plans, provider cache) is private: mode 0700."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
         (self.root / "plugin-cache").mkdir(exist_ok=True)
         for tf in sorted(MODULE_DIR.glob("*.tf")):
             shutil.copyfile(tf, self.root / tf.name)
@@ -118,9 +120,9 @@ class Workspace:
                 f'    config_path   = "{self.kubeconfig}"\n  }}\n}}\n'
             )
         else:
+            self._move_legacy_state()
             backend = (
-                f'terraform {{\n  backend "local" {{\n'
-                f'    path = "{self.root / "terraform.tfstate"}"\n  }}\n}}\n'
+                f'terraform {{\n  backend "local" {{\n    path = "{self.state_file}"\n  }}\n}}\n'
             )
         (self.root / "backend.tf").write_text(backend, encoding="utf-8")
         if self.binary == "tofu":
@@ -129,6 +131,19 @@ class Workspace:
                 f'    path = "{tools.mirror_dir(self.tools_dir)}"\n  }}\n}}\n',
                 encoding="utf-8",
             )
+
+    @property
+    def state_file(self) -> Path:
+        """The local backend's state. Not ``<root>/terraform.tfstate``: OpenTofu 1.12 truncates
+        that file when it initializes a local backend configured with the default path."""
+        return self.root / "state" / "placeholders.tfstate"
+
+    def _move_legacy_state(self) -> None:
+        self.state_file.parent.mkdir(exist_ok=True, mode=0o700)
+        legacy = self.root / "terraform.tfstate"
+        if legacy.is_file() and legacy.stat().st_size > 0 and not self.state_file.exists():
+            os.replace(legacy, self.state_file)
+            log.info("moved Terraform state %s to %s", legacy, self.state_file)
 
     def _run(self, what: str, *args: str, **flags: Any) -> str:
         tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
@@ -156,7 +171,22 @@ class Workspace:
 
     def apply(self) -> None:
         self.init()
-        self._run("apply", "apply", "plan.bin", input=False)
+        killer = failpoints.kill_during("placeholders:applying", after=0.5)
+        try:
+            self._run("apply", "apply", "plan.bin", input=False)
+        finally:
+            if killer is not None:
+                killer.cancel()
+            (self.root / "plan.bin").unlink(missing_ok=True)
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """Every resource in the state: address -> its attribute values."""
+        self.init()
+        shown = json.loads(self._run("show", "show", "-json"))
+        out: dict[str, dict[str, Any]] = {}
+        for res in (shown.get("values") or {}).get("root_module", {}).get("resources", []):
+            out[str(res["address"])] = dict(res.get("values") or {})
+        return out
 
     def state_addresses(self) -> set[str]:
         self.init()

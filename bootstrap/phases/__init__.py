@@ -41,5 +41,8 @@ def run_phases(
     if not needs_target or ctx.dry_run:
         return run(registered(), ctx, selected, on_event)
     t: target.Target = ctx.shared["target"]
-    with cluster_lock(t.kube, ctx.settings.lock_namespace):
+    with cluster_lock(t.kube, ctx.settings.lock_namespace) as held:
+        ctx.stop_reason = lambda: (
+            "the bootstrap lock was taken over" if held.lost.is_set() else None
+        )
         return run(registered(), ctx, selected, on_event)

@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bootstrap import vault
+from bootstrap import failpoints, vault
 from bootstrap.phases.vault_config import ADMIN_EXTRA, ROOT_REVOKED_EXTRA
 from bootstrap.pipeline import Action, RunContext
 from bootstrap.target import Target
@@ -57,6 +57,7 @@ class Finish:
         except vault.VaultRequestError as exc:
             if exc.status != 403:  # 403: already revoked or expired
                 raise
+        failpoints.point("finish:revoked")
         t.custody.store_extra(ROOT_REVOKED_EXTRA, {"revoked_at": time.time()})
         ctx.shared.pop("vault_api", None)
         log.info("root token revoked")

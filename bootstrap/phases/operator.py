@@ -4,18 +4,26 @@ is told where Vault is (as the operator sees it). Server-side apply with one fie
 everything carries the managed-by label; with prune, managed objects that left the catalog
 are deleted; nothing unlabelled is ever touched.
 
-Hand-over from placeholders (see README): a destination Secret that exists and was not
+An object that exists without the product's labels for this catalog (a Helm-made
+ServiceAccount, another catalog's VaultAuth) is never taken over: the plan reports a problem.
+
+Hand-over from placeholders (see README): a destination Secret that the bootstrap made (it
+carries the placeholder marker, or the product's labels for this catalog) and that was not
 created by the operator gets ``destination.create: false`` (VSO replaces only its data, on
 every VSO version), or, in ``owner`` mode for current VSO releases, ``create: true`` with
-``overwrite: true``. Secrets with no placeholder use ``create: true``."""
+``overwrite: true``. Any other existing Secret is never handed over (the plan reports a
+problem): the operator would replace its data. Secrets that do not exist use
+``create: true``."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap import conventions as conv
+from bootstrap import failpoints
 from bootstrap.errors import UsageError
 from bootstrap.pipeline import Action, RunContext
 from bootstrap.render import (
@@ -53,6 +61,9 @@ class OperatorFacts:
     #: keys of a placeholder Secret that the catalog (so Vault) does not have: the operator's
     #: in-place sync replaces the whole data, and they disappear
     dropped_keys: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: destination Secrets that exist but are neither placeholders nor the product's: never
+    #: handed to the operator (it would replace their data)
+    foreign: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -73,6 +84,19 @@ def crd_has_overwrite(crd: dict[str, Any] | None) -> bool:
         dest = (spec.get("properties") or {}).get("destination") or {}
         return "overwrite" in (dest.get("properties") or {})
     return False
+
+
+def ours(secret: Any, catalog: str) -> bool:
+    """A Secret the bootstrap made: a key still carries the placeholder marker, or it has the
+    product's labels of this catalog (the placeholders phase writes both; the operator, filling
+    it in place, keeps the labels and replaces the data)."""
+    labels = secret.metadata.labels or {}
+    if (
+        labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
+        and labels.get(conv.CATALOG_LABEL) == catalog
+    ):
+        return True
+    return any(conv.is_placeholder(base64.b64decode(v)) for v in (secret.data or {}).values() if v)
 
 
 def _owned_by_operator(secret: Any) -> bool:
@@ -135,6 +159,15 @@ def _differs(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
     return fields
 
 
+def managed_by(obj: dict[str, Any], catalog: str) -> bool:
+    """Pure: the object carries the product's labels for this catalog."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return (
+        labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
+        and labels.get(conv.CATALOG_LABEL) == catalog
+    )
+
+
 def plan_objects(
     want: list[dict[str, Any]], facts: OperatorFacts, prune: bool, catalog: str = "default"
 ) -> list[Action]:
@@ -146,6 +179,17 @@ def plan_objects(
         have = facts.objects.get(key)
         if have is None:
             actions.append(Action("create", target, "missing", payload=("apply", obj)))
+        elif not managed_by(have, catalog):
+            owner = (have.get("metadata", {}).get("labels") or {}).get(conv.CATALOG_LABEL)
+            whose = f"catalog {owner!r}" if owner else "someone else (not the bootstrap)"
+            actions.append(
+                Action(
+                    "problem",
+                    target,
+                    f"exists and belongs to {whose}: refusing to take it over (rename the "
+                    "service, or remove or relabel that object)",
+                )
+            )
         else:
             diff = _differs(obj, have)
             if diff:
@@ -156,12 +200,7 @@ def plan_objects(
         for key, have in sorted(facts.objects.items()):
             if have.get("metadata", {}).get("deletionTimestamp"):
                 continue  # being deleted already (the operator's finalizer holds it a moment)
-            have_labels = have.get("metadata", {}).get("labels") or {}
-            ours = (
-                have_labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
-                and have_labels.get(conv.CATALOG_LABEL) == catalog
-            )
-            if key not in wanted and ours:
+            if key not in wanted and managed_by(have, catalog):
                 actions.append(
                     Action(
                         "delete",
@@ -186,12 +225,16 @@ class Operator:
                 objects[_key(obj)] = obj
         placeholders: set[tuple[str, str]] = set()
         dropped: dict[tuple[str, str], list[str]] = {}
+        foreign: dict[tuple[str, str], str] = {}
         existing_ns = t.kube.namespaces()
         for sync in syncs(ctx.catalog):
             if sync.namespace not in existing_ns:
                 continue
             secret = t.kube.read_secret_object(sync.namespace, sync.destination)
             if secret is not None and not _owned_by_operator(secret):
+                if not ours(secret, ctx.catalog.name):
+                    foreign[(sync.namespace, sync.destination)] = sync.kv_path
+                    continue
                 placeholders.add((sync.namespace, sync.destination))
                 extra = sorted(set(secret.data or {}) - set(sync.keys) - {"_raw"})
                 if extra:
@@ -206,9 +249,21 @@ class Operator:
         if ctx.settings.handover == "owner" and placeholders:
             crd = t.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD)
             overwrite = crd_has_overwrite(crd)
-        return OperatorFacts(objects, placeholders, overwrite, dropped)
+        return OperatorFacts(objects, placeholders, overwrite, dropped, foreign)
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
+        if facts.foreign:
+            return [
+                Action(
+                    "problem",
+                    f"Secret {ns}/{name}",
+                    f"exists and was not made by the bootstrap (no placeholder marker, not "
+                    f"labelled {conv.MANAGED_BY_LABEL}={conv.MANAGED_BY_VALUE} for catalog "
+                    f"{ctx.catalog.name!r}): the operator would replace its data with "
+                    f"{path}; rename the destination in the catalog, or move that Secret away",
+                )
+                for (ns, name), path in sorted(facts.foreign.items())
+            ]
         if not facts.overwrite_supported:
             return [
                 Action(
@@ -251,6 +306,7 @@ class Operator:
         )
         for a in applies:
             t.kube.apply(a.payload[1])
+            failpoints.point("operator:applied")
         deletes = sorted(
             (a for a in actions if a.verb == "delete"), key=lambda a: -order[a.payload[2][0]]
         )

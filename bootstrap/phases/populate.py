@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from bootstrap import conventions as conv
-from bootstrap import sources
+from bootstrap import failpoints, sources
 from bootstrap.catalog import Source
 from bootstrap.errors import VaultStateError
 from bootstrap.kv import kv_secrets, read_kv
@@ -134,6 +134,7 @@ class Populate:
                     ) from None
                 raise
             ctx.shared["rotated"].add(path)
+            failpoints.point("populate:write")
 
         api.parallel(write, writes)
         log.info("populate wrote %d secret(s)", len(writes))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import conventions as conv
-from bootstrap import vault, vaultplan
+from bootstrap import failpoints, vault, vaultplan
 from bootstrap.custody import Custody
 from bootstrap.errors import VaultStateError
 from bootstrap.pipeline import Action, RunContext
@@ -174,14 +174,17 @@ class VaultConfig:
                     "disable_local_ca_jwt": True,
                 },
             )
-        api.parallel(
-            lambda a: api.put(f"sys/policies/acl/{a.payload[1]}", {"policy": a.payload[2]}),
-            by_kind.get("policy", []),
-        )
-        api.parallel(
-            lambda a: api.write(f"auth/{conv.AUTH_MOUNT}/role/{a.payload[1]}", a.payload[2]),
-            by_kind.get("role", []),
-        )
+
+        def put_policy(a: Action) -> None:
+            api.put(f"sys/policies/acl/{a.payload[1]}", {"policy": a.payload[2]})
+            failpoints.point("vault-config:write")
+
+        def write_role(a: Action) -> None:
+            api.write(f"auth/{conv.AUTH_MOUNT}/role/{a.payload[1]}", a.payload[2])
+            failpoints.point("vault-config:write")
+
+        api.parallel(put_policy, by_kind.get("policy", []))
+        api.parallel(write_role, by_kind.get("role", []))
         for a in by_kind.get("audit", []):
             try:
                 api.put(

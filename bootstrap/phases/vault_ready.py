@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import vault
-from bootstrap.custody import InitRecord
+from bootstrap import failpoints, vault
+from bootstrap.custody import InitRecord, keep_safe, rescued
 from bootstrap.errors import VaultStateError
 from bootstrap.phases.vault_config import resolve_token
 from bootstrap.pipeline import Action, RunContext
@@ -25,6 +25,10 @@ class ReadyFacts:
     nodes: list[vault.Health]
     record: InitRecord | None
     keys: list[str]  # usable unseal keys (custody or a keys file); never printed
+    #: why the custody location is taken by something that is not an init record
+    occupied: str | None = None
+    #: rescue files left by a run whose custody refused the init record
+    rescued: list[Path] = field(default_factory=list)
 
 
 def wait_answering(addr: str, settings: WaitSettings) -> vault.Health:
@@ -70,8 +74,11 @@ class VaultReady:
     def facts(self, ctx: RunContext) -> ReadyFacts:
         t = self._target(ctx)
         nodes = [wait_answering(addr, self._wait(ctx)) for addr in t.vault_addrs]
-        record = t.custody.load()
-        return ReadyFacts(nodes, record, unseal_keys(ctx, record))
+        occupied = t.custody.occupied()
+        record = None if occupied else t.custody.load()
+        return ReadyFacts(
+            nodes, record, unseal_keys(ctx, record), occupied, rescued(ctx.settings.state_dir)
+        )
 
     def plan(self, ctx: RunContext, facts: ReadyFacts) -> list[Action]:
         t = self._target(ctx)
@@ -79,6 +86,16 @@ class VaultReady:
         leader, followers = facts.nodes[0], facts.nodes[1:]
         actions: list[Action] = []
         if not leader.initialized:
+            if facts.occupied:
+                return [
+                    Action(
+                        "problem",
+                        leader.addr,
+                        f"not initialized, and the custody location is taken: {facts.occupied}; "
+                        "the init record could not be stored there, so it will not initialize "
+                        "(choose another custody location, or move that away)",
+                    )
+                ]
             if facts.record is not None:
                 return [
                     Action(
@@ -104,6 +121,12 @@ class VaultReady:
                 if facts.record is not None
                 else f"there is no init record in {t.custody.description}: provide them"
             )
+            if facts.rescued:
+                why += (
+                    " (an earlier run left its init record in "
+                    + ", ".join(str(p) for p in facts.rescued)
+                    + ": move it into custody)"
+                )
             return [
                 Action(
                     "problem",
@@ -135,13 +158,15 @@ class VaultReady:
         leader = t.leader
         if (leader, "init") in todo:
             pgp = list(s.vault_pgp_keys) or None
+            t.custody.probe()  # the record must have somewhere to go before it exists
             resp = vault.initialize(leader, s.vault_shares, s.vault_threshold, pgp)
             record = InitRecord.from_init_response(
                 resp, s.vault_shares, s.vault_threshold, bool(pgp), leader
             )
             del resp
-            t.custody.store(record)  # before any other call
+            keep_safe(t.custody, record, s.state_dir)  # before any other call
             log.info("initialized %s; init record stored in %s", leader, t.custody.description)
+            failpoints.point("vault-ready:init")
         keys = unseal_keys(ctx, t.custody.load())
         if not keys:
             raise VaultStateError(
@@ -188,6 +213,7 @@ class VaultReady:
 
         wait_for(probe, f"{addr} to unseal", ws)
         log.info("unsealed %s", addr)
+        failpoints.point("vault-ready:unsealed")
 
     def _wait_cluster(self, ctx: RunContext, ws: WaitSettings) -> None:
         t = self._target(ctx)

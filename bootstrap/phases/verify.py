@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from bootstrap import vso
+from bootstrap import failpoints, vso
 from bootstrap.errors import BootstrapError, WaitTimeout
 from bootstrap.kv import KvValue, read_kv_value
 from bootstrap.nudge import Nudger, nudged
@@ -166,6 +166,7 @@ class Verify:
         refs = [(s.namespace, s.destination) for s in waiting]
         began = time.time()
         with nudged(t.kube, refs if ctx.settings.verify_nudge else []) as nudger:
+            failpoints.point("verify:nudged")
             unsynced = list(waiting)
 
             def probe() -> None:

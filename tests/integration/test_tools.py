@@ -36,7 +36,7 @@ def test_a_wrong_archive_is_refused_and_both_reasons_are_given(
 ) -> None:
     fake = _archive(tmp_path / versions.VSO_ARCHIVE)
     with pytest.raises(ToolError) as err:
-        tools.install(["vault-secrets-operator"], offline, vso_source=fake)
+        tools.install(["vault-secrets-operator"], offline, sources={"vault-secrets-operator": fake})
     message = str(err.value)
     assert "vault-secrets-operator 0.1.0 could not be built" in message
     assert f"from {fake}: {fake} has sha256 {tools.sha256_of(fake)}" in message
@@ -48,6 +48,10 @@ def test_a_wrong_archive_is_refused_and_both_reasons_are_given(
 
 def test_a_missing_archive_is_named(offline: Path, tmp_path: Path) -> None:
     with pytest.raises(ToolError) as err:
-        tools.install(["vault-secrets-operator"], offline, vso_source=tmp_path / "absent.tar.gz")
+        tools.install(
+            ["vault-secrets-operator"],
+            offline,
+            sources={"vault-secrets-operator": tmp_path / "absent.tar.gz"},
+        )
     assert f"no archive at {tmp_path / 'absent.tar.gz'}" in str(err.value)
     assert "with go install" in str(err.value)

@@ -1,0 +1,73 @@
+"""Named failpoints: places in a run where a test can kill it (SIGKILL of the whole process
+group, tools it runs included, as a cancelled CI job or a lost machine would) or hold it, to
+prove that every phase survives a crash at any point.
+
+Off unless ``BOOTSTRAP_FAILPOINTS`` is set, as comma-separated ``<point>=<action>`` items:
+
+- ``kill``: SIGKILL at the first time the point is reached;
+- ``kill@N``: at the N-th time (points inside loops: the N-th write);
+- ``pause:<file>``: touch ``<file>.reached`` and wait until ``<file>`` exists.
+
+Points: ``phase:<name>:start`` and ``phase:<name>:done`` around every phase, and inside
+phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready:unsealed``
+(after each node), ``vault-config:write``, ``operator:applied``, ``placeholders:applying``
+(a killer thread fires while Terraform applies), ``populate:write``, ``verify:nudged``,
+``finish:revoked`` (revoked, not yet recorded).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+ENV = "BOOTSTRAP_FAILPOINTS"
+
+_hits: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def _actions(name: str) -> list[str]:
+    spec = os.environ.get(ENV, "")
+    return [a for p, _, a in (i.partition("=") for i in spec.split(",") if i) if p == name]
+
+
+def kill_now() -> None:
+    """SIGKILL this run, and, when it leads its own process group (started in a session of
+    its own, as tests start it), everything it started."""
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def point(name: str) -> None:
+    """Reached a named point: do what ``BOOTSTRAP_FAILPOINTS`` says for it, if anything."""
+    if ENV not in os.environ:
+        return
+    actions = _actions(name)
+    if not actions:
+        return
+    with _lock:
+        _hits[name] = _hits.get(name, 0) + 1
+        hit = _hits[name]
+    for action in actions:
+        if action == "kill" or (action.startswith("kill@") and action[5:] == str(hit)):
+            kill_now()
+        elif action.startswith("pause:") and hit == 1:
+            release = Path(action[len("pause:") :])
+            release.with_name(release.name + ".reached").touch()
+            while not release.exists():
+                time.sleep(0.05)
+
+
+def kill_during(name: str, after: float) -> threading.Timer | None:
+    """For work done by a child process (Terraform): if ``name`` is armed with ``kill``,
+    SIGKILL the run ``after`` seconds from now, while the child works."""
+    if ENV not in os.environ or "kill" not in _actions(name):
+        return None
+    timer = threading.Timer(after, kill_now)
+    timer.daemon = True
+    timer.start()
+    return timer
