@@ -9,10 +9,11 @@ Off unless ``BOOTSTRAP_FAILPOINTS`` is set, as comma-separated ``<point>=<action
 - ``pause:<file>``: touch ``<file>.reached`` and wait until ``<file>`` exists.
 
 Points: ``phase:<name>:start`` and ``phase:<name>:done`` around every phase, and inside
-phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready:unsealed``
-(after each node), ``vault-config:write``, ``operator:applied``, ``placeholders:applying``
-(a killer thread fires while Terraform applies), ``populate:write``, ``verify:nudged``,
-``finish:revoked`` (revoked, not yet recorded).
+phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready:unseal-key``
+(after each key submitted), ``vault-ready:unsealed`` (after each node), ``vault-config:write``,
+``operator:applied``, ``placeholders:applying`` (a killer thread fires while Terraform
+applies), ``populate:write``, ``verify:nudged``, ``finish:revoked`` (revoked, not yet
+recorded).
 """
 
 from __future__ import annotations

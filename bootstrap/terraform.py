@@ -4,6 +4,7 @@ command line), and errors that name the failing resource and the tool's own mess
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -80,14 +81,18 @@ class Workspace:
         self.backend_namespace = backend_namespace
         self.kubeconfig = kubeconfig
         self._initialised = False
+        self._binary_path: str | None = None
 
     def _bin(self) -> str:
-        if self.binary == "tofu":
-            return str(tools.require("tofu", self.tools_dir))
-        found = shutil.which(self.binary)
-        if not found:
-            raise TerraformError(f"{self.binary} not found on PATH")
-        return found
+        if self._binary_path is None:
+            if self.binary == "tofu":
+                self._binary_path = str(tools.require("tofu", self.tools_dir))
+            else:
+                found = shutil.which(self.binary)
+                if not found:
+                    raise TerraformError(f"{self.binary} not found on PATH")
+                self._binary_path = found
+        return self._binary_path
 
     def _env(self) -> dict[str, str]:
         env = {
@@ -153,10 +158,26 @@ class Workspace:
             raise TerraformError(f"{self.binary} {what} failed: {error_summary(err or out)}")
         return str(out)
 
+    def _init_key(self) -> str:
+        """What an initialized working folder depends on: the module, backend and CLI
+        configuration, and the binary."""
+        digest = hashlib.sha256(self._bin().encode())
+        for name in [*sorted(p.name for p in self.root.glob("*.tf")), "tofurc"]:
+            f = self.root / name
+            if f.is_file():
+                digest.update(name.encode() + b"\0" + f.read_bytes())
+        return digest.hexdigest()
+
     def init(self) -> None:
-        if not self._initialised:
+        """``init`` once per configuration (a re-run with nothing changed skips it)."""
+        if self._initialised:
+            return
+        marker = self.root / ".terraform" / "bootstrap-init"
+        key = self._init_key()
+        if not (marker.is_file() and marker.read_text(encoding="utf-8") == key):
             self._run("init", "init", input=False, reconfigure=IsFlagged)
-            self._initialised = True
+            marker.write_text(key, encoding="utf-8")
+        self._initialised = True
 
     def plan(self) -> list[Change]:
         self.init()
@@ -180,7 +201,10 @@ class Workspace:
             (self.root / "plan.bin").unlink(missing_ok=True)
 
     def state(self) -> dict[str, dict[str, Any]]:
-        """Every resource in the state: address -> its attribute values."""
+        """Every resource in the state: address -> its attribute values (the local state is
+        read as a file; another backend through the tool)."""
+        if self.backend == "local":
+            return _resources(self.state_file)
         self.init()
         shown = json.loads(self._run("show", "show", "-json"))
         out: dict[str, dict[str, Any]] = {}
@@ -188,14 +212,22 @@ class Workspace:
             out[str(res["address"])] = dict(res.get("values") or {})
         return out
 
-    def state_addresses(self) -> set[str]:
-        self.init()
-        tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
-        with _environ(self._env()):
-            code, out, err = tf.cmd("state list", no_color=IsFlagged)
-        if code != 0:
-            text = f"{err or ''}\n{out or ''}"
-            if "No state file was found" in text:
-                return set()
-            raise TerraformError(f"{self.binary} state list failed: {error_summary(text)}")
-        return {line.strip() for line in str(out).splitlines() if line.strip()}
+
+def _resources(state_file: Path) -> dict[str, dict[str, Any]]:
+    """Managed resources of a state file (format version 4): address -> attributes."""
+    if not state_file.is_file() or state_file.stat().st_size == 0:
+        return {}
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise TerraformError(f"{state_file}: not a readable Terraform state ({exc})") from None
+    out: dict[str, dict[str, Any]] = {}
+    for res in state.get("resources", []):
+        if res.get("mode") != "managed" or res.get("module"):
+            continue
+        base = f"{res['type']}.{res['name']}"
+        for inst in res.get("instances", []):
+            key = inst.get("index_key")
+            address = base if key is None else f"{base}[{json.dumps(key)}]"
+            out[address] = dict(inst.get("attributes") or {})
+    return out

@@ -14,6 +14,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from bootstrap import failpoints
 from bootstrap.errors import VaultStateError
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ def submit_unseal_keys(addr: str, keys: list[str]) -> Health:
     for key in keys:
         with translated(f"unsealing {addr}"):
             status = c.sys.submit_unseal_key(key=key)
+        failpoints.point("vault-ready:unseal-key")
         if not status.get("sealed", True):
             break
     return health(addr)

@@ -1,18 +1,24 @@
-"""HA: three OpenBao nodes on raft; followers join, then unseal; one active, three voters."""
+"""HA: three OpenBao nodes on raft; followers join, then unseal; one active, three voters; and
+a bootstrap that loses a node halfway completes."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bootstrap import vault
+from bootstrap import sandbox, vault
 from bootstrap.catalog import load_catalog
 from bootstrap.custody import FileCustody
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT
 from tests.integration.conftest import Box, _start
-from tests.integration.helpers import run, statuses
+from tests.integration.helpers import demo_env, run, statuses, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +41,55 @@ def test_ha_bootstrap_unseals_and_joins_every_node(ha_box: Box) -> None:
     assert len(peers) == 3 and all(p["voter"] for p in peers)
     again, _ = run(s, load_catalog(EXAMPLE), ["vault-ready", "vault-config"])
     assert statuses(again) == {"vault-ready": "no-change", "vault-config": "no-change"}
+
+
+def test_a_node_lost_mid_bootstrap(ha_box: Box, tmp_path: Path) -> None:
+    """`invoke bootstrap` of the example catalog; while it holds at the operator phase, one
+    OpenBao node (a standby the operator does not talk to) is SIGKILLed: it completes."""
+    s = ha_box.settings(state_dir=tmp_path / "state")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))},
+        **demo_env(),
+        "INVOKE_BOOTSTRAP_KUBECONFIG": str(s.kubeconfig),
+        "INVOKE_BOOTSTRAP_VAULT_ADDRS": ",".join(s.vault_addrs),
+        "INVOKE_BOOTSTRAP_CUSTODY_FILE": str(s.custody_file),
+        "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
+        "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
+        "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(ha_box.directory),
+        "BOOTSTRAP_FAILPOINTS": f"phase:operator:start=pause:{tmp_path / 'go'}",
+    }
+    run_ = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "bootstrap", "--report", str(tmp_path / "r.json")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    state = sandbox.SandboxState.load(ha_box.directory)
+    assert state is not None
+    victim = None
+    try:
+        wait_until(lambda: (tmp_path / "go.reached").exists(), "the run to reach the operator")
+        active = vault.active_addr(ha_box.state.bao_addrs)
+        victim = next(
+            f"bao-{i}"
+            for i, addr in enumerate(ha_box.state.bao_addrs)
+            if i != 0 and addr != active  # node 0 is the operator's VaultConnection
+        )
+        os.kill(state.process(victim).pid, signal.SIGKILL)
+        wait_until(lambda: not state.process(victim).alive(), f"{victim} to die")
+    finally:
+        (tmp_path / "go").touch()
+        out, err = run_.communicate(timeout=300)
+    try:
+        assert run_.returncode == 0, out[-3000:] + err[-3000:]
+        report = json.loads((tmp_path / "r.json").read_text())
+        phases = {p["name"]: p["status"] for p in report["phases"]}
+        assert phases["verify"] == "applied" and phases["finish"] in ("applied", "no-change")
+    finally:  # the node comes back and rejoins (its raft data is intact)
+        if victim is not None:
+            sandbox.restart(ha_box.directory, victim)
+            results, _ = run(s, load_catalog(EXAMPLE), ["vault-ready"])
+            assert statuses(results) == {"vault-ready": "applied"}
