@@ -11,9 +11,9 @@ Off unless ``BOOTSTRAP_FAILPOINTS`` is set, as comma-separated ``<point>=<action
 Points: ``phase:<name>:start`` and ``phase:<name>:done`` around every phase, and inside
 phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready:unseal-key``
 (after each key submitted), ``vault-ready:unsealed`` (after each node), ``vault-config:write``,
-``operator:applied``, ``placeholders:applying`` (a killer thread fires while Terraform
-applies), ``populate:write``, ``verify:nudged``, ``finish:revoked`` (revoked, not yet
-recorded).
+``operator:applied``, ``placeholders:applying`` (a watcher kills the run once Terraform's
+provider runs for the apply), ``populate:write``, ``verify:nudged``, ``finish:revoked``
+(revoked, not yet recorded).
 """
 
 from __future__ import annotations
@@ -63,12 +63,42 @@ def point(name: str) -> None:
                 time.sleep(0.05)
 
 
-def kill_during(name: str, after: float) -> threading.Timer | None:
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [p for p, pp in parents.items() if pp == parent]
+        out += kids
+        todo += kids
+    return out
+
+
+def kill_during(name: str, child: str) -> threading.Thread | None:
     """For work done by a child process (Terraform): if ``name`` is armed with ``kill``,
-    SIGKILL the run ``after`` seconds from now, while the child works."""
+    SIGKILL the run once a descendant whose command line holds ``child`` runs (the provider
+    plugin, say: the apply is under way)."""
     if ENV not in os.environ or "kill" not in _actions(name):
         return None
-    timer = threading.Timer(after, kill_now)
-    timer.daemon = True
-    timer.start()
-    return timer
+
+    def watch() -> None:
+        me = os.getpid()
+        while True:
+            for pid in _descendants(me):
+                try:
+                    line = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if child.encode() in line:
+                    kill_now()
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread

@@ -192,12 +192,10 @@ class Workspace:
 
     def apply(self) -> None:
         self.init()
-        killer = failpoints.kill_during("placeholders:applying", after=0.5)
+        failpoints.kill_during("placeholders:applying", child="terraform-provider-")
         try:
             self._run("apply", "apply", "plan.bin", input=False)
         finally:
-            if killer is not None:
-                killer.cancel()
             (self.root / "plan.bin").unlink(missing_ok=True)
 
     def state(self) -> dict[str, dict[str, Any]]:

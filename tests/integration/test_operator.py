@@ -11,7 +11,7 @@ from bootstrap.catalog import Catalog, parse_catalog
 from bootstrap.kube import Kube
 from bootstrap.render import VSO_API
 from tests.integration.conftest import Box
-from tests.integration.helpers import run, statuses
+from tests.integration.helpers import run, statuses, wait_until
 
 
 def catalog(p: str, with_gone: bool = True) -> Catalog:
@@ -143,7 +143,10 @@ def test_prune_removes_only_managed(box: Box, unique: str, tmp_path: Path) -> No
         f"VaultStaticSecret {p}/{p}-gone-config",
     ]
     assert _vss(kube, p, f"{p}-gone-config") is None
-    assert kube.get(VSO_API, "VaultAuth", f"{p}-gone", p) is None
+    # the operator's finalizer on a VaultAuth lets it go once the operator has seen it
+    wait_until(
+        lambda: kube.get(VSO_API, "VaultAuth", f"{p}-gone", p) is None, "the VaultAuth to go"
+    )
     assert _vss(kube, p, "theirs") is not None
     assert kube.read_secret(p, "theirs") == {"k": b"v"}
     assert _vss(kube, p, "config") is not None
