@@ -27,6 +27,7 @@ from bootstrap.errors import BootstrapError, CheckFailed
 from bootstrap.output import write_tree
 from bootstrap.phases import registered, run_phases
 from bootstrap.render import render_tree
+from bootstrap.reserved import check_reserved
 from bootstrap.settings import Settings
 
 
@@ -118,9 +119,17 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _load(s: Settings) -> Catalog:
+    """The validated catalog, also checked against the settings (reserved names and places,
+    file sources' folders): a CatalogError, exit 2, otherwise."""
+    cat = load_catalog(s.catalog)
+    check_reserved(cat, s)
+    return cat
+
+
 def _catalog(c: Context, path: str | None) -> tuple[Settings, Catalog]:
     s = settings(c, path)
-    return s, load_catalog(s.catalog)
+    return s, _load(s)
 
 
 # -- top-level tasks --------------------------------------------------------------------
@@ -202,7 +211,7 @@ def _run_pipeline(
     rotate: bool = False,
 ) -> None:
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
-    cat = load_catalog(s.catalog)
+    cat = _load(s)
     selected = _phase_flags(only, start, skip)
     ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run)
     results = run_phases(ctx, selected, on_event=lambda ph, msg: err.print(f"[bold]{ph}[/]: {msg}"))
@@ -280,7 +289,7 @@ def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
     from bootstrap.vault import Api
 
     s = settings(c, catalog)
-    cat = load_catalog(s.catalog)
+    cat = _load(s)
     t = target_mod.resolve(s, start_sandbox=False)
     token, _ = resolve_token(t)
     rows = status_mod.collect(cat, t.kube, Api(t.leader, token))
@@ -325,10 +334,11 @@ def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
     from bootstrap.waits import WaitSettings
 
     s = settings(c, catalog)
+    cat = _load(s)
     t = target_mod.resolve(s, start_sandbox=False)
     token, _ = resolve_token(t)
     result = rotation_test(
-        load_catalog(s.catalog),
+        cat,
         secret,
         t.kube,
         Api(t.leader, token),
