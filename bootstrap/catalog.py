@@ -150,6 +150,16 @@ def _command(value: list[str]) -> list[str]:
     return value
 
 
+def _prompt(value: str) -> str:
+    # Shown on the operator's terminal: no escape sequences, no line breaks.
+    if not value or len(value) > 200 or not value.isprintable():
+        raise ValueError(
+            f"prompt {show(value)} must be 1 to 200 printable characters (no control "
+            "characters or terminal escape sequences)"
+        )
+    return value
+
+
 def _audience(value: str) -> str:
     if not value or len(value) > 253 or not all("!" <= ch <= "~" for ch in value):
         raise ValueError(
@@ -166,6 +176,7 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 FilePath = Annotated[str, AfterValidator(_file_path)]
 Command = Annotated[list[str], AfterValidator(_command)]
 Audience = Annotated[str, AfterValidator(_audience)]
+Prompt = Annotated[str, AfterValidator(_prompt)]
 
 
 class _Model(BaseModel):
@@ -216,7 +227,7 @@ class Source(_Model):
     command: Command | None = None
     generate: Generate | None = None
     copy_: Copy | None = Field(default=None, alias="copy")
-    prompt: str | None = None
+    prompt: Prompt | None = None
     #: ``base64``: store the file's or command's bytes base64-encoded (binary values).
     #: Without it the content must be UTF-8 text.
     encoding: Literal["base64"] | None = None

@@ -305,3 +305,11 @@ def test_copy_paths_and_keys_are_checked() -> None:
         source="{copy: {path: shared/dns, key: nope}}", extra="    reads: [shared/dns]\n"
     )
     assert "copies key 'nope' of shared/dns, which declares no such key" in problems(text)
+
+
+def test_prompts_are_printable_text() -> None:
+    found = problems(catalog(source='{prompt: "Password\\e[2J\\e]0;owned\\a"}'))
+    assert "field secrets.config.keys.level.prompt" in found
+    assert "must be 1 to 200 printable characters" in found
+    assert "must be 1 to 200" in problems(catalog(source='{prompt: ""}'))
+    assert parse_catalog(catalog(source="{prompt: '[bold]Password[/] for app'}"), "cat.yaml")
