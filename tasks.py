@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from invoke import Collection, Context, Exit, task
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bootstrap import pipeline, sandbox, tools
@@ -27,6 +28,7 @@ from bootstrap.errors import BootstrapError, CheckFailed
 from bootstrap.output import write_tree
 from bootstrap.phases import registered, run_phases
 from bootstrap.render import render_tree
+from bootstrap.reserved import check_reserved
 from bootstrap.settings import Settings
 
 
@@ -56,6 +58,12 @@ def _console(stream: Any) -> Console:
 console = _console(sys.stdout)
 err = _console(sys.stderr)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _e(value: object) -> str:
+    """Untrusted text (names, paths, messages from the catalog, Vault or Kubernetes) made
+    safe for rich: printed literally, never read as markup."""
+    return escape(str(value))
 
 
 _PATHS = {
@@ -118,9 +126,17 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _load(s: Settings) -> Catalog:
+    """The validated catalog, also checked against the settings (reserved names and places,
+    file sources' folders): a CatalogError, exit 2, otherwise."""
+    cat = load_catalog(s.catalog)
+    check_reserved(cat, s)
+    return cat
+
+
 def _catalog(c: Context, path: str | None) -> tuple[Settings, Catalog]:
     s = settings(c, path)
-    return s, load_catalog(s.catalog)
+    return s, _load(s)
 
 
 # -- top-level tasks --------------------------------------------------------------------
@@ -139,7 +155,7 @@ def render(c, out="rendered", catalog=None):  # type: ignore[no-untyped-def]
     files = render_tree(cat)
     write_tree(Path(out), files)
     console.print(
-        f"wrote {len(files)} files to {out}/ "
+        f"wrote {len(files)} files to {_e(out)}/ "
         f"({len(cat.services)} services, {len(cat.namespaces)} namespaces)"
     )
 
@@ -163,7 +179,7 @@ def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
     if not result.ok:
         raise CheckFailed(result.findings)
     console.print(
-        f"check passed for {source}: {result.static_secrets} VaultStaticSecrets readable "
+        f"check passed for {_e(source)}: {result.static_secrets} VaultStaticSecrets readable "
         f"under their roles, {result.roles} roles, {result.pairs} service pairs isolated"
     )
 
@@ -179,15 +195,15 @@ def _print_results(results: list[pipeline.PhaseResult], dry_run: bool) -> None:
         table.add_column(col)
     for r in results:
         changes = sum(a.changes for a in r.actions)
-        table.add_row(r.name, r.status, str(changes), f"{r.seconds:.2f}")
+        table.add_row(_e(r.name), _e(r.status), str(changes), f"{r.seconds:.2f}")
     console.print(table)
     for r in results:
         if r.actions:
-            console.print(f"[bold]{r.name}[/]")
+            console.print(f"[bold]{_e(r.name)}[/]")
         for a in r.actions:
-            console.print(f"  {a.verb:7} {a.target}: {a.reason}", highlight=False)
+            console.print(f"  {a.verb:7} {_e(a.target)}: {_e(a.reason)}", highlight=False)
         if r.error:
-            console.print(f"[bold]{r.name}[/] failed: {r.error}", highlight=False)
+            console.print(f"[bold]{_e(r.name)}[/] failed: {_e(r.error)}", highlight=False)
 
 
 def _run_pipeline(
@@ -202,10 +218,12 @@ def _run_pipeline(
     rotate: bool = False,
 ) -> None:
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
-    cat = load_catalog(s.catalog)
+    cat = _load(s)
     selected = _phase_flags(only, start, skip)
     ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run)
-    results = run_phases(ctx, selected, on_event=lambda ph, msg: err.print(f"[bold]{ph}[/]: {msg}"))
+    results = run_phases(
+        ctx, selected, on_event=lambda ph, msg: err.print(f"[bold]{_e(ph)}[/]: {_e(msg)}")
+    )
     _print_results(results, dry_run)
     rep = pipeline.report(results)
     path = (
@@ -215,7 +233,7 @@ def _run_pipeline(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
-    err.print(f"report: {path}")
+    err.print(f"report: {_e(path)}")
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise BootstrapError(f"phase {failed[0].name} failed: {failed[0].error}")
@@ -280,14 +298,14 @@ def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
     from bootstrap.vault import Api
 
     s = settings(c, catalog)
-    cat = load_catalog(s.catalog)
+    cat = _load(s)
     t = target_mod.resolve(s, start_sandbox=False)
     token, _ = resolve_token(t)
     rows = status_mod.collect(cat, t.kube, Api(t.leader, token))
     if json_:
         console.print_json(json.dumps([r.as_dict() for r in rows]))
         return
-    table = Table(title=f"status ({t.description})")
+    table = Table(title=f"status ({_e(t.description)})")
     for col in (
         "service",
         "namespace/secret",
@@ -300,13 +318,13 @@ def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
-            r.service,
-            f"{r.namespace}/{r.secret}",
-            r.vault_path,
-            str(r.vault_version),
-            r.state + (f": {r.detail}" if r.detail else ""),
-            r.last_sync,
-            r.restarts,
+            _e(r.service),
+            _e(f"{r.namespace}/{r.secret}"),
+            _e(r.vault_path),
+            _e(r.vault_version),
+            _e(r.state + (f": {r.detail}" if r.detail else "")),
+            _e(r.last_sync),
+            _e(r.restarts),
         )
     console.print(table)
 
@@ -325,19 +343,20 @@ def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
     from bootstrap.waits import WaitSettings
 
     s = settings(c, catalog)
+    cat = _load(s)
     t = target_mod.resolve(s, start_sandbox=False)
     token, _ = resolve_token(t)
     result = rotation_test(
-        load_catalog(s.catalog),
+        cat,
         secret,
         t.kube,
         Api(t.leader, token),
         WaitSettings(timeout=s.wait_timeout),
-        say=lambda m: err.print(f"[bold]rotation[/]: {m}"),
+        say=lambda m: err.print(f"[bold]rotation[/]: {_e(m)}"),
     )
-    console.print(f"rotation test passed for {result['secret']} ({result['vault_path']})")
+    console.print(f"rotation test passed for {_e(result['secret'])} ({_e(result['vault_path'])})")
     for target, revisions in result["revisions"].items():
-        console.print(f"  {target}: revisions {' -> '.join(revisions)}", highlight=False)
+        console.print(f"  {_e(target)}: revisions {_e(' -> '.join(revisions))}", highlight=False)
 
 
 # -- catalog ----------------------------------------------------------------------------
@@ -348,16 +367,16 @@ def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
 def validate(c, catalog=None):  # type: ignore[no-untyped-def]
     """Validate the catalog and summarise it."""
     s, cat = _catalog(c, catalog)
-    table = Table(title=f"{s.catalog}: valid")
+    table = Table(title=f"{_e(s.catalog)}: valid")
     for col in ("service", "namespace", "secrets", "reads", "restart"):
         table.add_column(col)
     for svc in cat.services:
         table.add_row(
-            svc.name,
-            svc.namespace,
-            ", ".join(svc.secrets),
-            ", ".join(r.path for r in svc.reads),
-            ", ".join(f"{t.kind}/{t.name}" for t in svc.restart),
+            _e(svc.name),
+            _e(svc.namespace),
+            _e(", ".join(svc.secrets)),
+            _e(", ".join(r.path for r in svc.reads)),
+            _e(", ".join(f"{t.kind}/{t.name}" for t in svc.restart)),
         )
     console.print(table)
 
@@ -373,17 +392,24 @@ def install(c, name=None):  # type: ignore[no-untyped-def]
     results = tools.install(
         name or None,
         s.tools_dir,
-        progress=lambda n, m: err.print(f"[bold]{n}[/]: {m}"),
+        progress=lambda n, m: err.print(f"[bold]{_e(n)}[/]: {_e(m)}"),
         sources={
             "vault-secrets-operator": s.vso_source,
             "terraform-provider-kubernetes": s.kubernetes_provider_source,
         },
     )
-    table = Table(title=f"tools ({s.tools_dir})")
+    table = Table(title=f"tools ({_e(s.tools_dir)})")
     for col in ("tool", "version", "status", "seconds", "path", "origin"):
         table.add_column(col, overflow="fold")
     for r in results:
-        table.add_row(r.name, r.version, r.status, f"{r.seconds:.1f}", str(r.path or ""), r.detail)
+        table.add_row(
+            _e(r.name),
+            _e(r.version),
+            _e(r.status),
+            f"{r.seconds:.1f}",
+            _e(r.path or ""),
+            _e(r.detail),
+        )
     console.print(table)
 
 
@@ -398,11 +424,11 @@ def list_tools(c):  # type: ignore[no-untyped-def]
     for spec in tools.TOOLS.values():
         path = tools.find(spec.name, s.tools_dir)
         table.add_row(
-            spec.name,
-            spec.version,
-            spec.licence,
-            str(path) if path else "missing: run 'invoke tools.install'",
-            tools.origin(spec.name, path, s.tools_dir) if path else spec.source,
+            _e(spec.name),
+            _e(spec.version),
+            _e(spec.licence),
+            _e(path) if path else "missing: run 'invoke tools.install'",
+            _e(tools.origin(spec.name, path, s.tools_dir) if path else spec.source),
         )
     console.print(table)
 
@@ -440,10 +466,10 @@ def up(c, ha=False):  # type: ignore[no-untyped-def]
         s.tools_dir,
         ha=ha,
         timeout=s.wait_timeout,
-        progress=lambda m: err.print(f"[bold]sandbox[/]: {m}"),
+        progress=lambda m: err.print(f"[bold]sandbox[/]: {_e(m)}"),
     )
     for key, value in state.env().items():
-        console.print(f"export {key}={value}")
+        console.print(f"export {key}={_e(value)}", highlight=False)
 
 
 @task(name="status", help={"json": "print JSON instead of a table"})
@@ -456,20 +482,20 @@ def sandbox_status(c, json_=False):  # type: ignore[no-untyped-def]
         console.print_json(json.dumps(st))
         return
     if not st.get("components"):
-        console.print(f"no sandbox in {st['directory']}")
+        console.print(f"no sandbox in {_e(st['directory'])}")
         return
-    table = Table(title=f"sandbox {st['directory']}" + (" (HA)" if st["ha"] else ""))
+    table = Table(title=f"sandbox {_e(st['directory'])}" + (" (HA)" if st["ha"] else ""))
     for col in ("component", "pid", "state", "detail"):
         table.add_column(col)
     for comp in st["components"]:
         table.add_row(
-            comp["name"],
+            _e(comp["name"]),
             str(comp["pid"] or ""),
             "running" if comp["running"] else "stopped",
-            comp["detail"],
+            _e(comp["detail"]),
         )
     console.print(table)
-    console.print(f"KUBECONFIG={st['kubeconfig']}")
+    console.print(f"KUBECONFIG={_e(st['kubeconfig'])}")
 
 
 @task(name="env")
@@ -481,7 +507,7 @@ def sandbox_env(c):  # type: ignore[no-untyped-def]
     if state is None:
         raise BootstrapError(f"no sandbox in {s.sandbox_dir}; 'invoke sandbox.up' starts one")
     for key, value in state.env().items():
-        console.print(f"export {key}={value}")
+        console.print(f"export {key}={_e(value)}", highlight=False)
 
 
 @task(help={"keep": "keep the state directory (data, logs, kubeconfig)"})
@@ -491,8 +517,8 @@ def down(c, keep=False):  # type: ignore[no-untyped-def]
     s = settings(c)
     stopped = sandbox.down(s.sandbox_dir, keep=keep)
     console.print(
-        f"stopped: {', '.join(stopped) or 'nothing was running'}"
-        + ("" if keep else f"; removed {s.sandbox_dir}")
+        f"stopped: {_e(', '.join(stopped)) or 'nothing was running'}"
+        + ("" if keep else f"; removed {_e(s.sandbox_dir)}")
     )
 
 

@@ -7,6 +7,8 @@ and the field. Pure apart from reading the one file.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -26,41 +29,154 @@ from pydantic import (
 from bootstrap import conventions as conv
 from bootstrap.errors import CatalogError
 
-DURATION = re.compile(r"^(?:\d+(?:h|m|s))+$")
+#: The largest catalog file read (the YAML parser holds the whole document in memory).
+MAX_CATALOG_BYTES = 1024 * 1024
+#: Deepest nesting of mappings and sequences accepted (the catalog's own shape needs 7).
+MAX_DEPTH = 32
+#: Longest duration accepted: Go's time.Duration (the operator's refreshAfter, Vault's TTLs)
+#: overflows past about 2562047h; a year is far beyond any sensible period and far below that.
+MAX_DURATION_HOURS = 8760
+
+DURATION = re.compile(r"\A(?:[0-9]+[hms])+\Z")
+_DURATION_PART = re.compile(r"([0-9]+)([hms])")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+#: Environment variable names (POSIX portable: ASCII letters, digits, underscore).
+ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Environment variables that hold the bootstrap's own credentials and targets.
+RESERVED_ENV_PREFIXES = ("VAULT_", "BAO_")
+RESERVED_ENV_NAMES = ("KUBECONFIG",)
+#: Kernel file systems a file source may never read (``/proc/self/environ`` holds the
+#: bootstrap's own environment, tokens included; devices never end).
+FORBIDDEN_FILE_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def show(value: object, limit: int = 80) -> str:
+    """``repr`` of untrusted input for a message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + f" ({len(text)} chars)"
 
 
 def _dns_label(value: str) -> str:
-    if not conv.DNS1123_LABEL.match(value):
+    if not conv.is_dns_label(value):
+        if conv.DNS1123_LABEL.fullmatch(value):
+            raise ValueError(
+                f"{show(value)} is {len(value)} characters long; a DNS-1123 label has at most "
+                f"{conv.DNS1123_LABEL_MAX}"
+            )
         raise ValueError(
-            f"{value!r} is not a DNS-1123 label (lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit, at most 63 characters)"
+            f"{show(value)} is not a DNS-1123 label (lower-case ASCII letters, digits and '-', "
+            f"starting and ending with a letter or digit, at most {conv.DNS1123_LABEL_MAX} "
+            "characters)"
+        )
+    return value
+
+
+def _namespace(value: str) -> str:
+    _dns_label(value)
+    if value in conv.RESERVED_NAMESPACES:
+        raise ValueError(
+            f"namespace {value!r} is reserved ({conv.RESERVED_NAMESPACES[value]}); "
+            "put services in namespaces of their own"
         )
     return value
 
 
 def duration_seconds(value: str) -> int:
-    """Seconds in a Go-style duration such as ``30s``, ``1h30m``."""
-    total = 0
-    for amount, unit in re.findall(r"(\d+)([hms])", value):
-        total += int(amount) * {"h": 3600, "m": 60, "s": 1}[unit]
-    return total
+    """Seconds in a Go-style duration such as ``30s``, ``1h30m`` (validated input)."""
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
 
 
 def _duration(value: str) -> str:
-    if not DURATION.match(value) or duration_seconds(value) == 0:
-        raise ValueError(f"{value!r} is not a positive duration like '30s', '5m' or '1h'")
+    if DURATION.fullmatch(value) is None:
+        raise ValueError(
+            f"{show(value)} is not a positive duration like '30s', '5m' or '1h' "
+            "(ASCII digits, units h, m, s)"
+        )
+    # Bound the digits before converting, so a thousand-digit number is a message too.
+    if any(len(n.lstrip("0")) > 12 for n, _ in _DURATION_PART.findall(value)) or (
+        duration_seconds(value) > MAX_DURATION_HOURS * 3600
+    ):
+        raise ValueError(
+            f"{show(value)} is longer than {MAX_DURATION_HOURS}h, the longest duration accepted "
+            "(far longer values overflow Go's time.Duration in the operator and in Vault)"
+        )
+    if duration_seconds(value) == 0:
+        raise ValueError(f"{show(value)} is not a positive duration like '30s', '5m' or '1h'")
+    return value
+
+
+def _secret_key(value: str) -> str:
+    problem = conv.secret_key_problem(value)
+    if problem is not None:
+        raise ValueError(f"key {show(value)} {problem}")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if ENV_NAME.fullmatch(value) is None:
+        raise ValueError(
+            f"{show(value)} is not an environment variable name (ASCII letters, digits, '_')"
+        )
+    upper = value.upper()
+    if upper.startswith(RESERVED_ENV_PREFIXES) or upper in RESERVED_ENV_NAMES:
+        raise ValueError(
+            f"environment variable {value} may not be a value source: VAULT_*, BAO_* and "
+            "KUBECONFIG hold the bootstrap's own credentials and targets"
+        )
+    return value
+
+
+def _file_path(value: str) -> str:
+    if not value or "\x00" in value:
+        raise ValueError("a file source needs a path (without NUL characters)")
+    normal = posixpath.normpath(value)
+    if normal.startswith("/"):
+        normal = "/" + normal.lstrip("/")  # '//proc' is '/proc'
+    if any(normal == r or normal.startswith(r + "/") for r in FORBIDDEN_FILE_ROOTS):
+        raise ValueError(
+            f"file {show(value)} is under {', '.join(FORBIDDEN_FILE_ROOTS)}: kernel and device "
+            "files are never read (/proc/self/environ holds the bootstrap's own tokens)"
+        )
+    return value
+
+
+def _command(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("command: [] names no program; give at least the program to run")
+    if not value[0]:
+        raise ValueError("command: the program name is empty")
+    if any("\x00" in arg for arg in value):
+        raise ValueError("command: an argument holds a NUL character")
+    return value
+
+
+def _prompt(value: str) -> str:
+    # Shown on the operator's terminal: no escape sequences, no line breaks.
+    if not value or len(value) > 200 or not value.isprintable():
+        raise ValueError(
+            f"prompt {show(value)} must be 1 to 200 printable characters (no control "
+            "characters or terminal escape sequences)"
+        )
+    return value
+
+
+def _audience(value: str) -> str:
+    if not value or len(value) > 253 or not all("!" <= ch <= "~" for ch in value):
+        raise ValueError(
+            f"audience {show(value)} must be 1 to 253 printable ASCII characters without spaces"
+        )
     return value
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Namespace = Annotated[str, AfterValidator(_namespace)]
 Duration = Annotated[str, AfterValidator(_duration)]
-
-
-def _check_keys(value: dict[str, Any]) -> dict[str, Any]:
-    for key in value:
-        if not conv.SECRET_KEY.match(key) or len(key) > 253:
-            raise ValueError(f"key {key!r} is not a valid Secret key ([-._a-zA-Z0-9]+)")
-    return value
+SecretKey = Annotated[str, AfterValidator(_secret_key)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+FilePath = Annotated[str, AfterValidator(_file_path)]
+Command = Annotated[list[str], AfterValidator(_command)]
+Audience = Annotated[str, AfterValidator(_audience)]
+Prompt = Annotated[str, AfterValidator(_prompt)]
 
 
 class _Model(BaseModel):
@@ -75,39 +191,64 @@ class Generate(_Model):
 
 
 class Copy(_Model):
-    """Copy of another Vault KV path's key, e.g. ``shared/aws-creds`` key ``access-key``."""
+    """Copy of another Vault KV path's key, e.g. ``shared/aws-creds`` key ``access-key``.
+    Which paths a key may copy from is checked against the catalog (see
+    ``_copy_problems``): only what the services that receive the value may read anyway."""
 
     path: str
-    key: str
+    key: SecretKey
+
+    @field_validator("path")
+    @classmethod
+    def _two_labels(cls, value: str) -> str:
+        owner, _, name = value.partition("/")
+        if not (conv.is_dns_label(owner) and conv.is_dns_label(name)):
+            raise ValueError(
+                f"{show(value)} must be a KV path '<service>/<secret>', 'shared/<name>' or "
+                "'infrastructure/<name>'"
+            )
+        return value
+
+    @property
+    def owner(self) -> str:
+        return self.path.partition("/")[0]
+
+
+SOURCE_KINDS = ("env", "file", "command", "generate", "copy_", "prompt")
 
 
 class Source(_Model):
     """Where one key's real value comes from. Exactly one field is set."""
 
-    env: str | None = None
-    file: str | None = None
-    command: list[str] | None = None
+    env: EnvName | None = None
+    #: Relative to the catalog's folder; read only inside it or below a source_file_roots
+    #: entry (checked against the settings, and again when read, symlinks resolved).
+    file: FilePath | None = None
+    command: Command | None = None
     generate: Generate | None = None
     copy_: Copy | None = Field(default=None, alias="copy")
-    prompt: str | None = None
+    prompt: Prompt | None = None
+    #: ``base64``: store the file's or command's bytes base64-encoded (binary values).
+    #: Without it the content must be UTF-8 text.
+    encoding: Literal["base64"] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
-        chosen = [
-            n
-            for n in ("env", "file", "command", "generate", "copy_", "prompt")
-            if getattr(self, n) is not None
-        ]
+        chosen = [n for n in SOURCE_KINDS if getattr(self, n) is not None]
         if len(chosen) != 1:
             raise ValueError(
                 "a value source takes exactly one of env, file, command, generate, copy, prompt"
                 f" (got {len(chosen)})"
             )
+        if self.encoding is not None and chosen[0] not in ("file", "command"):
+            raise ValueError(
+                f"encoding applies to file and command sources only, not {chosen[0].rstrip('_')}"
+            )
         return self
 
     @property
     def kind(self) -> str:
-        for n in ("env", "file", "command", "generate", "copy_", "prompt"):
+        for n in SOURCE_KINDS:
             if getattr(self, n) is not None:
                 return n.rstrip("_")
         raise AssertionError("unreachable: validated to have one source")
@@ -116,14 +257,9 @@ class Source(_Model):
 class SecretSpec(_Model):
     """One secret: the keys it carries, and where each key's value comes from."""
 
-    keys: dict[str, Source | None] = Field(min_length=1)
+    keys: dict[SecretKey, Source | None] = Field(min_length=1)
     destination: DnsLabel | None = None
     refresh_after: Duration | None = Field(default=None, alias="refreshAfter")
-
-    @field_validator("keys")
-    @classmethod
-    def _key_names(cls, value: dict[str, Source | None]) -> dict[str, Source | None]:
-        return _check_keys(value)
 
 
 class Read(_Model):
@@ -159,8 +295,8 @@ class RestartTarget(_Model):
 
 class Service(_Model):
     name: str
-    namespace: DnsLabel
-    secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    namespace: Namespace
+    secrets: dict[DnsLabel, SecretSpec] = Field(default_factory=dict)
     reads: list[Read] = Field(default_factory=list)
     restart: list[RestartTarget] = Field(default_factory=list)
     refresh_after: Duration | None = Field(default=None, alias="refreshAfter")
@@ -176,33 +312,23 @@ class Service(_Model):
     @classmethod
     def _service_name(cls, value: str) -> str:
         _dns_label(value)
-        if value in conv.RESERVED_PREFIXES:
-            raise ValueError(f"{value!r} is reserved for the {value}/ Vault path prefix")
-        return value
-
-    @field_validator("secrets")
-    @classmethod
-    def _secret_names(cls, value: dict[str, SecretSpec]) -> dict[str, SecretSpec]:
-        for name in value:
-            _dns_label(name)
+        if value in conv.RESERVED_SERVICE_NAMES:
+            raise ValueError(
+                f"service name {value!r} is reserved: {conv.RESERVED_SERVICE_NAMES[value]}"
+            )
         return value
 
 
 class Defaults(_Model):
     refresh_after: Duration = Field(default="30s", alias="refreshAfter")
     token_ttl: Duration = Field(default="1h", alias="tokenTTL")
-    audience: str = "vault"
+    audience: Audience = "vault"
 
 
 class ScopedSecret(_Model):
     """A shared or infrastructure secret, declared once at the top of the catalog."""
 
-    keys: dict[str, Source | None] = Field(min_length=1)
-
-    @field_validator("keys")
-    @classmethod
-    def _key_names(cls, value: dict[str, Source | None]) -> dict[str, Source | None]:
-        return _check_keys(value)
+    keys: dict[SecretKey, Source | None] = Field(min_length=1)
 
 
 class Catalog(_Model):
@@ -211,16 +337,25 @@ class Catalog(_Model):
     #: several catalogs can share a cluster and prune never crosses between them.
     name: DnsLabel = "default"
     defaults: Defaults = Field(default_factory=Defaults)
-    shared: dict[str, ScopedSecret] = Field(default_factory=dict)
-    infrastructure: dict[str, ScopedSecret] = Field(default_factory=dict)
+    shared: dict[DnsLabel, ScopedSecret] = Field(default_factory=dict)
+    infrastructure: dict[DnsLabel, ScopedSecret] = Field(default_factory=dict)
     services: list[Service] = Field(min_length=1)
+    #: Where each entry sits in the file (set by parse_catalog), for located messages.
+    _locator: _Locator | None = PrivateAttr(default=None)
 
-    @field_validator("shared", "infrastructure")
-    @classmethod
-    def _scoped_names(cls, value: dict[str, ScopedSecret]) -> dict[str, ScopedSecret]:
-        for name in value:
-            _dns_label(name)
-        return value
+    def __eq__(self, other: object) -> bool:
+        # Two catalogs with the same content are equal wherever their entries sit.
+        if not isinstance(other, Catalog):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def where(self, loc: tuple[Any, ...]) -> str:
+        """'file:line: entry, field' for an entry, e.g. ``("services", 0, "namespace")``."""
+        if self._locator is None:
+            return _Locator("<catalog>", self.model_dump(by_alias=True), {}).where(loc)
+        return self._locator.where(loc)
 
     # -- derived views -----------------------------------------------------------------
     def service(self, name: str) -> Service:
@@ -246,8 +381,8 @@ class Catalog(_Model):
 # Loading, with line numbers for every problem.
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys instead of silently keeping the last."""
+#: libyaml's parser when PyYAML was built with it (much faster on large files), else PyYAML's.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _line_index(
@@ -256,6 +391,8 @@ def _line_index(
     out: dict[tuple[Any, ...], int],
     dupes: list[tuple[tuple[Any, ...], str, int]],
 ) -> None:
+    """Line of every entry, and duplicate mapping keys (YAML keeps the last silently).
+    Recursion is bounded: the document's depth was checked by ``_structure_problems``."""
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
@@ -270,6 +407,64 @@ def _line_index(
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _line_index(item, (*path, i), out, dupes)
+
+
+def _structure_problems(text: str, source: str) -> list[str]:
+    """One pass over the parser's events, before anything is built: anchors and aliases are
+    refused (an alias bomb expands exponentially, a recursive alias never ends), and so is
+    nesting deeper than MAX_DEPTH. Linear in the size of the text."""
+    problems: list[str] = []
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        mark = event.start_mark
+        line = f"{source}:{mark.line + 1}" if mark is not None else source
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent):
+            problems.append(
+                f"{line}: YAML alias '*{str(anchor)[:40]}' is not allowed in a catalog "
+                "(write the value out instead)"
+            )
+        elif anchor is not None:
+            problems.append(
+                f"{line}: YAML anchor '&{str(anchor)[:40]}' is not allowed in a catalog "
+                "(anchors and aliases are refused; write the values out instead)"
+            )
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                problems.append(f"{line}: nested deeper than {MAX_DEPTH} levels; not a catalog")
+                break
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+        if len(problems) >= 10:
+            problems.append(f"{source}: (further anchors or aliases not listed)")
+            break
+    return problems
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree and its data, or a CatalogError for any parser failure."""
+    try:
+        problems = _structure_problems(text, source)
+        if problems:
+            raise CatalogError(source, problems)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CatalogError(source, [f"{where}: malformed YAML: {problem}"]) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # e.g. a '!!timestamp' or '!!int' tag on a value it cannot hold
+        raise CatalogError(
+            source, [f"{source}: unreadable YAML: {type(exc).__name__}: {show(str(exc), 200)}"]
+        ) from None
+    return node, data
 
 
 class _Locator:
@@ -294,19 +489,27 @@ class _Locator:
                 item = services[loc[1]]
                 if isinstance(item, dict):
                     name = item.get("name")
-            label = f"services[{loc[1]}]" + (f" ({name!s})" if name is not None else "")
+            label = f"services[{loc[1]}]"
+            if name is not None:
+                plain = isinstance(name, str) and conv.is_dns_label(name)
+                label += f" ({name})" if plain else f" ({show(name, 40)})"
             rest = loc[2:]
         elif len(loc) >= 2 and loc[0] in ("shared", "infrastructure"):
-            label = f"{loc[0]}/{loc[1]}"
+            name = loc[1]
+            plain = isinstance(name, str) and conv.is_dns_label(name)
+            label = f"{loc[0]}/{name}" if plain else f"{loc[0]}/{show(name, 40)}"
             rest = loc[2:]
         elif loc:
-            label = str(loc[0])
+            label = str(loc[0]) if isinstance(loc[0], str) else show(loc[0], 40)
             rest = loc[1:]
         else:
             label = "(document)"
             rest = ()
         if rest:
-            label += " field " + ".".join(str(p) for p in rest)
+            label += " field " + ".".join(
+                p if isinstance(p, str) and len(p) <= 80 and p.isprintable() else show(p, 40)
+                for p in (str(q) if isinstance(q, int) else q for q in rest)
+            )
         return label
 
     def where(self, loc: tuple[Any, ...]) -> str:
@@ -318,17 +521,21 @@ class _Locator:
 _ALIASES = {"copy_": "copy", "refresh_after": "refreshAfter", "token_ttl": "tokenTTL"}
 
 
+def _drop_from_loc(part: Any) -> bool:
+    """Pydantic's own labels in an error location (union branches, validators, dict keys)."""
+    return isinstance(part, str) and (part in ("Source", "[key]") or part.startswith("function-"))
+
+
 def _pydantic_problems(err: ValidationError, loc8: _Locator) -> Iterator[str]:
     for e in err.errors():
         loc = tuple(_ALIASES.get(p, p) if isinstance(p, str) else p for p in e["loc"])
-        # Drop pydantic's union branch labels (e.g. 'Source') from the location.
-        loc = tuple(p for p in loc if p not in ("Source", "function-after[_exactly_one(), Source]"))
+        loc = tuple(p for p in loc if not _drop_from_loc(p))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = f"unknown field {loc[-1]!r}"
+            msg = f"unknown field {show(loc[-1], 60)}"
         elif e["type"] == "literal_error" and loc and loc[-1] == "kind":
             msg = (
-                f"unknown restart kind {e.get('input')!r}: "
+                f"unknown restart kind {show(e.get('input'), 60)}: "
                 "expected Deployment, StatefulSet or DaemonSet"
             )
         yield f"{loc8.where(loc)}: {msg}"
@@ -364,6 +571,7 @@ def _consistency_problems(cat: Catalog, loc8: _Locator) -> Iterator[str]:
                     f"{target.kind}/{target.name} listed twice"
                 )
             targets.add((target.kind, target.name))
+    yield from _copy_problems(cat, loc8)
     # Two VaultStaticSecrets may not write the same Secret in one namespace.
     owners: dict[tuple[str, str], str] = {}
     for i, svc in enumerate(cat.services):
@@ -382,6 +590,92 @@ def _consistency_problems(cat: Catalog, loc8: _Locator) -> Iterator[str]:
             )
 
 
+def _declared_keys(cat: Catalog, path: str) -> set[str] | None:
+    """The keys the catalog declares at a KV path (None: the catalog does not declare it)."""
+    owner, _, name = path.partition("/")
+    if owner in conv.RESERVED_PREFIXES:
+        scoped = cat.scoped(owner).get(name)
+        return set(scoped.keys) if scoped is not None else None
+    for svc in cat.services:
+        if svc.name == owner and name in svc.secrets:
+            return set(svc.secrets[name].keys)
+    return None
+
+
+def _copy_problems(cat: Catalog, loc8: _Locator) -> Iterator[str]:
+    """``copy:`` reads Vault with the bootstrap's own token, so the catalog must say that the
+    value may flow there: a service's secret copies only from the service's own paths or
+    its declared reads; a shared or infrastructure secret copies only from another shared or
+    infrastructure secret that every service reading it also reads."""
+    readers: dict[str, list[Service]] = {}
+    for svc in cat.services:
+        for read in svc.reads:
+            readers.setdefault(read.path, []).append(svc)
+
+    def common(target: str, copy: Copy, key: str) -> Iterator[str]:
+        if copy.path == target and copy.key == key:
+            yield "copies itself"
+            return
+        keys = _declared_keys(cat, copy.path)
+        if keys is not None and copy.key not in keys:
+            yield f"copies key {copy.key!r} of {copy.path}, which declares no such key"
+
+    for i, svc in enumerate(cat.services):
+        may_read = {r.path for r in svc.reads}
+        for sname, spec in svc.secrets.items():
+            for key, src in spec.keys.items():
+                if src is None or src.copy_ is None:
+                    continue
+                copy = src.copy_
+                where = loc8.where(("services", i, "secrets", sname, "keys", key, "copy"))
+                target = conv.kv_path(svc.name, sname)
+                if copy.owner in conv.RESERVED_PREFIXES and copy.path not in may_read:
+                    yield (
+                        f"{where}: copies {copy.path}, which service {svc.name!r} does not "
+                        "read; a service may copy only its own paths and its declared reads"
+                    )
+                elif copy.owner not in conv.RESERVED_PREFIXES and copy.owner != svc.name:
+                    yield (
+                        f"{where}: copies {copy.path}, another service's path; a service may "
+                        f"copy only its own paths ({svc.name}/...) and its declared reads"
+                    )
+                else:
+                    yield from (f"{where}: {m}" for m in common(target, copy, key))
+    for scope in conv.RESERVED_PREFIXES:
+        for name, scoped in cat.scoped(scope).items():
+            target = conv.kv_path(scope, name)
+            for key, src in scoped.keys.items():
+                if src is None or src.copy_ is None:
+                    continue
+                copy = src.copy_
+                where = loc8.where((scope, name, "keys", key, "copy"))
+                if copy.owner not in conv.RESERVED_PREFIXES:
+                    yield (
+                        f"{where}: copies {copy.path}, a service's path; a shared or "
+                        "infrastructure secret may copy only another shared or infrastructure "
+                        "secret"
+                    )
+                    continue
+                if _declared_keys(cat, copy.path) is None:
+                    yield (
+                        f"{where}: copies {copy.path}, which is not declared under '{copy.owner}:'"
+                    )
+                    continue
+                blind = sorted(
+                    s.name
+                    for s in readers.get(target, [])
+                    if copy.path not in {r.path for r in s.reads}
+                )
+                if blind and copy.path != target:
+                    yield (
+                        f"{where}: copies {copy.path} into {target}, but service(s) "
+                        f"{', '.join(blind)} read {target} and not {copy.path}; the copy would "
+                        "hand them its value"
+                    )
+                    continue
+                yield from (f"{where}: {m}" for m in common(target, copy, key))
+
+
 def _claim(
     owners: dict[tuple[str, str], str],
     key: tuple[str, str],
@@ -398,32 +692,32 @@ def _claim(
         owners[key] = who
 
 
+def _too_large(source: str, size: int) -> CatalogError:
+    return CatalogError(
+        source,
+        [f"{source}: {size} bytes; a catalog may hold at most {MAX_CATALOG_BYTES} bytes (1 MiB)"],
+    )
+
+
 def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     """Validate catalog text. Raises :class:`CatalogError` and nothing else for bad input."""
-    try:
-        node = yaml.compose(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CatalogError(source, [f"{where}: malformed YAML: {problem}"]) from None
-    except (ValueError, RecursionError) as exc:  # e.g. bad unicode in exotic inputs
-        raise CatalogError(source, [f"{source}: unreadable YAML: {exc}"]) from None
+    if len(text) > MAX_CATALOG_BYTES:
+        raise _too_large(source, len(text.encode("utf-8", "replace")))
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_CATALOG_BYTES:
+        raise _too_large(source, size)
+    node, data = _compose(text, source)
     if node is None:
         raise CatalogError(source, [f"{source}: the catalog is empty"])
     lines: dict[tuple[Any, ...], int] = {}
     dupes: list[tuple[tuple[Any, ...], str, int]] = []
     _line_index(node, (), lines, dupes)
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
-        raise CatalogError(source, [f"{source}: malformed YAML: {exc}"]) from None
     loc8 = _Locator(source, data, lines)
     if dupes:
         raise CatalogError(
             source,
             [
-                f"{source}:{line}: {loc8.entry(path)}: duplicate key {key!r}"
+                f"{source}:{line}: {loc8.entry(path)}: duplicate key {show(key, 60)}"
                 for path, key, line in dupes
             ],
         )
@@ -436,15 +730,29 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     problems = list(_consistency_problems(cat, loc8))
     if problems:
         raise CatalogError(source, problems)
+    cat._locator = loc8
     return cat
 
 
 def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a catalog file (at most MAX_CATALOG_BYTES, checked before parsing)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CATALOG_BYTES + 1)
+            if len(raw) > MAX_CATALOG_BYTES:
+                try:
+                    size = os.fstat(fh.fileno()).st_size
+                except OSError:
+                    size = 0
+                raise _too_large(str(p), max(size, len(raw)))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise CatalogError(str(p), [f"{p}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(str(p), [f"{p}: cannot read: {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(
+            str(p), [f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason})"]
+        ) from None
+    except OSError as exc:
+        raise CatalogError(str(p), [f"{p}: cannot read: {exc.strerror or exc}"]) from None
     return parse_catalog(text, str(p))

@@ -19,6 +19,39 @@ SHARED = "shared"
 INFRASTRUCTURE = "infrastructure"
 RESERVED_PREFIXES = (SHARED, INFRASTRUCTURE)
 
+#: The policy of the bootstrap-admin credential (vault-config writes it beside the services'
+#: policies, so a service of this name would receive it).
+ADMIN_POLICY = "bootstrap-admin"
+
+#: Service names no catalog may use, and why. A service's name becomes a Vault policy, a
+#: kubernetes auth role and a ServiceAccount (see policy_name, role_name and
+#: service_account_name below), so it must not collide with Vault's built-in policies, the
+#: product's own, the path prefixes, or the ServiceAccount every pod gets by default.
+RESERVED_SERVICE_NAMES: dict[str, str] = {
+    SHARED: "reserved for the shared/ Vault path prefix",
+    INFRASTRUCTURE: "reserved for the infrastructure/ Vault path prefix",
+    "default": (
+        "Vault's built-in 'default' policy (attached to every token) and the ServiceAccount "
+        "every pod of a namespace uses"
+    ),
+    "root": "Vault's built-in 'root' policy",
+    ADMIN_POLICY: (
+        "the bootstrap-admin credential's policy (it would grant the service admin rights)"
+    ),
+}
+
+#: Namespaces a catalog may not put services (and so Secrets, roles, prunable objects) in.
+RESERVED_NAMESPACES: dict[str, str] = {
+    "kube-system": "the cluster's own system namespace",
+    "kube-public": "readable by every client, authenticated or not",
+    "kube-node-lease": "the nodes' heartbeat Leases",
+}
+
+#: The Terraform state Secret with the kubernetes backend: ``tfstate-<workspace>-<suffix>`` in
+#: the lock namespace (the workspace is always ``default``).
+TERRAFORM_STATE_SUFFIX = "placeholders"
+TERRAFORM_STATE_SECRET = f"tfstate-default-{TERRAFORM_STATE_SUFFIX}"
+
 #: Label put on every Kubernetes object the product manages (and only on those).
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = PRODUCT
@@ -34,9 +67,43 @@ POLICY_HEADER = f"# managed-by: {PRODUCT}"
 #: Every placeholder value is this prefix followed by ``<service-or-scope>/<secret>/<key>``.
 PLACEHOLDER_PREFIX = "bootstrap-placeholder:"
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-#: Secret keys as Kubernetes allows them in a Secret's data.
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+#: A DNS-1123 label: ASCII only, anchored with \A and \Z (``$`` would accept a trailing
+#: newline). The 63-character limit is checked by :func:`is_dns_label`.
+DNS1123_LABEL = re.compile(r"\A[a-z0-9](?:[-a-z0-9]*[a-z0-9])?\Z")
+DNS1123_LABEL_MAX = 63
+#: Secret keys as Kubernetes allows them in a Secret's data (see :func:`secret_key_problem`).
+SECRET_KEY = re.compile(r"\A[-._a-zA-Z0-9]+\Z")
+SECRET_KEY_MAX = 253
+#: The key VSO v0.1.0 adds to every Secret it writes (Vault's response as JSON); it refuses
+#: a Vault key of that name.
+OPERATOR_RAW_KEY = "_raw"
+
+
+#: Kubernetes refuses a Secret whose data exceeds 1 MiB.
+SECRET_MAX_BYTES = 1024 * 1024
+
+
+def secret_size(data: dict[str, str]) -> int:
+    """Bytes of a Secret's keys and values (UTF-8), as measured against SECRET_MAX_BYTES."""
+    return sum(len(k.encode()) + len(v.encode("utf-8", "replace")) for k, v in data.items())
+
+
+def is_dns_label(value: str) -> bool:
+    """A DNS-1123 label: what Kubernetes accepts as a namespace or Secret name here."""
+    return len(value) <= DNS1123_LABEL_MAX and DNS1123_LABEL.fullmatch(value) is not None
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a key of a Secret's data (None when it can)."""
+    if len(key) > SECRET_KEY_MAX:
+        return f"is longer than {SECRET_KEY_MAX} characters"
+    if SECRET_KEY.fullmatch(key) is None:
+        return "is not a valid Secret key (letters, digits, '-', '_' and '.' only)"
+    if key in (".", "..") or key.startswith(".."):
+        return "is refused by Kubernetes ('.', '..' and names starting with '..' are reserved)"
+    if key == OPERATOR_RAW_KEY:
+        return "is the key the Vault Secrets Operator writes itself (Vault's raw response)"
+    return None
 
 
 def policy_header(catalog: str) -> str:

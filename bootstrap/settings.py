@@ -70,3 +70,7 @@ class Settings:
     verify_nudge: bool = True
     #: Audit device (file) path on the Vault server's host.
     audit_file: str | None = None
+    #: Folders, besides the catalog's own, that a catalog's ``file:`` sources may read
+    #: (symlinks and ``..`` resolved first; relative entries from the current directory).
+    #: Empty: only files inside the catalog's folder. /proc, /sys and /dev never.
+    source_file_roots: tuple[str, ...] = ()

@@ -18,6 +18,7 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
+from bootstrap import conventions as conv
 from bootstrap import failpoints, tools
 from bootstrap.errors import TerraformError
 
@@ -120,7 +121,7 @@ class Workspace:
         if self.backend == "kubernetes":
             backend = (
                 f'terraform {{\n  backend "kubernetes" {{\n'
-                f'    secret_suffix = "placeholders"\n'
+                f'    secret_suffix = "{conv.TERRAFORM_STATE_SUFFIX}"\n'
                 f'    namespace     = "{self.backend_namespace}"\n'
                 f'    config_path   = "{self.kubeconfig}"\n  }}\n}}\n'
             )

@@ -11,7 +11,7 @@ from bootstrap.catalog import Catalog
 from bootstrap.pipeline import Action
 from bootstrap.render import policy_block, render_policy, render_role
 
-ADMIN_POLICY = "bootstrap-admin"
+ADMIN_POLICY = conv.ADMIN_POLICY
 AUDIT_PATH = "file"
 
 #: What the bootstrap-admin credential may do: configure, populate, check raft; no more.

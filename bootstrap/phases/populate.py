@@ -71,7 +71,9 @@ class Populate:
                     new[key] = ""
                     continue
                 try:
-                    value = sources.resolve(src, base_dir, read_vault)
+                    value = sources.resolve(
+                        src, base_dir, read_vault, file_roots=ctx.settings.source_file_roots
+                    )
                 except sources.SourceError as exc:
                     problems.append(Action("problem", f"{kv.path} key {key}", str(exc)))
                     continue
@@ -85,9 +87,20 @@ class Populate:
                     )
                     continue
                 new[key] = value
+            merged = {**kv.data, **new}
+            size = conv.secret_size(merged)
+            if new and not ctx.dry_run and size > conv.SECRET_MAX_BYTES:
+                problems.append(
+                    Action(
+                        "problem",
+                        f"secret {kv.path}",
+                        f"its keys and values total {size} bytes, over Kubernetes' limit of "
+                        f"{conv.SECRET_MAX_BYTES} bytes (1 MiB) for one Secret; nothing written",
+                    )
+                )
+                continue
             if new:
                 verb: Verb = "create" if kv.version == 0 else "update"
-                merged = {**kv.data, **new}
                 actions.append(
                     Action(
                         verb,

@@ -1,5 +1,6 @@
-"""Phase 1, preflight: the catalog is valid (it was loaded to get here), the static check
-passes, and every tool the later phases need is present at its pinned version."""
+"""Phase 1, preflight: the catalog is valid (it was loaded to get here) and claims none of the
+product's own names under these settings, the static check passes, and every tool the later
+phases need is present at its pinned version."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 from bootstrap import tools
 from bootstrap.check import rendered_from_catalog, run_check
 from bootstrap.pipeline import Action, RunContext
+from bootstrap.reserved import reserved_problems
 
 
 @dataclass
 class PreflightFacts:
     tools: dict[str, Path | None]
     findings: list[str]
+    reserved: list[str]
 
 
 class Preflight:
@@ -33,7 +36,7 @@ class Preflight:
         ]
         found = {name: tools.find(name, ctx.settings.tools_dir) for name in needed}
         result = run_check(rendered_from_catalog(ctx.catalog))
-        return PreflightFacts(found, result.findings)
+        return PreflightFacts(found, result.findings, reserved_problems(ctx.catalog, ctx.settings))
 
     def plan(self, ctx: RunContext, facts: PreflightFacts) -> list[Action]:
         actions = [
@@ -43,6 +46,7 @@ class Preflight:
                 f"{ctx.settings.catalog}: {len(ctx.catalog.services)} services valid",
             )
         ]
+        actions += [Action("problem", "catalog", p) for p in facts.reserved]
         actions += [Action("problem", "static check", f) for f in facts.findings]
         if not facts.findings:
             actions.append(Action("check", "static check", "policies, roles and manifests agree"))
