@@ -400,8 +400,10 @@ def _claim(
 
 def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     """Validate catalog text. Raises :class:`CatalogError` and nothing else for bad input."""
+    # One parse: the composed node gives the line numbers and, constructed, the data.
     try:
-        node = yaml.compose(text, Loader=_UniqueKeyLoader)
+        loader = _UniqueKeyLoader(text)
+        node = loader.get_single_node()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -415,9 +417,11 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     dupes: list[tuple[tuple[Any, ...], str, int]] = []
     _line_index(node, (), lines, dupes)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = loader.construct_document(node)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise CatalogError(source, [f"{source}: malformed YAML: {exc}"]) from None
+    finally:
+        loader.dispose()
     loc8 = _Locator(source, data, lines)
     if dupes:
         raise CatalogError(
