@@ -25,7 +25,7 @@ from bootstrap import conventions as conv
 from bootstrap.catalog import Catalog
 from bootstrap.errors import BootstrapError
 from bootstrap.policy import PolicyParseError, Rule, allowed, parse_policy
-from bootstrap.render import operator_resources, render_policy, render_role
+from bootstrap.render import operator_resources, vault_acl
 
 PROBE = "__check_probe__"
 
@@ -50,10 +50,10 @@ class CheckResult:
 
 
 def rendered_from_catalog(catalog: Catalog) -> Rendered:
-    out = Rendered()
-    for svc in catalog.services:
-        out.policies[conv.policy_name(svc.name)] = render_policy(svc, catalog.name)
-        out.roles[conv.role_name(svc.name)] = render_role(catalog, svc)
+    """Exactly what vault-config writes for the catalog (its desired policies and roles, the
+    bootstrap-admin policy included) and the operator resources."""
+    acl = vault_acl(catalog)
+    out = Rendered(dict(acl.policies), {n: dict(r) for n, r in acl.roles.items()})
     for docs in operator_resources(catalog).values():
         out.manifests += docs
     return out

@@ -30,6 +30,8 @@ FIELD_MANAGER = PRODUCT
 
 #: First line of every policy the product writes; how a managed policy is recognised.
 POLICY_HEADER = f"# managed-by: {PRODUCT}"
+#: The policy of the bootstrap-admin credential (one per Vault, shared by every catalog).
+ADMIN_POLICY = "bootstrap-admin"
 
 #: Every placeholder value is this prefix followed by ``<service-or-scope>/<secret>/<key>``.
 PLACEHOLDER_PREFIX = "bootstrap-placeholder:"

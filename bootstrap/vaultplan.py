@@ -7,39 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap import conventions as conv
+from bootstrap import render
 from bootstrap.catalog import Catalog
 from bootstrap.pipeline import Action
-from bootstrap.render import policy_block, render_policy, render_role
 
-ADMIN_POLICY = "bootstrap-admin"
+ADMIN_POLICY = conv.ADMIN_POLICY
 AUDIT_PATH = "file"
-
-#: What the bootstrap-admin credential may do: configure, populate, check raft; no more.
-ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
-    ("sys/mounts", ["read"]),
-    (f"sys/mounts/{conv.KV_MOUNT}", ["read"]),
-    ("sys/auth", ["read"]),
-    ("sys/audit", ["read", "sudo"]),
-    ("sys/audit/*", ["create", "update", "delete", "sudo"]),
-    ("sys/policies/acl", ["list"]),
-    ("sys/policies/acl/*", ["create", "read", "update", "delete"]),
-    (f"auth/{conv.AUTH_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
-    (f"{conv.KV_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
-    ("sys/storage/raft/configuration", ["read"]),
-    ("auth/token/renew-self", ["update"]),
-    ("auth/token/lookup-self", ["read"]),
-)
-ADMIN_POLICY_TEXT = (
-    "\n".join(
-        [
-            conv.POLICY_HEADER,
-            "# The bootstrap-admin credential: what later bootstrap runs need once the root token"
-            " is gone.",
-            *(line for path, caps in ADMIN_RULES for line in ["", *policy_block(path, caps)]),
-        ]
-    )
-    + "\n"
-)
+#: The admin policy's rules and text live with the other renderers (``invoke render`` writes
+#: them too); named here as well, where the vault-config phase looks for them.
+ADMIN_RULES = render.ADMIN_RULES
+ADMIN_POLICY_TEXT = render.ADMIN_POLICY_TEXT
 
 
 @dataclass
@@ -64,10 +41,10 @@ class Facts:
 
 
 def desired(catalog: Catalog, host: str, ca_pem: str, audit_file: str) -> Desired:
-    policies = {conv.policy_name(s.name): render_policy(s, catalog.name) for s in catalog.services}
-    policies[ADMIN_POLICY] = ADMIN_POLICY_TEXT
-    roles = {conv.role_name(s.name): render_role(catalog, s) for s in catalog.services}
-    return Desired(policies, roles, host, ca_pem, audit_file, catalog.name)
+    """What vault-config wants. Its policies and roles are :func:`render.vault_acl`, the one
+    source ``invoke render`` and the static check read as well."""
+    acl = render.vault_acl(catalog)
+    return Desired(acl.policies, acl.roles, host, ca_pem, audit_file, catalog.name)
 
 
 is_managed_policy = conv.is_managed_policy
@@ -188,6 +165,16 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
                 )
     # roles
     for name, role in sorted(want.roles.items()):
+        if ADMIN_POLICY in (role.get("token_policies") or []):
+            actions.append(
+                Action(
+                    "problem",
+                    f"role {name}",
+                    f"would grant the {ADMIN_POLICY} policy (a service may not be named "
+                    "after the product's admin policy); rename the service",
+                )
+            )
+            continue
         current_role = have.roles.get(name)
         if current_role is None:
             actions.append(

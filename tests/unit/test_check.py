@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bootstrap.catalog import load_catalog
+from bootstrap.catalog import Catalog, load_catalog
 from bootstrap.check import rendered_from_catalog, rendered_from_dir, run_check
 from bootstrap.output import write_tree
 from bootstrap.render import render_tree
+from bootstrap.vaultplan import ADMIN_POLICY, ADMIN_POLICY_TEXT, desired
 from tests.conftest import EXAMPLE, ROOT
 
 
@@ -123,3 +124,34 @@ def test_write_tree_refuses_foreign_directory(tmp_path: Path) -> None:
     with pytest.raises(BootstrapError, match="not written by 'invoke render'"):
         write_tree(tmp_path / "mine", {"a.txt": "x"})
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+# -- built from what vault-config writes (issue 10, item 1) ------------------------------
+
+
+def _renamed(old: str, new: str) -> Catalog:
+    """The example catalog with one service renamed, built without validation: the check
+    must catch what validation might let through."""
+    cat = load_catalog(EXAMPLE)
+    services = [s.model_copy(update={"name": new}) if s.name == old else s for s in cat.services]
+    return cat.model_copy(update={"services": services})
+
+
+def test_check_reads_exactly_what_vault_config_writes() -> None:
+    for cat in (load_catalog(EXAMPLE), _renamed("webapp", ADMIN_POLICY)):
+        want = desired(cat, "https://k8s:6443", "CA", "/tmp/audit.log")
+        r = rendered_from_catalog(cat)
+        assert r.policies == want.policies and r.roles == want.roles
+        assert r.policies[ADMIN_POLICY] == ADMIN_POLICY_TEXT
+
+
+def test_render_writes_what_vault_config_writes() -> None:
+    cat = _renamed("webapp", ADMIN_POLICY)
+    files = render_tree(cat)
+    want = desired(cat, "https://k8s:6443", "CA", "/tmp/audit.log")
+    policies = {
+        rel.removeprefix("vault/policies/").removesuffix(".hcl"): text
+        for rel, text in files.items()
+        if rel.startswith("vault/policies/")
+    }
+    assert policies == want.policies

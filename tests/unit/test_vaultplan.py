@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bootstrap.catalog import load_catalog
-from bootstrap.vaultplan import Facts, desired, plan
+from bootstrap.vaultplan import ADMIN_POLICY, Facts, desired, plan
 from tests.conftest import EXAMPLE
 
 CA = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
@@ -103,3 +103,15 @@ def test_prune_touches_only_managed() -> None:
     assert plan(want, have, prune=False) == []
     pruned = [(a.verb, a.target) for a in plan(want, have, prune=True)]
     assert pruned == [("delete", "role old"), ("delete", "policy old")]
+
+
+def test_a_role_that_would_grant_the_admin_policy_is_refused() -> None:
+    cat = load_catalog(EXAMPLE)
+    services = [
+        s.model_copy(update={"name": ADMIN_POLICY}) if s.name == "webapp" else s
+        for s in cat.services
+    ]
+    want = desired(cat.model_copy(update={"services": services}), "https://k8s:6443", CA, "/a")
+    actions = plan(want, Facts(None, None, None, {}, {}, {}), prune=False)
+    (problem,) = [a for a in actions if a.target == f"role {ADMIN_POLICY}"]
+    assert problem.verb == "problem" and "rename the service" in problem.reason
