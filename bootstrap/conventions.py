@@ -54,6 +54,18 @@ def is_managed_policy(text: str, catalog: str | None = None) -> bool:
     return first == policy_header(catalog)
 
 
+def policy_owner(text: str) -> str | None:
+    """Who manages a policy, from its first line: the catalog's name, ``""`` for the product
+    without a catalog (the bootstrap-admin policy), None when the product does not."""
+    first = text.split("\n", 1)[0].strip()
+    if first == POLICY_HEADER:
+        return ""
+    prefix = f"{POLICY_HEADER} catalog="
+    if first.startswith(prefix) and DNS1123_LABEL.match(first[len(prefix) :]):
+        return first[len(prefix) :]
+    return None
+
+
 def placeholder_value(owner: str, secret: str, key: str) -> str:
     """The placeholder for one key: recognisable by its value alone."""
     return f"{PLACEHOLDER_PREFIX}{owner}/{secret}/{key}"

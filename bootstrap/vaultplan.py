@@ -50,13 +50,34 @@ def desired(catalog: Catalog, host: str, ca_pem: str, audit_file: str) -> Desire
 is_managed_policy = conv.is_managed_policy
 
 
+def role_owner(name: str, role: dict[str, Any], policies: dict[str, str]) -> str | None:
+    """The catalog a role belongs to: a role is the product's when it grants exactly one
+    policy, of its own name, and that policy is managed (policies carry the marker; roles
+    cannot); it then belongs to that policy's catalog. None: not the product's."""
+    if (role.get("token_policies") or []) != [name] or name not in policies:
+        return None
+    return conv.policy_owner(policies[name])
+
+
 def is_managed_role(
     name: str, role: dict[str, Any], policies: dict[str, str], catalog: str | None = None
 ) -> bool:
-    """A role is the product's when it grants exactly one policy, of its own name, and that
-    policy is managed (policies carry the marker; roles cannot)."""
-    pols = role.get("token_policies") or []
-    return pols == [name] and is_managed_policy(policies.get(name, ""), catalog)
+    owner = role_owner(name, role, policies)
+    return owner is not None and (catalog is None or owner == catalog)
+
+
+def relevant_policy(name: str, text: str, wanted: set[str], catalog: str) -> bool:
+    """Which policies read from Vault the plan needs: those the catalog wants (to compare
+    them) and those this catalog manages (to prune them). Another catalog's are no concern."""
+    return name in wanted or is_managed_policy(text, catalog)
+
+
+def _owned_by(owner: str | None) -> str:
+    if owner is None:
+        return "is not managed by the bootstrap"
+    if owner == "":
+        return "is managed by the bootstrap without a catalog name"
+    return f"is managed by catalog {owner!r}"
 
 
 ROLE_FIELDS = (
@@ -137,33 +158,33 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
                 payload=("auth-config",),
             )
         )
-    # policies
+    # policies: create what is missing, update only this catalog's own; never take over
     for name, text in sorted(want.policies.items()):
         current = have.policies.get(name)
         if current is None:
             actions.append(
                 Action("create", f"policy {name}", "missing", payload=("policy", name, text))
             )
-        elif current.strip() != text.strip():
-            if not is_managed_policy(current):
-                actions.append(
-                    Action(
-                        "problem",
-                        f"policy {name}",
-                        "exists and is not managed by the bootstrap; rename the "
-                        "service or remove the policy",
-                    )
+            continue
+        if current.strip() == text.strip():
+            continue
+        owner = conv.policy_owner(current)
+        if owner == want.catalog or (owner == "" and name == ADMIN_POLICY):
+            actions.append(
+                Action(
+                    "update", f"policy {name}", "content differs", payload=("policy", name, text)
                 )
-            else:
-                actions.append(
-                    Action(
-                        "update",
-                        f"policy {name}",
-                        "content differs",
-                        payload=("policy", name, text),
-                    )
+            )
+        else:
+            actions.append(
+                Action(
+                    "problem",
+                    f"policy {name}",
+                    f"exists and {_owned_by(owner)}; the bootstrap will not overwrite it: "
+                    "rename the service or remove the policy",
                 )
-    # roles
+            )
+    # roles: the same rule; a role exactly as wanted is left alone, whoever made it
     for name, role in sorted(want.roles.items()):
         if ADMIN_POLICY in (role.get("token_policies") or []):
             actions.append(
@@ -180,7 +201,11 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
             actions.append(
                 Action("create", f"role {name}", "missing", payload=("role", name, role))
             )
-        elif _role_view(current_role) != _role_view(role):
+            continue
+        if _role_view(current_role) == _role_view(role):
+            continue
+        owner = role_owner(name, current_role, have.policies)
+        if owner == want.catalog:
             diff = [k for k in ROLE_FIELDS if _role_view(current_role)[k] != _role_view(role)[k]]
             actions.append(
                 Action(
@@ -188,6 +213,17 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
                     f"role {name}",
                     f"{', '.join(diff)} differ",
                     payload=("role", name, role),
+                )
+            )
+        else:
+            grants = current_role.get("token_policies") or []
+            how = _owned_by(owner) + (f" through its policy {name}" if owner is not None else "")
+            actions.append(
+                Action(
+                    "problem",
+                    f"role {name}",
+                    f"exists (granting {grants}) and {how}; the bootstrap will not overwrite "
+                    "it: rename the service or remove the role",
                 )
             )
     # audit device: any file device will do (OpenBao declares them in its server config)
