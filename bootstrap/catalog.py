@@ -250,6 +250,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys instead of silently keeping the last."""
 
 
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _FastLoader(CParser, _UniqueKeyLoader):
+        """The same loader reading libyaml's events: scanning and parsing run in C (most of
+        the time a large catalog took), composing and constructing stay in Python, so hooks
+        on _UniqueKeyLoader's composer and constructor apply (those on its reader, scanner
+        or parser do not)."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+        # libyaml would compose too; keep composing in Python, as _UniqueKeyLoader does.
+        get_single_node = _UniqueKeyLoader.get_single_node
+        check_node = _UniqueKeyLoader.check_node
+        get_node = _UniqueKeyLoader.get_node
+
+    _Loader: type[_UniqueKeyLoader] = _FastLoader
+else:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = _UniqueKeyLoader
+
+
 def _line_index(
     node: yaml.Node,
     path: tuple[Any, ...],
@@ -402,7 +427,7 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     """Validate catalog text. Raises :class:`CatalogError` and nothing else for bad input."""
     # One parse: the composed node gives the line numbers and, constructed, the data.
     try:
-        loader = _UniqueKeyLoader(text)
+        loader = _Loader(text)
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
