@@ -21,15 +21,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bootstrap import pipeline, sandbox, tools
+from bootstrap import pipeline
 from bootstrap.catalog import Catalog, load_catalog
 from bootstrap.check import rendered_from_catalog, rendered_from_dir, run_check
 from bootstrap.errors import BootstrapError, CheckFailed
 from bootstrap.output import write_tree
-from bootstrap.phases import registered, run_phases
 from bootstrap.render import render_tree
 from bootstrap.reserved import check_reserved
 from bootstrap.settings import Settings
+
+# The phases, the sandbox and the tool installer (with the Kubernetes, Vault and Terraform
+# clients they import) are imported by the tasks that use them, so that 'check', 'render'
+# and 'catalog.validate' start quickly.
 
 
 def _config_default(value: Any) -> Any:
@@ -185,6 +188,8 @@ def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
 
 
 def _phase_flags(only: list[str], start: str | None, skip: list[str]) -> list[str]:
+    from bootstrap.phases import registered
+
     names = [p.name for p in registered()]
     return pipeline.select(names, only, start, skip)
 
@@ -217,6 +222,8 @@ def _run_pipeline(
     prune: bool,
     rotate: bool = False,
 ) -> None:
+    from bootstrap.phases import run_phases
+
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
     cat = _load(s)
     selected = _phase_flags(only, start, skip)
@@ -388,6 +395,8 @@ def validate(c, catalog=None):  # type: ignore[no-untyped-def]
 @friendly
 def install(c, name=None):  # type: ignore[no-untyped-def]
     """Build or find every external tool at its pinned version (idempotent, cached)."""
+    from bootstrap import tools
+
     s = settings(c)
     results = tools.install(
         name or None,
@@ -417,6 +426,8 @@ def install(c, name=None):  # type: ignore[no-untyped-def]
 @friendly
 def list_tools(c):  # type: ignore[no-untyped-def]
     """Show each tool, its pinned version and licence, and where it was found."""
+    from bootstrap import tools
+
     s = settings(c)
     table = Table(title="tools")
     for col in ("tool", "version", "licence", "found at", "origin"):
@@ -460,6 +471,8 @@ def test(c, pytest_args=""):  # type: ignore[no-untyped-def]
 @friendly
 def up(c, ha=False):  # type: ignore[no-untyped-def]
     """Start etcd, kube-apiserver and OpenBao (uninitialized, sealed) as local processes."""
+    from bootstrap import sandbox
+
     s = settings(c)
     state = sandbox.up(
         s.sandbox_dir,
@@ -476,6 +489,8 @@ def up(c, ha=False):  # type: ignore[no-untyped-def]
 @friendly
 def sandbox_status(c, json_=False):  # type: ignore[no-untyped-def]
     """Tell what runs in the sandbox, and where."""
+    from bootstrap import sandbox
+
     s = settings(c)
     st = sandbox.status(s.sandbox_dir)
     if json_:
@@ -502,6 +517,8 @@ def sandbox_status(c, json_=False):  # type: ignore[no-untyped-def]
 @friendly
 def sandbox_env(c):  # type: ignore[no-untyped-def]
     """Print the exports that point kubectl, bao and the product at the sandbox."""
+    from bootstrap import sandbox
+
     s = settings(c)
     state = sandbox.SandboxState.load(s.sandbox_dir.resolve())
     if state is None:
@@ -514,6 +531,8 @@ def sandbox_env(c):  # type: ignore[no-untyped-def]
 @friendly
 def down(c, keep=False):  # type: ignore[no-untyped-def]
     """Stop the processes the sandbox started (by pid); remove its state unless --keep."""
+    from bootstrap import sandbox
+
     s = settings(c)
     stopped = sandbox.down(s.sandbox_dir, keep=keep)
     console.print(

@@ -1,14 +1,22 @@
-"""Static check: prove, before anything is applied, that the rendered policies, roles and
-operator manifests agree.
+"""Static check: prove, before anything is applied, that the policies, roles and operator
+manifests agree and keep every service to its own secrets.
 
 - every VaultStaticSecret's path is readable under the policies of the role its VaultAuth
   uses (evaluated as Vault does: ``*`` suffix glob, ``+`` segment wildcard, priority);
 - the VaultStaticSecret, its VaultAuth, the ServiceAccount, the namespace and the role agree
   (the usual cause of VSO 403s);
-- no service can read another service's private path, nor a shared or infrastructure
-  secret it does not declare.
+- each role binds its own ServiceAccount in one namespace (no ``*``, not ``default``), names
+  an audience, and grants its own policy and no other;
+- a service's policies grant nothing outside the KV mount ``secret/`` (no ``auth/``, no
+  ``sys/``) and nothing there but read and list;
+- isolation: no role gets any capability on another service's paths (data, metadata,
+  delete, undelete, destroy, subkeys, listing), nor on a shared or infrastructure secret it
+  does not declare (and only read on those it declares).
 
-Works on the in-memory render of a catalog, or on a rendered directory (GitOps review).
+Works on what vault-config writes for a catalog (:func:`bootstrap.render.vault_acl`, also
+the source of ``invoke render`` and of the vault-config plan) with the operator resources,
+or on a rendered directory (GitOps review), read the way Vault reads it. Whatever cannot be
+read is a finding naming the file and the text.
 """
 
 from __future__ import annotations
@@ -24,10 +32,35 @@ import yaml
 from bootstrap import conventions as conv
 from bootstrap.catalog import Catalog
 from bootstrap.errors import BootstrapError
-from bootstrap.policy import PolicyParseError, Rule, allowed, parse_policy
-from bootstrap.render import operator_resources, render_policy, render_role
+from bootstrap.policy import (
+    PathIndex,
+    PolicyParseError,
+    Rule,
+    capabilities,
+    evaluate,
+    parse_policy,
+)
+from bootstrap.render import operator_resources, vault_acl
 
 PROBE = "__check_probe__"
+#: The KV version 2 API prefixes below the mount, one per kind of request on a secret.
+KV_APIS = ("data", "metadata", "delete", "undelete", "destroy", "subkeys")
+#: What a service policy may grant at all (inside ``secret/``).
+READ_ONLY = frozenset({"read", "list"})
+#: Role fields the product writes, plus ``policies`` (Vault's older name for token_policies).
+ROLE_FIELDS = frozenset(
+    {
+        "bound_service_account_names",
+        "bound_service_account_namespaces",
+        "token_policies",
+        "policies",
+        "token_ttl",
+        "audience",
+    }
+)
+KINDS = ("ServiceAccount", "VaultAuth", "VaultStaticSecret")
+#: Vault attaches this policy to every token a kubernetes auth role issues.
+DEFAULT_POLICY = "default"
 
 
 @dataclass
@@ -35,6 +68,13 @@ class Rendered:
     policies: dict[str, str] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     manifests: list[dict[str, Any]] = field(default_factory=list)
+    #: Where a policy or role was read from ("policy:<name>" / "role:<name>" -> file).
+    origins: dict[str, str] = field(default_factory=dict)
+    #: What could not be read at all (each one a finding).
+    problems: list[str] = field(default_factory=list)
+
+    def origin(self, kind: str, name: str) -> str:
+        return self.origins.get(f"{kind}:{name}", f"{kind} {name}")
 
 
 @dataclass
@@ -50,144 +90,444 @@ class CheckResult:
 
 
 def rendered_from_catalog(catalog: Catalog) -> Rendered:
-    out = Rendered()
-    for svc in catalog.services:
-        out.policies[conv.policy_name(svc.name)] = render_policy(svc, catalog.name)
-        out.roles[conv.role_name(svc.name)] = render_role(catalog, svc)
+    """Exactly what vault-config writes for the catalog (its desired policies and roles, the
+    bootstrap-admin policy included) and the operator resources."""
+    acl = vault_acl(catalog)
+    out = Rendered(dict(acl.policies), {n: dict(r) for n, r in acl.roles.items()})
     for docs in operator_resources(catalog).values():
         out.manifests += docs
     return out
 
 
+def _expected(root: Path, p: Path) -> bool:
+    rel = p.relative_to(root).parts
+    if rel[0] == "vault":
+        return len(rel) == 3 and (
+            (rel[1] == "policies" and p.suffix == ".hcl")
+            or (rel[1] == "roles" and p.suffix == ".json")
+        )
+    return len(rel) == 3 and p.suffix == ".yaml"  # manifests/<namespace>/<file>.yaml
+
+
 def rendered_from_dir(root: Path) -> Rendered:
-    """Read a tree written by ``invoke render`` (possibly edited by hand)."""
+    """Read a tree written by ``invoke render`` (possibly edited by hand). What cannot be
+    read becomes a finding; files the check would not read are findings too."""
     if not root.is_dir():
         raise BootstrapError(f"{root}: not a directory written by 'invoke render'")
     out = Rendered()
+    for top in ("vault", "manifests"):
+        for p in sorted((root / top).rglob("*")):
+            if p.is_file() and not _expected(root, p):
+                out.problems.append(f"{p}: unexpected file; the check does not read it")
     for p in sorted((root / "vault" / "policies").glob("*.hcl")):
-        out.policies[p.stem] = p.read_text(encoding="utf-8")
+        text = _read(p, out)
+        if text is not None:
+            name = p.stem.lower()  # Vault keeps policy names in lower case
+            if name in out.policies:
+                out.problems.append(f"{p}: policy {name!r} is defined twice")
+            out.policies[name] = text
+            out.origins[f"policy:{name}"] = str(p)
     for p in sorted((root / "vault" / "roles").glob("*.json")):
+        text = _read(p, out)
+        if text is None:
+            continue
         try:
-            out.roles[p.stem] = json.loads(p.read_text(encoding="utf-8"))
+            role = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise BootstrapError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+            out.problems.append(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}")
+            continue
+        if not isinstance(role, dict):
+            out.problems.append(f"{p}: a role must be a JSON object, not {type(role).__name__}")
+            continue
+        out.roles[p.stem] = role
+        out.origins[f"role:{p.stem}"] = str(p)
     for p in sorted((root / "manifests").glob("*/*.yaml")):
+        text = _read(p, out)
+        if text is None:
+            continue
         try:
-            out.manifests += [d for d in yaml.safe_load_all(p.read_text(encoding="utf-8")) if d]
+            docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError as exc:
-            raise BootstrapError(f"{p}: invalid YAML: {exc}") from None
-    if not out.roles and not out.manifests:
+            out.problems.append(f"{p}: invalid YAML: {exc}")
+            continue
+        for doc in docs:
+            if isinstance(doc, dict):
+                out.manifests.append(doc)
+            elif doc is not None:
+                out.problems.append(f"{p}: a document is not a mapping: {str(doc)[:60]!r}")
+    if not out.roles and not out.manifests and not out.problems:
         raise BootstrapError(f"{root}: holds no vault/roles or manifests; run 'invoke render'")
     return out
 
 
+def _read(p: Path, out: Rendered) -> str | None:
+    try:
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        out.problems.append(f"{p}: cannot read: {exc}")
+        return None
+
+
 def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
-    meta = doc.get("metadata", {})
-    return (doc.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+    meta = doc.get("metadata") or {}
+    return (str(doc.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+# -- roles ------------------------------------------------------------------------------
+
+
+def _str_list(value: Any) -> list[str] | None:
+    """A list field as Vault reads it: a list of strings, or one comma-separated string."""
+    if isinstance(value, str):
+        return [x.strip() for x in value.split(",") if x.strip()]
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return [x.strip() for x in value]
+    return None
+
+
+@dataclass
+class RoleView:
+    """A role as Vault would hold it."""
+
+    names: list[str]
+    namespaces: list[str]
+    policies: list[str]  # lower case, as Vault keeps them
+    audience: str
+
+
+def _role_view(name: str, role: dict[str, Any], where: str, findings: list[str]) -> RoleView:
+    for key in sorted(set(role) - ROLE_FIELDS):
+        findings.append(
+            f"{where}: field {key!r} is not one the product writes; the check cannot "
+            "vouch for what it does"
+        )
+    lists: dict[str, list[str]] = {}
+    for key in ("bound_service_account_names", "bound_service_account_namespaces"):
+        value = _str_list(role.get(key, []))
+        if value is None:
+            findings.append(f"{where}: {key} must be a list of names, not {role.get(key)!r}")
+        lists[key] = value or []
+    policies: list[str] = []
+    for key in ("token_policies", "policies"):
+        value = _str_list(role.get(key, []))
+        if value is None:
+            findings.append(f"{where}: {key} must be a list of names, not {role.get(key)!r}")
+        policies += [p.lower() for p in value or [] if p and p.lower() not in policies]
+    audience = role.get("audience", "")
+    if not isinstance(audience, str):
+        findings.append(f"{where}: audience must be a string, not {audience!r}")
+        audience = ""
+    return RoleView(
+        lists["bound_service_account_names"],
+        lists["bound_service_account_namespaces"],
+        policies,
+        audience,
+    )
+
+
+def _role_findings(name: str, view: RoleView, policies: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    own_policy = conv.policy_name(name)
+    own_sa = conv.service_account_name(name)
+    extra = [p for p in view.policies if p not in (own_policy, DEFAULT_POLICY)]
+    if extra:
+        out.append(
+            f"role {name}: grants policies {extra} besides its own {own_policy!r}; a "
+            "service's role grants only its own policy"
+        )
+    for pol in view.policies:
+        if pol not in policies and pol != DEFAULT_POLICY:
+            out.append(f"role {name}: policy {pol!r} does not exist")
+    if any("*" in n for n in view.names):
+        out.append(
+            f"role {name}: bound_service_account_names {view.names} hold a wildcard: "
+            "ServiceAccounts other than the service's can log in"
+        )
+    elif [n for n in view.names if n != own_sa]:
+        out.append(
+            f"role {name}: binds ServiceAccounts {view.names}; a service's role binds only "
+            f"its own ServiceAccount {own_sa!r}"
+        )
+    if "default" in view.names:
+        out.append(
+            f"role {name}: binds the ServiceAccount 'default', which every pod of a "
+            "namespace runs as unless told otherwise"
+        )
+    if any("*" in n for n in view.namespaces):
+        out.append(
+            f"role {name}: bound_service_account_namespaces {view.namespaces} hold a "
+            "wildcard: ServiceAccounts of other namespaces can log in"
+        )
+    elif len(view.namespaces) > 1:
+        out.append(
+            f"role {name}: binds {len(view.namespaces)} namespaces {view.namespaces}; a "
+            "service's role binds its one namespace"
+        )
+    if not view.audience.strip():
+        out.append(
+            f"role {name}: audience is empty, so Vault accepts the ServiceAccount's tokens "
+            "whatever their audience"
+        )
+    return out
+
+
+# -- what a service's policies may grant ------------------------------------------------
+
+
+def _reaches_outside_kv(rule: Rule) -> bool:
+    """Whether the rule can match a path outside the KV mount (``auth/``, ``sys/``, ...)."""
+    first = rule.parts[0]
+    if rule.segment_wildcards and first == "+":
+        return True
+    if rule.is_glob and len(rule.parts) == 1:
+        return True  # 'secret*' matches 'secret-other/...', '*' everything
+    return first != conv.KV_MOUNT
+
+
+def _words(caps: frozenset[str]) -> str:
+    names = sorted(caps)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _grant_findings(role: str, rules: list[Rule]) -> list[str]:
+    out: list[str] = []
+    seen: set[tuple[str, str, frozenset[str]]] = set()
+    for r in rules:
+        caps = r.capabilities - {"deny"}
+        if not caps or (r.policy, r.path, caps) in seen:
+            continue
+        seen.add((r.policy, r.path, caps))
+        if _reaches_outside_kv(r):
+            out.append(
+                f"role {role}: policy {r.policy} grants {_words(caps)} on {r.path!r}, outside "
+                f"the KV mount '{conv.KV_MOUNT}/' (auth/, sys/, other mounts)"
+            )
+        elif caps - READ_ONLY:
+            out.append(
+                f"role {role}: policy {r.policy} grants {_words(caps - READ_ONLY)} on "
+                f"{r.path!r}; a service's policy only reads and lists"
+            )
+    return out
+
+
+# -- isolation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A concrete request path that belongs to someone: a service's private secret (or the
+    listing of its folder), or a shared/infrastructure secret."""
+
+    api_path: str
+    owner: str  # the service, or the scope ('shared', 'infrastructure')
+    logical: str  # below the mount: 'webapp/config'; 'webapp/' for the folder's listing
+    api: str  # data, metadata, delete, ...
+
+    @property
+    def scoped(self) -> bool:
+        return self.owner in conv.RESERVED_PREFIXES
+
+
+def probes(services: list[str], synced: set[str]) -> list[Probe]:
+    """Every path the isolation proof asks about: for each service and scope, each synced
+    secret under it and one made-up name (what a glob would also match), through every KV
+    API, and the listing of its folder."""
+    names: dict[str, set[str]] = {s: {PROBE} for s in (*services, *conv.RESERVED_PREFIXES)}
+    for path in synced:
+        owner, _, rest = path.partition("/")
+        if owner in names and rest:
+            names[owner].add(rest)
+    out: list[Probe] = []
+    for owner in sorted(names):
+        for name in sorted(names[owner]):
+            logical = f"{owner}/{name}"
+            out += [
+                Probe(f"{conv.KV_MOUNT}/{api}/{logical}", owner, logical, api) for api in KV_APIS
+            ]
+        out.append(Probe(f"{conv.KV_MOUNT}/metadata/{owner}/", owner, f"{owner}/", "metadata"))
+    return out
+
+
+def exempt(role: str, probe: Probe, declared: set[str]) -> bool:
+    """Whether a role may hold capabilities on a probe: its own paths, and the data of the
+    shared/infrastructure secrets it declares."""
+    if probe.scoped:
+        return probe.api == "data" and probe.logical in declared
+    return probe.owner == role
+
+
+def isolation_finding(role: str, probe: Probe, caps: frozenset[str], declared: set[str]) -> str:
+    can = f"role {role}: can {_words(caps)}"
+    if not probe.scoped:
+        return f"{can} {probe.owner}'s private path {probe.api_path!r}"
+    if probe.logical in declared:
+        return (
+            f"{can} {probe.api_path!r}; it declares only reading "
+            f"{conv.kv_data_path(probe.logical)!r}"
+        )
+    return f"{can} {probe.api_path!r}, which it does not declare"
+
+
+def isolation(
+    rules: dict[str, list[Rule]],
+    services: list[str],
+    synced: set[str],
+    declared: dict[str, set[str]],
+) -> list[str]:
+    """Findings of the isolation proof over :func:`probes`, per role (sorted): other
+    services' paths first (by owner, then path), then shared and infrastructure paths.
+
+    Scales with what each rule can reach rather than with pairs of roles: a rule grants a
+    probe only if it matches it, so each rule is looked up in an index of the probes' paths
+    below ``secret/<api>/`` (a tree of path segments), and only the probes it reaches are
+    evaluated, with every rule of the role (priority, merging, deny)."""
+    index: PathIndex[Probe] = PathIndex()
+    for p in probes(services, synced):
+        if p.api == "data" or p.logical.endswith("/"):  # one entry per logical path
+            index.add(p.logical, p)
+    out: list[str] = []
+    for role in sorted(rules):
+        role_rules = rules[role]
+        mine = declared.get(role, set())
+        reached: dict[str, Probe] = {}
+        for rule in role_rules:
+            if not rule.capabilities - {"deny"}:
+                continue
+            for api in KV_APIS:
+                for _logical, probe in index.matching(rule, (conv.KV_MOUNT, api)):
+                    if probe.logical.endswith("/") and api != "metadata":
+                        continue  # a folder's listing only exists as metadata
+                    full = Probe(
+                        f"{conv.KV_MOUNT}/{api}/{probe.logical}", probe.owner, probe.logical, api
+                    )
+                    reached[full.api_path] = full
+        private: list[tuple[str, str, str]] = []
+        scoped: list[tuple[str, str]] = []
+        for path, probe in reached.items():
+            if exempt(role, probe, mine):
+                continue
+            caps = capabilities(role_rules, path)
+            if not caps:
+                continue
+            text = isolation_finding(role, probe, caps, mine)
+            if probe.scoped:
+                scoped.append((path, text))
+            else:
+                private.append((probe.owner, path, text))
+        out += [t for _o, _p, t in sorted(private)] + [t for _p, t in sorted(scoped)]
+    return out
+
+
+# -- the check --------------------------------------------------------------------------
 
 
 def run_check(r: Rendered) -> CheckResult:
-    findings: list[str] = []
-    rules: dict[str, list[Rule]] = {}
-    for name, text in r.policies.items():
+    findings: list[str] = list(r.problems)
+    parsed: dict[str, list[Rule]] = {}
+    for name, text in sorted(r.policies.items()):
         try:
-            rules[name] = parse_policy(text, name)
+            parsed[name] = parse_policy(text, name, where=r.origin("policy", name))
         except PolicyParseError as exc:
             findings.append(str(exc))
-            rules[name] = []
+            parsed[name] = []
 
-    objects = {_key(d): d for d in r.manifests}
+    views: dict[str, RoleView] = {}
+    role_rules: dict[str, list[Rule]] = {}
+    for name in sorted(r.roles):
+        views[name] = _role_view(name, r.roles[name], r.origin("role", name), findings)
+        findings += _role_findings(name, views[name], r.policies)
+        # Vault attaches the 'default' policy to every token; if the tree defines one, it
+        # counts for every role.
+        names = [*views[name].policies, DEFAULT_POLICY]
+        role_rules[name] = [rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, [])]
+
+    objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for d in r.manifests:
+        key = _key(d)
+        if key in objects:
+            findings.append(f"{key[0]} {key[1]}/{key[2]}: declared twice")
+        objects[key] = d
+        if key[0] not in KINDS:
+            findings.append(
+                f"{key[0] or '(no kind)'} {key[1]}/{key[2]}: not a kind 'invoke render' "
+                "writes; the check does not evaluate it"
+            )
     static_secrets = [d for d in r.manifests if d.get("kind") == "VaultStaticSecret"]
-
-    def role_rules(role_name: str) -> list[Rule]:
-        role = r.roles.get(role_name, {})
-        out: list[Rule] = []
-        for pol in role.get("token_policies", []):
-            out += rules.get(pol, [])
-        return out
 
     # What each role legitimately reads: its VaultStaticSecrets' paths.
     reads_by_role: dict[str, set[str]] = defaultdict(set)
     for vss in static_secrets:
         _kind, ns, name = _key(vss)
-        spec = vss.get("spec", {})
+        spec = vss.get("spec") or {}
         where = f"VaultStaticSecret {ns}/{name}"
         if spec.get("type") != "kv-v2":
             findings.append(f"{where}: type is {spec.get('type')!r}, expected 'kv-v2'")
+        if spec.get("mount") != conv.KV_MOUNT:
+            findings.append(f"{where}: mount is {spec.get('mount')!r}, expected {conv.KV_MOUNT!r}")
         auth_name = spec.get("vaultAuthRef")
-        auth = objects.get(("VaultAuth", ns, auth_name or ""))
+        auth = objects.get(("VaultAuth", ns, str(auth_name or "")))
         if auth is None:
             findings.append(
                 f"{where}: vaultAuthRef {auth_name!r} names no VaultAuth in namespace {ns!r}"
             )
             continue
-        k8s = auth.get("spec", {}).get("kubernetes", {})
-        role_name = k8s.get("role", "")
-        sa = k8s.get("serviceAccount", "")
-        if auth.get("spec", {}).get("mount") != conv.AUTH_MOUNT:
+        auth_spec = auth.get("spec") or {}
+        k8s = auth_spec.get("kubernetes") or {}
+        role_name = str(k8s.get("role", ""))
+        sa = str(k8s.get("serviceAccount", ""))
+        if auth_spec.get("method") != "kubernetes":
+            findings.append(
+                f"VaultAuth {ns}/{auth_name}: method is {auth_spec.get('method')!r}, "
+                "expected 'kubernetes'"
+            )
+        if auth_spec.get("mount") != conv.AUTH_MOUNT:
             findings.append(
                 f"VaultAuth {ns}/{auth_name}: mount is "
-                f"{auth.get('spec', {}).get('mount')!r}, expected {conv.AUTH_MOUNT!r}"
+                f"{auth_spec.get('mount')!r}, expected {conv.AUTH_MOUNT!r}"
             )
         if ("ServiceAccount", ns, sa) not in objects:
             findings.append(
                 f"VaultAuth {ns}/{auth_name}: serviceAccount {sa!r} is not "
                 f"rendered in namespace {ns!r}"
             )
-        role = r.roles.get(role_name)
-        if role is None:
+        view = views.get(role_name)
+        if view is None:
             findings.append(f"VaultAuth {ns}/{auth_name}: role {role_name!r} does not exist")
             continue
-        names = role.get("bound_service_account_names", [])
-        namespaces = role.get("bound_service_account_namespaces", [])
-        if sa not in names and "*" not in names:
+        if sa not in view.names and "*" not in view.names:
             findings.append(
-                f"role {role_name}: bound_service_account_names {names} do not "
+                f"role {role_name}: bound_service_account_names {view.names} do not "
                 f"include {sa!r} used by VaultAuth {ns}/{auth_name}"
             )
-        if ns not in namespaces and "*" not in namespaces:
+        if ns not in view.namespaces and "*" not in view.namespaces:
             findings.append(
-                f"role {role_name}: bound_service_account_namespaces {namespaces} "
+                f"role {role_name}: bound_service_account_namespaces {view.namespaces} "
                 f"do not include {ns!r} of VaultAuth {ns}/{auth_name}"
             )
-        audience = role.get("audience")
-        if audience and audience not in k8s.get("audiences", []):
+        if view.audience and view.audience not in (k8s.get("audiences") or []):
             findings.append(
                 f"VaultAuth {ns}/{auth_name}: audiences {k8s.get('audiences')} "
-                f"lack the role's audience {audience!r}"
+                f"lack the role's audience {view.audience!r}"
             )
-        for pol in role.get("token_policies", []):
-            if pol not in r.policies:
-                findings.append(f"role {role_name}: policy {pol!r} does not exist")
         api_path = f"{spec.get('mount')}/data/{spec.get('path')}"
-        if not allowed(role_rules(role_name), api_path):
+        grant = evaluate(role_rules[role_name], api_path)
+        if "read" not in grant.capabilities:
             findings.append(
                 f"{where}: path {api_path!r} is not readable under role "
-                f"{role_name!r} (policies {role.get('token_policies', [])})"
+                f"{role_name!r} (policies {view.policies})"
+            )
+        elif grant.conditions:
+            findings.append(
+                f"{where}: reading {api_path!r} under role {role_name!r} depends on "
+                f"{sorted(grant.conditions)} of its policy; the check cannot prove it succeeds"
             )
         reads_by_role[role_name].add(str(spec.get("path")))
 
-    # Isolation: each role against every other role's private paths and undeclared shares.
-    services = sorted(r.roles)
-    all_paths = {p for paths in reads_by_role.values() for p in paths}
-    pairs = 0
-    for a in services:
-        a_rules = role_rules(a)
-        for b in services:
-            if a == b:
-                continue
-            pairs += 1
-            probes = {p for p in reads_by_role.get(b, set()) if p.split("/")[0] == b}
-            probes.add(f"{b}/{PROBE}")
-            for path in sorted(probes):
-                api_path = f"{conv.KV_MOUNT}/data/{path}"
-                if allowed(a_rules, api_path):
-                    findings.append(f"role {a}: can read {b}'s private path {api_path!r}")
-        for path in sorted(all_paths - reads_by_role.get(a, set())):
-            if path.split("/")[0] in conv.RESERVED_PREFIXES:
-                api_path = f"{conv.KV_MOUNT}/data/{path}"
-                if allowed(a_rules, api_path):
-                    findings.append(f"role {a}: can read {api_path!r}, which it does not declare")
+    for name in sorted(role_rules):
+        findings += _grant_findings(name, role_rules[name])
+    synced = {p for paths in reads_by_role.values() for p in paths}
+    findings += isolation(role_rules, sorted(r.roles), synced, reads_by_role)
+    n = len(r.roles)
     return CheckResult(
-        findings=findings, static_secrets=len(static_secrets), roles=len(r.roles), pairs=pairs
+        findings=findings, static_secrets=len(static_secrets), roles=n, pairs=n * (n - 1)
     )

@@ -63,6 +63,8 @@ FIELD_MANAGER = PRODUCT
 
 #: First line of every policy the product writes; how a managed policy is recognised.
 POLICY_HEADER = f"# managed-by: {PRODUCT}"
+#: The policy of the bootstrap-admin credential (one per Vault, shared by every catalog).
+ADMIN_POLICY = "bootstrap-admin"
 
 #: Every placeholder value is this prefix followed by ``<service-or-scope>/<secret>/<key>``.
 PLACEHOLDER_PREFIX = "bootstrap-placeholder:"
@@ -117,6 +119,18 @@ def is_managed_policy(text: str, catalog: str | None = None) -> bool:
     if catalog is None:
         return first.startswith(POLICY_HEADER)
     return first == policy_header(catalog)
+
+
+def policy_owner(text: str) -> str | None:
+    """Who manages a policy, from its first line: the catalog's name, ``""`` for the product
+    without a catalog (the bootstrap-admin policy), None when the product does not."""
+    first = text.split("\n", 1)[0].strip()
+    if first == POLICY_HEADER:
+        return ""
+    prefix = f"{POLICY_HEADER} catalog="
+    if first.startswith(prefix) and DNS1123_LABEL.match(first[len(prefix) :]):
+        return first[len(prefix) :]
+    return None
 
 
 def placeholder_value(owner: str, secret: str, key: str) -> str:

@@ -7,8 +7,9 @@ static check, the GitOps files and the phases all agree by construction.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -115,6 +116,51 @@ def render_role(catalog: Catalog, svc: Service) -> dict[str, Any]:
     }
 
 
+#: What the bootstrap-admin credential may do: configure, populate, check raft; no more.
+ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
+    ("sys/mounts", ["read"]),
+    (f"sys/mounts/{conv.KV_MOUNT}", ["read"]),
+    ("sys/auth", ["read"]),
+    ("sys/audit", ["read", "sudo"]),
+    ("sys/audit/*", ["create", "update", "delete", "sudo"]),
+    ("sys/policies/acl", ["list"]),
+    ("sys/policies/acl/*", ["create", "read", "update", "delete"]),
+    (f"auth/{conv.AUTH_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
+    (f"{conv.KV_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
+    ("sys/storage/raft/configuration", ["read"]),
+    ("auth/token/renew-self", ["update"]),
+    ("auth/token/lookup-self", ["read"]),
+)
+ADMIN_POLICY_TEXT = (
+    "\n".join(
+        [
+            conv.POLICY_HEADER,
+            "# The bootstrap-admin credential: what later bootstrap runs need once the root token"
+            " is gone.",
+            *(line for path, caps in ADMIN_RULES for line in ["", *policy_block(path, caps)]),
+        ]
+    )
+    + "\n"
+)
+
+
+class VaultAcl(NamedTuple):
+    """Every policy and kubernetes auth role the vault-config phase writes, by name."""
+
+    policies: dict[str, str]
+    roles: dict[str, dict[str, Any]]
+
+
+def vault_acl(catalog: Catalog) -> VaultAcl:
+    """What vault-config writes: one policy and role per service, then the bootstrap-admin
+    policy, which wins a name collision (as it does in Vault: it is written under its name).
+    ``invoke render``, the static check and the vault-config plan all take it from here."""
+    policies = {conv.policy_name(s.name): render_policy(s, catalog.name) for s in catalog.services}
+    policies[conv.ADMIN_POLICY] = ADMIN_POLICY_TEXT
+    roles = {conv.role_name(s.name): render_role(catalog, s) for s in catalog.services}
+    return VaultAcl(policies, roles)
+
+
 # -- Kubernetes (operator resources) ----------------------------------------------------
 
 
@@ -197,12 +243,14 @@ def render_static_secret(
 def operator_resources(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
     """Per namespace: each service's ServiceAccount and VaultAuth, then its VaultStaticSecrets."""
     by_ns: dict[str, list[dict[str, Any]]] = {ns: [] for ns in catalog.namespaces}
-    all_syncs = syncs(catalog)
+    by_service: dict[str, list[Sync]] = defaultdict(list)
+    for sync in syncs(catalog):
+        by_service[sync.service].append(sync)
     for svc in sorted(catalog.services, key=lambda s: s.name):
         docs = by_ns[svc.namespace]
         docs.append(render_service_account(catalog, svc))
         docs.append(render_vault_auth(catalog, svc))
-        docs += [render_static_secret(catalog, s) for s in all_syncs if s.service == svc.name]
+        docs += [render_static_secret(catalog, s) for s in by_service[svc.name]]
     return by_ns
 
 
@@ -238,11 +286,11 @@ def dump_yaml_docs(docs: list[dict[str, Any]]) -> str:
 def render_tree(catalog: Catalog) -> dict[str, str]:
     """Every file of ``invoke render --out DIR``, keyed by relative path. Deterministic."""
     files: dict[str, str] = {}
-    for svc in catalog.services:
-        files[f"vault/policies/{svc.name}.hcl"] = render_policy(svc, catalog.name)
-        files[f"vault/roles/{svc.name}.json"] = (
-            json.dumps(render_role(catalog, svc), indent=2, sort_keys=True) + "\n"
-        )
+    acl = vault_acl(catalog)  # exactly what vault-config writes, the admin policy included
+    for name, text in acl.policies.items():
+        files[f"vault/policies/{name}.hcl"] = text
+    for name, role in acl.roles.items():
+        files[f"vault/roles/{name}.json"] = json.dumps(role, indent=2, sort_keys=True) + "\n"
     for ns, docs in operator_resources(catalog).items():
         for doc in docs:
             kind = doc["kind"].lower()

@@ -7,39 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap import conventions as conv
+from bootstrap import render
 from bootstrap.catalog import Catalog
 from bootstrap.pipeline import Action
-from bootstrap.render import policy_block, render_policy, render_role
 
 ADMIN_POLICY = conv.ADMIN_POLICY
 AUDIT_PATH = "file"
-
-#: What the bootstrap-admin credential may do: configure, populate, check raft; no more.
-ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
-    ("sys/mounts", ["read"]),
-    (f"sys/mounts/{conv.KV_MOUNT}", ["read"]),
-    ("sys/auth", ["read"]),
-    ("sys/audit", ["read", "sudo"]),
-    ("sys/audit/*", ["create", "update", "delete", "sudo"]),
-    ("sys/policies/acl", ["list"]),
-    ("sys/policies/acl/*", ["create", "read", "update", "delete"]),
-    (f"auth/{conv.AUTH_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
-    (f"{conv.KV_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
-    ("sys/storage/raft/configuration", ["read"]),
-    ("auth/token/renew-self", ["update"]),
-    ("auth/token/lookup-self", ["read"]),
-)
-ADMIN_POLICY_TEXT = (
-    "\n".join(
-        [
-            conv.POLICY_HEADER,
-            "# The bootstrap-admin credential: what later bootstrap runs need once the root token"
-            " is gone.",
-            *(line for path, caps in ADMIN_RULES for line in ["", *policy_block(path, caps)]),
-        ]
-    )
-    + "\n"
-)
+#: The admin policy's rules and text live with the other renderers (``invoke render`` writes
+#: them too); named here as well, where the vault-config phase looks for them.
+ADMIN_RULES = render.ADMIN_RULES
+ADMIN_POLICY_TEXT = render.ADMIN_POLICY_TEXT
 
 
 @dataclass
@@ -64,22 +41,43 @@ class Facts:
 
 
 def desired(catalog: Catalog, host: str, ca_pem: str, audit_file: str) -> Desired:
-    policies = {conv.policy_name(s.name): render_policy(s, catalog.name) for s in catalog.services}
-    policies[ADMIN_POLICY] = ADMIN_POLICY_TEXT
-    roles = {conv.role_name(s.name): render_role(catalog, s) for s in catalog.services}
-    return Desired(policies, roles, host, ca_pem, audit_file, catalog.name)
+    """What vault-config wants. Its policies and roles are :func:`render.vault_acl`, the one
+    source ``invoke render`` and the static check read as well."""
+    acl = render.vault_acl(catalog)
+    return Desired(acl.policies, acl.roles, host, ca_pem, audit_file, catalog.name)
 
 
 is_managed_policy = conv.is_managed_policy
 
 
+def role_owner(name: str, role: dict[str, Any], policies: dict[str, str]) -> str | None:
+    """The catalog a role belongs to: a role is the product's when it grants exactly one
+    policy, of its own name, and that policy is managed (policies carry the marker; roles
+    cannot); it then belongs to that policy's catalog. None: not the product's."""
+    if (role.get("token_policies") or []) != [name] or name not in policies:
+        return None
+    return conv.policy_owner(policies[name])
+
+
 def is_managed_role(
     name: str, role: dict[str, Any], policies: dict[str, str], catalog: str | None = None
 ) -> bool:
-    """A role is the product's when it grants exactly one policy, of its own name, and that
-    policy is managed (policies carry the marker; roles cannot)."""
-    pols = role.get("token_policies") or []
-    return pols == [name] and is_managed_policy(policies.get(name, ""), catalog)
+    owner = role_owner(name, role, policies)
+    return owner is not None and (catalog is None or owner == catalog)
+
+
+def relevant_policy(name: str, text: str, wanted: set[str], catalog: str) -> bool:
+    """Which policies read from Vault the plan needs: those the catalog wants (to compare
+    them) and those this catalog manages (to prune them). Another catalog's are no concern."""
+    return name in wanted or is_managed_policy(text, catalog)
+
+
+def _owned_by(owner: str | None) -> str:
+    if owner is None:
+        return "is not managed by the bootstrap"
+    if owner == "":
+        return "is managed by the bootstrap without a catalog name"
+    return f"is managed by catalog {owner!r}"
 
 
 ROLE_FIELDS = (
@@ -160,40 +158,54 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
                 payload=("auth-config",),
             )
         )
-    # policies
+    # policies: create what is missing, update only this catalog's own; never take over
     for name, text in sorted(want.policies.items()):
         current = have.policies.get(name)
         if current is None:
             actions.append(
                 Action("create", f"policy {name}", "missing", payload=("policy", name, text))
             )
-        elif current.strip() != text.strip():
-            if not is_managed_policy(current):
-                actions.append(
-                    Action(
-                        "problem",
-                        f"policy {name}",
-                        "exists and is not managed by the bootstrap; rename the "
-                        "service or remove the policy",
-                    )
+            continue
+        if current.strip() == text.strip():
+            continue
+        owner = conv.policy_owner(current)
+        if owner == want.catalog or (owner == "" and name == ADMIN_POLICY):
+            actions.append(
+                Action(
+                    "update", f"policy {name}", "content differs", payload=("policy", name, text)
                 )
-            else:
-                actions.append(
-                    Action(
-                        "update",
-                        f"policy {name}",
-                        "content differs",
-                        payload=("policy", name, text),
-                    )
+            )
+        else:
+            actions.append(
+                Action(
+                    "problem",
+                    f"policy {name}",
+                    f"exists and {_owned_by(owner)}; the bootstrap will not overwrite it: "
+                    "rename the service or remove the policy",
                 )
-    # roles
+            )
+    # roles: the same rule; a role exactly as wanted is left alone, whoever made it
     for name, role in sorted(want.roles.items()):
+        if ADMIN_POLICY in (role.get("token_policies") or []):
+            actions.append(
+                Action(
+                    "problem",
+                    f"role {name}",
+                    f"would grant the {ADMIN_POLICY} policy (a service may not be named "
+                    "after the product's admin policy); rename the service",
+                )
+            )
+            continue
         current_role = have.roles.get(name)
         if current_role is None:
             actions.append(
                 Action("create", f"role {name}", "missing", payload=("role", name, role))
             )
-        elif _role_view(current_role) != _role_view(role):
+            continue
+        if _role_view(current_role) == _role_view(role):
+            continue
+        owner = role_owner(name, current_role, have.policies)
+        if owner == want.catalog:
             diff = [k for k in ROLE_FIELDS if _role_view(current_role)[k] != _role_view(role)[k]]
             actions.append(
                 Action(
@@ -201,6 +213,17 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
                     f"role {name}",
                     f"{', '.join(diff)} differ",
                     payload=("role", name, role),
+                )
+            )
+        else:
+            grants = current_role.get("token_policies") or []
+            how = _owned_by(owner) + (f" through its policy {name}" if owner is not None else "")
+            actions.append(
+                Action(
+                    "problem",
+                    f"role {name}",
+                    f"exists (granting {grants}) and {how}; the bootstrap will not overwrite "
+                    "it: rename the service or remove the role",
                 )
             )
     # audit device: any file device will do (OpenBao declares them in its server config)

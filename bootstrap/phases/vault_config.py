@@ -98,7 +98,7 @@ class VaultConfig:
         policies = {
             n: t
             for n, t in policies.items()
-            if n in want_policies or vaultplan.is_managed_policy(t)
+            if vaultplan.relevant_policy(n, t, want_policies, ctx.catalog.name)
         }
         roles: dict[str, dict[str, Any]] = {}
         if auth_mount is not None and auth_mount.get("type") == "kubernetes":

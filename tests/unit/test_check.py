@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bootstrap.catalog import load_catalog
+from bootstrap.catalog import Catalog, load_catalog
 from bootstrap.check import rendered_from_catalog, rendered_from_dir, run_check
 from bootstrap.output import write_tree
+from bootstrap.policy import parse_policy
 from bootstrap.render import render_tree
+from bootstrap.vaultplan import ADMIN_POLICY, ADMIN_POLICY_TEXT, desired
 from tests.conftest import EXAMPLE, ROOT
 
 
@@ -123,3 +125,308 @@ def test_write_tree_refuses_foreign_directory(tmp_path: Path) -> None:
     with pytest.raises(BootstrapError, match="not written by 'invoke render'"):
         write_tree(tmp_path / "mine", {"a.txt": "x"})
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+# -- built from what vault-config writes (issue 10, item 1) ------------------------------
+
+
+def _renamed(old: str, new: str) -> Catalog:
+    """The example catalog with one service renamed, built without validation: the check
+    must catch what validation might let through."""
+    cat = load_catalog(EXAMPLE)
+    services = [s.model_copy(update={"name": new}) if s.name == old else s for s in cat.services]
+    return cat.model_copy(update={"services": services})
+
+
+def test_check_reads_exactly_what_vault_config_writes() -> None:
+    for cat in (load_catalog(EXAMPLE), _renamed("webapp", ADMIN_POLICY)):
+        want = desired(cat, "https://k8s:6443", "CA", "/tmp/audit.log")
+        r = rendered_from_catalog(cat)
+        assert r.policies == want.policies and r.roles == want.roles
+        assert r.policies[ADMIN_POLICY] == ADMIN_POLICY_TEXT
+
+
+def test_a_service_named_like_the_admin_policy_is_found() -> None:
+    findings = "\n".join(
+        run_check(rendered_from_catalog(_renamed("webapp", ADMIN_POLICY))).findings
+    )
+    # vault-config would give the service's role the admin policy: sys/, auth/, all of secret/
+    assert f"role {ADMIN_POLICY}: policy {ADMIN_POLICY} grants" in findings
+    assert "outside the KV mount" in findings and "'auth/kubernetes/*'" in findings
+    assert f"role {ADMIN_POLICY}: can " in findings and "backup's private path" in findings
+
+
+def test_render_writes_what_vault_config_writes(tmp_path: Path) -> None:
+    cat = _renamed("webapp", ADMIN_POLICY)
+    files = render_tree(cat)
+    want = desired(cat, "https://k8s:6443", "CA", "/tmp/audit.log")
+    policies = {
+        rel.removeprefix("vault/policies/").removesuffix(".hcl"): text
+        for rel, text in files.items()
+        if rel.startswith("vault/policies/")
+    }
+    assert policies == want.policies
+    write_tree(tmp_path / "r", files)
+    findings = run_check(rendered_from_dir(tmp_path / "r")).findings
+    assert any(f.startswith(f"role {ADMIN_POLICY}: policy {ADMIN_POLICY} grants") for f in findings)
+
+
+def test_a_role_given_the_admin_policy_in_a_tree_is_found(tree: Path) -> None:
+    role = tree / "vault/roles/webapp.json"
+    data = json.loads(role.read_text())
+    data["token_policies"] = ["webapp", ADMIN_POLICY]
+    role.write_text(json.dumps(data))
+    findings = "\n".join(run_check(rendered_from_dir(tree)).findings)
+    assert f"role webapp: grants policies ['{ADMIN_POLICY}'] besides its own 'webapp'" in findings
+    assert f"role webapp: policy {ADMIN_POLICY} grants" in findings
+    assert "role webapp: can create, delete, list, read and update backup's private path" in (
+        findings
+    )
+
+
+# -- hand edits Vault would honour (issue 10, item 6) ------------------------------------
+
+
+def _add(tree: Path, service: str, hcl: str) -> None:
+    p = tree / f"vault/policies/{service}.hcl"
+    p.write_text(p.read_text() + "\n" + hcl + "\n")
+
+
+def _role(tree: Path, service: str, **changes: object) -> None:
+    p = tree / f"vault/roles/{service}.json"
+    data = json.loads(p.read_text())
+    data.update(changes)
+    p.write_text(json.dumps(data))
+
+
+PRIVATE = "role cert-manager: can {} webapp's private path {!r}"
+
+
+@pytest.mark.parametrize(
+    ("hcl", "expected"),
+    [
+        # a leading '/', which Vault strips
+        (
+            'path "/secret/data/webapp/*" { capabilities = ["read"] }',
+            PRIVATE.format("read", "secret/data/webapp/config"),
+        ),
+        # HCL escapes: \u002a is '*', \x77 is 'w'
+        (
+            'path "secret/data/webapp/\\u002a" { capabilities = ["read"] }',
+            PRIVATE.format("read", "secret/data/webapp/config"),
+        ),
+        (
+            'path "secret/data/\\x77ebapp/config" { capabilities = ["read"] }',
+            PRIVATE.format("read", "secret/data/webapp/config"),
+        ),
+        # the old policy field
+        (
+            'path "secret/data/webapp/*" { policy = "write" }',
+            PRIVATE.format("create, delete, list, read and update", "secret/data/webapp/config"),
+        ),
+        # capabilities other than read on another service's path
+        (
+            'path "secret/data/webapp/config" { capabilities = ["update"] }',
+            PRIVATE.format("update", "secret/data/webapp/config"),
+        ),
+        (
+            'path "secret/data/+/config" { capabilities = ["patch"] }',
+            PRIVATE.format("patch", "secret/data/webapp/config"),
+        ),
+        # a comment inside the list
+        (
+            'path "secret/data/webapp/*" {\n  capabilities = [/* reviewed */ "read"]\n}',
+            PRIVATE.format("read", "secret/data/webapp/config"),
+        ),
+        # other spacing and quoting of the path key
+        (
+            'path"secret/data/webapp/*"{capabilities=["read"]}',
+            PRIVATE.format("read", "secret/data/webapp/config"),
+        ),
+        (
+            '"path" "secret/data/webapp/*" {\n  "capabilities" = ["read"]\n}',
+            PRIVATE.format("read", "secret/data/webapp/config"),
+        ),
+        # two blocks for one path merge (one written with a leading '/')
+        (
+            'path "secret/data/webapp/*" { capabilities = ["read"] }\n'
+            'path "/secret/data/webapp/*" { capabilities = ["update"] }',
+            PRIVATE.format("read and update", "secret/data/webapp/config"),
+        ),
+        # KV metadata, delete and destroy of others, and the listing of their folder
+        (
+            'path "secret/destroy/webapp/*" { capabilities = ["update"] }',
+            PRIVATE.format("update", "secret/destroy/webapp/config"),
+        ),
+        (
+            'path "secret/delete/+/credentials" { capabilities = ["update"] }',
+            PRIVATE.format("update", "secret/delete/webapp/credentials"),
+        ),
+        (
+            'path "secret/metadata/webapp/*" { capabilities = ["list"] }',
+            PRIVATE.format("list", "secret/metadata/webapp/"),
+        ),
+        # shared secrets: undeclared ones, and more than reading declared ones
+        (
+            'path "secret/data/shared/aws-creds" { capabilities = ["read"] }',
+            "role cert-manager: can read 'secret/data/shared/aws-creds', which it does not declare",
+        ),
+        (
+            'path "secret/metadata/shared/ovh-dns" { capabilities = ["delete"] }',
+            "role cert-manager: can delete 'secret/metadata/shared/ovh-dns'; it declares only "
+            "reading 'secret/data/shared/ovh-dns'",
+        ),
+        (
+            'path "secret/data/shared/*" { capabilities = ["read"] }',
+            "role cert-manager: can read 'secret/data/shared/__check_probe__', which it does "
+            "not declare",
+        ),
+        # anything outside the KV mount: auth/, sys/
+        (
+            'path "auth/kubernetes/role/*" { capabilities = ["update"] }',
+            "role cert-manager: policy cert-manager grants update on 'auth/kubernetes/role/*', "
+            "outside the KV mount",
+        ),
+        (
+            'path "sys/policies/acl/cert-manager" { capabilities = ["update"] }',
+            "role cert-manager: policy cert-manager grants update on "
+            "'sys/policies/acl/cert-manager', outside the KV mount",
+        ),
+        (
+            'path "+/data/cert-manager/*" { capabilities = ["read"] }',
+            "role cert-manager: policy cert-manager grants read on '+/data/cert-manager/*', "
+            "outside the KV mount",
+        ),
+        # a service policy only reads and lists, even its own secrets
+        (
+            'path "secret/data/cert-manager/*" { capabilities = ["read", "create"] }',
+            "role cert-manager: policy cert-manager grants create on "
+            "'secret/data/cert-manager/*'; a service's policy only reads and lists",
+        ),
+    ],
+)
+def test_hand_edits_vault_honours_are_found(tree: Path, hcl: str, expected: str) -> None:
+    _add(tree, "cert-manager", hcl)
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert any(f.startswith(expected) for f in findings), "\n".join(findings)
+    assert not [f for f in findings if "cert-manager.hcl" in f]  # read, not refused
+
+
+def test_a_deny_keeps_isolation(tree: Path) -> None:
+    _add(
+        tree,
+        "cert-manager",
+        'path "secret/data/+/*" { capabilities = ["read"] }\n'
+        'path "secret/data/webapp/*" { capabilities = ["deny"] }',
+    )
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert not [f for f in findings if "webapp's private path" in f]
+    assert PRIVATE.replace("webapp", "backup").format("read", "secret/data/backup/config") in (
+        findings
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "changes", "expected"),
+    [
+        (
+            "backup",
+            {"bound_service_account_names": ["*"]},
+            "role backup: bound_service_account_names ['*'] hold a wildcard",
+        ),
+        (
+            "backup",
+            {"bound_service_account_namespaces": ["*"]},
+            "role backup: bound_service_account_namespaces ['*'] hold a wildcard",
+        ),
+        (
+            "backup",
+            {"bound_service_account_namespaces": "backup,webapp"},
+            "role backup: binds 2 namespaces ['backup', 'webapp']",
+        ),
+        (
+            "backup",
+            {"bound_service_account_names": ["backup", "default"]},
+            "role backup: binds the ServiceAccount 'default'",
+        ),
+        ("backup", {"audience": ""}, "role backup: audience is empty"),
+        (
+            "backup",
+            {"token_policies": ["backup", "webapp"]},
+            "role backup: grants policies ['webapp'] besides its own 'backup'",
+        ),
+        # Vault's older name for token_policies counts too
+        (
+            "backup",
+            {"policies": "webapp"},
+            "role backup: grants policies ['webapp'] besides its own 'backup'",
+        ),
+        (
+            "backup",
+            {"bound_service_account_namespace_selector": '{"matchLabels": {}}'},
+            "field 'bound_service_account_namespace_selector' is not one the product writes",
+        ),
+    ],
+)
+def test_role_edits_are_found(
+    tree: Path, service: str, changes: dict[str, object], expected: str
+) -> None:
+    _role(tree, service, **changes)
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert any(expected in f for f in findings), "\n".join(findings)
+
+
+def test_a_role_granting_another_policy_breaks_isolation(tree: Path) -> None:
+    _role(tree, "backup", token_policies=["backup", "webapp"])
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert "role backup: can read webapp's private path 'secret/data/webapp/config'" in findings
+
+
+def test_an_empty_audience_in_the_catalog_is_found() -> None:
+    cat = load_catalog(EXAMPLE)
+    cat = cat.model_copy(update={"defaults": cat.defaults.model_copy(update={"audience": ""})})
+    findings = run_check(rendered_from_catalog(cat)).findings
+    assert "role webapp: audience is empty" in "\n".join(findings)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('path "x" { capabilities = ["read"] }\nbogus = 1\n', ":2: unknown top-level key: 'bogus'"),
+        ('path "x" { capabilities = ["reed"] }\n', ":1: path 'x': unknown capability: 'reed'"),
+        ('path "x" { policy = "list" }\n', ":1: path 'x': invalid policy"),
+        ('path "secret/data/{{identity.entity.name}}/*" {}\n', ":1: templated path"),
+    ],
+)
+def test_what_cannot_be_read_is_a_finding_naming_file_and_text(
+    tree: Path, text: str, expected: str
+) -> None:
+    p = tree / "vault/policies/backup.hcl"
+    p.write_text(text)
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert f"{p}{expected}" in "\n".join(findings)
+
+
+def test_unreadable_and_unexpected_files_are_findings(tree: Path) -> None:
+    (tree / "vault/roles/backup.json").write_text("{not json")
+    (tree / "vault/policies/extra.json").write_text('{"path": {}}')
+    (tree / "manifests/webapp/notes.yml").write_text("a: b\n")
+    (tree / "manifests/webapp/rolebinding.yaml").write_text(
+        "kind: RoleBinding\nmetadata: {name: x, namespace: webapp}\n"
+    )
+    findings = "\n".join(run_check(rendered_from_dir(tree)).findings)
+    assert f"{tree}/vault/roles/backup.json:1: invalid JSON" in findings
+    assert f"{tree}/vault/policies/extra.json: unexpected file" in findings
+    assert f"{tree}/manifests/webapp/notes.yml: unexpected file" in findings
+    assert "RoleBinding webapp/x: not a kind 'invoke render' writes" in findings
+
+
+def test_a_tree_in_another_style_is_read_as_vault_reads_it(tree: Path) -> None:
+    """Every policy rewritten in other, equivalent HCL: no finding."""
+    for p in (tree / "vault/policies").glob("*.hcl"):
+        out = ["/* rewritten by hand */"]
+        for rule in parse_policy(p.read_text(), p.stem):
+            caps = ", ".join(f'"\\u{ord(c[0]):04x}{c[1:]}"' for c in sorted(rule.capabilities))
+            out.append(f'"path" "/{rule.path}"{{capabilities=[{caps},] }} # same')
+        p.write_text("\n".join(out) + "\n")
+    assert run_check(rendered_from_dir(tree)).findings == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bootstrap.catalog import load_catalog
-from bootstrap.vaultplan import Facts, desired, plan
+from bootstrap.vaultplan import ADMIN_POLICY, Facts, desired, plan, relevant_policy
 from tests.conftest import EXAMPLE
 
 CA = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
@@ -103,3 +103,136 @@ def test_prune_touches_only_managed() -> None:
     assert plan(want, have, prune=False) == []
     pruned = [(a.verb, a.target) for a in plan(want, have, prune=True)]
     assert pruned == [("delete", "role old"), ("delete", "policy old")]
+
+
+def test_a_role_that_would_grant_the_admin_policy_is_refused() -> None:
+    cat = load_catalog(EXAMPLE)
+    services = [
+        s.model_copy(update={"name": ADMIN_POLICY}) if s.name == "webapp" else s
+        for s in cat.services
+    ]
+    want = desired(cat.model_copy(update={"services": services}), "https://k8s:6443", CA, "/a")
+    actions = plan(want, Facts(None, None, None, {}, {}, {}), prune=False)
+    (problem,) = [a for a in actions if a.target == f"role {ADMIN_POLICY}"]
+    assert problem.verb == "problem" and "rename the service" in problem.reason
+
+
+# -- scoped to the catalog (issue 10, item 7) ---------------------------------------------
+
+
+def _header(catalog: str) -> str:
+    return f"# managed-by: cluster-secrets-bootstrap catalog={catalog}"
+
+
+def test_another_catalogs_policy_and_role_are_not_taken_over() -> None:
+    want = _want()
+    have = _converged(want)
+    theirs = _header("another") + '\npath "secret/data/webapp/*" { capabilities = ["read"] }\n'
+    have.policies["webapp"] = theirs
+    have.roles["webapp"] = dict(have.roles["webapp"], bound_service_account_namespaces=["x"])
+    actions = {a.target: a for a in plan(want, have, prune=True)}
+    assert actions["policy webapp"].verb == "problem"
+    assert "managed by catalog 'another'" in actions["policy webapp"].reason
+    assert actions["role webapp"].verb == "problem"
+    assert "managed by catalog 'another' through its policy webapp" in (
+        actions["role webapp"].reason
+    )
+    assert not [a for a in actions.values() if a.changes]
+
+
+def test_an_unmanaged_role_is_not_overwritten_unless_it_is_already_ours() -> None:
+    want = _want()
+    have = _converged(want)
+    have.roles["webapp"]["token_policies"] = ["webapp", "admin"]
+    actions = {a.target: a for a in plan(want, have, prune=False)}
+    assert actions["role webapp"].verb == "problem"
+    assert "not managed by the bootstrap" in actions["role webapp"].reason
+    assert "['webapp', 'admin']" in actions["role webapp"].reason
+    # an unmanaged role that is exactly what we would write needs nothing
+    have.roles["webapp"]["token_policies"] = ["webapp"]
+    have.policies["webapp"] = 'path "x" { capabilities = ["read"] }'
+    actions = {a.target: a for a in plan(want, have, prune=False)}
+    assert "role webapp" not in actions and actions["policy webapp"].verb == "problem"
+
+
+def test_a_policy_without_a_catalog_name_is_adopted_only_for_the_admin_policy() -> None:
+    want = _want()
+    have = _converged(want)
+    have.policies["webapp"] = '# managed-by: cluster-secrets-bootstrap\npath "x" {}\n'
+    have.policies[ADMIN_POLICY] = '# managed-by: cluster-secrets-bootstrap\npath "x" {}\n'
+    actions = {a.target: a for a in plan(want, have, prune=False)}
+    assert actions["policy webapp"].verb == "problem"
+    assert "without a catalog name" in actions["policy webapp"].reason
+    assert actions[f"policy {ADMIN_POLICY}"].verb == "update"
+
+
+def test_own_objects_are_still_updated() -> None:
+    want = _want()
+    have = _converged(want)
+    have.policies["webapp"] = want.policies["webapp"] + "# edited\n"
+    have.roles["webapp"]["token_ttl"] = 5
+    assert [(a.verb, a.target) for a in plan(want, have, prune=False)] == [
+        ("update", "policy webapp"),
+        ("update", "role webapp"),
+    ]
+
+
+def test_facts_keep_only_wanted_and_own_policies() -> None:
+    mine = _header("default") + "\n"
+    other = _header("another") + "\n"
+    wanted = {"webapp"}
+    assert relevant_policy("webapp", other, wanted, "default")  # to compare and refuse
+    assert relevant_policy("old", mine, wanted, "default")  # to prune
+    assert not relevant_policy("theirs", other, wanted, "default")
+    assert not relevant_policy(
+        "legacy", "# managed-by: cluster-secrets-bootstrap\n", wanted, "default"
+    )
+    assert not relevant_policy("hand", 'path "x" {}', wanted, "default")
+
+
+def test_prune_never_crosses_catalogs_even_with_their_facts() -> None:
+    want = _want()
+    have = _converged(want)
+    have.policies["gone"] = _header("another") + "\n"
+    have.roles["gone"] = {"token_policies": ["gone"]}
+    have.policies["mine"] = _header("default") + "\n"
+    have.roles["mine"] = {"token_policies": ["mine"]}
+    pruned = [(a.verb, a.target) for a in plan(want, have, prune=True)]
+    assert pruned == [("delete", "role mine"), ("delete", "policy mine")]
+
+
+def _apply(have: Facts, actions: list[Any]) -> None:
+    for a in actions:
+        kind = a.payload[0] if a.payload else None
+        if kind == "mount":
+            have.kv_mount = {"type": "kv", "options": {"version": "2"}}
+        elif kind == "auth":
+            have.auth_mount = {"type": "kubernetes"}
+        elif kind == "auth-config":
+            have.auth_config = {
+                "kubernetes_host": "https://k8s:6443",
+                "kubernetes_ca_cert": CA,
+                "token_reviewer_jwt_set": True,
+            }
+        elif kind == "policy":
+            have.policies[a.payload[1]] = a.payload[2]
+        elif kind == "role":
+            have.roles[a.payload[1]] = dict(a.payload[2])
+        elif kind == "audit":
+            have.audit["file/"] = {"type": "file"}
+        elif kind == "delete-role":
+            del have.roles[a.payload[1]]
+        elif kind == "delete-policy":
+            del have.policies[a.payload[1]]
+
+
+def test_a_rerun_changes_nothing_next_to_another_catalog() -> None:
+    want = _want()
+    have = Facts(None, None, None, {}, {}, {})
+    have.policies["theirs"] = _header("another") + "\n"
+    have.roles["theirs"] = {"token_policies": ["theirs"]}
+    first = plan(want, have, prune=True)
+    assert first and all(a.changes for a in first)
+    _apply(have, first)
+    assert plan(want, have, prune=True) == []
+    assert "theirs" in have.policies and "theirs" in have.roles
