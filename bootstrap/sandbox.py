@@ -124,9 +124,7 @@ class SandboxState:
 Progress = Callable[[str], None]
 
 
-def _https_ok(url: str, state_ca: Path, cert: Path, key: Path) -> tuple[bool, str]:
-    ctx = ssl.create_default_context(cafile=str(state_ca))
-    ctx.load_cert_chain(str(cert), str(key))
+def _get_ok(url: str, ctx: ssl.SSLContext) -> tuple[bool, str]:
     try:
         with urllib.request.urlopen(url, context=ctx, timeout=3) as resp:  # noqa: S310
             return resp.status == 200, f"HTTP {resp.status}"
@@ -134,6 +132,12 @@ def _https_ok(url: str, state_ca: Path, cert: Path, key: Path) -> tuple[bool, st
         return False, f"HTTP {exc.code}"
     except OSError as exc:
         return False, f"{type(exc).__name__}: {exc}"
+
+
+def _https_ok(url: str, state_ca: Path, cert: Path, key: Path) -> tuple[bool, str]:
+    ctx = ssl.create_default_context(cafile=str(state_ca))
+    ctx.load_cert_chain(str(cert), str(key))
+    return _get_ok(url, ctx)
 
 
 def _http_ok(url: str) -> tuple[bool, str]:
@@ -141,13 +145,7 @@ def _http_ok(url: str) -> tuple[bool, str]:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=3) as resp:  # noqa: S310
-            return resp.status == 200, f"HTTP {resp.status}"
-    except urllib.error.HTTPError as exc:
-        return False, f"HTTP {exc.code}"
-    except OSError as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+    return _get_ok(url, ctx)
 
 
 def _b64(path: Path) -> str:

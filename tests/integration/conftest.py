@@ -48,6 +48,19 @@ class Box:
         base.update(kw)
         return Settings(**base)  # type: ignore[arg-type]
 
+    def cli_env(self, state_dir: Path | None = None, **extra: str) -> dict[str, str]:
+        """The INVOKE_BOOTSTRAP_* settings that point `invoke` at this sandbox."""
+        s = self.settings(**({"state_dir": state_dir} if state_dir else {}))
+        return {
+            "INVOKE_BOOTSTRAP_KUBECONFIG": str(s.kubeconfig),
+            "INVOKE_BOOTSTRAP_VAULT_ADDRS": ",".join(s.vault_addrs),
+            "INVOKE_BOOTSTRAP_CUSTODY_FILE": str(s.custody_file),
+            "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
+            "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
+            "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(self.directory),
+            **extra,
+        }
+
 
 def _start(tmp: Path, ha: bool) -> Iterator[Box]:
     directory = tmp / ("sandbox-ha" if ha else "sandbox")
@@ -73,17 +86,7 @@ def unique() -> str:
 def first_run(box: Box) -> dict[str, Any]:
     """The very first bootstrap of the session's OpenBao, every phase, through the CLI as a
     user runs it: it exits 0 only once the operator has synced every Secret."""
-    s = box.settings()
-    env = {
-        **os.environ,
-        **demo_env(),
-        "INVOKE_BOOTSTRAP_KUBECONFIG": str(s.kubeconfig),
-        "INVOKE_BOOTSTRAP_VAULT_ADDRS": ",".join(s.vault_addrs),
-        "INVOKE_BOOTSTRAP_CUSTODY_FILE": str(s.custody_file),
-        "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
-        "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
-        "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(box.directory),
-    }
+    env = {**os.environ, **demo_env(), **box.cli_env()}
     report = box.directory / "first-report.json"
     proc = subprocess.run(
         [sys.executable, "-m", "invoke", "bootstrap", "--report", str(report)],

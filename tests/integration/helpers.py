@@ -5,7 +5,7 @@ from typing import Any
 import requests
 
 from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog
+from bootstrap.catalog import Catalog, parse_catalog
 from bootstrap.kube import Kube
 from bootstrap.phases import run_phases
 from bootstrap.pipeline import PhaseResult, RunContext
@@ -156,3 +156,27 @@ def invoke_cli(args: list[str], env: dict[str, str], ok: bool = True) -> Any:
     if ok:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def generated_catalog(
+    p: str,
+    secrets: dict[str, list[str]],
+    *,
+    refresh: str | None = None,
+    restart: list[tuple[str, str]] | None = None,
+) -> Catalog:
+    """One service ``p`` in namespace ``p`` whose keys are all generated: ``secrets`` maps
+    each secret to its keys."""
+    keys = {
+        name: "{" + ", ".join(f"{k}: {{generate: {{length: 16}}}}" for k in ks) + "}"
+        for name, ks in secrets.items()
+    }
+    text = f"name: {p}\nservices:\n  - name: {p}\n    namespace: {p}\n"
+    if refresh:
+        text += f"    refreshAfter: {refresh}\n"
+    text += "    secrets:\n" + "".join(f"      {n}: {{keys: {k}}}\n" for n, k in keys.items())
+    if restart:
+        text += "    restart:\n" + "".join(
+            f"      - {{kind: {kind}, name: {name}}}\n" for kind, name in restart
+        )
+    return parse_catalog(text, f"{p}.yaml")

@@ -50,12 +50,7 @@ def test_a_node_lost_mid_bootstrap(ha_box: Box, tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))},
         **demo_env(),
-        "INVOKE_BOOTSTRAP_KUBECONFIG": str(s.kubeconfig),
-        "INVOKE_BOOTSTRAP_VAULT_ADDRS": ",".join(s.vault_addrs),
-        "INVOKE_BOOTSTRAP_CUSTODY_FILE": str(s.custody_file),
-        "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
-        "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
-        "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(ha_box.directory),
+        **ha_box.cli_env(s.state_dir),
         "BOOTSTRAP_FAILPOINTS": f"phase:operator:start=pause:{tmp_path / 'go'}",
     }
     run_ = subprocess.Popen(

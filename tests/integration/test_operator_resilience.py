@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bootstrap import sandbox, vault, vso
-from bootstrap.catalog import Catalog, load_catalog, parse_catalog
+from bootstrap.catalog import Catalog, load_catalog
 from bootstrap.kube import Kube
 from bootstrap.kv import read_kv
 from bootstrap.nudge import nudge_values
@@ -24,23 +24,18 @@ from bootstrap.pipeline import PhaseResult
 from bootstrap.render import VSO_API
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api, events_of, run, statuses, wait_until
+from tests.integration.helpers import (
+    admin_api,
+    events_of,
+    generated_catalog,
+    run,
+    statuses,
+    wait_until,
+)
 
 
 def catalog(p: str, refresh: str) -> Catalog:
-    return parse_catalog(
-        f"""
-name: {p}
-services:
-  - name: {p}
-    namespace: {p}
-    refreshAfter: {refresh}
-    secrets:
-      config: {{keys: {{a: {{generate: {{length: 16}}}}}}}}
-      credentials: {{keys: {{b: {{generate: {{length: 16}}}}}}}}
-""",
-        "resilience.yaml",
-    )
+    return generated_catalog(p, {"config": ["a"], "credentials": ["b"]}, refresh=refresh)
 
 
 def _component(box: Box, name: str) -> sandbox.Proc:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import vso
-from bootstrap.catalog import Catalog, load_catalog, parse_catalog
+from bootstrap.catalog import Catalog, load_catalog
 from bootstrap.kube import Kube
 from bootstrap.kv import read_kv
 from bootstrap.nudge import nudged
@@ -23,6 +23,7 @@ from tests.integration.conftest import Box
 from tests.integration.helpers import (
     admin_api,
     events_of,
+    generated_catalog,
     invoke_cli,
     revision,
     run,
@@ -68,19 +69,8 @@ def test_first_bootstrap_exits_only_once_every_secret_is_synced(
 
 
 def _catalog(p: str) -> Catalog:
-    return parse_catalog(
-        f"""
-name: {p}
-services:
-  - name: {p}
-    namespace: {p}
-    secrets:
-      config: {{keys: {{a: {{generate: {{length: 16}}}}, b: {{generate: {{length: 16}}}}}}}}
-    restart:
-      - {{kind: Deployment, name: web}}
-      - {{kind: StatefulSet, name: db}}
-""",
-        "handover.yaml",
+    return generated_catalog(
+        p, {"config": ["a", "b"]}, restart=[("Deployment", "web"), ("StatefulSet", "db")]
     )
 
 

@@ -40,17 +40,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
 
 
 def _env(box: Box, state: Path, **extra: str) -> dict[str, str]:
-    s = box.settings(state_dir=state)
-    return {
-        "INVOKE_BOOTSTRAP_KUBECONFIG": str(s.kubeconfig),
-        "INVOKE_BOOTSTRAP_VAULT_ADDRS": ",".join(s.vault_addrs),
-        "INVOKE_BOOTSTRAP_CUSTODY_FILE": str(s.custody_file),
-        "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
-        "INVOKE_BOOTSTRAP_STATE_DIR": str(state),
-        "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(box.directory),
-        "INVOKE_BOOTSTRAP_WAIT_TIMEOUT": "60",
-        **extra,
-    }
+    return box.cli_env(state, INVOKE_BOOTSTRAP_WAIT_TIMEOUT="60", **extra)
 
 
 def bootstrap(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bootstrap import vso
-from bootstrap.catalog import Catalog, parse_catalog
+from bootstrap.catalog import Catalog
 from bootstrap.errors import UsageError, WaitTimeout
 from bootstrap.kube import Kube
 from bootstrap.kv import read_kv
@@ -23,6 +23,7 @@ from tests.integration.conftest import Box
 from tests.integration.helpers import (
     admin_api,
     events_of,
+    generated_catalog,
     revision,
     run,
     statuses,
@@ -34,19 +35,7 @@ FAST = WaitSettings(timeout=60, initial=0.1, maximum=0.5)
 
 
 def catalog(p: str, kind: str, name: str) -> Catalog:
-    return parse_catalog(
-        f"""
-name: {p}
-services:
-  - name: {p}
-    namespace: {p}
-    secrets:
-      config: {{keys: {{a: {{generate: {{length: 16}}}}}}}}
-    restart:
-      - {{kind: {kind}, name: {name}}}
-""",
-        "rotation.yaml",
-    )
+    return generated_catalog(p, {"config": ["a"]}, restart=[(kind, name)])
 
 
 def _setup(box: Box, cat: Catalog, tmp_path: Path) -> tuple[Kube, Any]:

@@ -16,9 +16,8 @@ from kubernetes import client
 from bootstrap import sandbox, versions
 from bootstrap.errors import SandboxError
 from bootstrap.kube import Kube
-from tests.conftest import ROOT
 from tests.integration.conftest import TOOLS_DIR, Box
-from tests.integration.helpers import revision, wait_until, workload
+from tests.integration.helpers import invoke_cli, revision, wait_until, workload
 
 
 def test_components_run_at_pinned_versions(box: Box) -> None:
@@ -118,18 +117,7 @@ def test_env_and_status_tasks(box: Box) -> None:
 
 
 def _invoke(args: list[str], env: dict[str, str]) -> str:
-    import os
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return str(invoke_cli(args, env).stdout)
 
 
 def test_down_stops_only_its_processes(tmp_path: Path) -> None:

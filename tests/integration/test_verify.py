@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import sandbox, vso
-from bootstrap.catalog import Catalog, parse_catalog
+from bootstrap.catalog import Catalog
 from bootstrap.kube import Kube
 from bootstrap.kv import read_kv
 from bootstrap.phases import run_phases
@@ -17,25 +17,13 @@ from bootstrap.pipeline import PhaseResult, RunContext
 from bootstrap.render import VSO_API
 from bootstrap.waits import WaitSettings
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api, run, statuses
+from tests.integration.helpers import admin_api, generated_catalog, run, statuses
 
 SHORT = WaitSettings(timeout=6, initial=0.1, maximum=0.5)
 
 
 def catalog(p: str) -> Catalog:
-    return parse_catalog(
-        f"""
-name: {p}
-services:
-  - name: {p}
-    namespace: {p}
-    refreshAfter: 45s
-    secrets:
-      config: {{keys: {{a: {{generate: {{length: 16}}}}}}}}
-      credentials: {{keys: {{b: {{generate: {{length: 16}}}}}}}}
-""",
-        "verify.yaml",
-    )
+    return generated_catalog(p, {"config": ["a"], "credentials": ["b"]}, refresh="45s")
 
 
 def _prepare(box: Box, cat: Catalog, tmp_path: Path) -> None:
