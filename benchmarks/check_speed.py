@@ -23,25 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import catalog_text
+
 from bootstrap.catalog import load_catalog
 from bootstrap.check import rendered_from_catalog, run_check
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def catalog_text(n: int) -> str:
-    shared = "\n".join(f"  s{i}:\n    keys: {{k: null}}" for i in range(10))
-    services = "\n".join(
-        f"  - name: svc{i}\n    namespace: ns{i % 20}\n    secrets:\n"
-        f"      config: {{destination: svc{i}-config, keys: {{a: null}}}}\n"
-        f"      credentials: {{destination: svc{i}-credentials, keys: {{b: null}}}}\n"
-        f"      api-keys: {{destination: svc{i}-api-keys, keys: {{c: null}}}}\n"
-        f"    reads:\n"
-        f"      - {{path: shared/s{i % 10}, destination: svc{i}-s{i % 10}}}\n"
-        f"      - {{path: shared/s{(i + 1) % 10}, destination: svc{i}-s{(i + 1) % 10}}}\n"
-        for i in range(n)
-    )
-    return f"shared:\n{shared}\nservices:\n{services}"
 
 
 def measure(n: int, work: Path) -> tuple[float, float, float, int, int]:

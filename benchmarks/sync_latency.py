@@ -37,6 +37,8 @@ from kubernetes import watch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import TOOLS_DIR, sandbox_settings
+
 from bootstrap import sandbox, versions, vso
 from bootstrap.catalog import Catalog, parse_catalog
 from bootstrap.kv import read_kv
@@ -47,7 +49,6 @@ from bootstrap.render import syncs
 from bootstrap.settings import Settings
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
-TOOLS_DIR = Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
 PER_SERVICE = 5
 #: verify's own polling, as the product does it (every second at most)
 POLL = WaitSettings(timeout=300, initial=0.2, maximum=1.0)
@@ -135,16 +136,7 @@ def measure(n: int) -> tuple[float, float]:
     tmp = Path(tempfile.mkdtemp(prefix=f"sync-{n}-"))
     box = sandbox.up(tmp / "sandbox", TOOLS_DIR, timeout=90)
     try:
-        settings = Settings(
-            sandbox_dir=tmp / "sandbox",
-            tools_dir=TOOLS_DIR,
-            kubeconfig=Path(box.kubeconfig),
-            vault_addrs=tuple(box.bao_addrs),
-            custody_file=tmp / "sandbox" / "custody" / "vault-init.json",
-            audit_file=str(tmp / "sandbox" / "audit" / "bao-0.log"),
-            state_dir=tmp / "state",
-            wait_timeout=300,
-        )
+        settings = sandbox_settings(tmp, box, wait_timeout=300.0)
         nudged = one_run(settings, generated(n, "nudged"))
         print(f"N={n}: nudged {nudged:.2f}s", file=sys.stderr, flush=True)
         waited = one_run(

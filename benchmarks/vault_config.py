@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import TOOLS_DIR, catalog_text, sandbox_settings
+
 from bootstrap import sandbox, tools
 from bootstrap.catalog import Catalog, parse_catalog
 from bootstrap.phases import VaultConfig, VaultReady
@@ -35,23 +37,11 @@ from bootstrap.settings import Settings
 from bootstrap.target import resolve
 from bootstrap.waits import WaitSettings
 
-TOOLS_DIR = Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
 PROVIDER_DIR = TOOLS_DIR / "terraform-mirror" / "registry.opentofu.org" / "hashicorp" / "vault"
 
 
 def generated(n: int) -> Catalog:
-    shared = "\n".join(f"  s{i}:\n    keys: {{k: null}}" for i in range(10))
-    services = "\n".join(
-        f"  - name: svc{i}\n    namespace: ns{i % 20}\n    secrets:\n"
-        f"      config: {{destination: svc{i}-config, keys: {{a: null}}}}\n"
-        f"      credentials: {{destination: svc{i}-credentials, keys: {{b: null}}}}\n"
-        f"      api-keys: {{destination: svc{i}-api-keys, keys: {{c: null}}}}\n"
-        f"    reads:\n"
-        f"      - {{path: shared/s{i % 10}, destination: svc{i}-s{i % 10}}}\n"
-        f"      - {{path: shared/s{(i + 1) % 10}, destination: svc{i}-s{(i + 1) % 10}}}\n"
-        for i in range(n)
-    )
-    return parse_catalog(f"shared:\n{shared}\nservices:\n{services}", f"generated-{n}.yaml")
+    return parse_catalog(catalog_text(n), f"generated-{n}.yaml")
 
 
 def audit_writes(log: Path) -> int:
@@ -154,14 +144,7 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f"bench-{n}-"))
         box = sandbox.up(tmp / "sandbox", TOOLS_DIR, timeout=90)
         try:
-            settings = Settings(
-                sandbox_dir=tmp / "sandbox",
-                tools_dir=TOOLS_DIR,
-                kubeconfig=Path(box.kubeconfig),
-                vault_addrs=tuple(box.bao_addrs),
-                custody_file=tmp / "custody" / "init.json",
-                state_dir=tmp / "state",
-            )
+            settings = sandbox_settings(tmp, box)
             catalog = generated(n)
             target = resolve(settings)
             ctx = RunContext(settings, catalog)

@@ -1,0 +1,42 @@
+"""What the benchmark scripts share: the generated catalog of the vault-config and check
+benchmarks, and settings that point the product at a benchmark's own sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bootstrap.sandbox import SandboxState
+from bootstrap.settings import Settings
+
+TOOLS_DIR = Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
+
+
+def catalog_text(n: int) -> str:
+    """n services in 20 namespaces, each with three secrets and two of ten shared reads."""
+    shared = "\n".join(f"  s{i}:\n    keys: {{k: null}}" for i in range(10))
+    services = "\n".join(
+        f"  - name: svc{i}\n    namespace: ns{i % 20}\n    secrets:\n"
+        f"      config: {{destination: svc{i}-config, keys: {{a: null}}}}\n"
+        f"      credentials: {{destination: svc{i}-credentials, keys: {{b: null}}}}\n"
+        f"      api-keys: {{destination: svc{i}-api-keys, keys: {{c: null}}}}\n"
+        f"    reads:\n"
+        f"      - {{path: shared/s{i % 10}, destination: svc{i}-s{i % 10}}}\n"
+        f"      - {{path: shared/s{(i + 1) % 10}, destination: svc{i}-s{(i + 1) % 10}}}\n"
+        for i in range(n)
+    )
+    return f"shared:\n{shared}\nservices:\n{services}"
+
+
+def sandbox_settings(tmp: Path, box: SandboxState, **overrides: object) -> Settings:
+    """Settings for a sandbox started in ``tmp / "sandbox"``, state in ``tmp / "state"``."""
+    values: dict[str, object] = {
+        "sandbox_dir": tmp / "sandbox",
+        "tools_dir": TOOLS_DIR,
+        "kubeconfig": Path(box.kubeconfig),
+        "vault_addrs": tuple(box.bao_addrs),
+        "custody_file": tmp / "sandbox" / "custody" / "vault-init.json",
+        "audit_file": str(tmp / "sandbox" / "audit" / "bao-0.log"),
+        "state_dir": tmp / "state",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
