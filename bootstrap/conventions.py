@@ -58,6 +58,9 @@ MANAGED_BY_VALUE = PRODUCT
 SERVICE_LABEL = "secrets-bootstrap/service"
 #: Which catalog an object belongs to: prune only ever removes objects of its own catalog.
 CATALOG_LABEL = "secrets-bootstrap/catalog"
+#: Where the Vault Secrets Operator runs unless told otherwise (its Helm chart's default).
+OPERATOR_NAMESPACE = "vault-secrets-operator-system"
+
 #: Server-side apply field manager.
 FIELD_MANAGER = PRODUCT
 

@@ -13,12 +13,6 @@ import time
 from pathlib import Path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def free_ports(n: int) -> list[int]:
     """n distinct free loopback ports (held open together so they differ)."""
     socks = []

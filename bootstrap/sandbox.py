@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from bootstrap import pki, procs, tools, vault, versions
+from bootstrap import conventions, pki, procs, tools, vault, versions
 from bootstrap.errors import BootstrapError, SandboxError, WaitTimeout
 from bootstrap.waits import Pending, WaitSettings, wait_for
 
@@ -43,7 +43,7 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
 #: Where the operator runs, as its Helm chart installs it by default.
-OPERATOR_NAMESPACE = "vault-secrets-operator-system"
+OPERATOR_NAMESPACE = conventions.OPERATOR_NAMESPACE
 OPERATOR_SERVICE_ACCOUNT = "vault-secrets-operator-controller-manager"
 #: Lifetime of the operator's ServiceAccount token (its kubeconfig), like the certificates.
 OPERATOR_TOKEN_SECONDS = 30 * 24 * 3600

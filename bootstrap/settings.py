@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bootstrap import conventions as conv
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -64,7 +66,7 @@ class Settings:
     #: Vault's address as the operator sees it; when set, the operator's default
     #: VaultConnection is applied in operator_namespace.
     vault_connection_address: str | None = None
-    operator_namespace: str = "vault-secrets-operator-system"
+    operator_namespace: str = conv.OPERATOR_NAMESPACE
     #: verify: nudge pending VaultStaticSecrets (refreshAfter 1s, restored afterwards) so the
     #: operator syncs within seconds rather than a refresh period.
     verify_nudge: bool = True

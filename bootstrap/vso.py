@@ -236,8 +236,7 @@ def _role_rules(api: Api, policies: list[str], problems: list[str]) -> list[Rule
     return rules
 
 
-#: Where the operator runs when nothing else is said (its Helm chart's default).
-OPERATOR_NAMESPACE = "vault-secrets-operator-system"
+OPERATOR_NAMESPACE = conv.OPERATOR_NAMESPACE
 
 
 def auth_ref(vss: dict[str, Any], operator_namespace: str = OPERATOR_NAMESPACE) -> tuple[str, str]:
