@@ -21,14 +21,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bootstrap import pipeline
-from bootstrap.catalog import Catalog, load_catalog
-from bootstrap.check import rendered_from_catalog, rendered_from_dir, run_check
-from bootstrap.errors import BootstrapError, CheckFailed
-from bootstrap.output import write_tree
-from bootstrap.render import render_tree
-from bootstrap.reserved import check_reserved
-from bootstrap.settings import Settings
+from bootstrap.core.errors import BootstrapError, CheckFailed
+from bootstrap.core.output import write_tree
+from bootstrap.model.catalog import Catalog, load_catalog
+from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
+from bootstrap.model.render import render_tree
+from bootstrap.model.reserved import check_reserved
+from bootstrap.model.settings import Settings
+from bootstrap.phases import pipeline
 
 # The phases, the sandbox and the tool installer (with the Kubernetes, Vault and Terraform
 # clients they import) are imported by the tasks that use them, so that 'check', 'render'
@@ -188,7 +188,7 @@ def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
 
 
 def _phase_flags(only: list[str], start: str | None, skip: list[str]) -> list[str]:
-    from bootstrap.phases import registered
+    from bootstrap.phases.registry import registered
 
     names = [p.name for p in registered()]
     return pipeline.select(names, only, start, skip)
@@ -222,7 +222,7 @@ def _run_pipeline(
     prune: bool,
     rotate: bool = False,
 ) -> None:
-    from bootstrap.phases import run_phases
+    from bootstrap.phases.registry import run_phases
 
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
     cat = _load(s)
@@ -299,16 +299,14 @@ def plan(  # type: ignore[no-untyped-def]
 @friendly
 def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
     """Per service and secret: Vault version, Secret state, last sync, restart targets."""
-    from bootstrap import status as status_mod
-    from bootstrap import target as target_mod
-    from bootstrap.phases.vault_config import resolve_token
-    from bootstrap.vault import Api
+    from bootstrap.commands import status as status_mod
+    from bootstrap.runtime import target as target_mod
+    from bootstrap.runtime.credentials import api_for_target
 
     s = settings(c, catalog)
     cat = _load(s)
     t = target_mod.resolve(s, start_sandbox=False)
-    token, _ = resolve_token(t)
-    rows = status_mod.collect(cat, t.kube, Api(t.leader, token))
+    rows = status_mod.collect(cat, t.kube, api_for_target(t))
     if json_:
         console.print_json(json.dumps([r.as_dict() for r in rows]))
         return
@@ -343,21 +341,19 @@ def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
 @friendly
 def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
     """Rotate one secret to a sentinel and back; wait for the Secret and restarts each time."""
-    from bootstrap import target as target_mod
-    from bootstrap.phases.vault_config import resolve_token
-    from bootstrap.rotation import rotation_test
-    from bootstrap.vault import Api
-    from bootstrap.waits import WaitSettings
+    from bootstrap.commands.rotation import rotation_test
+    from bootstrap.core.waits import WaitSettings
+    from bootstrap.runtime import target as target_mod
+    from bootstrap.runtime.credentials import api_for_target
 
     s = settings(c, catalog)
     cat = _load(s)
     t = target_mod.resolve(s, start_sandbox=False)
-    token, _ = resolve_token(t)
     result = rotation_test(
         cat,
         secret,
         t.kube,
-        Api(t.leader, token),
+        api_for_target(t),
         WaitSettings(timeout=s.wait_timeout),
         say=lambda m: err.print(f"[bold]rotation[/]: {_e(m)}"),
     )
@@ -395,7 +391,7 @@ def validate(c, catalog=None):  # type: ignore[no-untyped-def]
 @friendly
 def install(c, name=None):  # type: ignore[no-untyped-def]
     """Build or find every external tool at its pinned version (idempotent, cached)."""
-    from bootstrap import tools
+    from bootstrap.tooling import tools
 
     s = settings(c)
     results = tools.install(
@@ -426,7 +422,7 @@ def install(c, name=None):  # type: ignore[no-untyped-def]
 @friendly
 def list_tools(c):  # type: ignore[no-untyped-def]
     """Show each tool, its pinned version and licence, and where it was found."""
-    from bootstrap import tools
+    from bootstrap.tooling import tools
 
     s = settings(c)
     table = Table(title="tools")

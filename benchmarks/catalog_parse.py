@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrap.catalog import MAX_CATALOG_BYTES, load_catalog
-from bootstrap.errors import CatalogError
-from bootstrap.reserved import check_reserved
-from bootstrap.settings import Settings
+from bootstrap.core.errors import CatalogError
+from bootstrap.model.catalog import MAX_CATALOG_BYTES, load_catalog
+from bootstrap.model.reserved import check_reserved
+from bootstrap.model.settings import Settings
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "bad"
 SERVICE = (

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import catalog_text
 
-from bootstrap.catalog import load_catalog
-from bootstrap.check import rendered_from_catalog, run_check
+from bootstrap.model.catalog import load_catalog
+from bootstrap.model.check import rendered_from_catalog, run_check
 
 ROOT = Path(__file__).resolve().parent.parent
 

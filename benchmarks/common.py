@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bootstrap.model.settings import Settings
 from bootstrap.sandbox import SandboxState
-from bootstrap.settings import Settings
 
 TOOLS_DIR = Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
 

@@ -39,15 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import TOOLS_DIR, sandbox_settings
 
-from bootstrap import sandbox, versions, vso
-from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.kv import read_kv
-from bootstrap.phases import run_phases
-from bootstrap.phases.vault_config import api_for
-from bootstrap.pipeline import RunContext
-from bootstrap.render import syncs
-from bootstrap.settings import Settings
-from bootstrap.waits import Pending, WaitSettings, wait_for
+from bootstrap import sandbox
+from bootstrap.clients.kv import read_kv
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
+from bootstrap.model.catalog import Catalog, parse_catalog
+from bootstrap.model.render import syncs
+from bootstrap.model.settings import Settings
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.registry import run_phases
+from bootstrap.runtime import vso
+from bootstrap.tooling import versions
 
 PER_SERVICE = 5
 #: verify's own polling, as the product does it (every second at most)
@@ -84,8 +85,8 @@ class Watch(threading.Thread):
 
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(daemon=True)
-        api = api_for(ctx)
-        self.kube = ctx.shared["target"].kube
+        api = ctx.vault
+        self.kube = ctx.target.kube
         self.want = {
             (s.namespace, s.destination): read_kv(api, s.kv_path)[0] for s in syncs(ctx.catalog)
         }
@@ -111,7 +112,7 @@ class Watch(threading.Thread):
 
 def one_run(settings: Settings, catalog: Catalog) -> float:
     ctx = RunContext(settings, catalog)
-    ctx.shared["wait"] = POLL
+    ctx.wait = POLL
     phases(ctx, ["placeholders", "vault-ready", "vault-config", "operator", "populate"])
     watcher = Watch(ctx)
     watcher.start()
@@ -119,7 +120,7 @@ def one_run(settings: Settings, catalog: Catalog) -> float:
     watcher.join(timeout=60)
     if watcher.done_after is None:
         raise SystemExit("verify passed but the watcher never saw every Secret synced")
-    kube = ctx.shared["target"].kube
+    kube = ctx.target.kube
     for ns in catalog.namespaces:
         kube.delete_namespace(ns)
 

@@ -28,14 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import TOOLS_DIR, catalog_text, sandbox_settings
 
-from bootstrap import sandbox, tools
-from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.phases import VaultConfig, VaultReady
-from bootstrap.phases.vault_config import resolve_token
-from bootstrap.pipeline import RunContext, run
-from bootstrap.settings import Settings
-from bootstrap.target import resolve
-from bootstrap.waits import WaitSettings
+from bootstrap import sandbox
+from bootstrap.core.waits import WaitSettings
+from bootstrap.model.catalog import Catalog, parse_catalog
+from bootstrap.model.settings import Settings
+from bootstrap.phases.pipeline import RunContext, run
+from bootstrap.phases.vault_config import VaultConfig
+from bootstrap.phases.vault_ready import VaultReady
+from bootstrap.runtime.credentials import resolve_token
+from bootstrap.runtime.target import Target, resolve
+from bootstrap.tooling import tools
 
 PROVIDER_DIR = TOOLS_DIR / "terraform-mirror" / "registry.opentofu.org" / "hashicorp" / "vault"
 
@@ -63,9 +65,9 @@ def audit_writes(log: Path) -> int:
     return count
 
 
-def timed_config(settings: Settings, catalog: Catalog, target: object) -> tuple[float, str]:
+def timed_config(settings: Settings, catalog: Catalog, target: Target) -> tuple[float, str]:
     ctx = RunContext(settings, catalog)
-    ctx.shared["target"] = target
+    ctx.target_ = target
     started = time.perf_counter()
     (result,) = run([VaultConfig()], ctx, ["vault-config"])
     elapsed = time.perf_counter() - started
@@ -75,8 +77,8 @@ def timed_config(settings: Settings, catalog: Catalog, target: object) -> tuple[
 
 
 def peer_hcl(catalog: Catalog) -> str:
-    from bootstrap import conventions as conv
-    from bootstrap.render import render_policy, render_role
+    from bootstrap.model import conventions as conv
+    from bootstrap.model.render import render_policy, render_role
 
     out = [
         'terraform {\n  required_providers {\n    vault = { source = "hashicorp/vault" }\n  }\n}\n',
@@ -148,8 +150,8 @@ def main() -> None:
             catalog = generated(n)
             target = resolve(settings)
             ctx = RunContext(settings, catalog)
-            ctx.shared["target"] = target
-            ctx.shared["wait"] = WaitSettings(timeout=60, initial=0.1, maximum=0.5)
+            ctx.target_ = target
+            ctx.wait = WaitSettings(timeout=60, initial=0.1, maximum=0.5)
             (ready,) = run([VaultReady()], ctx, ["vault-ready"])
             if ready.status == "failed":
                 raise SystemExit(f"vault-ready failed: {ready.error}")
@@ -160,7 +162,7 @@ def main() -> None:
             noop, status = timed_config(settings, catalog, target)
             w2 = audit_writes(log)
             assert status == "no-change", status
-            token, _ = resolve_token(target)
+            token, _ = resolve_token(target.custody)
             peer = run_peer(generated(n), box.bao_addr, token, tmp / "peer")
             rows.append((n, scratch, w1 - w0, noop, w2 - w1, peer))
             print(

@@ -7,10 +7,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bootstrap import failpoints, vault
-from bootstrap.phases.vault_config import ADMIN_EXTRA, ROOT_REVOKED_EXTRA
-from bootstrap.pipeline import Action, RunContext
-from bootstrap.target import Target
+from bootstrap.clients import vault
+from bootstrap.core import failpoints
+from bootstrap.model.actions import Action
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.runtime import credentials
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,10 @@ class Finish:
     tools: tuple[str, ...] = ()
 
     def facts(self, ctx: RunContext) -> FinishFacts:
-        t: Target = ctx.shared["target"]
-        record = t.custody.load()
-        revoked = t.custody.load_extra(ROOT_REVOKED_EXTRA) is not None
+        custody = ctx.target.custody
         return FinishFacts(
-            root_usable=bool(record and record.root_token and not record.pgp and not revoked),
-            admin_present=t.custody.load_extra(ADMIN_EXTRA) is not None,
+            root_usable=credentials.root_usable(custody),
+            admin_present=credentials.admin_present(custody),
         )
 
     def plan(self, ctx: RunContext, facts: FinishFacts) -> list[Action]:
@@ -47,7 +46,7 @@ class Finish:
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         if not any(a.verb == "delete" for a in actions):
             return
-        t: Target = ctx.shared["target"]
+        t = ctx.target
         record = t.custody.load()
         assert record is not None
         c = vault.client(vault.active_addr(t.vault_addrs), record.root_token)
@@ -58,6 +57,6 @@ class Finish:
             if exc.status != 403:  # 403: already revoked or expired
                 raise
         failpoints.point("finish:revoked")
-        t.custody.store_extra(ROOT_REVOKED_EXTRA, {"revoked_at": time.time()})
-        ctx.shared.pop("vault_api", None)
+        credentials.record_root_revoked(t.custody, time.time())
+        ctx.session.invalidate()
         log.info("root token revoked")

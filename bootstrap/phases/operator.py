@@ -22,11 +22,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap import failpoints
-from bootstrap.errors import UsageError
-from bootstrap.pipeline import Action, RunContext
-from bootstrap.render import (
+from bootstrap.core import failpoints
+from bootstrap.core.errors import UsageError
+from bootstrap.model import conventions as conv
+from bootstrap.model.actions import Action
+from bootstrap.model.render import (
     VSO_API,
     labels,
     render_service_account,
@@ -34,7 +34,7 @@ from bootstrap.render import (
     render_vault_auth,
     syncs,
 )
-from bootstrap.target import Target
+from bootstrap.phases.pipeline import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class Operator:
     tools: tuple[str, ...] = ()
 
     def facts(self, ctx: RunContext) -> OperatorFacts:
-        t: Target = ctx.shared["target"]
+        t = ctx.target
         objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         for api_version, kind in KINDS:
             for obj in t.kube.list(api_version, kind, label_selector=SELECTOR):
@@ -289,7 +289,7 @@ class Operator:
         )
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        t: Target = ctx.shared["target"]
+        t = ctx.target
         ns_labels = labels(ctx.catalog)
         for ns in sorted(
             {

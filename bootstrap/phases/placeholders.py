@@ -16,10 +16,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.pipeline import Action, RunContext, Verb
-from bootstrap.render import placeholder_tfvars
-from bootstrap.target import Target
-from bootstrap.terraform import Change, Workspace
+from bootstrap.clients.terraform import Change, Workspace
+from bootstrap.model.actions import Action, Verb
+from bootstrap.model.render import placeholder_tfvars
+from bootstrap.phases.pipeline import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +37,15 @@ class PlaceholderFacts:
 
 
 def workspace(ctx: RunContext) -> Workspace:
-    ws: Workspace | None = ctx.shared.get("terraform")
-    if ws is None:
-        t: Target = ctx.shared["target"]
-        s = ctx.settings
-        ws = Workspace(
-            s.state_dir / "terraform",
-            s.terraform_binary,
-            s.tools_dir,
-            backend=s.terraform_backend,
-            backend_namespace=s.lock_namespace,
-            kubeconfig=t.kubeconfig,
-        )
-        ctx.shared["terraform"] = ws
-    return ws
+    s = ctx.settings
+    return Workspace(
+        s.state_dir / "terraform",
+        s.terraform_binary,
+        s.tools_dir,
+        backend=s.terraform_backend,
+        backend_namespace=s.lock_namespace,
+        kubeconfig=ctx.target.kubeconfig,
+    )
 
 
 def _index(address: str) -> str:
@@ -63,7 +58,7 @@ def inputs(
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     """The module's inputs: what Terraform owns or may create, plus (without prune) what it
     owns that left the catalog, so that it is kept rather than destroyed."""
-    t: Target = ctx.shared["target"]
+    t = ctx.target
     tfvars = placeholder_tfvars(ctx.catalog)
     existing_ns = t.kube.namespaces()
     adopted: list[str] = []
@@ -109,8 +104,17 @@ class Placeholders:
     summary = "namespaces and placeholder Secrets through Terraform/OpenTofu"
     tools: tuple[str, ...] = ("tofu", "terraform-provider-kubernetes")
 
+    def __init__(self) -> None:
+        #: The run's Terraform workspace (a phase object lives for one run).
+        self._ws: Workspace | None = None
+
+    def _workspace(self, ctx: RunContext) -> Workspace:
+        if self._ws is None:
+            self._ws = workspace(ctx)
+        return self._ws
+
     def facts(self, ctx: RunContext) -> PlaceholderFacts:
-        ws = workspace(ctx)
+        ws = self._workspace(ctx)
         ws.prepare({})  # the module and backend, so state can be read
         tfvars, adopted, kept = inputs(ctx, ws.state())
         ws.prepare(tfvars)
@@ -143,4 +147,4 @@ class Placeholders:
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         if any(a.changes for a in actions):
-            workspace(ctx).apply()
+            self._workspace(ctx).apply()

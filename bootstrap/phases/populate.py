@@ -8,14 +8,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bootstrap import conventions as conv
-from bootstrap import failpoints, sources
-from bootstrap.catalog import Source
-from bootstrap.errors import VaultStateError
-from bootstrap.kv import kv_secrets, read_kv
-from bootstrap.phases.vault_config import api_for
-from bootstrap.pipeline import Action, RunContext, Verb
-from bootstrap.vault import VaultRequestError
+from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.clients.vault import VaultRequestError
+from bootstrap.core import failpoints
+from bootstrap.core.errors import VaultStateError
+from bootstrap.model import conventions as conv
+from bootstrap.model.actions import Action, Verb
+from bootstrap.model.catalog import Source
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.runtime import sources
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class Populate:
     tools: tuple[str, ...] = ()
 
     def facts(self, ctx: RunContext) -> list[KvState]:
-        api = api_for(ctx)
+        api = ctx.vault
         paths = kv_secrets(ctx.catalog)
 
         def read(item: tuple[str, dict[str, Source | None]]) -> KvState:
@@ -44,15 +45,13 @@ class Populate:
         return list(api.parallel(read, paths))
 
     def plan(self, ctx: RunContext, facts: list[KvState]) -> list[Action]:
-        api = api_for(ctx)
-        rotate = ctx.settings.rotate
-        rotated: set[str] = ctx.shared.setdefault("rotated", set())
+        rotate = ctx.settings.rotate and not ctx.converging
         base_dir = ctx.settings.catalog.resolve().parent
         actions: list[Action] = []
         problems: list[Action] = []
 
         def read_vault(path: str, key: str) -> str | None:
-            return read_kv(api, path)[0].get(key)
+            return read_kv(ctx.vault, path)[0].get(key)
 
         for kv in facts:
             new: dict[str, str] = {}
@@ -61,7 +60,7 @@ class Populate:
             for key, src in kv.keys.items():
                 have = kv.data.get(key)
                 real = have is not None and not conv.is_placeholder(have)
-                if real and not (rotate and kv.path not in rotated and src is not None):
+                if real and not (rotate and src is not None):
                     kept.append(key)
                     continue
                 if src is None:
@@ -130,7 +129,7 @@ class Populate:
         return problems + actions if problems else actions
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        api = api_for(ctx)
+        api = ctx.vault
         writes = [a for a in actions if a.changes and a.payload and a.payload[0] == "write"]
 
         def write(a: Action) -> None:
@@ -146,7 +145,6 @@ class Populate:
                         f"version {version} no longer current); run again"
                     ) from None
                 raise
-            ctx.shared["rotated"].add(path)
             failpoints.point("populate:write")
 
         api.parallel(write, writes)

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap import tools
-from bootstrap.check import rendered_from_catalog, run_check
-from bootstrap.pipeline import Action, RunContext
-from bootstrap.reserved import reserved_problems
+from bootstrap.model.actions import Action
+from bootstrap.model.check import rendered_from_catalog, run_check
+from bootstrap.model.reserved import reserved_problems
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.tooling import tools
 
 
 @dataclass

@@ -6,59 +6,29 @@ catalog and never touches anything else."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap import failpoints, vault, vaultplan
-from bootstrap.custody import Custody
-from bootstrap.errors import VaultStateError
-from bootstrap.pipeline import Action, RunContext
-from bootstrap.target import Target
+from bootstrap.clients import vault
+from bootstrap.core import failpoints
+from bootstrap.core.errors import VaultStateError
+from bootstrap.model import conventions as conv
+from bootstrap.model import vaultplan
+from bootstrap.model.actions import Action
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.runtime import credentials
+from bootstrap.runtime.custody import Custody
 
 log = logging.getLogger(__name__)
 
 REVIEWER_BINDING = "vault-token-reviewer-auth-delegator"
 REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600
-ADMIN_EXTRA = "admin"
-ROOT_REVOKED_EXTRA = "root-revoked"
-
-
-def resolve_token(t: Target) -> tuple[str, str]:
-    """(token, where from): $VAULT_TOKEN/$BAO_TOKEN, else the bootstrap-admin credential in
-    custody, else the root token in custody while it has not been revoked."""
-    for var in ("VAULT_TOKEN", "BAO_TOKEN"):
-        if os.environ.get(var):
-            return os.environ[var], var
-    admin = t.custody.load_extra(ADMIN_EXTRA)
-    if admin and admin.get("token"):
-        return str(admin["token"]), f"bootstrap-admin credential in {t.custody.description}"
-    record = t.custody.load()
-    revoked = t.custody.load_extra(ROOT_REVOKED_EXTRA)
-    if record is not None and record.root_token and not revoked and not record.pgp:
-        return record.root_token, f"root token in {t.custody.description}"
-    raise VaultStateError(
-        "no Vault token: set VAULT_TOKEN or BAO_TOKEN (the bootstrap-admin credential and the "
-        f"root token are not in {t.custody.description})"
-    )
-
-
-def api_for(ctx: RunContext) -> vault.Api:
-    api: vault.Api | None = ctx.shared.get("vault_api")
-    if api is None:
-        t: Target = ctx.shared["target"]
-        token, source = resolve_token(t)
-        log.info("authenticating to Vault with the %s", source)
-        api = vault.Api(vault.active_addr(t.vault_addrs), token)
-        ctx.shared["vault_api"] = api
-    return api
 
 
 def audit_file(ctx: RunContext) -> str:
     if ctx.settings.audit_file:
         return ctx.settings.audit_file
-    t: Target = ctx.shared["target"]
+    t = ctx.target
     if t.sandbox is not None:
         return str(Path(t.sandbox.directory) / "audit" / "bao-0.log")
     return "stdout"
@@ -70,7 +40,7 @@ class VaultConfig:
     tools: tuple[str, ...] = ()
 
     def facts(self, ctx: RunContext) -> vaultplan.Facts:
-        api = api_for(ctx)
+        api = ctx.vault
         mounts = api.read("sys/mounts") or {}
         mounts = mounts.get("data", mounts)
         auths = api.read("sys/auth") or {}
@@ -124,13 +94,13 @@ class VaultConfig:
         )
 
     def _desired(self, ctx: RunContext) -> vaultplan.Desired:
-        t: Target = ctx.shared["target"]
+        t = ctx.target
         return vaultplan.desired(ctx.catalog, t.kube.host, t.kube.ca_pem(), audit_file(ctx))
 
     def plan(self, ctx: RunContext, facts: vaultplan.Facts) -> list[Action]:
         actions = vaultplan.plan(self._desired(ctx), facts, ctx.settings.prune)
-        t: Target = ctx.shared["target"]
-        if t.custody.load_extra(ADMIN_EXTRA) is None and not _env_token():
+        t = ctx.target
+        if not credentials.admin_present(t.custody) and not credentials.env_token():
             actions.append(
                 Action(
                     "create",
@@ -143,7 +113,7 @@ class VaultConfig:
         return actions
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        api = api_for(ctx)
+        api = ctx.vault
         want = self._desired(ctx)
         by_kind: dict[str, list[Action]] = {}
         for a in actions:
@@ -213,13 +183,13 @@ class VaultConfig:
             by_kind.get("delete-policy", []),
         )
         if "admin" in by_kind:
-            t: Target = ctx.shared["target"]
+            t = ctx.target
             _create_admin(api, t.custody)
 
     def _reviewer_jwt(self, ctx: RunContext) -> str:
         """A token reviewer for a Vault outside the cluster: a ServiceAccount bound to
         system:auth-delegator, its token from the TokenRequest API."""
-        t: Target = ctx.shared["target"]
+        t = ctx.target
         s = ctx.settings
         labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
         t.kube.ensure_namespace(s.reviewer_namespace, labels)
@@ -233,10 +203,6 @@ class VaultConfig:
         return t.kube.token(
             s.reviewer_namespace, s.reviewer_service_account, [], REVIEWER_TOKEN_SECONDS
         )
-
-
-def _env_token() -> bool:
-    return bool(os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN"))
 
 
 def _create_admin(api: vault.Api, custody: Custody) -> None:
@@ -255,12 +221,5 @@ def _create_admin(api: vault.Api, custody: Custody) -> None:
     token = auth.get("client_token")
     if not token:
         raise VaultStateError("creating the bootstrap-admin token returned no token")
-    custody.store_extra(
-        ADMIN_EXTRA,
-        {
-            "token": token,
-            "accessor": auth.get("accessor", ""),
-            "policies": [vaultplan.ADMIN_POLICY],
-        },
-    )
+    credentials.store_admin(custody, token, str(auth.get("accessor", "")), [vaultplan.ADMIN_POLICY])
     log.info("bootstrap-admin credential created and stored")

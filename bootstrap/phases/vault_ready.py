@@ -9,13 +9,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import failpoints, vault
-from bootstrap.custody import InitRecord, keep_safe, rescued
-from bootstrap.errors import VaultStateError
-from bootstrap.phases.vault_config import resolve_token
-from bootstrap.pipeline import Action, RunContext
-from bootstrap.target import Target
-from bootstrap.waits import Pending, WaitSettings, wait_for
+from bootstrap.clients import vault
+from bootstrap.core import failpoints
+from bootstrap.core.errors import VaultStateError
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
+from bootstrap.model.actions import Action
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.runtime.credentials import resolve_token
+from bootstrap.runtime.custody import InitRecord, keep_safe, rescued
+from bootstrap.runtime.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +66,10 @@ class VaultReady:
     tools: tuple[str, ...] = ()
 
     def _target(self, ctx: RunContext) -> Target:
-        target: Target = ctx.shared["target"]
-        return target
+        return ctx.target
 
     def _wait(self, ctx: RunContext) -> WaitSettings:
-        ws: WaitSettings = ctx.shared.get("wait") or WaitSettings(timeout=ctx.settings.wait_timeout)
-        return ws
+        return ctx.waits()
 
     def facts(self, ctx: RunContext) -> ReadyFacts:
         t = self._target(ctx)
@@ -220,7 +220,7 @@ class VaultReady:
         if len(t.vault_addrs) < 2:
             return
         try:
-            token: str | None = resolve_token(t)[0]
+            token: str | None = resolve_token(t.custody)[0]
         except VaultStateError:
             token = None  # PGP shares and no token: check membership by health alone
         expected = len(t.vault_addrs)

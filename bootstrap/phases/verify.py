@@ -17,15 +17,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from bootstrap import failpoints, vso
-from bootstrap.errors import BootstrapError, WaitTimeout
-from bootstrap.kv import KvValue, read_kv_value
-from bootstrap.nudge import Nudger, nudged
-from bootstrap.phases.vault_config import api_for
-from bootstrap.pipeline import Action, RunContext
-from bootstrap.render import VSO_API, Sync, syncs
-from bootstrap.target import Target
-from bootstrap.waits import Pending, WaitSettings, wait_for
+from bootstrap.clients.kv import KvValue, read_kv_value
+from bootstrap.core import failpoints
+from bootstrap.core.errors import BootstrapError, WaitTimeout
+from bootstrap.core.waits import Pending, wait_for
+from bootstrap.model.actions import Action
+from bootstrap.model.render import VSO_API, Sync, syncs
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.runtime import vso
+from bootstrap.runtime.nudge import Nudger, nudged
+from bootstrap.runtime.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ VaultData = dict[str, KvValue]
 
 def _vault_data(ctx: RunContext) -> VaultData:
     """Vault's latest version per path (each path read once)."""
-    api = api_for(ctx)
+    api = ctx.vault
     paths = sorted({s.kv_path for s in syncs(ctx.catalog)})
     return dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
 
@@ -121,7 +122,7 @@ class Verify:
     tools: tuple[str, ...] = ()
 
     def facts(self, ctx: RunContext) -> list[SecretState]:
-        t: Target = ctx.shared["target"]
+        t = ctx.target
         return _states(t, syncs(ctx.catalog), _vault_data(ctx))[0]
 
     def plan(self, ctx: RunContext, facts: list[SecretState]) -> list[Action]:
@@ -149,7 +150,7 @@ class Verify:
         empty = [a for a in actions if a.verb == "check" and isinstance(a.payload, Sync)]
         # Vault's values as the plan read them: Vault does not change while we wait
         pending: list[tuple[Sync, KvValue]] = [a.payload for a in actions if a.changes]
-        t: Target = ctx.shared["target"]
+        t = ctx.target
         if pending:
             vault_data = {s.kv_path: kv for s, kv in pending}
             self._wait(ctx, t, [s for s, _ in pending], vault_data)
@@ -160,9 +161,7 @@ class Verify:
             )
 
     def _wait(self, ctx: RunContext, t: Target, waiting: list[Sync], vault_data: VaultData) -> None:
-        ws: WaitSettings = ctx.shared.get("wait") or WaitSettings(
-            timeout=ctx.settings.wait_timeout, maximum=1.0
-        )
+        ws = ctx.waits(maximum=1.0)
         refs = [(s.namespace, s.destination) for s in waiting]
         began = time.time()
         with nudged(t.kube, refs if ctx.settings.verify_nudge else []) as nudger:
@@ -214,7 +213,7 @@ class Verify:
                 "VSO v0.1.0 holds up every sync for 30 s looking for it, again and again: "
                 + ", ".join(blockers[:10])
             )
-        api = api_for(ctx)
+        api = ctx.vault
         for st in stuck[:DIAGNOSE_MAX]:
             vss = t.kube.get(VSO_API, "VaultStaticSecret", st.sync.destination, st.sync.namespace)
             why = vso.diagnose(

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap import sandbox, vault
-from bootstrap.settings import Settings
+from bootstrap import sandbox
+from bootstrap.clients import vault
+from bootstrap.model.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.helpers import demo_env
 

@@ -4,13 +4,13 @@ from typing import Any
 
 import requests
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.kube import Kube
-from bootstrap.phases import run_phases
-from bootstrap.pipeline import PhaseResult, RunContext
-from bootstrap.settings import Settings
-from bootstrap.waits import WaitSettings
+from bootstrap.clients.kube import Kube
+from bootstrap.core.waits import WaitSettings
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, parse_catalog
+from bootstrap.model.settings import Settings
+from bootstrap.phases.pipeline import PhaseResult, RunContext
+from bootstrap.phases.registry import run_phases
 
 FAST = WaitSettings(timeout=120, initial=0.1, maximum=0.5)
 
@@ -19,7 +19,7 @@ def run(
     settings: Settings, catalog: Catalog, phases: list[str]
 ) -> tuple[list[PhaseResult], RunContext]:
     ctx = RunContext(settings, catalog)
-    ctx.shared["wait"] = FAST
+    ctx.wait = FAST
     results = run_phases(ctx, phases)
     return results, ctx
 
@@ -72,8 +72,8 @@ def demo_env() -> dict[str, str]:
 
 def admin_api(box: Any) -> Any:
     """A Vault API client with the bootstrap-admin credential the first run put in custody."""
-    from bootstrap import vault
-    from bootstrap.custody import FileCustody
+    from bootstrap.clients import vault
+    from bootstrap.runtime.custody import FileCustody
 
     admin = FileCustody(box.settings().custody_file).load_extra("admin")
     assert admin is not None
@@ -85,7 +85,7 @@ def admin_api(box: Any) -> Any:
 
 def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
     """Poll ``check`` (returns a truthy value when done) until it is; fail past ``timeout``."""
-    from bootstrap.waits import Pending, wait_for
+    from bootstrap.core.waits import Pending, wait_for
 
     def probe() -> Any:
         got = check()
@@ -124,15 +124,15 @@ def workload(kube: Kube, ns: str, kind: str, name: str, paused: bool = False) ->
 
 
 def revision(kube: Kube, ns: str, kind: str, name: str) -> str:
-    from bootstrap import vso
-    from bootstrap.catalog import RestartTarget
+    from bootstrap.model.catalog import RestartTarget
+    from bootstrap.runtime import vso
 
     r = vso.rollout(kube, RestartTarget(kind=kind, name=name), ns)  # type: ignore[arg-type]
     return r.revision if r else ""
 
 
 def events_of(kube: Kube, ns: str, name: str) -> list[Any]:
-    from bootstrap import vso
+    from bootstrap.runtime import vso
 
     return vso.events(kube, ns).get(name, [])
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import sandbox, vault
-from bootstrap.catalog import load_catalog
-from bootstrap.custody import FileCustody
+from bootstrap import sandbox
+from bootstrap.clients import vault
+from bootstrap.model.catalog import load_catalog
+from bootstrap.runtime.custody import FileCustody
 from tests.conftest import EXAMPLE, ROOT
 from tests.integration.conftest import Box, _start
 from tests.integration.helpers import demo_env, run, statuses, wait_until

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.kube import Kube
-from bootstrap.render import VSO_API
+from bootstrap.clients.kube import Kube
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, parse_catalog
+from bootstrap.model.render import VSO_API
 from tests.integration.conftest import Box
 from tests.integration.helpers import run, statuses, wait_until
 

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 
-from bootstrap import sandbox, vault, vso
-from bootstrap.catalog import Catalog, load_catalog
-from bootstrap.kube import Kube
-from bootstrap.kv import read_kv
-from bootstrap.nudge import nudge_values
-from bootstrap.pipeline import PhaseResult
-from bootstrap.render import VSO_API
+from bootstrap import sandbox
+from bootstrap.clients import vault
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.model.catalog import Catalog, load_catalog
+from bootstrap.model.render import VSO_API
+from bootstrap.phases.pipeline import PhaseResult
+from bootstrap.runtime import vso
+from bootstrap.runtime.nudge import nudge_values
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
 from tests.integration.helpers import (

@@ -10,14 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bootstrap import vso
-from bootstrap.catalog import Catalog, load_catalog
-from bootstrap.kube import Kube
-from bootstrap.kv import read_kv
-from bootstrap.nudge import nudged
-from bootstrap.phases import registered
-from bootstrap.render import VSO_API
-from bootstrap.status import collect
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.commands.status import collect
+from bootstrap.model.catalog import Catalog, load_catalog
+from bootstrap.model.render import VSO_API
+from bootstrap.phases.registry import registered
+from bootstrap.runtime import vso
+from bootstrap.runtime.nudge import nudged
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
 from tests.integration.helpers import (

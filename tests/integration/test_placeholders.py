@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.kube import Kube
-from bootstrap.render import syncs
+from bootstrap.clients.kube import Kube
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, parse_catalog
+from bootstrap.model.render import syncs
 from tests.integration.conftest import Box
 from tests.integration.helpers import run, statuses
 

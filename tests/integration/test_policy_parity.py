@@ -1,4 +1,4 @@
-"""bootstrap.policy against the real OpenBao: for hand-written policies, the capabilities
+"""bootstrap.model.policy against the real OpenBao: for hand-written policies, the capabilities
 OpenBao gives a token on probe paths are the ones the reader and evaluator compute, and
 OpenBao refuses the policies the reader refuses as the servers do."""
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from bootstrap import vault
-from bootstrap.policy import PolicyParseError, capabilities, parse_policy
-from bootstrap.target import resolve
+from bootstrap.clients import vault
+from bootstrap.model.policy import PolicyParseError, capabilities, parse_policy
+from bootstrap.runtime.target import resolve
 from tests.integration.conftest import Box
 from tests.integration.helpers import admin_api, login
 

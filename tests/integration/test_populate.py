@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap import vault
-from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.kv import read_kv
+from bootstrap.clients import vault
+from bootstrap.clients.kv import read_kv
+from bootstrap.model.catalog import Catalog, parse_catalog
 from tests.integration.conftest import Box
 from tests.integration.helpers import admin_api, run, statuses
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bootstrap.kv import read_kv
+from bootstrap.clients.kv import read_kv
 from tests.conftest import ROOT
 from tests.integration.conftest import Box
 from tests.integration.helpers import admin_api

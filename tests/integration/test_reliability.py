@@ -23,11 +23,12 @@ from typing import Any
 
 import pytest
 
-from bootstrap import sandbox, vault
-from bootstrap.catalog import parse_catalog
-from bootstrap.custody import FileCustody
-from bootstrap.kube import Kube
-from bootstrap.kv import kv_secrets, read_kv
+from bootstrap import sandbox
+from bootstrap.clients import vault
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.model.catalog import parse_catalog
+from bootstrap.runtime.custody import FileCustody
 from tests.conftest import ROOT
 from tests.integration.conftest import Box, _start
 from tests.integration.helpers import admin_api, wait_until

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from bootstrap import vso
-from bootstrap.catalog import Catalog
-from bootstrap.errors import UsageError, WaitTimeout
-from bootstrap.kube import Kube
-from bootstrap.kv import read_kv
-from bootstrap.render import VSO_API
-from bootstrap.rotation import rotation_test
-from bootstrap.waits import WaitSettings
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.commands.rotation import rotation_test
+from bootstrap.core.errors import UsageError, WaitTimeout
+from bootstrap.core.waits import WaitSettings
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.render import VSO_API
+from bootstrap.runtime import vso
 from tests.integration.conftest import Box
 from tests.integration.helpers import (
     admin_api,

@@ -13,9 +13,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from bootstrap import sandbox, versions
-from bootstrap.errors import SandboxError
-from bootstrap.kube import Kube
+from bootstrap import sandbox
+from bootstrap.clients.kube import Kube
+from bootstrap.core.errors import SandboxError
+from bootstrap.tooling import versions
 from tests.integration.conftest import TOOLS_DIR, Box
 from tests.integration.helpers import invoke_cli, revision, wait_until, workload
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from kubernetes import client
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog, load_catalog, parse_catalog
-from bootstrap.custody import InitRecord, KubernetesSecretCustody
-from bootstrap.errors import VaultStateError
-from bootstrap.kube import Kube
-from bootstrap.kv import kv_secrets, read_kv
-from bootstrap.lock import LEASE_NAME, cluster_lock
-from bootstrap.render import VSO_API
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.core.errors import VaultStateError
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, load_catalog, parse_catalog
+from bootstrap.model.render import VSO_API
+from bootstrap.runtime.custody import InitRecord, KubernetesSecretCustody
+from bootstrap.runtime.lock import LEASE_NAME, cluster_lock
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
 from tests.integration.helpers import admin_api, run, statuses, wait_until

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bootstrap.catalog import parse_catalog
-from bootstrap.kube import Kube
-from bootstrap.kv import read_kv
-from bootstrap.status import collect
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.commands.status import collect
+from bootstrap.model.catalog import parse_catalog
 from tests.integration.conftest import Box
 from tests.integration.helpers import admin_api, run, statuses, workload
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import tools, versions
-from bootstrap.errors import ToolError
+from bootstrap.core.errors import ToolError
+from bootstrap.tooling import tools, versions
 
 
 @pytest.fixture

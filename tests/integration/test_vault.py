@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 import requests
 
-from bootstrap import conventions as conv
-from bootstrap import vault
-from bootstrap.catalog import Catalog, load_catalog, parse_catalog
-from bootstrap.custody import FileCustody
-from bootstrap.errors import BootstrapError
-from bootstrap.kube import Kube
-from bootstrap.kv import kv_secrets, read_kv
-from bootstrap.phases import registered
-from bootstrap.phases.vault_config import resolve_token
-from bootstrap.render import syncs
-from bootstrap.target import resolve
+from bootstrap.clients import vault
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.core.errors import BootstrapError
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, load_catalog, parse_catalog
+from bootstrap.model.render import syncs
+from bootstrap.phases.registry import registered
+from bootstrap.runtime.credentials import resolve_token
+from bootstrap.runtime.custody import FileCustody
+from bootstrap.runtime.target import resolve
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
 from tests.integration.helpers import kv_read, kv_write, login, run, statuses
@@ -100,7 +100,8 @@ def test_root_token_revoked_and_admin_credential_works(box: Box, first_run: dict
 def test_rerun_changes_nothing_and_writes_nothing(box: Box, first_run: dict[str, Any]) -> None:
     results, ctx = run(box.settings(), load_catalog(EXAMPLE), PHASES)
     assert statuses(results) == {p: "no-change" for p in PHASES}
-    assert ctx.shared["vault_api"].writes == 0
+    assert ctx.session.opened is not None
+    assert ctx.session.opened.writes == 0
 
 
 def _ensure_identities(kube: Kube, catalog: Catalog) -> None:
@@ -120,7 +121,7 @@ def _prove_isolation(box: Box, catalog: Catalog) -> int:
     """For every ordered pair (A, B): A reads its own and declared paths, 403 on B's private
     paths and on every shared/infrastructure path it does not declare. Returns checks made."""
     t = resolve(box.settings())
-    token, _ = resolve_token(t)
+    token, _ = resolve_token(t.custody)
     all_paths = _seed_values(box.state.bao_addr, token, catalog)
     _ensure_identities(t.kube, catalog)
     scoped_all = {p for p in all_paths if p.split("/")[0] in conv.RESERVED_PREFIXES}
@@ -179,7 +180,7 @@ def test_prune_removes_only_managed_objects(
     box: Box, first_run: dict[str, Any], unique: str
 ) -> None:
     t = resolve(box.settings())
-    token, _ = resolve_token(t)
+    token, _ = resolve_token(t.custody)
     api = vault.Api(box.state.bao_addr, token)
     gone = f"p{unique}-gone"
     text = f"""
@@ -235,7 +236,7 @@ def test_initialized_vault_without_custody_asks_for_a_token(
 
 
 def test_a_second_lock_holder_is_refused(box: Box, first_run: dict[str, Any]) -> None:
-    from bootstrap.lock import LockHeld, cluster_lock
+    from bootstrap.runtime.lock import LockHeld, cluster_lock
 
     kube = Kube(box.state.kubeconfig)
     with (

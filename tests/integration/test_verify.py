@@ -8,14 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bootstrap import sandbox, vso
-from bootstrap.catalog import Catalog
-from bootstrap.kube import Kube
-from bootstrap.kv import read_kv
-from bootstrap.phases import run_phases
-from bootstrap.pipeline import PhaseResult, RunContext
-from bootstrap.render import VSO_API
-from bootstrap.waits import WaitSettings
+from bootstrap import sandbox
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.core.waits import WaitSettings
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.render import VSO_API
+from bootstrap.phases.pipeline import PhaseResult, RunContext
+from bootstrap.phases.registry import run_phases
+from bootstrap.runtime import vso
 from tests.integration.conftest import Box
 from tests.integration.helpers import admin_api, generated_catalog, run, statuses
 
@@ -37,7 +38,7 @@ def _prepare(box: Box, cat: Catalog, tmp_path: Path) -> None:
 
 def _verify(box: Box, cat: Catalog, tmp_path: Path, wait: WaitSettings) -> PhaseResult:
     ctx = RunContext(box.settings(state_dir=tmp_path), cat)
-    ctx.shared["wait"] = wait
+    ctx.wait = wait
     (result,) = [r for r in run_phases(ctx, ["verify"]) if r.name == "verify"]
     return result
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.catalog import load_catalog, parse_catalog
-from bootstrap.errors import CatalogError
+from bootstrap.core.errors import CatalogError
+from bootstrap.model.catalog import load_catalog, parse_catalog
 from tests.conftest import EXAMPLE, ROOT
 
 BASE = textwrap.dedent("""\

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import MAX_CATALOG_BYTES, load_catalog, parse_catalog
-from bootstrap.errors import CatalogError
-from bootstrap.vaultplan import ADMIN_POLICY
+from bootstrap.core.errors import CatalogError
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import MAX_CATALOG_BYTES, load_catalog, parse_catalog
+from bootstrap.model.vaultplan import ADMIN_POLICY
 
 
 def catalog(

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bootstrap import catalog as cat_mod
-from bootstrap.catalog import parse_catalog
-from bootstrap.errors import CatalogError
+from bootstrap.core.errors import CatalogError
+from bootstrap.model import catalog as cat_mod
+from bootstrap.model.catalog import parse_catalog
 from tests.conftest import EXAMPLE
 
 pytestmark = pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml")

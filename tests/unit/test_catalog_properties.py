@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bootstrap.catalog import Catalog, parse_catalog
-from bootstrap.errors import CatalogError
+from bootstrap.core.errors import CatalogError
+from bootstrap.model.catalog import Catalog, parse_catalog
 from tests.conftest import EXAMPLE
 
 VALID: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bootstrap.catalog import Catalog, load_catalog
-from bootstrap.check import rendered_from_catalog, rendered_from_dir, run_check
-from bootstrap.output import write_tree
-from bootstrap.policy import parse_policy
-from bootstrap.render import render_tree
-from bootstrap.vaultplan import ADMIN_POLICY, ADMIN_POLICY_TEXT, desired
+from bootstrap.core.output import write_tree
+from bootstrap.model.catalog import Catalog, load_catalog
+from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
+from bootstrap.model.policy import parse_policy
+from bootstrap.model.render import render_tree
+from bootstrap.model.vaultplan import ADMIN_POLICY, ADMIN_POLICY_TEXT, desired
 from tests.conftest import EXAMPLE, ROOT
 
 
@@ -120,7 +120,7 @@ def test_cli_exits_non_zero_with_findings(tree: Path) -> None:
 def test_write_tree_refuses_foreign_directory(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
-    from bootstrap.errors import BootstrapError
+    from bootstrap.core.errors import BootstrapError
 
     with pytest.raises(BootstrapError, match="not written by 'invoke render'"):
         write_tree(tmp_path / "mine", {"a.txt": "x"})

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import load_catalog
-from bootstrap.check import (
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import load_catalog
+from bootstrap.model.check import (
     PROBE,
     exempt,
     isolation,
@@ -22,7 +22,7 @@ from bootstrap.check import (
     rendered_from_catalog,
     run_check,
 )
-from bootstrap.policy import Rule, allowed, capabilities, parse_policy
+from bootstrap.model.policy import Rule, allowed, capabilities, parse_policy
 from tests.conftest import EXAMPLE
 
 

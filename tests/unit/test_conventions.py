@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from bootstrap import conventions as conv
+from bootstrap.model import conventions as conv
 from tests.conftest import ROOT
 
 

@@ -18,9 +18,9 @@ import pytest
 from invoke import Config, Context, Exit
 
 import tasks
-from bootstrap.catalog import MAX_CATALOG_BYTES, load_catalog
-from bootstrap.reserved import check_reserved
-from bootstrap.settings import Settings
+from bootstrap.model.catalog import MAX_CATALOG_BYTES, load_catalog
+from bootstrap.model.reserved import check_reserved
+from bootstrap.model.settings import Settings
 from tests.conftest import ROOT
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"

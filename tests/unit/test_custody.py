@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.custody import FileCustody, InitRecord, keep_safe, rescued
-from bootstrap.errors import VaultStateError
+from bootstrap.core.errors import VaultStateError
+from bootstrap.runtime.custody import FileCustody, InitRecord, keep_safe, rescued
 
 RECORD = InitRecord(["k1", "k2", "k3"], "root-token-value", 3, 2, vault_addr="http://v:8200")
 

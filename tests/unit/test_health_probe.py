@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bootstrap import conventions as conv
 from bootstrap import health_probe
+from bootstrap.model import conventions as conv
 
 PROBE = Path(health_probe.__file__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bootstrap import lock
+from bootstrap.runtime import lock
 
 
 def test_identity_names_host_pid_and_process() -> None:

@@ -13,7 +13,8 @@ import pytest
 from rich.console import Console
 
 import tasks
-from bootstrap.pipeline import Action, PhaseResult
+from bootstrap.model.actions import Action
+from bootstrap.phases.pipeline import PhaseResult
 from tests.conftest import EXAMPLE, ROOT
 
 MARKUP = "[bold]x[/] [/] [red"

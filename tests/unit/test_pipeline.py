@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from bootstrap.catalog import load_catalog
-from bootstrap.errors import UsageError
-from bootstrap.pipeline import Action, RunContext, report, run, select
-from bootstrap.settings import Settings
+from bootstrap.core.errors import UsageError
+from bootstrap.model.actions import Action
+from bootstrap.model.catalog import load_catalog
+from bootstrap.model.settings import Settings
+from bootstrap.phases.pipeline import RunContext, report, run, select
 from tests.conftest import EXAMPLE
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.policy import (
+from bootstrap.model.policy import (
     PathIndex,
     PolicyParseError,
     Rule,

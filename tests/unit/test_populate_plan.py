@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bootstrap.catalog import parse_catalog
+from bootstrap.model.actions import Action
+from bootstrap.model.catalog import parse_catalog
+from bootstrap.model.settings import Settings
+from bootstrap.phases.pipeline import RunContext
 from bootstrap.phases.populate import KvState, Populate
-from bootstrap.pipeline import Action, RunContext
-from bootstrap.settings import Settings
 
 CATALOG = """
 services:
@@ -26,7 +27,6 @@ services:
 def plan(tmp_path: Path, data: dict[str, str] | None = None, **settings: Any) -> list[Action]:
     cat = parse_catalog(CATALOG, str(tmp_path / "catalog.yaml"))
     ctx = RunContext(Settings(catalog=tmp_path / "catalog.yaml", **settings), cat)
-    ctx.shared["vault_api"] = object()  # never called: no copy source
     keys = cat.service("app").secrets["config"].keys
     return Populate().plan(ctx, [KvState("app/config", keys, data or {}, 0)])
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from bootstrap.catalog import load_catalog
-from bootstrap.conventions import is_placeholder
-from bootstrap.render import placeholder_tfvars, render_tree, syncs
+from bootstrap.model.catalog import load_catalog
+from bootstrap.model.conventions import is_placeholder
+from bootstrap.model.render import placeholder_tfvars, render_tree, syncs
 from tests.conftest import EXAMPLE, ROOT
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "example"

@@ -10,12 +10,12 @@ import pytest
 from invoke import Config, Context, Exit
 
 import tasks
-from bootstrap.catalog import parse_catalog
-from bootstrap.errors import CatalogError
+from bootstrap.core.errors import CatalogError
+from bootstrap.model.catalog import parse_catalog
+from bootstrap.model.reserved import check_reserved, reserved_problems
+from bootstrap.model.settings import Settings
+from bootstrap.phases.pipeline import RunContext
 from bootstrap.phases.preflight import Preflight, PreflightFacts
-from bootstrap.pipeline import RunContext
-from bootstrap.reserved import check_reserved, reserved_problems
-from bootstrap.settings import Settings
 
 
 def catalog(namespace: str = "apps", secret: str = "config", name: str = "app") -> str:  # noqa: S107

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.catalog import Copy, Generate, Source, load_catalog
-from bootstrap.kv import kv_secrets
-from bootstrap.sources import (
+from bootstrap.clients.kv import kv_secrets
+from bootstrap.model.catalog import Copy, Generate, Source, load_catalog
+from bootstrap.runtime.sources import (
     ALPHABETS,
     MAX_VALUE_BYTES,
     SourceError,

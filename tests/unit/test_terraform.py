@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bootstrap.terraform import error_summary
+from bootstrap.clients.terraform import error_summary
 
 STDERR = """
 Error: secrets "config" is forbidden: unable to create new content in namespace x because it is being terminated

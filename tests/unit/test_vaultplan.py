@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bootstrap.catalog import load_catalog
-from bootstrap.vaultplan import ADMIN_POLICY, Facts, desired, plan, relevant_policy
+from bootstrap.model.catalog import load_catalog
+from bootstrap.model.vaultplan import ADMIN_POLICY, Facts, desired, plan, relevant_policy
 from tests.conftest import EXAMPLE
 
 CA = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bootstrap import vso
 from bootstrap.phases.operator import crd_has_overwrite
+from bootstrap.runtime import vso
 
 VAULT = {"user": "app", "password": "pw"}
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -92,7 +92,7 @@ def test_crd_has_overwrite() -> None:
 
 
 def test_nudge_values_stay_close_to_the_catalogs_refresh() -> None:
-    from bootstrap.nudge import nudge_values
+    from bootstrap.runtime.nudge import nudge_values
 
     assert nudge_values("30s") == ("31s", "32s")
     assert nudge_values("1h") == ("3601s", "3602s")

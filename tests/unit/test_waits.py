@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from bootstrap.errors import VaultStateError, WaitTimeout
-from bootstrap.waits import Pending, WaitSettings, wait_for, wait_until
+from bootstrap.core.errors import VaultStateError, WaitTimeout
+from bootstrap.core.waits import Pending, WaitSettings, wait_for, wait_until
 
 FAST = WaitSettings(timeout=0.3, initial=0.01, maximum=0.02)
 

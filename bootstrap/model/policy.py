@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
-from bootstrap.errors import BootstrapError
+from bootstrap.core.errors import BootstrapError
 
 #: Every capability Vault or OpenBao accepts in a policy (``subscribe`` is Vault's,
 #: ``scan`` OpenBao's). Anything else makes the server refuse the policy.

@@ -28,10 +28,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bootstrap import conventions as conv
-from bootstrap.errors import BootstrapError
-from bootstrap.kube import Kube, translated
-from bootstrap.procs import start_time
+from bootstrap.clients.kube import Kube, translated
+from bootstrap.clients.procs import start_time
+from bootstrap.core.errors import BootstrapError
+from bootstrap.model import conventions as conv
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog, Source
-from bootstrap.vault import Api
+from bootstrap.clients.vault import Api
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, Source
 
 
 def kv_secrets(catalog: Catalog) -> list[tuple[str, dict[str, Source | None]]]:

@@ -13,7 +13,7 @@ manifests agree and keep every service to its own secrets.
   delete, undelete, destroy, subkeys, listing), nor on a shared or infrastructure secret it
   does not declare (and only read on those it declares).
 
-Works on what vault-config writes for a catalog (:func:`bootstrap.render.vault_acl`, also
+Works on what vault-config writes for a catalog (:func:`bootstrap.model.render.vault_acl`, also
 the source of ``invoke render`` and of the vault-config plan) with the operator resources,
 or on a rendered directory (GitOps review), read the way Vault reads it. Whatever cannot be
 read is a finding naming the file and the text.
@@ -29,10 +29,10 @@ from typing import Any
 
 import yaml
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog
-from bootstrap.errors import BootstrapError
-from bootstrap.policy import (
+from bootstrap.core.errors import BootstrapError
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.policy import (
     PathIndex,
     PolicyParseError,
     Rule,
@@ -40,7 +40,7 @@ from bootstrap.policy import (
     evaluate,
     parse_policy,
 )
-from bootstrap.render import operator_resources, vault_acl
+from bootstrap.model.render import operator_resources, vault_acl
 
 PROBE = "__check_probe__"
 #: The KV version 2 API prefixes below the mount, one per kind of request on a secret.

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from bootstrap import conventions as conv
-from bootstrap.errors import CatalogError
+from bootstrap.core.errors import CatalogError
+from bootstrap.model import conventions as conv
 
 #: The largest catalog file read (the YAML parser holds the whole document in memory).
 MAX_CATALOG_BYTES = 1024 * 1024

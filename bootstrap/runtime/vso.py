@@ -25,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import RestartTarget
-from bootstrap.kube import Kube
-from bootstrap.policy import PolicyParseError, Rule, allowed, parse_policy
-from bootstrap.render import VSO_API
-from bootstrap.vault import Api
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.vault import Api
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import RestartTarget
+from bootstrap.model.policy import PolicyParseError, Rule, allowed, parse_policy
+from bootstrap.model.render import VSO_API
 
 RAW_KEY = "_raw"
 RESTART_ANNOTATION = "vso.secrets.hashicorp.com/restartedAt"

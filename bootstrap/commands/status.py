@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap import vso
-from bootstrap.catalog import Catalog
-from bootstrap.kube import Kube
-from bootstrap.kv import KvValue, read_kv_value
-from bootstrap.render import VSO_API, syncs
-from bootstrap.vault import Api, VaultRequestError
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import KvValue, read_kv_value
+from bootstrap.clients.vault import Api, VaultRequestError
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.render import VSO_API, syncs
+from bootstrap.runtime import vso
 
 
 @dataclass

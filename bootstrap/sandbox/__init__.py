@@ -32,9 +32,12 @@ from typing import Any
 
 import yaml
 
-from bootstrap import conventions, pki, procs, tools, vault, versions
-from bootstrap.errors import BootstrapError, SandboxError, WaitTimeout
-from bootstrap.waits import Pending, WaitSettings, wait_for
+from bootstrap.clients import procs, vault
+from bootstrap.core.errors import BootstrapError, SandboxError, WaitTimeout
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
+from bootstrap.model import conventions
+from bootstrap.sandbox import pki
+from bootstrap.tooling import tools, versions
 
 log = logging.getLogger(__name__)
 
@@ -473,7 +476,7 @@ def _start_controller_manager(
 def _install_operator(state: SandboxState, tools_dir: Path) -> None:
     """The operator's CRDs, namespace, ServiceAccount and RBAC (from its own source tree),
     its kubeconfig as that ServiceAccount, and the default VaultConnection to OpenBao."""
-    from bootstrap.kube import Kube
+    from bootstrap.clients.kube import Kube
 
     config = tools.operator_config(tools_dir)
     kube = Kube(state.kubeconfig)

@@ -14,8 +14,8 @@ import hvac
 import hvac.exceptions
 import requests
 
-from bootstrap import failpoints
-from bootstrap.errors import VaultStateError
+from bootstrap.core import failpoints
+from bootstrap.core.errors import VaultStateError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
-from bootstrap import conventions as conv
-from bootstrap.errors import KubernetesError
+from bootstrap.core.errors import KubernetesError
+from bootstrap.model import conventions as conv
 
 log = logging.getLogger(__name__)
 

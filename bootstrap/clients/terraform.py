@@ -18,9 +18,10 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
-from bootstrap import conventions as conv
-from bootstrap import failpoints, tools
-from bootstrap.errors import TerraformError
+from bootstrap.core import failpoints
+from bootstrap.core.errors import TerraformError
+from bootstrap.model import conventions as conv
+from bootstrap.tooling import tools
 
 log = logging.getLogger(__name__)
 logging.getLogger("python_terraform").setLevel(logging.ERROR)

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog, RestartTarget, Service, duration_seconds
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, RestartTarget, Service, duration_seconds
 
 VSO_API = "secrets.hashicorp.com/v1beta1"
 

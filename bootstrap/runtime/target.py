@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap import sandbox
-from bootstrap.custody import Custody, FileCustody, KubernetesSecretCustody
-from bootstrap.errors import UsageError
-from bootstrap.kube import Kube
-from bootstrap.settings import Settings
+from bootstrap.clients.kube import Kube
+from bootstrap.core.errors import UsageError
+from bootstrap.model.settings import Settings
+from bootstrap.runtime.custody import Custody, FileCustody, KubernetesSecretCustody
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,6 @@ def resolve(settings: Settings, *, start_sandbox: bool = True) -> Target:
         custody = FileCustody(path)
     else:
         raise UsageError(
-            f"bootstrap.custody is {settings.custody!r}; expected 'file' or 'kubernetes'"
+            f"bootstrap.runtime.custody is {settings.custody!r}; expected 'file' or 'kubernetes'"
         )
     return Target(kubeconfig=kubeconfig, vault_addrs=addrs, sandbox=box, custody=custody, kube=kube)

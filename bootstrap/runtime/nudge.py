@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from bootstrap.catalog import DURATION, duration_seconds
-from bootstrap.kube import Kube
-from bootstrap.render import VSO_API
+from bootstrap.clients.kube import Kube
+from bootstrap.model.catalog import DURATION, duration_seconds
+from bootstrap.model.render import VSO_API
 
 Ref = tuple[str, str]  # (namespace, name) of a VaultStaticSecret
 #: Parallel applies (the API server takes them; the operator's own limits are the bottleneck).

@@ -14,10 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from bootstrap import failpoints
-from bootstrap.catalog import Catalog
-from bootstrap.errors import BootstrapError, ConvergenceError, UsageError
-from bootstrap.settings import Settings
+from bootstrap.clients.vault import Api
+from bootstrap.core import failpoints
+from bootstrap.core.errors import BootstrapError, ConvergenceError, UsageError
+from bootstrap.core.waits import WaitSettings
+from bootstrap.model.actions import Action
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.settings import Settings
+from bootstrap.runtime.credentials import Session
+from bootstrap.runtime.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -34,42 +39,55 @@ PHASE_ORDER = (
     "finish",
 )
 
-Verb = Literal["create", "update", "delete", "check", "problem"]
-
-
-@dataclass(frozen=True)
-class Action:
-    """One thing a phase would do, and why. ``problem`` actions block applying."""
-
-    verb: Verb
-    target: str
-    reason: str
-    #: What the executor needs (never secret values); not part of reports.
-    payload: Any = field(default=None, compare=False, repr=False)
-
-    def as_dict(self) -> dict[str, str]:
-        return {"verb": self.verb, "target": self.target, "reason": self.reason}
-
-    @property
-    def changes(self) -> bool:
-        return self.verb in ("create", "update", "delete")
-
 
 @dataclass
 class RunContext:
+    """What every phase of a run shares: the settings, the catalog, the target (cluster or
+    sandbox, resolved once per run), how long waits poll, and one lazy Vault session."""
+
     settings: Settings
     catalog: Catalog
     dry_run: bool = False
-    #: Named values phases hand to later phases (e.g. a Vault client, a kubeconfig path).
-    shared: dict[str, Any] = field(default_factory=dict)
+    #: The cluster and Vault the run talks to; resolved by the registry before phases run.
+    target_: Target | None = None
+    #: How phases poll (Vault answering, unsealing, Secrets syncing); None: from settings.
+    wait: WaitSettings | None = None
     #: Asked before each phase: a reason to stop the run (e.g. the cluster lock was lost).
     stop_reason: Callable[[], str | None] | None = None
+    #: True while the runner re-plans after applying, to prove the phase converged: one-shot
+    #: requests (``rotate``) are then not asked again, only the state is checked.
+    converging: bool = False
+    _session: Session | None = field(default=None, repr=False)
+
+    @property
+    def target(self) -> Target:
+        if self.target_ is None:
+            raise UsageError("this phase needs a target (a cluster or the sandbox); none resolved")
+        return self.target_
+
+    @property
+    def session(self) -> Session:
+        if self._session is None or self._session.target is not self.target:
+            self._session = Session(self.target)
+        return self._session
+
+    @property
+    def vault(self) -> Api:
+        """The run's Vault client (made on first use, token from :mod:`credentials`)."""
+        return self.session.api
+
+    def waits(self, maximum: float | None = None) -> WaitSettings:
+        if self.wait is not None:
+            return self.wait
+        if maximum is None:
+            return WaitSettings(timeout=self.settings.wait_timeout)
+        return WaitSettings(timeout=self.settings.wait_timeout, maximum=maximum)
 
 
 class Phase(Protocol):
     name: str
     summary: str
-    #: Tools (by name in bootstrap.tools) this phase needs; preflight checks them.
+    #: Tools (by name in bootstrap.tooling.tools) this phase needs; preflight checks them.
     tools: tuple[str, ...]
 
     def facts(self, ctx: RunContext) -> Any: ...
@@ -185,7 +203,11 @@ def run(
             if changes:
                 notify(phase.name, f"applying {len(changes)} change(s)")
                 phase.apply(ctx, actions)
-                left = [a for a in phase.plan(ctx, phase.facts(ctx)) if a.changes]
+                ctx.converging = True
+                try:
+                    left = [a for a in phase.plan(ctx, phase.facts(ctx)) if a.changes]
+                finally:
+                    ctx.converging = False
                 if left:
                     raise ConvergenceError(
                         f"phase {phase.name} did not converge; still to do: "

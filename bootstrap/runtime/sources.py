@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bootstrap.catalog import FORBIDDEN_FILE_ROOTS, Generate, Source
-from bootstrap.reserved import is_within
+from bootstrap.model.catalog import FORBIDDEN_FILE_ROOTS, Generate, Source
+from bootstrap.model.reserved import is_within
 
 ALPHABETS = {
     "alnum": string.ascii_letters + string.digits,

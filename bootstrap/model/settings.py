@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import conventions as conv
+from bootstrap.model import conventions as conv
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bootstrap import conventions as conv
-from bootstrap.catalog import Catalog, Source
-from bootstrap.errors import CatalogError
-from bootstrap.settings import Settings
+from bootstrap.core.errors import CatalogError
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, Source
+from bootstrap.model.settings import Settings
 
 
 def _destinations(catalog: Catalog) -> Iterator[tuple[int, tuple[str | int, ...], str, str]]:

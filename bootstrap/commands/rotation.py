@@ -16,16 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap import vso
-from bootstrap.catalog import Catalog
-from bootstrap.errors import BootstrapError, UsageError
-from bootstrap.kube import Kube
-from bootstrap.kv import read_kv
-from bootstrap.nudge import nudged
-from bootstrap.render import Sync, syncs
-from bootstrap.vault import Api
-from bootstrap.waits import Pending, WaitSettings, wait_for
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.clients.vault import Api
+from bootstrap.core.errors import BootstrapError, UsageError
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.render import Sync, syncs
+from bootstrap.runtime import vso
+from bootstrap.runtime.nudge import nudged
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]

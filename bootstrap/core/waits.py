@@ -20,7 +20,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from bootstrap.errors import WaitTimeout
+from bootstrap.core.errors import WaitTimeout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bootstrap import conventions as conv
-from bootstrap import render
-from bootstrap.catalog import Catalog
-from bootstrap.pipeline import Action
+from bootstrap.model import conventions as conv
+from bootstrap.model import render
+from bootstrap.model.actions import Action
+from bootstrap.model.catalog import Catalog
 
 ADMIN_POLICY = conv.ADMIN_POLICY
 AUDIT_PATH = "file"

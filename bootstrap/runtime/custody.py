@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bootstrap.errors import BootstrapError, VaultStateError
+from bootstrap.core.errors import BootstrapError, VaultStateError
 
 
 @dataclass

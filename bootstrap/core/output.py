@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bootstrap.errors import BootstrapError
+from bootstrap.core.errors import BootstrapError
 
 MARKER = ".rendered-by-cluster-secrets-bootstrap"
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap import versions
-from bootstrap.errors import ToolError
+from bootstrap.core.errors import ToolError
+from bootstrap.tooling import versions
 
 log = logging.getLogger(__name__)
 

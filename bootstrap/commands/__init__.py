@@ -1,0 +1,1 @@
+"""Operations beside the bootstrap pipeline: status and the rotation test."""

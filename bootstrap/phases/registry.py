@@ -1,0 +1,48 @@
+"""The registry of bootstrap phases, in order, and the run that holds the cluster lock. Each
+phase implements :class:`bootstrap.phases.pipeline.Phase`."""
+
+from __future__ import annotations
+
+from bootstrap.phases.finish import Finish
+from bootstrap.phases.operator import Operator
+from bootstrap.phases.pipeline import Listener, Phase, PhaseResult, RunContext, run
+from bootstrap.phases.placeholders import Placeholders
+from bootstrap.phases.populate import Populate
+from bootstrap.phases.preflight import Preflight
+from bootstrap.phases.vault_config import VaultConfig
+from bootstrap.phases.vault_ready import VaultReady
+from bootstrap.phases.verify import Verify
+from bootstrap.runtime import target
+from bootstrap.runtime.lock import cluster_lock
+
+
+def registered() -> list[Phase]:
+    """Phases available in this version, in bootstrap order."""
+    later: list[Phase] = [
+        Placeholders(),
+        VaultReady(),
+        VaultConfig(),
+        Operator(),
+        Populate(),
+        Verify(),
+        Finish(),
+    ]
+    needed = tuple(sorted({tool for phase in later for tool in phase.tools}))
+    return [Preflight(needed), *later]
+
+
+def run_phases(
+    ctx: RunContext, selected: list[str], on_event: Listener | None = None
+) -> list[PhaseResult]:
+    """Resolve the target (cluster or sandbox) when a selected phase needs it, hold the
+    cluster-wide lock for the run, and run the phases."""
+    needs_target = any(name != "preflight" for name in selected)
+    if needs_target and ctx.target_ is None:
+        ctx.target_ = target.resolve(ctx.settings, start_sandbox=not ctx.dry_run)
+    if not needs_target or ctx.dry_run:
+        return run(registered(), ctx, selected, on_event)
+    with cluster_lock(ctx.target.kube, ctx.settings.lock_namespace) as held:
+        ctx.stop_reason = lambda: (
+            "the bootstrap lock was taken over" if held.lost.is_set() else None
+        )
+        return run(registered(), ctx, selected, on_event)

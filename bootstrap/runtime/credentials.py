@@ -1,0 +1,102 @@
+"""Which Vault token a run uses, and the run's one Vault session.
+
+The token comes from $VAULT_TOKEN/$BAO_TOKEN, else the bootstrap-admin credential in custody,
+else the root token in custody while it has not been revoked. The names of those custody
+entries live here, with the code that reads them: vault-config writes the admin credential,
+finish records the root token's revocation, and every later reader asks this module."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from bootstrap.clients import vault
+from bootstrap.core.errors import VaultStateError
+from bootstrap.runtime.custody import Custody
+from bootstrap.runtime.target import Target
+
+log = logging.getLogger(__name__)
+
+#: Custody entry holding the bootstrap-admin credential (token, accessor, policies).
+ADMIN_EXTRA = "admin"
+#: Custody entry recording that the root token was revoked (and when).
+ROOT_REVOKED_EXTRA = "root-revoked"
+TOKEN_VARIABLES = ("VAULT_TOKEN", "BAO_TOKEN")
+
+
+def env_token() -> str | None:
+    """The token given in the environment, if any."""
+    for var in TOKEN_VARIABLES:
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+def admin_present(custody: Custody) -> bool:
+    return custody.load_extra(ADMIN_EXTRA) is not None
+
+
+def root_revoked(custody: Custody) -> bool:
+    return custody.load_extra(ROOT_REVOKED_EXTRA) is not None
+
+
+def root_usable(custody: Custody) -> bool:
+    """The init record holds a plain (not PGP-encrypted) root token not yet revoked."""
+    record = custody.load()
+    return bool(record and record.root_token and not record.pgp and not root_revoked(custody))
+
+
+def resolve_token(custody: Custody) -> tuple[str, str]:
+    """(token, where from). Never logs the token."""
+    for var in TOKEN_VARIABLES:
+        if os.environ.get(var):
+            return os.environ[var], var
+    admin = custody.load_extra(ADMIN_EXTRA)
+    if admin and admin.get("token"):
+        return str(admin["token"]), f"bootstrap-admin credential in {custody.description}"
+    record = custody.load()
+    if record is not None and root_usable(custody):
+        return record.root_token, f"root token in {custody.description}"
+    raise VaultStateError(
+        "no Vault token: set VAULT_TOKEN or BAO_TOKEN (the bootstrap-admin credential and the "
+        f"root token are not in {custody.description})"
+    )
+
+
+def store_admin(custody: Custody, token: str, accessor: str, policies: list[str]) -> None:
+    custody.store_extra(ADMIN_EXTRA, {"token": token, "accessor": accessor, "policies": policies})
+
+
+def record_root_revoked(custody: Custody, when: float) -> None:
+    custody.store_extra(ROOT_REVOKED_EXTRA, {"revoked_at": when})
+
+
+def api_for_target(t: Target) -> vault.Api:
+    """A client for the target's active node, with the token resolve_token finds."""
+    token, source = resolve_token(t.custody)
+    log.info("authenticating to Vault with the %s", source)
+    return vault.Api(vault.active_addr(t.vault_addrs), token)
+
+
+class Session:
+    """The run's Vault session: made on first use (after vault-ready has unsealed Vault and
+    vault-config may have created the admin credential), shared by every later phase, and
+    invalidated when the token it holds stops being valid (finish revokes the root token)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._api: vault.Api | None = None
+
+    @property
+    def api(self) -> vault.Api:
+        if self._api is None:
+            self._api = api_for_target(self.target)
+        return self._api
+
+    @property
+    def opened(self) -> vault.Api | None:
+        """The client if the session was opened (for counting its writes), else None."""
+        return self._api
+
+    def invalidate(self) -> None:
+        self._api = None

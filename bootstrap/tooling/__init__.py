@@ -1,0 +1,1 @@
+"""External tools at pinned versions: find, build from source archives, install into the cache."""
