@@ -43,7 +43,7 @@ from bootstrap import sandbox
 from bootstrap.clients.kv import read_kv
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.catalog import Catalog, parse_catalog
-from bootstrap.model.render import syncs
+from bootstrap.model.domain import syncs
 from bootstrap.model.settings import Settings
 from bootstrap.phases.pipeline import RunContext
 from bootstrap.phases.registry import run_phases

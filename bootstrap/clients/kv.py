@@ -9,19 +9,6 @@ from typing import Any
 
 from bootstrap.clients.vault import Api
 from bootstrap.model import conventions as conv
-from bootstrap.model.catalog import Catalog, Source
-
-
-def kv_secrets(catalog: Catalog) -> list[tuple[str, dict[str, Source | None]]]:
-    """Every KV path the catalog declares, with its keys' sources (each path once)."""
-    out = []
-    for scope in conv.RESERVED_PREFIXES:
-        for name, spec in sorted(catalog.scoped(scope).items()):
-            out.append((f"{scope}/{name}", dict(spec.keys)))
-    for svc in catalog.services:
-        for name, sspec in svc.secrets.items():
-            out.append((conv.kv_path(svc.name, name), dict(sspec.keys)))
-    return out
 
 
 @dataclass(frozen=True)

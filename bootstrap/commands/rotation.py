@@ -23,7 +23,7 @@ from bootstrap.core.errors import BootstrapError, UsageError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog
-from bootstrap.model.render import Sync, syncs
+from bootstrap.model.domain import Sync, syncs
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import nudged
 

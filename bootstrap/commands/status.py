@@ -17,7 +17,7 @@ from bootstrap.clients.kv import KvValue, read_kv_value
 from bootstrap.clients.vault import Api, VaultRequestError
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog
-from bootstrap.model.render import VSO_API, syncs
+from bootstrap.model.domain import VSO_API, syncs
 from bootstrap.runtime import vso
 
 

@@ -8,71 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import yaml
 
 from bootstrap.model import conventions as conv
-from bootstrap.model.catalog import Catalog, RestartTarget, Service, duration_seconds
-
-VSO_API = "secrets.hashicorp.com/v1beta1"
-
-
-@dataclass(frozen=True)
-class Sync:
-    """One Vault KV secret synced into one Kubernetes Secret of one namespace."""
-
-    service: str
-    namespace: str
-    kv_path: str  # logical path below the KV mount, e.g. "webapp/config" or "shared/ovh-dns"
-    destination: str  # Kubernetes Secret name (and VaultStaticSecret name)
-    keys: tuple[str, ...]
-    refresh_after: str
-    restart: tuple[RestartTarget, ...]
-    owner: str  # service name or "shared"/"infrastructure"; first part of placeholders
-    secret: str  # secret name within the owner
-
-    @property
-    def private(self) -> bool:
-        return self.owner == self.service
-
-
-def syncs(catalog: Catalog) -> list[Sync]:
-    """Every (service, Vault path, destination Secret) the operator must keep in sync."""
-    out: list[Sync] = []
-    for svc in catalog.services:
-        for name, spec in svc.secrets.items():
-            out.append(
-                Sync(
-                    service=svc.name,
-                    namespace=svc.namespace,
-                    kv_path=conv.kv_path(svc.name, name),
-                    destination=spec.destination or name,
-                    keys=tuple(spec.keys),
-                    refresh_after=catalog.refresh_after(svc, spec),
-                    restart=tuple(svc.restart),
-                    owner=svc.name,
-                    secret=name,
-                )
-            )
-        for read in svc.reads:
-            scoped = catalog.scoped(read.scope)[read.name]
-            out.append(
-                Sync(
-                    service=svc.name,
-                    namespace=svc.namespace,
-                    kv_path=read.path,
-                    destination=read.destination or read.name,
-                    keys=tuple(scoped.keys),
-                    refresh_after=catalog.refresh_after(svc),
-                    restart=tuple(svc.restart),
-                    owner=read.scope,
-                    secret=read.name,
-                )
-            )
-    return out
-
+from bootstrap.model.catalog import Catalog, Service, duration_seconds
+from bootstrap.model.domain import VSO_API, Sync, syncs
 
 # -- Vault ------------------------------------------------------------------------------
 

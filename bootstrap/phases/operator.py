@@ -26,13 +26,12 @@ from bootstrap.core import failpoints
 from bootstrap.core.errors import UsageError
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action
+from bootstrap.model.domain import VSO_API, syncs
 from bootstrap.model.render import (
-    VSO_API,
     labels,
     render_service_account,
     render_static_secret,
     render_vault_auth,
-    syncs,
 )
 from bootstrap.phases.pipeline import RunContext
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.clients.kv import read_kv
 from bootstrap.clients.vault import VaultRequestError
 from bootstrap.core import failpoints
 from bootstrap.core.errors import VaultStateError
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action, Verb
 from bootstrap.model.catalog import Source
+from bootstrap.model.domain import kv_secrets
 from bootstrap.phases.pipeline import RunContext
 from bootstrap.runtime import sources
 

@@ -22,7 +22,7 @@ from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, WaitTimeout
 from bootstrap.core.waits import Pending, wait_for
 from bootstrap.model.actions import Action
-from bootstrap.model.render import VSO_API, Sync, syncs
+from bootstrap.model.domain import VSO_API, Sync, syncs
 from bootstrap.phases.pipeline import RunContext
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import Nudger, nudged

@@ -21,7 +21,7 @@ from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.model.catalog import DURATION, duration_seconds
-from bootstrap.model.render import VSO_API
+from bootstrap.model.domain import VSO_API
 
 Ref = tuple[str, str]  # (namespace, name) of a VaultStaticSecret
 #: Parallel applies (the API server takes them; the operator's own limits are the bottleneck).

@@ -29,13 +29,10 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.vault import Api
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import RestartTarget
+from bootstrap.model.domain import DEPLOYMENT_REVISION, RESTART_ANNOTATION, VSO_API, WORKLOAD_API
 from bootstrap.model.policy import PolicyParseError, Rule, allowed, parse_policy
-from bootstrap.model.render import VSO_API
 
 RAW_KEY = "_raw"
-RESTART_ANNOTATION = "vso.secrets.hashicorp.com/restartedAt"
-DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
-WORKLOAD_API = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1"}
 
 SYNC_REASONS = frozenset({"SecretSynced", "SecretRotated", "SecretSync"})
 ERROR_REASONS = frozenset(

@@ -9,7 +9,7 @@ from typing import Any
 from bootstrap.clients.kube import Kube
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, parse_catalog
-from bootstrap.model.render import VSO_API
+from bootstrap.model.domain import VSO_API
 from tests.integration.conftest import Box
 from tests.integration.helpers import run, statuses, wait_until
 

@@ -20,7 +20,7 @@ from bootstrap.clients import vault
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.model.catalog import Catalog, load_catalog
-from bootstrap.model.render import VSO_API
+from bootstrap.model.domain import VSO_API
 from bootstrap.phases.pipeline import PhaseResult
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import nudge_values

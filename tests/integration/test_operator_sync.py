@@ -14,7 +14,7 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.commands.status import collect
 from bootstrap.model.catalog import Catalog, load_catalog
-from bootstrap.model.render import VSO_API
+from bootstrap.model.domain import VSO_API
 from bootstrap.phases.registry import registered
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import nudged

@@ -10,7 +10,7 @@ import pytest
 from bootstrap.clients.kube import Kube
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, parse_catalog
-from bootstrap.model.render import syncs
+from bootstrap.model.domain import syncs
 from tests.integration.conftest import Box
 from tests.integration.helpers import run, statuses
 

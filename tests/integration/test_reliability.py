@@ -26,8 +26,9 @@ import pytest
 from bootstrap import sandbox
 from bootstrap.clients import vault
 from bootstrap.clients.kube import Kube
-from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.clients.kv import read_kv
 from bootstrap.model.catalog import parse_catalog
+from bootstrap.model.domain import kv_secrets
 from bootstrap.runtime.custody import FileCustody
 from tests.conftest import ROOT
 from tests.integration.conftest import Box, _start

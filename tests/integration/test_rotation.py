@@ -17,7 +17,7 @@ from bootstrap.commands.rotation import rotation_test
 from bootstrap.core.errors import UsageError, WaitTimeout
 from bootstrap.core.waits import WaitSettings
 from bootstrap.model.catalog import Catalog
-from bootstrap.model.render import VSO_API
+from bootstrap.model.domain import VSO_API
 from bootstrap.runtime import vso
 from tests.integration.conftest import Box
 from tests.integration.helpers import (

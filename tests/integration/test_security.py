@@ -14,11 +14,11 @@ from typing import Any
 from kubernetes import client
 
 from bootstrap.clients.kube import Kube
-from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.clients.kv import read_kv
 from bootstrap.core.errors import VaultStateError
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, load_catalog, parse_catalog
-from bootstrap.model.render import VSO_API
+from bootstrap.model.domain import VSO_API, kv_secrets
 from bootstrap.runtime.custody import InitRecord, KubernetesSecretCustody
 from bootstrap.runtime.lock import LEASE_NAME, cluster_lock
 from tests.conftest import EXAMPLE

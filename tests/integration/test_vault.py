@@ -14,11 +14,11 @@ import requests
 
 from bootstrap.clients import vault
 from bootstrap.clients.kube import Kube
-from bootstrap.clients.kv import kv_secrets, read_kv
+from bootstrap.clients.kv import read_kv
 from bootstrap.core.errors import BootstrapError
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, load_catalog, parse_catalog
-from bootstrap.model.render import syncs
+from bootstrap.model.domain import kv_secrets, syncs
 from bootstrap.phases.registry import registered
 from bootstrap.runtime.credentials import resolve_token
 from bootstrap.runtime.custody import FileCustody

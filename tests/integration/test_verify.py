@@ -13,7 +13,7 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.core.waits import WaitSettings
 from bootstrap.model.catalog import Catalog
-from bootstrap.model.render import VSO_API
+from bootstrap.model.domain import VSO_API
 from bootstrap.phases.pipeline import PhaseResult, RunContext
 from bootstrap.phases.registry import run_phases
 from bootstrap.runtime import vso

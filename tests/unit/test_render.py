@@ -11,7 +11,8 @@ import yaml
 
 from bootstrap.model.catalog import load_catalog
 from bootstrap.model.conventions import is_placeholder
-from bootstrap.model.render import placeholder_tfvars, render_tree, syncs
+from bootstrap.model.domain import syncs
+from bootstrap.model.render import placeholder_tfvars, render_tree
 from tests.conftest import EXAMPLE, ROOT
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "example"

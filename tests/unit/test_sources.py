@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.clients.kv import kv_secrets
 from bootstrap.model.catalog import Copy, Generate, Source, load_catalog
+from bootstrap.model.domain import kv_secrets
 from bootstrap.runtime.sources import (
     ALPHABETS,
     MAX_VALUE_BYTES,

@@ -1,0 +1,89 @@
+"""The domain objects the catalog implies, below every renderer, phase and command: which Vault
+path syncs into which Secret of which namespace (:class:`Sync`), every KV path with its keys'
+sources, and the names the Vault Secrets Operator and Kubernetes use for what the product
+manages (the operator's API group, its restart annotation, the workload kinds it restarts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Catalog, RestartTarget, Source
+
+#: The operator's API group and version (VaultAuth, VaultStaticSecret, VaultConnection).
+VSO_API = "secrets.hashicorp.com/v1beta1"
+
+
+@dataclass(frozen=True)
+class Sync:
+    """One Vault KV secret synced into one Kubernetes Secret of one namespace."""
+
+    service: str
+    namespace: str
+    kv_path: str  # logical path below the KV mount, e.g. "webapp/config" or "shared/ovh-dns"
+    destination: str  # Kubernetes Secret name (and VaultStaticSecret name)
+    keys: tuple[str, ...]
+    refresh_after: str
+    restart: tuple[RestartTarget, ...]
+    owner: str  # service name or "shared"/"infrastructure"; first part of placeholders
+    secret: str  # secret name within the owner
+
+    @property
+    def private(self) -> bool:
+        return self.owner == self.service
+
+
+def syncs(catalog: Catalog) -> list[Sync]:
+    """Every (service, Vault path, destination Secret) the operator must keep in sync."""
+    out: list[Sync] = []
+    for svc in catalog.services:
+        for name, spec in svc.secrets.items():
+            out.append(
+                Sync(
+                    service=svc.name,
+                    namespace=svc.namespace,
+                    kv_path=conv.kv_path(svc.name, name),
+                    destination=spec.destination or name,
+                    keys=tuple(spec.keys),
+                    refresh_after=catalog.refresh_after(svc, spec),
+                    restart=tuple(svc.restart),
+                    owner=svc.name,
+                    secret=name,
+                )
+            )
+        for read in svc.reads:
+            scoped = catalog.scoped(read.scope)[read.name]
+            out.append(
+                Sync(
+                    service=svc.name,
+                    namespace=svc.namespace,
+                    kv_path=read.path,
+                    destination=read.destination or read.name,
+                    keys=tuple(scoped.keys),
+                    refresh_after=catalog.refresh_after(svc),
+                    restart=tuple(svc.restart),
+                    owner=read.scope,
+                    secret=read.name,
+                )
+            )
+    return out
+
+
+#: The pod-template annotation the operator stamps on a rollout restart (RFC 3339).
+RESTART_ANNOTATION = "vso.secrets.hashicorp.com/restartedAt"
+#: A Deployment's revision annotation: a new revision is a rollout the controller made.
+DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
+#: apiVersion of each workload kind the operator may restart.
+WORKLOAD_API = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1"}
+
+
+def kv_secrets(catalog: Catalog) -> list[tuple[str, dict[str, Source | None]]]:
+    """Every KV path the catalog declares, with its keys' sources (each path once)."""
+    out = []
+    for scope in conv.RESERVED_PREFIXES:
+        for name, spec in sorted(catalog.scoped(scope).items()):
+            out.append((f"{scope}/{name}", dict(spec.keys)))
+    for svc in catalog.services:
+        for name, sspec in svc.secrets.items():
+            out.append((conv.kv_path(svc.name, name), dict(sspec.keys)))
+    return out
