@@ -18,7 +18,7 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
-from bootstrap.core import failpoints
+from bootstrap.core import failpoints, paths
 from bootstrap.core.errors import TerraformError
 from bootstrap.model import conventions as conv
 from bootstrap.tooling import tools
@@ -26,7 +26,7 @@ from bootstrap.tooling import tools
 log = logging.getLogger(__name__)
 logging.getLogger("python_terraform").setLevel(logging.ERROR)
 
-MODULE_DIR = Path(__file__).resolve().parent.parent / "terraform"
+MODULE_DIR = paths.TERRAFORM_MODULE
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap.core import paths
 from bootstrap.core.errors import ToolError
 from bootstrap.tooling import versions
 
@@ -154,7 +155,7 @@ TOOLS: dict[str, ToolSpec] = {
 
 #: Where source archives are looked for when no setting names one: the team's vendor folder
 #: beside the repository.
-VENDOR_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "vendor"
+VENDOR_DIR = paths.VENDOR
 
 
 def version_of(binary: Path | str, spec: ToolSpec) -> str | None:

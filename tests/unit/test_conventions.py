@@ -13,3 +13,13 @@ def test_marker_file_matches_library() -> None:
     assert value == "bootstrap-placeholder:webapp/config/log-level"
     assert conv.is_placeholder(value) and conv.is_placeholder(value.encode())
     assert not conv.is_placeholder("real-value") and not conv.is_placeholder(b"x")
+
+
+def test_the_repository_paths_point_at_real_folders() -> None:
+    from bootstrap.clients.terraform import MODULE_DIR
+    from bootstrap.core import paths
+    from bootstrap.tooling.tools import VENDOR_DIR
+
+    assert (MODULE_DIR / "main.tf").is_file()
+    assert (paths.REPO / "bootstrap" / "__init__.py").is_file()
+    assert VENDOR_DIR == paths.REPO.parent / "shared" / "vendor"
