@@ -228,19 +228,22 @@ def _run_pipeline(
     cat = _load(s)
     selected = _phase_flags(only, start, skip)
     ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run)
-    results = run_phases(
-        ctx, selected, on_event=lambda ph, msg: err.print(f"[bold]{_e(ph)}[/]: {_e(msg)}")
-    )
-    _print_results(results, dry_run)
-    rep = pipeline.report(results)
     path = (
         Path(report)
         if report
         else s.state_dir / "reports" / ("plan.json" if dry_run else "bootstrap.json")
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
-    err.print(f"report: {_e(path)}")
+    try:
+        with pipeline.reporting(path) as results:
+            run_phases(
+                ctx,
+                selected,
+                on_event=lambda ph, msg: err.print(f"[bold]{_e(ph)}[/]: {_e(msg)}"),
+                results=results,
+            )
+    finally:
+        err.print(f"report: {_e(path)}")
+    _print_results(results, dry_run)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise BootstrapError(f"phase {failed[0].name} failed: {failed[0].error}")

@@ -6,7 +6,9 @@ Off unless ``BOOTSTRAP_FAILPOINTS`` is set, as comma-separated ``<point>=<action
 
 - ``kill``: SIGKILL at the first time the point is reached;
 - ``kill@N``: at the N-th time (points inside loops: the N-th write);
-- ``pause:<file>``: touch ``<file>.reached`` and wait until ``<file>`` exists.
+- ``pause:<file>``: touch ``<file>.reached`` and wait until ``<file>`` exists;
+- ``raise:<text>``: raise :class:`FailpointCrash` (a RuntimeError, not a product error) with
+  that text, as a bug would: the run's report must still be written, without the text.
 
 Points: ``phase:<name>:start`` and ``phase:<name>:done`` around every phase, and inside
 phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready:unseal-key``
@@ -35,6 +37,10 @@ def _actions(name: str) -> list[str]:
     return [a for p, _, a in (i.partition("=") for i in spec.split(",") if i) if p == name]
 
 
+class FailpointCrash(RuntimeError):
+    """Raised by a ``raise:<text>`` failpoint: an unexpected exception, as from a bug."""
+
+
 def kill_now() -> None:
     """SIGKILL this run, and, when it leads its own process group (started in a session of
     its own, as tests start it), everything it started."""
@@ -56,6 +62,8 @@ def point(name: str) -> None:
     for action in actions:
         if action == "kill" or (action.startswith("kill@") and action[5:] == str(hit)):
             kill_now()
+        elif action.startswith("raise:"):
+            raise FailpointCrash(action[len("raise:") :])
         elif action.startswith("pause:") and hit == 1:
             release = Path(action[len("pause:") :])
             release.with_name(release.name + ".reached").touch()

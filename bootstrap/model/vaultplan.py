@@ -1,5 +1,6 @@
-"""Vault configuration as data: what the catalog wants, what Vault has, and the difference.
-Pure; no IO. The vault-config phase reads facts, calls :func:`plan`, applies the actions."""
+"""Vault configuration as data: what the catalog wants, what Vault has, and the difference as
+typed actions. Pure; no IO. The vault-config phase reads facts, calls :func:`plan`, and
+applies the actions, dispatching on their kind."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from bootstrap.model import conventions as conv
 from bootstrap.model import render
-from bootstrap.model.actions import Action
+from bootstrap.model.actions import Action, problem
 from bootstrap.model.catalog import Catalog
 
 ADMIN_POLICY = conv.ADMIN_POLICY
@@ -19,6 +20,19 @@ ADMIN_RULES = render.ADMIN_RULES
 ADMIN_POLICY_TEXT = render.ADMIN_POLICY_TEXT
 
 
+# -- what the planner compares ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """The token reviewer of a Vault outside the cluster: a ServiceAccount bound to
+    system:auth-delegator, whose TokenRequest token Vault presents to the TokenReview API."""
+
+    namespace: str
+    service_account: str
+    binding: str
+
+
 @dataclass
 class Desired:
     policies: dict[str, str]
@@ -27,6 +41,11 @@ class Desired:
     kubernetes_ca_cert: str
     audit_file: str
     catalog: str = "default"
+    reviewer: Reviewer | None = None
+
+
+#: Parts of the token reviewer, as :attr:`Facts.reviewer` names those that exist.
+REVIEWER_PARTS = ("namespace", "service-account", "binding")
 
 
 @dataclass
@@ -38,13 +57,90 @@ class Facts:
     roles: dict[str, dict[str, Any]]
     audit: dict[str, dict[str, Any]]
     other_policies: list[str] = field(default_factory=list)
+    #: which parts of the token reviewer exist in the cluster (of REVIEWER_PARTS)
+    reviewer: frozenset[str] = frozenset()
 
 
-def desired(catalog: Catalog, host: str, ca_pem: str, audit_file: str) -> Desired:
+# -- the actions vault-config applies, one kind per call ---------------------------------
+
+
+@dataclass(frozen=True)
+class MountKv(Action):
+    """Enable KV version 2 at the product's mount."""
+
+
+@dataclass(frozen=True)
+class EnableKubernetesAuth(Action):
+    """Enable the kubernetes auth method at the product's mount."""
+
+
+@dataclass(frozen=True)
+class CreateReviewerNamespace(Action):
+    namespace: str
+
+
+@dataclass(frozen=True)
+class CreateReviewerAccount(Action):
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class BindReviewer(Action):
+    """Bind the reviewer ServiceAccount to system:auth-delegator (a ClusterRoleBinding)."""
+
+    binding: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ConfigureKubernetesAuth(Action):
+    """Write host, CA and a reviewer token (requested from the cluster at apply time)."""
+
+    host: str
+    ca_cert: str
+    reviewer: Reviewer | None
+
+
+@dataclass(frozen=True)
+class PutPolicy(Action):
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class WriteRole(Action):
+    name: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EnableAudit(Action):
+    file_path: str
+
+
+@dataclass(frozen=True)
+class DeleteRole(Action):
+    name: str
+
+
+@dataclass(frozen=True)
+class DeletePolicy(Action):
+    name: str
+
+
+def desired(
+    catalog: Catalog,
+    host: str,
+    ca_pem: str,
+    audit_file: str,
+    reviewer: Reviewer | None = None,
+) -> Desired:
     """What vault-config wants. Its policies and roles are :func:`render.vault_acl`, the one
     source ``invoke render`` and the static check read as well."""
     acl = render.vault_acl(catalog)
-    return Desired(acl.policies, acl.roles, host, ca_pem, audit_file, catalog.name)
+    return Desired(acl.policies, acl.roles, host, ca_pem, audit_file, catalog.name, reviewer)
 
 
 is_managed_policy = conv.is_managed_policy
@@ -108,39 +204,45 @@ def _norm_pem(pem: str) -> str:
 
 
 def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
+    """Every action, in apply order: mounts, auth (with its reviewer), policies, roles, the
+    audit device, then (with prune) managed roles and policies that left the catalog."""
+    actions = _plan_mounts(have)
+    actions += _plan_auth_config(want, have)
+    actions += _plan_policies(want, have)
+    actions += _plan_roles(want, have)
+    actions += _plan_audit(want, have)
+    if prune:
+        actions += _plan_prune(want, have)
+    return actions
+
+
+def _plan_mounts(have: Facts) -> list[Action]:
     actions: list[Action] = []
-    # KV v2 at secret/
     if have.kv_mount is None:
-        actions.append(
-            Action("create", f"mount {conv.KV_MOUNT}/", "enable KV version 2", payload=("mount",))
-        )
+        actions.append(MountKv("create", f"mount {conv.KV_MOUNT}/", "enable KV version 2"))
     else:
         kind = have.kv_mount.get("type")
         version = str((have.kv_mount.get("options") or {}).get("version", "1"))
         if kind != "kv" or version != "2":
             actions.append(
-                Action(
-                    "problem",
+                problem(
                     f"mount {conv.KV_MOUNT}/",
                     f"already mounted as {kind} (version {version}), not KV version 2; "
                     "the bootstrap will not replace it",
                 )
             )
-    # kubernetes auth
     if have.auth_mount is None:
         actions.append(
-            Action(
-                "create", f"auth {conv.AUTH_MOUNT}/", "enable kubernetes auth", payload=("auth",)
-            )
+            EnableKubernetesAuth("create", f"auth {conv.AUTH_MOUNT}/", "enable kubernetes auth")
         )
     elif have.auth_mount.get("type") != "kubernetes":
         actions.append(
-            Action(
-                "problem",
-                f"auth {conv.AUTH_MOUNT}/",
-                f"already enabled as {have.auth_mount.get('type')}",
-            )
+            problem(f"auth {conv.AUTH_MOUNT}/", f"already enabled as {have.auth_mount.get('type')}")
         )
+    return actions
+
+
+def _plan_auth_config(want: Desired, have: Facts) -> list[Action]:
     cfg = have.auth_config or {}
     reasons = []
     if cfg.get("kubernetes_host") != want.kubernetes_host:
@@ -149,113 +251,138 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
         reasons.append("CA certificate differs")
     if not cfg.get("token_reviewer_jwt_set"):
         reasons.append("no token reviewer JWT")
-    if reasons:
-        actions.append(
-            Action(
-                "update",
-                f"auth/{conv.AUTH_MOUNT}/config",
-                "; ".join(reasons),
-                payload=("auth-config",),
+    if not reasons:
+        return []
+    actions: list[Action] = []
+    r = want.reviewer
+    if r is not None:
+        if "namespace" not in have.reviewer:
+            actions.append(
+                CreateReviewerNamespace(
+                    "create", f"namespace {r.namespace}", "home of the token reviewer", r.namespace
+                )
             )
+        if "service-account" not in have.reviewer:
+            actions.append(
+                CreateReviewerAccount(
+                    "create",
+                    f"ServiceAccount {r.namespace}/{r.service_account}",
+                    "Vault's token reviewer",
+                    r.namespace,
+                    r.service_account,
+                )
+            )
+        if "binding" not in have.reviewer:
+            actions.append(
+                BindReviewer(
+                    "create",
+                    f"ClusterRoleBinding {r.binding}",
+                    f"lets {r.namespace}/{r.service_account} review tokens (system:auth-delegator)",
+                    r.binding,
+                    r.namespace,
+                    r.service_account,
+                )
+            )
+        reasons.append(f"reviewer token of {r.namespace}/{r.service_account}, requested anew")
+    actions.append(
+        ConfigureKubernetesAuth(
+            "update",
+            f"auth/{conv.AUTH_MOUNT}/config",
+            "; ".join(reasons),
+            want.kubernetes_host,
+            want.kubernetes_ca_cert,
+            r,
         )
-    # policies: create what is missing, update only this catalog's own; never take over
+    )
+    return actions
+
+
+def _plan_policies(want: Desired, have: Facts) -> list[Action]:
+    """Create what is missing, update only this catalog's own; never take over."""
+    actions: list[Action] = []
     for name, text in sorted(want.policies.items()):
         current = have.policies.get(name)
         if current is None:
-            actions.append(
-                Action("create", f"policy {name}", "missing", payload=("policy", name, text))
-            )
+            actions.append(PutPolicy("create", f"policy {name}", "missing", name, text))
             continue
         if current.strip() == text.strip():
             continue
         owner = conv.policy_owner(current)
         if owner == want.catalog or (owner == "" and name == ADMIN_POLICY):
-            actions.append(
-                Action(
-                    "update", f"policy {name}", "content differs", payload=("policy", name, text)
-                )
-            )
+            actions.append(PutPolicy("update", f"policy {name}", "content differs", name, text))
         else:
             actions.append(
-                Action(
-                    "problem",
+                problem(
                     f"policy {name}",
                     f"exists and {_owned_by(owner)}; the bootstrap will not overwrite it: "
                     "rename the service or remove the policy",
                 )
             )
-    # roles: the same rule; a role exactly as wanted is left alone, whoever made it
+    return actions
+
+
+def _plan_roles(want: Desired, have: Facts) -> list[Action]:
+    """The same rule as policies; a role exactly as wanted is left alone, whoever made it."""
+    actions: list[Action] = []
     for name, role in sorted(want.roles.items()):
         if ADMIN_POLICY in (role.get("token_policies") or []):
             actions.append(
-                Action(
-                    "problem",
+                problem(
                     f"role {name}",
                     f"would grant the {ADMIN_POLICY} policy (a service may not be named "
                     "after the product's admin policy); rename the service",
                 )
             )
             continue
-        current_role = have.roles.get(name)
-        if current_role is None:
-            actions.append(
-                Action("create", f"role {name}", "missing", payload=("role", name, role))
-            )
+        current = have.roles.get(name)
+        if current is None:
+            actions.append(WriteRole("create", f"role {name}", "missing", name, role))
             continue
-        if _role_view(current_role) == _role_view(role):
+        if _role_view(current) == _role_view(role):
             continue
-        owner = role_owner(name, current_role, have.policies)
+        owner = role_owner(name, current, have.policies)
         if owner == want.catalog:
-            diff = [k for k in ROLE_FIELDS if _role_view(current_role)[k] != _role_view(role)[k]]
+            diff = [k for k in ROLE_FIELDS if _role_view(current)[k] != _role_view(role)[k]]
             actions.append(
-                Action(
-                    "update",
-                    f"role {name}",
-                    f"{', '.join(diff)} differ",
-                    payload=("role", name, role),
-                )
+                WriteRole("update", f"role {name}", f"{', '.join(diff)} differ", name, role)
             )
         else:
-            grants = current_role.get("token_policies") or []
+            grants = current.get("token_policies") or []
             how = _owned_by(owner) + (f" through its policy {name}" if owner is not None else "")
             actions.append(
-                Action(
-                    "problem",
+                problem(
                     f"role {name}",
                     f"exists (granting {grants}) and {how}; the bootstrap will not overwrite "
                     "it: rename the service or remove the role",
                 )
             )
-    # audit device: any file device will do (OpenBao declares them in its server config)
-    if not any(d.get("type") == "file" for d in have.audit.values()):
-        actions.append(
-            Action(
-                "create",
-                f"audit {AUDIT_PATH}/",
-                f"enable file audit device ({want.audit_file})",
-                payload=("audit", want.audit_file),
-            )
+    return actions
+
+
+def _plan_audit(want: Desired, have: Facts) -> list[Action]:
+    """Any file device will do (OpenBao declares them in its server config)."""
+    if any(d.get("type") == "file" for d in have.audit.values()):
+        return []
+    return [
+        EnableAudit(
+            "create",
+            f"audit {AUDIT_PATH}/",
+            f"enable file audit device ({want.audit_file})",
+            want.audit_file,
         )
-    # prune: managed objects that left the catalog (roles first, then their policies)
-    if prune:
-        for name, role in sorted(have.roles.items()):
-            if name not in want.roles and is_managed_role(name, role, have.policies, want.catalog):
-                actions.append(
-                    Action(
-                        "delete",
-                        f"role {name}",
-                        "no longer in the catalog",
-                        payload=("delete-role", name),
-                    )
-                )
-        for name, text in sorted(have.policies.items()):
-            if name not in want.policies and is_managed_policy(text, want.catalog):
-                actions.append(
-                    Action(
-                        "delete",
-                        f"policy {name}",
-                        "no longer in the catalog",
-                        payload=("delete-policy", name),
-                    )
-                )
+    ]
+
+
+def _plan_prune(want: Desired, have: Facts) -> list[Action]:
+    """Managed objects of this catalog that left it: roles first, then their policies."""
+    actions: list[Action] = [
+        DeleteRole("delete", f"role {name}", "no longer in the catalog", name)
+        for name, role in sorted(have.roles.items())
+        if name not in want.roles and is_managed_role(name, role, have.policies, want.catalog)
+    ]
+    actions += [
+        DeletePolicy("delete", f"policy {name}", "no longer in the catalog", name)
+        for name, text in sorted(have.policies.items())
+        if name not in want.policies and is_managed_policy(text, want.catalog)
+    ]
     return actions

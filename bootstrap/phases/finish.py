@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
-from bootstrap.model.actions import Action
+from bootstrap.core.errors import VaultStateError
+from bootstrap.model.actions import Action, check
 from bootstrap.phases.pipeline import RunContext
 from bootstrap.runtime import credentials
 
@@ -20,6 +21,20 @@ log = logging.getLogger(__name__)
 class FinishFacts:
     root_usable: bool
     admin_present: bool
+
+
+@dataclass(frozen=True)
+class RevokeRoot(Action):
+    """Revoke the root token (then record it in custody and drop the run's session)."""
+
+
+def plan_finish(facts: FinishFacts) -> list[Action]:
+    """Pure: revoke the root token once the bootstrap-admin credential is in custody."""
+    if not facts.root_usable:
+        return []
+    if not facts.admin_present:
+        return [check("root token", "kept: no bootstrap-admin credential in custody yet")]
+    return [RevokeRoot("delete", "root token", "first configuration done; revoke it")]
 
 
 class Finish:
@@ -35,20 +50,23 @@ class Finish:
         )
 
     def plan(self, ctx: RunContext, facts: FinishFacts) -> list[Action]:
-        if not facts.root_usable:
-            return []
-        if not facts.admin_present:
-            return [
-                Action("check", "root token", "kept: no bootstrap-admin credential in custody yet")
-            ]
-        return [Action("delete", "root token", "first configuration done; revoke it")]
+        return plan_finish(facts)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        if not any(a.verb == "delete" for a in actions):
-            return
+        for action in actions:
+            match action:
+                case RevokeRoot():
+                    self._revoke(ctx)
+                case Action(verb="check"):
+                    pass
+                case _:
+                    raise TypeError(f"finish cannot apply {action.kind}")
+
+    def _revoke(self, ctx: RunContext) -> None:
         t = ctx.target
         record = t.custody.load()
-        assert record is not None
+        if record is None or not record.root_token:
+            raise VaultStateError(f"no root token in {t.custody.description} to revoke")
         c = vault.client(vault.active_addr(t.vault_addrs), record.root_token)
         try:
             with vault.translated("revoking the root token"):

@@ -63,6 +63,8 @@ class OperatorFacts:
     #: destination Secrets that exist but are neither placeholders nor the product's: never
     #: handed to the operator (it would replace their data)
     foreign: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: namespaces the cluster has (objects in the others need one created first)
+    namespaces: set[str] = field(default_factory=set)
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -167,6 +169,42 @@ def managed_by(obj: dict[str, Any], catalog: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class CreateNamespace(Action):
+    """A namespace the catalog's objects go into, missing from the cluster."""
+
+    name: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ApplyObject(Action):
+    """Server-side apply of one object with the product's field manager."""
+
+    obj: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeleteObject(Action):
+    api_version: str
+    kind_: str
+    namespace: str
+    name: str
+
+
+def plan_namespaces(
+    want: list[dict[str, Any]], existing: set[str], ns_labels: dict[str, str]
+) -> list[Action]:
+    """Namespaces the wanted objects need that the cluster lacks (the placeholders phase
+    usually made them; a run that starts at operator, or a namespace removed since, did not)."""
+    needed = sorted({o["metadata"]["namespace"] for o in want if o["metadata"].get("namespace")})
+    return [
+        CreateNamespace("create", f"namespace {ns}", "missing", name=ns, labels=ns_labels)
+        for ns in needed
+        if ns not in existing
+    ]
+
+
 def plan_objects(
     want: list[dict[str, Any]], facts: OperatorFacts, prune: bool, catalog: str = "default"
 ) -> list[Action]:
@@ -177,7 +215,7 @@ def plan_objects(
         target = f"{key[0]} {key[1]}/{key[2]}"
         have = facts.objects.get(key)
         if have is None:
-            actions.append(Action("create", target, "missing", payload=("apply", obj)))
+            actions.append(ApplyObject("create", target, "missing", obj=obj))
         elif not managed_by(have, catalog):
             owner = (have.get("metadata", {}).get("labels") or {}).get(conv.CATALOG_LABEL)
             whose = f"catalog {owner!r}" if owner else "someone else (not the bootstrap)"
@@ -192,20 +230,21 @@ def plan_objects(
         else:
             diff = _differs(obj, have)
             if diff:
-                actions.append(
-                    Action("update", target, f"{', '.join(diff)} differ", payload=("apply", obj))
-                )
+                actions.append(ApplyObject("update", target, f"{', '.join(diff)} differ", obj=obj))
     if prune:
         for key, have in sorted(facts.objects.items()):
             if have.get("metadata", {}).get("deletionTimestamp"):
                 continue  # being deleted already (the operator's finalizer holds it a moment)
             if key not in wanted and managed_by(have, catalog):
                 actions.append(
-                    Action(
+                    DeleteObject(
                         "delete",
                         f"{key[0]} {key[1]}/{key[2]}",
                         "no longer in the catalog",
-                        payload=("delete", have["apiVersion"], key),
+                        api_version=have["apiVersion"],
+                        kind_=key[0],
+                        namespace=key[1],
+                        name=key[2],
                     )
                 )
     return actions
@@ -248,7 +287,7 @@ class Operator:
         if ctx.settings.handover == "owner" and placeholders:
             crd = t.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD)
             overwrite = crd_has_overwrite(crd)
-        return OperatorFacts(objects, placeholders, overwrite, dropped, foreign)
+        return OperatorFacts(objects, placeholders, overwrite, dropped, foreign, existing_ns)
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
         if facts.foreign:
@@ -283,32 +322,36 @@ class Operator:
             )
             for (ns, name), keys in sorted(facts.dropped_keys.items())
         ]
-        return warnings + plan_objects(
-            desired(ctx, facts.placeholders), facts, ctx.settings.prune, ctx.catalog.name
+        want = desired(ctx, facts.placeholders)
+        return (
+            warnings
+            + plan_namespaces(want, facts.namespaces, labels(ctx.catalog))
+            + plan_objects(want, facts, ctx.settings.prune, ctx.catalog.name)
         )
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        t = ctx.target
-        ns_labels = labels(ctx.catalog)
-        for ns in sorted(
-            {
-                a.payload[1]["metadata"]["namespace"]
-                for a in actions
-                if a.changes and a.payload and a.payload[0] == "apply"
-            }
-        ):
-            t.kube.ensure_namespace(ns, ns_labels)
+        kube = ctx.target.kube
         order = {kind: i for i, (_, kind) in enumerate(KINDS)}
-        applies = sorted(
-            (a for a in actions if a.changes and a.payload[0] == "apply"),
-            key=lambda a: order[a.payload[1]["kind"]],
-        )
-        for a in applies:
-            t.kube.apply(a.payload[1])
-            failpoints.point("operator:applied")
-        deletes = sorted(
-            (a for a in actions if a.verb == "delete"), key=lambda a: -order[a.payload[2][0]]
-        )
-        for a in deletes:
-            _, api_version, (kind, ns, name) = a.payload
-            t.kube.delete(api_version, kind, name, ns or None)
+
+        def rank(a: Action) -> tuple[int, int]:
+            # namespaces first, then applies in KINDS order, then deletes in reverse order
+            match a:
+                case CreateNamespace():
+                    return (0, 0)
+                case ApplyObject(obj=obj):
+                    return (1, order[obj["kind"]])
+                case DeleteObject(kind_=kind):
+                    return (2, -order[kind])
+            return (3, 0)
+
+        for action in sorted((a for a in actions if a.changes), key=rank):
+            match action:
+                case CreateNamespace(name=name, labels=ns_labels):
+                    kube.ensure_namespace(name, ns_labels)
+                case ApplyObject(obj=obj):
+                    kube.apply(obj)
+                    failpoints.point("operator:applied")
+                case DeleteObject(api_version=api_version, kind_=kind, namespace=ns, name=name):
+                    kube.delete(api_version, kind, name, ns or None)
+                case _:
+                    raise TypeError(f"operator cannot apply {action.kind}")

@@ -8,10 +8,14 @@ phase proves it converged. ``invoke plan`` stops after the first plan of each ph
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bootstrap.clients.vault import Api
@@ -106,6 +110,8 @@ class PhaseResult:
     error: str | None = None
     #: Wall-clock end of the phase (epoch seconds); 0 when it did not run.
     ended_at: float = 0.0
+    #: The type of the unexpected exception the phase crashed with, if it did.
+    crash: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +121,7 @@ class PhaseResult:
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "ended_at": round(self.ended_at, 3),
+            "crash": self.crash,
         }
 
 
@@ -148,10 +155,16 @@ def run(
     ctx: RunContext,
     selected: Sequence[str],
     on_event: Listener | None = None,
+    results: list[PhaseResult] | None = None,
 ) -> list[PhaseResult]:
-    """Run the selected phases in order; stop at the first failure (and say so)."""
+    """Run the selected phases in order; stop at the first failure (and say so).
+
+    Results are appended to ``results`` (when given) as each phase ends, so that a caller
+    holding the list still has them when an unexpected exception escapes: the phase it
+    escaped from is recorded as failed with the exception's type (never its message, which
+    may hold anything), and the exception propagates."""
     notify = on_event or (lambda phase, msg: None)
-    results: list[PhaseResult] = []
+    results = [] if results is None else results
     failed = False
     for phase in phases:
         if phase.name not in selected or failed:
@@ -160,94 +173,134 @@ def run(
         started = time.monotonic()
         notify(phase.name, "reading facts")
         try:
-            stop = ctx.stop_reason() if ctx.stop_reason else None
-            if stop:
-                raise BootstrapError(f"stopped before {phase.name}: {stop}")
-            if not ctx.dry_run:
-                failpoints.point(f"phase:{phase.name}:start")
-            try:
-                actions = phase.plan(ctx, phase.facts(ctx))
-            except BootstrapError as exc:
-                pending = [
-                    r.name
-                    for r in results
-                    if r.status == "planned" and any(a.changes for a in r.actions)
-                ]
-                if not (ctx.dry_run and pending):
-                    raise
-                # In a plan, a phase may depend on changes an earlier phase would make.
-                actions = [
-                    Action(
-                        "check", phase.name, f"planned once {pending[-1]} has applied (now: {exc})"
-                    )
-                ]
-            problems = [a for a in actions if a.verb == "problem"]
-            if ctx.dry_run:
-                results.append(
-                    PhaseResult(
-                        phase.name,
-                        "planned",
-                        actions,
-                        time.monotonic() - started,
-                        None,
-                        time.time(),
-                    )
-                )
-                notify(phase.name, f"{len(actions)} action(s) planned")
-                continue
-            if problems:
-                raise BootstrapError(
-                    f"phase {phase.name}: " + "; ".join(f"{a.target}: {a.reason}" for a in problems)
-                )
-            changes = [a for a in actions if a.changes]
-            if changes:
-                notify(phase.name, f"applying {len(changes)} change(s)")
-                phase.apply(ctx, actions)
-                ctx.converging = True
-                try:
-                    left = [a for a in phase.plan(ctx, phase.facts(ctx)) if a.changes]
-                finally:
-                    ctx.converging = False
-                if left:
-                    raise ConvergenceError(
-                        f"phase {phase.name} did not converge; still to do: "
-                        + "; ".join(f"{a.verb} {a.target}" for a in left)
-                    )
-                status: Literal["no-change", "applied"] = "applied"
-            else:
-                phase.apply(ctx, actions)  # checks may still act (e.g. record facts)
-                status = "no-change"
-            failpoints.point(f"phase:{phase.name}:done")
-            results.append(
-                PhaseResult(
-                    phase.name, status, actions, time.monotonic() - started, None, time.time()
-                )
-            )
-            notify(phase.name, status)
+            results.append(_run_phase(phase, ctx, results, notify, started))
         except BootstrapError as exc:
-            results.append(
-                PhaseResult(
-                    phase.name, "failed", [], time.monotonic() - started, str(exc), time.time()
-                )
-            )
+            results.append(_failed(phase.name, started, str(exc)))
             notify(phase.name, "failed")
             failed = True
+        except BaseException as exc:
+            results.append(_failed(phase.name, started, crash_text(exc), type(exc).__name__))
+            notify(phase.name, "crashed")
+            raise
     return results
 
 
-def report(results: Sequence[PhaseResult]) -> dict[str, Any]:
+def crash_text(exc: BaseException) -> str:
+    """What a report says of an unexpected exception: its type only."""
+    return f"crashed: {type(exc).__name__} (an unexpected error; run with debug for details)"
+
+
+def _failed(name: str, started: float, error: str, crash: str | None = None) -> PhaseResult:
+    return PhaseResult(
+        name, "failed", [], time.monotonic() - started, error, time.time(), crash=crash
+    )
+
+
+def _plan(phase: Phase, ctx: RunContext, results: Sequence[PhaseResult]) -> list[Action]:
+    try:
+        return phase.plan(ctx, phase.facts(ctx))
+    except BootstrapError as exc:
+        pending = [
+            r.name for r in results if r.status == "planned" and any(a.changes for a in r.actions)
+        ]
+        if not (ctx.dry_run and pending):
+            raise
+        # In a plan, a phase may depend on changes an earlier phase would make.
+        return [Action("check", phase.name, f"planned once {pending[-1]} has applied (now: {exc})")]
+
+
+def _run_phase(
+    phase: Phase,
+    ctx: RunContext,
+    results: Sequence[PhaseResult],
+    notify: Listener,
+    started: float,
+) -> PhaseResult:
+    stop = ctx.stop_reason() if ctx.stop_reason else None
+    if stop:
+        raise BootstrapError(f"stopped before {phase.name}: {stop}")
+    if not ctx.dry_run:
+        failpoints.point(f"phase:{phase.name}:start")
+    actions = _plan(phase, ctx, results)
+    if ctx.dry_run:
+        notify(phase.name, f"{len(actions)} action(s) planned")
+        return PhaseResult(
+            phase.name, "planned", actions, time.monotonic() - started, None, time.time()
+        )
+    problems = [a for a in actions if a.verb == "problem"]
+    if problems:
+        raise BootstrapError(
+            f"phase {phase.name}: " + "; ".join(f"{a.target}: {a.reason}" for a in problems)
+        )
+    status: Literal["no-change", "applied"] = "no-change"
+    changes = [a for a in actions if a.changes]
+    if changes:
+        notify(phase.name, f"applying {len(changes)} change(s)")
+    phase.apply(ctx, actions)  # with no change, checks may still act (e.g. wait, record)
+    if changes:
+        _converged(phase, ctx)
+        status = "applied"
+    failpoints.point(f"phase:{phase.name}:done")
+    notify(phase.name, status)
+    return PhaseResult(phase.name, status, actions, time.monotonic() - started, None, time.time())
+
+
+def _converged(phase: Phase, ctx: RunContext) -> None:
+    """Plan again after applying; anything left to change means the phase did not converge."""
+    ctx.converging = True
+    try:
+        left = [a for a in phase.plan(ctx, phase.facts(ctx)) if a.changes]
+    finally:
+        ctx.converging = False
+    if left:
+        raise ConvergenceError(
+            f"phase {phase.name} did not converge; still to do: "
+            + "; ".join(f"{a.verb} {a.target}" for a in left)
+        )
+
+
+def report(results: Sequence[PhaseResult], error: BaseException | None = None) -> dict[str, Any]:
     """Machine-readable report of a run (never holds secret values).
 
     ``populate_to_verified_seconds``: from the end of populate to the end of a successful
     verify, when both ran in this run -- how long the operator took to bring the real values
-    into every Secret."""
+    into every Secret. ``error``: what ended the run early, when something did: the phase it
+    escaped from (if any), the exception's type, and its message only for the product's own
+    errors (which are written to never hold secrets)."""
     ran = {r.name: r for r in results if r.ended_at and r.status in ("applied", "no-change")}
     synced = None
     if "populate" in ran and "verify" in ran:
         synced = round(ran["verify"].ended_at - ran["populate"].ended_at, 3)
-    return {
-        "ok": all(r.status != "failed" for r in results),
+    out: dict[str, Any] = {
+        "ok": error is None and all(r.status != "failed" for r in results),
         "phases": [r.as_dict() for r in results],
         "seconds": round(sum(r.seconds for r in results), 3),
         "populate_to_verified_seconds": synced,
+        "error": None,
     }
+    if error is not None:
+        crashed = next((r.name for r in reversed(results) if r.crash), None)
+        out["error"] = {
+            "phase": crashed,
+            "type": type(error).__name__,
+            "message": str(error) if isinstance(error, BootstrapError) else None,
+        }
+    return out
+
+
+@contextmanager
+def reporting(path: Path) -> Iterator[list[PhaseResult]]:
+    """Collect a run's results and write its JSON report to ``path`` however the run ends:
+    done, failed, crashed or interrupted (written atomically, in ``finally``)."""
+    results: list[PhaseResult] = []
+    error: BaseException | None = None
+    try:
+        yield results
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(report(results, error), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)

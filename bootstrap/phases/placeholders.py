@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bootstrap.clients.terraform import Change, Workspace
-from bootstrap.model.actions import Action, Verb
+from bootstrap.model.actions import Action, Verb, check, problem
 from bootstrap.model.render import placeholder_tfvars
 from bootstrap.phases.pipeline import RunContext
 
@@ -99,6 +99,42 @@ def inputs(
     return tfvars, adopted, kept
 
 
+@dataclass(frozen=True)
+class TerraformChange(Action):
+    """A change in Terraform's plan (one resource), applied with the whole plan."""
+
+    address: str
+    tf_actions: tuple[str, ...]
+
+
+def plan_placeholders(facts: PlaceholderFacts, prune: bool) -> list[Action]:
+    """Pure: Terraform's changes as actions; a delete or replace without prune is a problem."""
+    actions = [check(item, "exists already: used as it is") for item in facts.adopted]
+    actions += [
+        check(item, "left the catalog: kept (--prune lets Terraform delete it)")
+        for item in facts.kept
+    ]
+    for ch in facts.changes:
+        verbs = [VERBS[a] for a in ch.actions if a in VERBS]
+        if not verbs:
+            continue
+        if "delete" in verbs and not prune:
+            what = "replace" if len(verbs) > 1 else "delete"
+            actions.append(
+                problem(
+                    ch.address,
+                    f"Terraform would {what} it (destroying what it holds); refused "
+                    "without --prune",
+                )
+            )
+            continue
+        verb: Verb = "update" if len(verbs) > 1 else verbs[0]
+        actions.append(
+            TerraformChange(verb, ch.address, "/".join(ch.actions), ch.address, tuple(ch.actions))
+        )
+    return actions
+
+
 class Placeholders:
     name = "placeholders"
     summary = "namespaces and placeholder Secrets through Terraform/OpenTofu"
@@ -121,30 +157,9 @@ class Placeholders:
         return PlaceholderFacts(ws.plan(), adopted, kept)
 
     def plan(self, ctx: RunContext, facts: PlaceholderFacts) -> list[Action]:
-        actions = [Action("check", item, "exists already: used as it is") for item in facts.adopted]
-        actions += [
-            Action("check", item, "left the catalog: kept (--prune lets Terraform delete it)")
-            for item in facts.kept
-        ]
-        for ch in facts.changes:
-            verbs = [VERBS[a] for a in ch.actions if a in VERBS]
-            if not verbs:
-                continue
-            if "delete" in verbs and not ctx.settings.prune:
-                what = "replace" if len(verbs) > 1 else "delete"
-                actions.append(
-                    Action(
-                        "problem",
-                        ch.address,
-                        f"Terraform would {what} it (destroying what it holds); refused "
-                        "without --prune",
-                    )
-                )
-                continue
-            verb: Verb = "update" if len(verbs) > 1 else verbs[0]
-            actions.append(Action(verb, ch.address, "/".join(ch.actions)))
-        return actions
+        return plan_placeholders(facts, ctx.settings.prune)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        if any(a.changes for a in actions):
+        # Terraform applies its whole plan at once: one apply for every change listed
+        if any(isinstance(a, TerraformChange) for a in actions):
             self._workspace(ctx).apply()

@@ -1,19 +1,24 @@
-"""Phase 6, populate (post-deploy jobs): resolve every real value from its source, then write
-KV v2 with check-and-set. A key that already holds a real value is left alone unless rotate is
-set; a generated value is generated once and kept; a placeholder is never written into Vault.
-Every source is resolved before anything is written; all failures are reported together."""
+"""Phase 6, populate (post-deploy jobs): write every real value from its source into KV v2 with
+check-and-set. A key that already holds a real value is left alone unless rotate is set; a
+generated value is generated once and kept; a placeholder is never written into Vault.
+
+The plan says which keys would be written, from which kind of source; it resolves nothing
+(no command runs, no file is read, nobody is prompted). Apply resolves every value before
+writing anything, and reports every failure together with nothing written."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bootstrap.clients.kv import read_kv
-from bootstrap.clients.vault import VaultRequestError
+from bootstrap.clients.vault import Api, VaultRequestError
 from bootstrap.core import failpoints
-from bootstrap.core.errors import VaultStateError
+from bootstrap.core.errors import BootstrapError, VaultStateError
 from bootstrap.model import conventions as conv
-from bootstrap.model.actions import Action, Verb
+from bootstrap.model.actions import Action, Verb, check
 from bootstrap.model.catalog import Source
 from bootstrap.model.domain import kv_secrets
 from bootstrap.phases.pipeline import RunContext
@@ -24,10 +29,56 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class KvState:
+    """A KV path as Vault has it: the catalog's keys (with their sources), and which of them
+    hold a real value (not a placeholder). Values themselves stay out of facts and plans."""
+
     path: str
     keys: dict[str, Source | None]
-    data: dict[str, str]
+    real: frozenset[str]
     version: int
+
+
+@dataclass(frozen=True)
+class WriteKv(Action):
+    """Write these keys of one path, their values resolved from their sources at apply time,
+    merged over what the path holds, with check-and-set on the version the plan saw."""
+
+    path: str
+    version: int
+    sources: tuple[tuple[str, Source], ...]
+
+
+def plan_kv(kv: KvState, rotate: bool) -> list[Action]:
+    """Pure: the actions for one path."""
+    new = {
+        key: src
+        for key, src in kv.keys.items()
+        if src is not None and (key not in kv.real or rotate)
+    }
+    kept = sorted(k for k in kv.keys if k in kv.real and k not in new)
+    manual = sorted(k for k, src in kv.keys.items() if src is None and k not in kv.real)
+    actions: list[Action] = []
+    target = f"secret {kv.path}"
+    if new:
+        verb: Verb = "create" if kv.version == 0 else "update"
+        from_ = ", ".join(f"{k} ({src.kind})" for k, src in sorted(new.items()))
+        actions.append(
+            WriteKv(
+                verb,
+                target,
+                f"written (keys {from_})",
+                path=kv.path,
+                version=kv.version,
+                sources=tuple(sorted(new.items())),
+            )
+        )
+    elif kept and not manual:
+        actions.append(check(target, "unchanged"))
+    if manual:
+        actions.append(check(target, f"skipped: no source for {', '.join(manual)} (put by hand)"))
+    if kept and new:
+        actions.append(check(target, f"skipped-real-value ({', '.join(kept)})"))
+    return actions
 
 
 class Populate:
@@ -37,116 +88,108 @@ class Populate:
 
     def facts(self, ctx: RunContext) -> list[KvState]:
         api = ctx.vault
-        paths = kv_secrets(ctx.catalog)
 
         def read(item: tuple[str, dict[str, Source | None]]) -> KvState:
             data, version = read_kv(api, item[0])
-            return KvState(item[0], item[1], data, version)
+            real = frozenset(k for k, v in data.items() if not conv.is_placeholder(v))
+            return KvState(item[0], item[1], real, version)
 
-        return list(api.parallel(read, paths))
+        return list(api.parallel(read, kv_secrets(ctx.catalog)))
 
     def plan(self, ctx: RunContext, facts: list[KvState]) -> list[Action]:
+        # rotation is a one-shot request: the convergence re-plan checks the state only
         rotate = ctx.settings.rotate and not ctx.converging
-        base_dir = ctx.settings.catalog.resolve().parent
-        actions: list[Action] = []
-        problems: list[Action] = []
-
-        def read_vault(path: str, key: str) -> str | None:
-            return read_kv(ctx.vault, path)[0].get(key)
-
-        for kv in facts:
-            new: dict[str, str] = {}
-            kept: list[str] = []
-            manual: list[str] = []
-            for key, src in kv.keys.items():
-                have = kv.data.get(key)
-                real = have is not None and not conv.is_placeholder(have)
-                if real and not (rotate and src is not None):
-                    kept.append(key)
-                    continue
-                if src is None:
-                    manual.append(key)
-                    continue
-                if ctx.dry_run:
-                    new[key] = ""
-                    continue
-                try:
-                    value = sources.resolve(
-                        src, base_dir, read_vault, file_roots=ctx.settings.source_file_roots
-                    )
-                except sources.SourceError as exc:
-                    problems.append(Action("problem", f"{kv.path} key {key}", str(exc)))
-                    continue
-                if conv.is_placeholder(value):
-                    problems.append(
-                        Action(
-                            "problem",
-                            f"{kv.path} key {key}",
-                            "the source gave a placeholder; refusing to write it",
-                        )
-                    )
-                    continue
-                new[key] = value
-            merged = {**kv.data, **new}
-            size = conv.secret_size(merged)
-            if new and not ctx.dry_run and size > conv.SECRET_MAX_BYTES:
-                problems.append(
-                    Action(
-                        "problem",
-                        f"secret {kv.path}",
-                        f"its keys and values total {size} bytes, over Kubernetes' limit of "
-                        f"{conv.SECRET_MAX_BYTES} bytes (1 MiB) for one Secret; nothing written",
-                    )
-                )
-                continue
-            if new:
-                verb: Verb = "create" if kv.version == 0 else "update"
-                actions.append(
-                    Action(
-                        verb,
-                        f"secret {kv.path}",
-                        f"written (keys {', '.join(sorted(new))})",
-                        payload=("write", kv.path, kv.version, merged),
-                    )
-                )
-            elif kept and not manual:
-                actions.append(Action("check", f"secret {kv.path}", "unchanged"))
-            if manual:
-                actions.append(
-                    Action(
-                        "check",
-                        f"secret {kv.path}",
-                        f"skipped: no source for {', '.join(sorted(manual))} (put by hand)",
-                    )
-                )
-            if kept and new:
-                actions.append(
-                    Action(
-                        "check",
-                        f"secret {kv.path}",
-                        f"skipped-real-value ({', '.join(sorted(kept))})",
-                    )
-                )
-        return problems + actions if problems else actions
+        return [a for kv in facts for a in plan_kv(kv, rotate)]
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         api = ctx.vault
-        writes = [a for a in actions if a.changes and a.payload and a.payload[0] == "write"]
+        writes = [a for a in actions if isinstance(a, WriteKv) and a.changes]
+        base_dir = ctx.settings.catalog.resolve().parent
+        ready: list[tuple[WriteKv, dict[str, str]]] = []
+        failures: list[str] = []
+        for w in writes:  # every value resolved (and checked) before anything is written
+            data, problems = _resolve(ctx, api, w, base_dir)
+            failures += problems
+            if not problems:
+                ready.append((w, data))
+        if failures:
+            raise BootstrapError(
+                f"populate wrote nothing: {len(failures)} value(s) could not be used:\n"
+                + "\n".join(f"  {f}" for f in failures)
+            )
 
-        def write(a: Action) -> None:
-            _, path, version, data = a.payload
+        def write(item: tuple[WriteKv, dict[str, str]]) -> None:
+            w, data = item
             try:
                 api.write(
-                    f"{conv.KV_MOUNT}/data/{path}", {"options": {"cas": version}, "data": data}
+                    f"{conv.KV_MOUNT}/data/{w.path}",
+                    {"options": {"cas": w.version}, "data": data},
                 )
             except VaultRequestError as exc:
                 if exc.status == 400 and "check-and-set" in str(exc):
-                    raise VaultStateError(
-                        f"{path} changed in Vault while the bootstrap ran (check-and-set "
-                        f"version {version} no longer current); run again"
-                    ) from None
+                    raise _changed(w) from None
                 raise
             failpoints.point("populate:write")
 
-        api.parallel(write, writes)
-        log.info("populate wrote %d secret(s)", len(writes))
+        api.parallel(write, ready)
+        log.info("populate wrote %d secret(s)", len(ready))
+
+
+def _changed(w: WriteKv) -> VaultStateError:
+    return VaultStateError(
+        f"{w.path} changed in Vault while the bootstrap ran (check-and-set version "
+        f"{w.version} no longer current); run again"
+    )
+
+
+def _resolve(
+    ctx: RunContext, api: Api, w: WriteKv, base_dir: Path
+) -> tuple[dict[str, str], list[str]]:
+    """The path's data after the write, or the reasons it cannot be written."""
+
+    def read_vault(path: str, key: str) -> str | None:
+        return read_kv(api, path)[0].get(key)
+
+    new, problems = resolve_values(w, base_dir, read_vault, ctx.settings.source_file_roots)
+    if problems:
+        return {}, problems
+    have, version = read_kv(api, w.path)
+    if version != w.version:
+        raise _changed(w)
+    return merge(w.path, have, new)
+
+
+def resolve_values(
+    w: WriteKv,
+    base_dir: Path,
+    read_vault: sources.VaultReader,
+    file_roots: Sequence[str | Path] = (),
+) -> tuple[dict[str, str], list[str]]:
+    """Each key's value from its source, or why it cannot be used (never the value)."""
+    problems: list[str] = []
+    new: dict[str, str] = {}
+    for key, src in w.sources:
+        where = f"{w.path} key {key}"
+        try:
+            value = sources.resolve(src, base_dir, read_vault, file_roots=file_roots)
+        except sources.SourceError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if conv.is_placeholder(value):
+            problems.append(f"{where}: the source gave a placeholder; refusing to write it")
+            continue
+        new[key] = value
+    return new, problems
+
+
+def merge(path: str, have: dict[str, str], new: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Pure: the new values over what the path holds, unless the whole would not fit in one
+    Kubernetes Secret."""
+    merged = {**have, **new}
+    size = conv.secret_size(merged)
+    if size > conv.SECRET_MAX_BYTES:
+        return {}, [
+            f"secret {path}: its keys and values total {size} bytes, over Kubernetes' limit "
+            f"of {conv.SECRET_MAX_BYTES} bytes (1 MiB) for one Secret; nothing written"
+        ]
+    return merged, []

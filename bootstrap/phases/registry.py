@@ -32,17 +32,21 @@ def registered() -> list[Phase]:
 
 
 def run_phases(
-    ctx: RunContext, selected: list[str], on_event: Listener | None = None
+    ctx: RunContext,
+    selected: list[str],
+    on_event: Listener | None = None,
+    results: list[PhaseResult] | None = None,
 ) -> list[PhaseResult]:
     """Resolve the target (cluster or sandbox) when a selected phase needs it, hold the
-    cluster-wide lock for the run, and run the phases."""
+    cluster-wide lock for the run, and run the phases (results appended to ``results`` as
+    they come, see :func:`bootstrap.phases.pipeline.run`)."""
     needs_target = any(name != "preflight" for name in selected)
     if needs_target and ctx.target_ is None:
         ctx.target_ = target.resolve(ctx.settings, start_sandbox=not ctx.dry_run)
     if not needs_target or ctx.dry_run:
-        return run(registered(), ctx, selected, on_event)
+        return run(registered(), ctx, selected, on_event, results)
     with cluster_lock(ctx.target.kube, ctx.settings.lock_namespace) as held:
         ctx.stop_reason = lambda: (
             "the bootstrap lock was taken over" if held.lost.is_set() else None
         )
-        return run(registered(), ctx, selected, on_event)
+        return run(registered(), ctx, selected, on_event, results)

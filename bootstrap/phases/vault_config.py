@@ -5,7 +5,9 @@ catalog and never touches anything else."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 REVIEWER_BINDING = "vault-token-reviewer-auth-delegator"
 REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600
+AUTH_DELEGATOR = "system:auth-delegator"
 
 
 def audit_file(ctx: RunContext) -> str:
@@ -41,49 +44,16 @@ class VaultConfig:
 
     def facts(self, ctx: RunContext) -> vaultplan.Facts:
         api = ctx.vault
-        mounts = api.read("sys/mounts") or {}
-        mounts = mounts.get("data", mounts)
-        auths = api.read("sys/auth") or {}
-        auths = auths.get("data", auths)
-        auth_mount = auths.get(f"{conv.AUTH_MOUNT}/")
+        mounts = _data(api.read("sys/mounts"))
+        auth_mount = _data(api.read("sys/auth")).get(f"{conv.AUTH_MOUNT}/")
+        kubernetes_auth = auth_mount is not None and auth_mount.get("type") == "kubernetes"
         auth_cfg = None
-        if auth_mount is not None and auth_mount.get("type") == "kubernetes":
+        if kubernetes_auth:
             resp = api.read(f"auth/{conv.AUTH_MOUNT}/config")
             auth_cfg = resp.get("data") if resp else None
-        # Objects outside the catalog are only read with prune, to find managed ones.
-        prune = ctx.settings.prune
-        want_policies = {conv.policy_name(s.name) for s in ctx.catalog.services}
-        want_policies.add(vaultplan.ADMIN_POLICY)
-        names = [
-            n
-            for n in api.list_keys("sys/policies/acl")
-            if n not in ("root", "default") and (prune or n in want_policies)
-        ]
-
-        def read_policy(name: str) -> tuple[str, str | None]:
-            resp = api.read(f"sys/policies/acl/{name}")
-            return name, (resp or {}).get("data", {}).get("policy") if resp else None
-
-        policies = {n: text for n, text in api.parallel(read_policy, names) if text is not None}
-        policies = {
-            n: t
-            for n, t in policies.items()
-            if vaultplan.relevant_policy(n, t, want_policies, ctx.catalog.name)
-        }
-        roles: dict[str, dict[str, Any]] = {}
-        if auth_mount is not None and auth_mount.get("type") == "kubernetes":
-            want_roles = {conv.role_name(s.name) for s in ctx.catalog.services}
-            role_names = [
-                n for n in api.list_keys(f"auth/{conv.AUTH_MOUNT}/role") if prune or n in want_roles
-            ]
-
-            def read_role(name: str) -> tuple[str, dict[str, Any] | None]:
-                resp = api.read(f"auth/{conv.AUTH_MOUNT}/role/{name}")
-                return name, (resp or {}).get("data") if resp else None
-
-            roles = {n: r for n, r in api.parallel(read_role, role_names) if r is not None}
-        audit = api.read("sys/audit") or {}
-        audit = audit.get("data", audit)
+        policies = _read_policies(ctx, api)
+        roles = _read_roles(ctx, api) if kubernetes_auth else {}
+        audit = _data(api.read("sys/audit"))
         return vaultplan.Facts(
             kv_mount=mounts.get(f"{conv.KV_MOUNT}/"),
             auth_mount=auth_mount,
@@ -91,118 +61,124 @@ class VaultConfig:
             policies=policies,
             roles=roles,
             audit={k: v for k, v in audit.items() if isinstance(v, dict)},
+            reviewer=_reviewer_parts(ctx),
         )
 
     def _desired(self, ctx: RunContext) -> vaultplan.Desired:
         t = ctx.target
-        return vaultplan.desired(ctx.catalog, t.kube.host, t.kube.ca_pem(), audit_file(ctx))
+        s = ctx.settings
+        reviewer = vaultplan.Reviewer(
+            s.reviewer_namespace, s.reviewer_service_account, REVIEWER_BINDING
+        )
+        return vaultplan.desired(
+            ctx.catalog, t.kube.host, t.kube.ca_pem(), audit_file(ctx), reviewer
+        )
 
     def plan(self, ctx: RunContext, facts: vaultplan.Facts) -> list[Action]:
         actions = vaultplan.plan(self._desired(ctx), facts, ctx.settings.prune)
         t = ctx.target
         if not credentials.admin_present(t.custody) and not credentials.env_token():
             actions.append(
-                Action(
+                CreateAdminToken(
                     "create",
                     "bootstrap-admin credential",
                     f"periodic token with policy {vaultplan.ADMIN_POLICY}, kept in "
                     f"{t.custody.description}",
-                    payload=("admin",),
                 )
             )
         return actions
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         api = ctx.vault
-        want = self._desired(ctx)
-        by_kind: dict[str, list[Action]] = {}
-        for a in actions:
-            if a.changes and a.payload:
-                by_kind.setdefault(a.payload[0], []).append(a)
-        if "mount" in by_kind:
-            api.write(
-                f"sys/mounts/{conv.KV_MOUNT}",
-                {
-                    "type": "kv",
-                    "options": {"version": "2"},
-                    "description": f"managed-by: {conv.PRODUCT}",
-                },
-            )
-        if "auth" in by_kind:
-            api.write(
-                f"sys/auth/{conv.AUTH_MOUNT}",
-                {"type": "kubernetes", "description": f"managed-by: {conv.PRODUCT}"},
-            )
-        if "auth-config" in by_kind:
-            jwt = self._reviewer_jwt(ctx)
-            api.write(
-                f"auth/{conv.AUTH_MOUNT}/config",
-                {
-                    "kubernetes_host": want.kubernetes_host,
-                    "kubernetes_ca_cert": want.kubernetes_ca_cert,
-                    "token_reviewer_jwt": jwt,
-                    "disable_local_ca_jwt": True,
-                },
-            )
+        changes = [a for a in actions if a.changes]
+        # Consecutive actions of one kind run on the client's worker pool (hundreds of
+        # policies and roles); kinds run in plan order (mounts before roles, roles deleted
+        # before their policies).
+        for _, group in itertools.groupby(changes, key=type):
+            batch = list(group)
+            if isinstance(batch[0], vaultplan.PutPolicy | vaultplan.WriteRole):
+                api.parallel(lambda a: self._do(ctx, a), batch)
+            else:
+                for a in batch:
+                    self._do(ctx, a)
 
-        def put_policy(a: Action) -> None:
-            api.put(f"sys/policies/acl/{a.payload[1]}", {"policy": a.payload[2]})
-            failpoints.point("vault-config:write")
-
-        def write_role(a: Action) -> None:
-            api.write(f"auth/{conv.AUTH_MOUNT}/role/{a.payload[1]}", a.payload[2])
-            failpoints.point("vault-config:write")
-
-        api.parallel(put_policy, by_kind.get("policy", []))
-        api.parallel(write_role, by_kind.get("role", []))
-        for a in by_kind.get("audit", []):
-            try:
-                api.put(
-                    f"sys/audit/{vaultplan.AUDIT_PATH}",
+    def _do(self, ctx: RunContext, action: Action) -> None:
+        api = ctx.vault
+        kube = ctx.target.kube
+        labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
+        match action:
+            case vaultplan.MountKv():
+                api.write(
+                    f"sys/mounts/{conv.KV_MOUNT}",
                     {
-                        "type": "file",
-                        "options": {"file_path": a.payload[1]},
+                        "type": "kv",
+                        "options": {"version": "2"},
                         "description": f"managed-by: {conv.PRODUCT}",
                     },
                 )
-            except vault.VaultRequestError as exc:
-                if exc.status != 400 or "declarative" not in str(exc):
-                    raise
-                raise VaultStateError(
-                    "this server only takes audit devices from its configuration file "
-                    "(OpenBao); add to it: "
-                    f'audit "file" "{vaultplan.AUDIT_PATH}" {{ options {{ '
-                    f'file_path = "{a.payload[1]}" }} }} and restart or SIGHUP it'
-                ) from None
-        api.parallel(
-            lambda a: api.delete(f"auth/{conv.AUTH_MOUNT}/role/{a.payload[1]}"),
-            by_kind.get("delete-role", []),
-        )
-        api.parallel(
-            lambda a: api.delete(f"sys/policies/acl/{a.payload[1]}"),
-            by_kind.get("delete-policy", []),
-        )
-        if "admin" in by_kind:
-            t = ctx.target
-            _create_admin(api, t.custody)
+            case vaultplan.EnableKubernetesAuth():
+                api.write(
+                    f"sys/auth/{conv.AUTH_MOUNT}",
+                    {"type": "kubernetes", "description": f"managed-by: {conv.PRODUCT}"},
+                )
+            case vaultplan.CreateReviewerNamespace(namespace=ns):
+                kube.ensure_namespace(ns, labels)
+            case vaultplan.CreateReviewerAccount(namespace=ns, name=name):
+                kube.ensure_service_account(ns, name, labels)
+            case vaultplan.BindReviewer(binding=binding, namespace=ns, name=name):
+                kube.ensure_cluster_role_binding(binding, AUTH_DELEGATOR, ns, name)
+            case vaultplan.ConfigureKubernetesAuth(host=host, ca_cert=ca, reviewer=r):
+                jwt = (
+                    kube.token(r.namespace, r.service_account, [], REVIEWER_TOKEN_SECONDS)
+                    if r is not None
+                    else None
+                )
+                config: dict[str, object] = {"kubernetes_host": host, "kubernetes_ca_cert": ca}
+                if jwt is not None:
+                    config.update(token_reviewer_jwt=jwt, disable_local_ca_jwt=True)
+                api.write(f"auth/{conv.AUTH_MOUNT}/config", config)
+            case vaultplan.PutPolicy(name=name, text=text):
+                api.put(f"sys/policies/acl/{name}", {"policy": text})
+                failpoints.point("vault-config:write")
+            case vaultplan.WriteRole(name=name, params=params):
+                api.write(f"auth/{conv.AUTH_MOUNT}/role/{name}", params)
+                failpoints.point("vault-config:write")
+            case vaultplan.EnableAudit(file_path=path):
+                _enable_audit(api, path)
+            case vaultplan.DeleteRole(name=name):
+                api.delete(f"auth/{conv.AUTH_MOUNT}/role/{name}")
+            case vaultplan.DeletePolicy(name=name):
+                api.delete(f"sys/policies/acl/{name}")
+            case CreateAdminToken():
+                _create_admin(api, ctx.target.custody)
+            case _:
+                raise TypeError(f"vault-config cannot apply {action.kind}")
 
-    def _reviewer_jwt(self, ctx: RunContext) -> str:
-        """A token reviewer for a Vault outside the cluster: a ServiceAccount bound to
-        system:auth-delegator, its token from the TokenRequest API."""
-        t = ctx.target
-        s = ctx.settings
-        labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
-        t.kube.ensure_namespace(s.reviewer_namespace, labels)
-        t.kube.ensure_service_account(s.reviewer_namespace, s.reviewer_service_account, labels)
-        t.kube.ensure_cluster_role_binding(
-            REVIEWER_BINDING,
-            "system:auth-delegator",
-            s.reviewer_namespace,
-            s.reviewer_service_account,
+
+@dataclass(frozen=True)
+class CreateAdminToken(Action):
+    """Create the bootstrap-admin periodic token and put it in custody."""
+
+
+def _enable_audit(api: vault.Api, path: str) -> None:
+    try:
+        api.put(
+            f"sys/audit/{vaultplan.AUDIT_PATH}",
+            {
+                "type": "file",
+                "options": {"file_path": path},
+                "description": f"managed-by: {conv.PRODUCT}",
+            },
         )
-        return t.kube.token(
-            s.reviewer_namespace, s.reviewer_service_account, [], REVIEWER_TOKEN_SECONDS
-        )
+    except vault.VaultRequestError as exc:
+        if exc.status != 400 or "declarative" not in str(exc):
+            raise
+        raise VaultStateError(
+            "this server only takes audit devices from its configuration file "
+            "(OpenBao); add to it: "
+            f'audit "file" "{vaultplan.AUDIT_PATH}" {{ options {{ '
+            f'file_path = "{path}" }} }} and restart or SIGHUP it'
+        ) from None
 
 
 def _create_admin(api: vault.Api, custody: Custody) -> None:
@@ -223,3 +199,65 @@ def _create_admin(api: vault.Api, custody: Custody) -> None:
         raise VaultStateError("creating the bootstrap-admin token returned no token")
     credentials.store_admin(custody, token, str(auth.get("accessor", "")), [vaultplan.ADMIN_POLICY])
     log.info("bootstrap-admin credential created and stored")
+
+
+def _data(resp: dict[str, Any] | None) -> dict[str, Any]:
+    """A sys/ listing's entries (Vault nests them under "data"; older servers do not)."""
+    resp = resp or {}
+    data: dict[str, Any] = resp.get("data", resp)
+    return data
+
+
+def _read_policies(ctx: RunContext, api: vault.Api) -> dict[str, str]:
+    """The policies the plan needs: the catalog's, and (with prune) this catalog's managed
+    ones. Objects outside the catalog are only read with prune, to find managed ones."""
+    prune = ctx.settings.prune
+    wanted = {conv.policy_name(s.name) for s in ctx.catalog.services}
+    wanted.add(vaultplan.ADMIN_POLICY)
+    names = [
+        n
+        for n in api.list_keys("sys/policies/acl")
+        if n not in ("root", "default") and (prune or n in wanted)
+    ]
+
+    def read(name: str) -> tuple[str, str | None]:
+        resp = api.read(f"sys/policies/acl/{name}")
+        return name, (resp or {}).get("data", {}).get("policy") if resp else None
+
+    return {
+        n: text
+        for n, text in api.parallel(read, names)
+        if text is not None and vaultplan.relevant_policy(n, text, wanted, ctx.catalog.name)
+    }
+
+
+def _read_roles(ctx: RunContext, api: vault.Api) -> dict[str, dict[str, Any]]:
+    wanted = {conv.role_name(s.name) for s in ctx.catalog.services}
+    names = [
+        n
+        for n in api.list_keys(f"auth/{conv.AUTH_MOUNT}/role")
+        if ctx.settings.prune or n in wanted
+    ]
+
+    def read(name: str) -> tuple[str, dict[str, Any] | None]:
+        resp = api.read(f"auth/{conv.AUTH_MOUNT}/role/{name}")
+        return name, (resp or {}).get("data") if resp else None
+
+    return {n: r for n, r in api.parallel(read, names) if r is not None}
+
+
+def _reviewer_parts(ctx: RunContext) -> frozenset[str]:
+    """Which parts of the token reviewer exist in the cluster."""
+    s = ctx.settings
+    kube = ctx.target.kube
+    parts = set()
+    if s.reviewer_namespace in kube.namespaces():
+        parts.add("namespace")
+        if kube.get("v1", "ServiceAccount", s.reviewer_service_account, s.reviewer_namespace):
+            parts.add("service-account")
+    binding = kube.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", REVIEWER_BINDING)
+    if binding is not None and (binding.get("roleRef") or {}).get("name") == AUTH_DELEGATOR:
+        subjects = [(x.get("name"), x.get("namespace")) for x in binding.get("subjects") or []]
+        if subjects == [(s.reviewer_service_account, s.reviewer_namespace)]:
+            parts.add("binding")  # otherwise BindReviewer replaces it
+    return frozenset(parts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bootstrap.clients import vault
@@ -14,6 +15,7 @@ from bootstrap.core import failpoints
 from bootstrap.core.errors import VaultStateError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.actions import Action
+from bootstrap.model.settings import Settings
 from bootstrap.phases.pipeline import RunContext
 from bootstrap.runtime.credentials import resolve_token
 from bootstrap.runtime.custody import InitRecord, keep_safe, rescued
@@ -31,6 +33,8 @@ class ReadyFacts:
     occupied: str | None = None
     #: rescue files left by a run whose custody refused the init record
     rescued: list[Path] = field(default_factory=list)
+    #: where the init record is kept, as messages name it
+    custody: str = "custody"
 
 
 def wait_answering(addr: str, settings: WaitSettings) -> vault.Health:
@@ -60,6 +64,103 @@ def unseal_keys(ctx: RunContext, record: InitRecord | None) -> list[str]:
     return []
 
 
+@dataclass(frozen=True)
+class Initialize(Action):
+    """Initialize the leader; the init record goes to custody before anything else."""
+
+    addr: str
+    shares: int
+    threshold: int
+    pgp_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JoinRaft(Action):
+    addr: str
+    leader: str
+
+
+@dataclass(frozen=True)
+class Unseal(Action):
+    addr: str
+
+
+def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
+    """Pure: initialize, join and unseal what needs it; refuse what would lose keys."""
+    leader, followers = facts.nodes[0], facts.nodes[1:]
+    actions: list[Action] = []
+    if not leader.initialized:
+        if facts.occupied:
+            return [
+                Action(
+                    "problem",
+                    leader.addr,
+                    f"not initialized, and the custody location is taken: {facts.occupied}; "
+                    "the init record could not be stored there, so it will not initialize "
+                    "(choose another custody location, or move that away)",
+                )
+            ]
+        if facts.record is not None:
+            return [
+                Action(
+                    "problem",
+                    leader.addr,
+                    f"not initialized, but {facts.custody} holds an init "
+                    "record (of an earlier Vault?); move it away to initialize anew",
+                )
+            ]
+        pgp = " encrypted to PGP keys" if s.vault_pgp_keys else ""
+        actions.append(
+            Initialize(
+                "create",
+                leader.addr,
+                f"initialize with {s.vault_shares} shares, threshold "
+                f"{s.vault_threshold}; keys{pgp} to {facts.custody}",
+                addr=leader.addr,
+                shares=s.vault_shares,
+                threshold=s.vault_threshold,
+                pgp_keys=tuple(s.vault_pgp_keys),
+            )
+        )
+    elif not facts.keys and any(n.sealed for n in facts.nodes):
+        why = (
+            "the shares in custody are PGP-encrypted: decrypt them"
+            if facts.record is not None
+            else f"there is no init record in {facts.custody}: provide them"
+        )
+        if facts.rescued:
+            why += (
+                " (an earlier run left its init record in "
+                + ", ".join(str(p) for p in facts.rescued)
+                + ": move it into custody)"
+            )
+        return [
+            Action(
+                "problem",
+                leader.addr,
+                f"initialized and sealed, and {why} in bootstrap.unseal_keys_file "
+                "(one per line) or a file named by BAO_UNSEAL_KEYS_FILE",
+            )
+        ]
+    if leader.sealed:  # an uninitialized node reports sealed too
+        actions.append(Unseal("update", leader.addr, "unseal", addr=leader.addr))
+    for node in followers:
+        if not node.initialized:
+            actions.append(
+                JoinRaft(
+                    "update",
+                    node.addr,
+                    f"join raft cluster of {leader.addr}",
+                    addr=node.addr,
+                    leader=leader.addr,
+                )
+            )
+        # a node that joins is unsealed after joining, with the leader's keys
+        if node.sealed or not node.initialized:
+            actions.append(Unseal("update", node.addr, "unseal", addr=node.addr))
+    return actions
+
+
 class VaultReady:
     name = "vault-ready"
     summary = "wait for Vault, initialize (keys into custody first), unseal, join raft"
@@ -77,118 +178,67 @@ class VaultReady:
         occupied = t.custody.occupied()
         record = None if occupied else t.custody.load()
         return ReadyFacts(
-            nodes, record, unseal_keys(ctx, record), occupied, rescued(ctx.settings.state_dir)
+            nodes,
+            record,
+            unseal_keys(ctx, record),
+            occupied,
+            rescued(ctx.settings.state_dir),
+            t.custody.description,
         )
 
     def plan(self, ctx: RunContext, facts: ReadyFacts) -> list[Action]:
-        t = self._target(ctx)
-        s = ctx.settings
-        leader, followers = facts.nodes[0], facts.nodes[1:]
-        actions: list[Action] = []
-        if not leader.initialized:
-            if facts.occupied:
-                return [
-                    Action(
-                        "problem",
-                        leader.addr,
-                        f"not initialized, and the custody location is taken: {facts.occupied}; "
-                        "the init record could not be stored there, so it will not initialize "
-                        "(choose another custody location, or move that away)",
-                    )
-                ]
-            if facts.record is not None:
-                return [
-                    Action(
-                        "problem",
-                        leader.addr,
-                        f"not initialized, but {t.custody.description} holds an init "
-                        "record (of an earlier Vault?); move it away to initialize anew",
-                    )
-                ]
-            pgp = " encrypted to PGP keys" if s.vault_pgp_keys else ""
-            actions.append(
-                Action(
-                    "create",
-                    leader.addr,
-                    f"initialize with {s.vault_shares} shares, threshold "
-                    f"{s.vault_threshold}; keys{pgp} to {t.custody.description}",
-                    payload="init",
-                )
-            )
-        elif not facts.keys and any(n.sealed for n in facts.nodes):
-            why = (
-                "the shares in custody are PGP-encrypted: decrypt them"
-                if facts.record is not None
-                else f"there is no init record in {t.custody.description}: provide them"
-            )
-            if facts.rescued:
-                why += (
-                    " (an earlier run left its init record in "
-                    + ", ".join(str(p) for p in facts.rescued)
-                    + ": move it into custody)"
-                )
-            return [
-                Action(
-                    "problem",
-                    leader.addr,
-                    f"initialized and sealed, and {why} in bootstrap.unseal_keys_file "
-                    "(one per line) or a file named by BAO_UNSEAL_KEYS_FILE",
-                )
-            ]
-        if leader.sealed:  # an uninitialized node reports sealed too
-            actions.append(Action("update", leader.addr, "unseal", payload="unseal"))
-        for node in followers:
-            if not node.initialized:
-                actions.append(
-                    Action(
-                        "update", node.addr, f"join raft cluster of {leader.addr}", payload="join"
-                    )
-                )
-            if node.sealed:
-                actions.append(Action("update", node.addr, "unseal", payload="unseal"))
-        return actions
+        return plan_ready(facts, ctx.settings)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         t = self._target(ctx)
-        s = ctx.settings
         ws = self._wait(ctx)
-        todo = {(a.target, a.payload) for a in actions if a.changes}
-        if not todo:
+        changes = [a for a in actions if a.changes]
+        if not changes:
             return
-        leader = t.leader
-        if (leader, "init") in todo:
-            pgp = list(s.vault_pgp_keys) or None
-            t.custody.probe()  # the record must have somewhere to go before it exists
-            resp = vault.initialize(leader, s.vault_shares, s.vault_threshold, pgp)
-            record = InitRecord.from_init_response(
-                resp, s.vault_shares, s.vault_threshold, bool(pgp), leader
-            )
-            del resp
-            keep_safe(t.custody, record, s.state_dir)  # before any other call
-            log.info("initialized %s; init record stored in %s", leader, t.custody.description)
-            failpoints.point("vault-ready:init")
+        keys: list[str] = []
+        for action in changes:
+            match action:
+                case Initialize():
+                    self._initialize(ctx, action)
+                case JoinRaft(addr=addr, leader=leader):
+                    if not vault.health(addr).initialized:
+                        try:
+                            vault.join_raft(addr, leader)
+                        except vault.VaultRequestError as exc:
+                            # retry_join in the node's own config may have started the join.
+                            log.info("join request for %s: %s; continuing", addr, exc)
+                case Unseal(addr=addr):
+                    keys = keys or self._keys(ctx)
+                    self._unseal(addr, keys, ws)
+                    if addr == t.leader:
+                        wait_for(partial(self._active, addr), f"{addr} to become active", ws)
+                case _:
+                    raise TypeError(f"vault-ready cannot apply {action.kind}")
+        self._wait_cluster(ctx, ws)
+
+    def _initialize(self, ctx: RunContext, action: Initialize) -> None:
+        t = self._target(ctx)
+        pgp = list(action.pgp_keys) or None
+        t.custody.probe()  # the record must have somewhere to go before it exists
+        resp = vault.initialize(action.addr, action.shares, action.threshold, pgp)
+        record = InitRecord.from_init_response(
+            resp, action.shares, action.threshold, bool(pgp), action.addr
+        )
+        del resp
+        keep_safe(t.custody, record, ctx.settings.state_dir)  # before any other call
+        log.info("initialized %s; init record stored in %s", action.addr, t.custody.description)
+        failpoints.point("vault-ready:init")
+
+    def _keys(self, ctx: RunContext) -> list[str]:
+        t = self._target(ctx)
         keys = unseal_keys(ctx, t.custody.load())
         if not keys:
             raise VaultStateError(
-                f"{leader} is initialized and its shares, PGP-encrypted, are in "
+                f"{t.leader} is initialized and its shares, PGP-encrypted, are in "
                 f"{t.custody.description}; decrypt them into bootstrap.unseal_keys_file "
                 "(one per line) and run again"
             )
-        if (leader, "unseal") in todo:
-            self._unseal(leader, keys, ws)
-            wait_for(lambda: self._active(leader), f"{leader} to become active", ws)
-        for addr in t.vault_addrs[1:]:
-            if (addr, "join") in todo:
-                h = vault.health(addr)
-                if not h.initialized:
-                    try:
-                        vault.join_raft(addr, leader)
-                    except vault.VaultRequestError as exc:
-                        # retry_join in the node's own config may have started the join.
-                        log.info("join request for %s: %s; continuing", addr, exc)
-            if (addr, "unseal") in todo or (addr, "join") in todo:
-                self._unseal(addr, keys, ws)
-        self._wait_cluster(ctx, ws)
+        return keys
 
     def _active(self, addr: str) -> vault.Health:
         h = vault.health(addr)

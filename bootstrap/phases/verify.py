@@ -61,10 +61,10 @@ class SecretState:
 VaultData = dict[str, KvValue]
 
 
-def _vault_data(ctx: RunContext) -> VaultData:
+def _vault_data(ctx: RunContext, wanted: list[Sync]) -> VaultData:
     """Vault's latest version per path (each path read once)."""
     api = ctx.vault
-    paths = sorted({s.kv_path for s in syncs(ctx.catalog)})
+    paths = sorted({s.kv_path for s in wanted})
     return dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
 
 
@@ -116,6 +116,43 @@ def _operator_silent(t: Target, waiting: list[Sync], seen: vso.Observed, since: 
     return True
 
 
+@dataclass(frozen=True)
+class AwaitSync(Action):
+    """Wait until the operator has put Vault's value into this Secret."""
+
+    sync: Sync
+
+
+@dataclass(frozen=True)
+class CannotVerify(Action):
+    """Vault holds nothing at the path: nothing to wait for (keys put there by hand)."""
+
+    sync: Sync
+
+
+def plan_states(facts: list[SecretState]) -> list[Action]:
+    """Pure: every Secret not synced is awaited, unless Vault holds nothing for it."""
+    actions: list[Action] = []
+    for st in facts:
+        if st.state == "synced":
+            continue
+        target = f"Secret {st.sync.namespace}/{st.sync.destination}"
+        if st.empty:
+            actions.append(
+                CannotVerify(
+                    "check",
+                    target,
+                    f"cannot be verified: no value in Vault at {st.sync.kv_path} "
+                    "(keys without a source are put there by hand)",
+                    sync=st.sync,
+                )
+            )
+        else:
+            reason = f"pending: {st.state}" + (f" ({st.detail})" if st.detail else "")
+            actions.append(AwaitSync("update", target, reason, sync=st.sync))
+    return actions
+
+
 class Verify:
     name = "verify"
     summary = "wait, tolerant of placeholders, until every Secret holds Vault's value"
@@ -123,37 +160,18 @@ class Verify:
 
     def facts(self, ctx: RunContext) -> list[SecretState]:
         t = ctx.target
-        return _states(t, syncs(ctx.catalog), _vault_data(ctx))[0]
+        wanted = syncs(ctx.catalog)
+        return _states(t, wanted, _vault_data(ctx, wanted))[0]
 
     def plan(self, ctx: RunContext, facts: list[SecretState]) -> list[Action]:
-        actions = []
-        for st in facts:
-            if st.state == "synced":
-                continue
-            target = f"Secret {st.sync.namespace}/{st.sync.destination}"
-            if st.empty:
-                actions.append(
-                    Action(
-                        "check",
-                        target,
-                        f"cannot be verified: no value in Vault at {st.sync.kv_path} "
-                        "(keys without a source are put there by hand)",
-                        payload=st.sync,
-                    )
-                )
-            else:
-                reason = f"pending: {st.state}" + (f" ({st.detail})" if st.detail else "")
-                actions.append(Action("update", target, reason, payload=(st.sync, st.kv)))
-        return actions
+        return plan_states(facts)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        empty = [a for a in actions if a.verb == "check" and isinstance(a.payload, Sync)]
-        # Vault's values as the plan read them: Vault does not change while we wait
-        pending: list[tuple[Sync, KvValue]] = [a.payload for a in actions if a.changes]
+        empty = [a for a in actions if isinstance(a, CannotVerify)]
+        pending = [a.sync for a in actions if isinstance(a, AwaitSync)]
         t = ctx.target
         if pending:
-            vault_data = {s.kv_path: kv for s, kv in pending}
-            self._wait(ctx, t, [s for s, _ in pending], vault_data)
+            self._wait(ctx, t, pending, _vault_data(ctx, pending))
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from bootstrap.core.errors import UsageError
 from bootstrap.model.actions import Action
 from bootstrap.model.catalog import load_catalog
 from bootstrap.model.settings import Settings
-from bootstrap.phases.pipeline import RunContext, report, run, select
+from bootstrap.phases.pipeline import RunContext, report, reporting, run, select
 from tests.conftest import EXAMPLE
 
 
@@ -86,3 +88,63 @@ def test_dry_run_changes_nothing(ctx: RunContext) -> None:
     results = run([Counter("a", 1, world)], ctx, ["a"])
     assert results[0].status == "planned" and results[0].actions[0].verb == "update"
     assert world == {}
+
+
+@dataclass
+class Crashing:
+    """A phase whose apply hits a bug (an exception that is not a product error) whose
+    message holds something secret."""
+
+    name: str = "crashing"
+    summary: str = "test phase"
+    tools: tuple[str, ...] = ()
+
+    def facts(self, ctx: RunContext) -> Any:
+        return None
+
+    def plan(self, ctx: RunContext, facts: Any) -> list[Action]:
+        return [Action("create", "thing", "missing")]
+
+    def apply(self, ctx: RunContext, actions: list[Action]) -> None:
+        raise KeyError("hunter2-token-value")
+
+
+def test_a_crash_still_writes_the_report_with_phase_and_type_only(tmp_path: Path) -> None:
+    ctx = RunContext(Settings(), load_catalog(EXAMPLE))
+    world: dict[str, int] = {}
+    phases = [Counter("first", 1, world), Crashing(), Counter("last", 1, world)]
+    path = tmp_path / "reports" / "bootstrap.json"
+    with pytest.raises(KeyError), reporting(path) as results:
+        run(phases, ctx, ["first", "crashing", "last"], results=results)
+    text = path.read_text()
+    assert "hunter2" not in text
+    rep = json.loads(text)
+    assert rep["ok"] is False
+    assert rep["error"] == {"phase": "crashing", "type": "KeyError", "message": None}
+    assert [(p["name"], p["status"]) for p in rep["phases"]] == [
+        ("first", "applied"),
+        ("crashing", "failed"),
+    ]
+    assert rep["phases"][1]["crash"] == "KeyError"
+
+
+def test_a_product_error_outside_the_phases_is_reported_with_its_message(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    with pytest.raises(UsageError), reporting(path):
+        raise UsageError("no Vault address: set bootstrap.vault_addrs")
+    rep = json.loads(path.read_text())
+    assert rep["error"] == {
+        "phase": None,
+        "type": "UsageError",
+        "message": "no Vault address: set bootstrap.vault_addrs",
+    }
+    assert rep["phases"] == [] and rep["ok"] is False
+
+
+def test_a_clean_run_reports_no_error(tmp_path: Path) -> None:
+    ctx = RunContext(Settings(), load_catalog(EXAMPLE))
+    path = tmp_path / "r.json"
+    with reporting(path) as results:
+        run([Counter("only", 1, {})], ctx, ["only"], results=results)
+    rep = json.loads(path.read_text())
+    assert rep["ok"] is True and rep["error"] is None

@@ -1,54 +1,49 @@
-"""Populate's plan without Vault (issue 10, item 3): a resolved secret over Kubernetes' 1 MiB
-Secret limit is a problem, nothing is written; file sources honour source_file_roots."""
+"""Populate's apply-side checks, before anything is written: every value resolved from its
+source, placeholders refused, the whole Secret within Kubernetes' 1 MiB, file sources within
+their roots. (The plan itself resolves nothing: see test_phase_plans.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from bootstrap.model.actions import Action
-from bootstrap.model.catalog import parse_catalog
-from bootstrap.model.settings import Settings
-from bootstrap.phases.pipeline import RunContext
-from bootstrap.phases.populate import KvState, Populate
-
-CATALOG = """
-services:
-  - name: app
-    namespace: apps
-    secrets:
-      config:
-        keys:
-          a: {file: a.txt}
-          b: {file: b.txt}
-"""
+from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import Source
+from bootstrap.phases.populate import WriteKv, merge, resolve_values
 
 
-def plan(tmp_path: Path, data: dict[str, str] | None = None, **settings: Any) -> list[Action]:
-    cat = parse_catalog(CATALOG, str(tmp_path / "catalog.yaml"))
-    ctx = RunContext(Settings(catalog=tmp_path / "catalog.yaml", **settings), cat)
-    keys = cat.service("app").secrets["config"].keys
-    return Populate().plan(ctx, [KvState("app/config", keys, data or {}, 0)])
+def _write(**keys: str) -> WriteKv:
+    sources = tuple((k, Source.model_validate({"file": f})) for k, f in sorted(keys.items()))
+    return WriteKv("create", "secret app/config", "", path="app/config", version=0, sources=sources)
+
+
+def _no_vault(path: str, key: str) -> str | None:
+    raise AssertionError("no copy source here: Vault is never read")
 
 
 def test_a_secret_over_one_mib_is_a_problem_and_nothing_is_written(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a" * 600_000)
     (tmp_path / "b.txt").write_text("b" * 600_000)
-    actions = plan(tmp_path)
-    assert [a.verb for a in actions] == ["problem"]
-    (problem,) = actions
-    assert problem.target == "secret app/config"
-    assert "1200002 bytes, over Kubernetes' limit of 1048576 bytes (1 MiB)" in problem.reason
-    assert "nothing written" in problem.reason
-    assert "aaaa" not in problem.reason
+    new, problems = resolve_values(_write(a="a.txt", b="b.txt"), tmp_path, _no_vault)
+    assert problems == []
+    merged, problems = merge("app/config", {}, new)
+    assert merged == {}
+    (problem,) = problems
+    assert problem.startswith("secret app/config:")
+    assert "1200002 bytes, over Kubernetes' limit of 1048576 bytes (1 MiB)" in problem
+    assert "nothing written" in problem
+    assert "aaaa" not in problem
 
 
-def test_values_already_in_vault_count_towards_the_limit(tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_text("a" * 10)
-    (tmp_path / "b.txt").write_text("b" * 10)
-    assert [a.verb for a in plan(tmp_path)] == ["create"]
-    actions = plan(tmp_path, {"old": "x" * 1_048_576})
-    assert [a.verb for a in actions] == ["problem"]
+def test_values_already_in_vault_count_towards_the_limit() -> None:
+    merged, problems = merge("app/config", {}, {"a": "a" * 10})
+    assert problems == [] and merged == {"a": "a" * 10}
+    merged, problems = merge("app/config", {"old": "x" * 1_048_576}, {"a": "a" * 10})
+    assert merged == {} and len(problems) == 1
+
+
+def test_new_values_replace_old_ones_and_keep_the_rest() -> None:
+    merged, problems = merge("p", {"a": "old", "b": "kept"}, {"a": "new"})
+    assert problems == [] and merged == {"a": "new", "b": "kept"}
 
 
 def test_file_sources_honour_source_file_roots(tmp_path: Path) -> None:
@@ -58,9 +53,19 @@ def test_file_sources_honour_source_file_roots(tmp_path: Path) -> None:
     (base / "a.txt").write_text("a")
     (shared / "b.txt").write_text("b")
     (base / "b.txt").symlink_to(shared / "b.txt")
-    refused = plan(base)
-    assert refused[0].verb == "problem"  # problems block every write of the phase
-    assert "file b.txt: resolves to" in refused[0].reason
-    assert "outside the catalog's folder" in refused[0].reason
-    allowed = plan(base, source_file_roots=(str(shared),))
-    assert [a.verb for a in allowed] == ["create"]
+    new, refused = resolve_values(_write(a="a.txt", b="b.txt"), base, _no_vault)
+    (problem,) = refused
+    assert problem.startswith("app/config key b: file b.txt: resolves to")
+    assert "outside the catalog's folder" in problem
+    new, allowed = resolve_values(
+        _write(a="a.txt", b="b.txt"), base, _no_vault, file_roots=(str(shared),)
+    )
+    assert allowed == [] and new == {"a": "a", "b": "b"}
+
+
+def test_every_failure_is_reported_and_a_placeholder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text(f"{conv.PLACEHOLDER_PREFIX}app-config-p")
+    new, problems = resolve_values(_write(m="missing.txt", p="p.txt"), tmp_path, _no_vault)
+    assert new == {}
+    assert [p.split(":")[0] for p in problems] == ["app/config key m", "app/config key p"]
+    assert "refusing to write it" in problems[1]

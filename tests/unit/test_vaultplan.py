@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from bootstrap.model import vaultplan as vp
 from bootstrap.model.catalog import load_catalog
 from bootstrap.model.vaultplan import ADMIN_POLICY, Facts, desired, plan, relevant_policy
 from tests.conftest import EXAMPLE
@@ -203,27 +206,29 @@ def test_prune_never_crosses_catalogs_even_with_their_facts() -> None:
 
 def _apply(have: Facts, actions: list[Any]) -> None:
     for a in actions:
-        kind = a.payload[0] if a.payload else None
-        if kind == "mount":
-            have.kv_mount = {"type": "kv", "options": {"version": "2"}}
-        elif kind == "auth":
-            have.auth_mount = {"type": "kubernetes"}
-        elif kind == "auth-config":
-            have.auth_config = {
-                "kubernetes_host": "https://k8s:6443",
-                "kubernetes_ca_cert": CA,
-                "token_reviewer_jwt_set": True,
-            }
-        elif kind == "policy":
-            have.policies[a.payload[1]] = a.payload[2]
-        elif kind == "role":
-            have.roles[a.payload[1]] = dict(a.payload[2])
-        elif kind == "audit":
-            have.audit["file/"] = {"type": "file"}
-        elif kind == "delete-role":
-            del have.roles[a.payload[1]]
-        elif kind == "delete-policy":
-            del have.policies[a.payload[1]]
+        match a:
+            case vp.MountKv():
+                have.kv_mount = {"type": "kv", "options": {"version": "2"}}
+            case vp.EnableKubernetesAuth():
+                have.auth_mount = {"type": "kubernetes"}
+            case vp.ConfigureKubernetesAuth(host=host, ca_cert=ca):
+                have.auth_config = {
+                    "kubernetes_host": host,
+                    "kubernetes_ca_cert": ca,
+                    "token_reviewer_jwt_set": True,
+                }
+            case vp.PutPolicy(name=name, text=text):
+                have.policies[name] = text
+            case vp.WriteRole(name=name, params=params):
+                have.roles[name] = dict(params)
+            case vp.EnableAudit():
+                have.audit["file/"] = {"type": "file"}
+            case vp.DeleteRole(name=name):
+                del have.roles[name]
+            case vp.DeletePolicy(name=name):
+                del have.policies[name]
+            case _:
+                raise AssertionError(f"unexpected {a}")
 
 
 def test_a_rerun_changes_nothing_next_to_another_catalog() -> None:
@@ -236,3 +241,78 @@ def test_a_rerun_changes_nothing_next_to_another_catalog() -> None:
     _apply(have, first)
     assert plan(want, have, prune=True) == []
     assert "theirs" in have.policies and "theirs" in have.roles
+
+
+REVIEWER = vp.Reviewer("vault-auth", "reviewer", "reviewer-binding")
+
+
+@pytest.mark.parametrize(
+    ("present", "config_ok", "expected"),
+    [
+        (
+            frozenset(),
+            False,
+            [
+                ("CreateReviewerNamespace", "create", "namespace vault-auth"),
+                (
+                    "CreateReviewerAccount",
+                    "create",
+                    "ServiceAccount vault-auth/reviewer",
+                ),
+                ("BindReviewer", "create", "ClusterRoleBinding reviewer-binding"),
+                ("ConfigureKubernetesAuth", "update", "auth/kubernetes/config"),
+            ],
+        ),
+        (
+            frozenset({"namespace", "service-account"}),
+            False,
+            [
+                ("BindReviewer", "create", "ClusterRoleBinding reviewer-binding"),
+                ("ConfigureKubernetesAuth", "update", "auth/kubernetes/config"),
+            ],
+        ),
+        (
+            frozenset(vp.REVIEWER_PARTS),
+            False,
+            [("ConfigureKubernetesAuth", "update", "auth/kubernetes/config")],
+        ),
+        (frozenset(), True, []),  # configured: the reviewer is not looked after again
+    ],
+    ids=["nothing", "binding-missing", "all-present", "configured"],
+)
+def test_every_kubernetes_side_effect_of_the_auth_config_is_planned(
+    present: frozenset[str], config_ok: bool, expected: list[tuple[str, str, str]]
+) -> None:
+    cat = load_catalog(EXAMPLE)
+    want = desired(cat, "https://k8s:6443", CA, "/tmp/audit.log", REVIEWER)
+    have = _converged(want)
+    have.reviewer = present
+    if not config_ok:
+        have.auth_config = None
+    got = [(a.kind, a.verb, a.target) for a in plan(want, have, prune=False)]
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda h: setattr(h, "kv_mount", None), [("MountKv", "create", "mount secret/")]),
+        (
+            lambda h: setattr(h, "kv_mount", {"type": "kv", "options": {"version": "1"}}),
+            [("Action", "problem", "mount secret/")],
+        ),
+        (
+            lambda h: setattr(h, "auth_mount", None),
+            [("EnableKubernetesAuth", "create", "auth kubernetes/")],
+        ),
+        (lambda h: h.audit.clear(), [("EnableAudit", "create", "audit file/")]),
+        (lambda h: h.policies.pop("webapp"), [("PutPolicy", "create", "policy webapp")]),
+        (lambda h: h.roles.pop("webapp"), [("WriteRole", "create", "role webapp")]),
+    ],
+    ids=["no-kv", "kv-v1", "no-auth", "no-audit", "policy-missing", "role-missing"],
+)
+def test_one_difference_one_typed_action(mutate: Any, expected: list[tuple[str, str, str]]) -> None:
+    want = _want()
+    have = _converged(want)
+    mutate(have)
+    assert [(a.kind, a.verb, a.target) for a in plan(want, have, prune=False)] == expected

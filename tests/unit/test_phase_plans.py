@@ -1,0 +1,434 @@
+"""Every phase's plan as a table: facts in, actions out (kind, verb, target). Plans are pure:
+no Vault, no cluster, no process, no file read behind them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap.clients.terraform import Change
+from bootstrap.clients.vault import Health
+from bootstrap.model.actions import Action
+from bootstrap.model.catalog import Source, load_catalog, parse_catalog
+from bootstrap.model.domain import syncs
+from bootstrap.model.settings import Settings
+from bootstrap.phases import (
+    finish,
+    operator,
+    placeholders,
+    populate,
+    preflight,
+    vault_ready,
+    verify,
+)
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.runtime.custody import InitRecord
+from tests.conftest import EXAMPLE
+
+Row = tuple[str, str, str]  # (kind, verb, target)
+
+
+def rows(actions: list[Action]) -> list[Row]:
+    return [(a.kind, a.verb, a.target) for a in actions]
+
+
+# -- preflight ---------------------------------------------------------------------------
+
+
+def _preflight(tools: dict[str, Path | None], findings: list[str], reserved: list[str]) -> Any:
+    ctx = RunContext(Settings(catalog=EXAMPLE), load_catalog(EXAMPLE))
+    return preflight.Preflight().plan(ctx, preflight.PreflightFacts(tools, findings, reserved))
+
+
+@pytest.mark.parametrize(
+    ("tools", "findings", "reserved", "expected"),
+    [
+        (
+            {"tofu": Path("/t/tofu")},
+            [],
+            [],
+            [
+                ("Action", "check", "catalog"),
+                ("Action", "check", "static check"),
+                ("Action", "check", "tool tofu"),
+            ],
+        ),
+        (
+            {"tofu": None},
+            ["svc a reads b"],
+            ["claims vault-secrets-operator-system"],
+            [
+                ("Action", "check", "catalog"),
+                ("Action", "problem", "catalog"),
+                ("Action", "problem", "static check"),
+                ("Action", "problem", "tool tofu"),
+            ],
+        ),
+    ],
+    ids=["all-good", "missing-tool-findings-reserved"],
+)
+def test_preflight(
+    tools: dict[str, Path | None], findings: list[str], reserved: list[str], expected: list[Row]
+) -> None:
+    assert rows(_preflight(tools, findings, reserved)) == expected
+
+
+# -- placeholders ------------------------------------------------------------------------
+
+NS = 'kubernetes_namespace_v1.this["apps"]'
+SECRET = 'kubernetes_secret_v1.placeholder["apps/db"]'
+
+
+@pytest.mark.parametrize(
+    ("changes", "adopted", "kept", "prune", "expected"),
+    [
+        ([], [], [], False, []),
+        (
+            [Change(NS, ("create",)), Change(SECRET, ("create",))],
+            [],
+            [],
+            False,
+            [("TerraformChange", "create", NS), ("TerraformChange", "create", SECRET)],
+        ),
+        (
+            [Change(SECRET, ("no-op",))],
+            ["namespace apps"],
+            [],
+            False,
+            [
+                ("Action", "check", "namespace apps"),
+            ],
+        ),
+        ([Change(SECRET, ("delete",))], [], [], False, [("Action", "problem", SECRET)]),
+        ([Change(SECRET, ("delete", "create"))], [], [], False, [("Action", "problem", SECRET)]),
+        ([Change(SECRET, ("delete",))], [], [], True, [("TerraformChange", "delete", SECRET)]),
+        (
+            [Change(SECRET, ("delete", "create"))],
+            [],
+            ["Secret apps/old"],
+            True,
+            [("Action", "check", "Secret apps/old"), ("TerraformChange", "update", SECRET)],
+        ),
+    ],
+    ids=[
+        "nothing",
+        "from-scratch",
+        "adopted-namespace",
+        "delete-refused",
+        "replace-refused",
+        "delete-with-prune",
+        "replace-with-prune-and-kept",
+    ],
+)
+def test_placeholders(
+    changes: list[Change], adopted: list[str], kept: list[str], prune: bool, expected: list[Row]
+) -> None:
+    facts = placeholders.PlaceholderFacts(changes, adopted, kept)
+    assert rows(placeholders.plan_placeholders(facts, prune)) == expected
+
+
+# -- vault-ready -------------------------------------------------------------------------
+
+A, B = "http://127.0.0.1:8200", "http://127.0.0.1:8202"
+
+
+def _node(addr: str, state: str) -> Health:
+    code = {"uninit": 501, "sealed": 503, "active": 200, "standby": 429}[state]
+    return Health(
+        addr, code, state, initialized=state != "uninit", sealed=state in ("uninit", "sealed")
+    )
+
+
+RECORD = InitRecord(["k1", "k2", "k3"], "root", 3, 2)
+PGP_RECORD = InitRecord(["enc1"], "encrypted-root", 1, 1, pgp=True)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "record", "keys", "occupied", "expected"),
+    [
+        (["uninit"], None, [], None, [("Initialize", "create", A), ("Unseal", "update", A)]),
+        (["uninit"], RECORD, [], None, [("Action", "problem", A)]),
+        (["uninit"], None, [], "a ConfigMap", [("Action", "problem", A)]),
+        (["sealed"], RECORD, ["k1", "k2"], None, [("Unseal", "update", A)]),
+        (["sealed"], None, [], None, [("Action", "problem", A)]),
+        (["sealed"], PGP_RECORD, [], None, [("Action", "problem", A)]),
+        (["active"], RECORD, ["k1", "k2"], None, []),
+        (
+            ["uninit", "uninit"],
+            None,
+            [],
+            None,
+            [
+                ("Initialize", "create", A),
+                ("Unseal", "update", A),
+                ("JoinRaft", "update", B),
+                ("Unseal", "update", B),
+            ],
+        ),
+        (["active", "sealed"], RECORD, ["k1", "k2"], None, [("Unseal", "update", B)]),
+        (["active", "standby"], RECORD, ["k1", "k2"], None, []),
+    ],
+    ids=[
+        "fresh",
+        "fresh-but-custody-holds-a-record",
+        "fresh-but-custody-occupied",
+        "sealed-with-keys",
+        "sealed-no-keys",
+        "sealed-pgp-keys",
+        "ready",
+        "ha-fresh",
+        "ha-follower-sealed",
+        "ha-ready",
+    ],
+)
+def test_vault_ready(
+    nodes: list[str],
+    record: InitRecord | None,
+    keys: list[str],
+    occupied: str | None,
+    expected: list[Row],
+) -> None:
+    health = [_node(addr, s) for addr, s in zip((A, B), nodes, strict=False)]
+    facts = vault_ready.ReadyFacts(health, record, keys, occupied)
+    assert rows(vault_ready.plan_ready(facts, Settings())) == expected
+
+
+def test_vault_ready_initialize_carries_the_settings() -> None:
+    facts = vault_ready.ReadyFacts([_node(A, "uninit")], None, [], None, custody="file /c")
+    init = vault_ready.plan_ready(facts, Settings(vault_shares=5, vault_threshold=3))[0]
+    assert isinstance(init, vault_ready.Initialize)
+    assert (init.addr, init.shares, init.threshold, init.pgp_keys) == (A, 5, 3, ())
+    assert "file /c" in init.reason
+
+
+# -- operator ----------------------------------------------------------------------------
+
+ONE = """
+services:
+  - name: web
+    namespace: apps
+    secrets:
+      config:
+        keys: {a: {generate: {length: 16}}}
+"""
+
+
+def _operator(facts: operator.OperatorFacts, **settings: Any) -> list[Action]:
+    cat = parse_catalog(ONE, "catalog.yaml")
+    ctx = RunContext(Settings(**settings), cat)
+    return operator.Operator().plan(ctx, facts)
+
+
+def _wanted(**settings: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
+    cat = parse_catalog(ONE, "catalog.yaml")
+    ctx = RunContext(Settings(**settings), cat)
+    return {operator._key(o): o for o in operator.desired(ctx, set())}
+
+
+def test_operator_from_scratch_creates_the_namespace_first() -> None:
+    facts = operator.OperatorFacts({}, set())
+    assert rows(_operator(facts)) == [
+        ("CreateNamespace", "create", "namespace apps"),
+        ("ApplyObject", "create", "ServiceAccount apps/web"),
+        ("ApplyObject", "create", "VaultAuth apps/web"),
+        ("ApplyObject", "create", "VaultStaticSecret apps/config"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("none", []),
+        ("spec", [("ApplyObject", "update", "VaultStaticSecret apps/config")]),
+        ("foreign", [("Action", "problem", "VaultStaticSecret apps/config")]),
+        ("extra-managed", []),
+    ],
+)
+def test_operator_existing_objects(change: str, expected: list[Row]) -> None:
+    objects = {k: _deepcopy(v) for k, v in _wanted().items()}
+    vss = objects[("VaultStaticSecret", "apps", "config")]
+    if change == "spec":
+        vss["spec"]["refreshAfter"] = "1h"
+    elif change == "foreign":
+        vss["metadata"]["labels"] = {}
+    elif change == "extra-managed":
+        gone = _deepcopy(vss)
+        gone["metadata"]["name"] = "gone"
+        objects[("VaultStaticSecret", "apps", "gone")] = gone
+    facts = operator.OperatorFacts(objects, set(), namespaces={"apps"})
+    assert rows(_operator(facts)) == expected
+
+
+def test_operator_prunes_managed_objects_that_left_the_catalog() -> None:
+    objects = {k: _deepcopy(v) for k, v in _wanted().items()}
+    gone = _deepcopy(objects[("VaultStaticSecret", "apps", "config")])
+    gone["metadata"]["name"] = "gone"
+    objects[("VaultStaticSecret", "apps", "gone")] = gone
+    facts = operator.OperatorFacts(objects, set(), namespaces={"apps"})
+    (delete,) = _operator(facts, prune=True)
+    assert isinstance(delete, operator.DeleteObject)
+    assert (delete.kind_, delete.namespace, delete.name) == ("VaultStaticSecret", "apps", "gone")
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (
+            operator.OperatorFacts({}, set(), foreign={("apps", "config"): "web/config"}),
+            [("Action", "problem", "Secret apps/config")],
+        ),
+        (
+            operator.OperatorFacts(
+                {},
+                {("apps", "config")},
+                dropped_keys={("apps", "config"): ["old"]},
+                namespaces={"apps"},
+            ),
+            [
+                ("Action", "check", "Secret apps/config"),
+                ("ApplyObject", "create", "ServiceAccount apps/web"),
+                ("ApplyObject", "create", "VaultAuth apps/web"),
+                ("ApplyObject", "create", "VaultStaticSecret apps/config"),
+            ],
+        ),
+    ],
+    ids=["foreign-secret", "placeholder-with-dropped-keys"],
+)
+def test_operator_secrets(facts: operator.OperatorFacts, expected: list[Row]) -> None:
+    assert rows(_operator(facts)) == expected
+
+
+def test_operator_hands_placeholders_over_in_place() -> None:
+    facts = operator.OperatorFacts({}, {("apps", "config")}, namespaces={"apps"})
+    applies = [a for a in _operator(facts) if isinstance(a, operator.ApplyObject)]
+    vss = applies[-1].obj
+    assert vss["kind"] == "VaultStaticSecret"
+    assert vss["spec"]["destination"]["create"] is False
+
+
+def test_operator_owner_handover_needs_overwrite_support() -> None:
+    facts = operator.OperatorFacts(
+        {}, {("apps", "config")}, overwrite_supported=False, namespaces={"apps"}
+    )
+    assert rows(_operator(facts, handover="owner")) == [("Action", "problem", "handover owner")]
+
+
+def _deepcopy(obj: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(obj)
+
+
+# -- populate ----------------------------------------------------------------------------
+
+GEN = Source.model_validate({"generate": {"length": 8}})
+FILE = Source.model_validate({"file": "a.txt"})
+
+
+@pytest.mark.parametrize(
+    ("keys", "real", "version", "rotate", "expected", "reasons"),
+    [
+        ({"a": GEN}, set(), 0, False, [("WriteKv", "create", "secret p")], ["a (generate)"]),
+        (
+            {"a": GEN, "b": FILE},
+            {"a"},
+            3,
+            False,
+            [
+                ("WriteKv", "update", "secret p"),
+                ("Action", "check", "secret p"),
+            ],
+            ["b (file)", "skipped-real-value (a)"],
+        ),
+        ({"a": GEN}, {"a"}, 3, False, [("Action", "check", "secret p")], ["unchanged"]),
+        ({"a": GEN}, {"a"}, 3, True, [("WriteKv", "update", "secret p")], ["a (generate)"]),
+        ({"a": None}, set(), 0, False, [("Action", "check", "secret p")], ["put by hand"]),
+        ({"a": None}, {"a"}, 1, True, [("Action", "check", "secret p")], ["unchanged"]),
+        (
+            {"a": GEN, "m": None},
+            set(),
+            0,
+            False,
+            [
+                ("WriteKv", "create", "secret p"),
+                ("Action", "check", "secret p"),
+            ],
+            ["a (generate)", "no source for m"],
+        ),
+    ],
+    ids=[
+        "fresh",
+        "one-real-one-new",
+        "all-real",
+        "rotate",
+        "manual",
+        "manual-real-rotate",
+        "new-and-manual",
+    ],
+)
+def test_populate(
+    keys: dict[str, Source | None],
+    real: set[str],
+    version: int,
+    rotate: bool,
+    expected: list[Row],
+    reasons: list[str],
+) -> None:
+    actions = populate.plan_kv(populate.KvState("p", keys, frozenset(real), version), rotate)
+    assert rows(actions) == expected
+    for action, reason in zip(actions, reasons, strict=True):
+        assert reason in action.reason
+
+
+def test_populate_write_carries_the_version_for_check_and_set() -> None:
+    (w,) = populate.plan_kv(populate.KvState("p", {"a": GEN}, frozenset(), 7), False)
+    assert isinstance(w, populate.WriteKv)
+    assert (w.path, w.version, w.sources) == ("p", 7, (("a", GEN),))
+
+
+def test_populate_converging_does_not_rotate_again(tmp_path: Path) -> None:
+    cat = parse_catalog(ONE, str(tmp_path / "catalog.yaml"))
+    ctx = RunContext(Settings(catalog=tmp_path / "catalog.yaml", rotate=True), cat)
+    facts = [populate.KvState("web/config", {"a": GEN}, frozenset({"a"}), 2)]
+    assert rows(populate.Populate().plan(ctx, facts)) == [
+        ("WriteKv", "update", "secret web/config")
+    ]
+    ctx.converging = True
+    assert rows(populate.Populate().plan(ctx, facts)) == [("Action", "check", "secret web/config")]
+
+
+# -- verify ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "empty", "expected"),
+    [
+        ("synced", False, []),
+        ("placeholder", False, [("AwaitSync", "update", "Secret apps/config")]),
+        ("stale", False, [("AwaitSync", "update", "Secret apps/config")]),
+        ("missing", True, [("CannotVerify", "check", "Secret apps/config")]),
+    ],
+)
+def test_verify(state: str, empty: bool, expected: list[Row]) -> None:
+    (sync,) = syncs(parse_catalog(ONE, "catalog.yaml"))
+    facts = [verify.SecretState(sync, state, "", empty)]
+    assert rows(verify.plan_states(facts)) == expected
+
+
+# -- finish ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("root_usable", "admin_present", "expected"),
+    [
+        (False, False, []),
+        (False, True, []),
+        (True, False, [("Action", "check", "root token")]),
+        (True, True, [("RevokeRoot", "delete", "root token")]),
+    ],
+)
+def test_finish(root_usable: bool, admin_present: bool, expected: list[Row]) -> None:
+    facts = finish.FinishFacts(root_usable, admin_present)
+    assert rows(finish.plan_finish(facts)) == expected
