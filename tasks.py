@@ -61,6 +61,8 @@ def _console(stream: Any) -> Console:
 console = _console(sys.stdout)
 err = _console(sys.stderr)
 F = TypeVar("F", bound=Callable[..., Any])
+#: Exit code of an unexpected exception (EX_SOFTWARE).
+CRASH_EXIT = 70
 
 
 def _e(value: object) -> str:
@@ -125,6 +127,14 @@ def friendly(fn: F) -> F:
             if c.config.bootstrap.debug:
                 raise
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
+        except Exception as exc:  # a bug: its message may hold anything, so only its type
+            if c.config.bootstrap.debug:
+                raise
+            raise Exit(
+                f"error: unexpected {type(exc).__name__} (a bug; INVOKE_BOOTSTRAP_DEBUG=1 "
+                "shows the traceback)",
+                code=CRASH_EXIT,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -22,4 +22,4 @@ def test_the_repository_paths_point_at_real_folders() -> None:
 
     assert (MODULE_DIR / "main.tf").is_file()
     assert (paths.REPO / "bootstrap" / "__init__.py").is_file()
-    assert VENDOR_DIR == paths.REPO.parent / "shared" / "vendor"
+    assert paths.REPO.parent / "shared" / "vendor" == VENDOR_DIR
