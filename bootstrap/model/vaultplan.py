@@ -5,7 +5,7 @@ applies the actions, dispatching on their kind."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bootstrap.model import conventions as conv
 from bootstrap.model import render
@@ -14,6 +14,9 @@ from bootstrap.model.catalog import Catalog
 
 ADMIN_POLICY = conv.ADMIN_POLICY
 AUDIT_PATH = "file"
+#: Where Vault keeps ACL policies and kubernetes auth roles (below /v1/).
+POLICY_PREFIX = "sys/policies/acl/"
+ROLE_PREFIX = f"auth/{conv.AUTH_MOUNT}/role/"
 #: The admin policy's rules and text live with the other renderers (``invoke render`` writes
 #: them too); named here as well, where the vault-config phase looks for them.
 ADMIN_RULES = render.ADMIN_RULES
@@ -44,10 +47,6 @@ class Desired:
     reviewer: Reviewer | None = None
 
 
-#: Parts of the token reviewer, as :attr:`Facts.reviewer` names those that exist.
-REVIEWER_PARTS = ("namespace", "service-account", "binding")
-
-
 @dataclass
 class Facts:
     kv_mount: dict[str, Any] | None
@@ -62,72 +61,6 @@ class Facts:
 
 
 # -- the actions vault-config applies, one kind per call ---------------------------------
-
-
-@dataclass(frozen=True)
-class MountKv(Action):
-    """Enable KV version 2 at the product's mount."""
-
-
-@dataclass(frozen=True)
-class EnableKubernetesAuth(Action):
-    """Enable the kubernetes auth method at the product's mount."""
-
-
-@dataclass(frozen=True)
-class CreateReviewerNamespace(Action):
-    namespace: str
-
-
-@dataclass(frozen=True)
-class CreateReviewerAccount(Action):
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True)
-class BindReviewer(Action):
-    """Bind the reviewer ServiceAccount to system:auth-delegator (a ClusterRoleBinding)."""
-
-    binding: str
-    namespace: str
-    name: str
-
-
-@dataclass(frozen=True)
-class ConfigureKubernetesAuth(Action):
-    """Write host, CA and a reviewer token (requested from the cluster at apply time)."""
-
-    host: str
-    ca_cert: str
-    reviewer: Reviewer | None
-
-
-@dataclass(frozen=True)
-class PutPolicy(Action):
-    name: str
-    text: str
-
-
-@dataclass(frozen=True)
-class WriteRole(Action):
-    name: str
-    params: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EnableAudit(Action):
-    file_path: str
-
-
-@dataclass(frozen=True)
-class DeleteRole(Action):
-    name: str
-
-
-@dataclass(frozen=True)
-class DeletePolicy(Action):
-    name: str
 
 
 def desired(
@@ -199,6 +132,14 @@ def _role_view(role: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _refused(kind: str, name: str, owned: str, detail: str = "") -> Action:
+    return problem(
+        f"{kind} {name}",
+        f"exists{detail} and {owned}; the bootstrap will not overwrite it: rename the "
+        f"service or remove the {kind}",
+    )
+
+
 def _norm_pem(pem: str) -> str:
     return "\n".join(line.strip() for line in pem.strip().splitlines())
 
@@ -216,10 +157,31 @@ def plan(want: Desired, have: Facts, prune: bool) -> list[Action]:
     return actions
 
 
+@dataclass(frozen=True)
+class EnableMount(Action):
+    """Mount a secrets engine or enable an auth method: a POST of ``body`` to ``path``."""
+
+    path: str
+    body: dict[str, Any]
+
+
 def _plan_mounts(have: Facts) -> list[Action]:
     actions: list[Action] = []
     if have.kv_mount is None:
-        actions.append(MountKv("create", f"mount {conv.KV_MOUNT}/", "enable KV version 2"))
+        body = {
+            "type": "kv",
+            "options": {"version": "2"},
+            "description": f"managed-by: {conv.PRODUCT}",
+        }
+        actions.append(
+            EnableMount(
+                "create",
+                f"mount {conv.KV_MOUNT}/",
+                "enable KV version 2",
+                f"sys/mounts/{conv.KV_MOUNT}",
+                body,
+            )
+        )
     else:
         kind = have.kv_mount.get("type")
         version = str((have.kv_mount.get("options") or {}).get("version", "1"))
@@ -233,13 +195,42 @@ def _plan_mounts(have: Facts) -> list[Action]:
             )
     if have.auth_mount is None:
         actions.append(
-            EnableKubernetesAuth("create", f"auth {conv.AUTH_MOUNT}/", "enable kubernetes auth")
+            EnableMount(
+                "create",
+                f"auth {conv.AUTH_MOUNT}/",
+                "enable kubernetes auth",
+                f"sys/auth/{conv.AUTH_MOUNT}",
+                {"type": "kubernetes", "description": f"managed-by: {conv.PRODUCT}"},
+            )
         )
     elif have.auth_mount.get("type") != "kubernetes":
         actions.append(
             problem(f"auth {conv.AUTH_MOUNT}/", f"already enabled as {have.auth_mount.get('type')}")
         )
     return actions
+
+
+#: The parts of the token reviewer an action may create.
+ReviewerPart = Literal["namespace", "service-account", "binding"]
+REVIEWER_PARTS: tuple[ReviewerPart, ...] = ("namespace", "service-account", "binding")
+
+
+@dataclass(frozen=True)
+class CreateReviewerPart(Action):
+    """Create one part of the token reviewer in the cluster: its namespace, its
+    ServiceAccount, or the binding of that ServiceAccount to system:auth-delegator."""
+
+    part: ReviewerPart
+    reviewer: Reviewer
+
+
+@dataclass(frozen=True)
+class ConfigureKubernetesAuth(Action):
+    """Write host, CA and a reviewer token (requested from the cluster at apply time)."""
+
+    host: str
+    ca_cert: str
+    reviewer: Reviewer | None
 
 
 def _plan_auth_config(want: Desired, have: Facts) -> list[Action]:
@@ -253,36 +244,14 @@ def _plan_auth_config(want: Desired, have: Facts) -> list[Action]:
         reasons.append("no token reviewer JWT")
     if not reasons:
         return []
-    actions: list[Action] = []
     r = want.reviewer
+    actions: list[Action] = []
     if r is not None:
-        if "namespace" not in have.reviewer:
-            actions.append(
-                CreateReviewerNamespace(
-                    "create", f"namespace {r.namespace}", "home of the token reviewer", r.namespace
-                )
-            )
-        if "service-account" not in have.reviewer:
-            actions.append(
-                CreateReviewerAccount(
-                    "create",
-                    f"ServiceAccount {r.namespace}/{r.service_account}",
-                    "Vault's token reviewer",
-                    r.namespace,
-                    r.service_account,
-                )
-            )
-        if "binding" not in have.reviewer:
-            actions.append(
-                BindReviewer(
-                    "create",
-                    f"ClusterRoleBinding {r.binding}",
-                    f"lets {r.namespace}/{r.service_account} review tokens (system:auth-delegator)",
-                    r.binding,
-                    r.namespace,
-                    r.service_account,
-                )
-            )
+        actions += [
+            CreateReviewerPart("create", target, why, part, r)
+            for part, target, why in _reviewer_parts(r)
+            if part not in have.reviewer
+        ]
         reasons.append(f"reviewer token of {r.namespace}/{r.service_account}, requested anew")
     actions.append(
         ConfigureKubernetesAuth(
@@ -295,6 +264,26 @@ def _plan_auth_config(want: Desired, have: Facts) -> list[Action]:
         )
     )
     return actions
+
+
+def _reviewer_parts(r: Reviewer) -> list[tuple[ReviewerPart, str, str]]:
+    """Each part of the token reviewer: (part, target, why), in creation order."""
+    account = f"{r.namespace}/{r.service_account}"
+    return [
+        ("namespace", f"namespace {r.namespace}", "home of the token reviewer"),
+        ("service-account", f"ServiceAccount {account}", "Vault's token reviewer"),
+        (
+            "binding",
+            f"ClusterRoleBinding {r.binding}",
+            f"lets {account} review tokens (system:auth-delegator)",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class PutPolicy(Action):
+    name: str
+    text: str
 
 
 def _plan_policies(want: Desired, have: Facts) -> list[Action]:
@@ -311,14 +300,14 @@ def _plan_policies(want: Desired, have: Facts) -> list[Action]:
         if owner == want.catalog or (owner == "" and name == ADMIN_POLICY):
             actions.append(PutPolicy("update", f"policy {name}", "content differs", name, text))
         else:
-            actions.append(
-                problem(
-                    f"policy {name}",
-                    f"exists and {_owned_by(owner)}; the bootstrap will not overwrite it: "
-                    "rename the service or remove the policy",
-                )
-            )
+            actions.append(_refused("policy", name, _owned_by(owner)))
     return actions
+
+
+@dataclass(frozen=True)
+class WriteRole(Action):
+    name: str
+    params: dict[str, Any]
 
 
 def _plan_roles(want: Desired, have: Facts) -> list[Action]:
@@ -349,14 +338,15 @@ def _plan_roles(want: Desired, have: Facts) -> list[Action]:
         else:
             grants = current.get("token_policies") or []
             how = _owned_by(owner) + (f" through its policy {name}" if owner is not None else "")
-            actions.append(
-                problem(
-                    f"role {name}",
-                    f"exists (granting {grants}) and {how}; the bootstrap will not overwrite "
-                    "it: rename the service or remove the role",
-                )
-            )
+            actions.append(_refused("role", name, how, f" (granting {grants})"))
     return actions
+
+
+@dataclass(frozen=True)
+class EnableAudit(Action):
+    """Enable a file audit device (OpenBao refuses: it takes them from its config file)."""
+
+    file_path: str
 
 
 def _plan_audit(want: Desired, have: Facts) -> list[Action]:
@@ -373,15 +363,22 @@ def _plan_audit(want: Desired, have: Facts) -> list[Action]:
     ]
 
 
+@dataclass(frozen=True)
+class Remove(Action):
+    """Delete a managed role or policy that left the catalog (a DELETE of ``path``)."""
+
+    path: str
+
+
 def _plan_prune(want: Desired, have: Facts) -> list[Action]:
     """Managed objects of this catalog that left it: roles first, then their policies."""
     actions: list[Action] = [
-        DeleteRole("delete", f"role {name}", "no longer in the catalog", name)
+        Remove("delete", f"role {name}", "no longer in the catalog", f"{ROLE_PREFIX}{name}")
         for name, role in sorted(have.roles.items())
         if name not in want.roles and is_managed_role(name, role, have.policies, want.catalog)
     ]
     actions += [
-        DeletePolicy("delete", f"policy {name}", "no longer in the catalog", name)
+        Remove("delete", f"policy {name}", "no longer in the catalog", f"{POLICY_PREFIX}{name}")
         for name, text in sorted(have.policies.items())
         if name not in want.policies and is_managed_policy(text, want.catalog)
     ]

@@ -11,10 +11,12 @@ from bootstrap.clients import vault
 from bootstrap.core import failpoints
 from bootstrap.core.errors import VaultStateError
 from bootstrap.model.actions import Action, check
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import credentials
 
 log = logging.getLogger(__name__)
+#: One line on what the phase does.
+SUMMARY = "revoke the root token (the bootstrap-admin credential stays in custody)"
 
 
 @dataclass
@@ -37,11 +39,7 @@ def plan_finish(facts: FinishFacts) -> list[Action]:
     return [RevokeRoot("delete", "root token", "first configuration done; revoke it")]
 
 
-class Finish:
-    name = "finish"
-    summary = "revoke the root token (the bootstrap-admin credential stays in custody)"
-    tools: tuple[str, ...] = ()
-
+class Finish(PhaseBase, name="finish", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> FinishFacts:
         custody = ctx.target.custody
         return FinishFacts(

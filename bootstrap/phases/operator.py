@@ -33,9 +33,11 @@ from bootstrap.model.render import (
     render_static_secret,
     render_vault_auth,
 )
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 
 log = logging.getLogger(__name__)
+#: One line on what the phase does.
+SUMMARY = "ServiceAccounts, VaultAuths, VaultStaticSecrets (and VaultConnection) per namespace"
 
 #: (apiVersion, kind) of every kind this phase manages, in apply order.
 KINDS = (
@@ -250,25 +252,21 @@ def plan_objects(
     return actions
 
 
-class Operator:
-    name = "operator"
-    summary = "ServiceAccounts, VaultAuths, VaultStaticSecrets (and VaultConnection) per namespace"
-    tools: tuple[str, ...] = ()
-
+class Operator(PhaseBase, name="operator", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> OperatorFacts:
-        t = ctx.target
+        kube = ctx.target.kube
         objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         for api_version, kind in KINDS:
-            for obj in t.kube.list(api_version, kind, label_selector=SELECTOR):
+            for obj in kube.list(api_version, kind, label_selector=SELECTOR):
                 objects[_key(obj)] = obj
         placeholders: set[tuple[str, str]] = set()
         dropped: dict[tuple[str, str], list[str]] = {}
         foreign: dict[tuple[str, str], str] = {}
-        existing_ns = t.kube.namespaces()
+        existing_ns = kube.namespaces()
         for sync in syncs(ctx.catalog):
             if sync.namespace not in existing_ns:
                 continue
-            secret = t.kube.read_secret_object(sync.namespace, sync.destination)
+            secret = kube.read_secret_object(sync.namespace, sync.destination)
             if secret is not None and not _owned_by_operator(secret):
                 if not ours(secret, ctx.catalog.name):
                     foreign[(sync.namespace, sync.destination)] = sync.kv_path
@@ -280,12 +278,12 @@ class Operator:
         for obj in desired(ctx, placeholders):
             key = _key(obj)
             if key not in objects and key[1] in existing_ns:
-                found = t.kube.get(obj["apiVersion"], obj["kind"], key[2], key[1])
+                found = kube.get(obj["apiVersion"], obj["kind"], key[2], key[1])
                 if found is not None:
                     objects[key] = found
         overwrite = True
         if ctx.settings.handover == "owner" and placeholders:
-            crd = t.kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD)
+            crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD)
             overwrite = crd_has_overwrite(crd)
         return OperatorFacts(objects, placeholders, overwrite, dropped, foreign, existing_ns)
 

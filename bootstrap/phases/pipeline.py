@@ -101,6 +101,23 @@ class Phase(Protocol):
     def apply(self, ctx: RunContext, actions: list[Action]) -> None: ...
 
 
+class PhaseBase:
+    """A base for the product's phases: name, summary and tools given as class keywords,
+    ``class Populate(PhaseBase, name="populate", summary="..."):``."""
+
+    name: str
+    summary: str
+    tools: tuple[str, ...] = ()
+
+    def __init_subclass__(
+        cls, *, name: str, summary: str, tools: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = name
+        cls.summary = summary
+        cls.tools = tools
+
+
 @dataclass
 class PhaseResult:
     name: str

@@ -19,9 +19,13 @@ from typing import Any
 from bootstrap.clients.terraform import Change, Workspace
 from bootstrap.model.actions import Action, Verb, check, problem
 from bootstrap.model.render import placeholder_tfvars
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 
 log = logging.getLogger(__name__)
+#: One line on what the phase does.
+SUMMARY = "namespaces and placeholder Secrets through Terraform/OpenTofu"
+#: The tools (by name in bootstrap.tooling.tools) this phase runs.
+TOOLS = ("tofu", "terraform-provider-kubernetes")
 
 VERBS: dict[str, Verb] = {"create": "create", "update": "update", "delete": "delete"}
 NAMESPACE = "kubernetes_namespace_v1.this"
@@ -135,11 +139,7 @@ def plan_placeholders(facts: PlaceholderFacts, prune: bool) -> list[Action]:
     return actions
 
 
-class Placeholders:
-    name = "placeholders"
-    summary = "namespaces and placeholder Secrets through Terraform/OpenTofu"
-    tools: tuple[str, ...] = ("tofu", "terraform-provider-kubernetes")
-
+class Placeholders(PhaseBase, name="placeholders", summary=SUMMARY, tools=TOOLS):
     def __init__(self) -> None:
         #: The run's Terraform workspace (a phase object lives for one run).
         self._ws: Workspace | None = None

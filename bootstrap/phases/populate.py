@@ -21,10 +21,12 @@ from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action, Verb, check
 from bootstrap.model.catalog import Source
 from bootstrap.model.domain import kv_secrets
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import sources
 
 log = logging.getLogger(__name__)
+#: One line on what the phase does.
+SUMMARY = "real values from their sources into KV v2 (check-and-set)"
 
 
 @dataclass
@@ -81,11 +83,7 @@ def plan_kv(kv: KvState, rotate: bool) -> list[Action]:
     return actions
 
 
-class Populate:
-    name = "populate"
-    summary = "real values from their sources into KV v2 (check-and-set)"
-    tools: tuple[str, ...] = ()
-
+class Populate(PhaseBase, name="populate", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> list[KvState]:
         api = ctx.vault
 

@@ -10,8 +10,11 @@ from pathlib import Path
 from bootstrap.model.actions import Action
 from bootstrap.model.check import rendered_from_catalog, run_check
 from bootstrap.model.reserved import reserved_problems
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.tooling import tools
+
+#: One line on what the phase does.
+SUMMARY = "catalog valid, static check clean, tools present"
 
 
 @dataclass
@@ -21,11 +24,7 @@ class PreflightFacts:
     reserved: list[str]
 
 
-class Preflight:
-    name = "preflight"
-    summary = "catalog valid, static check clean, tools present"
-    tools: tuple[str, ...] = ()
-
+class Preflight(PhaseBase, name="preflight", summary=SUMMARY):
     def __init__(self, needed_tools: tuple[str, ...] = ()) -> None:
         self.needed = needed_tools
 

@@ -17,11 +17,13 @@ from bootstrap.core.errors import VaultStateError
 from bootstrap.model import conventions as conv
 from bootstrap.model import vaultplan
 from bootstrap.model.actions import Action
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import credentials
 from bootstrap.runtime.custody import Custody
 
 log = logging.getLogger(__name__)
+#: One line on what the phase does.
+SUMMARY = "KV v2, kubernetes auth, policies, roles, audit device; only the difference"
 
 REVIEWER_BINDING = "vault-token-reviewer-auth-delegator"
 REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600
@@ -37,11 +39,7 @@ def audit_file(ctx: RunContext) -> str:
     return "stdout"
 
 
-class VaultConfig:
-    name = "vault-config"
-    summary = "KV v2, kubernetes auth, policies, roles, audit device; only the difference"
-    tools: tuple[str, ...] = ()
-
+class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> vaultplan.Facts:
         api = ctx.vault
         mounts = _data(api.read("sys/mounts"))
@@ -107,26 +105,16 @@ class VaultConfig:
         kube = ctx.target.kube
         labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
         match action:
-            case vaultplan.MountKv():
-                api.write(
-                    f"sys/mounts/{conv.KV_MOUNT}",
-                    {
-                        "type": "kv",
-                        "options": {"version": "2"},
-                        "description": f"managed-by: {conv.PRODUCT}",
-                    },
+            case vaultplan.EnableMount(path=path, body=body):
+                api.write(path, body)
+            case vaultplan.CreateReviewerPart(part="namespace", reviewer=r):
+                kube.ensure_namespace(r.namespace, labels)
+            case vaultplan.CreateReviewerPart(part="service-account", reviewer=r):
+                kube.ensure_service_account(r.namespace, r.service_account, labels)
+            case vaultplan.CreateReviewerPart(part="binding", reviewer=r):
+                kube.ensure_cluster_role_binding(
+                    r.binding, AUTH_DELEGATOR, r.namespace, r.service_account
                 )
-            case vaultplan.EnableKubernetesAuth():
-                api.write(
-                    f"sys/auth/{conv.AUTH_MOUNT}",
-                    {"type": "kubernetes", "description": f"managed-by: {conv.PRODUCT}"},
-                )
-            case vaultplan.CreateReviewerNamespace(namespace=ns):
-                kube.ensure_namespace(ns, labels)
-            case vaultplan.CreateReviewerAccount(namespace=ns, name=name):
-                kube.ensure_service_account(ns, name, labels)
-            case vaultplan.BindReviewer(binding=binding, namespace=ns, name=name):
-                kube.ensure_cluster_role_binding(binding, AUTH_DELEGATOR, ns, name)
             case vaultplan.ConfigureKubernetesAuth(host=host, ca_cert=ca, reviewer=r):
                 jwt = (
                     kube.token(r.namespace, r.service_account, [], REVIEWER_TOKEN_SECONDS)
@@ -138,17 +126,15 @@ class VaultConfig:
                     config.update(token_reviewer_jwt=jwt, disable_local_ca_jwt=True)
                 api.write(f"auth/{conv.AUTH_MOUNT}/config", config)
             case vaultplan.PutPolicy(name=name, text=text):
-                api.put(f"sys/policies/acl/{name}", {"policy": text})
+                api.put(f"{vaultplan.POLICY_PREFIX}{name}", {"policy": text})
                 failpoints.point("vault-config:write")
             case vaultplan.WriteRole(name=name, params=params):
-                api.write(f"auth/{conv.AUTH_MOUNT}/role/{name}", params)
+                api.write(f"{vaultplan.ROLE_PREFIX}{name}", params)
                 failpoints.point("vault-config:write")
             case vaultplan.EnableAudit(file_path=path):
                 _enable_audit(api, path)
-            case vaultplan.DeleteRole(name=name):
-                api.delete(f"auth/{conv.AUTH_MOUNT}/role/{name}")
-            case vaultplan.DeletePolicy(name=name):
-                api.delete(f"sys/policies/acl/{name}")
+            case vaultplan.Remove(path=path):
+                api.delete(path)
             case CreateAdminToken():
                 _create_admin(api, ctx.target.custody)
             case _:

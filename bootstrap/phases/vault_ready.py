@@ -16,12 +16,13 @@ from bootstrap.core.errors import VaultStateError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.actions import Action
 from bootstrap.model.settings import Settings
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime.credentials import resolve_token
 from bootstrap.runtime.custody import InitRecord, keep_safe, rescued
-from bootstrap.runtime.target import Target
 
 log = logging.getLogger(__name__)
+#: One line on what the phase does.
+SUMMARY = "wait for Vault, initialize (keys into custody first), unseal, join raft"
 
 
 @dataclass
@@ -161,20 +162,10 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
     return actions
 
 
-class VaultReady:
-    name = "vault-ready"
-    summary = "wait for Vault, initialize (keys into custody first), unseal, join raft"
-    tools: tuple[str, ...] = ()
-
-    def _target(self, ctx: RunContext) -> Target:
-        return ctx.target
-
-    def _wait(self, ctx: RunContext) -> WaitSettings:
-        return ctx.waits()
-
+class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> ReadyFacts:
-        t = self._target(ctx)
-        nodes = [wait_answering(addr, self._wait(ctx)) for addr in t.vault_addrs]
+        t = ctx.target
+        nodes = [wait_answering(addr, ctx.waits()) for addr in t.vault_addrs]
         occupied = t.custody.occupied()
         record = None if occupied else t.custody.load()
         return ReadyFacts(
@@ -190,8 +181,8 @@ class VaultReady:
         return plan_ready(facts, ctx.settings)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        t = self._target(ctx)
-        ws = self._wait(ctx)
+        t = ctx.target
+        ws = ctx.waits()
         changes = [a for a in actions if a.changes]
         if not changes:
             return
@@ -217,7 +208,7 @@ class VaultReady:
         self._wait_cluster(ctx, ws)
 
     def _initialize(self, ctx: RunContext, action: Initialize) -> None:
-        t = self._target(ctx)
+        t = ctx.target
         pgp = list(action.pgp_keys) or None
         t.custody.probe()  # the record must have somewhere to go before it exists
         resp = vault.initialize(action.addr, action.shares, action.threshold, pgp)
@@ -230,7 +221,7 @@ class VaultReady:
         failpoints.point("vault-ready:init")
 
     def _keys(self, ctx: RunContext) -> list[str]:
-        t = self._target(ctx)
+        t = ctx.target
         keys = unseal_keys(ctx, t.custody.load())
         if not keys:
             raise VaultStateError(
@@ -266,7 +257,7 @@ class VaultReady:
         failpoints.point("vault-ready:unsealed")
 
     def _wait_cluster(self, ctx: RunContext, ws: WaitSettings) -> None:
-        t = self._target(ctx)
+        t = ctx.target
         if len(t.vault_addrs) < 2:
             return
         try:

@@ -23,12 +23,14 @@ from bootstrap.core.errors import BootstrapError, WaitTimeout
 from bootstrap.core.waits import Pending, wait_for
 from bootstrap.model.actions import Action
 from bootstrap.model.domain import VSO_API, Sync, syncs
-from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import Nudger, nudged
 from bootstrap.runtime.target import Target
 
 log = logging.getLogger(__name__)
+#: One line on what the phase does.
+SUMMARY = "wait, tolerant of placeholders, until every Secret holds Vault's value"
 
 #: Longest pause between two nudges of a VaultStaticSecret whose last read failed.
 RENUDGE_MAX = 15.0
@@ -118,16 +120,14 @@ def _operator_silent(t: Target, waiting: list[Sync], seen: vso.Observed, since: 
 
 @dataclass(frozen=True)
 class AwaitSync(Action):
-    """Wait until the operator has put Vault's value into this Secret."""
+    """Wait until the operator has put Vault's value into this Secret; as a ``check``, the
+    Secret cannot be verified: Vault holds nothing at its path (keys put there by hand)."""
 
     sync: Sync
 
-
-@dataclass(frozen=True)
-class CannotVerify(Action):
-    """Vault holds nothing at the path: nothing to wait for (keys put there by hand)."""
-
-    sync: Sync
+    @property
+    def unverifiable(self) -> bool:
+        return self.verb == "check"
 
 
 def plan_states(facts: list[SecretState]) -> list[Action]:
@@ -139,7 +139,7 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
         target = f"Secret {st.sync.namespace}/{st.sync.destination}"
         if st.empty:
             actions.append(
-                CannotVerify(
+                AwaitSync(
                     "check",
                     target,
                     f"cannot be verified: no value in Vault at {st.sync.kv_path} "
@@ -153,11 +153,7 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
     return actions
 
 
-class Verify:
-    name = "verify"
-    summary = "wait, tolerant of placeholders, until every Secret holds Vault's value"
-    tools: tuple[str, ...] = ()
-
+class Verify(PhaseBase, name="verify", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> list[SecretState]:
         t = ctx.target
         wanted = syncs(ctx.catalog)
@@ -167,8 +163,9 @@ class Verify:
         return plan_states(facts)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        empty = [a for a in actions if isinstance(a, CannotVerify)]
-        pending = [a.sync for a in actions if isinstance(a, AwaitSync)]
+        awaited = [a for a in actions if isinstance(a, AwaitSync)]
+        empty = [a for a in awaited if a.unverifiable]
+        pending = [a.sync for a in awaited if not a.unverifiable]
         t = ctx.target
         if pending:
             self._wait(ctx, t, pending, _vault_data(ctx, pending))

@@ -408,7 +408,7 @@ def test_populate_converging_does_not_rotate_again(tmp_path: Path) -> None:
         ("synced", False, []),
         ("placeholder", False, [("AwaitSync", "update", "Secret apps/config")]),
         ("stale", False, [("AwaitSync", "update", "Secret apps/config")]),
-        ("missing", True, [("CannotVerify", "check", "Secret apps/config")]),
+        ("missing", True, [("AwaitSync", "check", "Secret apps/config")]),
     ],
 )
 def test_verify(state: str, empty: bool, expected: list[Row]) -> None:

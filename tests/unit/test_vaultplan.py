@@ -207,9 +207,9 @@ def test_prune_never_crosses_catalogs_even_with_their_facts() -> None:
 def _apply(have: Facts, actions: list[Any]) -> None:
     for a in actions:
         match a:
-            case vp.MountKv():
+            case vp.EnableMount(path="sys/mounts/secret"):
                 have.kv_mount = {"type": "kv", "options": {"version": "2"}}
-            case vp.EnableKubernetesAuth():
+            case vp.EnableMount(path="sys/auth/kubernetes"):
                 have.auth_mount = {"type": "kubernetes"}
             case vp.ConfigureKubernetesAuth(host=host, ca_cert=ca):
                 have.auth_config = {
@@ -223,10 +223,10 @@ def _apply(have: Facts, actions: list[Any]) -> None:
                 have.roles[name] = dict(params)
             case vp.EnableAudit():
                 have.audit["file/"] = {"type": "file"}
-            case vp.DeleteRole(name=name):
-                del have.roles[name]
-            case vp.DeletePolicy(name=name):
-                del have.policies[name]
+            case vp.Remove(path=path) if path.startswith(vp.ROLE_PREFIX):
+                del have.roles[path.removeprefix(vp.ROLE_PREFIX)]
+            case vp.Remove(path=path) if path.startswith(vp.POLICY_PREFIX):
+                del have.policies[path.removeprefix(vp.POLICY_PREFIX)]
             case _:
                 raise AssertionError(f"unexpected {a}")
 
@@ -253,13 +253,13 @@ REVIEWER = vp.Reviewer("vault-auth", "reviewer", "reviewer-binding")
             frozenset(),
             False,
             [
-                ("CreateReviewerNamespace", "create", "namespace vault-auth"),
+                ("CreateReviewerPart", "create", "namespace vault-auth"),
                 (
-                    "CreateReviewerAccount",
+                    "CreateReviewerPart",
                     "create",
                     "ServiceAccount vault-auth/reviewer",
                 ),
-                ("BindReviewer", "create", "ClusterRoleBinding reviewer-binding"),
+                ("CreateReviewerPart", "create", "ClusterRoleBinding reviewer-binding"),
                 ("ConfigureKubernetesAuth", "update", "auth/kubernetes/config"),
             ],
         ),
@@ -267,7 +267,7 @@ REVIEWER = vp.Reviewer("vault-auth", "reviewer", "reviewer-binding")
             frozenset({"namespace", "service-account"}),
             False,
             [
-                ("BindReviewer", "create", "ClusterRoleBinding reviewer-binding"),
+                ("CreateReviewerPart", "create", "ClusterRoleBinding reviewer-binding"),
                 ("ConfigureKubernetesAuth", "update", "auth/kubernetes/config"),
             ],
         ),
@@ -296,14 +296,14 @@ def test_every_kubernetes_side_effect_of_the_auth_config_is_planned(
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda h: setattr(h, "kv_mount", None), [("MountKv", "create", "mount secret/")]),
+        (lambda h: setattr(h, "kv_mount", None), [("EnableMount", "create", "mount secret/")]),
         (
             lambda h: setattr(h, "kv_mount", {"type": "kv", "options": {"version": "1"}}),
             [("Action", "problem", "mount secret/")],
         ),
         (
             lambda h: setattr(h, "auth_mount", None),
-            [("EnableKubernetesAuth", "create", "auth kubernetes/")],
+            [("EnableMount", "create", "auth kubernetes/")],
         ),
         (lambda h: h.audit.clear(), [("EnableAudit", "create", "audit file/")]),
         (lambda h: h.policies.pop("webapp"), [("PutPolicy", "create", "policy webapp")]),
