@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke import Collection, Context, Exit, Task, task
 from rich.console import Console
@@ -27,6 +27,9 @@ from bootstrap.model.render import render_tree
 from bootstrap.model.reserved import check_reserved
 from bootstrap.model.settings import Settings
 from bootstrap.phases import pipeline
+
+if TYPE_CHECKING:
+    from bootstrap.runtime.target import Target
 
 # The phases, the sandbox and the tool installer (with the Kubernetes, Vault and Terraform
 # clients they import) are imported by the tasks that use them, so that 'check', 'render'
@@ -89,6 +92,17 @@ def _load(s: Settings) -> Catalog:
 def _catalog(c: Context, path: str | None) -> tuple[Settings, Catalog]:
     s = settings(c, path)
     return s, _load(s)
+
+
+def _on_cluster(c: Context, path: str | None) -> tuple[Settings, Catalog, Target, Any]:
+    """Settings, catalog, the configured cluster (or a running sandbox; never starts one) and
+    a Vault client on it with the token the credentials module finds."""
+    from bootstrap.runtime import target as target_mod
+    from bootstrap.runtime.credentials import api_for_target
+
+    s, cat = _catalog(c, path)
+    t = target_mod.resolve(s, start_sandbox=False)
+    return s, cat, t, api_for_target(t)
 
 
 # -- top-level tasks --------------------------------------------------------------------
@@ -236,13 +250,9 @@ plan = _phase_task("plan", True, "Show what every phase would change, without ch
 def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
     """Per service and secret: Vault version, Secret state, last sync, restart targets."""
     from bootstrap.commands import status as status_mod
-    from bootstrap.runtime import target as target_mod
-    from bootstrap.runtime.credentials import api_for_target
 
-    s = settings(c, catalog)
-    cat = _load(s)
-    t = target_mod.resolve(s, start_sandbox=False)
-    rows = status_mod.collect(cat, t.kube, api_for_target(t))
+    _, cat, t, api = _on_cluster(c, catalog)
+    rows = status_mod.collect(cat, t.kube, api)
     if json_:
         console.print_json(json.dumps([r.as_dict() for r in rows]))
         return
@@ -279,17 +289,13 @@ def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
     """Rotate one secret to a sentinel and back; wait for the Secret and restarts each time."""
     from bootstrap.commands.rotation import rotation_test
     from bootstrap.core.waits import WaitSettings
-    from bootstrap.runtime import target as target_mod
-    from bootstrap.runtime.credentials import api_for_target
 
-    s = settings(c, catalog)
-    cat = _load(s)
-    t = target_mod.resolve(s, start_sandbox=False)
+    s, cat, t, api = _on_cluster(c, catalog)
     result = rotation_test(
         cat,
         secret,
         t.kube,
-        api_for_target(t),
+        api,
         WaitSettings(timeout=s.wait_timeout),
         say=lambda m: err.print(f"[bold]rotation[/]: {_e(m)}"),
     )
