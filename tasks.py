@@ -9,14 +9,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Context, Exit, Task, task
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -30,26 +28,16 @@ from bootstrap.model.reserved import check_reserved
 from bootstrap.model.settings import Settings
 from bootstrap.phases import pipeline
 
+if TYPE_CHECKING:
+    from bootstrap.runtime.target import Target
+
 # The phases, the sandbox and the tool installer (with the Kubernetes, Vault and Terraform
 # clients they import) are imported by the tasks that use them, so that 'check', 'render'
 # and 'catalog.validate' start quickly.
 
 
-def _config_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return ",".join(value)  # comma-separated, so INVOKE_BOOTSTRAP_* can set it
-    return value
-
-
 #: Every configuration key, with its default, taken from the typed Settings (one source).
-DEFAULTS: dict[str, Any] = {
-    "bootstrap": {
-        **{f.name: _config_default(getattr(Settings(), f.name)) for f in fields(Settings)},
-        "debug": False,
-    }
-}
+DEFAULTS: dict[str, Any] = {"bootstrap": {**Settings.config_defaults(), "debug": False}}
 
 
 def _console(stream: Any) -> Console:
@@ -71,46 +59,10 @@ def _e(value: object) -> str:
     return escape(str(value))
 
 
-_PATHS = {
-    "catalog",
-    "state_dir",
-    "tools_dir",
-    "sandbox_dir",
-    "kubeconfig",
-    "custody_file",
-    "unseal_keys_file",
-    "vso_source",
-    "kubernetes_provider_source",
-}
-
-
-def _coerce(name: str, raw: Any, default: Any) -> Any:
-    if name in _PATHS:
-        return Path(os.path.expanduser(str(raw)))
-    if isinstance(default, bool):
-        return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
-    if isinstance(default, int | float):
-        return type(default)(raw)
-    if isinstance(default, tuple):
-        return tuple(x for x in (raw.split(",") if isinstance(raw, str) else raw) if x)
-    return raw
-
-
 def settings(c: Context, catalog: str | None = None, **overrides: Any) -> Settings:
     """Typed settings from the invoke configuration (invoke.yaml, INVOKE_BOOTSTRAP_*), with
     task flags (``overrides``) winning."""
-    b = c.config.bootstrap
-    base = Settings()
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        raw = overrides.get(f.name)
-        if raw is None:
-            raw = b.get(f.name)
-        if raw is not None:
-            values[f.name] = _coerce(f.name, raw, getattr(base, f.name))
-    if catalog:
-        values["catalog"] = Path(catalog)
-    return Settings(**values)
+    return Settings.from_config(c.config.bootstrap, catalog=catalog or None, **overrides)
 
 
 def friendly(fn: F) -> F:
@@ -150,6 +102,17 @@ def _load(s: Settings) -> Catalog:
 def _catalog(c: Context, path: str | None) -> tuple[Settings, Catalog]:
     s = settings(c, path)
     return s, _load(s)
+
+
+def _on_cluster(c: Context, path: str | None) -> tuple[Settings, Catalog, Target, Any]:
+    """Settings, catalog, the configured cluster (or a running sandbox; never starts one) and
+    a Vault client on it with the token the credentials module finds."""
+    from bootstrap.runtime import target as target_mod
+    from bootstrap.runtime.credentials import api_for_target
+
+    s, cat = _catalog(c, path)
+    t = target_mod.resolve(s, start_sandbox=False)
+    return s, cat, t, api_for_target(t)
 
 
 # -- top-level tasks --------------------------------------------------------------------
@@ -270,36 +233,23 @@ _PHASE_HELP = {
 }
 
 
-@task(iterable=["only", "skip"], help=_PHASE_HELP)
-@friendly
-def bootstrap(  # type: ignore[no-untyped-def]
-    c,
-    catalog=None,
-    only=None,
-    start=None,
-    skip=None,
-    report=None,
-    prune=False,
-    rotate=False,
-):
-    """Run the bootstrap phases in order (each idempotent and safe to re-run)."""
-    _run_pipeline(c, catalog, only or [], start, skip or [], False, report, prune, rotate)
+def _phase_task(name: str, dry_run: bool, doc: str) -> Task:
+    """``bootstrap`` and ``plan``: the same flags, one pipeline; only ``dry_run`` differs."""
+
+    def run(  # type: ignore[no-untyped-def]
+        c, catalog=None, only=None, start=None, skip=None, report=None, prune=False, rotate=False
+    ):
+        _run_pipeline(c, catalog, only or [], start, skip or [], dry_run, report, prune, rotate)
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = doc
+    return task(name=name, iterable=["only", "skip"], help=_PHASE_HELP)(friendly(run))
 
 
-@task(iterable=["only", "skip"], help=_PHASE_HELP)
-@friendly
-def plan(  # type: ignore[no-untyped-def]
-    c,
-    catalog=None,
-    only=None,
-    start=None,
-    skip=None,
-    report=None,
-    prune=False,
-    rotate=False,
-):
-    """Show what every phase would change, without changing anything."""
-    _run_pipeline(c, catalog, only or [], start, skip or [], True, report, prune, rotate)
+bootstrap = _phase_task(
+    "bootstrap", False, "Run the bootstrap phases in order (each idempotent and safe to re-run)."
+)
+plan = _phase_task("plan", True, "Show what every phase would change, without changing anything.")
 
 
 @task(
@@ -313,13 +263,9 @@ def plan(  # type: ignore[no-untyped-def]
 def status_(c, catalog=None, json_=False):  # type: ignore[no-untyped-def]
     """Per service and secret: Vault version, Secret state, last sync, restart targets."""
     from bootstrap.commands import status as status_mod
-    from bootstrap.runtime import target as target_mod
-    from bootstrap.runtime.credentials import api_for_target
 
-    s = settings(c, catalog)
-    cat = _load(s)
-    t = target_mod.resolve(s, start_sandbox=False)
-    rows = status_mod.collect(cat, t.kube, api_for_target(t))
+    _, cat, t, api = _on_cluster(c, catalog)
+    rows = status_mod.collect(cat, t.kube, api)
     if json_:
         console.print_json(json.dumps([r.as_dict() for r in rows]))
         return
@@ -356,17 +302,13 @@ def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
     """Rotate one secret to a sentinel and back; wait for the Secret and restarts each time."""
     from bootstrap.commands.rotation import rotation_test
     from bootstrap.core.waits import WaitSettings
-    from bootstrap.runtime import target as target_mod
-    from bootstrap.runtime.credentials import api_for_target
 
-    s = settings(c, catalog)
-    cat = _load(s)
-    t = target_mod.resolve(s, start_sandbox=False)
+    s, cat, t, api = _on_cluster(c, catalog)
     result = rotation_test(
         cat,
         secret,
         t.kube,
-        api_for_target(t),
+        api,
         WaitSettings(timeout=s.wait_timeout),
         say=lambda m: err.print(f"[bold]rotation[/]: {_e(m)}"),
     )

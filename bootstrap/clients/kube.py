@@ -51,6 +51,17 @@ def _message(exc: Exception) -> str:
     return ""
 
 
+def _secret(
+    namespace: str, name: str, data: dict[str, bytes], labels: dict[str, str] | None
+) -> client.V1Secret:
+    """An Opaque Secret holding ``data`` (encoded here)."""
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
+        data={k: base64.b64encode(v).decode() for k, v in data.items()},
+        type="Opaque",
+    )
+
+
 class Kube:
     def __init__(self, kubeconfig: Path | str | None = None, context: str | None = None) -> None:
         self.api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -237,12 +248,22 @@ class Kube:
         """Create a Secret, never replacing one: False when it exists already. ``dry_run``
         asks the API server to check everything (authorization, name, admission) and store
         nothing."""
-        body = client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
-            data={k: base64.b64encode(v).decode() for k, v in data.items()},
-            type="Opaque",
-        )
-        with translated(f"creating Secret {namespace}/{name}"):
+        body = _secret(namespace, name, data, labels)
+        return self._create(namespace, body, f"creating Secret {namespace}/{name}", dry_run=dry_run)
+
+    def write_secret(self, namespace: str, name: str, data: dict[str, bytes]) -> None:
+        """Create a Secret (without labels), or replace the one of that name."""
+        body = _secret(namespace, name, data, None)
+        what = f"writing Secret {namespace}/{name}"
+        if not self._create(namespace, body, what):
+            with translated(what):
+                self.core.replace_namespaced_secret(name, namespace, body)
+
+    def _create(
+        self, namespace: str, body: client.V1Secret, what: str, *, dry_run: bool = False
+    ) -> bool:
+        """False when a Secret of that name exists already."""
+        with translated(what):
             try:
                 if dry_run:
                     self.core.create_namespaced_secret(namespace, body, dry_run="All")
@@ -253,26 +274,6 @@ class Kube:
                     return False
                 raise
         return True
-
-    def write_secret(
-        self,
-        namespace: str,
-        name: str,
-        data: dict[str, bytes],
-        labels: dict[str, str] | None = None,
-    ) -> None:
-        body = client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {}),
-            data={k: base64.b64encode(v).decode() for k, v in data.items()},
-            type="Opaque",
-        )
-        with translated(f"writing Secret {namespace}/{name}"):
-            try:
-                self.core.create_namespaced_secret(namespace, body)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-                self.core.replace_namespaced_secret(name, namespace, body)
 
     # -- generic objects ----------------------------------------------------------------
     def apply(self, obj: dict[str, Any], field_manager: str = conv.FIELD_MANAGER) -> None:

@@ -62,6 +62,12 @@ KINDS = ("ServiceAccount", "VaultAuth", "VaultStaticSecret")
 #: Vault attaches this policy to every token a kubernetes auth role issues.
 DEFAULT_POLICY = "default"
 
+#: Each role's rules (every policy it grants, parsed).
+RulesByRole = dict[str, list[Rule]]
+#: Per role, the secrets below the mount it reads (its VaultStaticSecrets' paths) or
+#: declares.
+ReadsByRole = dict[str, set[str]]
+
 
 @dataclass
 class Rendered:
@@ -369,10 +375,7 @@ def isolation_finding(role: str, probe: Probe, caps: frozenset[str], declared: s
 
 
 def isolation(
-    rules: dict[str, list[Rule]],
-    services: list[str],
-    synced: set[str],
-    declared: dict[str, set[str]],
+    rules: RulesByRole, services: list[str], synced: set[str], declared: ReadsByRole
 ) -> list[str]:
     """Findings of the isolation proof over :func:`probes`, per role (sorted): other
     services' paths first (by owner, then path), then shared and infrastructure paths.
@@ -389,21 +392,9 @@ def isolation(
     for role in sorted(rules):
         role_rules = rules[role]
         mine = declared.get(role, set())
-        reached: dict[str, Probe] = {}
-        for rule in role_rules:
-            if not rule.capabilities - {"deny"}:
-                continue
-            for api in KV_APIS:
-                for _logical, probe in index.matching(rule, (conv.KV_MOUNT, api)):
-                    if probe.logical.endswith("/") and api != "metadata":
-                        continue  # a folder's listing only exists as metadata
-                    full = Probe(
-                        f"{conv.KV_MOUNT}/{api}/{probe.logical}", probe.owner, probe.logical, api
-                    )
-                    reached[full.api_path] = full
         private: list[tuple[str, str, str]] = []
         scoped: list[tuple[str, str]] = []
-        for path, probe in reached.items():
+        for path, probe in _reached(role_rules, index).items():
             if exempt(role, probe, mine):
                 continue
             caps = capabilities(role_rules, path)
@@ -418,11 +409,56 @@ def isolation(
     return out
 
 
+def _reached(rules: list[Rule], index: PathIndex[Probe]) -> dict[str, Probe]:
+    """The probes (by request path, through every KV API) that some rule granting anything
+    matches; whether the role ends up with capabilities there is for the caller to
+    evaluate."""
+    reached: dict[str, Probe] = {}
+    for rule in rules:
+        if not rule.capabilities - {"deny"}:
+            continue
+        for api in KV_APIS:
+            for _logical, probe in index.matching(rule, (conv.KV_MOUNT, api)):
+                if probe.logical.endswith("/") and api != "metadata":
+                    continue  # a folder's listing only exists as metadata
+                full = Probe(
+                    f"{conv.KV_MOUNT}/{api}/{probe.logical}", probe.owner, probe.logical, api
+                )
+                reached[full.api_path] = full
+    return reached
+
+
 # -- the check --------------------------------------------------------------------------
 
 
 def run_check(r: Rendered) -> CheckResult:
     findings: list[str] = list(r.problems)
+    parsed = _parsed_policies(r, findings)
+    views: dict[str, RoleView] = {}
+    for name in sorted(r.roles):
+        views[name] = _role_view(name, r.roles[name], r.origin("role", name), findings)
+        findings += _role_findings(name, views[name], r.policies)
+    role_rules = {name: _rules_of(view, parsed) for name, view in views.items()}
+    objects = _objects(r.manifests, findings)
+    static_secrets = [d for d in r.manifests if d.get("kind") == "VaultStaticSecret"]
+    # What each role legitimately reads: its VaultStaticSecrets' paths.
+    reads_by_role: ReadsByRole = defaultdict(set)
+    for vss in static_secrets:
+        read = _static_secret(vss, objects, views, role_rules, findings)
+        if read is not None:
+            reads_by_role[read[0]].add(read[1])
+    for name in sorted(role_rules):
+        findings += _grant_findings(name, role_rules[name])
+    synced = {p for paths in reads_by_role.values() for p in paths}
+    findings += isolation(role_rules, sorted(r.roles), synced, reads_by_role)
+    n = len(r.roles)
+    return CheckResult(
+        findings=findings, static_secrets=len(static_secrets), roles=n, pairs=n * (n - 1)
+    )
+
+
+def _parsed_policies(r: Rendered, findings: list[str]) -> dict[str, list[Rule]]:
+    """Each policy's rules; one that cannot be parsed is a finding and grants nothing."""
     parsed: dict[str, list[Rule]] = {}
     for name, text in sorted(r.policies.items()):
         try:
@@ -430,19 +466,24 @@ def run_check(r: Rendered) -> CheckResult:
         except PolicyParseError as exc:
             findings.append(str(exc))
             parsed[name] = []
+    return parsed
 
-    views: dict[str, RoleView] = {}
-    role_rules: dict[str, list[Rule]] = {}
-    for name in sorted(r.roles):
-        views[name] = _role_view(name, r.roles[name], r.origin("role", name), findings)
-        findings += _role_findings(name, views[name], r.policies)
-        # Vault attaches the 'default' policy to every token; if the tree defines one, it
-        # counts for every role.
-        names = [*views[name].policies, DEFAULT_POLICY]
-        role_rules[name] = [rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, [])]
 
-    objects: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for d in r.manifests:
+def _rules_of(view: RoleView, parsed: dict[str, list[Rule]]) -> list[Rule]:
+    """Every rule a role's token holds. Vault attaches the 'default' policy to every
+    token; if the tree defines one, it counts for every role."""
+    names = [*view.policies, DEFAULT_POLICY]
+    return [rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, [])]
+
+
+Objects = dict[tuple[str, str, str], dict[str, Any]]
+
+
+def _objects(manifests: list[dict[str, Any]], findings: list[str]) -> Objects:
+    """The manifests by (kind, namespace, name); duplicates and kinds the check does not
+    evaluate are findings."""
+    objects: Objects = {}
+    for d in manifests:
         key = _key(d)
         if key in objects:
             findings.append(f"{key[0]} {key[1]}/{key[2]}: declared twice")
@@ -452,82 +493,89 @@ def run_check(r: Rendered) -> CheckResult:
                 f"{key[0] or '(no kind)'} {key[1]}/{key[2]}: not a kind 'invoke render' "
                 "writes; the check does not evaluate it"
             )
-    static_secrets = [d for d in r.manifests if d.get("kind") == "VaultStaticSecret"]
+    return objects
 
-    # What each role legitimately reads: its VaultStaticSecrets' paths.
-    reads_by_role: dict[str, set[str]] = defaultdict(set)
-    for vss in static_secrets:
-        _kind, ns, name = _key(vss)
-        spec = vss.get("spec") or {}
-        where = f"VaultStaticSecret {ns}/{name}"
-        if spec.get("type") != "kv-v2":
-            findings.append(f"{where}: type is {spec.get('type')!r}, expected 'kv-v2'")
-        if spec.get("mount") != conv.KV_MOUNT:
-            findings.append(f"{where}: mount is {spec.get('mount')!r}, expected {conv.KV_MOUNT!r}")
-        auth_name = spec.get("vaultAuthRef")
-        auth = objects.get(("VaultAuth", ns, str(auth_name or "")))
-        if auth is None:
-            findings.append(
-                f"{where}: vaultAuthRef {auth_name!r} names no VaultAuth in namespace {ns!r}"
-            )
-            continue
-        auth_spec = auth.get("spec") or {}
-        k8s = auth_spec.get("kubernetes") or {}
-        role_name = str(k8s.get("role", ""))
-        sa = str(k8s.get("serviceAccount", ""))
-        if auth_spec.get("method") != "kubernetes":
-            findings.append(
-                f"VaultAuth {ns}/{auth_name}: method is {auth_spec.get('method')!r}, "
-                "expected 'kubernetes'"
-            )
-        if auth_spec.get("mount") != conv.AUTH_MOUNT:
-            findings.append(
-                f"VaultAuth {ns}/{auth_name}: mount is "
-                f"{auth_spec.get('mount')!r}, expected {conv.AUTH_MOUNT!r}"
-            )
-        if ("ServiceAccount", ns, sa) not in objects:
-            findings.append(
-                f"VaultAuth {ns}/{auth_name}: serviceAccount {sa!r} is not "
-                f"rendered in namespace {ns!r}"
-            )
-        view = views.get(role_name)
-        if view is None:
-            findings.append(f"VaultAuth {ns}/{auth_name}: role {role_name!r} does not exist")
-            continue
-        if sa not in view.names and "*" not in view.names:
-            findings.append(
-                f"role {role_name}: bound_service_account_names {view.names} do not "
-                f"include {sa!r} used by VaultAuth {ns}/{auth_name}"
-            )
-        if ns not in view.namespaces and "*" not in view.namespaces:
-            findings.append(
-                f"role {role_name}: bound_service_account_namespaces {view.namespaces} "
-                f"do not include {ns!r} of VaultAuth {ns}/{auth_name}"
-            )
-        if view.audience and view.audience not in (k8s.get("audiences") or []):
-            findings.append(
-                f"VaultAuth {ns}/{auth_name}: audiences {k8s.get('audiences')} "
-                f"lack the role's audience {view.audience!r}"
-            )
-        api_path = f"{spec.get('mount')}/data/{spec.get('path')}"
-        grant = evaluate(role_rules[role_name], api_path)
-        if "read" not in grant.capabilities:
-            findings.append(
-                f"{where}: path {api_path!r} is not readable under role "
-                f"{role_name!r} (policies {view.policies})"
-            )
-        elif grant.conditions:
-            findings.append(
-                f"{where}: reading {api_path!r} under role {role_name!r} depends on "
-                f"{sorted(grant.conditions)} of its policy; the check cannot prove it succeeds"
-            )
-        reads_by_role[role_name].add(str(spec.get("path")))
 
-    for name in sorted(role_rules):
-        findings += _grant_findings(name, role_rules[name])
-    synced = {p for paths in reads_by_role.values() for p in paths}
-    findings += isolation(role_rules, sorted(r.roles), synced, reads_by_role)
-    n = len(r.roles)
-    return CheckResult(
-        findings=findings, static_secrets=len(static_secrets), roles=n, pairs=n * (n - 1)
-    )
+def _static_secret(
+    vss: dict[str, Any],
+    objects: Objects,
+    views: dict[str, RoleView],
+    role_rules: RulesByRole,
+    findings: list[str],
+) -> tuple[str, str] | None:
+    """Check one VaultStaticSecret along its chain (VaultAuth, ServiceAccount, role,
+    policies); returns (role, path) it reads, None where the chain breaks before a role."""
+    _kind, ns, name = _key(vss)
+    spec = vss.get("spec") or {}
+    where = f"VaultStaticSecret {ns}/{name}"
+    if spec.get("type") != "kv-v2":
+        findings.append(f"{where}: type is {spec.get('type')!r}, expected 'kv-v2'")
+    if spec.get("mount") != conv.KV_MOUNT:
+        findings.append(f"{where}: mount is {spec.get('mount')!r}, expected {conv.KV_MOUNT!r}")
+    auth_name = spec.get("vaultAuthRef")
+    auth = objects.get(("VaultAuth", ns, str(auth_name or "")))
+    if auth is None:
+        findings.append(
+            f"{where}: vaultAuthRef {auth_name!r} names no VaultAuth in namespace {ns!r}"
+        )
+        return None
+    auth_where = f"VaultAuth {ns}/{auth_name}"
+    auth_spec = auth.get("spec") or {}
+    k8s = auth_spec.get("kubernetes") or {}
+    role_name = str(k8s.get("role", ""))
+    findings += _auth_findings(auth_where, auth_spec, ns, objects)
+    view = views.get(role_name)
+    if view is None:
+        findings.append(f"{auth_where}: role {role_name!r} does not exist")
+        return None
+    findings += _binding_findings(auth_where, k8s, ns, role_name, view)
+    api_path = f"{spec.get('mount')}/data/{spec.get('path')}"
+    grant = evaluate(role_rules[role_name], api_path)
+    if "read" not in grant.capabilities:
+        findings.append(
+            f"{where}: path {api_path!r} is not readable under role "
+            f"{role_name!r} (policies {view.policies})"
+        )
+    elif grant.conditions:
+        findings.append(
+            f"{where}: reading {api_path!r} under role {role_name!r} depends on "
+            f"{sorted(grant.conditions)} of its policy; the check cannot prove it succeeds"
+        )
+    return role_name, str(spec.get("path"))
+
+
+def _auth_findings(where: str, spec: dict[str, Any], ns: str, objects: Objects) -> list[str]:
+    """A VaultAuth's method and mount, and its ServiceAccount rendered beside it."""
+    out: list[str] = []
+    if spec.get("method") != "kubernetes":
+        out.append(f"{where}: method is {spec.get('method')!r}, expected 'kubernetes'")
+    if spec.get("mount") != conv.AUTH_MOUNT:
+        out.append(f"{where}: mount is {spec.get('mount')!r}, expected {conv.AUTH_MOUNT!r}")
+    sa = str((spec.get("kubernetes") or {}).get("serviceAccount", ""))
+    if ("ServiceAccount", ns, sa) not in objects:
+        out.append(f"{where}: serviceAccount {sa!r} is not rendered in namespace {ns!r}")
+    return out
+
+
+def _binding_findings(
+    where: str, k8s: dict[str, Any], ns: str, role: str, view: RoleView
+) -> list[str]:
+    """Whether the role a VaultAuth names lets its ServiceAccount, namespace and audience
+    log in."""
+    out: list[str] = []
+    sa = str(k8s.get("serviceAccount", ""))
+    if sa not in view.names and "*" not in view.names:
+        out.append(
+            f"role {role}: bound_service_account_names {view.names} do not "
+            f"include {sa!r} used by {where}"
+        )
+    if ns not in view.namespaces and "*" not in view.namespaces:
+        out.append(
+            f"role {role}: bound_service_account_namespaces {view.namespaces} "
+            f"do not include {ns!r} of {where}"
+        )
+    if view.audience and view.audience not in (k8s.get("audiences") or []):
+        out.append(
+            f"{where}: audiences {k8s.get('audiences')} lack the role's audience {view.audience!r}"
+        )
+    return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Generic, TypeVar
@@ -301,6 +301,9 @@ def _tokens(text: str) -> list[_Tok]:
     return out
 
 
+_E = TypeVar("_E")
+
+
 class _Parser:
     """HCL version 1 object lists: ``key+ = value`` or ``key+ { ... }``, items optionally
     separated by commas; values are strings, numbers, booleans, lists and objects."""
@@ -320,21 +323,29 @@ class _Parser:
         self.i += 1
         return tok
 
-    def object_list(self, closing: str | None) -> list[_Item]:
-        items: list[_Item] = []
+    def sequence(
+        self, parse: Callable[[], _E], closing: str | None, opening: _Tok | None = None
+    ) -> list[_E]:
+        """Elements up to ``closing`` (None: the end of the policy), optionally separated by
+        commas. A missing ``closing`` is blamed on ``opening``, else on the last token."""
+        out: list[_E] = []
         while True:
             tok = self.peek()
             if tok is None:
-                if closing is not None:
-                    raise _Syntax(self.toks[-1].line, f"missing '{closing}'", self.toks[-1].text)
-                return items
-            if closing is not None and tok.kind == closing:
+                if closing is None:
+                    return out
+                at = opening or self.toks[-1]
+                raise _Syntax(at.line, f"missing '{closing}'", at.text)
+            if tok.kind == closing:
                 self.i += 1
-                return items
+                return out
             if tok.kind == ",":
                 self.i += 1
                 continue
-            items.append(self.item())
+            out.append(parse())
+
+    def object_list(self, closing: str | None) -> list[_Item]:
+        return self.sequence(self.item, closing)
 
     def item(self) -> _Item:
         keys: list[str] = []
@@ -360,18 +371,7 @@ class _Parser:
         if tok.kind == "{":
             return _Obj(self.object_list("}"))
         if tok.kind == "[":
-            out: list[Any] = []
-            while True:
-                nxt = self.peek()
-                if nxt is None:
-                    raise _Syntax(tok.line, "missing ']'", tok.text)
-                if nxt.kind == "]":
-                    self.i += 1
-                    return out
-                if nxt.kind == ",":
-                    self.i += 1
-                    continue
-                out.append(self.value())
+            return self.sequence(self.value, "]", tok)
         raise _Syntax(tok.line, "expected a value", tok.text)
 
 

@@ -1,11 +1,17 @@
 """Typed settings for the library. Tasks build these from the invoke configuration
-(``invoke.yaml``, ``INVOKE_*`` environment variables, flags); the library never sees the
-invoke Context."""
+(``invoke.yaml``, ``INVOKE_*`` environment variables, flags) with :meth:`Settings.from_config`;
+the library never sees the invoke Context."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from bootstrap.model import conventions as conv
 
@@ -76,3 +82,65 @@ class Settings:
     #: (symlinks and ``..`` resolved first; relative entries from the current directory).
     #: Empty: only files inside the catalog's folder. /proc, /sys and /dev never.
     source_file_roots: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Settings:
+        """Settings from configuration values (invoke's ``bootstrap`` section: YAML values or
+        strings from ``INVOKE_BOOTSTRAP_*``), each coerced to its field's type; ``overrides``
+        (task flags) win. None, in either, means unset: the field keeps its default. Keys that
+        name no field are ignored."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = overrides.get(f.name)
+            if raw is None:
+                raw = config.get(f.name)
+            if raw is not None:
+                values[f.name] = coerce(_field_types()[f.name], raw)
+        return cls(**values)
+
+    @classmethod
+    def config_defaults(cls) -> dict[str, Any]:
+        """Every field's default as configuration writes it (so that ``INVOKE_BOOTSTRAP_*``
+        can override it): paths as strings, tuples comma-separated."""
+        defaults = cls()
+        return {f.name: _config_value(getattr(defaults, f.name)) for f in fields(cls)}
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """Each field's type, from the annotations (``Path | None`` and the like resolved)."""
+    return typing.get_type_hints(Settings)
+
+
+def _optional_of(kind: Any) -> Any:
+    """``X`` for ``X | None``; any other type as it is."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return kind
+
+
+def coerce(kind: Any, raw: Any) -> Any:
+    """A configuration value as a field of type ``kind`` holds it: paths with ``~``
+    expanded; booleans from ``1``/``true``/``yes`` (any case; anything else is false);
+    numbers; tuples from comma-separated strings (empty items dropped) or lists; anything
+    else as given."""
+    kind = _optional_of(kind)
+    if kind is Path:
+        return Path(os.path.expanduser(str(raw)))
+    if kind is bool:
+        return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+    if kind in (int, float):
+        return kind(raw)
+    if typing.get_origin(kind) is tuple:
+        return tuple(x for x in (raw.split(",") if isinstance(raw, str) else raw) if x)
+    return raw
+
+
+def _config_value(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return value

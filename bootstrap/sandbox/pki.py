@@ -36,7 +36,10 @@ def _write(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+_Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _key_pem(key: _Key) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -47,6 +50,25 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     if org:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
     return x509.Name(attrs)
+
+
+#: Every flag of the KeyUsage extension.
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def _key_usage(*granted: str) -> x509.KeyUsage:
+    """The KeyUsage extension granting only the named usages."""
+    return x509.KeyUsage(**{usage: usage in granted for usage in _KEY_USAGES})
 
 
 def _issue(
@@ -72,18 +94,7 @@ def _issue(
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+            _key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True
         )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -92,73 +103,58 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+#: The names the API server's serving certificate answers to.
+_APISERVER_NAMES: list[x509.GeneralName] = [
+    *(
+        x509.DNSName(n)
+        for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
+    ),
+    *(x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "10.0.0.1")),
+]
+
+
+def _store(directory: Path, stem: str, cert: x509.Certificate, key: _Key) -> tuple[Path, Path]:
+    """Write ``<stem>.crt`` and ``<stem>.key``; returns their paths."""
+    cert_file, key_file = directory / f"{stem}.crt", directory / f"{stem}.key"
+    _write(cert_file, cert.public_bytes(serialization.Encoding.PEM))
+    _write(key_file, _key_pem(key))
+    return cert_file, key_file
+
+
 def generate(directory: Path) -> SandboxPKI:
     directory.mkdir(parents=True, exist_ok=True)
-    pem = serialization.Encoding.PEM
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("cluster-secrets-bootstrap sandbox CA")
-    ca = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
+    ca = _store(directory, "ca", _issue(ca_name, ca_key, ca_name, ca_key, ca=True), ca_key)
 
-    serving_key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.DNSName("kubernetes"),
-        x509.DNSName("kubernetes.default"),
-        x509.DNSName("kubernetes.default.svc"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-    ]
-    serving = _issue(
-        _name("kube-apiserver"),
-        serving_key,
-        ca_name,
-        ca_key,
-        sans=sans,
-        usage=[ExtendedKeyUsageOID.SERVER_AUTH],
+    def leaf(
+        stem: str,
+        subject: x509.Name,
+        usage: x509.ObjectIdentifier,
+        sans: list[x509.GeneralName] | None = None,
+    ) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(subject, key, ca_name, ca_key, sans=sans, usage=[usage])
+        return _store(directory, stem, cert, key)
+
+    serving = leaf(
+        "apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, _APISERVER_NAMES
     )
-    admin_key = ec.generate_private_key(ec.SECP256R1())
-    admin = _issue(
-        _name("sandbox-admin", "system:masters"),
-        admin_key,
-        ca_name,
-        ca_key,
-        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
-    )
+    admin = leaf("admin", _name("sandbox-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH)
     # kube-controller-manager's own identity: the built-in RBAC binds this user name to the
     # system:kube-controller-manager ClusterRole (no cluster-admin).
-    kcm_key = ec.generate_private_key(ec.SECP256R1())
-    kcm = _issue(
+    kcm = leaf(
+        "controller-manager",
         _name("system:kube-controller-manager"),
-        kcm_key,
-        ca_name,
-        ca_key,
-        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        ExtendedKeyUsageOID.CLIENT_AUTH,
     )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-    out = SandboxPKI(
-        ca_cert=directory / "ca.crt",
-        ca_key=directory / "ca.key",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        admin_cert=directory / "admin.crt",
-        admin_key=directory / "admin.key",
-        controller_manager_cert=directory / "controller-manager.crt",
-        controller_manager_key=directory / "controller-manager.key",
-        sa_key=directory / "sa.key",
-        sa_pub=directory / "sa.pub",
-    )
-    _write(out.ca_cert, ca.public_bytes(pem))
-    _write(out.ca_key, _key_pem(ca_key))
-    _write(out.serving_cert, serving.public_bytes(pem))
-    _write(out.serving_key, _key_pem(serving_key))
-    _write(out.admin_cert, admin.public_bytes(pem))
-    _write(out.admin_key, _key_pem(admin_key))
-    _write(out.controller_manager_cert, kcm.public_bytes(pem))
-    _write(out.controller_manager_key, _key_pem(kcm_key))
-    _write(out.sa_key, _key_pem(sa_key))
+    sa_key_file, sa_pub_file = directory / "sa.key", directory / "sa.pub"
+    _write(sa_key_file, _key_pem(sa_key))
     _write(
-        out.sa_pub,
-        sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
+        sa_pub_file,
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
     )
-    return out
+    return SandboxPKI(*ca, *serving, *admin, *kcm, sa_key_file, sa_pub_file)

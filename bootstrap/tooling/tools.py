@@ -50,14 +50,37 @@ class ToolSpec:
     pypi_relpath: str = ""
     #: Where the tool comes from, in words (tools.list).
     source: str = ""
-    #: For "source" tools: the upstream source archive (file name, sha256) and, when the Go
-    #: module proxy may serve it, the module to ``go install`` instead.
+    #: For "source" tools: the upstream source archive (file name, sha256).
     archive: str = ""
     archive_sha256: str = ""
+    #: The Go module it is built from: for "go" tools the one the wrapper module requires,
+    #: for "source" tools the one to ``go install`` when the module proxy may serve it.
     go_module: str = ""
-    #: Go package (relative to the source tree) and -ldflags of the build.
+    #: Go package to build (an import path for "go" tools, relative to the source tree for
+    #: "source" tools) and the build's -ldflags.
     main: str = "."
     ldflags: str = "-s -w"
+
+
+def _kubernetes_command(name: str) -> ToolSpec:
+    """A command of k8s.io/kubernetes, stamped with its version as a release build is."""
+    minor = versions.KUBERNETES.split(".")[1]
+    return ToolSpec(
+        name,
+        versions.KUBERNETES,
+        "Apache-2.0",
+        ("--version",),
+        r"Kubernetes v(\S+)",
+        "go",
+        source="Go module k8s.io/kubernetes",
+        go_module="k8s.io/kubernetes",
+        main=f"k8s.io/kubernetes/cmd/{name}",
+        ldflags=(
+            f"-s -w -X k8s.io/component-base/version.gitVersion=v{versions.KUBERNETES}"
+            f" -X k8s.io/component-base/version.gitMajor=1"
+            f" -X k8s.io/component-base/version.gitMinor={minor}"
+        ),
+    )
 
 
 TOOLS: dict[str, ToolSpec] = {
@@ -93,25 +116,10 @@ TOOLS: dict[str, ToolSpec] = {
             r"etcd Version: (\S+)",
             "go",
             source="Go module go.etcd.io/etcd/server/v3",
+            go_module="go.etcd.io/etcd/server/v3",
+            main="go.etcd.io/etcd/server/v3",
         ),
-        ToolSpec(
-            "kube-apiserver",
-            versions.KUBERNETES,
-            "Apache-2.0",
-            ("--version",),
-            r"Kubernetes v(\S+)",
-            "go",
-            source="Go module k8s.io/kubernetes",
-        ),
-        ToolSpec(
-            "kube-controller-manager",
-            versions.KUBERNETES,
-            "Apache-2.0",
-            ("--version",),
-            r"Kubernetes v(\S+)",
-            "go",
-            source="Go module k8s.io/kubernetes",
-        ),
+        *(_kubernetes_command(name) for name in ("kube-apiserver", "kube-controller-manager")),
         ToolSpec(
             "tofu",
             versions.OPENTOFU,
@@ -120,6 +128,9 @@ TOOLS: dict[str, ToolSpec] = {
             r"OpenTofu v(\S+)",
             "go",
             source="Go module github.com/opentofu/opentofu",
+            go_module="github.com/opentofu/opentofu",
+            main="github.com/opentofu/opentofu/cmd/tofu",
+            ldflags="-s -w -X github.com/opentofu/opentofu/version.dev=no",
         ),
         ToolSpec(
             "terraform-provider-kubernetes",
@@ -318,14 +329,17 @@ def _wrapper(cwd: Path, requires: list[str], replaces: list[str], main_pkg: str)
     )
 
 
-def _kubernetes_wrapper(
-    component: str, version: str, work: Path, env: dict[str, str], log_file: Path
-) -> tuple[str, str]:
-    """A wrapper module for one k8s.io/kubernetes command: the staging modules it pins at
-    v0.0.0 are replaced by their published v0.<minor>.<patch> tags. Returns (main package,
-    extra ldflags)."""
-    main_pkg = f"k8s.io/kubernetes/cmd/{component}"
-    modfile = _module_file("k8s.io/kubernetes", f"v{version}", work, env, log_file)
+Replaces = Callable[[ToolSpec, Path, dict[str, str], Path], list[str]]
+
+
+def _no_replaces(spec: ToolSpec, work: Path, env: dict[str, str], log_file: Path) -> list[str]:
+    return []
+
+
+def _staging_replaces(spec: ToolSpec, work: Path, env: dict[str, str], log_file: Path) -> list[str]:
+    """k8s.io/kubernetes pins its staging modules at v0.0.0: they are replaced by their
+    published v0.<minor>.<patch> tags."""
+    modfile = _module_file(spec.go_module, f"v{spec.version}", work, env, log_file)
     staging = sorted(
         set(
             re.findall(
@@ -336,53 +350,46 @@ def _kubernetes_wrapper(
         )
     )
     if not staging:
-        raise ToolError(f"building {component}: no staging modules found in {modfile}")
-    _, minor, patch = version.split(".")
-    _wrapper(
-        work,
-        [f"k8s.io/kubernetes v{version}"],
-        [f"{m} => {m} v0.{minor}.{patch}" for m in staging],
-        main_pkg,
-    )
-    return main_pkg, (
-        f" -X k8s.io/component-base/version.gitVersion=v{version}"
-        f" -X k8s.io/component-base/version.gitMajor=1"
-        f" -X k8s.io/component-base/version.gitMinor={minor}"
-    )
+        raise ToolError(f"building {spec.name}: no staging modules found in {modfile}")
+    _, minor, patch = spec.version.split(".")
+    return [f"{m} => {m} v0.{minor}.{patch}" for m in staging]
+
+
+def _module_replaces(spec: ToolSpec, work: Path, env: dict[str, str], log_file: Path) -> list[str]:
+    """The module's own replace directives (a wrapper does not inherit them)."""
+    modfile = _module_file(spec.go_module, f"v{spec.version}", work, env, log_file)
+    return re.findall(r"^replace\s+(.+)$", modfile.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+#: How each "go" tool's wrapper module pins what its module requires.
+_GO_REPLACES: dict[str, Replaces] = {
+    "etcd": _no_replaces,
+    "kube-apiserver": _staging_replaces,
+    "kube-controller-manager": _staging_replaces,
+    "tofu": _module_replaces,
+}
 
 
 def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
+    """Build a "go" tool from a wrapper module that requires its module at the pinned
+    version, then check the binary reports that version."""
     dest = cached_path(spec, tools_dir)
     work = tools_dir / "_build" / f"{spec.name}-{spec.version}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     log_file = work / "build.log"
     env = _go_env()
-    ldflags = "-s -w"
-    if spec.name == "etcd":
-        main_pkg = "go.etcd.io/etcd/server/v3"
-        _wrapper(work, [f"{main_pkg} v{spec.version}"], [], main_pkg)
-    elif spec.name in ("kube-apiserver", "kube-controller-manager"):
-        main_pkg, extra = _kubernetes_wrapper(spec.name, spec.version, work, env, log_file)
-        ldflags += extra
-    elif spec.name == "tofu":
-        main_pkg = "github.com/opentofu/opentofu/cmd/tofu"
-        modfile = _module_file(
-            "github.com/opentofu/opentofu", f"v{spec.version}", work, env, log_file
-        )
-        replaces = re.findall(
-            r"^replace\s+(.+)$", modfile.read_text(encoding="utf-8"), re.MULTILINE
-        )
-        _wrapper(work, [f"github.com/opentofu/opentofu v{spec.version}"], replaces, main_pkg)
-        ldflags += " -X github.com/opentofu/opentofu/version.dev=no"
-    else:
+    replaces = _GO_REPLACES.get(spec.name)
+    if replaces is None:
         raise ToolError(f"no build recipe for {spec.name}")
+    requires = [f"{spec.go_module} v{spec.version}"]
+    _wrapper(work, requires, replaces(spec, work, env, log_file), spec.main)
     _run(spec.name, ["go", "mod", "tidy", "-e"], work, env, log_file)
     tmp = dest.with_name(dest.name + ".partial")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     _run(
         spec.name,
-        ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp), main_pkg],
+        ["go", "build", "-trimpath", "-ldflags", spec.ldflags, "-o", str(tmp), spec.main],
         work,
         env,
         log_file,

@@ -1,0 +1,156 @@
+"""The Kubernetes control plane of the sandbox: etcd, kube-apiserver (with the admin's
+kubeconfig) and kube-controller-manager. No node runs: Deployments get ReplicaSets and
+rollouts get revisions, but no pod starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
+from bootstrap.sandbox import kubeconfig, pki
+from bootstrap.sandbox.processes import clean_env, https_ok
+from bootstrap.sandbox.state import SandboxState
+from bootstrap.tooling import versions
+
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+Say = Callable[[str], None]
+
+
+def write_admin_kubeconfig(state: SandboxState, certs: pki.SandboxPKI) -> None:
+    """The kubeconfig the sandbox hands out (``sandbox.env``): cluster admin by certificate."""
+    kubeconfig.write(
+        Path(state.kubeconfig),
+        state.apiserver_url,
+        certs.ca_cert,
+        "sandbox-admin",
+        kubeconfig.cert_user(certs.admin_cert, certs.admin_key),
+    )
+
+
+def start_etcd(state: SandboxState, binary: str, peer_port: int, say: Say) -> None:
+    say(f"etcd on {state.etcd_url.removeprefix('http://')}")
+    peer = f"http://127.0.0.1:{peer_port}"
+    state.launch(
+        "etcd",
+        [
+            binary,
+            "--name",
+            "sandbox",
+            "--data-dir",
+            str(Path(state.directory) / "etcd"),
+            "--listen-client-urls",
+            state.etcd_url,
+            "--advertise-client-urls",
+            state.etcd_url,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"sandbox={peer}",
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+        ],
+        clean_env(),
+        state.etcd_url,
+    )
+
+
+def start_apiserver(
+    state: SandboxState, binary: str, certs: pki.SandboxPKI, port: int, say: Say
+) -> None:
+    say(f"kube-apiserver on {state.apiserver_url}")
+    state.launch(
+        "kube-apiserver",
+        [
+            binary,
+            "--etcd-servers",
+            state.etcd_url,
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(port),
+            "--cert-dir",
+            str(Path(state.directory) / "pki"),
+            "--tls-cert-file",
+            str(certs.serving_cert),
+            "--tls-private-key-file",
+            str(certs.serving_key),
+            "--client-ca-file",
+            str(certs.ca_cert),
+            "--service-account-issuer",
+            SA_ISSUER,
+            "--service-account-key-file",
+            str(certs.sa_pub),
+            "--service-account-signing-key-file",
+            str(certs.sa_key),
+            "--service-cluster-ip-range",
+            "10.0.0.0/24",
+            "--authorization-mode",
+            "RBAC",
+            "--disable-admission-plugins",
+            "ServiceAccount",
+            "--allow-privileged=true",
+            "--v",
+            "1",
+        ],
+        clean_env(),
+        state.apiserver_url,
+    )
+
+
+def wait_apiserver(state: SandboxState, certs: pki.SandboxPKI, wait: WaitSettings) -> None:
+    """Until ``/readyz`` answers 200 to the admin; fails at once if a component exited."""
+
+    def ready() -> None:
+        state.raise_if_exited()
+        ok, seen = https_ok(
+            f"{state.apiserver_url}/readyz", certs.ca_cert, certs.admin_cert, certs.admin_key
+        )
+        if not ok:
+            raise Pending(f"/readyz: {seen}")
+
+    wait_for(ready, f"kube-apiserver {state.apiserver_url} to be ready", wait)
+
+
+def start_controller_manager(
+    state: SandboxState, binary: str, certs: pki.SandboxPKI, port: int
+) -> None:
+    """kube-controller-manager with its own client certificate; each controller uses its
+    own ServiceAccount credentials, as in a cluster. Without it Deployments get no
+    ReplicaSets, owner references never cascade and namespaces never finish deleting."""
+    directory = Path(state.directory)
+    config = directory / "controller-manager.kubeconfig"
+    kubeconfig.write(
+        config,
+        state.apiserver_url,
+        certs.ca_cert,
+        "system:kube-controller-manager",
+        kubeconfig.cert_user(certs.controller_manager_cert, certs.controller_manager_key),
+    )
+    state.launch(
+        "kube-controller-manager",
+        [
+            binary,
+            f"--kubeconfig={config}",
+            f"--authentication-kubeconfig={config}",
+            f"--authorization-kubeconfig={config}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={directory / 'pki' / 'controller-manager'}",
+            f"--root-ca-file={certs.ca_cert}",
+            f"--service-account-private-key-file={certs.sa_key}",
+            "--use-service-account-credentials=true",
+            "--controllers=*",
+            "--v=1",
+        ],
+        clean_env(),
+        f"v{versions.KUBERNETES}",
+        f"https://127.0.0.1:{port}/healthz",
+    )

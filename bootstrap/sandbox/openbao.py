@@ -1,0 +1,61 @@
+"""OpenBao in the sandbox: one node, or three in one raft cluster (``ha``), each with raft
+storage and a file audit device. Not dev mode: the nodes start uninitialized and sealed;
+the bootstrap initializes and unseals them, never the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bootstrap.clients import vault
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
+from bootstrap.sandbox.processes import clean_env
+from bootstrap.sandbox.state import SandboxState
+
+Say = Callable[[str], None]
+
+
+def config(node: int, data: Path, api: int, cluster: int, peers: list[int], audit_log: Path) -> str:
+    """A node's configuration (HCL): raft storage joining ``peers``, a plain-HTTP loopback
+    listener, and the file audit device."""
+    joins = "".join(
+        f'  retry_join {{\n    leader_api_addr = "http://127.0.0.1:{p}"\n  }}\n' for p in peers
+    )
+    return (
+        f'storage "raft" {{\n  path = "{data}"\n  node_id = "bao-{node}"\n{joins}}}\n\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{api}"\n'
+        f'  cluster_address = "127.0.0.1:{cluster}"\n  tls_disable = true\n}}\n\n'
+        f'api_addr = "http://127.0.0.1:{api}"\ncluster_addr = "http://127.0.0.1:{cluster}"\n'
+        f'disable_mlock = true\nui = false\nlog_level = "info"\n\n'
+        # OpenBao takes audit devices only from its configuration (declarative).
+        f'audit "file" "file" {{\n  description = "sandbox audit log"\n'
+        f'  options {{\n    file_path = "{audit_log}"\n  }}\n}}\n'
+    )
+
+
+def start_nodes(state: SandboxState, binary: str, ports: list[tuple[int, int]], say: Say) -> None:
+    """Start one node per (API port, cluster port); in HA each joins the others."""
+    directory = Path(state.directory)
+    for i, (api, cluster) in enumerate(ports):
+        data = directory / f"bao-{i}"
+        (data / "raft").mkdir(parents=True)
+        peers = [a for j, (a, _) in enumerate(ports) if j != i] if state.ha else []
+        conf = data / "config.hcl"
+        (directory / "audit").mkdir(exist_ok=True)
+        audit_log = directory / "audit" / f"bao-{i}.log"
+        conf.write_text(config(i, data / "raft", api, cluster, peers, audit_log), encoding="utf-8")
+        say(f"OpenBao node bao-{i} on 127.0.0.1:{api} (raft, uninitialized and sealed)")
+        state.launch(f"bao-{i}", [binary, "server", f"-config={conf}"], clean_env())
+
+
+def wait_answering(state: SandboxState, wait: WaitSettings) -> None:
+    """Until every node answers its health endpoint (sealed and uninitialized count)."""
+    for addr in state.bao_addrs:
+
+        def answers(addr: str = addr) -> None:
+            state.raise_if_exited()
+            h = vault.health(addr)
+            if h.code is None:
+                raise Pending(h.state)
+
+        wait_for(answers, f"OpenBao {addr} to answer", wait)

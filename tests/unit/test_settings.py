@@ -1,0 +1,140 @@
+"""Settings from configuration: every value coerced to its field's type, whether it comes
+from invoke.yaml (YAML types) or from INVOKE_BOOTSTRAP_* (always strings)."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from bootstrap.model.settings import Settings, coerce
+
+
+@pytest.fixture(autouse=True)
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("True", True),
+        ("YES", True),
+        (True, True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        ("", False),
+        ("on", False),  # only 1, true and yes are true
+        (False, False),
+    ],
+)
+def test_booleans(raw: object, expected: bool) -> None:
+    assert Settings.from_config({"prune": raw}).prune is expected
+    assert Settings.from_config({"verify_nudge": raw}).verify_nudge is expected
+
+
+def test_numbers_take_their_fields_type() -> None:
+    s = Settings.from_config({"wait_timeout": "300", "vault_shares": "7", "vault_threshold": 4})
+    assert s.wait_timeout == 300.0 and type(s.wait_timeout) is float
+    assert s.vault_shares == 7 and type(s.vault_shares) is int
+    assert s.vault_threshold == 4
+    assert Settings.from_config({"wait_timeout": 2.5}).wait_timeout == 2.5
+    with pytest.raises(ValueError):
+        Settings.from_config({"vault_shares": "five"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://a:8200,http://b:8200", ("http://a:8200", "http://b:8200")),
+        ("http://a:8200", ("http://a:8200",)),
+        ("a,,b,", ("a", "b")),
+        ("", ()),
+        (["a", "b"], ("a", "b")),
+        (("a",), ("a",)),
+    ],
+)
+def test_tuples_from_comma_strings_or_lists(raw: object, expected: tuple[str, ...]) -> None:
+    assert Settings.from_config({"vault_addrs": raw}).vault_addrs == expected
+    assert Settings.from_config({"source_file_roots": raw}).source_file_roots == expected
+
+
+def test_paths_expand_the_home_directory(home: Path) -> None:
+    s = Settings.from_config(
+        {
+            "catalog": "~/catalogs/prod.yaml",
+            "kubeconfig": "~/.kube/config",
+            "tools_dir": "/opt/tools",
+            "state_dir": "relative/state",
+            "vso_source": Path("~/vendor/vso.tar.gz"),
+        }
+    )
+    assert s.catalog == home / "catalogs" / "prod.yaml"
+    assert s.kubeconfig == home / ".kube" / "config"
+    assert s.tools_dir == Path("/opt/tools")
+    assert s.state_dir == Path("relative/state")
+    assert s.vso_source == home / "vendor" / "vso.tar.gz"
+
+
+def test_every_path_field_is_expanded(home: Path) -> None:
+    """The path fields are the ones typed Path (or Path | None): each one expands ``~``."""
+    hints = typing.get_type_hints(Settings)
+    paths = [
+        f.name for f in fields(Settings) if Path in (hints[f.name], *typing.get_args(hints[f.name]))
+    ]
+    assert set(paths) == {
+        "catalog",
+        "state_dir",
+        "tools_dir",
+        "sandbox_dir",
+        "kubeconfig",
+        "custody_file",
+        "unseal_keys_file",
+        "vso_source",
+        "kubernetes_provider_source",
+    }
+    s = Settings.from_config({name: f"~/{name}" for name in paths})
+    assert all(getattr(s, name) == home / name for name in paths)
+
+
+def test_strings_stay_as_given() -> None:
+    """A string field is not a local path: the audit file lives on the Vault server."""
+    s = Settings.from_config(
+        {"audit_file": "~/audit.log", "kube_context": "prod", "custody": "file"}
+    )
+    assert s.audit_file == "~/audit.log"
+    assert s.kube_context == "prod"
+
+
+def test_overrides_win_and_none_means_unset() -> None:
+    config = {"prune": "true", "wait_timeout": "30", "catalog": "from-config.yaml"}
+    s = Settings.from_config(config, prune=False, wait_timeout=None, catalog="flag.yaml")
+    assert s.prune is False  # an explicit False flag wins over the configuration
+    assert s.wait_timeout == 30.0  # None: the configuration's value
+    assert s.catalog == Path("flag.yaml")
+    assert Settings.from_config({"kube_context": None}).kube_context is None
+    assert Settings.from_config({}, rotate=None) == Settings()
+
+
+def test_unknown_keys_are_ignored() -> None:
+    assert Settings.from_config({"debug": True, "no_such_setting": "x"}) == Settings()
+
+
+def test_config_defaults_read_back_as_the_defaults() -> None:
+    defaults = Settings.config_defaults()
+    assert set(defaults) == {f.name for f in fields(Settings)}
+    assert defaults["catalog"] == "catalog.yaml"
+    assert defaults["vault_addrs"] == ""
+    assert Settings.from_config(defaults) == Settings()
+
+
+def test_coerce_reads_optional_types_as_their_type(home: Path) -> None:
+    assert coerce(Path | None, "~/x") == home / "x"
+    assert coerce(tuple[str, ...], "a,b") == ("a", "b")
+    assert coerce(str | None, 5) == 5  # no type to coerce to: as given
