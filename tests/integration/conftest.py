@@ -22,11 +22,21 @@ from bootstrap.model.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.helpers import demo_env
 
+HERE = Path(__file__).resolve().parent
+
 TOOLS_DIR = Path(
     os.environ.get(
         "BOOTSTRAP_TOOLS_DIR", Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
     )
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is an integration test: ``pytest -m "not integration"`` runs
+    the unit tests alone. (The hook sees the whole session's items: only ours are marked.)"""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass
