@@ -26,7 +26,7 @@ from bootstrap.tooling import tools
 log = logging.getLogger(__name__)
 logging.getLogger("python_terraform").setLevel(logging.ERROR)
 
-MODULE_DIR = Path(__file__).resolve().parent.parent / "terraform"
+MODULE_DIR = Path(__file__).resolve().parents[2] / "terraform"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
