@@ -6,8 +6,6 @@ nothing is skipped, and no test plays the operator's part."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,14 +17,23 @@ import pytest
 from bootstrap import sandbox
 from bootstrap.clients import vault
 from bootstrap.model.settings import Settings
-from tests.conftest import ROOT
-from tests.integration.helpers import demo_env
+from tests.integration.helpers import demo_env, invoke_cli
+
+HERE = Path(__file__).resolve().parent
 
 TOOLS_DIR = Path(
     os.environ.get(
         "BOOTSTRAP_TOOLS_DIR", Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
     )
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is an integration test: ``pytest -m "not integration"`` runs
+    the unit tests alone. (The hook sees the whole session's items: only ours are marked.)"""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass
@@ -89,13 +96,5 @@ def first_run(box: Box) -> dict[str, Any]:
     user runs it: it exits 0 only once the operator has synced every Secret."""
     env = {**os.environ, **demo_env(), **box.cli_env()}
     report = box.directory / "first-report.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", "bootstrap", "--report", str(report)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = invoke_cli(["bootstrap", "--report", str(report)], env)
     return {"output": proc.stdout + proc.stderr, "report": report.read_text(), "env": env}

@@ -1,5 +1,13 @@
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -139,10 +147,6 @@ def events_of(kube: Kube, ns: str, name: str) -> list[Any]:
 
 def invoke_cli(args: list[str], env: dict[str, str], ok: bool = True) -> Any:
     """Run ``invoke ARGS`` as a user does; returns the finished process."""
-    import os
-    import subprocess
-    import sys
-
     from tests.conftest import ROOT
 
     proc = subprocess.run(
@@ -158,25 +162,128 @@ def invoke_cli(args: list[str], env: dict[str, str], ok: bool = True) -> Any:
     return proc
 
 
-def generated_catalog(
+def service_catalog_text(
     p: str,
-    secrets: dict[str, list[str]],
+    secrets: dict[str, dict[str, str]],
     *,
     refresh: str | None = None,
     restart: list[tuple[str, str]] | None = None,
-) -> Catalog:
-    """One service ``p`` in namespace ``p`` whose keys are all generated: ``secrets`` maps
-    each secret to its keys."""
-    keys = {
-        name: "{" + ", ".join(f"{k}: {{generate: {{length: 16}}}}" for k in ks) + "}"
-        for name, ks in secrets.items()
-    }
+) -> str:
+    """A catalog ``p`` of one service ``p`` in namespace ``p``: ``secrets`` maps each secret
+    to its keys, each key to its source as YAML (``"{env: X}"``, ``"null"``)."""
     text = f"name: {p}\nservices:\n  - name: {p}\n    namespace: {p}\n"
     if refresh:
         text += f"    refreshAfter: {refresh}\n"
-    text += "    secrets:\n" + "".join(f"      {n}: {{keys: {k}}}\n" for n, k in keys.items())
+    text += "    secrets:\n"
+    for name, keys in secrets.items():
+        text += f"      {name}:\n        keys:\n"
+        text += "".join(f"          {key}: {source}\n" for key, source in keys.items())
     if restart:
         text += "    restart:\n" + "".join(
             f"      - {{kind: {kind}, name: {name}}}\n" for kind, name in restart
         )
-    return parse_catalog(text, f"{p}.yaml")
+    return text
+
+
+GENERATED = "{generate: {length: 16}}"
+
+
+def generated_catalog_text(p: str, secrets: dict[str, list[str]], **kw: Any) -> str:
+    """``service_catalog_text`` whose keys are all generated: ``secrets`` maps each secret to
+    its keys."""
+    keys = {name: dict.fromkeys(ks, GENERATED) for name, ks in secrets.items()}
+    return service_catalog_text(p, keys, **kw)
+
+
+def generated_catalog(p: str, secrets: dict[str, list[str]], **kw: Any) -> Catalog:
+    """``generated_catalog_text``, parsed."""
+    return parse_catalog(generated_catalog_text(p, secrets, **kw), f"{p}.yaml")
+
+
+# -- `invoke bootstrap` as a process, killed or held at a failpoint ----------------------
+
+
+def start_bootstrap(env: dict[str, str], *args: str, failpoints: str = "") -> Any:
+    """``invoke bootstrap ARGS`` as a user runs it, in a session of its own (a failpoint's
+    kill takes its whole group, and so can a test), with this machine's environment less any
+    Vault address or token, plus ``env``; ``BOOTSTRAP_FAILPOINTS`` is ``failpoints`` alone."""
+    from bootstrap.core.failpoints import ENV
+    from tests.conftest import ROOT
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    full.update(env)
+    full.pop(ENV, None)
+    if failpoints:
+        full[ENV] = failpoints
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", "bootstrap", *args],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(proc: Any, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Wait for a started bootstrap; past ``timeout`` its whole group is killed and the test
+    fails."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"bootstrap still ran after {timeout}s: {out[-2000:]}{err[-2000:]}"
+        ) from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def kill_group(proc: Any) -> None:
+    """SIGKILL a started bootstrap and everything in its session, as a lost machine would."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def bootstrap_cli(
+    env: dict[str, str], *args: str, failpoints: str = "", timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``invoke bootstrap ARGS`` to its end (see ``start_bootstrap``)."""
+    return finish(start_bootstrap(env, *args, failpoints=failpoints), timeout)
+
+
+@dataclass
+class Held:
+    """A bootstrap held at a failpoint; ``done`` is its end, once released."""
+
+    proc: Any
+    done: subprocess.CompletedProcess[str] | None = None
+
+
+@contextmanager
+def held_at(
+    point: str, folder: Path, env: dict[str, str], *args: str, timeout: float = 600
+) -> Iterator[Held]:
+    """``invoke bootstrap ARGS`` paused at failpoint ``point``: enters once the run is there
+    (it says so itself: the failpoint touches ``<folder>/go.reached``), releases it on the way
+    out and waits for its end (``Held.done``)."""
+    go = folder / "go"
+    held = Held(start_bootstrap(env, *args, failpoints=f"{point}=pause:{go}"))
+    try:
+        wait_until(
+            lambda: go.with_name("go.reached").exists() or held.proc.poll() is not None,
+            f"the bootstrap to reach {point}",
+            timeout=timeout,
+        )
+        if not go.with_name("go.reached").exists():
+            ended = finish(held.proc)
+            raise AssertionError(
+                f"the bootstrap ended (exit {ended.returncode}) before {point}: "
+                f"{ended.stdout[-2000:]}{ended.stderr[-2000:]}"
+            )
+        yield held
+    finally:
+        go.touch()
+        if held.proc.returncode is None:
+            held.done = finish(held.proc, timeout)

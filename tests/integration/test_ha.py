@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +15,14 @@ from bootstrap import sandbox
 from bootstrap.clients import vault
 from bootstrap.model.catalog import load_catalog
 from bootstrap.runtime.custody import FileCustody
-from tests.conftest import EXAMPLE, ROOT
+from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box, _start
-from tests.integration.helpers import demo_env, run, statuses, wait_until
+from tests.integration.helpers import demo_env, held_at, run, statuses, wait_until
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ha_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    """A fresh HA sandbox for each test: the first bootstrap is what each test is about."""
     yield from _start(tmp_path_factory.mktemp("ha"), ha=True)
 
 
@@ -48,39 +47,24 @@ def test_a_node_lost_mid_bootstrap(ha_box: Box, tmp_path: Path) -> None:
     """`invoke bootstrap` of the example catalog; while it holds at the operator phase, one
     OpenBao node (a standby the operator does not talk to) is SIGKILLed: it completes."""
     s = ha_box.settings(state_dir=tmp_path / "state")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))},
-        **demo_env(),
-        **ha_box.cli_env(s.state_dir),
-        "BOOTSTRAP_FAILPOINTS": f"phase:operator:start=pause:{tmp_path / 'go'}",
-    }
-    run_ = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "bootstrap", "--report", str(tmp_path / "r.json")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    env = {**demo_env(), **ha_box.cli_env(s.state_dir)}
     state = sandbox.SandboxState.load(ha_box.directory)
     assert state is not None
     victim = None
     try:
-        wait_until(lambda: (tmp_path / "go.reached").exists(), "the run to reach the operator")
-        active = vault.active_addr(ha_box.state.bao_addrs)
-        victim = next(
-            f"bao-{i}"
-            for i, addr in enumerate(ha_box.state.bao_addrs)
-            if i != 0 and addr != active  # node 0 is the operator's VaultConnection
-        )
-        os.kill(state.process(victim).pid, signal.SIGKILL)
-        wait_until(lambda: not state.process(victim).alive(), f"{victim} to die")
-    finally:
-        (tmp_path / "go").touch()
-        out, err = run_.communicate(timeout=300)
-    try:
-        assert run_.returncode == 0, out[-3000:] + err[-3000:]
+        with held_at(
+            "phase:operator:start", tmp_path, env, "--report", str(tmp_path / "r.json")
+        ) as run_:
+            active = vault.active_addr(ha_box.state.bao_addrs)
+            victim = next(
+                f"bao-{i}"
+                for i, addr in enumerate(ha_box.state.bao_addrs)
+                if i != 0 and addr != active  # node 0 is the operator's VaultConnection
+            )
+            os.kill(state.process(victim).pid, signal.SIGKILL)
+            wait_until(lambda: not state.process(victim).alive(), f"{victim} to die")
+        assert run_.done is not None
+        assert run_.done.returncode == 0, run_.done.stdout[-3000:] + run_.done.stderr[-3000:]
         report = json.loads((tmp_path / "r.json").read_text())
         phases = {p["name"]: p["status"] for p in report["phases"]}
         assert phases["verify"] == "applied" and phases["finish"] in ("applied", "no-change")

@@ -21,6 +21,7 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.model.catalog import Catalog, load_catalog
 from bootstrap.model.domain import VSO_API
+from bootstrap.model.settings import Settings
 from bootstrap.phases.pipeline import PhaseResult
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import nudge_values
@@ -38,6 +39,11 @@ from tests.integration.helpers import (
 
 def catalog(p: str, refresh: str) -> Catalog:
     return generated_catalog(p, {"config": ["a"], "credentials": ["b"]}, refresh=refresh)
+
+
+def _scene(box: Box, p: str, refresh: str, tmp_path: Path) -> tuple[Catalog, Settings, Kube]:
+    """The test's catalog ``p``, its settings (state in ``tmp_path``) and the cluster."""
+    return catalog(p, refresh), box.settings(state_dir=tmp_path), Kube(box.state.kubeconfig)
 
 
 def _component(box: Box, name: str) -> sandbox.Proc:
@@ -63,9 +69,7 @@ def test_operator_killed_and_back_while_verify_waits(
     box: Box, first_run: dict[str, Any], revive: None, unique: str, tmp_path: Path
 ) -> None:
     p = f"kv{unique}"
-    cat = catalog(p, "1h")
-    s = box.settings(state_dir=tmp_path)
-    kube = Kube(box.state.kubeconfig)
+    cat, s, kube = _scene(box, p, "1h", tmp_path)
     operator = _component(box, "vault-secrets-operator")
     os.kill(operator.pid, signal.SIGKILL)
     wait_until(lambda: not operator.alive(), "the operator to die")
@@ -108,9 +112,7 @@ def test_a_secret_follows_vault_after_a_seal_and_unseal(
     box: Box, first_run: dict[str, Any], revive: None, unique: str, tmp_path: Path
 ) -> None:
     p = f"su{unique}"
-    cat = catalog(p, "2s")
-    s = box.settings(state_dir=tmp_path)
-    kube = Kube(box.state.kubeconfig)
+    cat, s, kube = _scene(box, p, "2s", tmp_path)
     results, _ = run(s, cat, ["placeholders", "vault-config", "operator", "populate", "verify"])
     assert statuses(results)["verify"] == "applied"
     # OpenBao restarts: it comes back sealed; the operator's next reads fail

@@ -19,15 +19,16 @@ def catalog(prefix: str) -> Catalog:
     return parse_catalog(
         f"""
 version: 1
+name: {prefix}
 shared:
-  dns: {{keys: {{token: null}}}}
+  {prefix}-dns: {{keys: {{token: null}}}}
 services:
   - name: {prefix}-app
     namespace: {prefix}-a
     secrets:
       config: {{keys: {{level: null, mode: null}}}}
       credentials: {{keys: {{password: null}}}}
-    reads: [shared/dns]
+    reads: [shared/{prefix}-dns]
   - name: {prefix}-db
     namespace: {prefix}-b
     secrets:
@@ -107,8 +108,10 @@ def test_kubernetes_backend_keeps_state_in_the_cluster(
 
 
 @pytest.mark.parametrize("binary", ["terraform-that-is-not-installed"])
-def test_missing_binary_is_a_clear_error(box: Box, tmp_path: Path, binary: str) -> None:
+def test_missing_binary_is_a_clear_error(
+    box: Box, unique: str, tmp_path: Path, binary: str
+) -> None:
     s = box.settings(state_dir=tmp_path, terraform_binary=binary)
-    results, _ = run(s, catalog("mb"), ["placeholders"])
+    results, _ = run(s, catalog(f"mb{unique}"), ["placeholders"])
     (result,) = [r for r in results if r.name == "placeholders"]
     assert result.status == "failed" and f"{binary} not found" in (result.error or "")

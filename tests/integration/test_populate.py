@@ -3,6 +3,7 @@ writes, real values kept, generated values generated once, rotation on request."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ import pytest
 from bootstrap.clients import vault
 from bootstrap.clients.kv import read_kv
 from bootstrap.model.catalog import Catalog, parse_catalog
+from bootstrap.model.settings import Settings
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api, run, statuses
+from tests.integration.helpers import admin_api, run, service_catalog_text, statuses
 
 
 @pytest.fixture
@@ -20,43 +22,40 @@ def api(box: Box, first_run: dict[str, Any]) -> vault.Api:
     return admin_api(box)
 
 
-def catalog(p: str, env_a: str, env_b: str) -> Catalog:
-    return parse_catalog(
-        f"""
-name: {p}
-services:
-  - name: {p}
-    namespace: {p}
-    secrets:
-      config:
-        keys:
-          a: {{env: {env_a}}}
-          b: {{env: {env_b}}}
-          token: {{generate: {{length: 20, alphabet: hex}}}}
-          flags: {{file: flags.txt}}
-          manual: null
-""",
-        str(Path.cwd() / "populate.yaml"),
-    )
+def scene(
+    box: Box, p: str, folder: Path, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> tuple[Catalog, Settings]:
+    """The test's catalog ``p`` in ``folder`` (the working folder), a file source beside it, and
+    the environment its env sources read: A_<p> and B_<p>, each set when given in ``env``."""
+    monkeypatch.chdir(folder)
+    (folder / "flags.txt").write_text("on\n")
+    for name, value in env.items():
+        monkeypatch.setenv(f"{name}_{p}", value)
+    keys = {
+        "a": f"{{env: A_{p}}}",
+        "b": f"{{env: B_{p}}}",
+        "token": "{generate: {length: 20, alphabet: hex}}",
+        "flags": "{file: flags.txt}",
+        "manual": "null",
+    }
+    path = folder / "populate.yaml"
+    path.write_text(service_catalog_text(p, {"config": keys}))
+    return parse_catalog(path.read_text(), str(path)), box.settings(catalog=path)
 
 
 def test_nothing_is_written_until_every_source_resolves(
     box: Box, api: vault.Api, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = f"po{unique}"
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "flags.txt").write_text("on\n")
-    monkeypatch.setenv(f"A_{unique}", "alpha-value")
-    cat = catalog(p, f"A_{unique}", f"B_{unique}")
-    s = box.settings(catalog=tmp_path / "populate.yaml")
+    cat, s = scene(box, p, tmp_path, monkeypatch, A="alpha-value")
     results, _ = run(s, cat, ["populate"])
     (result,) = [r for r in results if r.name == "populate"]
     assert result.status == "failed"
-    assert f"environment variable B_{unique} is not set" in (result.error or "")
+    assert f"environment variable B_{p} is not set" in (result.error or "")
     assert "alpha-value" not in (result.error or "")
     assert read_kv(api, f"{p}/config") == ({}, 0)  # nothing half-written
 
-    monkeypatch.setenv(f"B_{unique}", "beta-value")
+    monkeypatch.setenv(f"B_{p}", "beta-value")
     results, _ = run(s, cat, ["populate"])
     assert statuses(results) == {"populate": "applied"}
     data, version = read_kv(api, f"{p}/config")
@@ -68,7 +67,7 @@ def test_nothing_is_written_until_every_source_resolves(
     assert any("no source for manual" in r for r in reasons)
 
     # A re-run (after a crash, or later) keeps every real value and the generated one.
-    monkeypatch.setenv(f"A_{unique}", "changed-in-the-environment")
+    monkeypatch.setenv(f"A_{p}", "changed-in-the-environment")
     again, _ = run(s, cat, ["populate"])
     assert statuses(again) == {"populate": "no-change"}
     assert read_kv(api, f"{p}/config") == (data, 1)
@@ -82,9 +81,7 @@ def test_nothing_is_written_until_every_source_resolves(
     assert read_kv(api, f"{p}/config")[0]["b"] == "beta-value"
 
     # --rotate replaces real values from their sources and regenerates generated ones.
-    rotated, _ = run(
-        box.settings(catalog=tmp_path / "populate.yaml", rotate=True), cat, ["populate"]
-    )
+    rotated, _ = run(replace(s, rotate=True), cat, ["populate"])
     assert statuses(rotated) == {"populate": "applied"}
     new, version = read_kv(api, f"{p}/config")
     assert new["a"] == "changed-in-the-environment" and new["token"] != data["token"]
@@ -95,15 +92,8 @@ def test_a_placeholder_is_never_written_into_vault(
     box: Box, api: vault.Api, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     p = f"pp{unique}"
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "flags.txt").write_text("x")
-    monkeypatch.setenv(f"A_{unique}", f"bootstrap-placeholder:{p}/config/a")
-    monkeypatch.setenv(f"B_{unique}", "b")
-    results, _ = run(
-        box.settings(catalog=tmp_path / "populate.yaml"),
-        catalog(p, f"A_{unique}", f"B_{unique}"),
-        ["populate"],
-    )
+    cat, s = scene(box, p, tmp_path, monkeypatch, A=f"bootstrap-placeholder:{p}/config/a", B="b")
+    results, _ = run(s, cat, ["populate"])
     (result,) = [r for r in results if r.name == "populate"]
     assert result.status == "failed" and "refusing to write it" in (result.error or "")
     assert read_kv(api, f"{p}/config") == ({}, 0)

@@ -1,51 +1,32 @@
 """Killing the bootstrap during populate, then re-running, loses no real value and
-regenerates no generated value (the CLI, as a user runs it, killed with SIGKILL)."""
+regenerates no generated value (the CLI, as a user runs it, killed with SIGKILL with all it
+started). The run proves it was caught mid-populate: a command source, run by populate while it
+resolves values, writes a marker naming its parent and then waits; the kill comes once the
+marker is there, so no write can have happened yet."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from bootstrap.clients.kv import read_kv
-from tests.conftest import ROOT
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api
+from tests.integration.helpers import (
+    admin_api,
+    bootstrap_cli,
+    kill_group,
+    service_catalog_text,
+    start_bootstrap,
+    wait_until,
+)
 
-CATALOG = """
-name: {p}
-services:
-  - name: {p}
-    namespace: {p}
-    secrets:
-      config:
-        keys:
-          generated: {{generate: {{length: 24}}}}
-{extra}"""
-SLOW = "          slow: {command: [sh, -c, 'sleep 3; echo late-value']}\n"
-
-
-def _bootstrap(env: dict[str, str], catalog: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "bootstrap",
-            "--only",
-            "populate",
-            "--catalog",
-            str(catalog),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+GENERATED = {"generated": "{generate: {length: 24}}"}
+#: a key whose command says it runs (its parent's pid in ``marker``), then waits for ``release``
+HELD = (
+    "{{command: [sh, -c, 'echo $PPID > {marker}; "
+    "while [ ! -e {release} ]; do sleep 0.05; done; echo late-value']}}"
+)
 
 
 def test_kill_during_populate_then_rerun(
@@ -54,44 +35,36 @@ def test_kill_during_populate_then_rerun(
     p = f"pk{unique}"
     env = {**first_run["env"], "INVOKE_BOOTSTRAP_STATE_DIR": str(tmp_path)}
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(CATALOG.format(p=p, extra=""))
-    assert _bootstrap(env, catalog).wait(timeout=120) == 0
+    args = ("--only", "populate", "--catalog", str(catalog))
+    catalog.write_text(service_catalog_text(p, {"config": GENERATED}))
+    done = bootstrap_cli(env, *args, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
     api = admin_api(box)
     first, version = read_kv(api, f"{p}/config")
     assert version == 1 and len(first["generated"]) == 24
 
-    catalog.write_text(CATALOG.format(p=p, extra=SLOW))
-    proc = _bootstrap(env, catalog)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until populate is resolving sources
-        if any(
-            "sleep 3" in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore").replace("\0", " ")
-            for pid in _children(proc.pid)
-        ):
-            break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    marker, release = tmp_path / "resolving", tmp_path / "release"
+    held = HELD.format(marker=marker, release=release)
+    catalog.write_text(service_catalog_text(p, {"config": {**GENERATED, "held": held}}))
+    proc = start_bootstrap(env, *args)
+    try:
+        wait_until(
+            lambda: (marker.exists() and marker.read_text().strip()) or proc.poll() is not None,
+            "populate to run the held command",
+        )
+        assert proc.poll() is None, proc.communicate()
+        kill_group(proc)
+        proc.communicate(timeout=30)
+    finally:
+        release.touch()  # the held command (a session of its own) ends too
+    assert proc.returncode == -signal.SIGKILL
+    # the run killed was the one resolving the held key: mid-populate, before any write
+    assert marker.read_text().strip() == str(proc.pid)
     assert read_kv(api, f"{p}/config") == (first, 1)  # nothing lost, nothing half-written
 
-    rerun = _bootstrap(env, catalog)
-    out, _ = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, out
+    rerun = bootstrap_cli(env, *args, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     data, version = read_kv(api, f"{p}/config")
     assert version == 2
     assert data["generated"] == first["generated"]  # not regenerated
-    assert data["slow"] == "late-value"
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            out.append(int(task.name))
-            out += _children(int(task.name))
-    return out
+    assert data["held"] == "late-value"

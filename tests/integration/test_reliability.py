@@ -12,10 +12,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +30,7 @@ from bootstrap.model.domain import kv_secrets
 from bootstrap.runtime.custody import FileCustody
 from tests.conftest import ROOT
 from tests.integration.conftest import Box, _start
-from tests.integration.helpers import admin_api, wait_until
+from tests.integration.helpers import admin_api, bootstrap_cli, generated_catalog_text, held_at
 
 
 @pytest.fixture(scope="module")
@@ -48,35 +46,14 @@ def _env(box: Box, state: Path, **extra: str) -> dict[str, str]:
 def bootstrap(
     env: dict[str, str], catalog: Path, *args: str, failpoint: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """`invoke bootstrap` in a session of its own (a failpoint kills its whole group)."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    full.update(env)
-    full.pop("BOOTSTRAP_FAILPOINTS", None)
-    if failpoint:
-        full["BOOTSTRAP_FAILPOINTS"] = failpoint
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "bootstrap", "--catalog", str(catalog), *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        check=False,
-        start_new_session=True,
-        timeout=600,
-    )
-
-
-ONE = (
-    "name: {p}\nservices:\n  - name: {p}\n    namespace: {p}\n"
-    "    secrets: {{config: {{keys: {{a: {{generate: {{length: 16}}}}}}}}}}\n"
-)
+    return bootstrap_cli(env, "--catalog", str(catalog), *args, failpoints=failpoint)
 
 
 def test_custody_that_cannot_take_the_record_stops_before_initializing(
     fresh: Box, unique: str, tmp_path: Path
 ) -> None:
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(ONE.format(p=f"cu{unique}"))
+    catalog.write_text(generated_catalog_text(f"cu{unique}", {"config": ["a"]}))
     kube = Kube(fresh.state.kubeconfig)
     # a Kubernetes custody Secret already there, without a record (e.g. a placeholder)
     kube.ensure_namespace(f"cs{unique}")
@@ -220,31 +197,11 @@ def _kill_matrix(box: Box, tmp_path: Path) -> None:
 def test_two_bootstraps_at_once_the_second_names_the_first(
     box: Box, first_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    env = {
-        **first_run["env"],
-        "BOOTSTRAP_FAILPOINTS": f"phase:vault-config:start=pause:{tmp_path / 'go'}",
-    }
-    first = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "bootstrap", "--only", "vault-config"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: (tmp_path / "go.reached").exists(), "the first run to hold the lock")
-        second = bootstrap(
-            {k: v for k, v in first_run["env"].items() if k.startswith("INVOKE_")},
-            ROOT / "catalog.yaml",
-            "--only",
-            "vault-config",
-        )
+    env = {k: v for k, v in first_run["env"].items() if k.startswith("INVOKE_")}
+    with held_at("phase:vault-config:start", tmp_path, env, "--only", "vault-config") as first:
+        second = bootstrap(env, ROOT / "catalog.yaml", "--only", "vault-config")
         assert second.returncode == 1
         assert "another bootstrap holds the lock" in second.stderr
-        assert f" pid {first.pid} (boot " in second.stderr  # the holder, named
-    finally:
-        (tmp_path / "go").touch()
-        out, err = first.communicate(timeout=120)
-    assert first.returncode == 0, out + err
+        assert f" pid {first.proc.pid} (boot " in second.stderr  # the holder, named
+    assert first.done is not None
+    assert first.done.returncode == 0, first.done.stdout + first.done.stderr

@@ -38,14 +38,16 @@ def catalog(p: str, kind: str, name: str) -> Catalog:
     return generated_catalog(p, {"config": ["a"]}, restart=[(kind, name)])
 
 
-def _setup(box: Box, cat: Catalog, tmp_path: Path) -> tuple[Kube, Any]:
+def _setup(box: Box, p: str, kind: str, name: str, tmp_path: Path) -> tuple[Catalog, Kube, Any]:
+    """The test's catalog ``p`` (restart target ``kind``/``name``), bootstrapped and verified."""
+    cat = catalog(p, kind, name)
     results, _ = run(
         box.settings(state_dir=tmp_path),
         cat,
         ["placeholders", "vault-config", "operator", "populate", "verify"],
     )
     assert statuses(results)["verify"] == "applied", results
-    return Kube(box.state.kubeconfig), admin_api(box)
+    return cat, Kube(box.state.kubeconfig), admin_api(box)
 
 
 @pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
@@ -53,8 +55,7 @@ def test_round_trip_rolls_out_twice(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path, kind: str
 ) -> None:
     p = f"r{kind[0].lower()}{unique}"
-    cat = catalog(p, kind, "app")
-    kube, api = _setup(box, cat, tmp_path)
+    cat, kube, api = _setup(box, p, kind, "app", tmp_path)
     workload(kube, p, kind, "app")
     first = wait_until(lambda: revision(kube, p, kind, "app"), f"{kind} revision")
     original, version = read_kv(api, f"{p}/config")
@@ -73,8 +74,7 @@ def test_a_missing_restart_target_is_refused_before_anything_changes(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"rm{unique}"
-    cat = catalog(p, "Deployment", "not-deployed")
-    kube, api = _setup(box, cat, tmp_path)
+    cat, kube, api = _setup(box, p, "Deployment", "not-deployed", tmp_path)
     _, version = read_kv(api, f"{p}/config")
     with pytest.raises(UsageError, match="Deployment/not-deployed do not exist"):
         rotation_test(cat, f"{p}/config", kube, api, FAST, say=lambda m: None)
@@ -85,8 +85,7 @@ def test_the_original_comes_back_when_no_restart_comes(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"rp{unique}"
-    cat = catalog(p, "Deployment", "paused")
-    kube, api = _setup(box, cat, tmp_path)
+    cat, kube, api = _setup(box, p, "Deployment", "paused", tmp_path)
     workload(kube, p, "Deployment", "paused", paused=True)
     original, version = read_kv(api, f"{p}/config")
     with pytest.raises(WaitTimeout, match="restart annotation unchanged on Deployment/paused"):

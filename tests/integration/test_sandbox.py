@@ -124,7 +124,10 @@ def _invoke(args: list[str], env: dict[str, str]) -> str:
 def test_down_stops_only_its_processes(tmp_path: Path) -> None:
     directory = tmp_path / "short-lived"
     state = sandbox.up(directory, TOOLS_DIR, timeout=90)
-    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # not ours: a process that runs until its input closes
+    decoy = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         pids = [p.pid for p in state.processes]
         stopped = sandbox.down(directory)

@@ -46,6 +46,13 @@ services:
     )
 
 
+def _namespace_a(box: Box, p: str) -> Kube:
+    """Service a's namespace, there before the bootstrap (someone else's objects go in it)."""
+    kube = Kube(box.state.kubeconfig)
+    kube.ensure_namespace(f"{p}-a")
+    return kube
+
+
 def _problem(results: list[Any], phase: str) -> str:
     (result,) = [r for r in results if r.name == phase]
     assert result.status == "failed", result
@@ -56,8 +63,7 @@ def test_a_secret_the_bootstrap_did_not_make_is_never_handed_to_the_operator(
     box: Box, unique: str, tmp_path: Path
 ) -> None:
     p = f"hs{unique}"
-    kube = Kube(box.state.kubeconfig)
-    kube.ensure_namespace(f"{p}-a")
+    kube = _namespace_a(box, p)
     kube.write_secret(f"{p}-a", "config", {"level": b"a real value, made by hand"})
     results, _ = run(box.settings(state_dir=tmp_path), two_services(p, with_b=False), ["operator"])
     error = _problem(results, "operator")
@@ -70,8 +76,7 @@ def test_objects_of_another_owner_are_never_taken_over_or_pruned(
     box: Box, unique: str, tmp_path: Path
 ) -> None:
     p = f"so{unique}"
-    kube = Kube(box.state.kubeconfig)
-    kube.ensure_namespace(f"{p}-a")
+    kube = _namespace_a(box, p)
     helm = {"app.kubernetes.io/managed-by": "Helm"}
     kube.ensure_service_account(f"{p}-a", f"{p}-a", helm)
     results, _ = run(box.settings(state_dir=tmp_path), two_services(p, with_b=False), ["operator"])

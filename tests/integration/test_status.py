@@ -10,29 +10,16 @@ from typing import Any
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.commands.status import collect
-from bootstrap.model.catalog import parse_catalog
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api, run, statuses, workload
+from tests.integration.helpers import admin_api, generated_catalog, run, statuses, workload
 
 
 def test_status_follows_the_secret(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"st{unique}"
-    cat = parse_catalog(
-        f"""
-name: {p}
-services:
-  - name: {p}
-    namespace: {p}
-    refreshAfter: 1h
-    secrets:
-      config: {{keys: {{a: {{generate: {{length: 16}}}}}}}}
-      later: {{keys: {{b: {{generate: {{length: 16}}}}}}}}
-    restart:
-      - {{kind: Deployment, name: web}}
-""",
-        "status.yaml",
+    cat = generated_catalog(
+        p, {"config": ["a"], "later": ["b"]}, refresh="1h", restart=[("Deployment", "web")]
     )
     s = box.settings(state_dir=tmp_path)
     api = admin_api(box)

@@ -66,6 +66,9 @@ def test_no_key_token_or_value_reaches_output(box: Box, first_run: dict[str, Any
     audit = Path(str(s.audit_file))
     assert audit.is_file()  # the audit log hashes secrets; it must not hold them in clear
     haystacks["audit"] = audit.read_text()
+    # and it logged the run: populate's KV writes are there, their values hashed
+    assert f'"path":"{conv.KV_MOUNT}/data/webapp/config"' in haystacks["audit"]
+    assert '"hmac-sha256:' in haystacks["audit"]
     # every component's log: the operator (it syncs the values), the controllers, the API
     # server, OpenBao, etcd
     for log in sorted((box.directory / "logs").glob("*.log")):
@@ -104,32 +107,29 @@ def test_rerun_changes_nothing_and_writes_nothing(box: Box, first_run: dict[str,
     assert ctx.session.opened.writes == 0
 
 
-def _ensure_identities(kube: Kube, catalog: Catalog) -> None:
+def _seed_values(box: Box, catalog: Catalog) -> None:
+    """A value in each of the catalog's paths, and each service's ServiceAccount: for a catalog
+    of the test's own (the example's come from the first run, and are not the test's to
+    change)."""
+    t = resolve(box.settings())
+    token, _ = resolve_token(t.custody)
+    for path in {s.kv_path for s in syncs(catalog)}:
+        kv_write(box.state.bao_addr, token, path, {"probe": f"value-of-{path}"})
     for svc in catalog.services:
-        kube.ensure_namespace(svc.namespace)
-        kube.ensure_service_account(svc.namespace, conv.service_account_name(svc.name))
-
-
-def _seed_values(addr: str, token: str, catalog: Catalog) -> set[str]:
-    paths = {s.kv_path for s in syncs(catalog)}
-    for path in paths:
-        kv_write(addr, token, path, {"probe": f"value-of-{path}"})
-    return paths
+        t.kube.ensure_namespace(svc.namespace)
+        t.kube.ensure_service_account(svc.namespace, conv.service_account_name(svc.name))
 
 
 def _prove_isolation(box: Box, catalog: Catalog) -> int:
-    """For every ordered pair (A, B): A reads its own and declared paths, 403 on B's private
-    paths and on every shared/infrastructure path it does not declare. Returns checks made."""
-    t = resolve(box.settings())
-    token, _ = resolve_token(t.custody)
-    all_paths = _seed_values(box.state.bao_addr, token, catalog)
-    _ensure_identities(t.kube, catalog)
+    """For every ordered pair (A, B): A reads its own and declared paths (each must hold a
+    value), 403 on B's private paths and on every shared/infrastructure path it does not
+    declare. Reads only. Returns checks made."""
+    kube = resolve(box.settings()).kube
+    all_paths = {s.kv_path for s in syncs(catalog)}
     scoped_all = {p for p in all_paths if p.split("/")[0] in conv.RESERVED_PREFIXES}
     checks = 0
     for a in catalog.services:
-        vt = login(
-            box.state.bao_addr, t.kube, a.namespace, a.name, a.name, catalog.defaults.audience
-        )
+        vt = login(box.state.bao_addr, kube, a.namespace, a.name, a.name, catalog.defaults.audience)
         own = {s.kv_path for s in syncs(catalog) if s.service == a.name}
         for path in own:
             assert kv_read(box.state.bao_addr, vt, path) == 200, f"{a.name} cannot read {path}"
@@ -153,17 +153,21 @@ def test_isolation_on_the_example_catalog(box: Box, first_run: dict[str, Any]) -
 
 
 def _generated(n: int, prefix: str) -> Catalog:
-    shared = "\n".join(f"  s{i}:\n    keys: {{k: null}}" for i in range(4))
+    """n services of a catalog of the test's own: its name, namespaces and every Vault path
+    (shared ones included) start with ``prefix``."""
+    shared = "\n".join(f"  {prefix}-s{i}:\n    keys: {{k: null}}" for i in range(4))
     services = "\n".join(
         f"  - name: {prefix}-svc{i}\n    namespace: {prefix}-ns{i % 7}\n"
         f"    secrets:\n      config:\n        destination: {prefix}-svc{i}-config\n"
         f"        keys: {{a: null}}\n"
         f"      credentials:\n        destination: {prefix}-svc{i}-credentials\n"
         f"        keys: {{b: null}}\n"
-        f"    reads:\n      - {{path: shared/s{i % 4}, destination: {prefix}-svc{i}-shared}}\n"
+        f"    reads:\n      - {{path: shared/{prefix}-s{i % 4}, "
+        f"destination: {prefix}-svc{i}-shared}}\n"
         for i in range(n)
     )
-    return parse_catalog(f"shared:\n{shared}\nservices:\n{services}", "generated.yaml")
+    text = f"name: {prefix}\nshared:\n{shared}\nservices:\n{services}"
+    return parse_catalog(text, "generated.yaml")
 
 
 def test_isolation_on_a_generated_catalog_of_24_services(
@@ -172,6 +176,7 @@ def test_isolation_on_a_generated_catalog_of_24_services(
     catalog = _generated(24, f"g{unique[:4]}")
     results, _ = run(box.settings(), catalog, ["vault-config"])
     assert statuses(results) == {"vault-config": "applied"}
+    _seed_values(box, catalog)
     checks = _prove_isolation(box, catalog)
     assert checks >= 24 * 23
 
@@ -235,18 +240,19 @@ def test_initialized_vault_without_custody_asks_for_a_token(
     assert not (tmp_path / "elsewhere.json").exists()
 
 
-def test_a_second_lock_holder_is_refused(box: Box, first_run: dict[str, Any]) -> None:
+def test_a_second_lock_holder_is_refused(box: Box, unique: str) -> None:
     from bootstrap.runtime.lock import LockHeld, cluster_lock
 
     kube = Kube(box.state.kubeconfig)
+    ns = f"lh{unique}"  # not the bootstrap's own lock: a failure here blocks no other test
     with (
-        cluster_lock(kube, "vault-bootstrap", holder="this-run"),
+        cluster_lock(kube, ns, holder="this-run"),
         pytest.raises(LockHeld, match="held by this-run"),
-        cluster_lock(kube, "vault-bootstrap", holder="another-run"),
+        cluster_lock(kube, ns, holder="another-run"),
     ):
         pass
     # released at the end: the other run may now take it
-    with cluster_lock(kube, "vault-bootstrap", holder="another-run"):
+    with cluster_lock(kube, ns, holder="another-run"):
         pass
 
 

@@ -1,10 +1,13 @@
 """verify against the real operator: it waits through placeholders until the Secrets hold
 Vault's values; it never passes without an operator; when the operator cannot read a path it
 fails with what stands in the way (the role's policy), and once the cause is fixed it nudges
-the stalled VaultStaticSecret and converges."""
+the stalled VaultStaticSecret and converges. Where a test says verify nudged, it saw the nudge
+itself: the run, through the CLI, is held at the ``verify:nudged`` failpoint while the test
+reads the VaultStaticSecrets."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +15,33 @@ from bootstrap import sandbox
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.core.waits import WaitSettings
-from bootstrap.model.catalog import Catalog
+from bootstrap.model.catalog import Catalog, parse_catalog
 from bootstrap.model.domain import VSO_API
 from bootstrap.phases.pipeline import PhaseResult, RunContext
 from bootstrap.phases.registry import run_phases
 from bootstrap.runtime import vso
+from bootstrap.runtime.nudge import nudge_values
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api, generated_catalog, run, statuses
+from tests.integration.helpers import (
+    Held,
+    admin_api,
+    generated_catalog_text,
+    held_at,
+    run,
+    statuses,
+)
 
-SHORT = WaitSettings(timeout=6, initial=0.1, maximum=0.5)
+REFRESH = "45s"
+NAMES = ("config", "credentials")
 
 
-def catalog(p: str) -> Catalog:
-    return generated_catalog(p, {"config": ["a"], "credentials": ["b"]}, refresh="45s")
+def catalog(p: str, folder: Path) -> tuple[Catalog, Path]:
+    """The test's own catalog, parsed and as a file for the CLI."""
+    path = folder / f"{p}.yaml"
+    path.write_text(
+        generated_catalog_text(p, {"config": ["a"], "credentials": ["b"]}, refresh=REFRESH)
+    )
+    return parse_catalog(path.read_text(), str(path)), path
 
 
 def _prepare(box: Box, cat: Catalog, tmp_path: Path) -> None:
@@ -36,6 +53,13 @@ def _prepare(box: Box, cat: Catalog, tmp_path: Path) -> None:
     assert set(statuses(results).values()) <= {"applied", "no-change"}, results
 
 
+def _prepared(box: Box, p: str, tmp_path: Path) -> tuple[Catalog, Path, Kube]:
+    """The test's catalog ``p``, every phase before verify run for it."""
+    cat, path = catalog(p, tmp_path)
+    _prepare(box, cat, tmp_path)
+    return cat, path, Kube(box.state.kubeconfig)
+
+
 def _verify(box: Box, cat: Catalog, tmp_path: Path, wait: WaitSettings) -> PhaseResult:
     ctx = RunContext(box.settings(state_dir=tmp_path), cat)
     ctx.wait = wait
@@ -43,24 +67,46 @@ def _verify(box: Box, cat: Catalog, tmp_path: Path, wait: WaitSettings) -> Phase
     return result
 
 
+def _refresh_after(kube: Kube, p: str) -> dict[str, str]:
+    out = {}
+    for name in NAMES:
+        vss = kube.get(VSO_API, "VaultStaticSecret", name, p)
+        assert vss is not None, name
+        out[name] = vss["spec"]["refreshAfter"]
+    return out
+
+
+def _verify_held(
+    box: Box, path: Path, folder: Path, kube: Kube, p: str, **env: str
+) -> tuple[Held, dict[str, Any]]:
+    """verify through the CLI, held once it has nudged: both VaultStaticSecrets must then carry
+    a nudge's refreshAfter. Returns the finished run and its report's verify phase."""
+    folder.mkdir()
+    report = folder / "report.json"
+    args = ("--only", "verify", "--catalog", str(path), "--report", str(report))
+    with held_at("verify:nudged", folder, box.cli_env(folder, **env), *args) as held:
+        seen = _refresh_after(kube, p)
+        assert set(seen.values()) <= set(nudge_values(REFRESH)), seen  # nudged, not 45s
+    assert held.done is not None
+    (phase,) = [x for x in json.loads(report.read_text())["phases"] if x["name"] == "verify"]
+    return held, phase
+
+
 def test_waits_through_placeholders_until_the_operator_synced(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"vo{unique}"
-    cat = catalog(p)
-    _prepare(box, cat, tmp_path)
-    kube = Kube(box.state.kubeconfig)
-    results, _ = run(box.settings(state_dir=tmp_path), cat, ["verify"])
-    assert statuses(results) == {"verify": "applied"}
-    (verify,) = [r for r in results if r.name == "verify"]
-    assert len(verify.actions) == 2
-    assert all(a.reason.startswith("pending: placeholder") for a in verify.actions), verify
+    cat, path, kube = _prepared(box, p, tmp_path)
+    held, verify = _verify_held(box, path, tmp_path / "verify", kube, p)
+    assert held.done is not None and held.done.returncode == 0, held.done.stderr
+    assert verify["status"] == "applied"
+    reasons = [a["reason"] for a in verify["actions"]]
+    assert len(reasons) == 2 and all(r.startswith("pending: placeholder") for r in reasons)
     api = admin_api(box)
-    for name in ("config", "credentials"):
+    for name in NAMES:
         data, _ = read_kv(api, f"{p}/{name}")
         assert vso.classify(data, kube.read_secret(p, name)) == "synced"
-        vss = kube.get(VSO_API, "VaultStaticSecret", name, p)
-        assert vss is not None and vss["spec"]["refreshAfter"] == "45s"  # restored
+    assert _refresh_after(kube, p) == {n: REFRESH for n in NAMES}  # restored after the nudge
     again, _ = run(box.settings(state_dir=tmp_path), cat, ["verify"])
     assert statuses(again) == {"verify": "no-change"}
 
@@ -69,33 +115,41 @@ def test_a_denied_read_is_explained_then_nudged_once_fixed(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"vd{unique}"
-    cat = catalog(p)
-    _prepare(box, cat, tmp_path)
+    cat, path, kube = _prepared(box, p, tmp_path)
     api = admin_api(box)
     policy = api.read(f"sys/policies/acl/{p}")
     assert policy is not None
     # a hand edit in Vault: the service's policy no longer grants its own path
     text = policy["data"]["policy"].replace(f"secret/data/{p}/*", f"secret/data/{p}-elsewhere/*")
     api.put(f"sys/policies/acl/{p}", {"policy": text})
-    failed = _verify(box, cat, tmp_path, SHORT)
-    assert failed.status == "failed"
-    error = failed.error or ""
+    held, failed = _verify_held(
+        box, path, tmp_path / "denied", kube, p, INVOKE_BOOTSTRAP_WAIT_TIMEOUT="6"
+    )
+    assert held.done is not None and held.done.returncode == 1, held.done.stderr
+    assert failed["status"] == "failed"
+    error = failed["error"] or ""
     assert "timed out" in error and "2 Secret(s) not synced" in error, error
     assert f"{p}/config <- {p}/config: " in error and "VaultClientError" in error, error
     assert f"role '{p}' (policies ['{p}']) may not read secret/data/{p}/config" in error, error
     assert "no Vault Secrets Operator answered" not in error
-    vss = Kube(box.state.kubeconfig).get(VSO_API, "VaultStaticSecret", "config", p)
-    assert vss is not None and vss["spec"]["refreshAfter"] == "45s"  # restored after failing
+    assert _refresh_after(kube, p) == {n: REFRESH for n in NAMES}  # restored after failing
     # the fix: vault-config puts the catalog's policy back; verify nudges the stalled ones
-    fixed, _ = run(box.settings(state_dir=tmp_path), cat, ["vault-config", "verify"])
-    assert statuses(fixed) == {"vault-config": "applied", "verify": "applied"}, fixed
+    # (VSO does not retry a failed read by itself: only the nudge brings it)
+    fixed, _ = run(box.settings(state_dir=tmp_path), cat, ["vault-config"])
+    assert statuses(fixed) == {"vault-config": "applied"}, fixed
+    held, verify = _verify_held(box, path, tmp_path / "fixed", kube, p)
+    assert held.done is not None and held.done.returncode == 0, held.done.stderr
+    assert verify["status"] == "applied"
+    for name in NAMES:
+        data, _ = read_kv(api, f"{p}/{name}")
+        assert vso.classify(data, kube.read_secret(p, name)) == "synced"
 
 
 def test_verify_never_passes_without_an_operator(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"vn{unique}"
-    cat = catalog(p)
+    cat, _ = catalog(p, tmp_path)
     operator = sandbox.SandboxState.load(box.directory)
     assert operator is not None
     proc = operator.process("vault-secrets-operator")

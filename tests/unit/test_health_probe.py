@@ -1,60 +1,21 @@
-"""The workload health helper: tolerant liveness, truthful readiness, as an exec probe."""
+"""The workload health helper, in-process (as the exec probe it is, with ``-I``:
+tests/integration/test_health_probe.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from bootstrap import health_probe
 from bootstrap.model import conventions as conv
-
-PROBE = Path(health_probe.__file__)
-
-
-def mount(tmp_path: Path, name: str, data: dict[str, bytes]) -> Path:
-    d = tmp_path / name
-    d.mkdir()
-    for k, v in data.items():
-        (d / k).write_bytes(v)
-    return d
-
-
-def probe(*args: str) -> subprocess.CompletedProcess[str]:
-    # Run as a plain script with -I (isolated): proves it needs only the standard library.
-    return subprocess.run(
-        [sys.executable, "-I", str(PROBE), *args], capture_output=True, text=True, check=False
-    )
 
 
 def test_marker_is_the_librarys() -> None:
     assert conv.PLACEHOLDER_PREFIX.encode() == health_probe.PLACEHOLDER_PREFIX
 
 
-def test_placeholders_live_but_not_ready(tmp_path: Path) -> None:
-    m = mount(tmp_path, "s", {"user": b"bootstrap-placeholder:app/db/user", "host": b"db"})
-    assert probe("liveness", str(m)).returncode == 0
-    ready = probe("readiness", str(m))
-    assert ready.returncode == 1 and f"{m}/user" in ready.stderr and "db" not in ready.stderr
-
-
-def test_real_values_ready(tmp_path: Path) -> None:
-    m = mount(tmp_path, "s", {"user": b"app", "password": b"s3cret-value"})
-    assert probe("liveness", str(m)).returncode == 0
-    ready = probe("readiness", str(m))
-    assert ready.returncode == 0 and "s3cret-value" not in ready.stderr + ready.stdout
-
-
-def test_malformed_mounts_fail_liveness(tmp_path: Path) -> None:
-    empty_key = mount(tmp_path, "a", {"k": b""})
-    assert probe("liveness", str(empty_key)).returncode == 1
-    assert probe("liveness", str(tmp_path / "missing")).returncode == 1
-    assert probe("liveness", str(mount(tmp_path, "b", {}))).returncode == 1
-    assert probe("bogus", str(tmp_path)).returncode == 2
-
-
 def test_kubernetes_projection_internals_are_skipped(tmp_path: Path) -> None:
-    m = mount(tmp_path, "s", {"k": b"v"})
-    (m / "..data").mkdir()
+    m = tmp_path / "s"
+    (m / "..data").mkdir(parents=True)
+    (m / "k").write_bytes(b"v")
     report = health_probe.inspect([m])
     assert report.ready and report.real == [f"{m}/k"]

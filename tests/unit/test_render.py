@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -13,7 +11,7 @@ from bootstrap.model.catalog import load_catalog
 from bootstrap.model.conventions import is_placeholder
 from bootstrap.model.domain import syncs
 from bootstrap.model.render import placeholder_tfvars, render_tree
-from tests.conftest import EXAMPLE, ROOT
+from tests.conftest import EXAMPLE
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "example"
 
@@ -68,24 +66,3 @@ def test_tfvars_has_every_key_as_a_placeholder() -> None:
     creds = tf["secrets"]["webapp/credentials"]["data"]
     assert set(creds) == {"session-secret", "admin-password"}
     assert all(is_placeholder(v) for s in tf["secrets"].values() for v in s["data"].values())
-
-
-def test_render_twice_is_byte_identical(tmp_path: Path) -> None:
-    for out in ("a", "b"):
-        subprocess.run(
-            [sys.executable, "-m", "invoke", "render", "--out", str(tmp_path / out)],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-    a = {
-        p.relative_to(tmp_path / "a"): p.read_bytes()
-        for p in (tmp_path / "a").rglob("*")
-        if p.is_file()
-    }
-    b = {
-        p.relative_to(tmp_path / "b"): p.read_bytes()
-        for p in (tmp_path / "b").rglob("*")
-        if p.is_file()
-    }
-    assert a == b and len(a) > 30
