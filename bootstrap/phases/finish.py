@@ -49,13 +49,7 @@ class Finish:
         t = ctx.target
         record = t.custody.load()
         assert record is not None
-        c = vault.client(vault.active_addr(t.vault_addrs), record.root_token)
-        try:
-            with vault.translated("revoking the root token"):
-                c.auth.token.revoke_self()
-        except vault.VaultRequestError as exc:
-            if exc.status != 403:  # 403: already revoked or expired
-                raise
+        vault.revoke_self(vault.active_addr(t.vault_addrs), record.root_token)
         failpoints.point("finish:revoked")
         credentials.record_root_revoked(t.custody, time.time())
         ctx.session.invalidate()
