@@ -207,8 +207,8 @@ UNSAFE_PATHS = re.compile(
 
 
 def vault_path(url: str) -> str:
-    """``/v1/sys/init?x=1`` -> ``sys/init``."""
-    path = urllib.parse.urlsplit(url).path.strip("/")
+    """hvac's ``/v1/sys/init?x=1`` -> ``sys/init`` (the path Vault routes)."""
+    path = url.partition("?")[0].strip("/")
     while "//" in path:
         path = path.replace("//", "/")
     return path[3:] if path.startswith("v1/") else path
@@ -225,9 +225,9 @@ def should_retry(method: str, path: str, outcome: int | NoAnswer) -> bool:
     """The retry decision for one try's outcome: a status, or no answer."""
     if isinstance(outcome, NoAnswer):
         return not outcome.final and (not outcome.sent or safe_to_repeat(method, path))
-    if vault_path(path) == "sys/health":
-        return False  # every health status is an answer
-    return outcome in RETRY_STATUSES and safe_to_repeat(method, path)
+    if outcome not in RETRY_STATUSES or vault_path(path) == "sys/health":
+        return False  # final, and every health status is an answer
+    return safe_to_repeat(method, path)
 
 
 @dataclass(frozen=True)
@@ -425,17 +425,18 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
             payload = data.encode() if isinstance(data, str) else bytes(data)
         else:
             payload = None
-        safe = safe_to_repeat(method, target)
+        path = vault_path(url)  # what Vault routes, without the base URI's own prefix
+        safe = safe_to_repeat(method, path)
 
         def once() -> Response:
             return self._send(method, target, payload, hdrs, fresh=not safe)
 
-        outcome = with_retries(method, target, once, self.retry, self.base_uri)
+        outcome = with_retries(method, path, once, self.retry, self.base_uri)
         if isinstance(outcome, NoAnswer):
             raise error_for(
                 None,
                 method,
-                vault_path(target),
+                path,
                 addr=self.base_uri,
                 reason=outcome.kind,
                 secrets=secrets_of(self.token, json),
@@ -455,8 +456,10 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
                 if not (exc.reused and not fresh):
                     raise
                 resp = self._exchange_on(origin, method, target, payload, headers, True)
+            if resp.status_code not in (307, 308) or not self.allow_redirects:
+                return resp
             location = resp.headers.get("Location")
-            if resp.status_code not in (307, 308) or not location or not self.allow_redirects:
+            if not location:
                 return resp
             parts = urllib.parse.urlsplit(location)
             if parts.scheme not in ("http", "https"):
