@@ -101,7 +101,12 @@ def _hvac_flavoured() -> dict[type, type[VaultRequestError]]:
     for status in (400, 401, 403, 404, 429, 500, 501, 502, 503, 599):
         hv = type(hvac.exceptions.VaultError.from_status(status))
         if hv not in out:
-            made = type(f"Vault{hv.__name__}", (VaultRequestError, hv), {"__module__": __name__})
+            # one name for all: reports and logs show "VaultRequestError" as before
+            made = type(
+                "VaultRequestError",
+                (VaultRequestError, hv),
+                {"__module__": __name__, "__qualname__": f"VaultRequestError[{hv.__name__}]"},
+            )
             out[hv] = cast(type[VaultRequestError], made)
     return out
 
@@ -216,7 +221,7 @@ def vault_path(url: str) -> str:
 
 def safe_to_repeat(method: str, path: str) -> bool:
     """May this call be sent again after a first try that may have reached the server?"""
-    if method.upper() in READ_METHODS:
+    if method in READ_METHODS or method.upper() in READ_METHODS:
         return True
     return not UNSAFE_PATHS.match(vault_path(path))
 
@@ -425,18 +430,23 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
             payload = data.encode() if isinstance(data, str) else bytes(data)
         else:
             payload = None
-        path = vault_path(url)  # what Vault routes, without the base URI's own prefix
-        safe = safe_to_repeat(method, path)
+        # decided on hvac's url: the path Vault routes, without the base URI's own prefix
+        fresh = not safe_to_repeat(method, url)
 
         def once() -> Response:
-            return self._send(method, target, payload, hdrs, fresh=not safe)
+            return self._send(method, target, payload, hdrs, fresh)
 
-        outcome = with_retries(method, path, once, self.retry, self.base_uri)
+        try:  # the first try inline: the common case pays nothing for retries
+            outcome: Response | NoAnswer = once()
+        except NoAnswer as exc:
+            outcome = exc
+        if isinstance(outcome, NoAnswer) or outcome.status_code in RETRY_STATUSES:
+            outcome = with_retries(method, url, once, self.retry, self.base_uri, first=outcome)
         if isinstance(outcome, NoAnswer):
             raise error_for(
                 None,
                 method,
-                path,
+                vault_path(url),
                 addr=self.base_uri,
                 reason=outcome.kind,
                 secrets=secrets_of(self.token, json),
@@ -564,11 +574,13 @@ def with_retries(
     once: Callable[[], Response],
     policy: RetryPolicy,
     where: str = "",
+    first: Response | NoAnswer | None = None,
 ) -> Response | NoAnswer:
     """Call ``once`` until its outcome is final under :func:`should_retry` or ``policy`` is
-    spent; return the last outcome. The first try runs outside tenacity (the common case
-    pays nothing for retries); tenacity then counts it as its first attempt and waits."""
-    first = _outcome(once)
+    spent; return the last outcome. ``first``: the outcome of a first try already made. The
+    first try runs outside tenacity; tenacity then counts it as its first attempt and waits."""
+    if first is None:
+        first = _outcome(once)
     if policy.attempts <= 1 or not should_retry(method, target, _status(first)):
         return first
     pending = [first]
