@@ -359,6 +359,8 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
         self._verify = verify if isinstance(verify, bool | str) else True
         self._cert = (cert,) if isinstance(cert, str) else (tuple(cert) if cert else None)
         self._local = threading.local()
+        self._base: dict[str, str] = {}
+        self._base_key: tuple[Any, ...] = ()
 
     # -- hvac's Adapter interface --
 
@@ -432,15 +434,15 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
             payload = None
         # decided on hvac's url: the path Vault routes, without the base URI's own prefix
         fresh = not safe_to_repeat(method, url)
-
-        def once() -> Response:
-            return self._send(method, target, payload, hdrs, fresh)
-
         try:  # the first try inline: the common case pays nothing for retries
-            outcome: Response | NoAnswer = once()
+            outcome: Response | NoAnswer = self._send(method, target, payload, hdrs, fresh)
         except NoAnswer as exc:
             outcome = exc
         if isinstance(outcome, NoAnswer) or outcome.status_code in RETRY_STATUSES:
+
+            def once() -> Response:
+                return self._send(method, target, payload, hdrs, fresh)
+
             outcome = with_retries(method, url, once, self.retry, self.base_uri, first=outcome)
         if isinstance(outcome, NoAnswer):
             raise error_for(
@@ -503,7 +505,10 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
         except (http.client.HTTPException, OSError) as exc:
             conn.close()
             conns.pop(origin, None)
-            raise NoAnswer(type(exc).__name__, sent=True, reused=reused) from None
+            # a reused connection that breaks (not one that times out) was most likely
+            # closed by the server while idle: _send reconnects at once for safe calls
+            stale = reused and not isinstance(exc, TimeoutError)
+            raise NoAnswer(type(exc).__name__, sent=True, reused=stale) from None
         if r.will_close:
             conn.close()
             conns.pop(origin, None)
@@ -541,7 +546,7 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
     def _target(self, url: str, params: Mapping[str, Any] | None) -> str:
         while "//" in url:
             url = url.replace("//", "/")
-        target = f"{self._prefix}/{url.lstrip('/')}"
+        target = self._prefix + url if url.startswith("/") else f"{self._prefix}/{url}"
         if params:
             query = urllib.parse.urlencode(
                 {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items()}
@@ -550,13 +555,15 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
         return target
 
     def _headers(self, extra: dict[str, str] | None, wrap_ttl: str | None) -> dict[str, str]:
-        h = dict(extra or {})
-        if self.request_header:
-            h["X-Vault-Request"] = "true"
-        if self.token:
-            h["X-Vault-Token"] = self.token
-        if self.namespace:
-            h["X-Vault-Namespace"] = self.namespace
+        key = (self.token, self.namespace, self.request_header)
+        if key != self._base_key:  # hvac may change the token (Client.token = ...)
+            base = {"X-Vault-Request": "true"} if self.request_header else {}
+            if self.token:
+                base["X-Vault-Token"] = self.token
+            if self.namespace:
+                base["X-Vault-Namespace"] = self.namespace
+            self._base, self._base_key = base, key
+        h = {**extra, **self._base} if extra else dict(self._base)
         if wrap_ttl:
             h["X-Vault-Wrap-TTL"] = str(wrap_ttl)
         return h
