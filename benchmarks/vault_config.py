@@ -6,8 +6,11 @@ For each catalog size N (services with three secrets and two shared reads each):
   - the same configuration applied by OpenTofu with the hashicorp/vault provider, when that
     provider is in the tools' filesystem mirror (the peer).
 Write requests are counted from OpenBao's audit log (create/update/delete operations).
+After the table, one row compares the product's Vault client (hvac on its keep-alive adapter,
+retries included) with a bare http.client loop on one keep-alive connection, for the same
+``--reads`` policy reads on one thread.
 
-    uv run python benchmarks/vault_config.py --sizes 50,200,500,1000
+    uv run python benchmarks/vault_config.py --sizes 50,200,500,1000 --reads 2000
 
 Prints a table; changes nothing outside a temporary directory.
 """
@@ -15,6 +18,7 @@ Prints a table; changes nothing outside a temporary directory.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -22,13 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import hvac
 from common import TOOLS_DIR, catalog_text, sandbox_settings
 
 from bootstrap import sandbox
+from bootstrap.clients import vault
 from bootstrap.core.waits import WaitSettings
 from bootstrap.model.catalog import Catalog, parse_catalog
 from bootstrap.model.settings import Settings
@@ -136,12 +143,57 @@ def run_peer(catalog: Catalog, addr: str, token: str, work: Path) -> float | str
     return elapsed
 
 
+PRODUCT = "hvac + keep-alive adapter (the product)"
+BARE = "bare http.client loop"
+REQUESTS = "hvac's default adapter (requests)"
+
+
+def read_costs(addr: str, token: str, names: list[str], reads: int) -> dict[str, float]:
+    """Microseconds per policy read, the same reads on one thread, best of three rounds:
+    the product's client (hvac + the keep-alive adapter), a bare http.client loop on one
+    keep-alive connection, and hvac's default requests-based adapter."""
+    paths = [f"sys/policies/acl/{names[i % len(names)]}" for i in range(reads)]
+    api = vault.Api(addr, token)
+    default = hvac.Client(url=addr, token=token)
+    parts = urllib.parse.urlsplit(addr)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
+    headers = {"X-Vault-Token": token, "X-Vault-Request": "true"}
+
+    def product() -> None:
+        for p in paths:
+            assert api.read(p) is not None
+
+    def bare() -> None:
+        for p in paths:
+            conn.request("GET", f"/v1/{p}", headers=headers)
+            resp = conn.getresponse()
+            body = json.loads(resp.read())
+            assert resp.status == 200 and body["data"]
+
+    def hvac_default() -> None:
+        for p in paths:
+            assert default.read(p) is not None
+
+    clients = {PRODUCT: product, BARE: bare, REQUESTS: hvac_default}
+    best = dict.fromkeys(clients, float("inf"))
+    for _ in range(3):
+        for name, fn in clients.items():
+            started = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - started)
+    conn.close()
+    default.adapter.close()
+    return {name: t / reads * 1e6 for name, t in best.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="50,200,500,1000")
+    parser.add_argument("--reads", type=int, default=2000, help="reads per client in the row")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
+    costs: dict[str, float] = {}
     for n in sizes:
         tmp = Path(tempfile.mkdtemp(prefix=f"bench-{n}-"))
         box = sandbox.up(tmp / "sandbox", TOOLS_DIR, timeout=90)
@@ -164,6 +216,9 @@ def main() -> None:
             assert status == "no-change", status
             token, _ = resolve_token(target.custody)
             peer = run_peer(generated(n), box.bao_addr, token, tmp / "peer")
+            if not costs and args.reads > 0:
+                names = [svc.name for svc in catalog.services]
+                costs = read_costs(box.bao_addr, token, names, args.reads)
             rows.append((n, scratch, w1 - w0, noop, w2 - w1, peer))
             print(
                 f"N={n}: scratch {scratch:.2f}s ({w1 - w0} writes), no-op {noop:.2f}s "
@@ -187,6 +242,12 @@ def main() -> None:
         speed = f"{peer / scratch:.0f}x" if isinstance(peer, float) else "n/a"
         peer_txt = f"{peer:.2f}" if isinstance(peer, float) else peer
         print(f"| {n} | {scratch:.2f} | {w_s} | {noop:.2f} | {w_n} | {peer_txt} | {speed} |")
+    if costs:
+        print(f"\n{args.reads} policy reads on one thread, keep-alive connections:")
+        print("| client | per read (us) | vs bare |")
+        print("|---|---:|---:|")
+        for name in (PRODUCT, BARE, REQUESTS):
+            print(f"| {name} | {costs[name]:.0f} | {costs[name] / costs[BARE]:.2f}x |")
 
 
 if __name__ == "__main__":

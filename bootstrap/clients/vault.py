@@ -1,21 +1,31 @@
-"""The Vault/OpenBao client: health as data, initialization, unseal, raft membership.
-Every call goes through hvac or requests here; errors become product errors that never carry
-tokens, keys or secret values. Works the same against HashiCorp Vault (same HTTP API)."""
+"""The Vault/OpenBao client: health as data, initialization, unseal, raft membership, token
+revocation, and :class:`Api` for bulk configuration work. Every call goes through hvac over
+the one adapter of :mod:`bootstrap.clients.vault_http` (keep-alive stdlib connections, one
+status-to-error mapping, bounded retries of transient answers); errors become product errors
+that never carry tokens, keys or secret values. Works the same against HashiCorp Vault (same
+HTTP API)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import hvac
-import hvac.exceptions
-import requests
 
+from bootstrap.clients.vault_http import (
+    DEFAULT_RETRY,
+    NO_RETRY,
+    KeepAliveAdapter,
+    Response,
+    RetryPolicy,
+    VaultRequestError,
+)
 from bootstrap.core import failpoints
-from bootstrap.core.errors import VaultStateError
 
 log = logging.getLogger(__name__)
 
@@ -47,73 +57,49 @@ class Health:
         return f"{self.addr}: {self.state}"
 
 
-class VaultRequestError(VaultStateError):
-    """Vault refused a request. Carries the HTTP status; retried only when transient."""
+@contextmanager
+def _client(
+    addr: str, token: str | None = None, timeout: float = 10.0, retry: RetryPolicy = DEFAULT_RETRY
+) -> Iterator[hvac.Client]:
+    """An hvac client over the keep-alive adapter for a few calls; its connection is closed
+    on the way out. No token: none is sent (hvac would otherwise take $VAULT_TOKEN)."""
+    c = hvac.Client(
+        url=addr, token=token or "", timeout=timeout, adapter=KeepAliveAdapter, retry=retry
+    )
+    try:
+        yield c
+    finally:
+        c.adapter.close()
 
-    def __init__(self, message: str, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
 
-    @property
-    def transient(self) -> bool:
-        return self.status is None or self.status >= 500 or self.status == 429
+def _body(result: Any) -> dict[str, Any] | None:
+    """hvac's JSONAdapter answer as a dict: a dict, a Response (non-200 or not JSON), None."""
+    if isinstance(result, Response):
+        data = result.data()
+        return data if isinstance(data, dict) else None
+    return result if isinstance(result, dict) else None
 
 
 def health(addr: str, timeout: float = 3.0) -> Health:
-    """Read /v1/sys/health without raising for the documented non-200 codes."""
+    """Read /v1/sys/health. The documented non-200 codes are answers, not errors; no answer
+    is ``code=None``. Not retried: its callers poll."""
     try:
-        resp = requests.get(
-            f"{addr.rstrip('/')}/v1/sys/health", timeout=timeout, params={"perfstandbyok": "false"}
-        )
-    except requests.RequestException as exc:
-        return Health(addr, None, f"no answer ({type(exc).__name__})")
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
-    state = HEALTH_STATES.get(resp.status_code, f"HTTP {resp.status_code}")
+        with _client(addr, timeout=timeout, retry=NO_RETRY) as c:
+            result = c.sys.read_health_status(method="GET")
+    except VaultRequestError as exc:
+        if exc.status is not None:
+            raise
+        return Health(addr, None, f"no answer ({exc.reason})")
+    code = result.status_code if isinstance(result, Response) else 200
+    body = _body(result) or {}
     return Health(
         addr,
-        resp.status_code,
-        state,
+        code,
+        HEALTH_STATES.get(code, f"HTTP {code}"),
         bool(body.get("initialized")),
         bool(body.get("sealed", True)),
         str(body.get("version", "")),
     )
-
-
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    """hvac/requests errors -> VaultRequestError (status kept, message sanitised)."""
-    try:
-        yield
-    except hvac.exceptions.VaultError as exc:
-        errors = getattr(exc, "errors", None) or []
-        detail = "; ".join(str(e) for e in errors)[:300] if isinstance(errors, list) else ""
-        status = _status_of(exc)
-        raise VaultRequestError(
-            f"{what}: HTTP {status}: {detail or type(exc).__name__}", status
-        ) from None
-    except requests.RequestException as exc:
-        raise VaultRequestError(f"{what}: no answer ({type(exc).__name__})", None) from None
-
-
-def _status_of(exc: hvac.exceptions.VaultError) -> int | None:
-    mapping = {
-        hvac.exceptions.InvalidRequest: 400,
-        hvac.exceptions.Unauthorized: 401,
-        hvac.exceptions.Forbidden: 403,
-        hvac.exceptions.InvalidPath: 404,
-        hvac.exceptions.RateLimitExceeded: 429,
-        hvac.exceptions.InternalServerError: 500,
-        hvac.exceptions.VaultNotInitialized: 501,
-        hvac.exceptions.VaultDown: 503,
-        hvac.exceptions.BadGateway: 502,
-    }
-    for cls, code in mapping.items():
-        if isinstance(exc, cls):
-            return code
-    return None
 
 
 def active_addr(addrs: list[str]) -> str:
@@ -124,132 +110,88 @@ def active_addr(addrs: list[str]) -> str:
     return addrs[0]
 
 
-def client(addr: str, token: str | None = None) -> hvac.Client:
-    c = hvac.Client(url=addr, timeout=10)
-    if token:
-        c.token = token
-    return c
-
-
 def initialize(
     addr: str, shares: int, threshold: int, pgp_keys: list[str] | None = None
 ) -> dict[str, Any]:
     """Initialize; returns the raw response (keys and root token). The caller must put it
-    in custody before doing anything else."""
-    with translated(f"initializing {addr}"):
-        resp = client(addr).sys.initialize(
-            secret_shares=shares, secret_threshold=threshold, pgp_keys=pgp_keys
-        )
+    in custody before doing anything else. Never sent twice (see vault_http)."""
+    with _client(addr) as c:
+        resp = c.sys.initialize(secret_shares=shares, secret_threshold=threshold, pgp_keys=pgp_keys)
     return dict(resp)
 
 
 def submit_unseal_keys(addr: str, keys: list[str]) -> Health:
-    """Submit keys until the node unseals; a node already unsealed is left alone."""
+    """Submit keys until the node unseals; a node already unsealed is left alone. A key whose
+    submission may have reached the node is not sent again here: the caller polls, and this
+    function reads health before it submits anything."""
     h = health(addr)
     if h.answering and not h.sealed:
         return h
-    c = client(addr)
-    for key in keys:
-        with translated(f"unsealing {addr}"):
-            status = c.sys.submit_unseal_key(key=key)
-        failpoints.point("vault-ready:unseal-key")
-        if not status.get("sealed", True):
-            break
+    with _client(addr) as c:
+        for key in keys:
+            status = _body(c.sys.submit_unseal_key(key=key)) or {}
+            failpoints.point("vault-ready:unseal-key")
+            if not status.get("sealed", True):
+                break
     return health(addr)
 
 
 def join_raft(addr: str, leader_addr: str) -> bool:
     """Ask a follower to join the leader's raft cluster. True if it joined."""
-    with translated(f"joining {addr} to {leader_addr}"):
-        resp = client(addr).sys.join_raft_cluster(leader_api_addr=leader_addr)
-    data = resp.json() if hasattr(resp, "json") else dict(resp)
+    with _client(addr) as c:
+        data = _body(c.sys.join_raft_cluster(leader_api_addr=leader_addr)) or {}
     return bool(data.get("joined"))
 
 
 def raft_peers(addr: str, token: str) -> list[dict[str, Any]]:
-    with translated(f"reading raft configuration from {addr}"):
-        resp = client(addr, token).sys.read_raft_config()
+    with _client(addr, token) as c:
+        resp = c.sys.read_raft_config()
     return list(resp["data"]["config"]["servers"])
 
 
+def revoke_self(addr: str, token: str) -> None:
+    """Revoke ``token`` with itself. A 403 means it is already revoked or expired: done."""
+    try:
+        with _client(addr, token) as c:
+            c.auth.token.revoke_self()
+    except VaultRequestError as exc:
+        if exc.status != 403:
+            raise
+
+
 class Api:
-    """A token-bearing client for configuration work. Keep-alive HTTP/1.1 connections, one
-    per worker thread (stdlib http.client: about half the per-request cost of requests), so
-    reads and writes of hundreds of policies and roles run in parallel."""
+    """A token-bearing client for configuration work: one hvac client over the keep-alive
+    adapter (a connection per worker thread), so reads and writes of hundreds of policies
+    and roles run in parallel. Transient answers are retried per ``retry``."""
 
-    def __init__(self, addr: str, token: str, workers: int = 6, timeout: float = 30.0) -> None:
-        import threading
-        import urllib.parse
-
-        parsed = urllib.parse.urlsplit(addr)
+    def __init__(
+        self,
+        addr: str,
+        token: str,
+        workers: int = 6,
+        timeout: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
         self.addr = addr
-        self._scheme = parsed.scheme
-        self._host = parsed.hostname or "127.0.0.1"
-        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self._prefix = parsed.path.rstrip("/")
-        self._token = token
-        self._timeout = timeout
-        self._local = threading.local()
-        self._lock = threading.Lock()
         self.workers = workers
         self.writes = 0
-
-    def _conn(self) -> Any:
-        import http.client
-        import ssl
-
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            if self._scheme == "https":
-                c = http.client.HTTPSConnection(
-                    self._host,
-                    self._port,
-                    timeout=self._timeout,
-                    context=ssl.create_default_context(),
-                )
-            else:
-                c = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-            self._local.conn = c
-        return c
+        self._lock = threading.Lock()
+        #: the hvac client, for anything beyond these methods
+        self.client = hvac.Client(
+            url=addr, token=token, timeout=timeout, adapter=KeepAliveAdapter, retry=retry
+        )
+        self._adapter: KeepAliveAdapter = self.client.adapter
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any] | None]:
-        """One request; returns (status, JSON body or None). Retries once on a dropped
-        keep-alive connection. Raises VaultRequestError for 4xx/5xx other than 404."""
-        import http.client
-        import json as _json
-
-        payload = _json.dumps(body).encode() if body is not None else None
-        headers = {"X-Vault-Token": self._token, "X-Vault-Request": "true"}
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-        what = f"{method} {path}"
-        for attempt in (1, 2):
-            conn = self._conn()
-            try:
-                conn.request(method, f"{self._prefix}/v1/{path}", body=payload, headers=headers)
-                resp = conn.getresponse()
-                raw = resp.read()
-                break
-            except (http.client.HTTPException, OSError) as exc:
-                conn.close()
-                self._local.conn = None
-                if attempt == 2:
-                    raise VaultRequestError(
-                        f"{what}: no answer ({type(exc).__name__})", None
-                    ) from None
-        data: dict[str, Any] | None = None
-        if raw:
-            try:
-                data = _json.loads(raw)
-            except ValueError:
-                data = None
-        if resp.status >= 400 and resp.status != 404:
-            errors = (data or {}).get("errors") or []
-            detail = "; ".join(str(e) for e in errors)[:300] or resp.reason
-            raise VaultRequestError(f"{what}: HTTP {resp.status}: {detail}", resp.status)
-        return resp.status, data
+        """One call; returns (status, JSON body or None). 404 is an answer (absent); other
+        statuses >= 400 raise VaultRequestError."""
+        url = f"/v1/{path}"
+        resp = self._adapter.exchange(method, url, json=body)
+        if resp.status_code >= 400 and resp.status_code != 404:
+            raise self._adapter.error(method, url, resp, body)
+        return resp.status_code, _body(resp)
 
     def _count_write(self) -> None:
         with self._lock:
@@ -257,32 +199,50 @@ class Api:
 
     def read(self, path: str) -> dict[str, Any] | None:
         """GET /v1/<path>; None when it does not exist."""
-        status, data = self.request("GET", path)
-        return None if status == 404 else data
+        return _body(self.client.read(path))
 
     def list_keys(self, path: str) -> list[str]:
-        status, data = self.request("LIST", path)
-        if status == 404 or not data:
+        data = _body(self.client.list(path))
+        if not data:
             return []
         return list(data.get("data", {}).get("keys", []))
 
     def write(self, path: str, data: dict[str, Any]) -> dict[str, Any] | None:
         self._count_write()
-        return self.request("POST", path, data)[1]
+        return _body(self.client.write_data(path, data=data))
 
     def put(self, path: str, data: dict[str, Any]) -> None:
         self._count_write()
-        self.request("PUT", path, data)
+        self._adapter.put(f"/v1/{path}", json=data)
 
     def delete(self, path: str) -> None:
+        """DELETE /v1/<path>; a path already absent is fine."""
         self._count_write()
-        self.request("DELETE", path)
+        try:
+            self.client.delete(path)
+        except VaultRequestError as exc:
+            if exc.status != 404:
+                raise
 
     def parallel(self, fn: Any, items: list[Any]) -> list[Any]:
         """Map fn over items on the worker pool, preserving order; first error raises."""
         if len(items) < 4 or self.workers < 2:
             return [fn(i) for i in items]
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(fn, items))
+
+
+__all__ = [
+    "HEALTH_STATES",
+    "Api",
+    "Health",
+    "RetryPolicy",
+    "VaultRequestError",
+    "active_addr",
+    "health",
+    "initialize",
+    "join_raft",
+    "raft_peers",
+    "revoke_self",
+    "submit_unseal_keys",
+]

@@ -65,13 +65,7 @@ class Finish(PhaseBase, name="finish", summary=SUMMARY):
         record = t.custody.load()
         if record is None or not record.root_token:
             raise VaultStateError(f"no root token in {t.custody.description} to revoke")
-        c = vault.client(vault.active_addr(t.vault_addrs), record.root_token)
-        try:
-            with vault.translated("revoking the root token"):
-                c.auth.token.revoke_self()
-        except vault.VaultRequestError as exc:
-            if exc.status != 403:  # 403: already revoked or expired
-                raise
+        vault.revoke_self(vault.active_addr(t.vault_addrs), record.root_token)
         failpoints.point("finish:revoked")
         credentials.record_root_revoked(t.custody, time.time())
         ctx.session.invalidate()
