@@ -12,7 +12,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,26 +64,21 @@ def error_summary(stderr: str) -> str:
     return "; ".join(out) or " ".join(text.split())[-500:]
 
 
+@dataclass
 class Workspace:
     """A working copy of the placeholder module with its own data dir, state and plugins."""
 
-    def __init__(
-        self,
-        root: Path,
-        binary: str,
-        tools_dir: Path,
-        backend: str = "local",
-        backend_namespace: str = "vault-bootstrap",
-        kubeconfig: Path | None = None,
-    ) -> None:
-        self.root = root.resolve()
-        self.binary = binary
-        self.tools_dir = tools_dir
-        self.backend = backend
-        self.backend_namespace = backend_namespace
-        self.kubeconfig = kubeconfig
-        self._initialised = False
-        self._binary_path: str | None = None
+    root: Path
+    binary: str
+    tools_dir: Path
+    backend: str = "local"
+    backend_namespace: str = "vault-bootstrap"
+    kubeconfig: Path | None = None
+    _initialised: bool = field(default=False, init=False, repr=False)
+    _binary_path: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
 
     def _bin(self) -> str:
         if self._binary_path is None:

@@ -373,15 +373,11 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
             conn.close()
         self._conns().clear()
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str] | None = None,
-        raise_exception: bool = True,
-        **kwargs: Any,
-    ) -> Any:
-        resp = self.exchange(method, url, headers=headers, **kwargs)
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """hvac's call: ``headers``, ``raise_exception`` (default True) and the request's
+        own keywords (json, params, wrap_ttl, ...)."""
+        raise_exception = kwargs.pop("raise_exception", True)
+        resp = self.exchange(method, url, **kwargs)
         if resp.status_code >= 400 and raise_exception and not self.ignore_exceptions:
             raise self.error(method, url, resp, kwargs.get("json"))
         if resp.status_code == 200:
