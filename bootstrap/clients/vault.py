@@ -110,12 +110,18 @@ def active_addr(addrs: list[str]) -> str:
     return addrs[0]
 
 
+#: Initializing answers once the keys are made and the storage (raft included) is written:
+#: seconds on a busy machine (5-8 s for raft on two cores). A request that times out may still
+#: initialize Vault, and its keys, sent in that answer only, would be lost: wait long enough.
+INIT_TIMEOUT = 120.0
+
+
 def initialize(
     addr: str, shares: int, threshold: int, pgp_keys: list[str] | None = None
 ) -> dict[str, Any]:
     """Initialize; returns the raw response (keys and root token). The caller must put it
     in custody before doing anything else. Never sent twice (see vault_http)."""
-    with _client(addr) as c:
+    with _client(addr, timeout=INIT_TIMEOUT) as c:
         resp = c.sys.initialize(secret_shares=shares, secret_threshold=threshold, pgp_keys=pgp_keys)
     return dict(resp)
 
