@@ -124,8 +124,14 @@ def active_addr(addrs: list[str]) -> str:
     return addrs[0]
 
 
-def client(addr: str, token: str | None = None) -> hvac.Client:
-    c = hvac.Client(url=addr, timeout=10)
+#: Initializing answers once the keys are made and the storage (raft included) is written:
+#: seconds on a busy machine (5-8 s for raft on two cores). A request that times out may still
+#: initialize Vault, and its keys, sent in that answer only, would be lost: wait long enough.
+INIT_TIMEOUT = 120.0
+
+
+def client(addr: str, token: str | None = None, timeout: float = 10) -> hvac.Client:
+    c = hvac.Client(url=addr, timeout=timeout)
     if token:
         c.token = token
     return c
@@ -137,7 +143,7 @@ def initialize(
     """Initialize; returns the raw response (keys and root token). The caller must put it
     in custody before doing anything else."""
     with translated(f"initializing {addr}"):
-        resp = client(addr).sys.initialize(
+        resp = client(addr, timeout=INIT_TIMEOUT).sys.initialize(
             secret_shares=shares, secret_threshold=threshold, pgp_keys=pgp_keys
         )
     return dict(resp)
