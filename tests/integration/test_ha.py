@@ -30,7 +30,8 @@ def test_ha_bootstrap_unseals_and_joins_every_node(ha_box: Box) -> None:
     assert [h.code for h in ha_box.initial_health] == [501, 501, 501]
     s = ha_box.settings()
     results, _ = run(s, load_catalog(EXAMPLE), ["vault-ready", "vault-config"])
-    assert statuses(results) == {"vault-ready": "applied", "vault-config": "applied"}
+    errors = [r.error for r in results if r.error]
+    assert statuses(results) == {"vault-ready": "applied", "vault-config": "applied"}, errors
     nodes = [vault.health(a) for a in ha_box.state.bao_addrs]
     assert all(n.initialized and not n.sealed for n in nodes)
     assert sorted(n.code for n in nodes) == [200, 429, 429]
