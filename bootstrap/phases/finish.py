@@ -62,10 +62,10 @@ class Finish(PhaseBase, name="finish", summary=SUMMARY):
 
     def _revoke(self, ctx: RunContext) -> None:
         t = ctx.target
-        record = t.custody.load()
-        if record is None or not record.root_token:
-            raise VaultStateError(f"no root token in {t.custody.description} to revoke")
-        vault.revoke_self(vault.active_addr(t.vault_addrs), record.root_token)
+        root = credentials.usable_root(t.custody)
+        if root is None:
+            raise VaultStateError(f"no usable root token in {t.custody.description} to revoke")
+        vault.revoke_self(vault.active_addr(t.vault_addrs), root)
         failpoints.point("finish:revoked")
         credentials.record_root_revoked(t.custody, time.time())
         ctx.session.invalidate()

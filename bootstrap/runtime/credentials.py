@@ -40,10 +40,17 @@ def root_revoked(custody: Custody) -> bool:
     return custody.load_extra(ROOT_REVOKED_EXTRA) is not None
 
 
-def root_usable(custody: Custody) -> bool:
-    """The init record holds a plain (not PGP-encrypted) root token not yet revoked."""
+def usable_root(custody: Custody) -> str | None:
+    """The root token, when the init record holds it in plain (not PGP-encrypted) and it
+    has not been revoked."""
     record = custody.load()
-    return bool(record and record.root_token and not record.pgp and not root_revoked(custody))
+    if record is None or not record.root_token or record.pgp or root_revoked(custody):
+        return None
+    return record.root_token
+
+
+def root_usable(custody: Custody) -> bool:
+    return usable_root(custody) is not None
 
 
 def resolve_token(custody: Custody) -> tuple[str, str]:
@@ -54,9 +61,9 @@ def resolve_token(custody: Custody) -> tuple[str, str]:
     admin = custody.load_extra(ADMIN_EXTRA)
     if admin and admin.get("token"):
         return str(admin["token"]), f"bootstrap-admin credential in {custody.description}"
-    record = custody.load()
-    if record is not None and root_usable(custody):
-        return record.root_token, f"root token in {custody.description}"
+    root = usable_root(custody)
+    if root is not None:
+        return root, f"root token in {custody.description}"
     raise VaultStateError(
         "no Vault token: set VAULT_TOKEN or BAO_TOKEN (the bootstrap-admin credential and the "
         f"root token are not in {custody.description})"
