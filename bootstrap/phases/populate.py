@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.clients.kv import read_kv
-from bootstrap.clients.vault import Api, VaultRequestError
+from bootstrap.clients.vault import VaultRequestError
 from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, VaultStateError
 from bootstrap.model import conventions as conv
@@ -103,13 +103,29 @@ class Populate(PhaseBase, name="populate", summary=SUMMARY):
         api = ctx.vault
         writes = [a for a in actions if isinstance(a, WriteKv) and a.changes]
         base_dir = ctx.settings.catalog.resolve().parent
-        ready: list[tuple[WriteKv, dict[str, str]]] = []
+        roots = ctx.settings.source_file_roots
+
+        def read_vault(path: str, key: str) -> str | None:
+            return read_kv(api, path)[0].get(key)
+
+        # every value resolved (and checked) before anything is written; sources one at a
+        # time (commands, prompts), then what each path holds now, read in parallel
+        resolved: list[tuple[WriteKv, dict[str, str]]] = []
         failures: list[str] = []
-        for w in writes:  # every value resolved (and checked) before anything is written
-            data, problems = _resolve(ctx, api, w, base_dir)
+        for w in writes:
+            new, problems = resolve_values(w, base_dir, read_vault, roots)
             failures += problems
             if not problems:
-                ready.append((w, data))
+                resolved.append((w, new))
+        ready: list[tuple[WriteKv, dict[str, str]]] = []
+        if not failures:
+            held = api.parallel(lambda item: read_kv(api, item[0].path), resolved)
+            for (w, new), (have, version) in zip(resolved, held, strict=True):
+                if version != w.version:
+                    raise _changed(w)
+                merged, problems = merge(w.path, have, new)
+                failures += problems
+                ready.append((w, merged))
         if failures:
             raise BootstrapError(
                 f"populate wrote nothing: {len(failures)} value(s) could not be used:\n"
@@ -138,23 +154,6 @@ def _changed(w: WriteKv) -> VaultStateError:
         f"{w.path} changed in Vault while the bootstrap ran (check-and-set version "
         f"{w.version} no longer current); run again"
     )
-
-
-def _resolve(
-    ctx: RunContext, api: Api, w: WriteKv, base_dir: Path
-) -> tuple[dict[str, str], list[str]]:
-    """The path's data after the write, or the reasons it cannot be written."""
-
-    def read_vault(path: str, key: str) -> str | None:
-        return read_kv(api, path)[0].get(key)
-
-    new, problems = resolve_values(w, base_dir, read_vault, ctx.settings.source_file_roots)
-    if problems:
-        return {}, problems
-    have, version = read_kv(api, w.path)
-    if version != w.version:
-        raise _changed(w)
-    return merge(w.path, have, new)
 
 
 def resolve_values(
