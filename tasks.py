@@ -160,15 +160,19 @@ def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
     )
 
 
-def _phase_flags(only: list[str], start: str | None, skip: list[str]) -> list[str]:
+def _phase_flags(
+    only: list[str], start: str | None, skip: list[str], restore: bool = False
+) -> list[str]:
     from bootstrap.phases.registry import registered
 
-    names = [p.name for p in registered()]
+    names = [p.name for p in registered(restore)]
     return pipeline.select(names, only, start, skip)
 
 
-def _print_results(results: list[pipeline.PhaseResult], dry_run: bool) -> None:
-    table = Table(title="plan" if dry_run else "bootstrap")
+def _print_results(
+    results: list[pipeline.PhaseResult], dry_run: bool, title: str = "bootstrap"
+) -> None:
+    table = Table(title="plan" if dry_run else title)
     for col in ("phase", "status", "changes", "seconds"):
         table.add_column(col)
     for r in results:
@@ -194,18 +198,17 @@ def _run_pipeline(
     report: str | None,
     prune: bool,
     rotate: bool = False,
+    restore: Any = None,
+    default_report: str | None = None,
 ) -> None:
     from bootstrap.phases.registry import run_phases
 
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
     cat = _load(s)
-    selected = _phase_flags(only, start, skip)
-    ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run)
-    path = (
-        Path(report)
-        if report
-        else s.state_dir / "reports" / ("plan.json" if dry_run else "bootstrap.json")
-    )
+    selected = _phase_flags(only, start, skip, restore=restore is not None)
+    ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run, restore=restore)
+    default = default_report or ("plan.json" if dry_run else "bootstrap.json")
+    path = Path(report) if report else s.state_dir / "reports" / default
     try:
         with pipeline.reporting(path) as results:
             run_phases(
@@ -216,7 +219,7 @@ def _run_pipeline(
             )
     finally:
         err.print(f"report: {_e(path)}")
-    _print_results(results, dry_run)
+    _print_results(results, dry_run, "dr.restore" if restore is not None else "bootstrap")
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise BootstrapError(f"phase {failed[0].name} failed: {failed[0].error}")
@@ -315,6 +318,89 @@ def rotation(c, secret, catalog=None):  # type: ignore[no-untyped-def]
     console.print(f"rotation test passed for {_e(result['secret'])} ({_e(result['vault_path'])})")
     for target, revisions in result["revisions"].items():
         console.print(f"  {_e(target)}: revisions {_e(' -> '.join(revisions))}", highlight=False)
+
+
+# -- disaster recovery ------------------------------------------------------------------
+
+
+@task(
+    name="snapshot",
+    iterable=["age_recipient"],
+    help={
+        "out": "the snapshot file to write (mode 0600); its manifest goes to OUT.manifest.json",
+        "catalog": "service catalog (its name goes into the manifest)",
+        "age_recipient": "encrypt to this age (age1...) or SSH public key (repeatable)",
+        "force": "replace OUT if it exists",
+        "plan": "say what would be written, change nothing",
+    },
+)
+@friendly
+def dr_snapshot(c, out, catalog=None, age_recipient=None, force=False, plan=False):  # type: ignore[no-untyped-def]
+    """Take a raft snapshot of the running Vault, with a manifest (never the unseal keys)."""
+    from bootstrap.commands import dr
+    from bootstrap.runtime import target as target_mod
+
+    s, cat = _catalog(c, catalog)
+    t = target_mod.resolve(s, start_sandbox=False)
+    p = dr.plan(t, Path(out), list(age_recipient or []), force)
+    if plan:
+        for line in p.lines():
+            console.print(f"  would {_e(line)}", highlight=False)
+        return
+    m = dr.take(p, t, cat.name, list(age_recipient or []))
+    console.print(
+        f"wrote {_e(out)} ({m.bytes} bytes, sha256 {m.sha256}, raft index {m.raft_index}"
+        + (", age-encrypted" if m.encryption else "")
+        + f") and {_e(p.manifest)}",
+        highlight=False,
+    )
+    console.print(
+        "keep both off-site, and a copy of the custody record apart from them: dr.restore "
+        "needs all three",
+        highlight=False,
+    )
+
+
+@task(
+    name="restore",
+    iterable=["age_identity"],
+    help={
+        "snapshot": "the snapshot file dr.snapshot wrote (its manifest beside it)",
+        "keys": "a copy of the original cluster's custody record (vault-init.json, its "
+        "vault-init.admin.json beside it); default: the target's custody already holds it",
+        "catalog": "service catalog (default from invoke.yaml)",
+        "age_identity": "age identity file for an encrypted snapshot (repeatable)",
+        "force": "restore over a Vault holding other data (says what it destroys), and set "
+        "aside another init record in custody",
+        "plan": "say what would be restored, replaced and re-pointed; change nothing",
+        "report": "write the JSON report here (default .bootstrap/reports/dr-restore.json)",
+    },
+)
+@friendly
+def dr_restore(  # type: ignore[no-untyped-def]
+    c, snapshot, keys=None, catalog=None, age_identity=None, force=False, plan=False, report=None
+):
+    """Restore a snapshot onto a new target, open it with the original keys, re-point, re-sync."""
+    from bootstrap.model.snapshot import RestoreRequest
+
+    request = RestoreRequest(
+        Path(snapshot),
+        Path(keys) if keys else None,
+        force,
+        tuple(Path(p) for p in age_identity or []),
+    )
+    _run_pipeline(
+        c,
+        catalog,
+        [],
+        None,
+        [],
+        plan,
+        report or None,
+        False,
+        restore=request,
+        default_report="dr-restore-plan.json" if plan else "dr-restore.json",
+    )
 
 
 # -- catalog ----------------------------------------------------------------------------
@@ -493,6 +579,7 @@ def down(c, keep=False):  # type: ignore[no-untyped-def]
 
 
 catalog_ns = Collection("catalog", validate)
+dr_ns = Collection("dr", dr_snapshot, dr_restore)
 verify_ns = Collection("verify", rotation)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
@@ -509,5 +596,6 @@ ns = Collection(
     tools_ns,
     sandbox_ns,
     verify_ns,
+    dr_ns,
 )
 ns.configure(DEFAULTS)

@@ -35,7 +35,7 @@ def sandbox_settings(tmp: Path, box: SandboxState, **overrides: object) -> Setti
         "kubeconfig": Path(box.kubeconfig),
         "vault_addrs": tuple(box.bao_addrs),
         "custody_file": tmp / "sandbox" / "custody" / "vault-init.json",
-        "audit_file": str(tmp / "sandbox" / "audit" / "bao-0.log"),
+        "audit_file": str(tmp / "sandbox" / "bao-0" / "audit.log"),
         "state_dir": tmp / "state",
     }
     values.update(overrides)

@@ -207,7 +207,7 @@ def main() -> None:
             (ready,) = run([VaultReady()], ctx, ["vault-ready"])
             if ready.status == "failed":
                 raise SystemExit(f"vault-ready failed: {ready.error}")
-            log = tmp / "sandbox" / "audit" / "bao-0.log"
+            log = tmp / "sandbox" / "bao-0" / "audit.log"
             w0 = audit_writes(log)
             scratch, _ = timed_config(settings, catalog, target)
             w1 = audit_writes(log)

@@ -48,6 +48,8 @@ class Health:
     initialized: bool = False
     sealed: bool = True
     version: str = ""
+    #: the cluster's id (answered by an unsealed node only): a restored snapshot brings its own
+    cluster_id: str = ""
 
     @property
     def answering(self) -> bool:
@@ -99,6 +101,7 @@ def health(addr: str, timeout: float = 3.0) -> Health:
         bool(body.get("initialized")),
         bool(body.get("sealed", True)),
         str(body.get("version", "")),
+        str(body.get("cluster_id") or ""),
     )
 
 
@@ -140,6 +143,44 @@ def submit_unseal_keys(addr: str, keys: list[str]) -> Health:
             if not status.get("sealed", True):
                 break
     return health(addr)
+
+
+def seal_status(addr: str) -> dict[str, Any]:
+    """/v1/sys/seal-status (no token): type, initialized, sealed, t, n, progress, version."""
+    with _client(addr) as c:
+        return _body(c.sys.read_seal_status()) or {}
+
+
+def reset_unseal(addr: str) -> None:
+    """Drop the key shares a node holds from an unseal in progress (before trying another
+    set of keys: shares of two sets never combine)."""
+    with _client(addr) as c:
+        c.sys.submit_unseal_key(reset=True)
+
+
+#: A restore sends the whole snapshot and answers once raft has applied it.
+SNAPSHOT_TIMEOUT = 600.0
+
+
+def download_snapshot(addr: str, token: str) -> bytes:
+    """GET /v1/sys/storage/raft/snapshot: the raft snapshot (a gzip'd tar), whole."""
+    with _client(addr, token, timeout=SNAPSHOT_TIMEOUT) as c:
+        resp = c.adapter.exchange("GET", "/v1/sys/storage/raft/snapshot")
+        if resp.status_code != 200:
+            raise c.adapter.error("GET", "/v1/sys/storage/raft/snapshot", resp, None)
+        return bytes(resp.content)
+
+
+def restore_snapshot(addr: str, token: str, data: bytes, *, force: bool) -> None:
+    """POST the snapshot to /v1/sys/storage/raft/snapshot(-force). ``force`` installs a
+    snapshot sealed with other keys (another cluster's). Never resent (see vault_http)."""
+    path = "/v1/sys/storage/raft/snapshot" + ("-force" if force else "")
+    with _client(addr, token, timeout=SNAPSHOT_TIMEOUT) as c:
+        resp = c.adapter.exchange(
+            "POST", path, data=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        if resp.status_code >= 400:
+            raise c.adapter.error("POST", path, resp, None)
 
 
 def join_raft(addr: str, leader_addr: str) -> bool:
@@ -245,10 +286,14 @@ __all__ = [
     "RetryPolicy",
     "VaultRequestError",
     "active_addr",
+    "download_snapshot",
     "health",
     "initialize",
     "join_raft",
     "raft_peers",
+    "reset_unseal",
+    "restore_snapshot",
     "revoke_self",
+    "seal_status",
     "submit_unseal_keys",
 ]

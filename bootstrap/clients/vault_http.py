@@ -207,7 +207,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "LIST"})
 UNSAFE_PATHS = re.compile(
     r"^(sys/init|sys/unseal|sys/raft/join|sys/generate-root(/.*)?|sys/generate-recovery-token(/.*)?"
     r"|sys/rekey(-recovery-key)?(/.*)?|sys/wrapping/wrap|auth/token/create(-orphan)?(/.*)?"
-    r"|auth/.+/login(/.*)?)$"
+    r"|auth/.+/login(/.*)?|sys/storage/raft/snapshot(-force)?)$"
 )
 
 

@@ -75,3 +75,8 @@ class SandboxError(BootstrapError):
 
 class ConvergenceError(BootstrapError):
     """A phase applied its plan but planning again still finds work to do."""
+
+
+class SnapshotError(BootstrapError):
+    """A raft snapshot file, or its manifest, cannot be trusted or restored here. Raised
+    before anything is changed."""

@@ -58,7 +58,8 @@ def render_role(catalog: Catalog, svc: Service) -> dict[str, Any]:
     }
 
 
-#: What the bootstrap-admin credential may do: configure, populate, check raft; no more.
+#: What the bootstrap-admin credential may do: configure, populate, check raft, take a raft
+#: snapshot (dr.snapshot); no more. Restoring one needs the root token of the target.
 ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
     ("sys/mounts", ["read"]),
     (f"sys/mounts/{conv.KV_MOUNT}", ["read"]),
@@ -70,6 +71,7 @@ ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
     (f"auth/{conv.AUTH_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
     (f"{conv.KV_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
     ("sys/storage/raft/configuration", ["read"]),
+    ("sys/storage/raft/snapshot", ["read"]),  # dr.snapshot
     ("auth/token/renew-self", ["update"]),
     ("auth/token/lookup-self", ["read"]),
 )

@@ -25,6 +25,7 @@ from bootstrap.core.waits import WaitSettings
 from bootstrap.model.actions import Action
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.settings import Settings
+from bootstrap.model.snapshot import RestoreRequest
 from bootstrap.runtime.credentials import Session
 from bootstrap.runtime.target import Target
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 #: are absent from the registry; selection flags may only name registered ones.
 PHASE_ORDER = (
     "preflight",
+    "dr-restore",  # only in 'invoke dr.restore'
     "placeholders",
     "vault-ready",
     "vault-config",
@@ -61,6 +63,8 @@ class RunContext:
     #: True while the runner re-plans after applying, to prove the phase converged: one-shot
     #: requests (``rotate``) are then not asked again, only the state is checked.
     converging: bool = False
+    #: Set by 'invoke dr.restore': the snapshot to restore first, and with what.
+    restore: RestoreRequest | None = None
     _session: Session | None = field(default=None, repr=False)
 
     @property

@@ -3,6 +3,7 @@ phase implements :class:`bootstrap.phases.pipeline.Phase`."""
 
 from __future__ import annotations
 
+from bootstrap.phases.dr_restore import DrRestore
 from bootstrap.phases.finish import Finish
 from bootstrap.phases.operator import Operator
 from bootstrap.phases.pipeline import Listener, Phase, PhaseResult, RunContext, run
@@ -16,8 +17,10 @@ from bootstrap.runtime import target
 from bootstrap.runtime.lock import cluster_lock
 
 
-def registered() -> list[Phase]:
-    """Phases available in this version, in bootstrap order."""
+def registered(restore: bool = False) -> list[Phase]:
+    """Phases available in this version, in bootstrap order; with ``restore`` (``invoke
+    dr.restore``), the restore of a snapshot right after preflight, before anything else
+    changes."""
     later: list[Phase] = [
         Placeholders(),
         VaultReady(),
@@ -28,7 +31,7 @@ def registered() -> list[Phase]:
         Finish(),
     ]
     needed = tuple(sorted({tool for phase in later for tool in phase.tools}))
-    return [Preflight(needed), *later]
+    return [Preflight(needed), *([DrRestore()] if restore else []), *later]
 
 
 def run_phases(
@@ -44,9 +47,9 @@ def run_phases(
     if needs_target and ctx.target_ is None:
         ctx.target_ = target.resolve(ctx.settings, start_sandbox=not ctx.dry_run)
     if not needs_target or ctx.dry_run:
-        return run(registered(), ctx, selected, on_event, results)
+        return run(registered(ctx.restore is not None), ctx, selected, on_event, results)
     with cluster_lock(ctx.target.kube, ctx.settings.lock_namespace) as held:
         ctx.stop_reason = lambda: (
             "the bootstrap lock was taken over" if held.lost.is_set() else None
         )
-        return run(registered(), ctx, selected, on_event, results)
+        return run(registered(ctx.restore is not None), ctx, selected, on_event, results)

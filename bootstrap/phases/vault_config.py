@@ -35,7 +35,7 @@ def audit_file(ctx: RunContext) -> str:
         return ctx.settings.audit_file
     t = ctx.target
     if t.sandbox is not None:
-        return str(Path(t.sandbox.directory) / "audit" / "bao-0.log")
+        return str(Path(t.sandbox.directory) / "bao-0" / "audit.log")
     return "stdout"
 
 

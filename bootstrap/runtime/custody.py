@@ -84,16 +84,24 @@ class Custody(Protocol):
 
     def store_extra(self, name: str, data: dict[str, Any]) -> None: ...
 
+    def set_aside(self, tag: str, extras: tuple[str, ...]) -> str:
+        """Move the record and the named extras out of the way, kept (never deleted) under a
+        name holding ``tag``; returns where they went."""
+        ...
 
-def _atomic_write(path: Path, text: str, *, overwrite: bool) -> None:
+
+def write_private(path: Path, content: str | bytes, *, overwrite: bool) -> None:
+    """Write ``content`` atomically (temporary file, fsync, link or rename, fsync of the
+    folder), mode 0600 (a new folder 0700); without ``overwrite`` an existing file is never
+    replaced."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists() and not overwrite:
         raise VaultStateError(f"custody file {path} already exists; refusing to overwrite it")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content.encode() if isinstance(content, str) else content)
             fh.flush()
             os.fsync(fh.fileno())
         if overwrite:
@@ -153,7 +161,7 @@ class FileCustody:
 
     def store(self, record: InitRecord) -> None:
         try:
-            _atomic_write(self.path, record.to_json(), overwrite=False)
+            write_private(self.path, record.to_json(), overwrite=False)
         except FileExistsError:
             raise VaultStateError(
                 f"custody file {self.path} already exists; refusing to overwrite it"
@@ -167,7 +175,19 @@ class FileCustody:
         return dict(json.loads(p.read_text(encoding="utf-8"))) if p.exists() else None
 
     def store_extra(self, name: str, data: dict[str, Any]) -> None:
-        _atomic_write(self._extra(name), json.dumps(data, indent=2) + "\n", overwrite=True)
+        write_private(self._extra(name), json.dumps(data, indent=2) + "\n", overwrite=True)
+
+    def set_aside(self, tag: str, extras: tuple[str, ...]) -> str:
+        folder = self.path.parent / f"replaced-{tag}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        # the extras first: a crash in between leaves the record, and a re-run moves it again
+        for name in extras:
+            extra = self._extra(name)
+            if extra.exists():
+                os.replace(extra, folder / extra.name)
+        if self.path.exists():
+            os.replace(self.path, folder / self.path.name)
+        return str(folder)
 
 
 class KubernetesSecretCustody:
@@ -224,6 +244,20 @@ class KubernetesSecretCustody:
             self.namespace, f"{self.name}-{name}", {"data.json": json.dumps(data).encode()}
         )
 
+    def set_aside(self, tag: str, extras: tuple[str, ...]) -> str:
+        """Copy each Secret to ``<name>-replaced-<tag>`` (created, never replaced), then delete
+        the original: a copy always exists before an original goes."""
+        aside = f"{self.name}-replaced-{tag}"
+        for name in [*(f"{self.name}-{e}" for e in extras), self.name]:
+            data = self.kube.read_secret(self.namespace, name)
+            if data is None:
+                continue
+            copy = aside + name[len(self.name) :]
+            if self.kube.read_secret(self.namespace, copy) is None:
+                self.kube.create_secret(self.namespace, copy, data)
+            self.kube.delete("v1", "Secret", name, self.namespace)
+        return f"Secret {self.namespace}/{aside}"
+
 
 #: Rescue files: where an init record goes when custody refuses it after initialization.
 RESCUE_GLOB = "vault-init.rescued-*.json"
@@ -266,7 +300,7 @@ def keep_safe(
     for folder in rescue_dirs(state_dir):
         rescue = folder / f"vault-init.rescued-{int(time.time())}-{os.getpid()}.json"
         try:
-            _atomic_write(rescue, record.to_json(), overwrite=False)
+            write_private(rescue, record.to_json(), overwrite=False)
         except (OSError, VaultStateError) as exc:
             failures.append(f"{rescue}: {getattr(exc, 'strerror', None) or exc}")
             continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -106,6 +107,7 @@ def up(
         bao_addrs=[f"http://127.0.0.1:{a}" for a, _ in ports.bao],
         ha=ha,
         started_at=time.time(),
+        sa_issuer=control_plane.sa_issuer(secrets.token_hex(4)),
     )
     control_plane.write_admin_kubeconfig(state, certs)
     try:
@@ -169,7 +171,7 @@ def restart(directory: Path, name: str, timeout: float = 60.0) -> Proc:
     old = state.process(name)
     if old.alive():
         raise SandboxError(f"{name} still runs (pid {old.pid})")
-    pid = procs.start(old.argv, Path(old.log), env=old.env)
+    pid = procs.start(old.argv, Path(old.log), env=old.env, cwd=Path(old.cwd) if old.cwd else None)
     new = replace(old, pid=pid, started=procs.start_time(pid))
     state.processes = [new if p.name == name else p for p in state.processes]
     state.save()

@@ -13,7 +13,11 @@ from bootstrap.sandbox.processes import clean_env, https_ok
 from bootstrap.sandbox.state import SandboxState
 from bootstrap.tooling import versions
 
-SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+def sa_issuer(unique: str) -> str:
+    """The ServiceAccount issuer of one sandbox (distinct per sandbox, as clusters' are)."""
+    return f"https://sandbox-{unique}.cluster-secrets-bootstrap.invalid"
+
 
 Say = Callable[[str], None]
 
@@ -84,7 +88,7 @@ def start_apiserver(
             "--client-ca-file",
             str(certs.ca_cert),
             "--service-account-issuer",
-            SA_ISSUER,
+            state.sa_issuer or sa_issuer("default"),
             "--service-account-key-file",
             str(certs.sa_pub),
             "--service-account-signing-key-file",

@@ -15,9 +15,16 @@ from bootstrap.sandbox.state import SandboxState
 Say = Callable[[str], None]
 
 
-def config(node: int, data: Path, api: int, cluster: int, peers: list[int], audit_log: Path) -> str:
+#: The audit log, relative to each node's own folder (its working folder). The same text in
+#: every node's configuration and every sandbox's: OpenBao compares its declared audit
+#: devices with the table in its data, and refuses to become active when they differ (so a
+#: snapshot restored into another sandbox, or a follower taking over, would never lead).
+AUDIT_LOG = "audit.log"
+
+
+def config(node: int, data: Path, api: int, cluster: int, peers: list[int]) -> str:
     """A node's configuration (HCL): raft storage joining ``peers``, a plain-HTTP loopback
-    listener, and the file audit device."""
+    listener, and the file audit device (:data:`AUDIT_LOG`)."""
     joins = "".join(
         f'  retry_join {{\n    leader_api_addr = "http://127.0.0.1:{p}"\n  }}\n' for p in peers
     )
@@ -29,7 +36,7 @@ def config(node: int, data: Path, api: int, cluster: int, peers: list[int], audi
         f'disable_mlock = true\nui = false\nlog_level = "info"\n\n'
         # OpenBao takes audit devices only from its configuration (declarative).
         f'audit "file" "file" {{\n  description = "sandbox audit log"\n'
-        f'  options {{\n    file_path = "{audit_log}"\n  }}\n}}\n'
+        f'  options {{\n    file_path = "{AUDIT_LOG}"\n  }}\n}}\n'
     )
 
 
@@ -41,11 +48,9 @@ def start_nodes(state: SandboxState, binary: str, ports: list[tuple[int, int]], 
         (data / "raft").mkdir(parents=True)
         peers = [a for j, (a, _) in enumerate(ports) if j != i] if state.ha else []
         conf = data / "config.hcl"
-        (directory / "audit").mkdir(exist_ok=True)
-        audit_log = directory / "audit" / f"bao-{i}.log"
-        conf.write_text(config(i, data / "raft", api, cluster, peers, audit_log), encoding="utf-8")
+        conf.write_text(config(i, data / "raft", api, cluster, peers), encoding="utf-8")
         say(f"OpenBao node bao-{i} on 127.0.0.1:{api} (raft, uninitialized and sealed)")
-        state.launch(f"bao-{i}", [binary, "server", f"-config={conf}"], clean_env())
+        state.launch(f"bao-{i}", [binary, "server", f"-config={conf}"], clean_env(), cwd=data)
 
 
 def wait_answering(state: SandboxState, wait: WaitSettings) -> None:

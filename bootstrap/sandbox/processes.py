@@ -29,6 +29,8 @@ class Proc:
     health: str = ""
     #: Its start time (procs.start_time): pid and start time say it is still ours.
     started: str = ""
+    #: Its working folder ("" for the caller's).
+    cwd: str = ""
 
     def alive(self) -> bool:
         return procs.alive(self.pid, self.binary, self.started)

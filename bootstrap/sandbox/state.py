@@ -28,6 +28,8 @@ class SandboxState:
     processes: list[Proc] = field(default_factory=list)
     started_at: float = 0.0
     operator_namespace: str = conventions.OPERATOR_NAMESPACE
+    #: the ServiceAccount token issuer: one of its own per sandbox, as every cluster has
+    sa_issuer: str = ""
 
     @property
     def bao_addr(self) -> str:
@@ -65,13 +67,30 @@ class SandboxState:
         raise SandboxError(f"the sandbox in {self.directory} has no component {name!r}")
 
     def launch(
-        self, name: str, argv: list[str], env: dict[str, str], detail: str = "", health: str = ""
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        detail: str = "",
+        health: str = "",
+        cwd: Path | None = None,
     ) -> Proc:
         """Start a component (logging to ``logs/<name>.log``) and record it at once, so that
         ``down`` stops it whatever happens next."""
         log = Path(self.directory) / "logs" / f"{name}.log"
-        pid = procs.start(argv, log, env=env)
-        proc = Proc(name, argv[0], pid, str(log), argv, env, detail, health, procs.start_time(pid))
+        pid = procs.start(argv, log, env=env, cwd=cwd)
+        proc = Proc(
+            name,
+            argv[0],
+            pid,
+            str(log),
+            argv,
+            env,
+            detail,
+            health,
+            procs.start_time(pid),
+            str(cwd or ""),
+        )
         self.processes.append(proc)
         self.save()
         return proc

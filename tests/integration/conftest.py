@@ -49,7 +49,7 @@ class Box:
             "kubeconfig": Path(self.state.kubeconfig),
             "vault_addrs": tuple(self.state.bao_addrs),
             "custody_file": self.directory / "custody" / "vault-init.json",
-            "audit_file": str(self.directory / "audit" / "bao-0.log"),
+            "audit_file": str(self.directory / "bao-0" / "audit.log"),
             "state_dir": self.directory / "state",
             "wait_timeout": 60.0,
         }

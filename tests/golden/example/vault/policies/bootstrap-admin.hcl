@@ -41,6 +41,10 @@ path "sys/storage/raft/configuration" {
   capabilities = ["read"]
 }
 
+path "sys/storage/raft/snapshot" {
+  capabilities = ["read"]
+}
+
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
