@@ -382,6 +382,7 @@ def dr_restore(  # type: ignore[no-untyped-def]
 ):
     """Restore a snapshot onto a new target, open it with the original keys, re-point, re-sync."""
     from bootstrap.model.snapshot import RestoreRequest
+    from bootstrap.phases.dr_restore import check_snapshot
 
     request = RestoreRequest(
         Path(snapshot),
@@ -389,6 +390,7 @@ def dr_restore(  # type: ignore[no-untyped-def]
         force,
         tuple(Path(p) for p in age_identity or []),
     )
+    check_snapshot(request)  # a bad file is refused before the cluster is touched (even locked)
     _run_pipeline(
         c,
         catalog,

@@ -153,6 +153,15 @@ def snapshot_bytes(request: RestoreRequest, manifest: Manifest) -> bytes:
         ) from None
 
 
+def check_snapshot(request: RestoreRequest) -> tuple[Manifest, Contents]:
+    """The snapshot's manifest, its sha256, and every member's checksum (decrypted first when
+    encrypted): SnapshotError before anything is read from or changed in the target.
+    ``dr.restore`` calls it before taking the cluster lock, and the phase's facts again."""
+    manifest = read_manifest(request)
+    check_checksum(request.snapshot, manifest)
+    return manifest, inspect(io.BytesIO(snapshot_bytes(request, manifest)), str(request.snapshot))
+
+
 def load_original(request: RestoreRequest, custody: Custody) -> tuple[InitRecord | None, str]:
     if request.keys_from is not None:
         if not request.keys_from.is_file():
@@ -386,9 +395,7 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
         request = ctx.restore
         if request is None:
             raise UsageError("the dr-restore phase runs only from 'invoke dr.restore'")
-        manifest = read_manifest(request)
-        check_checksum(request.snapshot, manifest)  # before anything else is read or changed
-        contents = inspect(io.BytesIO(snapshot_bytes(request, manifest)), str(request.snapshot))
+        manifest, contents = check_snapshot(request)
         t = ctx.target
         ws = ctx.waits()
         nodes = [_wait_answering(a, ws) for a in t.vault_addrs]

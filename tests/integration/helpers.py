@@ -88,6 +88,36 @@ def admin_api(box: Any) -> Any:
     return vault.Api(box.state.bao_addr, admin["token"])
 
 
+def prove_isolation(box: Any, catalog: Catalog) -> int:
+    """For every ordered pair (A, B): A reads its own and declared paths (each must hold a
+    value), 403 on B's private paths and on every shared/infrastructure path it does not
+    declare. Reads only. Returns checks made."""
+    from bootstrap.model.domain import syncs
+    from bootstrap.runtime.target import resolve
+
+    kube = resolve(box.settings()).kube
+    all_paths = {s.kv_path for s in syncs(catalog)}
+    scoped_all = {p for p in all_paths if p.split("/")[0] in conv.RESERVED_PREFIXES}
+    checks = 0
+    for a in catalog.services:
+        vt = login(box.state.bao_addr, kube, a.namespace, a.name, a.name, catalog.defaults.audience)
+        own = {s.kv_path for s in syncs(catalog) if s.service == a.name}
+        for path in own:
+            assert kv_read(box.state.bao_addr, vt, path) == 200, f"{a.name} cannot read {path}"
+            checks += 1
+        for path in scoped_all - own:
+            assert kv_read(box.state.bao_addr, vt, path) == 403, f"{a.name} reads {path}"
+            checks += 1
+        for b in catalog.services:
+            if b.name == a.name:
+                continue
+            for secret in [*b.secrets, "anything"]:
+                path = f"{b.name}/{secret}"
+                assert kv_read(box.state.bao_addr, vt, path) == 403, f"{a.name} reads {path}"
+                checks += 1
+    return checks
+
+
 # -- the operator and workloads --------------------------------------------------------
 
 
@@ -203,10 +233,10 @@ def generated_catalog(p: str, secrets: dict[str, list[str]], **kw: Any) -> Catal
 # -- `invoke bootstrap` as a process, killed or held at a failpoint ----------------------
 
 
-def start_bootstrap(env: dict[str, str], *args: str, failpoints: str = "") -> Any:
-    """``invoke bootstrap ARGS`` as a user runs it, in a session of its own (a failpoint's
-    kill takes its whole group, and so can a test), with this machine's environment less any
-    Vault address or token, plus ``env``; ``BOOTSTRAP_FAILPOINTS`` is ``failpoints`` alone."""
+def start_task(task: str, env: dict[str, str], *args: str, failpoints: str = "") -> Any:
+    """``invoke TASK ARGS`` as a user runs it, in a session of its own (a failpoint's kill
+    takes its whole group, and so can a test), with this machine's environment less any Vault
+    address or token, plus ``env``; ``BOOTSTRAP_FAILPOINTS`` is ``failpoints`` alone."""
     from bootstrap.core.failpoints import ENV
     from tests.conftest import ROOT
 
@@ -216,7 +246,7 @@ def start_bootstrap(env: dict[str, str], *args: str, failpoints: str = "") -> An
     if failpoints:
         full[ENV] = failpoints
     return subprocess.Popen(
-        [sys.executable, "-m", "invoke", "bootstrap", *args],
+        [sys.executable, "-m", "invoke", task, *args],
         cwd=ROOT,
         env=full,
         stdout=subprocess.PIPE,
@@ -224,6 +254,18 @@ def start_bootstrap(env: dict[str, str], *args: str, failpoints: str = "") -> An
         text=True,
         start_new_session=True,
     )
+
+
+def start_bootstrap(env: dict[str, str], *args: str, failpoints: str = "") -> Any:
+    """``invoke bootstrap ARGS`` (see ``start_task``)."""
+    return start_task("bootstrap", env, *args, failpoints=failpoints)
+
+
+def task_cli(
+    task: str, env: dict[str, str], *args: str, failpoints: str = "", timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``invoke TASK ARGS`` to its end (see ``start_task``)."""
+    return finish(start_task(task, env, *args, failpoints=failpoints), timeout)
 
 
 def finish(proc: Any, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -249,8 +291,8 @@ def kill_group(proc: Any) -> None:
 def bootstrap_cli(
     env: dict[str, str], *args: str, failpoints: str = "", timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """``invoke bootstrap ARGS`` to its end (see ``start_bootstrap``)."""
-    return finish(start_bootstrap(env, *args, failpoints=failpoints), timeout)
+    """``invoke bootstrap ARGS`` to its end (see ``start_task``)."""
+    return task_cli("bootstrap", env, *args, failpoints=failpoints, timeout=timeout)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from bootstrap.runtime.custody import FileCustody
 from bootstrap.runtime.target import resolve
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
-from tests.integration.helpers import kv_read, kv_write, login, run, statuses
+from tests.integration.helpers import kv_write, prove_isolation, run, statuses
 
 # No operator runs in the sandbox, so verify (tested on its own) is left out here.
 PHASES = [p.name for p in registered() if p.name != "verify"]
@@ -120,35 +120,8 @@ def _seed_values(box: Box, catalog: Catalog) -> None:
         t.kube.ensure_service_account(svc.namespace, conv.service_account_name(svc.name))
 
 
-def _prove_isolation(box: Box, catalog: Catalog) -> int:
-    """For every ordered pair (A, B): A reads its own and declared paths (each must hold a
-    value), 403 on B's private paths and on every shared/infrastructure path it does not
-    declare. Reads only. Returns checks made."""
-    kube = resolve(box.settings()).kube
-    all_paths = {s.kv_path for s in syncs(catalog)}
-    scoped_all = {p for p in all_paths if p.split("/")[0] in conv.RESERVED_PREFIXES}
-    checks = 0
-    for a in catalog.services:
-        vt = login(box.state.bao_addr, kube, a.namespace, a.name, a.name, catalog.defaults.audience)
-        own = {s.kv_path for s in syncs(catalog) if s.service == a.name}
-        for path in own:
-            assert kv_read(box.state.bao_addr, vt, path) == 200, f"{a.name} cannot read {path}"
-            checks += 1
-        for path in scoped_all - own:
-            assert kv_read(box.state.bao_addr, vt, path) == 403, f"{a.name} reads {path}"
-            checks += 1
-        for b in catalog.services:
-            if b.name == a.name:
-                continue
-            for secret in [*b.secrets, "anything"]:
-                path = f"{b.name}/{secret}"
-                assert kv_read(box.state.bao_addr, vt, path) == 403, f"{a.name} reads {path}"
-                checks += 1
-    return checks
-
-
 def test_isolation_on_the_example_catalog(box: Box, first_run: dict[str, Any]) -> None:
-    checks = _prove_isolation(box, load_catalog(EXAMPLE))
+    checks = prove_isolation(box, load_catalog(EXAMPLE))
     assert checks > 60
 
 
@@ -177,7 +150,7 @@ def test_isolation_on_a_generated_catalog_of_24_services(
     results, _ = run(box.settings(), catalog, ["vault-config"])
     assert statuses(results) == {"vault-config": "applied"}
     _seed_values(box, catalog)
-    checks = _prove_isolation(box, catalog)
+    checks = prove_isolation(box, catalog)
     assert checks >= 24 * 23
 
 

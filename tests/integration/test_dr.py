@@ -1,0 +1,465 @@
+"""Disaster recovery rehearsed end to end on real sandboxes, through the CLI as a user runs it:
+
+- sandbox A (one OpenBao node) is bootstrapped with the example catalog; ``dr.snapshot``
+  writes a snapshot (and an age-encrypted one), the custody record is copied off-site, and A
+  is destroyed entirely (its processes stopped, its folder removed);
+- sandbox B (new PKI, new ServiceAccount issuer, new ports, one node): a corrupt snapshot, a
+  truncated one, a wrong checksum, a snapshot of a newer server and missing keys are refused
+  with nothing changed; then ``dr.restore``, without the demo values (nothing is typed again),
+  brings every Secret back synced with A's values and the isolation proof passes;
+- sandbox C (three OpenBao nodes) restores the encrypted snapshot, ``dr.restore`` SIGKILLed at
+  every step boundary and run again after each: it converges to the same end;
+- a Vault that already holds data is refused, and ``--force`` says what it would destroy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import signal
+import stat
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap import sandbox
+from bootstrap.clients import vault
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.model.catalog import load_catalog
+from bootstrap.model.domain import kv_secrets, syncs
+from bootstrap.model.snapshot import Manifest, manifest_path
+from bootstrap.runtime.custody import FileCustody
+from tests.conftest import EXAMPLE
+from tests.integration.conftest import TOOLS_DIR, Box
+from tests.integration.helpers import admin_api, demo_env, prove_isolation, task_cli
+
+CATALOG = load_catalog(EXAMPLE)
+SYNCS = syncs(CATALOG)
+NAMESPACES = {s.namespace for s in SYNCS}
+
+
+@dataclass
+class Original:
+    directory: Path
+    snapshot: Path
+    encrypted: Path
+    identity: Path
+    keys: Path  # the off-site copy of the custody record
+    secrets: dict[tuple[str, str], dict[str, bytes]]
+    kv: dict[str, dict[str, Any]]
+    issuer: str
+    apiserver: str
+    ca: str
+    version: str
+    output: str
+
+
+def _secret_data(kube: Kube, namespace: str, name: str) -> dict[str, bytes]:
+    data = kube.read_secret(namespace, name) or {}
+    return {k: v for k, v in data.items() if k != "_raw"}
+
+
+def _kv(box: Box) -> dict[str, dict[str, Any]]:
+    """Every KV path's keys and version."""
+    api = admin_api(box)
+    out = {}
+    for path, _ in kv_secrets(CATALOG):
+        data, version = read_kv(api, path)
+        out[path] = {"data": data, "version": version}
+    return out
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory: pytest.TempPathFactory) -> Original:
+    """Sandbox A: bootstrapped, snapshotted, its custody copied off-site, then destroyed."""
+    import pyrage
+
+    tmp = tmp_path_factory.mktemp("dr-a")
+    directory = tmp / "a"
+    state = sandbox.up(directory, TOOLS_DIR, ha=False, timeout=90)
+    try:
+        box = Box(state, directory, [])
+        env = {**demo_env(), **box.cli_env(tmp / "a-state")}
+        run = task_cli("bootstrap", env, "--catalog", str(EXAMPLE))
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        kube = Kube(state.kubeconfig)
+        secrets = {
+            (s.namespace, s.destination): _secret_data(kube, s.namespace, s.destination)
+            for s in SYNCS
+        }
+        kv = _kv(box)
+        snap = tmp / "offsite" / "vault.snap"
+        snap.parent.mkdir()
+        taken = task_cli("dr.snapshot", env, "--catalog", str(EXAMPLE), "--out", str(snap))
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        identity = pyrage.x25519.Identity.generate()
+        (tmp / "age.key").write_text(f"# test identity\n{identity}\n")
+        encrypted = tmp / "offsite" / "vault.snap.age"
+        sealed = task_cli(
+            "dr.snapshot",
+            env,
+            "--catalog",
+            str(EXAMPLE),
+            "--out",
+            str(encrypted),
+            "--age-recipient",
+            str(identity.to_public()),
+        )
+        assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+        shutil.copytree(directory / "custody", tmp / "offsite" / "custody")
+        version = vault.health(state.bao_addr).version
+        issuer, apiserver = state.sa_issuer, state.apiserver_url
+        ca = Path(state.ca_cert).read_text()
+    finally:
+        sandbox.down(directory)
+    assert not directory.exists()
+    return Original(
+        directory,
+        snap,
+        encrypted,
+        tmp / "age.key",
+        tmp / "offsite" / "custody" / "vault-init.json",
+        secrets,
+        kv,
+        issuer,
+        apiserver,
+        ca,
+        version,
+        taken.stdout + taken.stderr,
+    )
+
+
+def _variant(original: Original, folder: Path, name: str, data: bytes, **manifest: Any) -> Path:
+    """A copy of the snapshot with other bytes and a manifest that describes them (so only the
+    snapshot's own checksums can tell), or with manifest fields overridden."""
+    import hashlib
+
+    path = folder / name
+    path.write_bytes(data)
+    m = json.loads(manifest_path(original.snapshot).read_text())
+    m.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), file=name)
+    m.update(manifest)
+    manifest_path(path).write_text(json.dumps(m))
+    return path
+
+
+def _corrupt(snapshot: bytes) -> bytes:
+    """The snapshot with one byte of state.bin flipped, gzip'd again: a sound gzip and tar."""
+    raw = bytearray(gzip.decompress(snapshot))
+    with tarfile.open(fileobj=io.BytesIO(bytes(raw))) as tar:
+        member = tar.getmember("state.bin")
+        at = member.offset_data + member.size // 2
+    raw[at] ^= 0xFF
+    return gzip.compress(bytes(raw))
+
+
+@dataclass
+class Restored:
+    box: Box
+    env: dict[str, str]
+    state_dir: Path
+    report: dict[str, Any]
+    output: str
+    refusals: dict[str, Any] = field(default_factory=dict)
+    untouched: dict[str, Any] = field(default_factory=dict)
+
+
+def _restore(
+    env: dict[str, str], snapshot: Path, *args: str, failpoints: str = "", report: Path
+) -> Any:
+    return task_cli(
+        "dr.restore",
+        env,
+        "--catalog",
+        str(EXAMPLE),
+        "--snapshot",
+        str(snapshot),
+        "--report",
+        str(report),
+        *args,
+        failpoints=failpoints,
+    )
+
+
+def _untouched(box: Box, state_dir: Path, namespaces_before: set[str]) -> dict[str, Any]:
+    kube = Kube(box.state.kubeconfig)
+    return {
+        "initialized": [vault.health(a).initialized for a in box.state.bao_addrs],
+        "custody": box.settings().custody_file.exists(),  # type: ignore[union-attr]
+        "namespaces": kube.namespaces() - namespaces_before,
+        "dr-state": sorted(p.name for p in (state_dir / "dr").glob("*"))
+        if (state_dir / "dr").exists()
+        else [],
+    }
+
+
+@pytest.fixture(scope="module")
+def single(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restored]:
+    """Sandbox B, one node: every refusal first (each must change nothing), then the restore."""
+    tmp = tmp_path_factory.mktemp("dr-b")
+    directory = tmp / "b"
+    state = sandbox.up(directory, TOOLS_DIR, ha=False, timeout=90)
+    try:
+        box = Box(state, directory, [vault.health(a) for a in state.bao_addrs])
+        state_dir = tmp / "b-state"
+        env = box.cli_env(state_dir)  # no demo values: nothing is typed again
+        before = Kube(state.kubeconfig).namespaces()
+        keys = ("--keys", str(original.keys))
+        data = original.snapshot.read_bytes()
+        bad = tmp / "bad"
+        bad.mkdir()
+        cases = {
+            "corrupt": (_variant(original, bad, "corrupt.snap", _corrupt(data)), keys),
+            "truncated": (_variant(original, bad, "truncated.snap", data[: len(data) // 2]), keys),
+            "checksum": (_variant(original, bad, "checksum.snap", data, sha256="0" * 64), keys),
+            "newer": (_variant(original, bad, "newer.snap", data, version="99.1.0"), keys),
+            "no-keys": (original.snapshot, ()),
+        }
+        refusals, untouched = {}, {}
+        for name, (path, extra) in cases.items():
+            refusals[name] = _restore(env, path, *extra, report=tmp / f"{name}.json")
+            untouched[name] = _untouched(box, state_dir, before)
+        report = tmp / "restore.json"
+        proc = _restore(env, original.snapshot, *keys, report=report)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        yield Restored(
+            box,
+            env,
+            state_dir,
+            json.loads(report.read_text()),
+            proc.stdout + proc.stderr,
+            refusals,
+            untouched,
+        )
+    finally:
+        sandbox.down(directory)
+
+
+# The points where a restore is killed, in the order a run reaches them: inside the restore
+# phase (custody written, throwaway initialized, snapshot sent, unsealed with the original
+# keys, throwaway discarded), then at the end of each later phase.
+KILLS = [
+    "dr-restore:custody",
+    "dr-restore:throwaway-init",
+    "dr-restore:restored",
+    "dr-restore:unsealed",
+    "dr-restore:discarded",
+    "phase:dr-restore:done",
+    "phase:placeholders:done",
+    "phase:vault-ready:done",
+    "phase:vault-config:done",
+    "phase:operator:done",
+    "phase:populate:done",
+    "phase:verify:done",
+]
+
+
+@pytest.fixture(scope="module")
+def ha_killed(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restored]:
+    """Sandbox C, three nodes: the encrypted snapshot restored by runs killed at every
+    boundary in turn, then one run to the end."""
+    tmp = tmp_path_factory.mktemp("dr-c")
+    directory = tmp / "c"
+    state = sandbox.up(directory, TOOLS_DIR, ha=True, timeout=90)
+    try:
+        box = Box(state, directory, [vault.health(a) for a in state.bao_addrs])
+        state_dir = tmp / "c-state"
+        env = box.cli_env(state_dir)
+        args = ("--keys", str(original.keys), "--age-identity", str(original.identity))
+        kills = {}
+        for point in KILLS:
+            started = time.monotonic()
+            killed = _restore(
+                env, original.encrypted, *args, failpoints=f"{point}=kill", report=tmp / "k.json"
+            )
+            assert killed.returncode == -signal.SIGKILL, (
+                f"{point}: not killed (exit {killed.returncode})\n"
+                f"{killed.stdout[-3000:]}{killed.stderr[-3000:]}"
+            )
+            kills[point] = round(time.monotonic() - started, 1)
+        report = tmp / "restore.json"
+        proc = _restore(env, original.encrypted, *args, report=report)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        print(f"kill chain (seconds per killed run): {kills}")
+        yield Restored(
+            box, env, state_dir, json.loads(report.read_text()), proc.stdout + proc.stderr
+        )
+    finally:
+        sandbox.down(directory)
+
+
+# -- the snapshot --------------------------------------------------------------------------
+
+
+def test_the_snapshot_is_private_described_and_holds_no_key(original: Original) -> None:
+    for path in (original.snapshot, original.encrypted):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        m = Manifest.from_text(manifest_path(path).read_text(), str(path))
+        assert m.server == "openbao" and m.version == original.version
+        assert m.catalog == CATALOG.name and m.bytes == path.stat().st_size
+        assert m.cluster_id and m.raft_index > 0
+    assert (
+        Manifest.from_text(manifest_path(original.encrypted).read_text(), "x").encryption == "age"
+    )
+    assert gzip.decompress(original.snapshot.read_bytes())  # a raft snapshot, readable
+    # the unseal keys and tokens stay in custody: not in the snapshot, raw or unpacked
+    record = FileCustody(original.keys).load()
+    admin = FileCustody(original.keys).load_extra("admin")
+    assert record is not None and admin is not None
+    raw = original.snapshot.read_bytes()
+    haystacks = [
+        raw,
+        gzip.decompress(raw),
+        original.encrypted.read_bytes(),
+        original.output.encode(),
+    ]
+    for needle in [*record.unseal_keys_b64, record.root_token, admin["token"]]:
+        for hay in haystacks:
+            assert needle.encode() not in hay
+
+
+# -- refusals: nothing changes ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("corrupt", "does not match its checksum in SHA256SUMS (the snapshot is corrupt)"),
+        ("truncated", "is not a readable raft snapshot"),
+        ("checksum", "does not match its manifest"),
+        ("newer", "newer than the target's"),
+        ("no-keys", "missing original keys"),
+    ],
+)
+def test_a_bad_snapshot_or_missing_keys_is_refused_and_nothing_changes(
+    single: Restored, case: str, message: str
+) -> None:
+    proc = single.refusals[case]
+    assert proc.returncode != 0, proc.stdout
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    left = single.untouched[case]
+    assert left["initialized"] == [False], left  # Vault never initialized
+    assert left["custody"] is False and left["dr-state"] == [], left
+    assert not (left["namespaces"] & NAMESPACES), left  # no placeholder, no operator object
+    if case in ("corrupt", "truncated", "checksum"):
+        assert left["namespaces"] == set(), left  # refused before the lock, even
+
+
+# -- the rehearsal: one node -----------------------------------------------------------------
+
+
+def _assert_back(restored: Restored, original: Original) -> None:
+    kube = Kube(restored.box.state.kubeconfig)
+    for s in SYNCS:
+        got = _secret_data(kube, s.namespace, s.destination)
+        assert got == original.secrets[(s.namespace, s.destination)], (s.namespace, s.destination)
+    assert _kv(restored.box) == original.kv  # generated values too: never regenerated
+    status = task_cli("status", restored.env, "--catalog", str(EXAMPLE), "--json")
+    assert status.returncode == 0, status.stderr
+    rows = json.loads(status.stdout)
+    assert len(rows) == len(SYNCS)
+    assert {r["state"] for r in rows} == {"synced"}, rows
+
+
+def test_every_secret_comes_back_synced_with_the_original_values(
+    single: Restored, original: Original
+) -> None:
+    _assert_back(single, original)
+    assert prove_isolation(single.box, CATALOG) > 0
+
+
+def test_the_new_cluster_is_new_and_kubernetes_auth_points_at_it(
+    single: Restored, original: Original
+) -> None:
+    state = single.box.state
+    assert state.sa_issuer != original.issuer
+    assert state.apiserver_url != original.apiserver
+    assert Path(state.ca_cert).read_text() != original.ca
+    config = admin_api(single.box).read("auth/kubernetes/config")
+    assert config is not None
+    assert config["data"]["kubernetes_host"] == state.apiserver_url
+    assert config["data"]["kubernetes_ca_cert"].strip() == Path(state.ca_cert).read_text().strip()
+
+
+def test_nothing_is_written_again_and_the_throwaway_keys_are_gone(
+    single: Restored, original: Original
+) -> None:
+    phases = {p["name"]: p for p in single.report["phases"]}
+    assert single.report["ok"] is True
+    assert phases["populate"]["status"] == "no-change"
+    assert [a for a in phases["populate"]["actions"] if a["verb"] != "check"] == []
+    restore = [a["reason"] for a in phases["dr-restore"]["actions"]]
+    assert any("throwaway" in r for r in restore) and any("discard" in r for r in restore)
+    assert "discarded the throwaway keys" in single.output
+    assert list((single.state_dir / "dr").iterdir()) == []
+    # the target's custody now holds the original cluster's record, privately
+    custody = FileCustody(single.box.settings().custody_file)  # type: ignore[arg-type]
+    record, first = custody.load(), FileCustody(original.keys).load()
+    assert record is not None and first is not None
+    assert record.unseal_keys_b64 == first.unseal_keys_b64
+    assert stat.S_IMODE(custody.path.stat().st_mode) == 0o600
+
+
+def test_a_second_restore_changes_nothing(single: Restored, original: Original) -> None:
+    report = single.state_dir / "again.json"
+    again = _restore(single.env, original.snapshot, "--keys", str(original.keys), report=report)
+    assert again.returncode == 0, again.stderr[-3000:]
+    phases = json.loads(report.read_text())["phases"]
+    changed = {p["name"] for p in phases if p["status"] == "applied"}
+    assert changed == set(), phases
+
+
+# -- the rehearsal: three nodes, killed at every boundary ----------------------------------
+
+
+def test_killed_at_every_boundary_an_ha_restore_converges(
+    ha_killed: Restored, original: Original
+) -> None:
+    _assert_back(ha_killed, original)
+    assert prove_isolation(ha_killed.box, CATALOG) > 0
+    addrs = ha_killed.box.state.bao_addrs
+    nodes = [vault.health(a) for a in addrs]
+    assert sorted(n.code for n in nodes) == [200, 429, 429], nodes
+    assert len({n.cluster_id for n in nodes}) == 1
+    peers = vault.raft_peers(addrs[0], admin_api(ha_killed.box).client.token)
+    assert sum(1 for p in peers if p.get("voter")) == 3
+    assert list((ha_killed.state_dir / "dr").iterdir()) == []
+    phases = {p["name"]: p for p in ha_killed.report["phases"]}
+    assert phases["populate"]["status"] == "no-change"
+
+
+# -- a Vault that holds data ---------------------------------------------------------------
+
+
+def test_a_vault_holding_data_is_refused_and_force_says_what_it_destroys(
+    box: Box, first_run: dict[str, Any], original: Original, tmp_path: Path
+) -> None:
+    token = admin_api(box).client.token
+    cluster = vault.health(vault.active_addr(box.state.bao_addrs)).cluster_id
+    env = box.cli_env(
+        tmp_path / "state",
+        INVOKE_BOOTSTRAP_CUSTODY_FILE=str(tmp_path / "custody" / "vault-init.json"),
+        VAULT_TOKEN=token,
+    )
+    keys = ("--keys", str(original.keys))
+    refused = _restore(env, original.snapshot, *keys, report=tmp_path / "r.json")
+    assert refused.returncode == 1
+    assert "already holds data (secrets engines" in refused.stderr, refused.stderr[-2000:]
+    assert "--force replaces ALL of it" in refused.stderr
+    assert not (tmp_path / "custody").exists()  # nothing installed
+    planned = _restore(
+        env, original.snapshot, *keys, "--force", "--plan", report=tmp_path / "p.json"
+    )
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    assert "DESTROYS what it holds (secrets engines" in planned.stdout, planned.stdout[-3000:]
+    assert not (tmp_path / "custody").exists()
+    assert vault.health(vault.active_addr(box.state.bao_addrs)).cluster_id == cluster
