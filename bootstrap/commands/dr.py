@@ -103,6 +103,10 @@ def take(p: SnapshotPlan, t: Target, catalog: str, recipients: list[str]) -> Man
     """Take the snapshot ``p`` planned, check it, write it and its manifest."""
     token, source = credentials.resolve_token(t.custody)
     log.info("taking a raft snapshot of %s with the %s", p.addr, source)
+    if source.startswith("bootstrap-admin"):
+        # the snapshot carries the credential as it is: renewed now, it stays valid for a
+        # whole period after the snapshot
+        credentials.renew_admin(vault.Api(p.addr, token), t.custody)
     started = time.monotonic()
     data = vault.download_snapshot(p.addr, token)
     contents = inspect(io.BytesIO(data), f"the snapshot {p.addr} sent")

@@ -15,7 +15,9 @@ phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready
 (after each key submitted), ``vault-ready:unsealed`` (after each node), ``vault-config:write``,
 ``operator:applied``, ``placeholders:applying`` (a watcher kills the run once Terraform's
 provider runs for the apply), ``populate:write``, ``verify:nudged``, ``finish:revoked``
-(revoked, not yet recorded).
+(revoked, not yet recorded); in ``dr.restore``: ``dr-restore:custody``,
+``dr-restore:throwaway-init``, ``dr-restore:restored``, ``dr-restore:unsealed``,
+``dr-restore:discarded``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ file.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -169,7 +170,11 @@ def inspect(stream: IO[bytes], where: str) -> Contents:
     small: dict[str, bytes] = {}
     sizes: dict[str, int] = {}
     try:
-        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+        # gzip's own reader, not tarfile's: it raises on a stream cut short (tarfile's ends)
+        with (
+            gzip.GzipFile(fileobj=stream, mode="rb") as gz,
+            tarfile.open(fileobj=gz, mode="r|") as tar,
+        ):
             for member in tar:
                 if not member.isfile():
                     raise SnapshotError(f"{where}: member {member.name!r} is not a regular file")
@@ -189,10 +194,19 @@ def inspect(stream: IO[bytes], where: str) -> Contents:
                         if size > SMALL_LIMIT:
                             raise SnapshotError(f"{where}: {member.name} is implausibly large")
                         buf += chunk
+                if size != member.size:
+                    raise SnapshotError(
+                        f"{where} is not a readable raft snapshot (a gzip'd tar): "
+                        f"{member.name} is cut short ({size} of {member.size} bytes); refusing "
+                        "to restore it"
+                    )
                 digests[member.name] = digest.hexdigest()
                 sizes[member.name] = size
                 if keep:
                     small[member.name] = bytes(buf)
+            # read to the end of the gzip stream: a file cut short ends before its marker
+            while gz.read(CHUNK):
+                pass
     except SnapshotError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:

@@ -79,10 +79,28 @@ def record_root_revoked(custody: Custody, when: float) -> None:
 
 
 def api_for_target(t: Target) -> vault.Api:
-    """A client for the target's active node, with the token resolve_token finds."""
+    """A client for the target's active node, with the token resolve_token finds. The
+    bootstrap-admin credential is a periodic token: each use renews it (a cluster left alone
+    longer than its period would otherwise lose it, and a snapshot carries it as it was)."""
     token, source = resolve_token(t.custody)
     log.info("authenticating to Vault with the %s", source)
-    return vault.Api(vault.active_addr(t.vault_addrs), token)
+    api = vault.Api(vault.active_addr(t.vault_addrs), token)
+    if source.startswith("bootstrap-admin"):
+        renew_admin(api, t.custody)
+    return api
+
+
+def renew_admin(api: vault.Api, custody: Custody) -> None:
+    """Renew the bootstrap-admin credential (a new period starts); a refusal says it is gone."""
+    try:
+        api.request("PUT", "auth/token/renew-self", {})
+    except vault.VaultRequestError as exc:
+        if exc.status == 403:
+            raise VaultStateError(
+                f"the bootstrap-admin credential in {custody.description} is no longer valid "
+                "(expired or revoked): set VAULT_TOKEN or BAO_TOKEN to a token with its policy"
+            ) from None
+        raise
 
 
 class Session:

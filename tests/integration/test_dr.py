@@ -60,6 +60,7 @@ class Original:
     ca: str
     version: str
     output: str
+    runs: dict[str, Any]
 
 
 def _secret_data(kube: Kube, namespace: str, name: str) -> dict[str, bytes]:
@@ -114,6 +115,8 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Original:
             str(identity.to_public()),
         )
         assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+        planned = task_cli("dr.snapshot", env, "--out", str(tmp / "planned.snap"), "--plan")
+        again = task_cli("dr.snapshot", env, "--out", str(snap))
         shutil.copytree(directory / "custody", tmp / "offsite" / "custody")
         version = vault.health(state.bao_addr).version
         issuer, apiserver = state.sa_issuer, state.apiserver_url
@@ -134,6 +137,7 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Original:
         ca,
         version,
         taken.stdout + taken.stderr,
+        {"planned": planned, "again": again, "planned-file": (tmp / "planned.snap").exists()},
     )
 
 
@@ -324,6 +328,18 @@ def test_the_snapshot_is_private_described_and_holds_no_key(original: Original) 
     for needle in [*record.unseal_keys_b64, record.root_token, admin["token"]]:
         for hay in haystacks:
             assert needle.encode() not in hay
+
+
+def test_a_snapshot_plan_writes_nothing_and_a_snapshot_is_never_overwritten(
+    original: Original,
+) -> None:
+    planned = original.runs["planned"]
+    assert planned.returncode == 0, planned.stderr
+    assert "would snapshot http://127.0.0.1:" in planned.stdout
+    assert "(openbao " in planned.stdout and not original.runs["planned-file"]
+    again = original.runs["again"]
+    assert again.returncode == 2
+    assert "exists; refusing to overwrite it (--force replaces it)" in again.stderr
 
 
 # -- refusals: nothing changes ----------------------------------------------------------------

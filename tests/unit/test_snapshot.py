@@ -1,0 +1,383 @@
+"""Snapshot files and the restore plan, as pure logic: what a sound raft snapshot is, what a
+manifest must say, which server may take which snapshot, and what ``dr.restore`` plans for
+every state a target can be in (fresh, half-restored, restored, someone else's)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap.clients.vault import Health
+from bootstrap.core.errors import SnapshotError
+from bootstrap.model.snapshot import (
+    Manifest,
+    RestoreRequest,
+    check_checksum,
+    compatibility,
+    inspect_file,
+    manifest_path,
+    server_of,
+    version_tuple,
+)
+from bootstrap.phases.dr_restore import (
+    DiscardThrowaway,
+    InitThrowaway,
+    InstallCustody,
+    RestoreFacts,
+    RestoreSnapshot,
+    UnsealOriginal,
+    plan_restore,
+)
+from bootstrap.runtime.custody import InitRecord
+
+
+def _tar(members: dict[str, bytes], *, sums: dict[str, str] | None = None) -> bytes:
+    """A gzip'd tar shaped like a raft snapshot; SHA256SUMS from ``sums`` or the members."""
+    listed = (
+        sums if sums is not None else {n: hashlib.sha256(d).hexdigest() for n, d in members.items()}
+    )
+    text = "".join(f"{h}  {n}\n" for n, h in listed.items()).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in [*members.items(), ("SHA256SUMS", text)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+STATE = b"raft state " * 1000
+META = json.dumps({"Index": 42, "Term": 3, "Size": len(STATE)}).encode()
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "s.snap") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_a_sound_snapshot_is_read_with_its_index(tmp_path: Path) -> None:
+    contents = inspect_file(_write(tmp_path, _tar({"meta.json": META, "state.bin": STATE})))
+    assert (contents.index, contents.term, contents.state_bytes) == (42, 3, len(STATE))
+    assert set(contents.members) == {"meta.json", "state.bin", "SHA256SUMS"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not gzip at all", "is not a readable raft snapshot"),
+        (gzip.compress(b"gzip, but not a tar" * 100), "is not a readable raft snapshot"),
+        (_tar({"meta.json": META, "state.bin": STATE})[:200], "is not a readable raft snapshot"),
+        (_tar({"meta.json": META}), "it lacks state.bin"),
+        (
+            _tar({"meta.json": META, "state.bin": STATE}, sums={"meta.json": "0" * 64}),
+            "SHA256SUMS does not list state.bin",
+        ),
+        (
+            _tar(
+                {"meta.json": META, "state.bin": STATE},
+                sums={
+                    "meta.json": hashlib.sha256(META).hexdigest(),
+                    "state.bin": hashlib.sha256(b"other").hexdigest(),
+                },
+            ),
+            "state.bin does not match its checksum in SHA256SUMS",
+        ),
+        (
+            _tar(
+                {"meta.json": META, "state.bin": STATE},
+                sums={
+                    "meta.json": hashlib.sha256(META).hexdigest(),
+                    "state.bin": hashlib.sha256(STATE).hexdigest(),
+                    "extra.bin": "1" * 64,
+                },
+            ),
+            "SHA256SUMS lists extra.bin, which the file lacks",
+        ),
+        (
+            _tar({"meta.json": json.dumps({"Index": 1}).encode(), "state.bin": STATE}),
+            "meta.json is not a raft snapshot's metadata",
+        ),
+        (
+            _tar(
+                {
+                    "meta.json": json.dumps({"Index": 1, "Term": 1, "Size": 5}).encode(),
+                    "state.bin": STATE,
+                }
+            ),
+            "meta.json says 5",
+        ),
+    ],
+)
+def test_an_unsound_snapshot_is_refused_with_the_reason(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    with pytest.raises(SnapshotError) as err:
+        inspect_file(_write(tmp_path, data))
+    assert message in str(err.value)
+
+
+def test_a_link_inside_the_tar_is_refused(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("state.bin")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(SnapshotError, match="is not a regular file"):
+        inspect_file(_write(tmp_path, buf.getvalue()))
+
+
+def _manifest(**kw: Any) -> Manifest:
+    base: dict[str, Any] = {
+        "file": "s.snap",
+        "sha256": "a" * 64,
+        "bytes": 10,
+        "server": "openbao",
+        "version": "2.7.2",
+        "cluster_id": "c-1",
+        "cluster_name": "vault-cluster-1",
+        "created": "2026-11-29T00:00:00Z",
+        "catalog": "homelab",
+        "raft_index": 42,
+        "raft_term": 3,
+    }
+    base.update(kw)
+    return Manifest(**base)
+
+
+def test_a_manifest_round_trips_and_bad_ones_are_named(tmp_path: Path) -> None:
+    m = _manifest()
+    assert Manifest.from_text(m.to_json(), "m") == m
+    cases = {
+        "[]": "is not a JSON object",
+        "{": "is not JSON",
+        json.dumps({**json.loads(m.to_json()), "format": 2}): "has format 2",
+        json.dumps({**json.loads(m.to_json()), "key": "x"}): "unknown fields: key",
+        json.dumps({**json.loads(m.to_json()), "sha256": "xyz"}): "sha256 is not 64 hex digits",
+        json.dumps({**json.loads(m.to_json()), "server": "etcd"}): "server 'etcd'",
+        json.dumps({k: v for k, v in json.loads(m.to_json()).items() if k != "version"}): (
+            "lacks a field"
+        ),
+    }
+    for text, message in cases.items():
+        with pytest.raises(SnapshotError, match=message):
+            Manifest.from_text(text, "m")
+
+
+def test_the_checksum_must_match_the_manifest(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"0123456789")
+    good = _manifest(sha256=hashlib.sha256(b"0123456789").hexdigest())
+    check_checksum(path, good)
+    with pytest.raises(SnapshotError, match="does not match its manifest"):
+        check_checksum(path, replace(good, sha256="b" * 64))
+    with pytest.raises(SnapshotError, match="has 10 bytes, its manifest says 11"):
+        check_checksum(path, replace(good, bytes=11))
+    assert manifest_path(path).name == "s.snap.manifest.json"
+
+
+def test_versions_and_servers() -> None:
+    assert version_tuple("v2.7.2+ent") == (2, 7, 2)
+    assert version_tuple("1.15.0-rc1") == (1, 15, 0)
+    assert server_of({"commit_date": "x"}) == "openbao"
+    assert server_of({"build_date": "x"}) == "vault"
+    m = _manifest(version="2.7.2")
+    assert compatibility(m, "openbao", "2.7.2") is None
+    assert compatibility(m, "openbao", "2.8.0") is None
+    assert "newer than the target's 2.7.1" in (compatibility(m, "openbao", "2.7.1") or "")
+    assert "same server kind" in (compatibility(m, "vault", "1.18.0") or "")
+
+
+# -- the restore plan ----------------------------------------------------------------------
+
+
+def _record(keys: list[str], *, pgp: bool = False) -> InitRecord:
+    return InitRecord(keys, "t", 5, 3, pgp=pgp)
+
+
+ORIGINAL = _record(["k1", "k2", "k3", "k4", "k5"])
+OTHER = _record(["o1", "o2", "o3", "o4", "o5"])
+LEADER = "http://127.0.0.1:8200"
+
+
+def _node(state: str, cluster: str = "", addr: str = LEADER) -> Health:
+    return {
+        "fresh": Health(addr, 501, "not initialized", False, True, "2.7.2"),
+        "sealed": Health(addr, 503, "sealed", True, True, "2.7.2"),
+        "active": Health(addr, 200, "active", True, False, "2.7.2", cluster),
+    }[state]
+
+
+def _facts(**kw: Any) -> RestoreFacts:
+    base: dict[str, Any] = {
+        "request": RestoreRequest(Path("/off/s.snap"), Path("/off/vault-init.json")),
+        "manifest": _manifest(cluster_id="c-snap"),
+        "contents": None,
+        "server": "openbao",
+        "nodes": [_node("fresh")],
+        "original": ORIGINAL,
+        "original_from": "/off/vault-init.json",
+        "custody": "file /c/vault-init.json",
+        "custody_record": None,
+        "throwaway": False,
+    }
+    base.update(kw)
+    from bootstrap.model.snapshot import Contents
+
+    base["contents"] = base["contents"] or Contents(42, 3, 100, ())
+    return RestoreFacts(**base)
+
+
+def _kinds(actions: list[Any]) -> list[str]:
+    return [a.kind if a.verb != "problem" else f"problem: {a.reason}" for a in actions]
+
+
+def test_a_fresh_target_is_restored_in_order() -> None:
+    actions = plan_restore(_facts())
+    assert _kinds(actions) == [
+        "InstallCustody",
+        "InitThrowaway",
+        "RestoreSnapshot",
+        "UnsealOriginal",
+        "DiscardThrowaway",
+    ]
+    init = next(a for a in actions if isinstance(a, InitThrowaway))
+    assert (init.shares, init.threshold) == (5, 3)  # the original's: see InitThrowaway
+    assert isinstance(actions[0], InstallCustody) and not actions[0].aside
+    assert all(a.changes for a in actions)
+
+
+@pytest.mark.parametrize(
+    ("facts", "kinds"),
+    [
+        # killed after the throwaway init or the restore: apply tells which by the keys
+        (
+            {"nodes": [_node("sealed")], "throwaway": True, "custody_record": ORIGINAL},
+            ["RestoreSnapshot", "UnsealOriginal", "DiscardThrowaway"],
+        ),
+        # unsealed with the throwaway keys, restore not sent yet
+        (
+            {"nodes": [_node("active", "c-tmp")], "throwaway": True, "custody_record": ORIGINAL},
+            ["RestoreSnapshot", "UnsealOriginal", "DiscardThrowaway"],
+        ),
+        # restored and open, throwaway record still there
+        (
+            {"nodes": [_node("active", "c-snap")], "throwaway": True, "custody_record": ORIGINAL},
+            ["DiscardThrowaway"],
+        ),
+        # done
+        ({"nodes": [_node("active", "c-snap")], "custody_record": ORIGINAL}, []),
+        # restored earlier, sealed since (a restart): the original keys open it
+        ({"nodes": [_node("sealed")], "custody_record": ORIGINAL}, ["UnsealOriginal"]),
+    ],
+)
+def test_every_partial_state_plans_only_what_is_left(
+    facts: dict[str, Any], kinds: list[str]
+) -> None:
+    assert _kinds(plan_restore(_facts(**facts))) == kinds
+
+
+@pytest.mark.parametrize(
+    ("facts", "message"),
+    [
+        ({"original": None}, "missing original keys"),
+        ({"original": _record(["x"], pgp=True)}, "PGP-encrypted"),
+        ({"custody_record": OTHER}, "holds the init record of another Vault"),
+        (
+            {"nodes": [_node("active", "c-other")], "custody_record": ORIGINAL, "holds": "kv/"},
+            "already holds data (kv/); refusing",
+        ),
+        (
+            {
+                "nodes": [_node("active", "c-other")],
+                "custody_record": ORIGINAL,
+                "request": RestoreRequest(Path("/s"), force=True),
+            },
+            "needs its root token",
+        ),
+        ({"manifest": _manifest(version="2.9.0")}, "newer than the target's 2.7.2"),
+        ({"server": "vault"}, "same server kind"),
+        (
+            {"nodes": [_node("fresh"), _node("sealed", addr="http://127.0.0.1:8202")]},
+            "not initialized, but http://127.0.0.1:8202 are",
+        ),
+    ],
+)
+def test_what_must_not_be_done_is_a_problem(facts: dict[str, Any], message: str) -> None:
+    actions = plan_restore(_facts(**facts))
+    assert [a.verb for a in actions] == ["problem"], actions
+    assert message in actions[0].reason
+
+
+def test_force_sets_custody_aside_and_says_what_it_destroys() -> None:
+    forced = RestoreRequest(Path("/s"), Path("/k"), force=True)
+    aside = plan_restore(_facts(custody_record=OTHER, request=forced))
+    assert isinstance(aside[0], InstallCustody) and aside[0].aside
+    over = plan_restore(
+        _facts(
+            nodes=[_node("active", "c-other")],
+            custody_record=ORIGINAL,
+            holds="secrets engines kv/",
+            env_token=True,
+            request=forced,
+        )
+    )
+    assert _kinds(over) == ["RestoreSnapshot", "UnsealOriginal"]
+    restore = over[0]
+    assert isinstance(restore, RestoreSnapshot) and restore.credential == "environment"
+    assert restore.verb == "delete" and "DESTROYS what it holds (secrets engines kv/)" in (
+        restore.reason
+    )
+    assert isinstance(over[1], UnsealOriginal)
+    assert not any(isinstance(a, DiscardThrowaway) for a in over)
+
+
+# -- checking a snapshot file before a restore ------------------------------------------------
+
+
+def _with_manifest(path: Path, **kw: Any) -> Path:
+    data = path.read_bytes()
+    m = _manifest(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), **kw)
+    manifest_path(path).write_text(m.to_json())
+    return path
+
+
+def test_check_snapshot_needs_the_file_and_its_manifest(tmp_path: Path) -> None:
+    from bootstrap.phases.dr_restore import check_snapshot
+
+    with pytest.raises(SnapshotError, match="does not exist or is not a file"):
+        check_snapshot(RestoreRequest(tmp_path / "none.snap"))
+    path = _write(tmp_path, _tar({"meta.json": META, "state.bin": STATE}))
+    with pytest.raises(SnapshotError, match="has no manifest beside it"):
+        check_snapshot(RestoreRequest(path))
+    manifest, contents = check_snapshot(RestoreRequest(_with_manifest(path)))
+    assert contents.index == 42 and manifest.raft_index == 42
+
+
+def test_an_age_encrypted_snapshot_needs_a_matching_identity(tmp_path: Path) -> None:
+    import pyrage
+
+    from bootstrap.phases.dr_restore import check_snapshot
+
+    me, other = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    sealed = pyrage.encrypt(_tar({"meta.json": META, "state.bin": STATE}), [me.to_public()])
+    path = _with_manifest(_write(tmp_path, sealed), encryption="age", recipients=1)
+    with pytest.raises(SnapshotError, match="give an identity file with --age-identity"):
+        check_snapshot(RestoreRequest(path))
+    (tmp_path / "other.key").write_text(f"{other}\n")
+    with pytest.raises(SnapshotError, match="cannot be decrypted with the identities given"):
+        check_snapshot(RestoreRequest(path, age_identities=(tmp_path / "other.key",)))
+    (tmp_path / "empty.key").write_text("# no key here\n")
+    with pytest.raises(SnapshotError, match="no age identity"):
+        check_snapshot(RestoreRequest(path, age_identities=(tmp_path / "empty.key",)))
+    (tmp_path / "me.key").write_text(f"# created: today\n{me}\n")
+    _, contents = check_snapshot(RestoreRequest(path, age_identities=(tmp_path / "me.key",)))
+    assert contents.state_bytes == len(STATE)
