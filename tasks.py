@@ -495,12 +495,19 @@ def lint(c):  # type: ignore[no-untyped-def]
     c.run("lint-imports", pty=False)
 
 
-@task(help={"pytest_args": "extra arguments for pytest, e.g. '-k catalog -x'"})
-def test(c, pytest_args=""):  # type: ignore[no-untyped-def]
+@task(
+    help={
+        "pytest_args": "extra arguments for pytest, e.g. '-k catalog -x'",
+        "workers": "pytest-xdist workers, each with a sandbox of its own (0: one process)",
+    }
+)
+def test(c, pytest_args="", workers=2):  # type: ignore[no-untyped-def]
     """Everything CI runs: lint, install the tools (cached), then the whole test suite."""
     lint(c)
     install(c)
-    c.run(f"pytest {pytest_args}", pty=False)
+    # whole files per worker (--dist loadfile): a file's module fixtures are made once
+    parallel = f"-n {int(workers)} --dist loadfile " if int(workers) > 0 else ""
+    c.run(f"pytest {parallel}{pytest_args}", pty=False)
 
 
 # -- sandbox ----------------------------------------------------------------------------

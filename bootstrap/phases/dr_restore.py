@@ -517,6 +517,23 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
     ) -> None:
         keys = _original_keys(ctx)
         h = vault.health(addr)
+        record = ctx.target.custody.load()
+        seal = vault.seal_status(addr) if h.sealed else {}
+        if (
+            record is not None
+            and seal
+            and (seal.get("t"), seal.get("n"))
+            != (
+                record.threshold,
+                record.shares,
+            )
+        ):
+            raise VaultStateError(
+                f"{addr} still combines key shares by its former seal configuration "
+                f"(threshold {seal.get('t')} of {seal.get('n')}; the original keys are "
+                f"{record.threshold} of {record.shares}): a node reads the restored one when it "
+                "starts. Restart its Vault process, then run again"
+            )
         if h.sealed and not _try_keys(addr, keys):
             raise VaultStateError(
                 f"{addr}: the original keys do not open it; it holds another Vault's data. "
@@ -540,7 +557,32 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
                 "(openbao/openbao#2455: restore onto a single node, then join the others)"
             )
         log.info("%s is unsealed with the original keys and holds the snapshot", addr)
+        _check_credential(ctx, addr)
         failpoints.point("dr-restore:unsealed")
+
+
+def _check_credential(ctx: RunContext, addr: str) -> None:
+    """The restored Vault must take the run's token: the bootstrap-admin credential of the
+    original record (renewed now) or one in the environment."""
+    custody = ctx.target.custody
+    token, source = credentials.resolve_token(custody)
+    api = vault.Api(addr, token)
+    try:
+        if source.startswith("bootstrap-admin"):
+            credentials.renew_admin(api, custody)
+        else:
+            api.request("GET", "auth/token/lookup-self")
+    except VaultStateError as exc:
+        raise VaultStateError(
+            f"{exc}. In a restored Vault the credential is as the snapshot holds it: one "
+            "taken more than 768 h after the credential's last use holds it expired. Make a "
+            "root token with the original unseal keys (bao operator generate-root; OpenBao "
+            "2.5.3 and later answer it only on a listener with "
+            "disable_unauthed_generate_root_endpoints = false), run again with it in "
+            "VAULT_TOKEN, then revoke it"
+        ) from None
+    finally:
+        api.client.adapter.close()
 
 
 def _wait_answering(addr: str, ws: WaitSettings) -> vault.Health:
