@@ -81,6 +81,8 @@ class RestoreFacts:
     holds: str | None = None
     #: a token in $VAULT_TOKEN / $BAO_TOKEN (needed to replace a Vault holding other data)
     env_token: bool = False
+    #: the new cluster's API server, where vault-config re-points kubernetes auth
+    cluster_host: str = ""
 
     @property
     def leader(self) -> vault.Health:
@@ -339,10 +341,10 @@ def plan_restore(f: RestoreFacts) -> list[Action]:
             o.shares,
             o.threshold,
         )
-        return [*actions, init, restore, unseal, discard]
+        return [*actions, init, restore, unseal, discard, _then(f)]
     if f.throwaway:
         # ours: restored (sealed, or about to be) or not yet: apply tells them apart
-        return [*actions, restore, unseal, discard]
+        return [*actions, restore, unseal, discard, _then(f)]
     if lead.sealed:
         # not ours and sealed: the original keys open it only if it holds the snapshot
         return [
@@ -387,6 +389,18 @@ def plan_restore(f: RestoreFacts) -> list[Action]:
     ]
 
 
+def _then(f: RestoreFacts) -> Action:
+    """What the phases after the restore do with it, for the plan's reader."""
+    return Action(
+        "check",
+        "then",
+        f"vault-ready joins and unseals the other nodes; vault-config re-points kubernetes "
+        f"auth at {f.cluster_host or 'the new cluster'} (host, CA, a new reviewer token); "
+        "operator re-creates the operator's resources; populate finds every value there; "
+        "verify waits until every Secret holds it",
+    )
+
+
 # -- the phase ---------------------------------------------------------------------------
 
 
@@ -414,6 +428,7 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
             t.custody.load(),
             throwaway,
             env_token=credentials.env_token() is not None,
+            cluster_host=t.kube.host,
         )
         lead = facts.leader
         if lead.initialized and not lead.sealed and not facts.restored and not throwaway:

@@ -217,7 +217,16 @@ def _failed(name: str, started: float, error: str, crash: str | None = None) -> 
     )
 
 
+#: Phases that read the Vault a restore replaces: in a dr.restore plan they are planned only
+#: once the restore has applied (before it, they would plan against the empty new Vault).
+READS_RESTORED_VAULT = frozenset({"vault-ready", "vault-config", "populate", "verify", "finish"})
+
+
 def _plan(phase: Phase, ctx: RunContext, results: Sequence[PhaseResult]) -> list[Action]:
+    if ctx.dry_run and ctx.restore is not None and phase.name in READS_RESTORED_VAULT:
+        restore = next((r for r in results if r.name == "dr-restore"), None)
+        if restore is not None and any(a.changes for a in restore.actions):
+            return [Action("check", phase.name, "planned once dr-restore has applied")]
     try:
         return phase.plan(ctx, phase.facts(ctx))
     except BootstrapError as exc:

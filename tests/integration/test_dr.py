@@ -226,6 +226,7 @@ def single(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "checksum": (_variant(original, bad, "checksum.snap", data, sha256="0" * 64), keys),
             "newer": (_variant(original, bad, "newer.snap", data, version="99.1.0"), keys),
             "no-keys": (original.snapshot, ()),
+            "plan": (original.snapshot, (*keys, "--plan")),
         }
         refusals, untouched = {}, {}
         for name, (path, extra) in cases.items():
@@ -368,6 +369,25 @@ def test_a_bad_snapshot_or_missing_keys_is_refused_and_nothing_changes(
     assert not (left["namespaces"] & NAMESPACES), left  # no placeholder, no operator object
     if case in ("corrupt", "truncated", "checksum"):
         assert left["namespaces"] == set(), left  # refused before the lock, even
+
+
+def test_a_restore_plan_says_what_it_would_do_and_does_nothing(
+    single: Restored, original: Original
+) -> None:
+    proc = single.refusals["plan"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for said in (
+        "initialize once as a throwaway (5 shares, threshold 3, as the original",
+        f"restore {original.snapshot.name} (raft index",
+        "unseal with the original keys",
+        f"re-points kubernetes auth at {single.box.state.apiserver_url}",
+        "planned once dr-restore has applied",
+    ):
+        assert said in out, out[-3000:]
+    left = single.untouched["plan"]
+    assert left["initialized"] == [False] and left["custody"] is False, left
+    assert left["dr-state"] == [] and not (left["namespaces"] & NAMESPACES), left
 
 
 # -- the rehearsal: one node -----------------------------------------------------------------

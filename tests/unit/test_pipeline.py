@@ -148,3 +148,21 @@ def test_a_clean_run_reports_no_error(tmp_path: Path) -> None:
         run([Counter("only", 1, {})], ctx, ["only"], results=results)
     rep = json.loads(path.read_text())
     assert rep["ok"] is True and rep["error"] is None
+
+
+def test_a_restore_plan_defers_the_phases_that_read_the_restored_vault(ctx: RunContext) -> None:
+    from bootstrap.model.snapshot import RestoreRequest
+
+    world: dict[str, int] = {}
+    phases = [Counter(n, 1, world) for n in ("dr-restore", "placeholders", "vault-config")]
+    ctx.dry_run = True
+    ctx.restore = RestoreRequest(Path("s.snap"))
+    results = run(phases, ctx, [p.name for p in phases])
+    plans = {r.name: [(a.verb, a.reason) for a in r.actions] for r in results}
+    assert plans["dr-restore"] == [("update", "0 -> 1")]
+    assert plans["placeholders"] == [("update", "0 -> 1")]  # not Vault's: planned as it is
+    assert plans["vault-config"] == [("check", "planned once dr-restore has applied")]
+    # with the restore done (nothing left to restore), every phase plans for itself
+    world["dr-restore"] = 1
+    again = run(phases, ctx, [p.name for p in phases])
+    assert [a.verb for a in again[2].actions] == ["update"]
