@@ -524,6 +524,8 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
         log.info("restoring %s (%d bytes) on %s", request.snapshot.name, len(data), addr)
         vault.restore_snapshot(addr, token, data, force=True)
         del data
+        if credential == "environment":
+            credentials.forget_env_token()  # the replaced Vault's: nothing takes it now
         failpoints.point("dr-restore:restored")
         wait_for(partial(_sealed_or_restored, addr, manifest), f"{addr} to apply the snapshot", ws)
 
@@ -588,6 +590,12 @@ def _check_credential(ctx: RunContext, addr: str) -> None:
         else:
             api.request("GET", "auth/token/lookup-self")
     except VaultStateError as exc:
+        if not source.startswith("bootstrap-admin"):
+            raise VaultStateError(
+                f"the token in {source} is not valid in the restored Vault (a token of the "
+                "Vault it replaced is not): unset it and run again, and the restored "
+                "bootstrap-admin credential is used"
+            ) from None
         raise VaultStateError(
             f"{exc}. In a restored Vault the credential is as the snapshot holds it: one "
             "taken more than 768 h after the credential's last use holds it expired. Make a "

@@ -32,6 +32,14 @@ def env_token() -> str | None:
     return None
 
 
+def forget_env_token() -> None:
+    """Drop the environment's token from this process (after a restore replaced the Vault it
+    belonged to): later phases then use the restored bootstrap-admin credential."""
+    for var in TOKEN_VARIABLES:
+        if os.environ.pop(var, None) is not None:
+            log.info("%s held a token of the replaced Vault; the run no longer uses it", var)
+
+
 def admin_present(custody: Custody) -> bool:
     return custody.load_extra(ADMIN_EXTRA) is not None
 

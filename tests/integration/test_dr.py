@@ -39,7 +39,13 @@ from bootstrap.model.snapshot import Manifest, manifest_path
 from bootstrap.runtime.custody import FileCustody
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import TOOLS_DIR, Box
-from tests.integration.helpers import admin_api, demo_env, prove_isolation, task_cli
+from tests.integration.helpers import (
+    admin_api,
+    demo_env,
+    generated_catalog_text,
+    prove_isolation,
+    task_cli,
+)
 
 CATALOG = load_catalog(EXAMPLE)
 SYNCS = syncs(CATALOG)
@@ -301,6 +307,48 @@ def ha_killed(original: Original, tmp_path_factory: pytest.TempPathFactory) -> I
         sandbox.down(directory)
 
 
+@pytest.fixture(scope="module")
+def forced(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restored]:
+    """Sandbox D, one node, bootstrapped with a catalog of its own (its root token kept), then
+    a restore refused (custody holds D's record), then forced with D's root token."""
+    tmp = tmp_path_factory.mktemp("dr-d")
+    directory = tmp / "d"
+    state = sandbox.up(directory, TOOLS_DIR, ha=False, timeout=90)
+    try:
+        box = Box(state, directory, [])
+        env = box.cli_env(tmp / "d-state")
+        catalog = tmp / "other.yaml"
+        catalog.write_text(generated_catalog_text("dother", {"config": ["a"]}))
+        first = task_cli("bootstrap", env, "--catalog", str(catalog), "--skip", "finish")
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        own = FileCustody(box.settings().custody_file).load()  # type: ignore[arg-type]
+        assert own is not None
+        cluster = vault.health(state.bao_addr).cluster_id
+        keys = ("--keys", str(original.keys))
+        refused = _restore(env, original.snapshot, *keys, report=tmp / "refused.json")
+        after_refusal = vault.health(state.bao_addr).cluster_id
+        report = tmp / "forced.json"
+        proc = _restore(
+            {**env, "VAULT_TOKEN": own.root_token},
+            original.snapshot,
+            *keys,
+            "--force",
+            report=report,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        yield Restored(
+            box,
+            env,
+            tmp / "d-state",
+            json.loads(report.read_text()),
+            proc.stdout + proc.stderr,
+            {"refused": refused, "own": own},
+            {"before": cluster, "after-refusal": after_refusal},
+        )
+    finally:
+        sandbox.down(directory)
+
+
 # -- the snapshot --------------------------------------------------------------------------
 
 
@@ -499,3 +547,31 @@ def test_a_vault_holding_data_is_refused_and_force_says_what_it_destroys(
     assert "DESTROYS what it holds (secrets engines" in planned.stdout, planned.stdout[-3000:]
     assert not (tmp_path / "custody").exists()
     assert vault.health(vault.active_addr(box.state.bao_addrs)).cluster_id == cluster
+
+
+def test_force_replaces_a_vault_holding_data_and_keeps_its_keys(
+    forced: Restored, original: Original
+) -> None:
+    refused = forced.refusals["refused"]
+    assert refused.returncode == 1
+    assert "holds the init record of another Vault" in refused.stderr, refused.stderr[-2000:]
+    assert forced.untouched["after-refusal"] == forced.untouched["before"]
+    restore = [
+        a["reason"]
+        for a in {p["name"]: p for p in forced.report["phases"]}["dr-restore"]["actions"]
+    ]
+    assert any(r.startswith("set aside the record there (kept)") for r in restore), restore
+    assert any("DESTROYS what it holds (secrets engines" in r for r in restore), restore
+    assert "held a token of the replaced Vault; the run no longer uses it" in forced.output
+    # the replaced Vault's record is kept, aside; custody holds the original's now
+    custody = forced.box.settings().custody_file
+    assert custody is not None
+    (aside,) = custody.parent.glob("replaced-*/vault-init.json")
+    kept = FileCustody(aside).load()
+    assert kept is not None
+    assert kept.unseal_keys_b64 == forced.refusals["own"].unseal_keys_b64
+    record = FileCustody(custody).load()
+    assert record is not None
+    assert record.unseal_keys_b64 == FileCustody(original.keys).load().unseal_keys_b64  # type: ignore[union-attr]
+    _assert_back(forced, original)
+    assert vault.health(forced.box.state.bao_addr).cluster_id != forced.untouched["before"]

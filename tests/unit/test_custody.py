@@ -77,3 +77,36 @@ def test_a_stored_record_is_never_overwritten(tmp_path: Path) -> None:
         custody.store(InitRecord(["x"], "other", 1, 1))
     assert custody.load() == RECORD
     assert [p.name for p in tmp_path.iterdir()] == ["vault-init.json"]  # no temp files left
+
+
+def test_set_aside_moves_the_record_and_its_extras_and_deletes_nothing(tmp_path: Path) -> None:
+    custody = FileCustody(tmp_path / "custody" / "vault-init.json")
+    custody.store(RECORD)
+    custody.store_extra("admin", {"token": "admin-token"})
+    where = custody.set_aside("20261129T000000", ("admin", "root-revoked"))
+    assert custody.load() is None and custody.load_extra("admin") is None
+    kept = FileCustody(Path(where) / "vault-init.json")
+    assert kept.load() == RECORD
+    assert kept.load_extra("admin") == {"token": "admin-token"}
+    assert stat.S_IMODE(Path(where).stat().st_mode) == 0o700
+    # a new record can go in now, and setting aside again (a re-run) moves only what is there
+    custody.store(InitRecord(["n1"], "r", 1, 1))
+    again = custody.set_aside("20261129T000001", ("admin",))
+    assert FileCustody(Path(again) / "vault-init.json").load() is not None
+    assert kept.load() == RECORD  # the first one untouched
+
+
+def test_write_private_writes_bytes_atomically_and_never_replaces_without_overwrite(
+    tmp_path: Path,
+) -> None:
+    from bootstrap.runtime.custody import write_private
+
+    target = tmp_path / "new" / "snap.bin"
+    write_private(target, b"\x00\x01binary", overwrite=False)
+    assert target.read_bytes() == b"\x00\x01binary"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(VaultStateError, match="refusing to overwrite"):
+        write_private(target, b"other", overwrite=False)
+    write_private(target, "text", overwrite=True)
+    assert target.read_text() == "text"
+    assert [p.name for p in target.parent.iterdir()] == ["snap.bin"]  # no temporary left
