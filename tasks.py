@@ -405,6 +405,73 @@ def dr_restore(  # type: ignore[no-untyped-def]
     )
 
 
+# -- migration off secret copiers -------------------------------------------------------
+
+
+_DISCOVER_HELP = {
+    "namespace": "search only this namespace (repeatable; default: all but Kubernetes' own)",
+    "out": "write a draft catalog fragment here (keys' names only, never values)",
+    "catalog": "the catalog the fragment goes into (its services keep their names)",
+}
+
+
+@task(name="discover", iterable=["namespace"], help=_DISCOVER_HELP)
+@friendly
+def migrate_discover(c, namespace=None, out=None, catalog=None):  # type: ignore[no-untyped-def]
+    """Find secret-copier Jobs/CronJobs, the Secrets they copied and hand-made Secrets."""
+    from bootstrap.commands import migrate
+    from bootstrap.model.migration import discover, fragment, paths
+    from bootstrap.runtime import target as target_mod
+
+    s = settings(c, catalog)
+    cat = _load(s) if s.catalog.exists() else None
+    t = target_mod.resolve(s, start_sandbox=False)
+    workloads, secrets = migrate.observe(t.kube, list(namespace or []) or None)
+    found = discover(workloads, secrets, cat, s.migrate_copier_selectors)
+    table = Table(title=f"secret copiers ({_e(t.description)})")
+    for col in ("copier", "found by", "reads", "writes into", "suspended"):
+        table.add_column(col, overflow="fold")
+    for cp in found.copiers:
+        table.add_row(
+            _e(cp.ref),
+            _e(cp.why),
+            _e(", ".join(f"{ns}/{n}" for ns, n in cp.sources) or "?"),
+            _e(", ".join(cp.targets) or "?"),
+            "yes" if cp.workload.suspended else "no",
+        )
+    console.print(table)
+    where = paths(found)
+    table = Table(title="Secrets the catalog would own")
+    for col in ("namespace/secret", "keys", "found as", "vault path", "problem"):
+        table.add_column(col, overflow="fold")
+    for cp in found.copies:
+        for ns in cp.namespaces:
+            origin = "source" if ns == cp.source else f"copy of {cp.source}/{cp.name}"
+            problem = "values differ from the source's" if ns in cp.differs else ""
+            table.add_row(
+                _e(f"{ns}/{cp.name}"),
+                _e(", ".join(cp.keys)),
+                _e(origin),
+                _e(where[(ns, cp.name)]),
+                _e(problem),
+            )
+    for h in found.handmade:
+        table.add_row(
+            _e(f"{h.namespace}/{h.name}"), _e(", ".join(h.keys)), "by hand", _e(h.path), ""
+        )
+    console.print(table)
+    if out:
+        Path(out).write_text(
+            fragment(found, name=cat.name if cat else "migrated"), encoding="utf-8"
+        )
+        console.print(f"wrote the draft catalog fragment {_e(out)}")
+    for cp in found.conflicts:
+        err.print(
+            f"conflict: {_e(cp.name)} differs between {_e(cp.source)} and "
+            f"{_e(', '.join(cp.differs))}: one shared path cannot hold both; settle it first"
+        )
+
+
 # -- catalog ----------------------------------------------------------------------------
 
 
@@ -589,6 +656,7 @@ def down(c, keep=False):  # type: ignore[no-untyped-def]
 
 catalog_ns = Collection("catalog", validate)
 dr_ns = Collection("dr", dr_snapshot, dr_restore)
+migrate_ns = Collection("migrate", migrate_discover)
 verify_ns = Collection("verify", rotation)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
@@ -606,5 +674,6 @@ ns = Collection(
     sandbox_ns,
     verify_ns,
     dr_ns,
+    migrate_ns,
 )
 ns.configure(DEFAULTS)

@@ -82,6 +82,13 @@ class Settings:
     #: (symlinks and ``..`` resolved first; relative entries from the current directory).
     #: Empty: only files inside the catalog's folder. /proc, /sys and /dev never.
     source_file_roots: tuple[str, ...] = ()
+    #: migrate.discover: label selectors (``key=value``, or a bare key) marking a Job or
+    #: CronJob as a secret copier; a script that reads a Secret with kubectl and writes it
+    #: into a namespace is one too.
+    migrate_copier_selectors: tuple[str, ...] = (
+        "app.kubernetes.io/component=secret-copier",
+        "app.kubernetes.io/name=secret-copier",
+    )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Settings:

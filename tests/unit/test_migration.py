@@ -1,0 +1,186 @@
+"""Migration discovery as pure logic: which Jobs and CronJobs copy Secrets (by label or by
+script), what they left where, hand-made Secrets, conflicts, and a catalog fragment that is a
+valid catalog whose static check passes, alone and merged into another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from bootstrap.model.catalog import parse_catalog
+from bootstrap.model.check import rendered_from_catalog, run_check
+from bootstrap.model.migration import (
+    Discovery,
+    SecretSeen,
+    WorkloadSeen,
+    discover,
+    find_copiers,
+    fragment,
+    parse_script,
+    paths,
+)
+
+COPY_SCRIPT = """set -e
+for ns in external-dns ingress; do
+  kubectl get secret ovh-dns -n cert-manager -o json \\
+    | jq 'del(.metadata.namespace,.metadata.uid,.metadata.resourceVersion)' \\
+    | kubectl apply -n "$ns" -f -
+done
+"""
+
+
+def _copier(**kw: Any) -> WorkloadSeen:
+    base: dict[str, Any] = {
+        "kind": "CronJob",
+        "namespace": "cert-manager",
+        "name": "secret-copier",
+        "script": COPY_SCRIPT,
+        "images": ("bitnami/kubectl:1.31",),
+    }
+    base.update(kw)
+    return WorkloadSeen(**base)
+
+
+def _secret(
+    ns: str, name: str, digest: str = "d1", keys: tuple[str, ...] = ("k",), **kw: Any
+) -> SecretSeen:
+    return SecretSeen(ns, name, keys, digest, **kw)
+
+
+@pytest.mark.parametrize(
+    ("script", "env", "reads", "writes"),
+    [
+        (COPY_SCRIPT, {}, [("cert-manager", "ovh-dns")], ["external-dns", "ingress"]),
+        (
+            "kubectl get secrets/tls-ca --namespace=infra -o yaml | kubectl create -n web -f -",
+            {},
+            [("infra", "tls-ca")],
+            ["web"],
+        ),
+        (
+            "for t in $TARGETS; do kubectl -n $SRC get secret db -o json"
+            " | kubectl replace -n $t -f -; done",
+            {"TARGETS": "a, b", "SRC": "src"},
+            [("src", "db")],
+            ["a", "b"],
+        ),
+        ("echo hello", {}, [], []),
+        ("kubectl get pods -n x", {}, [], []),
+    ],
+)
+def test_scripts_say_what_they_read_and_write(
+    script: str, env: dict[str, str], reads: list[tuple[str, str]], writes: list[str]
+) -> None:
+    assert parse_script(script, env) == (reads, writes)
+
+
+def test_copiers_are_found_by_script_or_label_and_a_cronjobs_jobs_are_its_own() -> None:
+    found = find_copiers(
+        [
+            _copier(),
+            _copier(kind="Job", name="secret-copier-28990", owned=True),
+            WorkloadSeen(
+                "CronJob", "ops", "labelled", {"app.kubernetes.io/component": "secret-copier"}
+            ),
+            WorkloadSeen("CronJob", "ops", "backup", script="pg_dump | gzip > /b/x.gz"),
+        ]
+    )
+    assert [(c.ref, c.why) for c in found] == [
+        ("CronJob cert-manager/secret-copier", "its script reads a Secret and writes it"),
+        ("CronJob ops/labelled", "label app.kubernetes.io/component=secret-copier"),
+    ]
+    assert found[0].targets == ("external-dns", "ingress")
+
+
+def _fixture(**overrides: str) -> Discovery:
+    digests = {"cert-manager": "d1", "external-dns": "d1", "ingress": "d1", **overrides}
+    secrets = [
+        _secret(ns, "ovh-dns", d, ("application-key", "application-secret"))
+        for ns, d in digests.items()
+    ]
+    secrets += [
+        _secret("ingress", "database", "d9", ("password", "username")),
+        _secret("ingress", "sa-token", "d8", type="kubernetes.io/service-account-token"),
+        _secret("ingress", "sh.helm.release.v1.x.v1", "d7", type="helm.sh/release.v1"),
+        _secret("ingress", "vso-made", "d6", owned=True),
+        _secret("elsewhere", "unrelated", "d5"),
+    ]
+    return discover([_copier()], secrets)
+
+
+def test_discovery_finds_the_copies_the_handmade_secret_and_nothing_else() -> None:
+    d = _fixture()
+    (copy,) = d.copies
+    assert (copy.name, copy.source, copy.namespaces) == (
+        "ovh-dns",
+        "cert-manager",
+        ("cert-manager", "external-dns", "ingress"),
+    )
+    assert copy.keys == ("application-key", "application-secret") and copy.shared
+    assert copy.copiers == ("CronJob cert-manager/secret-copier",) and not d.conflicts
+    assert [(h.namespace, h.name, h.path) for h in d.handmade] == [
+        ("ingress", "database", "ingress/database")
+    ]
+    assert paths(d) == {
+        ("cert-manager", "ovh-dns"): "shared/ovh-dns",
+        ("external-dns", "ovh-dns"): "shared/ovh-dns",
+        ("ingress", "ovh-dns"): "shared/ovh-dns",
+        ("ingress", "database"): "ingress/database",
+    }
+
+
+def test_different_values_under_one_shared_name_are_a_conflict() -> None:
+    d = _fixture(ingress="d2")
+    assert [(c.name, c.differs) for c in d.conflicts] == [("ovh-dns", ("ingress",))]
+
+
+def test_equal_secrets_in_several_namespaces_are_copies_without_a_copier() -> None:
+    secrets = [
+        _secret("a", "creds", "x"),
+        _secret("b", "creds", "x", created="2"),
+        _secret("c", "other", "y"),
+    ]
+    d = discover([], secrets)
+    assert [(c.name, c.namespaces, c.shared, c.copiers) for c in d.copies] == [
+        ("creds", ("a", "b"), False, ())
+    ]
+    assert paths(d)[("b", "creds")] == "b/creds"  # one copy: each service's own path
+
+
+def test_the_fragment_is_a_catalog_that_passes_the_check_alone_and_merged() -> None:
+    text = fragment(_fixture(), name="migrated")
+    assert "application-key" in text and "d1" not in text  # names of keys, never values
+    cat = parse_catalog(text, "fragment.yaml")
+    assert run_check(rendered_from_catalog(cat)).ok
+    by_ns = {s.namespace: s for s in cat.services}
+    assert [r.path for r in by_ns["external-dns"].reads] == ["shared/ovh-dns"]
+    assert list(by_ns["ingress"].secrets) == ["database"]
+    # merged into a catalog that knows one of the namespaces already
+    base = yaml.safe_load(
+        "version: 1\nname: home\nservices:\n  - name: web\n    namespace: web\n"
+        "    secrets:\n      config: {keys: {a: {generate: {length: 8}}}}\n"
+    )
+    extra = yaml.safe_load(text)
+    merged = {**base, "shared": extra["shared"], "services": base["services"] + extra["services"]}
+    both = parse_catalog(yaml.safe_dump(merged), "merged.yaml")
+    assert run_check(rendered_from_catalog(both)).ok
+
+
+def test_the_catalogs_own_secrets_are_not_handmade_and_its_services_keep_their_names() -> None:
+    from bootstrap.model.catalog import load_catalog
+    from bootstrap.model.domain import syncs
+    from tests.conftest import EXAMPLE
+
+    cat = load_catalog(EXAMPLE)
+    first = syncs(cat)[0]
+    svc = next(s for s in cat.services if s.namespace == first.namespace)
+    secrets = [
+        _secret(svc.namespace, first.destination, "a"),
+        _secret(svc.namespace, "by-hand", "b"),
+    ]
+    d = discover([], secrets, cat)
+    assert [(h.namespace, h.name, h.path) for h in d.handmade] == [
+        (svc.namespace, "by-hand", f"{svc.name}/by-hand")
+    ]
