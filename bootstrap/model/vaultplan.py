@@ -58,6 +58,9 @@ class Facts:
     other_policies: list[str] = field(default_factory=list)
     #: which parts of the token reviewer exist in the cluster (of REVIEWER_PARTS)
     reviewer: frozenset[str] = frozenset()
+    #: the reviewer's binding when not as wanted: "absent", "differs" (the product's, to be
+    #: replaced) or "foreign" (another owner's: never replaced)
+    reviewer_binding: str = "absent"
 
 
 # -- the actions vault-config applies, one kind per call ---------------------------------
@@ -247,11 +250,23 @@ def _plan_auth_config(want: Desired, have: Facts) -> list[Action]:
     r = want.reviewer
     actions: list[Action] = []
     if r is not None:
-        actions += [
-            CreateReviewerPart("create", target, why, part, r)
-            for part, target, why in _reviewer_parts(r)
-            if part not in have.reviewer
-        ]
+        for part, target, why in _reviewer_parts(r):
+            if part in have.reviewer:
+                continue
+            if part == "binding" and have.reviewer_binding == "foreign":
+                return [
+                    problem(
+                        target,
+                        "exists with other subjects or another role and was not made by the "
+                        f"product (no {conv.MANAGED_BY_LABEL} label): it is not replaced; "
+                        "remove it, or set reviewer_service_account/reviewer_namespace",
+                    )
+                ]
+            if part == "binding" and have.reviewer_binding == "differs":
+                why = f"replace: it binds other subjects or another role; {why}"
+                actions.append(CreateReviewerPart("update", target, why, part, r))
+                continue
+            actions.append(CreateReviewerPart("create", target, why, part, r))
         reasons.append(f"reviewer token of {r.namespace}/{r.service_account}, requested anew")
     actions.append(
         ConfigureKubernetesAuth(

@@ -52,6 +52,7 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
         policies = _read_policies(ctx, api)
         roles = _read_roles(ctx, api) if kubernetes_auth else {}
         audit = _data(api.read("sys/audit"))
+        reviewer_parts, binding_state = _reviewer_parts(ctx)
         return vaultplan.Facts(
             kv_mount=mounts.get(f"{conv.KV_MOUNT}/"),
             auth_mount=auth_mount,
@@ -59,7 +60,8 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
             policies=policies,
             roles=roles,
             audit={k: v for k, v in audit.items() if isinstance(v, dict)},
-            reviewer=_reviewer_parts(ctx),
+            reviewer=reviewer_parts,
+            reviewer_binding=binding_state,
         )
 
     def _desired(self, ctx: RunContext) -> vaultplan.Desired:
@@ -232,8 +234,9 @@ def _read_roles(ctx: RunContext, api: vault.Api) -> dict[str, dict[str, Any]]:
     return {n: r for n, r in api.parallel(read, names) if r is not None}
 
 
-def _reviewer_parts(ctx: RunContext) -> frozenset[str]:
-    """Which parts of the token reviewer exist in the cluster."""
+def _reviewer_parts(ctx: RunContext) -> tuple[frozenset[str], str]:
+    """Which parts of the token reviewer exist in the cluster as wanted, and the binding's
+    state when it is not one of them: absent, ours but different, or someone else's."""
     s = ctx.settings
     kube = ctx.target.kube
     parts = set()
@@ -242,8 +245,14 @@ def _reviewer_parts(ctx: RunContext) -> frozenset[str]:
         if kube.get("v1", "ServiceAccount", s.reviewer_service_account, s.reviewer_namespace):
             parts.add("service-account")
     binding = kube.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", REVIEWER_BINDING)
-    if binding is not None and (binding.get("roleRef") or {}).get("name") == AUTH_DELEGATOR:
-        subjects = [(x.get("name"), x.get("namespace")) for x in binding.get("subjects") or []]
-        if subjects == [(s.reviewer_service_account, s.reviewer_namespace)]:
-            parts.add("binding")  # otherwise BindReviewer replaces it
-    return frozenset(parts)
+    if binding is None:
+        return frozenset(parts), "absent"
+    subjects = [(x.get("name"), x.get("namespace")) for x in binding.get("subjects") or []]
+    if (binding.get("roleRef") or {}).get("name") == AUTH_DELEGATOR and subjects == [
+        (s.reviewer_service_account, s.reviewer_namespace)
+    ]:
+        parts.add("binding")
+        return frozenset(parts), "as wanted"
+    labels = (binding.get("metadata") or {}).get("labels") or {}
+    ours = labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
+    return frozenset(parts), "differs" if ours else "foreign"

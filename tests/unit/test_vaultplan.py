@@ -294,6 +294,31 @@ def test_every_kubernetes_side_effect_of_the_auth_config_is_planned(
 
 
 @pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("absent", [("CreateReviewerPart", "create", "ClusterRoleBinding reviewer-binding")]),
+        ("differs", [("CreateReviewerPart", "update", "ClusterRoleBinding reviewer-binding")]),
+        ("foreign", [("Action", "problem", "ClusterRoleBinding reviewer-binding")]),
+    ],
+)
+def test_a_reviewer_binding_is_created_replaced_when_ours_or_never_taken_over(
+    state: str, expected: list[tuple[str, str, str]]
+) -> None:
+    cat = load_catalog(EXAMPLE)
+    want = desired(cat, "https://k8s:6443", CA, "/tmp/audit.log", REVIEWER)
+    have = _converged(want)
+    have.reviewer = frozenset({"namespace", "service-account"})
+    have.reviewer_binding = state
+    have.auth_config = None
+    got = [(a.kind, a.verb, a.target) for a in plan(want, have, prune=False)]
+    assert [g for g in got if "ClusterRoleBinding" in g[2]] == expected
+    if state == "foreign":
+        assert not any(a.changes for a in plan(want, have, prune=False) if a.kind != "Action")
+        (p,) = [a for a in plan(want, have, prune=False) if a.verb == "problem"]
+        assert "not made by the product" in p.reason
+
+
+@pytest.mark.parametrize(
     ("mutate", "expected"),
     [
         (lambda h: setattr(h, "kv_mount", None), [("EnableMount", "create", "mount secret/")]),
