@@ -475,7 +475,7 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
         if original is None:
             raise VaultStateError(f"{source} holds no init record any more")
         if aside:
-            where = custody.set_aside(time.strftime("%Y%m%dT%H%M%S"), EXTRAS)
+            where = custody.set_aside(time.strftime("%Y%m%d-%H%M%S"), EXTRAS)
             log.info("set the init record in %s aside: %s", custody.description, where)
         if request.keys_from is not None:
             src = FileCustody(request.keys_from)

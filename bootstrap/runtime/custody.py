@@ -247,7 +247,7 @@ class KubernetesSecretCustody:
     def set_aside(self, tag: str, extras: tuple[str, ...]) -> str:
         """Copy each Secret to ``<name>-replaced-<tag>`` (created, never replaced), then delete
         the original: a copy always exists before an original goes."""
-        aside = f"{self.name}-replaced-{tag}"
+        aside = f"{self.name}-replaced-{tag.lower()}"  # Secret names are lower case
         for name in [*(f"{self.name}-{e}" for e in extras), self.name]:
             data = self.kube.read_secret(self.namespace, name)
             if data is None:

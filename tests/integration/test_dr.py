@@ -575,3 +575,24 @@ def test_force_replaces_a_vault_holding_data_and_keeps_its_keys(
     assert record.unseal_keys_b64 == FileCustody(original.keys).load().unseal_keys_b64  # type: ignore[union-attr]
     _assert_back(forced, original)
     assert vault.health(forced.box.state.bao_addr).cluster_id != forced.untouched["before"]
+
+
+def test_kubernetes_custody_is_set_aside_as_copies_before_any_original_goes(
+    box: Box, unique: str
+) -> None:
+    from bootstrap.runtime.custody import InitRecord, KubernetesSecretCustody
+
+    kube = Kube(box.state.kubeconfig)
+    custody = KubernetesSecretCustody(kube, f"cu{unique}", "vault-init")
+    record = InitRecord(["k1", "k2", "k3"], "root", 3, 2)
+    custody.store(record)
+    custody.store_extra("admin", {"token": "admin-token"})
+    where = custody.set_aside("20261129-000000", ("admin", "root-revoked"))
+    assert where == f"Secret cu{unique}/vault-init-replaced-20261129-000000"
+    assert custody.load() is None and custody.load_extra("admin") is None
+    kept = KubernetesSecretCustody(kube, f"cu{unique}", "vault-init-replaced-20261129-000000")
+    assert kept.load() == record
+    assert kept.load_extra("admin") == {"token": "admin-token"}
+    # a second setting aside (a re-run) finds nothing to move and keeps the copies
+    custody.set_aside("20261129-000000", ("admin",))
+    assert kept.load() == record
