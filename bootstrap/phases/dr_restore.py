@@ -536,15 +536,8 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
         h = vault.health(addr)
         record = ctx.target.custody.load()
         seal = vault.seal_status(addr) if h.sealed else {}
-        if (
-            record is not None
-            and seal
-            and (seal.get("t"), seal.get("n"))
-            != (
-                record.threshold,
-                record.shares,
-            )
-        ):
+        former = (seal.get("t"), seal.get("n"))
+        if record is not None and seal and former != (record.threshold, record.shares):
             raise VaultStateError(
                 f"{addr} still combines key shares by its former seal configuration "
                 f"(threshold {seal.get('t')} of {seal.get('n')}; the original keys are "
