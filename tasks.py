@@ -408,14 +408,29 @@ def dr_restore(  # type: ignore[no-untyped-def]
 # -- migration off secret copiers -------------------------------------------------------
 
 
-_DISCOVER_HELP = {
-    "namespace": "search only this namespace (repeatable; default: all but Kubernetes' own)",
-    "out": "write a draft catalog fragment here (keys' names only, never values)",
-    "catalog": "the catalog the fragment goes into (its services keep their names)",
+#: The migrate tasks' flags.
+_MIGRATE_HELP: dict[str, dict[str, str]] = {
+    "discover": {
+        "namespace": "search only this namespace (repeatable; default: all but Kubernetes' own)",
+        "out": "write a draft catalog fragment here (keys' names only, never values)",
+        "catalog": "the catalog the fragment goes into (its services keep their names)",
+    },
+    "namespace": {
+        "ns": "the namespace to move (repeatable)",
+        "all": "every namespace of the catalog, one after the other",
+        "catalog": "the catalog, with the migrate.discover fragment merged in",
+        "force": "replace other real values Vault holds at a mapped path",
+        "plan": "show each step per namespace; change nothing",
+    },
+    "rollback": {
+        "ns": "the namespace to put back (repeatable)",
+        "catalog": "the catalog the migration used",
+        "plan": "show what it would put back; change nothing",
+    },
 }
 
 
-@task(name="discover", iterable=["namespace"], help=_DISCOVER_HELP)
+@task(name="discover", iterable=["namespace"], help=_MIGRATE_HELP["discover"])
 @friendly
 def migrate_discover(c, namespace=None, out=None, catalog=None):  # type: ignore[no-untyped-def]
     """Find secret-copier Jobs/CronJobs, the Secrets they copied and hand-made Secrets."""
@@ -470,6 +485,84 @@ def migrate_discover(c, namespace=None, out=None, catalog=None):  # type: ignore
             f"conflict: {_e(cp.name)} differs between {_e(cp.source)} and "
             f"{_e(', '.join(cp.differs))}: one shared path cannot hold both; settle it first"
         )
+
+
+def _migration_context(c: Context, catalog: str | None) -> tuple[Settings, Catalog, Any, Any]:
+    from bootstrap.runtime import target as target_mod
+    from bootstrap.runtime.credentials import api_for_target
+
+    s, cat = _catalog(c, catalog)
+    t = target_mod.resolve(s, start_sandbox=False)
+    return s, cat, t, api_for_target(t)
+
+
+def _say_actions(title: str, actions: list[Any]) -> None:
+    console.print(f"[bold]{_e(title)}[/]")
+    for a in actions:
+        console.print(f"  {a.verb:7} {_e(a.target)}: {_e(a.reason)}", highlight=False)
+
+
+@task(name="namespace", iterable=["ns"], help=_MIGRATE_HELP["namespace"])
+@friendly
+def migrate_namespace(c, ns=None, all_=False, catalog=None, force=False, plan=False):  # type: ignore[no-untyped-def]
+    """Move namespaces off copiers: back up, values into Vault, operator objects, same bytes."""
+    from bootstrap.commands import migrate
+    from bootstrap.core.waits import WaitSettings
+    from bootstrap.runtime.lock import cluster_lock
+
+    s, cat, t, api = _migration_context(c, catalog)
+    namespaces = list(cat.namespaces) if all_ else list(ns or [])
+    if not namespaces:
+        raise BootstrapError("name a namespace (--ns NS, repeatable) or --all")
+    with cluster_lock(t.kube, s.lock_namespace):
+        for name in namespaces:
+            f = migrate.namespace_facts(
+                t.kube, api, cat, name, s.state_dir, s.migrate_copier_selectors
+            )
+            actions = migrate.plan_namespace(f, cat, force)
+            _say_actions(f"migrate {name}" + (" (plan)" if plan else ""), actions)
+            problems = [a for a in actions if a.verb == "problem"]
+            if problems:
+                raise BootstrapError(
+                    f"{name}: nothing written: "
+                    + "; ".join(f"{a.target}: {a.reason}" for a in problems)
+                )
+            if plan:
+                continue
+            migrate.apply_namespace(
+                t.kube, api, cat, f, actions, s.state_dir, WaitSettings(timeout=s.wait_timeout)
+            )
+            report = migrate.namespace_report(t.kube, cat, f, actions)
+            path = s.state_dir / "reports" / f"migrate-{name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            moved = ", ".join(m["path"] for m in report["values_moved"]) or "none (there already)"
+            copiers = ", ".join(f"{x['copier']} {x['done']}" for x in report["copiers"]) or "none"
+            console.print(
+                f"{_e(name)}: migrated; values moved: {_e(moved)}; synced by the operator: "
+                f"{_e(', '.join(report['secrets_synced']))}; copiers: {_e(copiers)}; left by "
+                f"hand: {_e(', '.join(report['left_by_hand']) or 'nothing')}; report {_e(path)}",
+                highlight=False,
+            )
+
+
+@task(name="rollback", iterable=["ns"], help=_MIGRATE_HELP["rollback"])
+@friendly
+def migrate_rollback(c, ns=None, catalog=None, plan=False):  # type: ignore[no-untyped-def]
+    """Put migrated namespaces back as they were: Secrets, copiers; remove operator objects."""
+    from bootstrap.commands import migrate
+    from bootstrap.runtime.lock import cluster_lock
+
+    s, cat, t, _ = _migration_context(c, catalog)
+    if not ns:
+        raise BootstrapError("name a namespace (--ns NS, repeatable)")
+    with cluster_lock(t.kube, s.lock_namespace):
+        for name in ns:
+            actions = migrate.plan_rollback(t.kube, cat, name, s.state_dir)
+            _say_actions(f"rollback {name}" + (" (plan)" if plan else ""), actions)
+            if not plan:
+                migrate.apply_rollback(t.kube, name, actions, s.state_dir)
+                console.print(f"{_e(name)}: rolled back", highlight=False)
 
 
 # -- catalog ----------------------------------------------------------------------------
@@ -656,7 +749,7 @@ def down(c, keep=False):  # type: ignore[no-untyped-def]
 
 catalog_ns = Collection("catalog", validate)
 dr_ns = Collection("dr", dr_snapshot, dr_restore)
-migrate_ns = Collection("migrate", migrate_discover)
+migrate_ns = Collection("migrate", migrate_discover, migrate_namespace, migrate_rollback)
 verify_ns = Collection("verify", rotation)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)

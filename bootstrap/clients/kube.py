@@ -259,6 +259,45 @@ class Kube:
             with translated(what):
                 self.core.replace_namespaced_secret(name, namespace, body)
 
+    def put_secret_record(self, namespace: str, name: str, record: dict[str, Any]) -> None:
+        """Make a Secret exactly ``record`` (type, base64 data, labels, annotations): created
+        when absent, else replaced (same object, so its workloads see it in place)."""
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                namespace=namespace,
+                labels=record.get("labels") or None,
+                annotations=record.get("annotations") or None,
+            ),
+            type=record.get("type") or "Opaque",
+            data=record.get("data") or {},
+        )
+        what = f"writing Secret {namespace}/{name}"
+        with translated(what):
+            try:
+                self.core.replace_namespaced_secret(name, namespace, body)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self.core.create_namespaced_secret(namespace, body)
+
+    def patch_suspend(self, namespace: str, name: str, suspend: bool) -> None:
+        """Suspend (or resume) a CronJob."""
+        with translated(f"suspending CronJob {namespace}/{name}"):
+            res = self.dynamic.resources.get(api_version="batch/v1", kind="CronJob")
+            res.patch(
+                name=name,
+                namespace=namespace,
+                body={"spec": {"suspend": suspend}},
+                content_type="application/merge-patch+json",
+            )
+
+    def create_object(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        with translated(f"creating {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"):
+            res = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            res.create(body=obj, namespace=meta.get("namespace"))
+
     def _create(
         self, namespace: str, body: client.V1Secret, what: str, *, dry_run: bool = False
     ) -> bool:

@@ -7,11 +7,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.clients.vault import Api
+from bootstrap.core import failpoints
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
-from bootstrap.model.migration import SecretSeen, WorkloadSeen
+from bootstrap.model.actions import Action, check, problem
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.domain import VSO_API, Sync, syncs
+from bootstrap.model.migration import Copier, SecretSeen, WorkloadSeen, find_copiers
+from bootstrap.model.render import render_service_account, render_static_secret, render_vault_auth
+from bootstrap.runtime.custody import write_private
+from bootstrap.runtime.vso import RAW_KEY
 
 #: Namespaces never searched: Kubernetes' own.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -99,3 +114,565 @@ def observe(
         workloads += [_workload(o) for o in kube.list("batch/v1", kind) if wanted(o)]
     secrets = [_secret(o) for o in kube.list("v1", "Secret") if wanted(o)]
     return workloads, secrets
+
+
+# -- moving one namespace, and back ----------------------------------------------------------
+#
+# migrate.namespace NS, in this order, each step idempotent and recorded in the namespace's
+# backup file (<state_dir>/migrate/<ns>.json, mode 0600: it holds the Secrets' values):
+# back up the namespace's Secrets the catalog maps (and, once, each copier concerned as it
+# was), push their values into Vault (check-and-set; a different real value there is refused
+# without --force), apply the namespace's ServiceAccounts, VaultAuths and VaultStaticSecrets
+# (destination create: false: the Secret stays the same object), wait until each Secret holds
+# exactly its old bytes again (written by the operator), then suspend each copier concerned,
+# or delete it once every namespace it touches is migrated. Refusals come before any write.
+#
+# migrate.rollback NS: delete the namespace's operator objects (VaultStaticSecrets first, so
+# the operator stops writing), put each backed-up Secret back as it was (data, type, labels,
+# annotations), put each copier back as it was, and set the backup aside.
+
+#: The operator objects a migration applies, deleted in this order by a rollback.
+OPERATOR_KINDS = (
+    (VSO_API, "VaultStaticSecret"),
+    (VSO_API, "VaultAuth"),
+    ("v1", "ServiceAccount"),
+)
+
+
+def backup_path(state_dir: Path, namespace: str) -> Path:
+    return state_dir / "migrate" / f"{namespace}.json"
+
+
+def copier_path(state_dir: Path, ref: str) -> Path:
+    return state_dir / "migrate" / "copiers" / (ref.replace(" ", "-").replace("/", "_") + ".json")
+
+
+def _pristine(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as it would be created again: kind, name, labels, annotations, spec."""
+    meta = obj.get("metadata") or {}
+    keep = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if meta.get(k)}
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": keep,
+        "spec": obj.get("spec"),
+    }
+
+
+def _secret_record(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    return {
+        "type": obj.get("type") or "Opaque",
+        "data": dict(obj.get("data") or {}),
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": dict(meta.get("annotations") or {}),
+    }
+
+
+@dataclass
+class NamespaceFacts:
+    namespace: str
+    syncs: list[Sync]
+    #: destination -> the Secret as it is now (type, data base64, labels, annotations)
+    current: dict[str, dict[str, Any]]
+    backup: dict[str, Any] | None
+    #: kv path -> (data, version) in Vault
+    kv: dict[str, tuple[dict[str, str], int]]
+    #: kv path -> {"ns/name": base64 data} of other namespaces' Secrets mapped to that path
+    #: and not yet migrated (a conflict when their data differs)
+    others: dict[str, dict[str, dict[str, str]]]
+    #: operator objects of the catalog in the namespace: (kind, name)
+    present: set[tuple[str, str]]
+    copiers: list[Copier]
+    #: namespaces whose migration is done (by their backups)
+    migrated: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class BackupNamespace(Action):
+    """Write the namespace's backup (its mapped Secrets, the copiers concerned): once."""
+
+    namespace: str
+
+
+@dataclass(frozen=True)
+class PushValues(Action):
+    """Write a backed-up Secret's values to a KV path, check-and-set on the version seen (the
+    values are read from the backup at apply time: an action never holds them)."""
+
+    path: str
+    destination: str  # the Secret whose backed-up values go there
+    version: int  # check-and-set on the version seen
+
+
+@dataclass(frozen=True)
+class ApplyOperatorObject(Action):
+    """Server-side apply one ServiceAccount, VaultAuth or VaultStaticSecret."""
+
+    obj: dict[str, Any] = field(hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class AwaitBytes(Action):
+    """Wait until the operator has written the Secret with exactly its backed-up bytes."""
+
+    destination: str
+
+
+@dataclass(frozen=True)
+class StopCopier(Action):
+    """Suspend a copier CronJob, or delete it once every namespace it touches is moved."""
+
+    ref: str
+    delete: bool
+
+
+@dataclass(frozen=True)
+class MarkMigrated(Action):
+    """Record in the backup that the namespace is migrated (a re-run then does nothing)."""
+
+    namespace: str
+
+
+def _values(record: dict[str, Any]) -> dict[str, str] | str:
+    """A backed-up Secret's values as Vault stores them (UTF-8 text), or the key that is not."""
+    out = {}
+    for key, b64 in sorted((record.get("data") or {}).items()):
+        try:
+            out[key] = base64.b64decode(b64).decode("utf-8")
+        except UnicodeDecodeError:
+            return str(key)
+    return out
+
+
+def wanted_objects(catalog: Catalog, namespace: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for svc in sorted(catalog.services, key=lambda s: s.name):
+        if svc.namespace == namespace:
+            out += [render_service_account(catalog, svc), render_vault_auth(catalog, svc)]
+    for sync in syncs(catalog):
+        if sync.namespace == namespace:
+            out.append(render_static_secret(catalog, sync, create=False))
+    return out
+
+
+def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Action]:
+    """Pure: what moving one namespace still takes, or why it must not."""
+    ns = f.namespace
+    if not f.syncs:
+        return [
+            problem(
+                ns,
+                "the catalog declares no Secret in this namespace: merge the "
+                "fragment of 'invoke migrate.discover' into the catalog first",
+            )
+        ]
+    if f.backup is not None and f.backup.get("done"):
+        return [check(ns, "migrated already")]
+    records = (f.backup or {}).get("secrets") or {
+        s.destination: f.current[s.destination] for s in f.syncs if s.destination in f.current
+    }
+    missing = [s.destination for s in f.syncs if s.destination not in records]
+    if missing:
+        return [
+            problem(f"Secret {ns}/{m}", "does not exist: nothing to migrate from") for m in missing
+        ]
+    problems: list[Action] = []
+    pushes: list[Action] = []
+    for s in f.syncs:
+        values = _values(records[s.destination])
+        if isinstance(values, str):
+            problems.append(
+                problem(
+                    f"Secret {ns}/{s.destination}",
+                    f"key {values!r} is not UTF-8 text; Vault's KV holds text: encode it first",
+                )
+            )
+            continue
+        for where, data in sorted(f.others.get(s.kv_path, {}).items()):
+            if data != records[s.destination]["data"]:
+                problems.append(
+                    problem(
+                        s.kv_path,
+                        f"{ns}/{s.destination} and {where} hold "
+                        "different values for this one path; settle them first",
+                    )
+                )
+        have, version = f.kv.get(s.kv_path, ({}, 0))
+        if have == values:
+            continue
+        if have and not force:
+            problems.append(
+                problem(
+                    s.kv_path,
+                    f"Vault holds other values than {ns}/"
+                    f"{s.destination} (version {version}); --force replaces them",
+                )
+            )
+            continue
+        if any(a.path == s.kv_path for a in pushes if isinstance(a, PushValues)):
+            continue  # two destinations, one path: the same values (checked above)
+        pushes.append(
+            PushValues(
+                "update" if have else "create",
+                s.kv_path,
+                f"the values of {ns}/{s.destination} ({len(values)} keys)",
+                s.kv_path,
+                s.destination,
+                version,
+            )
+        )
+    if problems:
+        return problems
+    actions: list[Action] = []
+    if f.backup is None:
+        actions.append(
+            BackupNamespace(
+                "create",
+                f"backup {ns}",
+                f"{len(records)} Secrets and {len(f.copiers)} copiers, as they are",
+                ns,
+            )
+        )
+    actions += pushes
+    for obj in wanted_objects(catalog, ns):
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key not in f.present:
+            actions.append(
+                ApplyOperatorObject("create", f"{key[0]} {ns}/{key[1]}", "missing", obj=obj)
+            )
+    actions += [
+        AwaitBytes(
+            "check",
+            f"Secret {ns}/{s.destination}",
+            "wait until the operator wrote the same bytes",
+            s.destination,
+        )
+        for s in f.syncs
+    ]
+    done = f.migrated | {ns}
+    for c in f.copiers:
+        touched = {c.workload.namespace, *c.targets, *(n for n, _ in c.sources)}
+        last = touched <= done
+        actions.append(
+            StopCopier(
+                "delete" if last else "update",
+                c.ref,
+                "every namespace it touches is migrated"
+                if last
+                else "suspended while other namespaces still get copies",
+                c.ref,
+                last,
+            )
+        )
+    actions.append(MarkMigrated("update", f"backup {ns}", "record the namespace as migrated", ns))
+    return actions
+
+
+def _copiers_of(kube: Kube, namespace: str, selectors: tuple[str, ...]) -> list[Copier]:
+    workloads, _ = observe(kube)
+    return [
+        c
+        for c in find_copiers(workloads, selectors)
+        if namespace in {c.workload.namespace, *c.targets, *(n for n, _ in c.sources)}
+    ]
+
+
+def _migrated(state_dir: Path) -> set[str]:
+    folder = state_dir / "migrate"
+    out = set()
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("done"):
+            out.add(str(data.get("namespace")))
+    return out
+
+
+def namespace_facts(
+    kube: Kube,
+    api: Api,
+    catalog: Catalog,
+    namespace: str,
+    state_dir: Path,
+    selectors: tuple[str, ...],
+) -> NamespaceFacts:
+    mine = [s for s in syncs(catalog) if s.namespace == namespace]
+    current = {}
+    for s in mine:
+        obj = kube.get("v1", "Secret", s.destination, namespace)
+        if obj is not None:
+            current[s.destination] = _secret_record(obj)
+    path = backup_path(state_dir, namespace)
+    backup = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    kv = {s.kv_path: read_kv(api, s.kv_path) for s in mine}
+    others: dict[str, dict[str, dict[str, str]]] = {}
+    managed = {
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in kube.list(VSO_API, "VaultStaticSecret")
+    }
+    for s in syncs(catalog):
+        if s.namespace == namespace or s.kv_path not in kv:
+            continue
+        if (s.namespace, s.destination) in managed:
+            continue  # synced by the operator from Vault: not a second source
+        obj = kube.get("v1", "Secret", s.destination, s.namespace)
+        if obj is not None:
+            data = dict(obj.get("data") or {})
+            data.pop(RAW_KEY, None)
+            others.setdefault(s.kv_path, {})[f"{s.namespace}/{s.destination}"] = data
+    present = set()
+    for api_version, kind in OPERATOR_KINDS:
+        for o in kube.list(api_version, kind, namespace=namespace):
+            if managed_by_catalog(o, catalog):
+                present.add((kind, o["metadata"]["name"]))
+    return NamespaceFacts(
+        namespace,
+        mine,
+        current,
+        backup,
+        kv,
+        others,
+        present,
+        _copiers_of(kube, namespace, selectors),
+        _migrated(state_dir),
+    )
+
+
+def managed_by_catalog(obj: dict[str, Any], catalog: Catalog) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return (
+        labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
+        and labels.get(conv.CATALOG_LABEL) == catalog.name
+    )
+
+
+def _same_bytes(kube: Kube, namespace: str, name: str, record: dict[str, Any]) -> str:
+    obj = kube.get("v1", "Secret", name, namespace) or {}
+    data = dict(obj.get("data") or {})
+    raw = data.pop(RAW_KEY, None)
+    if raw is None:
+        raise Pending("not written by the operator yet")
+    if data != record["data"]:
+        raise Pending("its keys differ from the backed-up ones")
+    return "same bytes"
+
+
+def apply_namespace(
+    kube: Kube,
+    api: Api,
+    catalog: Catalog,
+    f: NamespaceFacts,
+    actions: list[Action],
+    state_dir: Path,
+    ws: WaitSettings,
+) -> None:
+    path = backup_path(state_dir, f.namespace)
+    for action in actions:
+        backup = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        match action:
+            case BackupNamespace():
+                records = {s.destination: f.current[s.destination] for s in f.syncs}
+                for c in f.copiers:
+                    obj = kube.get(
+                        "batch/v1", c.workload.kind, c.workload.name, c.workload.namespace
+                    )
+                    where = copier_path(state_dir, c.ref)
+                    if obj is not None and not where.exists():
+                        write_private(where, json.dumps(_pristine(obj), indent=2), overwrite=False)
+                doc = {
+                    "namespace": f.namespace,
+                    "secrets": records,
+                    "done": False,
+                    "created": time.time(),
+                    "copiers": [c.ref for c in f.copiers],
+                }
+                write_private(path, json.dumps(doc, indent=2), overwrite=False)
+                failpoints.point("migrate:backed-up")
+            case PushValues(path=kv_path, destination=dest, version=version):
+                assert backup is not None
+                values = _values(backup["secrets"][dest])
+                assert isinstance(values, dict)
+                api.write(
+                    f"{conv.KV_MOUNT}/data/{kv_path}", {"data": values, "options": {"cas": version}}
+                )
+                failpoints.point("migrate:pushed")
+            case ApplyOperatorObject(obj=obj):
+                kube.apply(obj)
+                failpoints.point("migrate:applied")
+            case AwaitBytes(destination=dest):
+                assert backup is not None
+                wait_for(
+                    partial(_same_bytes, kube, f.namespace, dest, backup["secrets"][dest]),
+                    f"Secret {f.namespace}/{dest} to hold its bytes from Vault",
+                    ws,
+                )
+            case StopCopier(ref=ref, delete=delete):
+                c = next(c for c in f.copiers if c.ref == ref)
+                w = c.workload
+                if delete:
+                    kube.delete("batch/v1", w.kind, w.name, w.namespace)
+                elif w.kind == "CronJob":
+                    kube.patch_suspend(w.namespace, w.name, True)
+                failpoints.point("migrate:copier")
+            case MarkMigrated():
+                assert backup is not None
+                backup["done"] = True
+                write_private(path, json.dumps(backup, indent=2), overwrite=True)
+            case Action(verb="check"):
+                pass
+            case _:
+                raise TypeError(f"migrate.namespace cannot apply {action.kind}")
+
+
+# -- rollback --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeleteOperatorObject(Action):
+    """Delete one of the catalog's operator objects in the namespace."""
+
+    api_version: str
+    kind_: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class RestoreSecret(Action):
+    """Put a Secret back exactly as backed up: data, type, labels, annotations."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RestoreCopier(Action):
+    """Re-create a deleted copier, or resume a suspended one, as it was before."""
+
+    ref: str
+
+
+@dataclass(frozen=True)
+class SetBackupAside(Action):
+    """Rename the backup (kept): a later migration of the namespace starts afresh."""
+
+    namespace: str
+
+
+def plan_rollback(kube: Kube, catalog: Catalog, namespace: str, state_dir: Path) -> list[Action]:
+    path = backup_path(state_dir, namespace)
+    if not path.exists():
+        return [check(namespace, "no backup: nothing to roll back")]
+    backup = json.loads(path.read_text(encoding="utf-8"))
+    actions: list[Action] = []
+    for api_version, kind in OPERATOR_KINDS:
+        for o in kube.list(api_version, kind, namespace=namespace):
+            if managed_by_catalog(o, catalog):
+                name = o["metadata"]["name"]
+                actions.append(
+                    DeleteOperatorObject(
+                        "delete",
+                        f"{kind} {namespace}/{name}",
+                        "made by the migration",
+                        api_version,
+                        kind,
+                        name,
+                        namespace,
+                    )
+                )
+    for name, record in sorted(backup["secrets"].items()):
+        obj = kube.get("v1", "Secret", name, namespace)
+        if obj is None or _secret_record(obj) != record:
+            actions.append(
+                RestoreSecret(
+                    "update",
+                    f"Secret {namespace}/{name}",
+                    "back to its backed-up data, labels and annotations",
+                    namespace,
+                    name,
+                )
+            )
+    for ref in backup.get("copiers") or []:
+        where = copier_path(state_dir, ref)
+        if not where.exists():
+            continue
+        pristine = json.loads(where.read_text(encoding="utf-8"))
+        meta = pristine["metadata"]
+        obj = kube.get("batch/v1", pristine["kind"], meta["name"], meta["namespace"])
+        if obj is None or _pristine(obj) != pristine:
+            actions.append(
+                RestoreCopier(
+                    "create" if obj is None else "update",
+                    ref,
+                    "back as it was before the migration",
+                    ref,
+                )
+            )
+    actions.append(
+        SetBackupAside(
+            "update",
+            f"backup {namespace}",
+            "set aside (kept): a later migration starts afresh",
+            namespace,
+        )
+    )
+    return actions
+
+
+def apply_rollback(kube: Kube, namespace: str, actions: list[Action], state_dir: Path) -> None:
+    path = backup_path(state_dir, namespace)
+    for action in actions:
+        match action:
+            case DeleteOperatorObject(api_version=v, kind_=k, name=n, namespace=ns):
+                kube.delete(v, k, n, ns)
+            case RestoreSecret(name=name):
+                record = json.loads(path.read_text(encoding="utf-8"))["secrets"][name]
+                kube.put_secret_record(namespace, name, record)
+            case RestoreCopier(ref=ref):
+                pristine = json.loads(copier_path(state_dir, ref).read_text(encoding="utf-8"))
+                meta = pristine["metadata"]
+                if kube.get("batch/v1", pristine["kind"], meta["name"], meta["namespace"]):
+                    # the migration only suspends: resume as it was
+                    suspend = bool((pristine.get("spec") or {}).get("suspend"))
+                    kube.patch_suspend(meta["namespace"], meta["name"], suspend)
+                else:
+                    kube.create_object(pristine)
+            case SetBackupAside():
+                path.rename(path.with_name(f"{namespace}.rolled-back-{int(time.time())}.json.bak"))
+            case Action(verb="check"):
+                pass
+            case _:
+                raise TypeError(f"migrate.rollback cannot apply {action.kind}")
+
+
+def namespace_report(
+    kube: Kube, catalog: Catalog, f: NamespaceFacts, actions: list[Action]
+) -> dict[str, Any]:
+    """What a namespace's migration did, by name only: values moved, Secrets the operator now
+    syncs, copiers suspended or removed, and the Secrets there the catalog does not map (left
+    as they are, by hand)."""
+    mapped = {s.destination for s in f.syncs}
+    left = []
+    for obj in kube.list("v1", "Secret", namespace=f.namespace):
+        meta = obj.get("metadata") or {}
+        if (
+            obj.get("type", "Opaque") == "Opaque"
+            and not meta.get("ownerReferences")
+            and meta.get("name") not in mapped
+        ):
+            left.append(str(meta.get("name")))
+    return {
+        "namespace": f.namespace,
+        "values_moved": [
+            {"path": a.path, "from": f"{f.namespace}/{a.destination}"}
+            for a in actions
+            if isinstance(a, PushValues)
+        ],
+        "secrets_synced": sorted(mapped),
+        "copiers": [
+            {"copier": a.ref, "done": "deleted" if a.delete else "suspended"}
+            for a in actions
+            if isinstance(a, StopCopier)
+        ],
+        "left_by_hand": sorted(left),
+    }

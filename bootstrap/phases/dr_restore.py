@@ -229,11 +229,16 @@ class RestoreSnapshot(Action):
 
 @dataclass(frozen=True)
 class UnsealOriginal(Action):
+    """Unseal the leader with the original keys; it must then answer with the snapshot's
+    cluster id, and take the run's credential."""
+
     addr: str
 
 
 @dataclass(frozen=True)
 class DiscardThrowaway(Action):
+    """Delete the throwaway initialization's record: its keys open nothing any more."""
+
     addr: str
 
 

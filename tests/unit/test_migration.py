@@ -184,3 +184,112 @@ def test_the_catalogs_own_secrets_are_not_handmade_and_its_services_keep_their_n
     assert [(h.namespace, h.name, h.path) for h in d.handmade] == [
         (svc.namespace, "by-hand", f"{svc.name}/by-hand")
     ]
+
+
+# -- the plan of moving one namespace ------------------------------------------------------
+
+
+def _ns_facts(**kw: Any) -> Any:
+    import base64
+
+    from bootstrap.commands.migrate import NamespaceFacts
+    from bootstrap.model.domain import syncs
+
+    cat = parse_catalog(fragment(_fixture(), name="mig"), "f.yaml")
+    record = {
+        "type": "Opaque",
+        "data": {
+            "application-key": base64.b64encode(b"ak").decode(),
+            "application-secret": base64.b64encode(b"as").decode(),
+        },
+        "labels": {},
+        "annotations": {},
+    }
+    base: dict[str, Any] = {
+        "namespace": "external-dns",
+        "syncs": [s for s in syncs(cat) if s.namespace == "external-dns"],
+        "current": {"ovh-dns": record},
+        "backup": None,
+        "kv": {},
+        "others": {"shared/ovh-dns": {"ingress/ovh-dns": record["data"]}},
+        "present": set(),
+        "copiers": find_copiers([_copier()]),
+        "migrated": set(),
+    }
+    base.update(kw)
+    return cat, NamespaceFacts(**base)
+
+
+def _steps(cat: Any, f: Any, force: bool = False) -> list[tuple[str, str, str]]:
+    from bootstrap.commands.migrate import plan_namespace
+
+    return [(a.kind, a.verb, a.target) for a in plan_namespace(f, cat, force)]
+
+
+def test_a_namespace_moves_in_order_and_the_copier_is_suspended_until_the_last() -> None:
+    cat, f = _ns_facts()
+    assert _steps(cat, f) == [
+        ("BackupNamespace", "create", "backup external-dns"),
+        ("PushValues", "create", "shared/ovh-dns"),
+        ("ApplyOperatorObject", "create", "ServiceAccount external-dns/external-dns"),
+        ("ApplyOperatorObject", "create", "VaultAuth external-dns/external-dns"),
+        ("ApplyOperatorObject", "create", "VaultStaticSecret external-dns/ovh-dns"),
+        ("AwaitBytes", "check", "Secret external-dns/ovh-dns"),
+        ("StopCopier", "update", "CronJob cert-manager/secret-copier"),
+        ("MarkMigrated", "update", "backup external-dns"),
+    ]
+    # the last namespace it touches: the copier goes
+    cat, last = _ns_facts(migrated={"cert-manager", "ingress"})
+    assert ("StopCopier", "delete", "CronJob cert-manager/secret-copier") in _steps(cat, last)
+
+
+def test_what_is_there_already_is_not_done_again() -> None:
+    cat, f = _ns_facts(
+        backup={"secrets": _ns_facts()[1].current, "done": False},
+        kv={"shared/ovh-dns": ({"application-key": "ak", "application-secret": "as"}, 1)},
+        present={("ServiceAccount", "external-dns"), ("VaultAuth", "external-dns")},
+    )
+    kinds = [k for k, _, _ in _steps(cat, f)]
+    assert kinds == [
+        "ApplyOperatorObject",
+        "AwaitBytes",
+        "StopCopier",
+        "MarkMigrated",
+    ]
+    cat, done = _ns_facts(backup={"secrets": {}, "done": True})
+    assert _steps(cat, done) == [("Action", "check", "external-dns")]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (
+            {"others": {"shared/ovh-dns": {"ingress/ovh-dns": {"application-key": "eA=="}}}},
+            "external-dns/ovh-dns and ingress/ovh-dns hold different values",
+        ),
+        (
+            {"kv": {"shared/ovh-dns": ({"application-key": "other"}, 3)}},
+            "Vault holds other values than external-dns/ovh-dns (version 3); --force replaces",
+        ),
+        ({"current": {}}, "does not exist"),
+        ({"current": {"ovh-dns": {"data": {"k": "/w=="}}}}, "key 'k' is not UTF-8 text"),
+        ({"syncs": []}, "declares no Secret in this namespace"),
+    ],
+)
+def test_a_namespace_that_cannot_move_is_refused_before_anything(
+    kw: dict[str, Any], message: str
+) -> None:
+    from bootstrap.commands.migrate import plan_namespace
+
+    cat, f = _ns_facts(**kw)
+    actions = plan_namespace(f, cat, force=False)
+    assert {a.verb for a in actions} == {"problem"}, actions
+    assert any(message in a.reason for a in actions), [a.reason for a in actions]
+
+
+def test_force_replaces_other_values_in_vault_with_check_and_set() -> None:
+    from bootstrap.commands.migrate import PushValues, plan_namespace
+
+    cat, f = _ns_facts(kv={"shared/ovh-dns": ({"application-key": "other"}, 3)})
+    (push,) = [a for a in plan_namespace(f, cat, force=True) if isinstance(a, PushValues)]
+    assert (push.verb, push.version) == ("update", 3)
