@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
 from tests.integration.conftest import Box
-from tests.integration.helpers import generated_catalog_text, task_cli, workload
+from tests.integration.helpers import admin_api, generated_catalog_text, task_cli, workload
 
 SCRIPT = """set -e
 for ns in {targets}; do
@@ -195,6 +196,20 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
     catalog, env = _catalog_for(box, cluster, unique, tmp_path)
     before = _state(box, cluster)
     namespaces = [cluster["source"], *cluster["targets"]]
+    planned = task_cli(
+        "migrate.namespace", env, "--ns", namespaces[0], "--catalog", str(catalog), "--plan"
+    )
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    for step in (
+        f"create  backup {namespaces[0]}",
+        f"create  shared/{cluster['secret']}",
+        f"create  VaultStaticSecret {namespaces[0]}/{cluster['secret']}",
+        f"check   Secret {namespaces[0]}/{cluster['secret']}",
+        f"update  CronJob {namespaces[0]}/secret-copier",
+    ):
+        assert step in planned.stdout, planned.stdout
+    assert _state(box, cluster) == before
+    assert not (tmp_path / "state" / "migrate").exists()
     moved = _migrate(env, catalog, *namespaces)
     assert moved.returncode == 0, moved.stdout[-3000:] + moved.stderr[-3000:]
     after = _state(box, cluster)
@@ -267,3 +282,4 @@ def test_different_values_for_one_shared_path_are_refused_and_nothing_is_written
     ), refused.stderr[-2000:]
     assert _state(box, cluster) == before
     assert not (tmp_path / "state" / "migrate" / f"{cluster['source']}.json").exists()
+    assert read_kv(admin_api(box), f"shared/{secret}") == ({}, 0)  # nothing in Vault
