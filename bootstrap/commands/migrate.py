@@ -96,10 +96,10 @@ def _workload(obj: dict[str, Any]) -> WorkloadSeen:
 
 
 def observe(
-    kube: Kube, namespaces: list[str] | None = None
+    kube: Kube, namespaces: list[str] | None = None, *, secrets: bool = True
 ) -> tuple[list[WorkloadSeen], list[SecretSeen]]:
-    """Jobs, CronJobs and Secrets of the given namespaces (default: every namespace but
-    Kubernetes' own and the product's)."""
+    """Jobs, CronJobs and (unless ``secrets`` is false) Secrets of the given namespaces
+    (default: every namespace but Kubernetes' own and the product's)."""
     own = {conv.OPERATOR_NAMESPACE}
     chosen = sorted(set(namespaces)) if namespaces else None
 
@@ -112,8 +112,8 @@ def observe(
     workloads: list[WorkloadSeen] = []
     for kind in ("CronJob", "Job"):
         workloads += [_workload(o) for o in kube.list("batch/v1", kind) if wanted(o)]
-    secrets = [_secret(o) for o in kube.list("v1", "Secret") if wanted(o)]
-    return workloads, secrets
+    found = [_secret(o) for o in kube.list("v1", "Secret") if wanted(o)] if secrets else []
+    return workloads, found
 
 
 # -- moving one namespace, and back ----------------------------------------------------------
@@ -370,7 +370,7 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
 
 
 def _copiers_of(kube: Kube, namespace: str, selectors: tuple[str, ...]) -> list[Copier]:
-    workloads, _ = observe(kube)
+    workloads, _ = observe(kube, secrets=False)
     return [
         c
         for c in find_copiers(workloads, selectors)
