@@ -11,3 +11,16 @@ EXAMPLE = ROOT / "catalog.yaml"
 @pytest.fixture
 def example_text() -> str:
     return EXAMPLE.read_text(encoding="utf-8")
+
+
+#: Test files that take minutes (their module fixtures start sandboxes of their own). They
+#: are scheduled first, so that with xdist's --dist loadfile none of them starts last and
+#: becomes the run's tail; the order inside each group stays pytest-randomly's.
+HEAVY_FILES = frozenset(
+    {"test_dr.py", "test_reliability.py", "test_ha.py", "test_migrate.py", "test_verify.py"}
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in HEAVY_FILES)

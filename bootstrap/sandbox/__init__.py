@@ -148,6 +148,8 @@ def _start(
     """Every component in order, each waited for before what needs it starts."""
     control_plane.start_etcd(state, binaries["etcd"], ports.etcd_peer, say)
     openbao.start_nodes(state, binaries["bao"], ports.bao, say)
+    # kube-apiserver gives etcd 20 s, then exits; on a busy machine etcd has taken longer
+    healthy(state.process("etcd"), wait)
     control_plane.start_apiserver(state, binaries["kube-apiserver"], certs, ports.apiserver, say)
     control_plane.wait_apiserver(state, certs, wait)
     control_plane.start_controller_manager(

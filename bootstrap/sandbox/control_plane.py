@@ -56,10 +56,11 @@ def start_etcd(state: SandboxState, binary: str, peer_port: int, say: Say) -> No
             f"sandbox={peer}",
             "--unsafe-no-fsync",
             "--log-level",
-            "warn",
+            "info",  # a slow start says where it is (at warn its log stayed empty)
         ],
         clean_env(),
         state.etcd_url,
+        f"{state.etcd_url}/health",
     )
 
 
