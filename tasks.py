@@ -661,7 +661,7 @@ def lint(c):  # type: ignore[no-untyped-def]
         "workers": "pytest-xdist workers, each with a sandbox of its own (0: one process)",
     }
 )
-def test(c, pytest_args="", workers=3):  # type: ignore[no-untyped-def]
+def test(c, pytest_args="", workers=2):  # type: ignore[no-untyped-def]
     """Everything CI runs: lint, install the tools (cached), then the whole test suite."""
     lint(c)
     install(c)
