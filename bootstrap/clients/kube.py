@@ -101,6 +101,32 @@ class Kube:
             items = self.core.list_namespace().items
         return {n.metadata.name for n in items if n.metadata and n.metadata.name}
 
+    def raw(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> bytes:
+        """One request through the client's REST layer (its TLS and credentials), the response
+        body left undecoded. A status other than 2xx raises ApiException (for translated)."""
+        method, url, head, payload, post = self.api.param_serialize(
+            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        resp: Any = self.api.call_api(
+            method, url, header_params=head, body=payload, post_params=post
+        )
+        data = bytes(resp.read() or b"")
+        if not 200 <= resp.status < 300:
+            raise ApiException(status=resp.status, reason=resp.reason, body=data.decode())
+        return data
+
+    def list_metadata(self, path: str, what: str) -> dict[str, dict[str, Any]]:
+        """Name -> metadata (a dict in the API's own JSON field names) of every object a list
+        path returns, e.g. ``/api/v1/namespaces/apps/secrets``: one request, and only the
+        metadata travels (a Secret's data never leaves the server)."""
+        import json
+
+        accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+        with translated(f"listing {what}"):
+            body = self.raw("GET", path, {"Accept": accept})
+        items = json.loads(body).get("items") or []
+        return {str(i["metadata"]["name"]): dict(i["metadata"]) for i in items}
+
     def _create_if_missing(self, what: str, read: Any, create: Any) -> bool:
         """Call ``create`` unless ``read`` finds the object. True if it was created."""
         with translated(f"reading {what}"):

@@ -28,12 +28,15 @@ logging.getLogger("python_terraform").setLevel(logging.ERROR)
 
 MODULE_DIR = paths.TERRAFORM_MODULE
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: Resources OpenTofu creates at once (its default is 10).
+APPLY_PARALLELISM = 16
 
 
 @dataclass(frozen=True)
 class Change:
     address: str
     actions: tuple[str, ...]  # e.g. ("create",), ("update",), ("delete", "create"), ("no-op",)
+    previous: str = ""  # the address it had in the state, when a ``moved`` block renames it
 
 
 @contextmanager
@@ -103,14 +106,23 @@ class Workspace:
             env["TF_CLI_CONFIG_FILE"] = str(rc)
         return env
 
-    def prepare(self, tfvars: dict[str, Any]) -> None:
+    def prepare(self, tfvars: dict[str, Any], moves: dict[str, str] | None = None) -> None:
         """Copy the module, write the inputs and the backend. Inputs never go on argv. The
-        working folder (state, plans, provider cache) is private: mode 0700."""
+        working folder (state, plans, provider cache) is private: mode 0700. ``moves`` (old
+        address -> new) become ``moved`` blocks, so Terraform renames what its state holds
+        instead of destroying and re-creating it."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         (self.root / "plugin-cache").mkdir(exist_ok=True)
-        for tf in sorted(MODULE_DIR.glob("*.tf")):
-            shutil.copyfile(tf, self.root / tf.name)
+        for tf in module_files():
+            dest = self.root / tf.relative_to(MODULE_DIR)
+            dest.parent.mkdir(exist_ok=True)
+            shutil.copyfile(tf, dest)
+        moved = self.root / "moved.tf"
+        if moves:
+            moved.write_text(moved_blocks(moves), encoding="utf-8")
+        else:
+            moved.unlink(missing_ok=True)
         (self.root / "placeholders.auto.tfvars.json").write_text(
             json.dumps(tfvars, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
@@ -159,7 +171,8 @@ class Workspace:
         """What an initialized working folder depends on: the module, backend and CLI
         configuration, and the binary."""
         digest = hashlib.sha256(self._bin().encode())
-        for name in [*sorted(p.name for p in self.root.glob("*.tf")), "tofurc"]:
+        names = [str(tf.relative_to(MODULE_DIR)) for tf in module_files()]
+        for name in [*names, "backend.tf", "tofurc"]:  # not moved.tf: no init needed for it
             f = self.root / name
             if f.is_file():
                 digest.update(name.encode() + b"\0" + f.read_bytes())
@@ -182,18 +195,76 @@ class Workspace:
             "plan", "plan", input=False, out="plan.bin", detailed_exitcode=IsFlagged, lock=True
         )
         shown = json.loads(self._run("show", "show", "-json", "plan.bin"))
-        return [
-            Change(rc["address"], tuple(rc["change"]["actions"]))
+        changes = [
+            Change(rc["address"], tuple(rc["change"]["actions"]), rc.get("previous_address", ""))
             for rc in shown.get("resource_changes", [])
         ]
+        if all(c.actions == ("no-op",) and not c.previous for c in changes):
+            self._record_applied()  # nothing to do: as good as a fresh apply
+        return changes
 
     def apply(self) -> None:
         self.init()
+        self._applied_file.unlink(missing_ok=True)
         failpoints.kill_during("placeholders:applying", child="terraform-provider-")
         try:
-            self._run("apply", "apply", "plan.bin", input=False)
+            self._run("apply", "apply", "plan.bin", input=False, parallelism=APPLY_PARALLELISM)
         finally:
             (self.root / "plan.bin").unlink(missing_ok=True)
+        self._record_applied()
+
+    # -- what the last apply was made from ---------------------------------------------
+    @property
+    def _applied_file(self) -> Path:
+        return self.root / "applied.json"
+
+    def _fingerprint(self) -> str:
+        """What a plan depends on besides the state and the cluster: the binary, the CLI
+        configuration, the module, the inputs and the provider lock. (``moved.tf`` is left
+        out: it only names addresses a state may still hold, and the state is compared.)"""
+        digest = hashlib.sha256(self._bin().encode())
+        names = [str(tf.relative_to(MODULE_DIR)) for tf in module_files()]
+        for name in [
+            *names,
+            "backend.tf",
+            "tofurc",
+            ".terraform.lock.hcl",
+            "placeholders.auto.tfvars.json",
+        ]:
+            f = self.root / name
+            digest.update(name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"-"))
+        return digest.hexdigest()
+
+    def _state_identity(self) -> dict[str, Any] | None:
+        """The local state's lineage and serial (None for another backend or no state)."""
+        if self.backend != "local" or not self.state_file.is_file():
+            return None
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except ValueError:
+            return None
+        return {"lineage": state.get("lineage"), "serial": state.get("serial")}
+
+    def _record_applied(self) -> None:
+        identity = self._state_identity()
+        if identity is not None:
+            record = {"fingerprint": self._fingerprint(), **identity}
+            self._applied_file.write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+    def unchanged_since_apply(self) -> bool:
+        """True when the inputs, module, tools and state are exactly those the last
+        successful apply here left (local backend only). With the cluster still holding
+        every object of the state as the state has it, a plan would then be empty."""
+        try:
+            record = json.loads(self._applied_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        identity = self._state_identity()
+        return (
+            identity is not None
+            and record.get("fingerprint") == self._fingerprint()
+            and all(record.get(k) == v for k, v in identity.items())
+        )
 
     def state(self) -> dict[str, dict[str, Any]]:
         """Every resource in the state: address -> its attribute values (the local state is
@@ -218,11 +289,26 @@ def _resources(state_file: Path) -> dict[str, dict[str, Any]]:
         raise TerraformError(f"{state_file}: not a readable Terraform state ({exc})") from None
     out: dict[str, dict[str, Any]] = {}
     for res in state.get("resources", []):
-        if res.get("mode") != "managed" or res.get("module"):
+        if res.get("mode") != "managed":
             continue
         base = f"{res['type']}.{res['name']}"
+        if res.get("module"):
+            base = f"{res['module']}.{base}"
         for inst in res.get("instances", []):
             key = inst.get("index_key")
             address = base if key is None else f"{base}[{json.dumps(key)}]"
             out[address] = dict(inst.get("attributes") or {})
     return out
+
+
+def module_files() -> list[Path]:
+    """The placeholder module's files: the root module and its sub-modules."""
+    return sorted(MODULE_DIR.glob("**/*.tf"))
+
+
+def moved_blocks(moves: dict[str, str]) -> str:
+    """``moved`` blocks (HCL) for old address -> new address."""
+    out = ["# Written by the bootstrap: resources renamed in the module (see main.tf).\n"]
+    for old, new in sorted(moves.items()):
+        out.append(f"moved {{\n  from = {old}\n  to   = {new}\n}}\n")
+    return "\n".join(out)

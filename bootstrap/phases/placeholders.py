@@ -13,9 +13,11 @@ Vault holds real values.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from bootstrap.clients.kube import Kube
 from bootstrap.clients.terraform import Change, Workspace
 from bootstrap.model.actions import Action, Verb, check, problem
 from bootstrap.model.render import placeholder_tfvars
@@ -29,8 +31,19 @@ TOOLS = ("tofu", "terraform-provider-kubernetes")
 
 VERBS: dict[str, Verb] = {"create": "create", "update": "update", "delete": "delete"}
 NAMESPACE = "kubernetes_namespace_v1.this"
-SECRET = "kubernetes_secret_v1.placeholder"  # noqa: S105 - a resource address
+#: A placeholder Secret's address: in the module instance of its namespace (see
+#: terraform/main.tf); before that module existed, ``LEGACY_SECRET[...]`` at the root.
+SECRET = 'module.namespace["{ns}"].kubernetes_secret_v1.placeholder'  # noqa: S105 - an address
+LEGACY_SECRET = "kubernetes_secret_v1.placeholder"  # noqa: S105 - a resource address
 SERVICE_LABEL = "secrets-bootstrap/service"
+_SECRET_ADDRESS = re.compile(
+    r'^(?:module\.namespace\["[^"]*"\]\.)?kubernetes_secret_v1\.placeholder\["(.+)"\]$'
+)
+
+
+def secret_address(key: str) -> str:
+    """The address of the placeholder Secret ``<namespace>/<name>``."""
+    return f'{SECRET.format(ns=key.split("/", 1)[0])}["{key}"]'
 
 
 @dataclass
@@ -53,30 +66,98 @@ def workspace(ctx: RunContext) -> Workspace:
 
 
 def _index(address: str) -> str:
-    """'kubernetes_secret_v1.placeholder["ns/name"]' -> 'ns/name'."""
-    return address.split('["', 1)[1].removesuffix('"]')
+    """'...kubernetes_secret_v1.placeholder["ns/name"]' -> 'ns/name'."""
+    return address.rsplit('["', 1)[1].removesuffix('"]')
+
+
+@dataclass
+class Live:
+    """What the cluster has, by metadata only (one list per namespace): namespace -> its
+    metadata, and (namespace, name) -> a Secret's metadata."""
+
+    namespaces: dict[str, dict[str, Any]]
+    secrets: dict[tuple[str, str], dict[str, Any]]
+
+
+def live_objects(kube: Kube, namespaces: set[str]) -> Live:
+    have = kube.list_metadata("/api/v1/namespaces", "namespaces")
+    secrets: dict[tuple[str, str], dict[str, Any]] = {}
+    for ns in sorted(namespaces & set(have)):
+        for name, meta in kube.list_metadata(f"/api/v1/namespaces/{ns}/secrets", "Secrets").items():
+            secrets[(ns, name)] = meta
+    return Live(have, secrets)
+
+
+def moves(state: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Pure: the state's Secrets still at their old address -> their address now."""
+    return {
+        address: secret_address(_index(address))
+        for address in state
+        if address.startswith(f"{LEGACY_SECRET}[")
+    }
+
+
+def _visible(values: dict[str, str] | None) -> dict[str, str]:
+    """Labels or annotations without those the kubernetes provider leaves out of its state and
+    diffs: keys under a ``*kubernetes.io`` prefix (``kubernetes.io/metadata.name``, which the
+    API server puts on every namespace), except ``app.kubernetes.io`` and
+    ``service.beta.kubernetes.io`` (its structures.go, isInternalKey)."""
+
+    def internal(key: str) -> bool:
+        host = key.split("/", 1)[0] if "/" in key else key
+        if host in ("app.kubernetes.io", "service.beta.kubernetes.io"):
+            return False
+        return host.endswith("kubernetes.io") or "deprecated.daemonset.template.generation" in key
+
+    return {k: v for k, v in (values or {}).items() if not internal(k)}
+
+
+def matches_state(state: dict[str, dict[str, Any]], live: Live) -> bool:
+    """Pure: every object of the state is in the cluster as the state has it (the same object,
+    by uid, with the same labels and annotations): what a refresh would find unchanged."""
+
+    def same(want: dict[str, Any], have: dict[str, Any] | None) -> bool:
+        return (
+            have is not None
+            and bool(want.get("uid"))
+            and have.get("uid") == want.get("uid")
+            and _visible(have.get("labels")) == _visible(want.get("labels"))
+            and _visible(have.get("annotations")) == _visible(want.get("annotations"))
+        )
+
+    for address, values in state.items():
+        meta = (values.get("metadata") or [{}])[0]
+        if address.startswith(f"{NAMESPACE}["):
+            if not same(meta, live.namespaces.get(_index(address))):
+                return False
+        elif _SECRET_ADDRESS.match(address):
+            key = (meta.get("namespace", ""), meta.get("name", ""))
+            if not same(meta, live.secrets.get(key)):
+                return False
+        else:
+            return False  # something this module does not make: let Terraform judge
+    return True
 
 
 def inputs(
-    ctx: RunContext, state: dict[str, dict[str, Any]]
+    ctx: RunContext, state: dict[str, dict[str, Any]], live: Live
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     """The module's inputs: what Terraform owns or may create, plus (without prune) what it
     owns that left the catalog, so that it is kept rather than destroyed."""
     t = ctx.target
     tfvars = placeholder_tfvars(ctx.catalog)
-    existing_ns = t.kube.namespaces()
+    owned_secrets = {_index(a) for a in state if _SECRET_ADDRESS.match(a)}
     adopted: list[str] = []
     kept: list[str] = []
     namespaces = []
     for ns in tfvars["namespaces"]:
-        if f'{NAMESPACE}["{ns}"]' in state or ns not in existing_ns:
+        if f'{NAMESPACE}["{ns}"]' in state or ns not in live.namespaces:
             namespaces.append(ns)
         else:
             adopted.append(f"namespace {ns}")
     secrets = {}
     for key, spec in tfvars["secrets"].items():
-        owned = f'{SECRET}["{key}"]' in state
-        if owned or t.kube.read_secret(spec["namespace"], spec["name"]) is None:
+        if key in owned_secrets or (spec["namespace"], spec["name"]) not in live.secrets:
             secrets[key] = spec
         else:
             adopted.append(f"Secret {key}")
@@ -85,7 +166,7 @@ def inputs(
             if address.startswith(f"{NAMESPACE}[") and _index(address) not in namespaces:
                 namespaces.append(_index(address))
                 kept.append(f"namespace {_index(address)}")
-            elif address.startswith(f"{SECRET}[") and _index(address) not in secrets:
+            elif _SECRET_ADDRESS.match(address) and _index(address) not in secrets:
                 meta = (values.get("metadata") or [{}])[0]
                 secrets[_index(address)] = {
                     "namespace": meta.get("namespace", ""),
@@ -120,6 +201,10 @@ def plan_placeholders(facts: PlaceholderFacts, prune: bool) -> list[Action]:
     ]
     for ch in facts.changes:
         verbs = [VERBS[a] for a in ch.actions if a in VERBS]
+        if not verbs and ch.previous:
+            reason = f"renamed in Terraform's state (was {ch.previous}); the object is unchanged"
+            actions.append(TerraformChange("update", ch.address, reason, ch.address, ch.actions))
+            continue
         if not verbs:
             continue
         if "delete" in verbs and not prune:
@@ -152,8 +237,21 @@ class Placeholders(PhaseBase, name="placeholders", summary=SUMMARY, tools=TOOLS)
     def facts(self, ctx: RunContext) -> PlaceholderFacts:
         ws = self._workspace(ctx)
         ws.prepare({})  # the module and backend, so state can be read
-        tfvars, adopted, kept = inputs(ctx, ws.state())
-        ws.prepare(tfvars)
+        state = ws.state()
+        wanted = {ns for ns in placeholder_tfvars(ctx.catalog)["namespaces"]}
+        owned = {(v.get("metadata") or [{}])[0].get("namespace", "") for v in state.values()}
+        live = live_objects(ctx.target.kube, wanted | owned)
+        tfvars, adopted, kept = inputs(ctx, state, live)
+        renames = moves(state)
+        ws.prepare(tfvars, renames)
+        if not renames and ws.unchanged_since_apply() and matches_state(state, live):
+            # The inputs, module, tools and state are those of the last apply, and the
+            # cluster has every object as that apply left it: the plan would be empty.
+            log.info(
+                "placeholders: the Terraform state, its inputs and the cluster are as the "
+                "last apply left them: no plan needed"
+            )
+            return PlaceholderFacts([], adopted, kept)
         return PlaceholderFacts(ws.plan(), adopted, kept)
 
     def plan(self, ctx: RunContext, facts: PlaceholderFacts) -> list[Action]:

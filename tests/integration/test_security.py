@@ -127,8 +127,8 @@ def test_terraform_never_destroys_without_prune(box: Box, unique: str, tmp_path:
     deleted = {a.target for a in result.actions if a.verb == "delete"}
     assert deleted == {
         f'kubernetes_namespace_v1.this["{p}-b"]',
-        f'kubernetes_secret_v1.placeholder["{p}-a/config"]',
-        f'kubernetes_secret_v1.placeholder["{p}-b/credentials"]',
+        f'module.namespace["{p}-a"].kubernetes_secret_v1.placeholder["{p}-a/config"]',
+        f'module.namespace["{p}-b"].kubernetes_secret_v1.placeholder["{p}-b/credentials"]',
     }
     assert kube.read_secret(f"{p}-a", "config") is None
 
@@ -137,8 +137,11 @@ def test_no_real_value_in_terraform_state_or_plan(box: Box, first_run: dict[str,
     """The first run's placeholders were filled by the operator; a re-run of the placeholders
     phase refreshes Terraform's view of them, and still nothing real is in its files."""
     s = box.settings()
+    # without the record of the last apply, the re-run plans (and refreshes) in full
+    (Path(s.state_dir) / "terraform" / "applied.json").unlink(missing_ok=True)
     results, _ = run(s, load_catalog(EXAMPLE), ["placeholders"])
     assert statuses(results) == {"placeholders": "no-change"}
+    assert (Path(s.state_dir) / "terraform" / "plan.bin").exists()
     api = admin_api(box)
     values = [
         v

@@ -1,0 +1,83 @@
+"""Pure parts of the placeholders phase: renames of old addresses, and when the cluster
+matches Terraform's state so that no plan is needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bootstrap.clients.terraform import moved_blocks
+from bootstrap.phases.placeholders import (
+    LEGACY_SECRET,
+    NAMESPACE,
+    Live,
+    matches_state,
+    moves,
+    secret_address,
+)
+
+LABELS = {"app.kubernetes.io/managed-by": "cluster-secrets-bootstrap"}
+
+
+def state_of(
+    *,
+    ns_uid: str = "u-ns",
+    secret_uid: str = "u-s",  # noqa: S107 - a uid
+) -> dict[str, dict[str, Any]]:
+    return {
+        f'{NAMESPACE}["apps"]': {
+            "metadata": [{"name": "apps", "uid": ns_uid, "labels": LABELS, "annotations": {}}]
+        },
+        secret_address("apps/db"): {
+            "metadata": [
+                {
+                    "namespace": "apps",
+                    "name": "db",
+                    "uid": secret_uid,
+                    "labels": LABELS,
+                    "annotations": None,
+                }
+            ]
+        },
+    }
+
+
+def live_of(**changes: Any) -> Live:
+    ns = {
+        "name": "apps",
+        "uid": "u-ns",
+        "labels": {**LABELS, "kubernetes.io/metadata.name": "apps"},
+    }
+    secret = {"name": "db", "namespace": "apps", "uid": "u-s", "labels": dict(LABELS)}
+    secret.update(changes)
+    return Live({"apps": ns}, {("apps", "db"): secret})
+
+
+def test_secret_address_is_in_its_namespace_module() -> None:
+    assert secret_address("apps/db") == (
+        'module.namespace["apps"].kubernetes_secret_v1.placeholder["apps/db"]'
+    )
+
+
+def test_old_addresses_move_into_the_namespace_module() -> None:
+    state = {f'{LEGACY_SECRET}["apps/db"]': {}, f'{NAMESPACE}["apps"]': {}}
+    assert moves(state) == {f'{LEGACY_SECRET}["apps/db"]': secret_address("apps/db")}
+    assert moves(state_of()) == {}
+    text = moved_blocks(moves(state))
+    assert f'from = {LEGACY_SECRET}["apps/db"]' in text and "to   = module.namespace" in text
+
+
+def test_the_cluster_as_the_state_has_it_needs_no_plan() -> None:
+    # the API server's own namespace label is one the provider ignores
+    assert matches_state(state_of(), live_of())
+
+
+def test_anything_else_needs_a_plan() -> None:
+    assert not matches_state(state_of(secret_uid="other"), live_of())  # re-created by hand
+    assert not matches_state(state_of(), Live(live_of().namespaces, {}))  # deleted
+    assert not matches_state(state_of(), live_of(labels={**LABELS, "x": "y"}))  # relabelled
+    assert not matches_state(state_of(), live_of(annotations={"note": "by hand"}))
+    assert not matches_state(state_of(ns_uid=""), live_of())  # a state without uids
+    assert not matches_state({"kubernetes_config_map_v1.x": {}}, live_of())  # not ours
+    # annotations the provider leaves out of its diffs do not count
+    assert matches_state(state_of(), live_of(annotations={"kubernetes.io/x": "1"}))
+    assert not matches_state(state_of(), live_of(annotations={"app.kubernetes.io/x": "1"}))
