@@ -590,9 +590,16 @@ def validate(c, catalog=None):  # type: ignore[no-untyped-def]
 # -- tools ------------------------------------------------------------------------------
 
 
-@task(iterable=["name"], help={"name": "install only this tool (repeatable)"})
+@task(
+    iterable=["name"],
+    help={
+        "name": "install only this tool (repeatable)",
+        "peers": "also build the vault-config benchmark's peers (terraform-provider-vault, "
+        "bank-vaults) from ../shared/vendor/; minutes the first time, about 1.4 GB of Go modules",
+    },
+)
 @friendly
-def install(c, name=None):  # type: ignore[no-untyped-def]
+def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
     """Build or find every external tool at its pinned version (idempotent, cached)."""
     from bootstrap.tooling import tools
 
@@ -600,11 +607,12 @@ def install(c, name=None):  # type: ignore[no-untyped-def]
     results = tools.install(
         name or None,
         s.tools_dir,
-        progress=lambda n, m: err.print(f"[bold]{_e(n)}[/]: {_e(m)}"),
+        progress=lambda n, m: err.print(f"[bold]{_e(n)}[/]: {_e(m)}", highlight=False),
         sources={
             "vault-secrets-operator": s.vso_source,
             "terraform-provider-kubernetes": s.kubernetes_provider_source,
         },
+        peers=peers,
     )
     table = Table(title=f"tools ({_e(s.tools_dir)})")
     for col in ("tool", "version", "status", "seconds", "path", "origin"):
@@ -631,13 +639,16 @@ def list_tools(c):  # type: ignore[no-untyped-def]
     table = Table(title="tools")
     for col in ("tool", "version", "licence", "found at", "origin"):
         table.add_column(col, overflow="fold")
-    for spec in tools.TOOLS.values():
+    for spec in [*tools.TOOLS.values(), *tools.PEERS.values()]:
         path = tools.find(spec.name, s.tools_dir)
+        peer = spec.name in tools.PEERS
         table.add_row(
-            _e(spec.name),
+            _e(spec.name) + (" (benchmark peer)" if peer else ""),
             _e(spec.version),
             _e(spec.licence),
-            _e(path) if path else "missing: run 'invoke tools.install'",
+            _e(path)
+            if path
+            else f"missing: run 'invoke tools.install{' --peers' if peer else ''}'",
             _e(tools.origin(spec.name, path, s.tools_dir) if path else spec.source),
         )
     console.print(table)

@@ -271,11 +271,32 @@ class Api:
             if exc.status != 404:
                 raise
 
-    def parallel(self, fn: Any, items: list[Any]) -> list[Any]:
-        """Map fn over items on the worker pool, preserving order; first error raises."""
-        if len(items) < 4 or self.workers < 2:
+    def acl_policies(self) -> dict[str, str] | None:
+        """Every ACL policy's text by name, in one request: OpenBao's detailed listing
+        (``LIST sys/policies/detailed/acl``). None when the server has no such listing
+        (HashiCorp Vault), the token may not use it, or an entry comes without its text: the
+        caller then lists the names and reads each policy."""
+        try:
+            status, body = self.request("LIST", "sys/policies/detailed/acl")
+        except VaultRequestError as exc:
+            if exc.status in (400, 403, 405):
+                return None
+            raise
+        info = ((body or {}).get("data") or {}).get("key_info") if status == 200 else None
+        if not isinstance(info, dict):
+            return None
+        texts = {name: (entry or {}).get("policy") for name, entry in info.items()}
+        if not all(isinstance(t, str) for t in texts.values()):
+            return None
+        return {str(name): str(text) for name, text in texts.items()}
+
+    def parallel(self, fn: Any, items: list[Any], workers: int | None = None) -> list[Any]:
+        """Map fn over items on a pool of ``workers`` threads (default: the client's),
+        preserving order; the first error raises."""
+        n = self.workers if workers is None else workers
+        if len(items) < 4 or n < 2:
             return [fn(i) for i in items]
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        with ThreadPoolExecutor(max_workers=min(n, len(items))) as pool:
             return list(pool.map(fn, items))
 
 

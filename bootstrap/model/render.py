@@ -67,6 +67,7 @@ ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
     ("sys/audit", ["read", "sudo"]),
     ("sys/audit/*", ["create", "update", "delete", "sudo"]),
     ("sys/policies/acl", ["list"]),
+    ("sys/policies/detailed/acl", ["list"]),  # every policy with its text, in one request
     ("sys/policies/acl/*", ["create", "read", "update", "delete"]),
     (f"auth/{conv.AUTH_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
     (f"{conv.KV_MOUNT}/*", ["create", "read", "update", "delete", "list"]),

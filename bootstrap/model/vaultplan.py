@@ -4,8 +4,9 @@ applies the actions, dispatching on their kind."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from bootstrap.model import conventions as conv
 from bootstrap.model import render
@@ -141,6 +142,21 @@ def _refused(kind: str, name: str, owned: str, detail: str = "") -> Action:
         f"exists{detail} and {owned}; the bootstrap will not overwrite it: rename the "
         f"service or remove the {kind}",
     )
+
+
+T = TypeVar("T")
+
+
+def spread(items: Sequence[T], k: int) -> list[T]:
+    """At most ``k`` of ``items``, evenly spread, the first and the last included (the roles
+    the convergence check reads back)."""
+    if k <= 0 or not items:
+        return []
+    if len(items) <= k:
+        return list(items)
+    if k == 1:
+        return [items[0]]
+    return [items[i * (len(items) - 1) // (k - 1)] for i in range(k)]
 
 
 def _norm_pem(pem: str) -> str:

@@ -3,7 +3,10 @@
 A phase reads what exists into a facts snapshot, computes a plan as data (a list of
 :class:`Action`, each with a reason; an empty plan states "no change"), and an executor
 applies it. After applying, the runner plans again and fails if anything is left, so every
-phase proves it converged. ``invoke plan`` stops after the first plan of each phase.
+phase proves it converged: on facts read again, or, for a phase with a ``facts_after(ctx,
+facts, applied)`` method, on the facts that method gives from what it reads again, the facts
+of the first plan and the actions applied (vault-config: it does not read back every role it
+has just written). ``invoke plan`` stops after the first plan of each phase.
 """
 
 from __future__ import annotations
@@ -222,13 +225,17 @@ def _failed(name: str, started: float, error: str, crash: str | None = None) -> 
 READS_RESTORED_VAULT = frozenset({"vault-ready", "vault-config", "populate", "verify", "finish"})
 
 
-def _plan(phase: Phase, ctx: RunContext, results: Sequence[PhaseResult]) -> list[Action]:
+def _plan(
+    phase: Phase, ctx: RunContext, results: Sequence[PhaseResult]
+) -> tuple[Any, list[Action]]:
+    """The phase's facts (None when it was not asked) and its plan."""
     if ctx.dry_run and ctx.restore is not None and phase.name in READS_RESTORED_VAULT:
         restore = next((r for r in results if r.name == "dr-restore"), None)
         if restore is not None and any(a.changes for a in restore.actions):
-            return [Action("check", phase.name, "planned once dr-restore has applied")]
+            return None, [Action("check", phase.name, "planned once dr-restore has applied")]
     try:
-        return phase.plan(ctx, phase.facts(ctx))
+        facts = phase.facts(ctx)
+        return facts, phase.plan(ctx, facts)
     except BootstrapError as exc:
         pending = [
             r.name for r in results if r.status == "planned" and any(a.changes for a in r.actions)
@@ -236,7 +243,8 @@ def _plan(phase: Phase, ctx: RunContext, results: Sequence[PhaseResult]) -> list
         if not (ctx.dry_run and pending):
             raise
         # In a plan, a phase may depend on changes an earlier phase would make.
-        return [Action("check", phase.name, f"planned once {pending[-1]} has applied (now: {exc})")]
+        later = f"planned once {pending[-1]} has applied (now: {exc})"
+        return None, [Action("check", phase.name, later)]
 
 
 def _run_phase(
@@ -251,7 +259,7 @@ def _run_phase(
         raise BootstrapError(f"stopped before {phase.name}: {stop}")
     if not ctx.dry_run:
         failpoints.point(f"phase:{phase.name}:start")
-    actions = _plan(phase, ctx, results)
+    facts, actions = _plan(phase, ctx, results)
     if ctx.dry_run:
         notify(phase.name, f"{len(actions)} action(s) planned")
         return PhaseResult(
@@ -268,18 +276,21 @@ def _run_phase(
         notify(phase.name, f"applying {len(changes)} change(s)")
     phase.apply(ctx, actions)  # with no change, checks may still act (e.g. wait, record)
     if changes:
-        _converged(phase, ctx)
+        _converged(phase, ctx, facts, actions)
         status = "applied"
     failpoints.point(f"phase:{phase.name}:done")
     notify(phase.name, status)
     return PhaseResult(phase.name, status, actions, time.monotonic() - started, None, time.time())
 
 
-def _converged(phase: Phase, ctx: RunContext) -> None:
-    """Plan again after applying; anything left to change means the phase did not converge."""
+def _converged(phase: Phase, ctx: RunContext, before: Any, applied: list[Action]) -> None:
+    """Plan again after applying; anything left to change means the phase did not converge.
+    The facts are read again, or given by the phase's ``facts_after`` when it has one."""
     ctx.converging = True
     try:
-        left = [a for a in phase.plan(ctx, phase.facts(ctx)) if a.changes]
+        after = getattr(phase, "facts_after", None)
+        facts = after(ctx, before, applied) if after is not None else phase.facts(ctx)
+        left = [a for a in phase.plan(ctx, facts) if a.changes]
     finally:
         ctx.converging = False
     if left:

@@ -1,7 +1,15 @@
 """Phase 4, vault config: KV v2 at secret/, kubernetes auth (host, CA, token reviewer), one
 policy and role per service, an audit device, and the bootstrap-admin credential. Reads what
 Vault has, writes only the difference; with prune, removes managed objects that left the
-catalog and never touches anything else."""
+catalog and never touches anything else.
+
+What it costs at hundreds of services: the policies are read in one request where the server
+offers OpenBao's detailed listing and they are a fair share of all policies (else one read
+each); each role is one read (no listing carries them). Policies and roles are written on a
+pool of :data:`WRITE_WORKERS` threads. The convergence check after apply
+(:meth:`VaultConfig.facts_after`) reads everything again except the content of the roles this
+run wrote: their names are listed again, a sample of them is read back, and the others count
+as written, since Vault accepted each write."""
 
 from __future__ import annotations
 
@@ -25,6 +33,17 @@ log = logging.getLogger(__name__)
 #: One line on what the phase does.
 SUMMARY = "KV v2, kubernetes auth, policies, roles, audit device; only the difference"
 
+#: Threads writing policies and roles: enough writes in flight to keep the server busy while
+#: each thread waits for its answer (the vault-config benchmark's limit loop uses as many).
+WRITE_WORKERS = 16
+#: Threads reading roles.
+READ_WORKERS = 6
+#: The policies are read in one listing (OpenBao's, with their text) when the ones the plan
+#: needs are at least 1/LISTING_PAYS_FROM of all (the listing carries each policy for about a
+#: tenth of what a read of its own costs), else one read each.
+LISTING_PAYS_FROM = 8
+#: How many of the roles a run wrote the convergence check reads back.
+ROLE_SAMPLE = 3
 REVIEWER_BINDING = "vault-token-reviewer-auth-delegator"
 REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600
 AUTH_DELEGATOR = "system:auth-delegator"
@@ -41,6 +60,25 @@ def audit_file(ctx: RunContext) -> str:
 
 class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> vaultplan.Facts:
+        return self._facts(ctx, None)
+
+    def facts_after(
+        self, ctx: RunContext, before: vaultplan.Facts, applied: list[Action]
+    ) -> vaultplan.Facts:
+        """The facts the convergence check plans on: mounts, auth config, audit devices,
+        every policy and the token reviewer read again, as :meth:`facts` reads them; roles
+        listed again by name (one missing is one to write), :data:`ROLE_SAMPLE` of those
+        written read back (a field Vault keeps otherwise than it was sent shows there), the
+        other written ones as written (Vault accepted each write, or apply would have
+        failed), the untouched ones as read before, any other listed one read."""
+        written = {
+            a.name: a.params for a in applied if isinstance(a, vaultplan.WriteRole) and a.changes
+        }
+        return self._facts(ctx, (before.roles, written))
+
+    def _facts(
+        self, ctx: RunContext, after: tuple[dict[str, Any], dict[str, Any]] | None
+    ) -> vaultplan.Facts:
         api = ctx.vault
         mounts = _data(api.read("sys/mounts"))
         auth_mount = _data(api.read("sys/auth")).get(f"{conv.AUTH_MOUNT}/")
@@ -50,7 +88,12 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
             resp = api.read(f"auth/{conv.AUTH_MOUNT}/config")
             auth_cfg = resp.get("data") if resp else None
         policies = _read_policies(ctx, api)
-        roles = _read_roles(ctx, api) if kubernetes_auth else {}
+        if not kubernetes_auth:
+            roles: dict[str, dict[str, Any]] = {}
+        elif after is None:
+            roles = _read_roles(ctx, api, _role_names(ctx, api))
+        else:
+            roles = _roles_after(ctx, api, *after)
         audit = _data(api.read("sys/audit"))
         reviewer_parts, binding_state = _reviewer_parts(ctx)
         return vaultplan.Facts(
@@ -97,7 +140,7 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
         for _, group in itertools.groupby(changes, key=type):
             batch = list(group)
             if isinstance(batch[0], vaultplan.PutPolicy | vaultplan.WriteRole):
-                api.parallel(lambda a: self._do(ctx, a), batch)
+                api.parallel(lambda a: self._do(ctx, a), batch, WRITE_WORKERS)
             else:
                 for a in batch:
                     self._do(ctx, a)
@@ -169,18 +212,19 @@ def _enable_audit(api: vault.Api, path: str) -> None:
         ) from None
 
 
+#: The bootstrap-admin credential: a periodic orphan token with the admin policy.
+ADMIN_TOKEN_BODY: dict[str, Any] = {
+    "policies": [vaultplan.ADMIN_POLICY],
+    "period": "768h",
+    "display_name": "bootstrap-admin",
+    "no_default_policy": False,
+    "meta": {"managed-by": conv.PRODUCT},
+}
+
+
 def _create_admin(api: vault.Api, custody: Custody) -> None:
     """Create the bootstrap-admin periodic token and keep it in custody before using it."""
-    resp = api.write(
-        "auth/token/create-orphan",
-        {
-            "policies": [vaultplan.ADMIN_POLICY],
-            "period": "768h",
-            "display_name": "bootstrap-admin",
-            "no_default_policy": False,
-            "meta": {"managed-by": conv.PRODUCT},
-        },
-    )
+    resp = api.write("auth/token/create-orphan", ADMIN_TOKEN_BODY)
     auth = (resp or {}).get("auth") or {}
     token = auth.get("client_token")
     if not token:
@@ -198,40 +242,68 @@ def _data(resp: dict[str, Any] | None) -> dict[str, Any]:
 
 def _read_policies(ctx: RunContext, api: vault.Api) -> dict[str, str]:
     """The policies the plan needs: the catalog's, and (with prune) this catalog's managed
-    ones. Objects outside the catalog are only read with prune, to find managed ones."""
+    ones. Objects outside the catalog are only read with prune, to find managed ones. One
+    listing where the server has one and enough of its policies are needed (see
+    :data:`LISTING_PAYS_FROM`), else one read each."""
     prune = ctx.settings.prune
     wanted = {conv.policy_name(s.name) for s in ctx.catalog.services}
     wanted.add(vaultplan.ADMIN_POLICY)
-    names = [
-        n
-        for n in api.list_keys("sys/policies/acl")
-        if n not in ("root", "default") and (prune or n in wanted)
-    ]
 
-    def read(name: str) -> tuple[str, str | None]:
-        resp = api.read(f"sys/policies/acl/{name}")
-        return name, (resp or {}).get("data", {}).get("policy") if resp else None
+    def needed(name: str) -> bool:
+        return name not in ("root", "default") and (prune or name in wanted)
 
+    every = api.list_keys("sys/policies/acl")
+    names = [n for n in every if needed(n)]
+    # the listing carries every policy, the catalog's or not: worth it when they are many
+    listed = api.acl_policies() if len(names) * LISTING_PAYS_FROM >= len(every) else None
+    if listed is not None:
+        found: list[tuple[str, str | None]] = [(n, t) for n, t in listed.items() if needed(n)]
+    else:
+
+        def read(name: str) -> tuple[str, str | None]:
+            resp = api.read(f"{vaultplan.POLICY_PREFIX}{name}")
+            return name, (resp or {}).get("data", {}).get("policy") if resp else None
+
+        found = api.parallel(read, names, READ_WORKERS)
     return {
         n: text
-        for n, text in api.parallel(read, names)
+        for n, text in found
         if text is not None and vaultplan.relevant_policy(n, text, wanted, ctx.catalog.name)
     }
 
 
-def _read_roles(ctx: RunContext, api: vault.Api) -> dict[str, dict[str, Any]]:
+def _role_names(ctx: RunContext, api: vault.Api) -> list[str]:
+    """The roles the plan needs: the catalog's, and with prune every role (to find the
+    managed ones)."""
     wanted = {conv.role_name(s.name) for s in ctx.catalog.services}
-    names = [
+    return [
         n
         for n in api.list_keys(f"auth/{conv.AUTH_MOUNT}/role")
         if ctx.settings.prune or n in wanted
     ]
 
+
+def _read_roles(ctx: RunContext, api: vault.Api, names: list[str]) -> dict[str, dict[str, Any]]:
     def read(name: str) -> tuple[str, dict[str, Any] | None]:
-        resp = api.read(f"auth/{conv.AUTH_MOUNT}/role/{name}")
+        resp = api.read(f"{vaultplan.ROLE_PREFIX}{name}")
         return name, (resp or {}).get("data") if resp else None
 
-    return {n: r for n, r in api.parallel(read, names) if r is not None}
+    return {n: r for n, r in api.parallel(read, names, READ_WORKERS) if r is not None}
+
+
+def _roles_after(
+    ctx: RunContext,
+    api: vault.Api,
+    before: dict[str, dict[str, Any]],
+    written: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """The roles as the convergence check sees them (see :meth:`VaultConfig.facts_after`)."""
+    listed = _role_names(ctx, api)
+    known = {**before, **written}
+    check = vaultplan.spread(sorted(n for n in listed if n in written), ROLE_SAMPLE)
+    asked = check + [n for n in listed if n not in known]
+    read = _read_roles(ctx, api, asked)
+    return {n: read[n] if n in read else known[n] for n in listed if n in read or n not in asked}
 
 
 def _reviewer_parts(ctx: RunContext) -> tuple[frozenset[str], str]:

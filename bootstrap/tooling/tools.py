@@ -11,14 +11,21 @@ anything is unpacked; by default from the vendor folder beside the repository); 
 also with ``go install`` where the module proxy serves it. The operator's own CRDs and RBAC are
 kept beside its binary for the sandbox; the provider goes into the filesystem mirror OpenTofu
 installs from.
+
+:data:`PEERS` are the tools the vault-config benchmark runs beside the product (the
+hashicorp/vault provider, into the same mirror, and bank-vaults): built the same way from
+their archives, only when asked (``install(..., peers=True)``, ``invoke tools.install
+--peers``); the product and its tests never need them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -60,6 +67,11 @@ class ToolSpec:
     #: "source" tools) and the build's -ldflags.
     main: str = "."
     ldflags: str = "-s -w"
+    #: Build with CGO (a dependency needs C); otherwise CGO_ENABLED=0.
+    cgo: bool = False
+    #: For "source" tools: ``go mod edit -replace OLD=NEW`` applied to the unpacked tree
+    #: before building (a module the proxy refuses, swapped for one it serves).
+    replaces: tuple[str, ...] = ()
 
 
 def _kubernetes_command(name: str) -> ToolSpec:
@@ -164,6 +176,48 @@ TOOLS: dict[str, ToolSpec] = {
     )
 }
 
+#: The vault-config benchmark's peers: built from their archives only when asked for.
+PEERS: dict[str, ToolSpec] = {
+    t.name: t
+    for t in (
+        ToolSpec(
+            "terraform-provider-vault",
+            versions.TF_PROVIDER_VAULT,
+            "MPL-2.0",
+            (),
+            "",
+            "source",
+            source=f"source archive {versions.TF_PROVIDER_VAULT_ARCHIVE} (sha256 pinned)",
+            archive=versions.TF_PROVIDER_VAULT_ARCHIVE,
+            archive_sha256=versions.TF_PROVIDER_VAULT_SHA256,
+            replaces=versions.TF_PROVIDER_VAULT_REPLACES,
+        ),
+        ToolSpec(
+            "bank-vaults",
+            versions.BANK_VAULTS,
+            "Apache-2.0",
+            (),  # it prints no version: its cache path carries it
+            "",
+            "source",
+            source=f"source archive {versions.BANK_VAULTS_ARCHIVE} (sha256 pinned)",
+            archive=versions.BANK_VAULTS_ARCHIVE,
+            archive_sha256=versions.BANK_VAULTS_SHA256,
+            main="./cmd/bank-vaults",
+            ldflags=f"-s -w -X main.Version={versions.BANK_VAULTS}",
+            cgo=True,
+        ),
+    )
+}
+
+
+def spec_of(name: str) -> ToolSpec:
+    """A tool's or a peer's spec; an unknown name is a ToolError."""
+    spec = TOOLS.get(name) or PEERS.get(name)
+    if spec is None:
+        raise ToolError(f"unknown tool {name!r}; known: {', '.join([*TOOLS, *PEERS])}")
+    return spec
+
+
 #: Where source archives are looked for when no setting names one: the team's vendor folder
 #: beside the repository.
 VENDOR_DIR = paths.VENDOR
@@ -232,7 +286,7 @@ def _origin_file(path: Path) -> Path:
 
 def origin(name: str, path: Path, tools_dir: Path) -> str:
     """Where a found binary came from, in words (tools.list)."""
-    spec = TOOLS[name]
+    spec = spec_of(name)
     if path == cached_path(spec, tools_dir):
         recorded = _origin_file(path)
         if recorded.is_file():
@@ -264,8 +318,11 @@ def _candidates(spec: ToolSpec, tools_dir: Path) -> list[Path]:
 
 def find(name: str, tools_dir: Path) -> Path | None:
     """The first binary of the pinned version, or None."""
-    spec = TOOLS[name]
-    if spec.origin == "source" and not (operator_config(tools_dir) / "crd" / "bases").is_dir():
+    spec = spec_of(name)
+    if (
+        spec.name == "vault-secrets-operator"
+        and not (operator_config(tools_dir) / "crd" / "bases").is_dir()
+    ):
         return None
     for cand in _candidates(spec, tools_dir):
         if cand.is_file() and version_of(cand, spec) == spec.version:
@@ -276,28 +333,53 @@ def find(name: str, tools_dir: Path) -> Path | None:
 def require(name: str, tools_dir: Path) -> Path:
     path = find(name, tools_dir)
     if path is None:
-        spec = TOOLS[name]
-        raise ToolError(f"{name} {spec.version} not found (run 'invoke tools.install')")
+        spec = spec_of(name)
+        how = "invoke tools.install --peers" if name in PEERS else "invoke tools.install"
+        raise ToolError(f"{name} {spec.version} not found (run '{how}')")
     return path
 
 
 # -- building ---------------------------------------------------------------------------
 
 
-def _go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def _go_env(extra: dict[str, str] | None = None, *, cgo: bool = False) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"})
+    env.update({"CGO_ENABLED": "1" if cgo else "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"})
     env.update(extra or {})
     return env
 
 
-def _run(tool: str, argv: list[str], cwd: Path, env: dict[str, str], log_file: Path) -> None:
+#: Seconds between "still running" lines while a build step runs.
+HEARTBEAT_SECONDS = 30.0
+Say = Callable[[str], None]
+
+
+def _run(
+    tool: str,
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log_file: Path,
+    say: Say | None = None,
+) -> None:
+    """Run one build step, its output into ``log_file``; with ``say``, the step is announced
+    and a line follows every HEARTBEAT_SECONDS while it runs."""
+    started = time.monotonic()
+    if say is not None:
+        say(f"$ {shlex.join(argv)}")
     with log_file.open("a", encoding="utf-8") as fh:
         fh.write(f"$ {' '.join(argv)}\n")
         fh.flush()
-        proc = subprocess.run(
-            argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False
-        )
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=HEARTBEAT_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if say is not None:
+                    say(f"... {argv[0]} {argv[1]} running, {time.monotonic() - started:.0f}s")
+    if say is not None and proc.returncode == 0:
+        say(f"done in {time.monotonic() - started:.0f}s")
     if proc.returncode != 0:
         tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
         raise ToolError(
@@ -416,10 +498,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unpack(spec: ToolSpec, archive: Path, work: Path) -> tuple[Path, str]:
+def _unpack(spec: ToolSpec, archive: Path, work: Path, say: Say) -> tuple[Path, str]:
     """Check the archive's sha256, then unpack it; returns the source tree and the digest."""
     if not archive.is_file():
         raise ToolError(f"no archive at {archive}")
+    say(f"checking the sha256 of {archive}")
     digest = sha256_of(archive)
     if digest != spec.archive_sha256:
         raise ToolError(
@@ -460,17 +543,25 @@ def _install_built(spec: ToolSpec, binary: Path, tree: Path, dest: Path, how: st
     return dest
 
 
-def _from_archive(spec: ToolSpec, archive: Path, work: Path, dest: Path) -> Path:
-    tree, digest = _unpack(spec, archive, work)
+def _from_archive(spec: ToolSpec, archive: Path, work: Path, dest: Path, say: Say) -> Path:
+    tree, digest = _unpack(spec, archive, work, say)
     out = work / "bin" / spec.name
+    env = _go_env(cgo=spec.cgo)
+    log_file = work / "build.log"
+    for replace in spec.replaces:
+        _run(spec.name, ["go", "mod", "edit", "-replace", replace], tree, env, log_file, say)
+    say("building (the first build downloads its modules through the proxy)")
     _run(
         spec.name,
         ["go", "build", "-trimpath", "-ldflags", spec.ldflags, "-o", str(out), spec.main],
         tree,
-        _go_env(),
-        work / "build.log",
+        env,
+        log_file,
+        say,
     )
     how = f"built here from {archive} (sha256 {digest[:12]}..., verified)"
+    if spec.replaces:
+        how += f", with go mod edit -replace {' '.join(spec.replaces)}"
     return _install_built(spec, out, tree, dest, how)
 
 
@@ -492,15 +583,18 @@ def _from_proxy(spec: ToolSpec, work: Path, dest: Path) -> Path:
     )
 
 
-def _build_from_source(spec: ToolSpec, tools_dir: Path, archive: Path | None) -> Path:
+def _build_from_source(
+    spec: ToolSpec, tools_dir: Path, archive: Path | None, say: Say | None = None
+) -> Path:
     """From the source archive when there is one, else ``go install`` through the module
     proxy where that can serve the module; when all fail, the error gives every reason."""
+    tell: Say = say or (lambda msg: None)
     dest = cached_path(spec, tools_dir)
     work = tools_dir / "_build" / f"{spec.name}-{spec.version}"
     reasons = []
     attempts: list[tuple[str, Callable[[Path], Path]]] = []
     if archive is not None:
-        attempts.append((f"from {archive}", lambda w: _from_archive(spec, archive, w, dest)))
+        attempts.append((f"from {archive}", lambda w: _from_archive(spec, archive, w, dest, tell)))
     else:
         reasons.append(
             f"from a source archive: none given (default {VENDOR_DIR / spec.archive}, absent)"
@@ -532,7 +626,7 @@ def source_archive(name: str, configured: Path | None) -> Path | None:
     """The source archive to build a tool from: the setting, else the vendor folder's."""
     if configured is not None:
         return configured
-    default = VENDOR_DIR / TOOLS[name].archive
+    default = VENDOR_DIR / spec_of(name).archive
     return default if default.is_file() else None
 
 
@@ -554,17 +648,21 @@ def install(
     tools_dir: Path,
     progress: Progress | None = None,
     sources: dict[str, Path | None] | None = None,
+    *,
+    peers: bool = False,
 ) -> list[InstallResult]:
-    """Make every named tool (default: all) available. Idempotent; failures raise.
+    """Make every named tool (default: all of :data:`TOOLS`, and with ``peers`` the
+    benchmark's :data:`PEERS` after them) available. Idempotent; failures raise.
     ``sources``: source archives by tool name (settings); unset ones default to the vendor
     folder beside the repository."""
     sources = sources or {}
     notify = progress or (lambda name, msg: None)
     results: list[InstallResult] = []
-    for name in names or list(TOOLS):
-        if name not in TOOLS:
-            raise ToolError(f"unknown tool {name!r}; known: {', '.join(TOOLS)}")
-        spec = TOOLS[name]
+    wanted = list(names) if names else [*TOOLS, *(PEERS if peers else ())]
+    if names and peers:
+        wanted += [p for p in PEERS if p not in wanted]
+    for name in wanted:
+        spec = spec_of(name)
         started = time.monotonic()
         found = find(name, tools_dir)
         if found is not None:
@@ -588,7 +686,12 @@ def install(
             )
         notify(name, f"building {spec.name} {spec.version} (this can take minutes)")
         if spec.origin == "source":
-            path = _build_from_source(spec, tools_dir, source_archive(name, sources.get(name)))
+            path = _build_from_source(
+                spec,
+                tools_dir,
+                source_archive(name, sources.get(name)),
+                functools.partial(notify, name),
+            )
         else:
             path = _build_go(spec, tools_dir)
         results.append(

@@ -19,3 +19,20 @@ VSO = "0.1.0"
 VSO_ARCHIVE = "vault-secrets-operator-0.1.0.tar.gz"
 VSO_ARCHIVE_SHA256 = "8fe320b5930036240bdc169a4fa6e7c0f35feec36481574ce7ff762d086ecec6"
 VSO_MODULE = "github.com/hashicorp/vault-secrets-operator"
+
+# -- benchmark peers (built only by 'invoke tools.install --peers', never by the test suite) --
+
+#: hashicorp/vault Terraform provider (MPL-2.0), from its upstream source archive (tag v5.11.0,
+#: commit fcb48e9); plugin protocol 5, which OpenTofu loads. The module proxy refuses one of its
+#: modules at the pinned version, so the build replaces it with a release the proxy serves.
+TF_PROVIDER_VAULT = "5.11.0"
+TF_PROVIDER_VAULT_ARCHIVE = "terraform-provider-vault-5.11.0.tar.gz"
+TF_PROVIDER_VAULT_SHA256 = "480a9c7806da27043e538a49e5a1858e059e3586dd4b0a7b59ab7c9f4ef668e3"
+TF_PROVIDER_VAULT_REPLACES = (
+    "github.com/hashicorp/vault-plugin-auth-oci=github.com/hashicorp/vault-plugin-auth-oci@v0.21.1",
+)
+#: bank-vaults (Apache-2.0), the configurer of the Bank-Vaults operator, from its upstream
+#: source archive (tag v1.33.1, commit 8cd37bc); built with CGO (its pkcs11 dependency).
+BANK_VAULTS = "1.33.1"
+BANK_VAULTS_ARCHIVE = "bank-vaults-1.33.1.tar.gz"
+BANK_VAULTS_SHA256 = "ce2d7e67400273f36e49c84a97ed5d7f59ae277de57d8fc18ca10369d571893d"

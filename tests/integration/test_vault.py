@@ -17,6 +17,7 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.core.errors import BootstrapError
 from bootstrap.model import conventions as conv
+from bootstrap.model import vaultplan
 from bootstrap.model.catalog import Catalog, load_catalog, parse_catalog
 from bootstrap.model.domain import kv_secrets, syncs
 from bootstrap.phases.registry import registered
@@ -234,3 +235,98 @@ def test_errors_never_carry_tokens(box: Box, first_run: dict[str, Any]) -> None:
     with pytest.raises(BootstrapError) as info:
         api.read("sys/policies/acl/x")
     assert "not-a-real-token" not in str(info.value)
+
+
+def _admin_api(box: Box) -> vault.Api:
+    t = resolve(box.settings())
+    token, source = resolve_token(t.custody)
+    assert source.startswith("bootstrap-admin"), source  # finish revoked the root token
+    return vault.Api(box.state.bao_addr, token)
+
+
+def test_policies_listed_with_their_text_or_read_one_by_one_are_the_same(
+    box: Box, first_run: dict[str, Any], unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = _generated(6, f"l{unique[:4]}")
+    results, ctx = run(box.settings(), catalog, ["vault-config"])
+    assert statuses(results) == {"vault-config": "applied"}
+    listed = _admin_api(box).acl_policies()  # the admin credential may use the listing
+    assert listed is not None
+    assert {s.name for s in catalog.services} <= set(listed)
+    from bootstrap.phases import vault_config
+
+    api = ctx.vault
+    # the listing, however few of the sandbox's policies the catalog has
+    monkeypatch.setattr(vault_config, "LISTING_PAYS_FROM", 10**6)
+    at_once = vault_config._read_policies(ctx, api)
+    # a server without the listing (HashiCorp Vault): the names, then one read each
+    monkeypatch.setattr(api, "acl_policies", lambda: None)
+    one_by_one = vault_config._read_policies(ctx, api)
+    assert at_once == one_by_one
+    assert set(at_once) == {s.name for s in catalog.services} | {vaultplan.ADMIN_POLICY}
+    assert all(listed[n] == text for n, text in at_once.items())
+
+
+def test_an_admin_policy_without_the_listing_still_works_and_is_updated(
+    box: Box, first_run: dict[str, Any]
+) -> None:
+    """A Vault configured by an earlier release: its bootstrap-admin policy lacks the detailed
+    listing. The run reads policies one by one (the listing answers 403), and updates it."""
+    api = _admin_api(box)
+    listing = '\npath "sys/policies/detailed/acl" {\n  capabilities = ["list"]\n}\n'
+    assert listing in vaultplan.ADMIN_POLICY_TEXT
+    earlier = vaultplan.ADMIN_POLICY_TEXT.replace(listing, "\n")
+    api.put(f"sys/policies/acl/{vaultplan.ADMIN_POLICY}", {"policy": earlier})
+    try:
+        assert api.acl_policies() is None
+        results, _ = run(box.settings(), load_catalog(EXAMPLE), ["vault-config"])
+        assert statuses(results) == {"vault-config": "applied"}
+        changed = [(a.verb, a.target) for r in results for a in r.actions if a.changes]
+        assert changed == [("update", f"policy {vaultplan.ADMIN_POLICY}")]
+        assert api.acl_policies() is not None
+    finally:
+        api.put(
+            f"sys/policies/acl/{vaultplan.ADMIN_POLICY}", {"policy": vaultplan.ADMIN_POLICY_TEXT}
+        )
+
+
+def test_the_convergence_check_lists_roles_and_reads_a_sample_back(
+    box: Box, first_run: dict[str, Any], unique: str
+) -> None:
+    """After apply, roles are listed again and a sample of those written read back; the
+    others count as written (Vault accepted each write). What that catches, and what not."""
+    from bootstrap.phases.vault_config import ROLE_SAMPLE, VaultConfig
+
+    catalog = _generated(12, f"c{unique[:4]}")
+    phase = VaultConfig()
+    results, ctx = run(box.settings(), catalog, ["vault-config"])
+    assert statuses(results) == {"vault-config": "applied"}
+    applied = next(r.actions for r in results if r.name == "vault-config")
+    written = sorted(a.name for a in applied if isinstance(a, vaultplan.WriteRole))
+    assert len(written) == 12
+    sample = vaultplan.spread(written, ROLE_SAMPLE)
+    assert len(sample) == ROLE_SAMPLE
+    before = vaultplan.Facts(None, None, None, {}, {}, {})  # as the first plan saw Vault
+    assert [a for a in phase.plan(ctx, phase.facts_after(ctx, before, applied)) if a.changes] == []
+
+    api = ctx.vault
+    trusted = next(n for n in written if n not in sample)
+    gone = next(n for n in reversed(written) if n not in sample)
+    for name in (sample[0], trusted):
+        role = api.read(f"{vaultplan.ROLE_PREFIX}{name}")
+        assert role is not None
+        api.write(f"{vaultplan.ROLE_PREFIX}{name}", {**role["data"], "token_ttl": 60})
+    api.delete(f"{vaultplan.ROLE_PREFIX}{gone}")
+
+    left = phase.plan(ctx, phase.facts_after(ctx, before, applied))
+    assert sorted((a.verb, a.target) for a in left if a.changes) == [
+        ("create", f"role {gone}"),  # listed again: a missing role is seen
+        ("update", f"role {sample[0]}"),  # read back: a changed role is seen
+    ]  # the changed role outside the sample is not: its write was accepted
+    # a full read (the next run's facts) sees all three
+    again = phase.plan(ctx, phase.facts(ctx))
+    assert sorted((a.verb, a.target) for a in again if a.changes) == sorted(
+        [("create", f"role {gone}"), ("update", f"role {sample[0]}"), ("update", f"role {trusted}")]
+    )
+    results, _ = run(box.settings(), catalog, ["vault-config"])
+    assert statuses(results) == {"vault-config": "applied"}

@@ -166,3 +166,30 @@ def test_a_restore_plan_defers_the_phases_that_read_the_restored_vault(ctx: RunC
     world["dr-restore"] = 1
     again = run(phases, ctx, [p.name for p in phases])
     assert [a.verb for a in again[2].actions] == ["update"]
+
+
+@dataclass
+class Deriving(Counter):
+    """A Counter whose convergence check derives the facts from the first plan's facts and
+    the actions applied, as vault-config does for the roles it wrote, instead of reading."""
+
+    seen: list[tuple[Any, list[str]]] = field(default_factory=list)
+
+    def facts_after(self, ctx: RunContext, before: Any, applied: list[Action]) -> Any:
+        self.seen.append((before, [a.target for a in applied]))
+        return before + self.step * len(applied)
+
+
+def test_a_phase_may_derive_the_convergence_facts_from_what_it_applied(ctx: RunContext) -> None:
+    world: dict[str, int] = {}
+    a = Deriving("a", 1, world)
+    assert [r.status for r in run([a], ctx, ["a"])] == ["applied"]
+    assert a.seen == [(0, ["a"])]  # the first plan's facts and its actions
+    assert [r.status for r in run([a], ctx, ["a"])] == ["no-change"]
+    assert len(a.seen) == 1  # nothing applied: no convergence check
+
+
+def test_derived_convergence_facts_that_fall_short_fail_the_phase(ctx: RunContext) -> None:
+    world: dict[str, int] = {}
+    results = run([Deriving("a", 2, world)], ctx, ["a"])  # one step applied, two wanted
+    assert results[0].status == "failed" and "did not converge" in (results[0].error or "")

@@ -341,3 +341,20 @@ def test_one_difference_one_typed_action(mutate: Any, expected: list[tuple[str, 
     have = _converged(want)
     mutate(have)
     assert [(a.kind, a.verb, a.target) for a in plan(want, have, prune=False)] == expected
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "expected"),
+    [
+        (0, 3, []),
+        (5, 0, []),
+        (2, 3, [0, 1]),
+        (3, 3, [0, 1, 2]),
+        (10, 1, [0]),
+        (10, 2, [0, 9]),
+        (10, 3, [0, 4, 9]),
+        (500, 3, [0, 249, 499]),
+    ],
+)
+def test_spread_picks_first_last_and_between(n: int, k: int, expected: list[int]) -> None:
+    assert vp.spread(list(range(n)), k) == expected

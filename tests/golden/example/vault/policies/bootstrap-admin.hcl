@@ -25,6 +25,10 @@ path "sys/policies/acl" {
   capabilities = ["list"]
 }
 
+path "sys/policies/detailed/acl" {
+  capabilities = ["list"]
+}
+
 path "sys/policies/acl/*" {
   capabilities = ["create", "read", "update", "delete"]
 }
