@@ -4,6 +4,10 @@ is told where Vault is (as the operator sees it). Server-side apply with one fie
 everything carries the managed-by label; with prune, managed objects that left the catalog
 are deleted; nothing unlabelled is ever touched.
 
+Facts come from a few dozen LISTs (:func:`read_cluster`), not a request per object. Apply
+goes in waves (:func:`waves`: namespaces, then kind by kind, deletes last in reverse), each
+wave a few requests at a time (:data:`WORKERS`); the first failure stops the phase.
+
 An object that exists without the product's labels for this catalog (a Helm-made
 ServiceAccount, another catalog's VaultAuth) is never taken over: the plan reports a problem.
 
@@ -53,9 +57,9 @@ KINDS = (
     (VSO_API, "VaultStaticSecret"),
 )
 SELECTOR = f"{conv.MANAGED_BY_LABEL}={conv.MANAGED_BY_VALUE}"
-#: Requests in flight at once, reading (at most the client's connection pool: more would
-#: open, and discard with a warning, a connection each). A constant, not a setting: on 2
-#: cores 8, 10, 12 and 16 were alike, the API server's own work being the bound.
+#: Requests in flight at once, reading and applying (at most the client's connection pool:
+#: more would open, and discard with a warning, a connection each). A constant, not a
+#: setting: on 2 cores 8, 10, 12 and 16 were alike, the API server's own work being the bound.
 WORKERS = 8
 
 
@@ -261,6 +265,29 @@ def plan_objects(
     return actions
 
 
+def waves(actions: list[Action]) -> list[list[Action]]:
+    """Pure: the changes of a plan in the order they must happen, as groups whose members
+    may run at once: namespaces, then the applies kind by kind in :data:`KINDS` order (a
+    VaultAuth names its ServiceAccount, a VaultStaticSecret its VaultAuth), then the deletes
+    kind by kind in reverse order. Empty groups are left out; within a group, plan order."""
+    order = {kind: i for i, (_, kind) in enumerate(KINDS)}
+    groups: dict[tuple[int, int], list[Action]] = {}
+    for action in actions:
+        if not action.changes:
+            continue
+        match action:
+            case CreateNamespace():
+                rank = (0, 0)
+            case ApplyObject(obj=obj):
+                rank = (1, order[obj["kind"]])
+            case DeleteObject(kind_=kind):
+                rank = (2, -order[kind])
+            case _:
+                rank = (3, 0)  # unknown: apply refuses it, after everything else
+        groups.setdefault(rank, []).append(action)
+    return [groups[rank] for rank in sorted(groups)]
+
+
 def in_parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
     """``fn`` over ``items``, at most ``workers`` at once; the results in ``items`` order.
     The first failure (in the order they happen) is raised once every call under way has
@@ -410,20 +437,8 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         kube = ctx.target.kube
-        order = {kind: i for i, (_, kind) in enumerate(KINDS)}
 
-        def rank(a: Action) -> tuple[int, int]:
-            # namespaces first, then applies in KINDS order, then deletes in reverse order
-            match a:
-                case CreateNamespace():
-                    return (0, 0)
-                case ApplyObject(obj=obj):
-                    return (1, order[obj["kind"]])
-                case DeleteObject(kind_=kind):
-                    return (2, -order[kind])
-            return (3, 0)
-
-        for action in sorted((a for a in actions if a.changes), key=rank):
+        def execute(action: Action) -> None:
             match action:
                 case CreateNamespace(name=name, labels=ns_labels):
                     kube.ensure_namespace(name, ns_labels)
@@ -434,3 +449,6 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
                     kube.delete(api_version, kind, name, ns or None)
                 case _:
                     raise TypeError(f"operator cannot apply {action.kind}")
+
+        for wave in waves(actions):
+            in_parallel(execute, wave, min(WORKERS, kube.pool_size))

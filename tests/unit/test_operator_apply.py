@@ -1,5 +1,6 @@
-"""The operator phase's reads without a cluster: its facts from a handful of LISTs (a fake
-client answers them), made a few at a time, the first failure stopping the rest."""
+"""The operator phase's reads and writes without a cluster: its facts from a handful of LISTs
+(a fake client answers them), and its apply in waves (namespaces, then kind by kind, deletes
+last), each wave in parallel and bounded, the first failure stopping the rest."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from bootstrap.core.errors import KubernetesError
 from bootstrap.model import conventions as conv
+from bootstrap.model.actions import Action
 from bootstrap.model.catalog import parse_catalog
 from bootstrap.model.domain import VSO_API
 from bootstrap.model.settings import Settings
@@ -181,3 +183,115 @@ def test_in_parallel_raises_the_first_failure_and_starts_nothing_after_it() -> N
         operator.in_parallel(work, list(range(200)), 4)
     assert len(started) < 20  # the rest never started
     assert threading.active_count() == before  # no worker outlives the call
+
+
+# -- waves -------------------------------------------------------------------------------
+
+
+def _apply(kind: str, name: str, ns: str = "apps") -> operator.ApplyObject:
+    obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": ns}}
+    return operator.ApplyObject("create", f"{kind} {ns}/{name}", "missing", obj=obj)
+
+
+def _delete(kind: str, name: str) -> operator.DeleteObject:
+    return operator.DeleteObject(
+        "delete",
+        f"{kind} apps/{name}",
+        "gone",
+        api_version=VSO_API,
+        kind_=kind,
+        namespace="apps",
+        name=name,
+    )
+
+
+def _namespace(name: str) -> operator.CreateNamespace:
+    return operator.CreateNamespace("create", f"namespace {name}", "missing", name=name, labels={})
+
+
+def test_waves_order_namespaces_then_kinds_then_deletes_in_reverse() -> None:
+    plan: list[Action] = [
+        Action("check", "Secret apps/x", "keys dropped"),
+        _apply("VaultStaticSecret", "s1"),
+        _delete("VaultAuth", "gone"),
+        _apply("VaultAuth", "web"),
+        _namespace("apps"),
+        _apply("ServiceAccount", "web"),
+        _apply("VaultStaticSecret", "s2"),
+        _delete("VaultStaticSecret", "gone"),
+        _apply("VaultConnection", "default"),
+        _namespace("more"),
+        Action("problem", "ServiceAccount apps/api", "not ours"),
+    ]
+    assert [[a.target for a in wave] for wave in operator.waves(plan)] == [
+        ["namespace apps", "namespace more"],
+        ["ServiceAccount apps/web"],
+        ["VaultConnection apps/default"],
+        ["VaultAuth apps/web"],
+        ["VaultStaticSecret apps/s1", "VaultStaticSecret apps/s2"],
+        ["VaultStaticSecret apps/gone"],
+        ["VaultAuth apps/gone"],
+    ]
+
+
+def test_waves_of_a_plan_without_changes_are_none() -> None:
+    assert operator.waves([Action("problem", "x", "y"), Action("check", "a", "b")]) == []
+
+
+# -- apply -------------------------------------------------------------------------------
+
+
+class FakeKube:
+    """Records calls; fails applying the objects named in ``failing``."""
+
+    pool_size = 4
+
+    def __init__(self, failing: set[str] | None = None) -> None:
+        self.calls: list[str] = []
+        self.failing = failing or set()
+        self.lock = threading.Lock()
+
+    def _record(self, call: str) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+    def ensure_namespace(self, name: str, labels: dict[str, str]) -> bool:
+        self._record(f"namespace {name}")
+        return True
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        target = f"{obj['kind']} {meta['namespace']}/{meta['name']}"
+        if meta["name"] in self.failing:
+            raise KubernetesError(f"applying {target}: HTTP 422 Unprocessable Entity: invalid")
+        self._record(f"apply {target}")
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        self._record(f"delete {kind} {namespace}/{name}")
+
+
+def test_apply_runs_each_wave_after_the_one_before() -> None:
+    kube = FakeKube()
+    plan: list[Action] = [
+        *(_apply("VaultStaticSecret", f"s{i}") for i in range(30)),
+        *(_apply("VaultAuth", f"a{i}") for i in range(30)),
+        *(_apply("ServiceAccount", f"a{i}") for i in range(30)),
+        _namespace("apps"),
+        _delete("VaultAuth", "gone"),
+    ]
+    operator.Operator().apply(_ctx(kube), plan)
+    kinds = [c.split()[1] if c.startswith("apply") else c.split()[0] for c in kube.calls]
+    assert kinds == ["namespace"] + ["ServiceAccount"] * 30 + ["VaultAuth"] * 30 + [
+        "VaultStaticSecret"
+    ] * 30 + ["delete"]
+
+
+def test_apply_stops_at_the_first_failure_naming_the_object() -> None:
+    kube = FakeKube(failing={"a7"})
+    plan: list[Action] = [
+        *(_apply("VaultAuth", f"a{i}") for i in range(30)),
+        *(_apply("VaultStaticSecret", f"s{i}") for i in range(30)),
+    ]
+    with pytest.raises(KubernetesError, match=r"^applying VaultAuth apps/a7: HTTP 422"):
+        operator.Operator().apply(_ctx(kube), plan)
+    assert not [c for c in kube.calls if "VaultStaticSecret" in c]  # the next wave never ran
