@@ -4,7 +4,10 @@ API errors become :class:`KubernetesError` (status and reason, never a request b
 from __future__ import annotations
 
 import base64
+import builtins
+import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -408,3 +411,64 @@ class Kube:
             except DynamicApiError as exc:
                 if exc.status != 404:
                     raise
+
+    # -- bulk reads: plain JSON over the client's REST layer, no models -----------------
+    # The operator phase reads thousands of objects per run. These reads go through the API
+    # client's connection pool (its TLS and credentials), resolve each kind's path once, and
+    # keep responses as JSON: no models, no DynamicClient wrappers (a list of 2500
+    # VaultStaticSecrets costs 0.05 s of client CPU here, 0.55 s through :meth:`list`). Safe
+    # to call from several threads at once.
+    _resolve_lock = threading.Lock()
+
+    @property
+    def pool_size(self) -> int:
+        """Connections the client keeps to the API server: more requests at once than this
+        open a connection each, discarded after it (and urllib3 warns)."""
+        return int(self.api.configuration.connection_pool_maxsize or 1)
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        """The discovered API resource of a kind, resolved once per client."""
+        with Kube._resolve_lock:
+            cache: dict[tuple[str, str], Any] = self.__dict__.setdefault("_resources", {})
+            if (api_version, kind) not in cache:
+                with translated(f"discovering {kind}"):
+                    found = self.dynamic.resources.get(api_version=api_version, kind=kind)
+                cache[(api_version, kind)] = found
+            return cache[(api_version, kind)]
+
+    def _get_json(self, path: str, query: builtins.list[tuple[str, str]]) -> Any:
+        """GET one path; the response's JSON. Not 2xx: :class:`ApiException` (the caller
+        translates it)."""
+        request = self.api.param_serialize(
+            "GET",
+            path,
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request)
+        response.read()  # type: ignore[no-untyped-call]
+        text = (response.data or b"").decode("utf-8", "replace")
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        return json.loads(text)
+
+    def list_objects(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Every object of a kind (in ``namespace``, else cluster-wide) as plain JSON, with
+        its apiVersion and kind: one request, what :meth:`list` gives without its cost."""
+        res = self._resource(api_version, kind)
+        query = [("labelSelector", label_selector)] if label_selector else []
+        where = f" in {namespace}" if namespace else ""
+        with translated(f"listing {kind}{where}"):
+            found = self._get_json(res.path(namespace=namespace), query)
+        items: builtins.list[dict[str, Any]] = builtins.list((found or {}).get("items") or [])
+        for item in items:  # list items carry no apiVersion/kind of their own
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
