@@ -46,6 +46,9 @@ apply). After each tool, three of its roles are read back and compared with the 
 is given, so texts are not compared); a difference is named in the table. Ratios are tool /
 product. Tools not built are named "not built (invoke tools.install --peers)".
 
+``--repeat R`` runs each size R times, a fresh sandbox each (for a busy machine): seconds are
+then the median and the range, ratios the median of the R per-run ratios.
+
 Prints one table per run; changes nothing outside a temporary directory. The token and keys are
 never printed. ``--reads N`` adds one row per client: N policy reads on one thread through the
 product's client, a bare ``http.client`` loop and hvac's default requests adapter.
@@ -643,52 +646,74 @@ def one_size(n: int, args: argparse.Namespace, costs: dict[str, float]) -> Run:
 # -- printing ------------------------------------------------------------------------------
 
 
-def _s(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _seconds(values: list[float | None]) -> str:
+    got = [v for v in values if v is not None]
+    if not got:
+        return "-"
+    if len(got) == 1:
+        return f"{got[0]:.2f}"
+    return f"{_median(got):.2f} ({min(got):.2f}-{max(got):.2f})"
+
+
+def _ratio(values: list[float | None], bases: list[float | None]) -> str:
+    """The median of the per-run ratios (runs of one size, one sandbox each)."""
+    got = [v / b for v, b in zip(values, bases, strict=True) if v is not None and b]
+    return f"{_median(got):.2f}x" if got else "-"
 
 
 def _w(v: Writes | None) -> str:
     return "-" if v is None else str(v)
 
 
-def _ratio(v: float | None, base: float | None) -> str:
-    if v is None or not base:
-        return "-"
-    return f"{v / base:.2f}x"
-
-
 def print_tables(runs: list[Run]) -> None:
+    """One table: per size and tool, seconds (the median and range over repeats), writes
+    (of the first run) and the ratio to the product."""
+    repeats = len(runs) // len({r.services for r in runs})
     print(
         f"\nvault-config beside its peers, OpenBao {tools.TOOLS['bao'].version} (one node, raft, "
         f"file audit device) on the sandbox; {os.cpu_count()} cores; ratios are tool / product"
+        + (f"; median (range) of {repeats} runs, a fresh sandbox each" if repeats > 1 else "")
     )
     print(
         "| services | tool | from scratch (s) | writes | vs product | no-op (s) | writes "
         "| vs product |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    for r in runs:
-        product = next(row for row in r.rows if row.tool.startswith("product"))
-        for row in r.rows:
-            if row.note and row.scratch is None:
-                print(f"| {r.services} | {row.tool} | {row.note} | | | | | |")
+    limits = []
+    for n in dict.fromkeys(r.services for r in runs):
+        same = [r for r in runs if r.services == n]
+        products = [next(row for row in r.rows if row.tool.startswith("product")) for r in same]
+        p_scratch = [p.scratch for p in products]
+        p_again = [p.again for p in products]
+        for i, first in enumerate(same[0].rows):
+            rows = [r.rows[i] for r in same]
+            notes = "; ".join(dict.fromkeys(row.note for row in rows if row.note))
+            if first.scratch is None:
+                print(f"| {n} | {first.tool} | {notes} | | | | | |")
                 continue
-            again = "-" if row.tool.startswith("limit") else _ratio(row.again, product.again)
-            note = f" ({row.note})" if row.note else ""
+            scratch = [row.scratch for row in rows]
+            again = [row.again for row in rows]
+            vs_again = "-" if first.again is None else _ratio(again, p_again)
             print(
-                f"| {r.services} | {row.tool}{note} | {_s(row.scratch)} | {_w(row.scratch_writes)}"
-                f" | {_ratio(row.scratch, product.scratch)} | {_s(row.again)}"
-                f" | {_w(row.again_writes)} | {again} |"
+                f"| {n} | {first.tool}{f' ({notes})' if notes else ''} | {_seconds(scratch)}"
+                f" | {_w(first.scratch_writes)} | {_ratio(scratch, p_scratch)}"
+                f" | {_seconds(again)} | {_w(first.again_writes)} | {vs_again} |"
             )
+            if first.tool.startswith("limit"):
+                limits.append((n, p_scratch, scratch))
     print("\nproduct / limit, from scratch:")
     print("| services | product (s) | limit (s) | product / limit |")
     print("|---:|---:|---:|---:|")
-    for r in runs:
-        product = next(row for row in r.rows if row.tool.startswith("product"))
-        limit = next(row for row in r.rows if row.tool.startswith("limit"))
+    for n, p_scratch, l_scratch in limits:
         print(
-            f"| {r.services} | {_s(product.scratch)} | {_s(limit.scratch)} "
-            f"| {_ratio(product.scratch, limit.scratch)} |"
+            f"| {n} | {_seconds(p_scratch)} | {_seconds(l_scratch)} "
+            f"| {_ratio(p_scratch, l_scratch)} |"
         )
 
 
@@ -740,10 +765,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,200,500,1000")
     parser.add_argument("--limit-threads", type=int, default=16)
     parser.add_argument("--tofu-parallelism", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size, a sandbox each")
     parser.add_argument("--reads", type=int, default=0, help="policy reads per client (0: none)")
     args = parser.parse_args()
     costs: dict[str, float] = {}
-    runs = [one_size(int(s), args, costs) for s in args.sizes.split(",")]
+    runs = [
+        one_size(int(s), args, costs) for s in args.sizes.split(",") for _ in range(args.repeat)
+    ]
     print_tables(runs)
     if costs:
         print(f"\n{args.reads} policy reads on one thread, keep-alive connections:")

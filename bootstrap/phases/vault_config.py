@@ -65,20 +65,29 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
     def facts_after(
         self, ctx: RunContext, before: vaultplan.Facts, applied: list[Action]
     ) -> vaultplan.Facts:
-        """The facts the convergence check plans on: mounts, auth config, audit devices,
-        every policy and the token reviewer read again, as :meth:`facts` reads them; roles
-        listed again by name (one missing is one to write), :data:`ROLE_SAMPLE` of those
-        written read back (a field Vault keeps otherwise than it was sent shows there), the
-        other written ones as written (Vault accepted each write, or apply would have
-        failed), the untouched ones as read before, any other listed one read."""
-        written = {
-            a.name: a.params for a in applied if isinstance(a, vaultplan.WriteRole) and a.changes
+        """The facts the convergence check plans on: mounts, auth config, audit devices and
+        every policy read again, as :meth:`facts` reads them; roles listed again by name (one
+        missing is one to write), :data:`ROLE_SAMPLE` of those written read back (a field
+        Vault keeps otherwise than it was sent shows there), the other written ones as
+        written (Vault accepted each write, or apply would have failed), the untouched ones as
+        read before, any other listed one read; the token reviewer's parts as read before or
+        made by this run (the cluster accepted each; they matter to the plan only while the
+        auth config, read again, differs)."""
+        made = {
+            a.part for a in applied if isinstance(a, vaultplan.CreateReviewerPart) and a.changes
         }
-        return self._facts(ctx, (before.roles, written))
+        reviewer = before.reviewer | made
+        return self._facts(
+            ctx,
+            _Applied(
+                before.roles,
+                {a.name: a.params for a in applied if isinstance(a, vaultplan.WriteRole)},
+                reviewer,
+                "as wanted" if "binding" in reviewer else before.reviewer_binding,
+            ),
+        )
 
-    def _facts(
-        self, ctx: RunContext, after: tuple[dict[str, Any], dict[str, Any]] | None
-    ) -> vaultplan.Facts:
+    def _facts(self, ctx: RunContext, after: _Applied | None) -> vaultplan.Facts:
         api = ctx.vault
         mounts = _data(api.read("sys/mounts"))
         auth_mount = _data(api.read("sys/auth")).get(f"{conv.AUTH_MOUNT}/")
@@ -93,9 +102,12 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
         elif after is None:
             roles = _read_roles(ctx, api, _role_names(ctx, api))
         else:
-            roles = _roles_after(ctx, api, *after)
+            roles = _roles_after(ctx, api, after.roles, after.written)
         audit = _data(api.read("sys/audit"))
-        reviewer_parts, binding_state = _reviewer_parts(ctx)
+        if after is None:
+            reviewer_parts, binding_state = _reviewer_parts(ctx)
+        else:
+            reviewer_parts, binding_state = after.reviewer, after.binding
         return vaultplan.Facts(
             kv_mount=mounts.get(f"{conv.KV_MOUNT}/"),
             auth_mount=auth_mount,
@@ -184,6 +196,16 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
                 _create_admin(api, ctx.target.custody)
             case _:
                 raise TypeError(f"vault-config cannot apply {action.kind}")
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """What the convergence check takes from the first facts and the actions applied."""
+
+    roles: dict[str, dict[str, Any]]  # as read before
+    written: dict[str, dict[str, Any]]  # the roles written
+    reviewer: frozenset[str]  # the token reviewer's parts: there before, or made
+    binding: str
 
 
 @dataclass(frozen=True)

@@ -308,6 +308,22 @@ def test_the_convergence_check_lists_roles_and_reads_a_sample_back(
     assert len(sample) == ROLE_SAMPLE
     before = vaultplan.Facts(None, None, None, {}, {}, {})  # as the first plan saw Vault
     assert [a for a in phase.plan(ctx, phase.facts_after(ctx, before, applied)) if a.changes] == []
+    # the token reviewer's parts: as the first facts had them, or made by the run
+    reviewer = vaultplan.Reviewer("ns", "sa", "binding")
+    made = [
+        vaultplan.CreateReviewerPart("create", part, "", part, reviewer)
+        for part in vaultplan.REVIEWER_PARTS
+    ]
+    after = phase.facts_after(ctx, before, made)
+    assert (after.reviewer, after.reviewer_binding) == (
+        frozenset(vaultplan.REVIEWER_PARTS),
+        "as wanted",
+    )
+    after = phase.facts_after(ctx, before, made[:2])
+    assert (after.reviewer, after.reviewer_binding) == (
+        frozenset({"namespace", "service-account"}),
+        "absent",
+    )
 
     api = ctx.vault
     trusted = next(n for n in written if n not in sample)
