@@ -109,7 +109,9 @@ class Populate(PhaseBase, name="populate", summary=SUMMARY):
             return read_kv(api, path)[0].get(key)
 
         # every value resolved (and checked) before anything is written; sources one at a
-        # time (commands, prompts), then what each path holds now, read in parallel
+        # time (commands, prompts), then what each path holds now, read in parallel: only
+        # paths the plan saw holding something (a path it saw empty merges over nothing, and
+        # check-and-set 0 writes it only if it is still empty)
         resolved: list[tuple[WriteKv, dict[str, str]]] = []
         failures: list[str] = []
         for w in writes:
@@ -119,8 +121,10 @@ class Populate(PhaseBase, name="populate", summary=SUMMARY):
                 resolved.append((w, new))
         ready: list[tuple[WriteKv, dict[str, str]]] = []
         if not failures:
-            held = api.parallel(lambda item: read_kv(api, item[0].path), resolved)
-            for (w, new), (have, version) in zip(resolved, held, strict=True):
+            seen = [w.path for w, _ in resolved if w.version]
+            held = dict(zip(seen, api.parallel(lambda p: read_kv(api, p), seen), strict=True))
+            for w, new in resolved:
+                have, version = held.get(w.path, ({}, 0))
                 if version != w.version:
                     raise _changed(w)
                 merged, problems = merge(w.path, have, new)

@@ -5,10 +5,15 @@ their roots. (The plan itself resolves nothing: see test_phase_plans.)"""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from bootstrap.model import conventions as conv
-from bootstrap.model.catalog import Source
-from bootstrap.phases.populate import WriteKv, merge, resolve_values
+from bootstrap.model.actions import Action
+from bootstrap.model.catalog import Source, parse_catalog
+from bootstrap.model.settings import Settings
+from bootstrap.phases.pipeline import RunContext
+from bootstrap.phases.populate import Populate, WriteKv, merge, resolve_values
 
 
 def _write(**keys: str) -> WriteKv:
@@ -69,3 +74,48 @@ def test_every_failure_is_reported_and_a_placeholder_is_refused(tmp_path: Path) 
     assert new == {}
     assert [p.split(":")[0] for p in problems] == ["app/config key m", "app/config key p"]
     assert "refusing to write it" in problems[1]
+
+
+ONE_SERVICE = "services:\n  - {name: app, namespace: app, secrets: {new: {keys: {a: null}}}}\n"
+
+
+class FakeVault:
+    """KV v2 as populate's apply sees it: reads (counted), check-and-set writes."""
+
+    def __init__(self, held: dict[str, tuple[dict[str, str], int]]) -> None:
+        self.held = held
+        self.reads: list[str] = []
+        self.writes: dict[str, dict[str, Any]] = {}
+
+    def request(self, method: str, path: str) -> tuple[int, dict[str, Any] | None]:
+        kv_path = path.removeprefix(f"{conv.KV_MOUNT}/data/")
+        self.reads.append(kv_path)
+        if kv_path not in self.held:
+            return 404, None
+        data, version = self.held[kv_path]
+        return 200, {"data": {"data": data, "metadata": {"version": version}}}
+
+    def write(self, path: str, body: dict[str, Any]) -> None:
+        self.writes[path.removeprefix(f"{conv.KV_MOUNT}/data/")] = body
+
+    def parallel(self, fn: Any, items: list[Any]) -> list[Any]:
+        return [fn(i) for i in items]
+
+
+def test_apply_rereads_only_paths_the_plan_saw_holding_something(tmp_path: Path) -> None:
+    vault = FakeVault({"app/old": ({"kept": "real"}, 3)})
+    target = SimpleNamespace()
+    ctx = RunContext(Settings(catalog=tmp_path / "catalog.yaml"), parse_catalog(ONE_SERVICE, "c"))
+    ctx.target_ = target  # type: ignore[assignment]
+    ctx._session = SimpleNamespace(target=target, api=vault)  # type: ignore[assignment]
+    gen = Source.model_validate({"generate": {"length": 8}})
+    actions: list[Action] = [
+        WriteKv("create", "secret app/new", "", path="app/new", version=0, sources=(("a", gen),)),
+        WriteKv("update", "secret app/old", "", path="app/old", version=3, sources=(("b", gen),)),
+    ]
+    Populate().apply(ctx, actions)
+    assert vault.reads == ["app/old"]  # the new path merges over nothing: check-and-set 0
+    assert vault.writes["app/new"]["options"] == {"cas": 0}
+    assert set(vault.writes["app/new"]["data"]) == {"a"}
+    assert vault.writes["app/old"]["options"] == {"cas": 3}
+    assert set(vault.writes["app/old"]["data"]) == {"kept", "b"}
