@@ -114,7 +114,8 @@ def test_a_secret_follows_vault_after_a_seal_and_unseal(
     p = f"su{unique}"
     cat, s, kube = _scene(box, p, "2s", tmp_path)
     results, _ = run(s, cat, ["placeholders", "vault-config", "operator", "populate", "verify"])
-    assert statuses(results)["verify"] == "applied"
+    # with refreshAfter 2s the operator may have synced both before verify looked
+    assert statuses(results)["verify"] in ("applied", "no-change")
     # OpenBao restarts: it comes back sealed; the operator's next reads fail
     bao = _component(box, "bao-0")
     assert bao.stop()
