@@ -37,14 +37,17 @@ The limit runs first, on the emptiest OpenBao, and the product after it, so the 
 later tool writes into is larger, never smaller.
 
 Seconds are wall time of the phase run (product), the loop (limit), the ``tofu apply`` and
-``bank-vaults`` processes. Writes are counted from OpenBao's audit log: requests whose
-operation is create, update or delete, between the start and the end of each step; those to
-``auth/token/`` are shown apart ("+ N token": the product creates its bootstrap-admin
-credential once and renews it at every run, the vault provider creates a child token at every
-apply). After each tool, three of its roles are read back and compared with the product's
-(fields, policy names mapped), and their policies must exist (bank-vaults reformats the HCL it
-is given, so texts are not compared); a difference is named in the table. Ratios are tool /
-product. Tools not built are named "not built (invoke tools.install --peers)".
+``bank-vaults`` processes. CPU seconds are the tool's (this process for the product and the
+limit; the child processes for OpenTofu, its provider included, and bank-vaults) plus
+OpenBao's: on a machine busy with other work they change less than wall time. Writes are
+counted from OpenBao's audit log: requests whose operation is create, update or delete,
+between the start and the end of each step; those to ``auth/token/`` are shown apart ("+ N
+token": the product creates its bootstrap-admin credential once and renews it at every run,
+the vault provider creates a child token at every apply). After each tool, three of its roles
+are read back and compared with the product's (fields, policy names mapped), and their
+policies must exist (bank-vaults reformats the HCL it is given, so texts are not compared); a
+difference is named in the table. Ratios are tool / product. Tools not built are named "not
+built (invoke tools.install --peers)".
 
 ``--repeat R`` runs each size R times, a fresh sandbox each (for a busy machine): seconds are
 then the median and the range, ratios the median of the R per-run ratios.
@@ -61,6 +64,7 @@ import http.client
 import json
 import os
 import queue
+import resource
 import shutil
 import subprocess
 import sys
@@ -159,13 +163,22 @@ class AuditLog:
         return Writes(self.writes, self.tokens)
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One timed step: wall seconds, writes, and CPU seconds (the tool's: this process for
+    the product and the limit, the child processes for OpenTofu and bank-vaults; and
+    OpenBao's), which a busy machine changes less than wall time."""
+
+    seconds: float
+    writes: Writes
+    cpu: float
+
+
 @dataclass
 class Row:
     tool: str
-    scratch: float | None = None
-    scratch_writes: Writes | None = None
-    again: float | None = None
-    again_writes: Writes | None = None
+    scratch: Sample | None = None
+    again: Sample | None = None
     note: str = ""
 
 
@@ -175,13 +188,30 @@ class Run:
     rows: list[Row] = field(default_factory=list)
 
 
-def measured(audit: AuditLog, fn: Callable[[], None]) -> tuple[float, Writes]:
-    before = audit.count()
-    started = time.perf_counter()
-    fn()
-    elapsed = time.perf_counter() - started
-    time.sleep(0.2)  # the audit device writes the last response lines after answering
-    return elapsed, audit.count() - before
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class Meter:
+    audit: AuditLog
+    openbao_pid: int
+
+    def measure(self, fn: Callable[[], None]) -> Sample:
+        writes = self.audit.count()
+        cpu = _own_cpu() + _process_cpu(self.openbao_pid)
+        started = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - started
+        used = _own_cpu() + _process_cpu(self.openbao_pid) - cpu
+        time.sleep(0.2)  # the audit device writes the last response lines after answering
+        return Sample(elapsed, self.audit.count() - writes, used)
 
 
 # -- the product -----------------------------------------------------------------------
@@ -547,6 +577,15 @@ def differences(api: vault.Api, setup: Setup, names: Names) -> str:
 # -- one size --------------------------------------------------------------------------
 
 
+def say(step: str, what: str, row: Row) -> None:
+    parts = [
+        f"{label} {x.seconds:.2f}s (cpu {x.cpu:.2f}s)"
+        for label, x in (("", row.scratch), ("again", row.again))
+        if x is not None
+    ]
+    print(f"{step} {what}" + ",".join(parts), file=sys.stderr, flush=True)
+
+
 def peer_reviewer_jwt(kube: Kube) -> str:
     namespace, account, binding = PEER_REVIEWER
     kube.ensure_namespace(namespace)
@@ -570,6 +609,8 @@ def one_size(n: int, args: argparse.Namespace, costs: dict[str, float]) -> Run:
         if ready.status == "failed":
             raise SystemExit(f"vault-ready failed: {ready.error}")
         audit = AuditLog(tmp / "sandbox" / "bao-0" / "audit.log")
+        bao = next(p for p in box.processes if p.name == "bao-0")
+        meter = Meter(audit, bao.pid)
         token, _ = resolve_token(target.custody)
         addr = box.bao_addr
         api = vault.Api(addr, token)
@@ -580,29 +621,21 @@ def one_size(n: int, args: argparse.Namespace, costs: dict[str, float]) -> Run:
         step = f"N={n}:"
 
         limit = Row(f"limit: the same writes, bare loop, {args.limit_threads} threads")
-        limit.scratch, limit.scratch_writes = measured(
-            audit, run_limit(setup, addr, token, args.limit_threads)
-        )
+        limit.scratch = meter.measure(run_limit(setup, addr, token, args.limit_threads))
         limit.note = differences(api, setup, Names("limit"))
         out.rows.append(limit)
-        print(f"{step} limit {limit.scratch:.2f}s", file=sys.stderr, flush=True)
+        say(step, "limit", limit)
 
         product = Row("product: vault-config")
         status: list[str] = []
-        product.scratch, product.scratch_writes = measured(
-            audit, lambda: status.append(product_run(settings, catalog, target))
+        product.scratch = meter.measure(
+            lambda: status.append(product_run(settings, catalog, target))
         )
-        product.again, product.again_writes = measured(
-            audit, lambda: status.append(product_run(settings, catalog, target))
-        )
+        product.again = meter.measure(lambda: status.append(product_run(settings, catalog, target)))
         if status != ["applied", "no-change"]:
             raise SystemExit(f"vault-config: {status}, expected applied then no-change")
         out.rows.append(product)
-        print(
-            f"{step} product {product.scratch:.2f}s, no-op {product.again:.2f}s",
-            file=sys.stderr,
-            flush=True,
-        )
+        say(step, "product", product)
 
         tofu_name = (
             f"OpenTofu {tools.TOOLS['tofu'].version} + hashicorp/vault "
@@ -614,13 +647,13 @@ def one_size(n: int, args: argparse.Namespace, costs: dict[str, float]) -> Run:
         else:
             row = Row(tofu_name)
             said: list[str] = []
-            row.scratch, row.scratch_writes = measured(audit, lambda: said.append(tofu.apply()))
-            row.again, row.again_writes = measured(audit, lambda: said.append(tofu.apply()))
+            row.scratch = meter.measure(lambda: said.append(tofu.apply()))
+            row.again = meter.measure(lambda: said.append(tofu.apply()))
             if said[-1] not in ("no changes", NOTHING_APPLIED):
                 row.note = f"second apply: {said[-1]}"
             row.note = "; ".join(filter(None, [row.note, differences(api, setup, Names("tf"))]))
             out.rows.append(row)
-            print(f"{step} tofu {row.scratch:.2f}s, {row.again:.2f}s", file=sys.stderr, flush=True)
+            say(step, "OpenTofu", row)
 
         bv_name = f"bank-vaults {tools.PEERS['bank-vaults'].version} configure --once"
         bv = prepare_bank_vaults(setup, addr, token, tmp / "bank-vaults")
@@ -628,11 +661,11 @@ def one_size(n: int, args: argparse.Namespace, costs: dict[str, float]) -> Run:
             out.rows.append(Row(bv_name, note=bv))
         else:
             row = Row(bv_name)
-            row.scratch, row.scratch_writes = measured(audit, bv.configure)
-            row.again, row.again_writes = measured(audit, bv.configure)
+            row.scratch = meter.measure(bv.configure)
+            row.again = meter.measure(bv.configure)
             row.note = differences(api, setup, Names("bv"))
             out.rows.append(row)
-            print(f"{step} bank-vaults {row.scratch:.2f}s, {row.again:.2f}s", file=sys.stderr)
+            say(step, "bank-vaults", row)
 
         if args.reads > 0 and not costs:
             names = [svc.name for svc in catalog.services]
@@ -652,61 +685,67 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _seconds(values: list[float | None]) -> str:
-    got = [v for v in values if v is not None]
-    if not got:
+def _seconds(values: list[float]) -> str:
+    if not values:
         return "-"
-    if len(got) == 1:
-        return f"{got[0]:.2f}"
-    return f"{_median(got):.2f} ({min(got):.2f}-{max(got):.2f})"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{_median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def _ratio(values: list[float | None], bases: list[float | None]) -> str:
+def _ratio(values: list[float], bases: list[float]) -> str:
     """The median of the per-run ratios (runs of one size, one sandbox each)."""
-    got = [v / b for v, b in zip(values, bases, strict=True) if v is not None and b]
+    got = [v / b for v, b in zip(values, bases, strict=True) if b]
     return f"{_median(got):.2f}x" if got else "-"
 
 
-def _w(v: Writes | None) -> str:
-    return "-" if v is None else str(v)
-
-
 def print_tables(runs: list[Run]) -> None:
-    """One table: per size and tool, seconds (the median and range over repeats), writes
-    (of the first run) and the ratio to the product."""
+    """One table: per size and tool, wall seconds (the median and range over repeats), writes
+    (of the first run), CPU seconds (median) and the ratios to the product."""
     repeats = len(runs) // len({r.services for r in runs})
     print(
         f"\nvault-config beside its peers, OpenBao {tools.TOOLS['bao'].version} (one node, raft, "
         f"file audit device) on the sandbox; {os.cpu_count()} cores; ratios are tool / product"
         + (f"; median (range) of {repeats} runs, a fresh sandbox each" if repeats > 1 else "")
+        + "; cpu: the tool's and OpenBao's CPU seconds"
     )
     print(
-        "| services | tool | from scratch (s) | writes | vs product | no-op (s) | writes "
-        "| vs product |"
+        "| services | tool | from scratch (s) | writes | cpu (s) | vs product | no-op (s) "
+        "| writes | cpu (s) | vs product |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     limits = []
     for n in dict.fromkeys(r.services for r in runs):
         same = [r for r in runs if r.services == n]
         products = [next(row for row in r.rows if row.tool.startswith("product")) for r in same]
-        p_scratch = [p.scratch for p in products]
-        p_again = [p.again for p in products]
         for i, first in enumerate(same[0].rows):
             rows = [r.rows[i] for r in same]
             notes = "; ".join(dict.fromkeys(row.note for row in rows if row.note))
+            cells = [f"{n}", f"{first.tool}{f' ({notes})' if notes else ''}"]
             if first.scratch is None:
-                print(f"| {n} | {first.tool} | {notes} | | | | | |")
+                print(f"| {n} | {first.tool} | {notes} | | | | | | | |")
                 continue
-            scratch = [row.scratch for row in rows]
-            again = [row.again for row in rows]
-            vs_again = "-" if first.again is None else _ratio(again, p_again)
-            print(
-                f"| {n} | {first.tool}{f' ({notes})' if notes else ''} | {_seconds(scratch)}"
-                f" | {_w(first.scratch_writes)} | {_ratio(scratch, p_scratch)}"
-                f" | {_seconds(again)} | {_w(first.again_writes)} | {vs_again} |"
-            )
+            for step in ("scratch", "again"):
+                mine = [getattr(row, step) for row in rows]
+                base = [getattr(p, step) for p in products]
+                if any(x is None for x in mine) or any(x is None for x in base):
+                    cells += ["-", "-", "-", "-"]
+                    continue
+                cells += [
+                    _seconds([x.seconds for x in mine]),
+                    str(mine[0].writes),
+                    f"{_median([x.cpu for x in mine]):.2f}",
+                    _ratio([x.seconds for x in mine], [x.seconds for x in base]),
+                ]
+            print("| " + " | ".join(cells) + " |")
             if first.tool.startswith("limit"):
-                limits.append((n, p_scratch, scratch))
+                limits.append(
+                    (
+                        n,
+                        [p.scratch.seconds for p in products if p.scratch],
+                        [row.scratch.seconds for row in rows if row.scratch],
+                    )
+                )
     print("\nproduct / limit, from scratch:")
     print("| services | product (s) | limit (s) | product / limit |")
     print("|---:|---:|---:|---:|")
