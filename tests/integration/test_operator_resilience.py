@@ -141,6 +141,7 @@ def test_a_secret_follows_vault_after_a_seal_and_unseal(
     _, version = read_kv(api, f"{p}/config")
     api.write(f"secret/data/{p}/config", {"options": {"cas": version}, "data": {"a": "after"}})
     results, _ = run(s, cat, ["verify"])
-    assert statuses(results) == {"verify": "applied"}, results
+    # refreshAfter 2s: the operator may bring the new value before verify looks
+    assert statuses(results)["verify"] in ("applied", "no-change"), results
     assert vso.classify({"a": "after"}, kube.read_secret(p, "config")) == "synced"
     assert restarted.pid != bao.pid
