@@ -32,21 +32,13 @@ sys.path.insert(0, str(HERE.parent))
 from benchmarks.common import TOOLS_DIR, catalog_text  # noqa: E402
 from benchmarks.dr import cli, env_for  # noqa: E402
 from bootstrap import sandbox  # noqa: E402
+from bootstrap.phases.pipeline import PHASE_ORDER  # noqa: E402
 from bootstrap.tooling import versions  # noqa: E402
 
 #: Requests a second VSO v0.1.0's Kubernetes client sends per kind (controller-runtime 0.14's
 #: default QPS, one rate limiter per REST client and so per kind; not configurable in v0.1.0).
 VSO_QPS = 20.0
-PHASES = (
-    "preflight",
-    "placeholders",
-    "vault-ready",
-    "vault-config",
-    "operator",
-    "populate",
-    "verify",
-    "finish",
-)
+PHASES = tuple(p for p in PHASE_ORDER if p != "dr-restore")  # what bootstrap runs
 
 
 def phase_seconds(report: Path) -> dict[str, float]:
