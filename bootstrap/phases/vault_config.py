@@ -7,17 +7,18 @@ What it costs at hundreds of services: the policies are read in one request wher
 offers OpenBao's detailed listing and they are a fair share of all policies (else one read
 each); each role is one read (no listing carries them). Policies and roles are written on a
 pool of :data:`WRITE_WORKERS` threads. The convergence check after apply
-(:meth:`VaultConfig.facts_after`) reads everything again except the content of the roles this
-run wrote: their names are listed again, a sample of them is read back, and the others count
-as written, since Vault accepted each write."""
+(:meth:`VaultConfig.facts_after`) reads everything again except the content of the policies and
+roles this run wrote: their names are listed again, a sample of them is read back, and the
+others count as written, since Vault accepted each write."""
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
@@ -39,11 +40,12 @@ WRITE_WORKERS = 16
 #: Threads reading roles.
 READ_WORKERS = 6
 #: The policies are read in one listing (OpenBao's, with their text) when the ones the plan
-#: needs are at least 1/LISTING_PAYS_FROM of all (the listing carries each policy for about a
-#: tenth of what a read of its own costs), else one read each.
-LISTING_PAYS_FROM = 8
-#: How many of the roles a run wrote the convergence check reads back.
-ROLE_SAMPLE = 3
+#: needs are at least 1/LISTING_PAYS_FROM of all, else one read each. The listing loads every
+#: policy: on OpenBao 2.7 with 500 to 1000 policies it costs the server about a tenth of what
+#: reading each costs, past its policy cache (about a thousand) about a quarter.
+LISTING_PAYS_FROM = 4
+#: How many of the policies, and of the roles, a run wrote the convergence check reads back.
+SAMPLE = 3
 REVIEWER_BINDING = "vault-token-reviewer-auth-delegator"
 REVIEWER_TOKEN_SECONDS = 365 * 24 * 3600
 AUTH_DELEGATOR = "system:auth-delegator"
@@ -65,9 +67,9 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
     def facts_after(
         self, ctx: RunContext, before: vaultplan.Facts, applied: list[Action]
     ) -> vaultplan.Facts:
-        """The facts the convergence check plans on: mounts, auth config, audit devices and
-        every policy read again, as :meth:`facts` reads them; roles listed again by name (one
-        missing is one to write), :data:`ROLE_SAMPLE` of those written read back (a field
+        """The facts the convergence check plans on: mounts, auth config and audit devices
+        read again, as :meth:`facts` reads them; policies and roles listed again by name (one
+        missing is one to write), :data:`SAMPLE` of each written read back (a text or field
         Vault keeps otherwise than it was sent shows there), the other written ones as
         written (Vault accepted each write, or apply would have failed), the untouched ones as
         read before, any other listed one read; the token reviewer's parts as read before or
@@ -80,6 +82,8 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
         return self._facts(
             ctx,
             _Applied(
+                before.policies,
+                {a.name: a.text for a in applied if isinstance(a, vaultplan.PutPolicy)},
                 before.roles,
                 {a.name: a.params for a in applied if isinstance(a, vaultplan.WriteRole)},
                 reviewer,
@@ -96,13 +100,16 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
         if kubernetes_auth:
             resp = api.read(f"auth/{conv.AUTH_MOUNT}/config")
             auth_cfg = resp.get("data") if resp else None
-        policies = _read_policies(ctx, api)
+        if after is None:
+            policies = _read_policies(ctx, api)
+        else:
+            policies = _policies_after(ctx, api, after.policies, after.policies_written)
         if not kubernetes_auth:
             roles: dict[str, dict[str, Any]] = {}
         elif after is None:
-            roles = _read_roles(ctx, api, _role_names(ctx, api))
+            roles = _read_roles(ctx, api)
         else:
-            roles = _roles_after(ctx, api, after.roles, after.written)
+            roles = _roles_after(ctx, api, after.roles, after.roles_written)
         audit = _data(api.read("sys/audit"))
         if after is None:
             reviewer_parts, binding_state = _reviewer_parts(ctx)
@@ -202,8 +209,10 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
 class _Applied:
     """What the convergence check takes from the first facts and the actions applied."""
 
+    policies: dict[str, str]  # as read before
+    policies_written: dict[str, str]
     roles: dict[str, dict[str, Any]]  # as read before
-    written: dict[str, dict[str, Any]]  # the roles written
+    roles_written: dict[str, dict[str, Any]]
     reviewer: frozenset[str]  # the token reviewer's parts: there before, or made
     binding: str
 
@@ -262,36 +271,46 @@ def _data(resp: dict[str, Any] | None) -> dict[str, Any]:
     return data
 
 
-def _read_policies(ctx: RunContext, api: vault.Api) -> dict[str, str]:
-    """The policies the plan needs: the catalog's, and (with prune) this catalog's managed
-    ones. Objects outside the catalog are only read with prune, to find managed ones. One
-    listing where the server has one and enough of its policies are needed (see
-    :data:`LISTING_PAYS_FROM`), else one read each."""
-    prune = ctx.settings.prune
+def _policy_names(ctx: RunContext, api: vault.Api) -> tuple[list[str], int, set[str]]:
+    """The policies the plan needs (the catalog's; with prune every one, to find this
+    catalog's managed ones), how many policies there are, and the catalog's names."""
     wanted = {conv.policy_name(s.name) for s in ctx.catalog.services}
     wanted.add(vaultplan.ADMIN_POLICY)
-
-    def needed(name: str) -> bool:
-        return name not in ("root", "default") and (prune or name in wanted)
-
     every = api.list_keys("sys/policies/acl")
-    names = [n for n in every if needed(n)]
-    # the listing carries every policy, the catalog's or not: worth it when they are many
-    listed = api.acl_policies() if len(names) * LISTING_PAYS_FROM >= len(every) else None
+    needed = [
+        n for n in every if n not in ("root", "default") and (ctx.settings.prune or n in wanted)
+    ]
+    return needed, len(every), wanted
+
+
+def _policy_texts(api: vault.Api, names: list[str], every: int) -> dict[str, str | None]:
+    """The texts of ``names`` (of ``every`` policy there is): in one listing where the server
+    has one and enough of its policies are asked for (see :data:`LISTING_PAYS_FROM`), else
+    one read each."""
+    listed = api.acl_policies() if names and len(names) * LISTING_PAYS_FROM >= every else None
     if listed is not None:
-        found: list[tuple[str, str | None]] = [(n, t) for n, t in listed.items() if needed(n)]
-    else:
+        return {n: listed.get(n) for n in names}
 
-        def read(name: str) -> tuple[str, str | None]:
-            resp = api.read(f"{vaultplan.POLICY_PREFIX}{name}")
-            return name, (resp or {}).get("data", {}).get("policy") if resp else None
+    def read(name: str) -> tuple[str, str | None]:
+        resp = api.read(f"{vaultplan.POLICY_PREFIX}{name}")
+        return name, (resp or {}).get("data", {}).get("policy") if resp else None
 
-        found = api.parallel(read, names, READ_WORKERS)
+    return dict(api.parallel(read, names, READ_WORKERS))
+
+
+def _relevant(ctx: RunContext, wanted: set[str], texts: dict[str, str | None]) -> dict[str, str]:
+    """Those the plan compares: the catalog's, and this catalog's managed ones."""
     return {
-        n: text
-        for n, text in found
-        if text is not None and vaultplan.relevant_policy(n, text, wanted, ctx.catalog.name)
+        n: t
+        for n, t in texts.items()
+        if t is not None and vaultplan.relevant_policy(n, t, wanted, ctx.catalog.name)
     }
+
+
+def _read_policies(ctx: RunContext, api: vault.Api) -> dict[str, str]:
+    """The policies the plan needs (see :func:`_policy_names`)."""
+    names, every, wanted = _policy_names(ctx, api)
+    return _relevant(ctx, wanted, _policy_texts(api, names, every))
 
 
 def _role_names(ctx: RunContext, api: vault.Api) -> list[str]:
@@ -305,12 +324,44 @@ def _role_names(ctx: RunContext, api: vault.Api) -> list[str]:
     ]
 
 
-def _read_roles(ctx: RunContext, api: vault.Api, names: list[str]) -> dict[str, dict[str, Any]]:
+def _role_params(api: vault.Api, names: list[str]) -> dict[str, dict[str, Any] | None]:
     def read(name: str) -> tuple[str, dict[str, Any] | None]:
         resp = api.read(f"{vaultplan.ROLE_PREFIX}{name}")
         return name, (resp or {}).get("data") if resp else None
 
-    return {n: r for n, r in api.parallel(read, names, READ_WORKERS) if r is not None}
+    return dict(api.parallel(read, names, READ_WORKERS))
+
+
+def _read_roles(ctx: RunContext, api: vault.Api) -> dict[str, dict[str, Any]]:
+    return {n: r for n, r in _role_params(api, _role_names(ctx, api)).items() if r is not None}
+
+
+V = TypeVar("V")
+
+
+def _as_written(
+    listed: list[str],
+    before: dict[str, V],
+    written: dict[str, V],
+    read: Callable[[list[str]], dict[str, V | None]],
+) -> dict[str, V | None]:
+    """Objects as the convergence check sees them (see :meth:`VaultConfig.facts_after`):
+    of the ``listed`` names, :data:`SAMPLE` of those ``written`` and any unknown one are
+    ``read``; the others are as written, else as read ``before``."""
+    known = {**before, **written}
+    check = vaultplan.spread(sorted(n for n in listed if n in written), SAMPLE)
+    asked = check + [n for n in listed if n not in known]
+    got = read(asked)
+    return {n: got.get(n) if n in asked else known[n] for n in listed}
+
+
+def _policies_after(
+    ctx: RunContext, api: vault.Api, before: dict[str, str], written: dict[str, str]
+) -> dict[str, str]:
+    names, every, wanted = _policy_names(ctx, api)
+    return _relevant(
+        ctx, wanted, _as_written(names, before, written, lambda ns: _policy_texts(api, ns, every))
+    )
 
 
 def _roles_after(
@@ -319,13 +370,8 @@ def _roles_after(
     before: dict[str, dict[str, Any]],
     written: dict[str, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
-    """The roles as the convergence check sees them (see :meth:`VaultConfig.facts_after`)."""
-    listed = _role_names(ctx, api)
-    known = {**before, **written}
-    check = vaultplan.spread(sorted(n for n in listed if n in written), ROLE_SAMPLE)
-    asked = check + [n for n in listed if n not in known]
-    read = _read_roles(ctx, api, asked)
-    return {n: read[n] if n in read else known[n] for n in listed if n in read or n not in asked}
+    params = _as_written(_role_names(ctx, api), before, written, lambda ns: _role_params(api, ns))
+    return {n: r for n, r in params.items() if r is not None}
 
 
 def _reviewer_parts(ctx: RunContext) -> tuple[frozenset[str], str]:

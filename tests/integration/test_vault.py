@@ -290,12 +290,13 @@ def test_an_admin_policy_without_the_listing_still_works_and_is_updated(
         )
 
 
-def test_the_convergence_check_lists_roles_and_reads_a_sample_back(
+def test_the_convergence_check_lists_policies_and_roles_and_reads_a_sample_back(
     box: Box, first_run: dict[str, Any], unique: str
 ) -> None:
-    """After apply, roles are listed again and a sample of those written read back; the
-    others count as written (Vault accepted each write). What that catches, and what not."""
-    from bootstrap.phases.vault_config import ROLE_SAMPLE, VaultConfig
+    """After apply, policies and roles are listed again and a sample of those written read
+    back; the others count as written (Vault accepted each write). What that catches, and
+    what not."""
+    from bootstrap.phases.vault_config import SAMPLE, VaultConfig
 
     catalog = _generated(12, f"c{unique[:4]}")
     phase = VaultConfig()
@@ -304,8 +305,10 @@ def test_the_convergence_check_lists_roles_and_reads_a_sample_back(
     applied = next(r.actions for r in results if r.name == "vault-config")
     written = sorted(a.name for a in applied if isinstance(a, vaultplan.WriteRole))
     assert len(written) == 12
-    sample = vaultplan.spread(written, ROLE_SAMPLE)
-    assert len(sample) == ROLE_SAMPLE
+    # one policy per service, of the role's name
+    assert sorted(a.name for a in applied if isinstance(a, vaultplan.PutPolicy)) == written
+    sample = vaultplan.spread(written, SAMPLE)
+    assert len(sample) == SAMPLE
     before = vaultplan.Facts(None, None, None, {}, {}, {})  # as the first plan saw Vault
     assert [a for a in phase.plan(ctx, phase.facts_after(ctx, before, applied)) if a.changes] == []
     # the token reviewer's parts: as the first facts had them, or made by the run
@@ -326,23 +329,38 @@ def test_the_convergence_check_lists_roles_and_reads_a_sample_back(
     )
 
     api = ctx.vault
-    trusted = next(n for n in written if n not in sample)
-    gone = next(n for n in reversed(written) if n not in sample)
+    unsampled = [n for n in written if n not in sample]
+    trusted, trusted_policy, gone_policy, gone = (
+        unsampled[0],
+        unsampled[1],
+        unsampled[-2],
+        unsampled[-1],
+    )
     for name in (sample[0], trusted):
         role = api.read(f"{vaultplan.ROLE_PREFIX}{name}")
         assert role is not None
         api.write(f"{vaultplan.ROLE_PREFIX}{name}", {**role["data"], "token_ttl": 60})
     api.delete(f"{vaultplan.ROLE_PREFIX}{gone}")
+    for name in (sample[1], trusted_policy):
+        policy = api.read(f"{vaultplan.POLICY_PREFIX}{name}")
+        assert policy is not None
+        text = policy["data"]["policy"] + "\n# changed by hand\n"
+        api.put(f"{vaultplan.POLICY_PREFIX}{name}", {"policy": text})
+    api.delete(f"{vaultplan.POLICY_PREFIX}{gone_policy}")
 
     left = phase.plan(ctx, phase.facts_after(ctx, before, applied))
-    assert sorted((a.verb, a.target) for a in left if a.changes) == [
-        ("create", f"role {gone}"),  # listed again: a missing role is seen
-        ("update", f"role {sample[0]}"),  # read back: a changed role is seen
-    ]  # the changed role outside the sample is not: its write was accepted
-    # a full read (the next run's facts) sees all three
+    seen = [
+        ("create", f"policy {gone_policy}"),  # listed again: what is missing is seen
+        ("create", f"role {gone}"),
+        ("update", f"policy {sample[1]}"),  # read back: a change is seen
+        ("update", f"role {sample[0]}"),
+    ]
+    # not a change outside the sample: its write was accepted
+    assert sorted((a.verb, a.target) for a in left if a.changes) == sorted(seen)
+    # a full read (the next run's facts) sees every change
     again = phase.plan(ctx, phase.facts(ctx))
     assert sorted((a.verb, a.target) for a in again if a.changes) == sorted(
-        [("create", f"role {gone}"), ("update", f"role {sample[0]}"), ("update", f"role {trusted}")]
+        [*seen, ("update", f"role {trusted}"), ("update", f"policy {trusted_policy}")]
     )
     results, _ = run(box.settings(), catalog, ["vault-config"])
     assert statuses(results) == {"vault-config": "applied"}
