@@ -364,3 +364,11 @@ def test_the_convergence_check_lists_policies_and_roles_and_reads_a_sample_back(
     )
     results, _ = run(box.settings(), catalog, ["vault-config"])
     assert statuses(results) == {"vault-config": "applied"}
+
+
+def test_the_admin_credential_carries_its_policy_alone(box: Box, first_run: dict[str, Any]) -> None:
+    """Not ``default`` besides: what the product needs of it (looking up and renewing
+    itself) the admin policy grants, and OpenBao parses ``default`` for every request."""
+    status, body = _admin_api(box).request("GET", "auth/token/lookup-self")
+    assert status == 200 and body is not None
+    assert body["data"]["policies"] == [vaultplan.ADMIN_POLICY]
