@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from bootstrap.clients.kv import KvValue
 from bootstrap.clients.vault import Api
 from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, ConvergenceError, UsageError
@@ -68,6 +69,9 @@ class RunContext:
     converging: bool = False
     #: Set by 'invoke dr.restore': the snapshot to restore first, and with what.
     restore: RestoreRequest | None = None
+    #: KV v2 paths as this run last read them (populate's facts), so that verify, right
+    #: after, does not read them all again; a path populate writes is dropped until read.
+    kv_seen: dict[str, KvValue] = field(default_factory=dict, repr=False)
     _session: Session | None = field(default=None, repr=False)
 
     @property

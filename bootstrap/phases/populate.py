@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.clients.kv import read_kv
+from bootstrap.clients.kv import read_kv, read_kv_value
 from bootstrap.clients.vault import VaultRequestError
 from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, VaultStateError
@@ -88,9 +88,10 @@ class Populate(PhaseBase, name="populate", summary=SUMMARY):
         api = ctx.vault
 
         def read(item: tuple[str, dict[str, Source | None]]) -> KvState:
-            data, version = read_kv(api, item[0])
-            real = frozenset(k for k, v in data.items() if not conv.is_placeholder(v))
-            return KvState(item[0], item[1], real, version)
+            value = read_kv_value(api, item[0])
+            ctx.kv_seen[item[0]] = value  # for verify (see RunContext.kv_seen)
+            real = frozenset(k for k, v in value.data.items() if not conv.is_placeholder(v))
+            return KvState(item[0], item[1], real, value.version)
 
         return list(api.parallel(read, kv_secrets(ctx.catalog)))
 
@@ -138,6 +139,7 @@ class Populate(PhaseBase, name="populate", summary=SUMMARY):
 
         def write(item: tuple[WriteKv, dict[str, str]]) -> None:
             w, data = item
+            ctx.kv_seen.pop(w.path, None)
             try:
                 api.write(
                     f"{conv.KV_MOUNT}/data/{w.path}",

@@ -64,11 +64,15 @@ class SecretState:
 VaultData = dict[str, KvValue]
 
 
-def _vault_data(ctx: RunContext, wanted: list[Sync]) -> VaultData:
-    """Vault's latest version per path (each path read once)."""
+def _vault_data(ctx: RunContext, wanted: list[Sync], fresh: bool = False) -> VaultData:
+    """Vault's latest version per path (each path read once); unless ``fresh``, as this run
+    last read it where it has (populate, just before: see ``RunContext.kv_seen``)."""
     api = ctx.vault
     paths = sorted({s.kv_path for s in wanted})
-    return dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
+    known = {} if fresh else {p: ctx.kv_seen[p] for p in paths if p in ctx.kv_seen}
+    unread = [p for p in paths if p not in known]
+    read = zip(unread, api.parallel(lambda p: read_kv_value(api, p), unread), strict=True)
+    return {**known, **dict(read)}
 
 
 def _observe(t: Target, wanted: list[Sync], vault_data: VaultData) -> vso.Observed:
@@ -176,7 +180,8 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> list[SecretState]:
         t = ctx.target
         wanted = syncs(ctx.catalog)
-        return _states(t, wanted, _vault_data(ctx, wanted))[0]
+        # the convergence check compares with Vault as it is after the wait
+        return _states(t, wanted, _vault_data(ctx, wanted, fresh=ctx.converging))[0]
 
     def plan(self, ctx: RunContext, facts: list[SecretState]) -> list[Action]:
         return plan_states(facts)
@@ -187,7 +192,8 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         pending = [a.sync for a in awaited if not a.unverifiable]
         t = ctx.target
         if pending:
-            self._wait(ctx, t, pending, _vault_data(ctx, pending))
+            # what is awaited is compared with Vault as it is now
+            self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True))
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"
