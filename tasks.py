@@ -21,6 +21,7 @@ from rich.table import Table
 
 from bootstrap.core.errors import BootstrapError, CheckFailed
 from bootstrap.core.output import write_tree
+from bootstrap.model.actions import printed
 from bootstrap.model.catalog import Catalog, load_catalog
 from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
 from bootstrap.model.render import render_tree
@@ -182,8 +183,9 @@ def _print_results(
     for r in results:
         if r.actions:
             console.print(f"[bold]{_e(r.name)}[/]")
-        for a in r.actions:
-            console.print(f"  {a.verb:7} {_e(a.target)}: {_e(a.reason)}", highlight=False)
+        lines = [f"  {v:7} {_e(t)}: {_e(why)}" for v, t, why in printed(r.actions)]
+        if lines:
+            console.print("\n".join(lines), highlight=False)
         if r.error:
             console.print(f"[bold]{_e(r.name)}[/] failed: {_e(r.error)}", highlight=False)
 

@@ -193,3 +193,30 @@ def test_derived_convergence_facts_that_fall_short_fail_the_phase(ctx: RunContex
     world: dict[str, int] = {}
     results = run([Deriving("a", 2, world)], ctx, ["a"])  # one step applied, two wanted
     assert results[0].status == "failed" and "did not converge" in (results[0].error or "")
+
+
+def test_printed_groups_repeated_checks_and_keeps_changes_in_order() -> None:
+    from bootstrap.model.actions import GROUP_CHECKS_FROM, Action, check, printed
+
+    same = [check(f"secret s{i}/config", "unchanged") for i in range(GROUP_CHECKS_FROM + 2)]
+    actions = [
+        Action("create", "policy a", "new"),
+        *same[:2],
+        check("secret x/y", "skipped: no source for k (put by hand)"),
+        *same[2:],
+        Action("update", "role a", "changed"),
+    ]
+    lines = printed(actions)
+    assert lines == [
+        ("create", "policy a", "new"),
+        (
+            "check",
+            f"{len(same)} targets (secret s0/config, secret s1/config, secret s2/config "
+            f"and {len(same) - 3} more)",
+            "unchanged",
+        ),
+        ("check", "secret x/y", "skipped: no source for k (put by hand)"),
+        ("update", "role a", "changed"),
+    ]
+    few = same[: GROUP_CHECKS_FROM - 1]
+    assert printed(few) == [(a.verb, a.target, a.reason) for a in few]  # too few to group
