@@ -44,6 +44,12 @@ class Settings:
     #: Vault/OpenBao node addresses; the first is the leader to initialize. Empty: the
     #: sandbox's nodes, or $VAULT_ADDR / $BAO_ADDR.
     vault_addrs: tuple[str, ...] = ()
+    #: Vault in the cluster: ``NAMESPACE/NAME`` of its StatefulSet. With no vault_addrs,
+    #: the nodes' addresses are its pods' IPs (ordinal order: pod 0 is initialized), reached
+    #: at vault_scheme://IP:vault_port.
+    vault_statefulset: str | None = None
+    vault_scheme: str = "http"
+    vault_port: int = 8200
     vault_shares: int = 5
     vault_threshold: int = 3
     #: Armored or base64 PGP public keys, one per share (OpenBao's pgp_keys), optional.
