@@ -629,6 +629,44 @@ def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
     console.print(table)
 
 
+def _build_images(s: Settings, names: list[str] | None = None) -> list[Any]:
+    from bootstrap.tooling import images
+
+    return images.build(
+        names,
+        s.tools_dir,
+        progress=lambda n, m: err.print(f"[bold]image {_e(n)}[/]: {_e(m)}", highlight=False),
+    )
+
+
+@task(
+    name="build",
+    iterable=["name"],
+    help={"name": "build only this image (repeatable): openbao, vault-secrets-operator, demo"},
+)
+@friendly
+def images_build(c, name=None):  # type: ignore[no-untyped-def]
+    """Build the node's container images as OCI archives in the tools cache (each rebuilt
+    only when its content changed): openbao, vault-secrets-operator, demo."""
+    from bootstrap.tooling import images
+
+    s = settings(c)
+    results = _build_images(s, name or None)
+    table = Table(title=f"images ({_e(images.images_dir(s.tools_dir))})")
+    for col in ("image", "status", "MB", "seconds", "archive", "licences"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(
+            _e(r.ref),
+            _e(r.status),
+            f"{r.size / 1e6:.1f}",
+            f"{r.seconds:.1f}",
+            _e(r.path),
+            _e(", ".join(sorted(set(images.LICENCES[r.name].values())))),
+        )
+    console.print(table)
+
+
 @task(name="list")
 @friendly
 def list_tools(c):  # type: ignore[no-untyped-def]
@@ -764,6 +802,7 @@ migrate_ns = Collection("migrate", migrate_discover, migrate_namespace, migrate_
 verify_ns = Collection("verify", rotation)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
+images_ns = Collection("images", images_build)
 
 ns = Collection(
     bootstrap,
@@ -775,6 +814,7 @@ ns = Collection(
     test,
     catalog_ns,
     tools_ns,
+    images_ns,
     sandbox_ns,
     verify_ns,
     dr_ns,
