@@ -372,6 +372,7 @@ def unpack(archive: Path, rootfs: Path) -> dict[str, object]:
 
     got = oci.read_archive(archive)
     rootfs.mkdir(parents=True, exist_ok=True)
+    rootfs.chmod(0o755)  # an image's / as a runtime makes it: every user may enter
     for layer in got["layers"]:
         with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
             # "tar", not "data": a rootfs holds absolute symlinks (lib64's loader); names
