@@ -600,7 +600,8 @@ def validate(c, catalog=None):  # type: ignore[no-untyped-def]
 )
 @friendly
 def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
-    """Build or find every external tool at its pinned version (idempotent, cached)."""
+    """Build or find every external tool at its pinned version (idempotent, cached), then
+    the node's images (see images.build)."""
     from bootstrap.tooling import tools
 
     s = settings(c)
@@ -627,6 +628,8 @@ def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
             _e(r.detail),
         )
     console.print(table)
+    if not name:  # the whole set: the node's images too (seconds when nothing changed)
+        _build_images(s)
 
 
 def _build_images(s: Settings, names: list[str] | None = None) -> list[Any]:
