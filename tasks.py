@@ -602,7 +602,8 @@ def validate(c, catalog=None):  # type: ignore[no-untyped-def]
 )
 @friendly
 def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
-    """Build or find every external tool at its pinned version (idempotent, cached)."""
+    """Build or find every external tool at its pinned version (idempotent, cached), then
+    the node's images (see images.build)."""
     from bootstrap.tooling import tools
 
     s = settings(c)
@@ -627,6 +628,46 @@ def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
             f"{r.seconds:.1f}",
             _e(r.path or ""),
             _e(r.detail),
+        )
+    console.print(table)
+    if not name:  # the whole set: the node's images too (seconds when nothing changed)
+        _build_images(s)
+
+
+def _build_images(s: Settings, names: list[str] | None = None) -> list[Any]:
+    from bootstrap.tooling import images
+
+    return images.build(
+        names,
+        s.tools_dir,
+        progress=lambda n, m: err.print(f"[bold]image {_e(n)}[/]: {_e(m)}", highlight=False),
+    )
+
+
+@task(
+    name="build",
+    iterable=["name"],
+    help={"name": "build only this image (repeatable): openbao, vault-secrets-operator, demo"},
+)
+@friendly
+def images_build(c, name=None):  # type: ignore[no-untyped-def]
+    """Build the node's container images as OCI archives in the tools cache (each rebuilt
+    only when its content changed): openbao, vault-secrets-operator, demo."""
+    from bootstrap.tooling import images
+
+    s = settings(c)
+    results = _build_images(s, name or None)
+    table = Table(title=f"images ({_e(images.images_dir(s.tools_dir))})")
+    for col in ("image", "status", "MB", "seconds", "archive", "licences"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(
+            _e(r.ref),
+            _e(r.status),
+            f"{r.size / 1e6:.1f}",
+            f"{r.seconds:.1f}",
+            _e(r.path),
+            _e(", ".join(sorted(set(images.LICENCES[r.name].values())))),
         )
     console.print(table)
 
@@ -766,6 +807,7 @@ migrate_ns = Collection("migrate", migrate_discover, migrate_namespace, migrate_
 verify_ns = Collection("verify", rotation)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
+images_ns = Collection("images", images_build)
 
 ns = Collection(
     bootstrap,
@@ -777,6 +819,7 @@ ns = Collection(
     test,
     catalog_ns,
     tools_ns,
+    images_ns,
     sandbox_ns,
     verify_ns,
     dr_ns,

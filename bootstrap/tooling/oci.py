@@ -7,9 +7,9 @@ holding the OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/...
 for tools that read Docker's ``docker save`` format, a ``manifest.json`` naming the same
 blobs. ``ctr images import`` (containerd) and ``kind load image-archive`` both read it.
 
-Archives are reproducible: entries sorted, owned by root, every time stamp zero, layers
-uncompressed; the same inputs give the same digests, so an image is rebuilt only when what
-goes into it changed (:func:`image_id`).
+Archives are reproducible: entries sorted, owned by root (unless an entry names its owner),
+every time stamp zero, layers uncompressed; the same inputs give the same digests, so an
+image is rebuilt only when what goes into it changed (:func:`image_id`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import os
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -44,6 +45,8 @@ class _Entry:
     data: bytes = b""
     source: str = ""  # a file on disk, read when the layer is written
     target: str = ""  # a symlink's target
+    uid: int = 0
+    gid: int = 0
 
 
 def _clean(path: str) -> str:
@@ -76,13 +79,16 @@ class Tree:
         self._parents(clean)
         self.entries[clean] = entry
 
-    def dir(self, path: str, mode: int = 0o755) -> Tree:
-        self._put(path, _Entry("dir", mode))
+    def dir(self, path: str, mode: int = 0o755, owner: tuple[int, int] = (0, 0)) -> Tree:
+        """A directory; ``owner`` (uid, gid) for one a non-root user must write to."""
+        self._put(path, _Entry("dir", mode, uid=owner[0], gid=owner[1]))
         return self
 
-    def data(self, path: str, content: bytes | str, mode: int = 0o644) -> Tree:
+    def data(
+        self, path: str, content: bytes | str, mode: int = 0o644, owner: tuple[int, int] = (0, 0)
+    ) -> Tree:
         raw = content.encode("utf-8") if isinstance(content, str) else content
-        self._put(path, _Entry("file", mode, data=raw))
+        self._put(path, _Entry("file", mode, data=raw, uid=owner[0], gid=owner[1]))
         return self
 
     def file(self, path: str, source: Path, mode: int | None = None) -> Tree:
@@ -103,27 +109,46 @@ class Tree:
         self._put(path, _Entry("symlink", 0o777, target=target))
         return self
 
-    def copy_tree(self, path: str, source: Path) -> Tree:
+    def copy_tree(self, path: str, source: Path, keep: Callable[[str], bool] | None = None) -> Tree:
         """Every file, directory and symlink below ``source`` at ``path`` (symlinks kept as
-        links; anything else, such as a socket, refused)."""
-        base = _clean(path)
-        self.dir(base, stat.S_IMODE(source.stat().st_mode))
+        links; anything else, such as a socket, refused). With ``keep``, only the files and
+        symlinks whose path relative to ``source`` (POSIX, e.g. ``usr/bin/python3.11``) it
+        accepts, with their parent directories (modes kept); other directories are left out."""
+        base = "" if path.strip("/") in ("", ".") else _clean(path)
+        if base:
+            self.dir(base, stat.S_IMODE(source.stat().st_mode))
         for root, dirs, files in os.walk(source):
             rel = Path(root).relative_to(source)
             for name in sorted(dirs) + sorted(files):
                 full = Path(root) / name
-                inside = f"{base}/{(rel / name).as_posix()}"
+                relname = (rel / name).as_posix()
+                inside = f"{base}/{relname}" if base else relname
                 st = full.lstat()
+                if stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                    if keep is None:
+                        self.dir(inside, stat.S_IMODE(st.st_mode))
+                    continue
+                if keep is not None and not keep(relname):
+                    continue
+                self._keep_parent_modes(inside, source, relname)
                 if stat.S_ISLNK(st.st_mode):
                     self.symlink(inside, os.readlink(full))
-                elif stat.S_ISDIR(st.st_mode):
-                    self.dir(inside, stat.S_IMODE(st.st_mode))
                 elif stat.S_ISREG(st.st_mode):
                     self.file(inside, full)
                 else:
                     raise ToolError(f"image tree {source}: {full} is neither file, dir nor link")
             dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
         return self
+
+    def _keep_parent_modes(self, inside: str, source: Path, relname: str) -> None:
+        """The parents of a kept entry, with their modes on disk (not yet in the tree)."""
+        rel_parts = relname.split("/")[:-1]
+        prefix = inside[: len(inside) - len(relname)].rstrip("/")
+        for i in range(1, len(rel_parts) + 1):
+            rel = "/".join(rel_parts[:i])
+            at = f"{prefix}/{rel}" if prefix else rel
+            if _clean(at) not in self.entries:
+                self.dir(at, stat.S_IMODE((source / rel).stat().st_mode))
 
 
 def layer_bytes(tree: Tree) -> bytes:
@@ -135,7 +160,7 @@ def layer_bytes(tree: Tree) -> bytes:
             info = tarfile.TarInfo(path)
             info.mode = e.mode
             info.mtime = 0
-            info.uid = info.gid = 0
+            info.uid, info.gid = e.uid, e.gid
             info.uname = info.gname = ""
             if e.kind == "dir":
                 info.type = tarfile.DIRTYPE

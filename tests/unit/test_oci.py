@@ -119,3 +119,27 @@ def test_a_damaged_blob_is_found(tmp_path: Path) -> None:
             dst.addfile(m, io.BytesIO(data) if m.isfile() else None)
     with pytest.raises(ToolError, match="does not match its descriptor"):
         oci.read_archive(damaged)
+
+
+def test_an_entry_may_name_its_owner(tmp_path: Path) -> None:
+    tree = oci.Tree().dir("var/lib/app", 0o700, owner=(1000, 1000)).data("etc/x", "y")
+    members = _members(oci.layer_bytes(tree))
+    assert (members["var/lib/app"].uid, members["var/lib/app"].gid) == (1000, 1000)
+    assert members["var/lib/app"].mode == 0o700
+    assert members["var/lib"].uid == 0 and members["etc/x"].uid == 0
+
+
+def test_copy_tree_with_a_filter_keeps_only_what_it_accepts(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "share" / "doc").mkdir(parents=True)
+    (root / "usr" / "bin" / "python").write_bytes(b"elf")
+    (root / "usr" / "bin" / "python").chmod(0o755)
+    (root / "usr" / "share" / "doc" / "README").write_bytes(b"doc")
+    (root / "usr" / "bin" / "py").symlink_to("python")
+    (root / "usr" / "bin").chmod(0o711)
+    tree = oci.Tree().copy_tree("/", root, keep=lambda rel: rel.startswith("usr/bin/"))
+    members = _members(oci.layer_bytes(tree))
+    assert sorted(members) == ["usr", "usr/bin", "usr/bin/py", "usr/bin/python"]
+    assert members["usr/bin"].mode == 0o711  # a kept entry's parents keep their modes
+    assert members["usr/bin/py"].linkname == "python"

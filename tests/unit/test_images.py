@@ -1,0 +1,106 @@
+"""The images' recipes (what goes where, which user) and the operator's declarations as read
+from its source files; building and running them is tests/integration/test_images.py."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bootstrap.core.errors import ToolError
+from bootstrap.tooling import images, manifests, oci
+
+
+def _members(tree: oci.Tree) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(oci.layer_bytes(tree))) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_openbao_image_runs_bao_server_as_its_own_user(tmp_path: Path) -> None:
+    bao = tmp_path / "bao"
+    bao.write_bytes(b"\x7fELF")
+    (layer,), config = images.openbao_image(bao)
+    members = _members(layer)
+    assert members["usr/local/bin/bao"].mode == 0o755
+    data = members["openbao/data"]
+    assert (data.uid, data.gid) == images.OPENBAO_USER and data.mode == 0o700
+    assert members["tmp"].mode == 0o1777
+    assert config.entrypoint == ("/usr/local/bin/bao", "server")
+    assert config.user == "100:1000" and config.workdir == "/openbao/data"
+    passwd = layer.entries["etc/passwd"].data.decode()
+    assert "openbao:x:100:1000:" in passwd
+    assert dict(config.labels)["org.opencontainers.image.licenses"] == "MPL-2.0"
+
+
+def test_operator_image_runs_the_manager_as_nonroot(tmp_path: Path) -> None:
+    manager = tmp_path / "manager"
+    manager.write_bytes(b"\x7fELF")
+    (layer,), config = images.operator_image(manager)
+    assert "vault-secrets-operator" in _members(layer)
+    assert config.entrypoint == ("/vault-secrets-operator",) and config.user == "65532:65532"
+
+
+@pytest.mark.parametrize(
+    ("pkg", "path", "kept"),
+    [
+        ("libc6", "lib/x86_64-linux-gnu/libc.so.6", True),
+        ("libc6", "lib/x86_64-linux-gnu/libnss_dns.so.2", False),
+        ("libc6", "usr/share/doc/libc6/copyright", True),
+        ("libc6", "usr/share/doc/libc6/changelog.Debian.gz", False),
+        ("zlib1g", "lib/x86_64-linux-gnu/libz.so.1.2.13", True),
+        ("libpython3.11-minimal", "usr/lib/python3.11/os.py", True),
+        ("libpython3.11-minimal", "usr/lib/python3.11/lib-dynload/_ssl.cpython-311.so", False),
+        ("libpython3.11-minimal", "usr/lib/python3.11/__pycache__/os.cpython-311.pyc", False),
+        ("libpython3.11-stdlib", "usr/lib/python3.11/dataclasses.py", True),
+        ("libpython3.11-stdlib", "usr/lib/python3.11/json/__init__.py", False),
+    ],
+)
+def test_what_the_demo_keeps_of_each_package(pkg: str, path: str, kept: bool) -> None:
+    assert images._kept(pkg)(path) is kept
+
+
+def test_references_follow_the_scheme() -> None:
+    refs = images.references()
+    assert refs.openbao.startswith("localhost/cluster-secrets-bootstrap/openbao:")
+    assert refs.operator == "localhost/cluster-secrets-bootstrap/vault-secrets-operator:0.1.0"
+    assert refs.demo == f"localhost/cluster-secrets-bootstrap/demo:{images.DEMO}"
+
+
+def _crd(name: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+        }
+    )
+
+
+def _role(kind: str, resource: str) -> str:
+    rule = {"apiGroups": [""], "resources": [resource], "verbs": ["get"]}
+    return yaml.safe_dump({"kind": kind, "metadata": {"name": "x"}, "rules": [rule]})
+
+
+RBAC = {
+    "config/rbac/role.yaml": _role("ClusterRole", "secrets"),
+    "config/rbac/leader_election_role.yaml": _role("Role", "leases"),
+}
+
+
+def test_the_operators_declarations_from_its_files() -> None:
+    files = {f"config/crd/bases/c{i}.yaml": _crd(f"c{i}") for i in range(5)} | RBAC
+    source = manifests._from_files(files, "tree")
+    assert [c["metadata"]["name"] for c in source.crds] == [f"c{i}" for i in range(5)]
+    assert source.cluster_rules[0]["resources"] == ["secrets"]
+    assert source.leader_election_rules[0]["resources"] == ["leases"]
+
+
+def test_missing_declarations_are_named() -> None:
+    with pytest.raises(ToolError, match="five CRDs"):
+        manifests._from_files({"config/crd/bases/c.yaml": _crd("c")} | RBAC, "tree")
+    files = {f"config/crd/bases/c{i}.yaml": _crd(f"c{i}") for i in range(5)}
+    with pytest.raises(ToolError, match=r"role\.yaml"):
+        manifests._from_files(files, "tree")
