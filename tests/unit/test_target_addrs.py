@@ -41,7 +41,7 @@ def test_pods_of_another_owner_or_name_are_not_counted() -> None:
         pod("openbao-x", "10.9.9.8"),
         pod("openbao-2", "10.1.0.4"),
     ]
-    with pytest.raises(Pending, match="openbao-1$"):
+    with pytest.raises(Pending, match=r"openbao-1$"):
         statefulset_addrs(STS, pods, "https", 8200)
     one = {"metadata": {"name": "openbao", "uid": "u1"}, "spec": {"replicas": 1}}
     assert statefulset_addrs(one, pods, "https", 8300) == ["https://10.1.0.2:8300"]
