@@ -50,6 +50,10 @@ class Settings:
     vault_statefulset: str | None = None
     vault_scheme: str = "http"
     vault_port: int = 8200
+    #: The API server's address as Vault reaches it (kubernetes auth's kubernetes_host);
+    #: unset: the kubeconfig's. Set it when Vault runs in the cluster and the kubeconfig's
+    #: address means nothing there (e.g. https://kubernetes.default.svc).
+    vault_kubernetes_host: str | None = None
     vault_shares: int = 5
     vault_threshold: int = 3
     #: Armored or base64 PGP public keys, one per share (OpenBao's pgp_keys), optional.

@@ -132,9 +132,10 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
         reviewer = vaultplan.Reviewer(
             s.reviewer_namespace, s.reviewer_service_account, REVIEWER_BINDING
         )
-        return vaultplan.desired(
-            ctx.catalog, t.kube.host, t.kube.ca_pem(), audit_file(ctx), reviewer
-        )
+        # where Vault reaches the API server: as the product does, unless Vault runs where
+        # that address means something else (in the cluster: the kubernetes Service)
+        host = s.vault_kubernetes_host or t.kube.host
+        return vaultplan.desired(ctx.catalog, host, t.kube.ca_pem(), audit_file(ctx), reviewer)
 
     def plan(self, ctx: RunContext, facts: vaultplan.Facts) -> list[Action]:
         actions = vaultplan.plan(self._desired(ctx), facts, ctx.settings.prune)
