@@ -644,10 +644,12 @@ def list_tools(c):  # type: ignore[no-untyped-def]
         peer = spec.name in tools.PEERS
         table.add_row(
             _e(spec.name) + (" (benchmark peer)" if peer else ""),
-            _e(spec.version),
+            _e(spec.version or (tools.debian_version(spec) if spec.origin == "debian" else "")),
             _e(spec.licence),
             _e(path)
             if path
+            else f"missing: run '{tools.DEBIAN_INSTALL}'"
+            if spec.origin == "debian"
             else f"missing: run 'invoke tools.install{' --peers' if peer else ''}'",
             _e(tools.origin(spec.name, path, s.tools_dir) if path else spec.source),
         )
