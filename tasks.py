@@ -686,10 +686,17 @@ def test(c, pytest_args="", workers=2):  # type: ignore[no-untyped-def]
 # -- sandbox ----------------------------------------------------------------------------
 
 
-@task(help={"ha": "three OpenBao nodes in one raft cluster instead of one"})
+@task(
+    help={
+        "ha": "three OpenBao nodes in one raft cluster instead of one",
+        "node": "the node sandbox: containerd, runc, kubelet and kube-scheduler too, one Node "
+        "(as root; setting bootstrap.sandbox_node)",
+    }
+)
 @friendly
-def up(c, ha=False):  # type: ignore[no-untyped-def]
-    """Start etcd, kube-apiserver and OpenBao (uninitialized, sealed) as local processes."""
+def up(c, ha=False, node=False):  # type: ignore[no-untyped-def]
+    """Start etcd, kube-apiserver and OpenBao (uninitialized, sealed) as local processes;
+    with --node also a Node (containerd, kubelet, kube-scheduler) that runs pods."""
     from bootstrap import sandbox
 
     s = settings(c)
@@ -697,6 +704,7 @@ def up(c, ha=False):  # type: ignore[no-untyped-def]
         s.sandbox_dir,
         s.tools_dir,
         ha=ha,
+        with_node=node or s.sandbox_node,
         timeout=s.wait_timeout,
         progress=lambda m: err.print(f"[bold]sandbox[/]: {_e(m)}"),
     )
@@ -729,6 +737,14 @@ def sandbox_status(c, json_=False):  # type: ignore[no-untyped-def]
             _e(comp["detail"]),
         )
     console.print(table)
+    if "node" in st:
+        n = st["node"]
+        console.print(
+            f"Node {_e(n['name'])} {_e(n['address'])} (pods {_e(n['pod_cidr'])}, network "
+            f"namespace {_e(n['netns'])}{'' if n['netns_exists'] else ', missing'}): "
+            f"Ready={_e(n['ready'])} {_e(n['reason'])}",
+            highlight=False,
+        )
     console.print(f"KUBECONFIG={_e(st['kubeconfig'])}")
 
 
