@@ -68,7 +68,8 @@ def node_dir(state: SandboxState) -> Path:
 
 
 def socket_path(state: SandboxState) -> Path:
-    return node_dir(state) / "containerd" / "containerd.sock"
+    """containerd's socket (and ``<it>.ttrpc``): short, a socket's path holds 107 bytes."""
+    return node_dir(state) / "c.sock"
 
 
 def _inside(net: netns.NodeNet) -> list[str]:
@@ -207,6 +208,11 @@ def start_containerd(
     state: SandboxState, binaries: dict[str, str], tools_dir: Path, wait: WaitSettings, say: Say
 ) -> None:
     d = node_dir(state)
+    if len(str(socket_path(state))) + len(".ttrpc") > 107:
+        raise SandboxError(
+            f"the sandbox folder's path is too long for containerd's socket "
+            f"({socket_path(state)}.ttrpc holds over 107 bytes): choose a shorter one"
+        )
     for sub in ("containerd", "cni/net.d", "cni/ipam", "runc", "images"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "cni" / "net.d" / "10-sandbox.conflist").write_text(
@@ -229,7 +235,10 @@ def start_containerd(
     def answering() -> None:
         if not proc.alive():
             raise SandboxError(f"containerd exited (log {proc.log}):\n{proc.tail()}")
-        out = ctr(state, "version", timeout=10)
+        try:
+            out = ctr(state, "version", timeout=10)
+        except subprocess.TimeoutExpired:
+            raise Pending("ctr version timed out") from None
         if out.returncode != 0:
             raise Pending(out.stderr.strip())
 
@@ -360,18 +369,21 @@ def node_condition(state: SandboxState) -> dict[str, str]:
         node = Kube(state.kubeconfig).core.read_node(NODE_NAME)
     except Exception:
         return {}
+    taints = ",".join(t.key for t in (node.spec.taints if node.spec else None) or [])
     for cond in (node.status.conditions if node.status else None) or []:
         if cond.type == "Ready":
             return {
                 "ready": cond.status or "",
                 "reason": cond.reason or "",
                 "message": cond.message or "",
+                "taints": taints,
             }
-    return {"ready": "Unknown", "reason": "no Ready condition yet", "message": ""}
+    return {"ready": "Unknown", "reason": "no Ready condition yet", "message": "", "taints": taints}
 
 
 def wait_ready(state: SandboxState, wait: WaitSettings) -> None:
-    """Until the Node is Ready; fails at once if a node process exited."""
+    """Until the Node is Ready and schedulable (the node lifecycle controller lifts its
+    not-ready taint a moment after); fails at once if a node process exited."""
 
     def ready() -> None:
         dead = [p.name for p in state.processes if p.name in PROCESSES and not p.alive()]
@@ -381,7 +393,7 @@ def wait_ready(state: SandboxState, wait: WaitSettings) -> None:
             )
             raise SandboxError(f"{', '.join(dead)} exited{tails}")
         cond = node_condition(state)
-        if cond.get("ready") != "True":
+        if cond.get("ready") != "True" or cond.get("taints"):
             raise Pending(f"Node {NODE_NAME}: {cond or 'not registered'}")
 
     wait_for(ready, f"Node {NODE_NAME} to be Ready", wait)
@@ -404,12 +416,16 @@ def stop_workloads(state: SandboxState) -> list[str]:
     tasks = ctr(state, "tasks", "ls", "-q", timeout=30).stdout.split()
     for task in tasks:
         ctr(state, "tasks", "kill", "--signal", "SIGKILL", task, timeout=30)
-    for task in tasks:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if ctr(state, "tasks", "delete", task, timeout=30).returncode == 0:
-                break
-            time.sleep(0.2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        # TASK PID STATUS; containerd's CRI deletes the tasks of exited containers itself
+        rows = [r.split() for r in ctr(state, "tasks", "ls", timeout=30).stdout.splitlines()[1:]]
+        if not any(r[-1] == "RUNNING" for r in rows if r):
+            break
+        time.sleep(0.1)
+    for row in ctr(state, "tasks", "ls", timeout=30).stdout.splitlines()[1:]:
+        if row.split():
+            ctr(state, "tasks", "delete", row.split()[0], timeout=30)
     for container in ctr(state, "containers", "ls", "-q", timeout=30).stdout.split():
         ctr(state, "containers", "delete", container, timeout=30)
     return stopped
