@@ -96,8 +96,10 @@ def up(
     _clear_stopped(directory, say)
     names = [*COMPONENTS, *(node.COMPONENTS if with_node else ())]
     binaries = {n: str(tools.require(n, tools_dir)) for n in names}
-    if with_node and os.geteuid() != 0:
-        raise SandboxError("the node sandbox runs containers and network namespaces: run as root")
+    if with_node:
+        if os.geteuid() != 0:
+            raise SandboxError("the node sandbox runs containers and network namespaces: as root")
+        node.check_folder(directory)
     started = time.monotonic()
     directory.mkdir(parents=True)
     os.chmod(directory, 0o700)
@@ -175,6 +177,7 @@ def _start(
     )
     if node_certs is not None:
         node.start_apiproxy(state, ports.apiserver, say)
+        kubelet_started = time.monotonic()
         node.start_kubelet(state, binaries["kubelet"], certs, node_certs, say)
         node.start_scheduler(
             state, binaries["kube-scheduler"], certs, node_certs, procs.free_ports(1)[0]
@@ -201,7 +204,10 @@ def _start(
     if node_certs is not None:
         healthy(state.process("kube-scheduler"), wait)
         node.wait_ready(state, wait)
-        say(f"Node {node.NODE_NAME} Ready")
+        say(
+            f"Node {node.NODE_NAME} Ready and schedulable "
+            f"{time.monotonic() - kubelet_started:.1f}s after kubelet started"
+        )
 
 
 def restart(directory: Path, name: str, timeout: float = 60.0) -> Proc:
@@ -274,7 +280,10 @@ def down(directory: Path, *, keep: bool = False) -> list[str]:
     problems: list[str] = []
     if state is not None:
         if state.node is not None:
-            stopped += node.stop_workloads(state)
+            try:
+                stopped += node.stop_workloads(state)
+            except SandboxError as exc:  # containerd hung: its processes stop by pid below
+                problems.append(str(exc))
         order = sorted(
             state.processes,
             key=lambda p: _STOP_FIRST.index(p.name) if p.name in _STOP_FIRST else len(_STOP_FIRST),
@@ -283,7 +292,7 @@ def down(directory: Path, *, keep: bool = False) -> list[str]:
             if p.stop():
                 stopped.append(p.name)
         if state.node is not None:
-            problems = node.cleanup(state)
+            problems += node.cleanup(state)
     if problems:
         raise SandboxError(f"sandbox in {directory} not wholly cleaned: {'; '.join(problems)}")
     if not keep and directory.exists():

@@ -72,6 +72,21 @@ def socket_path(state: SandboxState) -> Path:
     return node_dir(state) / "c.sock"
 
 
+#: The longest socket path kubelet makes under its root ("pod-resources/<10 digits>").
+_KUBELET_SOCKET = "node/kubelet/pod-resources/0123456789"
+
+
+def check_folder(directory: Path) -> None:
+    """Refuse a sandbox folder whose path leaves containerd's and kubelet's unix sockets over
+    the 107 bytes a socket's path may hold (they fail late and obscurely otherwise)."""
+    longest = directory / _KUBELET_SOCKET
+    if len(str(longest).encode()) > 107:
+        raise SandboxError(
+            f"the sandbox folder's path ({len(str(directory))} bytes) is too long for the node's "
+            f"unix sockets ({longest} would exceed 107 bytes): choose a shorter one"
+        )
+
+
 def _inside(net: netns.NodeNet) -> list[str]:
     """The prefix that runs a program in the node's network namespace (and nothing else of
     it: kubelet and containerd share the machine's mounts)."""
@@ -79,14 +94,13 @@ def _inside(net: netns.NodeNet) -> list[str]:
 
 
 def ctr(state: SandboxState, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``ctr`` against the node's containerd, in the CRI's namespace."""
-    return subprocess.run(
-        ["ctr", "--address", str(socket_path(state)), "--namespace", CRI_NAMESPACE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """``ctr`` against the node's containerd, in the CRI's namespace; one that hangs past
+    ``timeout`` is a SandboxError."""
+    argv = ["ctr", "--address", str(socket_path(state)), "--namespace", CRI_NAMESPACE, *args]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise SandboxError(f"`{' '.join(argv)}` took over {timeout:.0f}s") from None
 
 
 def import_image(state: SandboxState, archive: Path) -> None:
@@ -208,11 +222,6 @@ def start_containerd(
     state: SandboxState, binaries: dict[str, str], tools_dir: Path, wait: WaitSettings, say: Say
 ) -> None:
     d = node_dir(state)
-    if len(str(socket_path(state))) + len(".ttrpc") > 107:
-        raise SandboxError(
-            f"the sandbox folder's path is too long for containerd's socket "
-            f"({socket_path(state)}.ttrpc holds over 107 bytes): choose a shorter one"
-        )
     for sub in ("containerd", "cni/net.d", "cni/ipam", "runc", "images"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "cni" / "net.d" / "10-sandbox.conflist").write_text(
@@ -237,8 +246,8 @@ def start_containerd(
             raise SandboxError(f"containerd exited (log {proc.log}):\n{proc.tail()}")
         try:
             out = ctr(state, "version", timeout=10)
-        except subprocess.TimeoutExpired:
-            raise Pending("ctr version timed out") from None
+        except SandboxError as exc:
+            raise Pending(str(exc)) from None
         if out.returncode != 0:
             raise Pending(out.stderr.strip())
 

@@ -19,6 +19,7 @@ import pytest
 from bootstrap import sandbox
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.procs import alive
+from bootstrap.core.errors import SandboxError
 from bootstrap.sandbox import netns, node
 from bootstrap.tooling import oci, tools
 from tests.integration.conftest import TOOLS_DIR, Box
@@ -121,6 +122,12 @@ def restarts(status: Any) -> int:
     return sum(c.restart_count for c in status.container_statuses or [])
 
 
+def test_a_folder_too_long_for_the_sockets_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SandboxError, match="too long for the node's unix sockets"):
+        sandbox.up(tmp_path / ("x" * 80), TOOLS_DIR, with_node=True)
+    assert not (tmp_path / ("x" * 80)).exists()
+
+
 def test_node_registers_and_turns_ready(node_box: Box) -> None:
     st = sandbox.status(node_box.directory)
     running = {c["name"] for c in st["components"] if c["running"]}
@@ -180,10 +187,10 @@ def test_failing_probes_judged_by_the_kubelet(node_box: Box, demo_image: str, ns
     assert restarts(healthy) == 0
 
 
-def test_down_leaves_nothing(tmp_path: Path) -> None:
+def test_down_leaves_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A node sandbox of its own, with a pod running, stopped: no process, no mount under its
     folder, no network namespace, no veth, no route."""
-    directory = tmp_path / "sandbox-node"
+    directory = tmp_path_factory.mktemp("down") / "sandbox-node"  # short: unix socket paths
     state = sandbox.up(directory, TOOLS_DIR, with_node=True, timeout=90)
     try:
         pod = {
