@@ -687,10 +687,12 @@ def list_tools(c):  # type: ignore[no-untyped-def]
         peer = spec.name in tools.PEERS
         table.add_row(
             _e(spec.name) + (" (benchmark peer)" if peer else ""),
-            _e(spec.version),
+            _e(spec.version or (tools.debian_version(spec) if spec.origin == "debian" else "")),
             _e(spec.licence),
             _e(path)
             if path
+            else f"missing: run '{tools.DEBIAN_INSTALL}'"
+            if spec.origin == "debian"
             else f"missing: run 'invoke tools.install{' --peers' if peer else ''}'",
             _e(tools.origin(spec.name, path, s.tools_dir) if path else spec.source),
         )
@@ -727,10 +729,17 @@ def test(c, pytest_args="", workers=2):  # type: ignore[no-untyped-def]
 # -- sandbox ----------------------------------------------------------------------------
 
 
-@task(help={"ha": "three OpenBao nodes in one raft cluster instead of one"})
+@task(
+    help={
+        "ha": "three OpenBao nodes in one raft cluster instead of one",
+        "node": "the node sandbox: containerd, runc, kubelet and kube-scheduler too, one Node "
+        "(as root; setting bootstrap.sandbox_node)",
+    }
+)
 @friendly
-def up(c, ha=False):  # type: ignore[no-untyped-def]
-    """Start etcd, kube-apiserver and OpenBao (uninitialized, sealed) as local processes."""
+def up(c, ha=False, node=False):  # type: ignore[no-untyped-def]
+    """Start etcd, kube-apiserver and OpenBao (uninitialized, sealed) as local processes;
+    with --node also a Node (containerd, kubelet, kube-scheduler) that runs pods."""
     from bootstrap import sandbox
 
     s = settings(c)
@@ -738,6 +747,7 @@ def up(c, ha=False):  # type: ignore[no-untyped-def]
         s.sandbox_dir,
         s.tools_dir,
         ha=ha,
+        with_node=node or s.sandbox_node,
         timeout=s.wait_timeout,
         progress=lambda m: err.print(f"[bold]sandbox[/]: {_e(m)}"),
     )
@@ -770,6 +780,14 @@ def sandbox_status(c, json_=False):  # type: ignore[no-untyped-def]
             _e(comp["detail"]),
         )
     console.print(table)
+    if "node" in st:
+        n = st["node"]
+        console.print(
+            f"Node {_e(n['name'])} {_e(n['address'])} (pods {_e(n['pod_cidr'])}, network "
+            f"namespace {_e(n['netns'])}{'' if n['netns_exists'] else ', missing'}): "
+            f"Ready={_e(n['ready'])} {_e(n['reason'])}",
+            highlight=False,
+        )
     console.print(f"KUBECONFIG={_e(st['kubeconfig'])}")
 
 

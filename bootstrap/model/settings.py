@@ -26,6 +26,9 @@ class Settings:
         default_factory=lambda: Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
     )
     sandbox_dir: Path = Path(".sandbox")
+    #: ``sandbox.up`` starts the node sandbox (containerd, kubelet, kube-scheduler) as with
+    #: ``--node``; so does a sandbox ``bootstrap`` starts on its own.
+    sandbox_node: bool = False
     #: Source archive of the Vault Secrets Operator v0.1.0 to build (sha256 checked); unset:
     #: ``../shared/vendor/vault-secrets-operator-0.1.0.tar.gz`` beside the repository when it
     #: exists, else ``go install`` through the Go module proxy.

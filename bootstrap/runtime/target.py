@@ -134,7 +134,11 @@ def resolve(settings: Settings, *, start_sandbox: bool = True) -> Target:
                 )
             log.info("no cluster configured: starting the local sandbox")
             box = sandbox.up(
-                settings.sandbox_dir, settings.tools_dir, ha=False, timeout=settings.wait_timeout
+                settings.sandbox_dir,
+                settings.tools_dir,
+                ha=False,
+                with_node=settings.sandbox_node,
+                timeout=settings.wait_timeout,
             )
         kubeconfig = Path(box.kubeconfig)
     addrs = list(settings.vault_addrs)

@@ -28,7 +28,7 @@ from typing import Any
 from bootstrap.clients import procs, vault
 from bootstrap.core.errors import BootstrapError, SandboxError, WaitTimeout
 from bootstrap.core.waits import WaitSettings
-from bootstrap.sandbox import control_plane, openbao, pki, secrets_operator
+from bootstrap.sandbox import control_plane, netns, node, openbao, pki, secrets_operator
 from bootstrap.sandbox.processes import Proc, healthy
 from bootstrap.sandbox.secrets_operator import OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT
 from bootstrap.sandbox.state import STATE_FILE, SandboxState
@@ -84,20 +84,29 @@ def up(
     tools_dir: Path,
     *,
     ha: bool = False,
+    with_node: bool = False,
     timeout: float = 60.0,
     progress: Progress | None = None,
 ) -> SandboxState:
-    """Start the sandbox. Refuses if one already runs in ``directory``; on failure stops
-    what it started and keeps the state for inspection."""
+    """Start the sandbox; ``with_node``: the node sandbox (``node``: containerd, kubelet,
+    kube-scheduler; one Node, Ready before this returns). Refuses if one already runs in
+    ``directory``; on failure stops what it started and keeps the state for inspection."""
     say = progress or (lambda msg: log.info("%s", msg))
     directory = directory.resolve()
     _clear_stopped(directory, say)
-    binaries = {n: str(tools.require(n, tools_dir)) for n in COMPONENTS}
+    names = [*COMPONENTS, *(node.COMPONENTS if with_node else ())]
+    binaries = {n: str(tools.require(n, tools_dir)) for n in names}
+    if with_node:
+        if os.geteuid() != 0:
+            raise SandboxError("the node sandbox runs containers and network namespaces: as root")
+        node.check_folder(directory)
     started = time.monotonic()
     directory.mkdir(parents=True)
     os.chmod(directory, 0o700)
     ports = Ports.allocate(3 if ha else 1)
     certs = pki.generate(directory / "pki")
+    net = netns.allocate() if with_node else None
+    node_certs = pki.issue_node(directory / "pki", node.NODE_NAME, net.node_ip) if net else None
     state = SandboxState(
         directory=str(directory),
         kubeconfig=str(directory / "kubeconfig"),
@@ -108,10 +117,15 @@ def up(
         ha=ha,
         started_at=time.time(),
         sa_issuer=control_plane.sa_issuer(secrets.token_hex(4)),
+        node=net.as_dict() if net else None,
     )
     control_plane.write_admin_kubeconfig(state, certs)
     try:
-        _start(state, binaries, certs, ports, tools_dir, _waits(timeout), say)
+        if net is not None:
+            state.save()  # down finds the network namespace whatever happens next
+            say(f"network namespace {net.netns}: node {net.node_ip}, pods {net.pod_cidr}")
+            netns.create(net)
+        _start(state, binaries, certs, node_certs, ports, tools_dir, _waits(timeout), say)
     except (SandboxError, WaitTimeout, OSError, BootstrapError) as exc:
         tails = "".join(f"\n--- {p.name} ({p.log}) ---\n" + p.tail() for p in state.processes)
         down(directory, keep=True)
@@ -127,7 +141,7 @@ def _clear_stopped(directory: Path, say: Progress) -> None:
     existing = SandboxState.load(directory)
     if existing is None:
         return
-    if existing.running():
+    if existing.running() or (existing.node is not None and netns.exists(node.net_of(existing))):
         raise SandboxError(
             f"a sandbox already runs in {directory} (apiserver {existing.apiserver_url}, "
             f"OpenBao {existing.bao_addr}); 'invoke sandbox.down' stops it"
@@ -140,6 +154,7 @@ def _start(
     state: SandboxState,
     binaries: dict[str, str],
     certs: pki.SandboxPKI,
+    node_certs: pki.NodePKI | None,
     ports: Ports,
     tools_dir: Path,
     wait: WaitSettings,
@@ -148,13 +163,25 @@ def _start(
     """Every component in order, each waited for before what needs it starts."""
     control_plane.start_etcd(state, binaries["etcd"], ports.etcd_peer, say)
     openbao.start_nodes(state, binaries["bao"], ports.bao, say)
+    if node_certs is not None:
+        # the image store is ready by the time the API server is
+        node.start_containerd(state, binaries, tools_dir, wait, say)
     # kube-apiserver gives etcd 20 s, then exits; on a busy machine etcd has taken longer
     healthy(state.process("etcd"), wait)
-    control_plane.start_apiserver(state, binaries["kube-apiserver"], certs, ports.apiserver, say)
+    control_plane.start_apiserver(
+        state, binaries["kube-apiserver"], certs, ports.apiserver, say, node_certs
+    )
     control_plane.wait_apiserver(state, certs, wait)
     control_plane.start_controller_manager(
         state, binaries["kube-controller-manager"], certs, ports.controller_manager
     )
+    if node_certs is not None:
+        node.start_apiproxy(state, ports.apiserver, say)
+        kubelet_started = time.monotonic()
+        node.start_kubelet(state, binaries["kubelet"], certs, node_certs, say)
+        node.start_scheduler(
+            state, binaries["kube-scheduler"], certs, node_certs, procs.free_ports(1)[0]
+        )
     openbao.wait_answering(state, wait)
     healthy(state.process("kube-controller-manager"), wait)
     say(f"Vault Secrets Operator v{versions.VSO} in namespace {state.operator_namespace}")
@@ -174,6 +201,13 @@ def _start(
         say("the operator exited as it started; starting it once more")
         new = restart(Path(state.directory), "vault-secrets-operator", wait.timeout)
         state.processes = [new if p.name == new.name else p for p in state.processes]
+    if node_certs is not None:
+        healthy(state.process("kube-scheduler"), wait)
+        node.wait_ready(state, wait)
+        say(
+            f"Node {node.NODE_NAME} Ready and schedulable "
+            f"{time.monotonic() - kubelet_started:.1f}s after kubelet started"
+        )
 
 
 def restart(directory: Path, name: str, timeout: float = 60.0) -> Proc:
@@ -205,25 +239,51 @@ def status(directory: Path) -> dict[str, Any]:
             addr = state.bao_addrs[int(p.name.split("-")[1])]
             detail = f"{addr} {vault.health(addr).state}"
         comps.append({"name": p.name, "pid": p.pid, "running": up_, "detail": detail, "log": p.log})
-    return {
+    out: dict[str, Any] = {
         "running": any(c["running"] for c in comps),
         "directory": state.directory,
         "kubeconfig": state.kubeconfig,
         "components": comps,
         "ha": state.ha,
     }
+    if state.node is not None:
+        net = node.net_of(state)
+        cond = node.node_condition(state) if state.process("kube-apiserver").alive() else {}
+        out["node"] = {
+            "name": node.NODE_NAME,
+            "netns": net.netns,
+            "netns_exists": netns.exists(net),
+            "address": net.node_ip,
+            "pod_cidr": net.pod_cidr,
+            "ready": cond.get("ready", "Unknown"),
+            "reason": cond.get("reason", "API server not answering"),
+        }
+    return out
 
 
 #: Stop order: the API server's clients first, then the API server, then the rest.
-_STOP_FIRST = ("vault-secrets-operator", "kube-controller-manager", "kube-apiserver")
+_STOP_FIRST = (
+    *node.PROCESSES,
+    "vault-secrets-operator",
+    "kube-controller-manager",
+    "kube-apiserver",
+)
 
 
 def down(directory: Path, *, keep: bool = False) -> list[str]:
-    """Stop the processes this sandbox started (by pid), then remove its state unless kept."""
+    """Stop the processes this sandbox started (by pid), then remove its state unless kept.
+    A node sandbox's containers are killed first (through containerd), its mounts undone and
+    its network namespace removed, kept or not; what cannot be is an error."""
     directory = directory.resolve()
     state = SandboxState.load(directory)
     stopped: list[str] = []
+    problems: list[str] = []
     if state is not None:
+        if state.node is not None:
+            try:
+                stopped += node.stop_workloads(state)
+            except SandboxError as exc:  # containerd hung: its processes stop by pid below
+                problems.append(str(exc))
         order = sorted(
             state.processes,
             key=lambda p: _STOP_FIRST.index(p.name) if p.name in _STOP_FIRST else len(_STOP_FIRST),
@@ -231,6 +291,10 @@ def down(directory: Path, *, keep: bool = False) -> list[str]:
         for p in order:
             if p.stop():
                 stopped.append(p.name)
+        if state.node is not None:
+            problems += node.cleanup(state)
+    if problems:
+        raise SandboxError(f"sandbox in {directory} not wholly cleaned: {'; '.join(problems)}")
     if not keep and directory.exists():
         shutil.rmtree(directory)
     return stopped

@@ -65,9 +65,31 @@ def start_etcd(state: SandboxState, binary: str, peer_port: int, say: Say) -> No
 
 
 def start_apiserver(
-    state: SandboxState, binary: str, certs: pki.SandboxPKI, port: int, say: Say
+    state: SandboxState,
+    binary: str,
+    certs: pki.SandboxPKI,
+    port: int,
+    say: Say,
+    node: pki.NodePKI | None = None,
 ) -> None:
+    """With ``node`` (the node sandbox): the Node authorizer for kubelet, the ServiceAccount
+    admission plugin (pods get their tokens) and the API server's way to kubelets (its
+    client certificate, and the CA that signed kubelet's serving certificate). It stays
+    bound to loopback either way (the node reaches it through the forwarder)."""
     say(f"kube-apiserver on {state.apiserver_url}")
+    if node is None:
+        mode = ["--authorization-mode", "RBAC", "--disable-admission-plugins", "ServiceAccount"]
+    else:
+        mode = [
+            "--authorization-mode",
+            "Node,RBAC",
+            "--enable-admission-plugins",
+            "NodeRestriction",
+            f"--kubelet-client-certificate={node.apiserver_kubelet_cert}",
+            f"--kubelet-client-key={node.apiserver_kubelet_key}",
+            f"--kubelet-certificate-authority={certs.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
     state.launch(
         "kube-apiserver",
         [
@@ -96,10 +118,7 @@ def start_apiserver(
             str(certs.sa_key),
             "--service-cluster-ip-range",
             "10.0.0.0/24",
-            "--authorization-mode",
-            "RBAC",
-            "--disable-admission-plugins",
-            "ServiceAccount",
+            *mode,
             "--allow-privileged=true",
             "--v",
             "1",

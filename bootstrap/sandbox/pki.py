@@ -158,3 +158,50 @@ def generate(directory: Path) -> SandboxPKI:
         ),
     )
     return SandboxPKI(*ca, *serving, *admin, *kcm, sa_key_file, sa_pub_file)
+
+
+@dataclass(frozen=True)
+class NodePKI:
+    """The node sandbox's certificates, issued by the sandbox's CA."""
+
+    #: kubelet's client certificate (system:node:<name> in system:nodes: the Node authorizer).
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
+    #: kubelet's serving certificate (the node's address), checked by the API server.
+    kubelet_serving_cert: Path
+    kubelet_serving_key: Path
+    #: The API server's client certificate towards kubelets (logs, exec).
+    apiserver_kubelet_cert: Path
+    apiserver_kubelet_key: Path
+    scheduler_cert: Path
+    scheduler_key: Path
+
+
+def issue_node(directory: Path, node_name: str, node_ip: str) -> NodePKI:
+    """Issue the node's certificates with the CA that :func:`generate` wrote there."""
+    ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the sandbox CA's key is not an EC key")
+    ca_name = ca.subject
+
+    def leaf(
+        stem: str, subject: x509.Name, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
+    ) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(subject, key, ca_name, ca_key, sans=sans or None, usage=[usage])
+        return _store(directory, stem, cert, key)
+
+    client = ExtendedKeyUsageOID.CLIENT_AUTH
+    return NodePKI(
+        *leaf("kubelet-client", _name(f"system:node:{node_name}", "system:nodes"), client, []),
+        *leaf(
+            "kubelet-serving",
+            _name(node_name),
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            [x509.DNSName(node_name), x509.IPAddress(ipaddress.ip_address(node_ip))],
+        ),
+        # system:masters: the API server may use every kubelet API (logs, exec, port-forward)
+        *leaf("apiserver-kubelet-client", _name("kube-apiserver", "system:masters"), client, []),
+        *leaf("scheduler", _name("system:kube-scheduler"), client, []),
+    )

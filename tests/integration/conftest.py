@@ -98,3 +98,16 @@ def first_run(box: Box) -> dict[str, Any]:
     report = box.directory / "first-report.json"
     proc = invoke_cli(["bootstrap", "--report", str(report)], env)
     return {"output": proc.stdout + proc.stderr, "report": report.read_text(), "env": env}
+
+
+@pytest.fixture(scope="session")
+def node_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    """A node sandbox of its own (``sandbox.up --node``): the control plane plus containerd,
+    kubelet and kube-scheduler; its Node is Ready once this yields. Only the files that use
+    it start it."""
+    directory = tmp_path_factory.mktemp("node") / "sandbox-node"
+    state = sandbox.up(directory, TOOLS_DIR, with_node=True, timeout=90)
+    try:
+        yield Box(state, directory, [vault.health(a) for a in state.bao_addrs])
+    finally:
+        sandbox.down(directory, keep=bool(os.environ.get("KEEP_SANDBOX")))

@@ -1,0 +1,225 @@
+"""The node sandbox: one Node Ready, pods from an image built here (a static C program, no
+registry) judged by the kubelet's probes, ``kubectl logs`` and ``exec`` through the
+kubelet's own address, pod IPs reachable from the host, the API server reachable from pods
+at the ``kubernetes`` Service's ClusterIP, and nothing left behind by ``down``."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap import sandbox
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.procs import alive
+from bootstrap.core.errors import SandboxError
+from bootstrap.sandbox import netns, node
+from bootstrap.tooling import oci, tools
+from tests.integration.conftest import TOOLS_DIR, Box
+from tests.integration.helpers import wait_until
+
+HERE = Path(__file__).resolve().parent
+DEMO_IMAGE = "localhost/cluster-secrets-bootstrap/test-demo:1"
+DEMO_PORT = 8080
+
+
+def build_demo(out: Path) -> oci.Built:
+    """The tests' workload (``csrc/demo.c``) built with gcc -static, alone in an image."""
+    binary = out.with_suffix(".bin")
+    subprocess.run(
+        ["gcc", "-static", "-O2", "-o", str(binary), str(HERE / "csrc" / "demo.c")], check=True
+    )
+    layer = oci.Tree().file("demo", binary, 0o755)
+    return oci.write_archive(out, DEMO_IMAGE, [layer], oci.ImageConfig(entrypoint=("/demo",)))
+
+
+@pytest.fixture(scope="module")
+def demo_image(node_box: Box, tmp_path_factory: pytest.TempPathFactory) -> str:
+    built = build_demo(tmp_path_factory.mktemp("images") / "demo.tar")
+    node.import_image(node_box.state, built.path)
+    return DEMO_IMAGE
+
+
+def kubectl(box: Box, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(tools.require("kubectl", TOOLS_DIR)), "--kubeconfig", box.state.kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
+
+
+def demo_pod(name: str, *, liveness: int = 0, readiness: int = 0) -> dict[str, Any]:
+    """The demo serving on DEMO_PORT; each probe runs ``/demo exit N`` (0 passes)."""
+
+    def probe(code: int) -> dict[str, Any]:
+        return {
+            "exec": {"command": ["/demo", "exit", str(code)]},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        }
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "demo",
+                    "image": DEMO_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "args": ["serve", str(DEMO_PORT)],
+                    "readinessProbe": probe(readiness),
+                    "livenessProbe": probe(liveness),
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture
+def ns(node_box: Box) -> Iterator[str]:
+    kube = Kube(node_box.state.kubeconfig)
+    name = f"node-{uuid.uuid4().hex[:8]}"
+    kube.ensure_namespace(name)
+    # pods are refused until the controller manager made the namespace's default account
+    wait_until(
+        lambda: (
+            kubectl(
+                node_box, "-n", name, "get", "serviceaccount", "default", check=False
+            ).returncode
+            == 0
+        ),
+        f"namespace {name}'s default ServiceAccount",
+    )
+    yield name
+    kube.delete_namespace(name)
+
+
+def create_pod(box: Box, ns: str, pod: dict[str, Any]) -> None:
+    Kube(box.state.kubeconfig).core.create_namespaced_pod(ns, pod)
+
+
+def pod_status(box: Box, ns: str, name: str) -> Any:
+    return Kube(box.state.kubeconfig).core.read_namespaced_pod(name, ns).status
+
+
+def ready(status: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+
+
+def restarts(status: Any) -> int:
+    return sum(c.restart_count for c in status.container_statuses or [])
+
+
+def test_a_folder_too_long_for_the_sockets_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SandboxError, match="too long for the node's unix sockets"):
+        sandbox.up(tmp_path / ("x" * 80), TOOLS_DIR, with_node=True)
+    assert not (tmp_path / ("x" * 80)).exists()
+
+
+def test_node_registers_and_turns_ready(node_box: Box) -> None:
+    st = sandbox.status(node_box.directory)
+    running = {c["name"] for c in st["components"] if c["running"]}
+    assert {"containerd", "kubelet", "kube-scheduler", "apiproxy"} <= running
+    net = node.net_of(node_box.state)
+    assert st["node"]["ready"] == "True" and st["node"]["netns_exists"]
+    n = Kube(node_box.state.kubeconfig).core.read_node(node.NODE_NAME)
+    assert [a.address for a in n.status.addresses if a.type == "InternalIP"] == [net.node_ip]
+    assert n.status.node_info.container_runtime_version.startswith("containerd://")
+    assert not n.spec.taints
+
+
+def test_pod_ready_on_exec_probe_logs_exec_and_reachable(
+    node_box: Box, demo_image: str, ns: str
+) -> None:
+    create_pod(node_box, ns, demo_pod("demo"))
+    status = wait_until(
+        lambda: (s := pod_status(node_box, ns, "demo")) and ready(s) and s, "demo Ready", 90
+    )
+    net = node.net_of(node_box.state)
+    # its own address, from the node's pod range, not the node's
+    assert status.pod_ip != net.node_ip
+    assert ipaddress.ip_address(status.pod_ip) in ipaddress.ip_network(net.pod_cidr)
+    assert restarts(status) == 0
+    # kubectl logs and exec go through the kubelet's address (its serving certificate checked)
+    logs = kubectl(node_box, "-n", ns, "logs", "demo").stdout
+    assert f"demo listening on port {DEMO_PORT}" in logs
+    # in-cluster clients: the kubernetes Service's ClusterIP reaches the API server
+    svc = Kube(node_box.state.kubeconfig).core.read_namespaced_service("kubernetes", "default")
+    out = kubectl(
+        node_box, "-n", ns, "exec", "demo", "--", "/demo", "connect", svc.spec.cluster_ip, "443"
+    )
+    assert f"connected to {svc.spec.cluster_ip}:443" in out.stdout
+    # the host (where the product runs) reaches the pod's IP
+    with socket.create_connection((status.pod_ip, DEMO_PORT), timeout=5) as conn:
+        assert conn.recv(100) == b"hello from demo\n"
+
+
+def test_failing_probes_judged_by_the_kubelet(node_box: Box, demo_image: str, ns: str) -> None:
+    create_pod(node_box, ns, demo_pod("live-fails", liveness=1))
+    create_pod(node_box, ns, demo_pod("ready-fails", readiness=1))
+    create_pod(node_box, ns, demo_pod("healthy"))
+    # a failing liveness probe: the kubelet kills and restarts the container, again and again
+    wait_until(lambda: restarts(pod_status(node_box, ns, "live-fails")) >= 2, "two restarts", 120)
+    described = kubectl(node_box, "-n", ns, "describe", "pod", "live-fails").stdout
+    assert "Liveness probe failed" in described
+    # a failing readiness probe: running, never Ready, never restarted
+    healthy = wait_until(
+        lambda: (s := pod_status(node_box, ns, "healthy")) and ready(s) and s, "healthy Ready"
+    )
+    rf = pod_status(node_box, ns, "ready-fails")
+    assert rf.phase == "Running" and not ready(rf) and restarts(rf) == 0
+    assert (
+        "Readiness probe failed"
+        in kubectl(node_box, "-n", ns, "describe", "pod", "ready-fails").stdout
+    )
+    assert restarts(healthy) == 0
+
+
+def test_down_leaves_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A node sandbox of its own, with a pod running, stopped: no process, no mount under its
+    folder, no network namespace, no veth, no route."""
+    directory = tmp_path_factory.mktemp("down") / "sandbox-node"  # short: unix socket paths
+    state = sandbox.up(directory, TOOLS_DIR, with_node=True, timeout=90)
+    try:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "p", "image": node.PAUSE_IMAGE, "imagePullPolicy": "Never"}]
+            },
+        }
+        box = Box(state, directory, [])
+        wait_until(
+            lambda: kubectl(box, "get", "serviceaccount", "default", check=False).returncode == 0,
+            "the default ServiceAccount",
+        )
+        create_pod(box, "default", pod)
+        wait_until(lambda: ready(pod_status(box, "default", "p")), "the pod Ready", 90)
+        shims = node._our_shims(state)
+        assert shims, "a running pod has a shim"
+        assert node.mounts_under(directory)
+    finally:
+        sandbox.down(directory)
+    net = node.net_of(state)
+    assert not [p.name for p in state.processes if p.alive()]
+    assert not [pid for pid, binary in shims if alive(pid, binary)]
+    assert not node.mounts_under(directory)
+    assert not netns.exists(net)
+    assert not Path(f"/sys/class/net/{net.host_if}").exists()
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=True)
+    assert net.pod_cidr not in routes.stdout
+    assert not directory.exists()
+    assert not os.path.exists(net.netns_path)
