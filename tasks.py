@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -819,6 +820,44 @@ def down(c, keep=False):  # type: ignore[no-untyped-def]
     )
 
 
+@task(
+    name="create",
+    help={
+        "catalog": "service catalog (default from invoke.yaml)",
+        "replicas": "OpenBao replicas: 1 or 3",
+    },
+)
+@friendly
+def cluster_create(c, catalog=None, replicas=1):  # type: ignore[no-untyped-def]
+    """On the node sandbox: OpenBao (sealed, uninitialized), the operator and one demo
+    workload per restart target, as pods; writes the settings 'bootstrap' needs next."""
+    from bootstrap.commands import cluster
+
+    s, cat = _catalog(c, catalog)
+    started = time.monotonic()
+    done = cluster.create(
+        s, cat, int(replicas), say=lambda m: err.print(f"[bold]cluster[/]: {_e(m)}")
+    )
+    pods = ", ".join(f"{n} {ip}" for n, ip in sorted(done.openbao_pods.items()))
+    steps = ", ".join(f"{k} {v:.1f}s" for k, v in done.seconds.items())
+    console.print(
+        f"cluster created in {time.monotonic() - started:.1f}s ({steps}): "
+        f"{done.applied} objects, OpenBao pods {_e(pods)}",
+        highlight=False,
+    )
+    console.print(f"next: . {_e(str(done.env_file))} && invoke bootstrap", highlight=False)
+
+
+@task(name="delete")
+@friendly
+def cluster_delete(c):  # type: ignore[no-untyped-def]
+    """Delete what cluster.create made on the node sandbox (its namespaces only)."""
+    from bootstrap.commands import cluster
+
+    gone = cluster.delete(settings(c), say=lambda m: err.print(f"[bold]cluster[/]: {_e(m)}"))
+    console.print(f"deleted {len(gone)} namespace(s): {_e(', '.join(gone)) or 'none'}")
+
+
 catalog_ns = Collection("catalog", validate)
 dr_ns = Collection("dr", dr_snapshot, dr_restore)
 migrate_ns = Collection("migrate", migrate_discover, migrate_namespace, migrate_rollback)
@@ -826,6 +865,7 @@ verify_ns = Collection("verify", rotation)
 sandbox_ns = Collection("sandbox", up, sandbox_status, sandbox_env, down)
 tools_ns = Collection("tools", install, list_tools)
 images_ns = Collection("images", images_build)
+cluster_ns = Collection("cluster", cluster_create, cluster_delete)
 
 ns = Collection(
     bootstrap,
@@ -838,6 +878,7 @@ ns = Collection(
     catalog_ns,
     tools_ns,
     images_ns,
+    cluster_ns,
     sandbox_ns,
     verify_ns,
     dr_ns,

@@ -96,6 +96,9 @@ class ClusterOptions:
     openbao_storage_size: str = "1Gi"
     openbao_port: int = 8200
     openbao_cluster_port: int = 8201
+    #: The cluster resolves Service names (kind: yes; the node sandbox: no DNS): raft peers
+    #: then advertise their headless-Service names, else their pod IPs.
+    cluster_dns: bool = True
 
     def problems(self) -> list[str]:
         out = []
@@ -199,7 +202,9 @@ def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dic
         {"name": "BAO_API_ADDR", "value": f"http://$(POD_IP):{port}"},
         {
             "name": "BAO_CLUSTER_ADDR",
-            "value": f"https://$(POD_NAME).{OPENBAO_INTERNAL}.{ns}.svc:{cport}",
+            "value": f"https://$(POD_NAME).{OPENBAO_INTERNAL}.{ns}.svc:{cport}"
+            if options.cluster_dns
+            else f"https://$(POD_IP):{cport}",
         },
         {"name": "BAO_RAFT_NODE_ID", "value": "$(POD_NAME)"},
         {"name": "BAO_ADDR", "value": f"http://127.0.0.1:{port}"},

@@ -1,0 +1,269 @@
+"""``invoke cluster.create`` / ``cluster.delete`` on the node sandbox: OpenBao, the Vault
+Secrets Operator v0.1.0 and one demo workload per catalog restart target, as pods from the
+images built here (``images.build``), from the manifests of :mod:`bootstrap.model.cluster`.
+
+What it leaves is a cluster as a Helm install would: OpenBao sealed and uninitialized, the
+operator waiting for its VaultConnection, the demo pods running but not Ready (their Secrets
+do not exist yet). ``invoke bootstrap`` then does the rest, with the settings this command
+writes to ``<sandbox>/cluster.env``: Vault found from its StatefulSet's pods, kubernetes auth
+pointed at the ``kubernetes`` Service as pods reach it, the operator's VaultConnection at
+OpenBao's pod.
+
+The sandbox's own operator process is stopped (two operators would both sync every
+VaultStaticSecret); its own OpenBao processes keep running, unused. ``cluster.delete``
+removes what ``create`` made (the namespaces it labelled, the operator's cluster-wide RBAC
+and CRDs stay: a later ``create`` applies them again), nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bootstrap.clients.kube import Kube
+from bootstrap.core.errors import UsageError
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
+from bootstrap.model import cluster as model
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.domain import VSO_API
+from bootstrap.model.settings import Settings
+from bootstrap.sandbox import netns, node
+from bootstrap.sandbox.state import SandboxState
+from bootstrap.tooling import images, manifests
+
+Say = Callable[[str], None]
+#: OpenBao's image runs as this user (see bootstrap.tooling.images.OPENBAO_USER).
+OPENBAO_UID, OPENBAO_GID = images.OPENBAO_USER
+ENV_FILE = "cluster.env"
+#: The namespaces ``create`` made (not there before it), which ``delete`` may remove.
+RECORD_FILE = "cluster.json"
+
+
+@dataclass
+class Created:
+    """What ``create`` did and what ``bootstrap`` needs next."""
+
+    images: list[str] = field(default_factory=list)
+    applied: int = 0
+    openbao_pods: dict[str, str] = field(default_factory=dict)  # name -> IP
+    env: dict[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def node_sandbox(settings: Settings) -> SandboxState:
+    state = SandboxState.load(settings.sandbox_dir.resolve())
+    if state is None or not state.running():
+        raise UsageError(
+            f"no sandbox runs in {settings.sandbox_dir}; 'invoke sandbox.up --node' starts one"
+        )
+    if state.node is None:
+        raise UsageError(
+            f"the sandbox in {state.directory} has no node (started without --node); "
+            "'invoke sandbox.down' then 'invoke sandbox.up --node'"
+        )
+    return state
+
+
+def _options(state: SandboxState, replicas: int) -> model.ClusterOptions:
+    return model.ClusterOptions(
+        openbao_replicas=replicas,
+        openbao_storage="hostPath",
+        openbao_host_path=str(Path(state.directory) / "openbao-data"),
+        cluster_dns=False,  # the node sandbox has no DNS: raft peers by pod IP
+    )
+
+
+def _prepare_storage(options: model.ClusterOptions) -> None:
+    """Each pod's data folder, owned by OpenBao's user (hostPath type Directory)."""
+    root = Path(options.openbao_host_path)
+    root.mkdir(mode=0o755, exist_ok=True)
+    for i in range(options.openbao_replicas):
+        folder = root / f"{model.OPENBAO}-{i}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chown(folder, OPENBAO_UID, OPENBAO_GID)
+
+
+def _pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    return kube.list_objects("v1", "Pod", namespace, label_selector=selector)
+
+
+def _running(pod: dict[str, Any]) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return bool(statuses) and all("running" in (c.get("state") or {}) for c in statuses)
+
+
+def _describe(pods: list[dict[str, Any]]) -> str:
+    out = []
+    for p in pods:
+        status = p.get("status") or {}
+        waiting = [
+            (c.get("state") or {}).get("waiting", {}).get("reason")
+            for c in status.get("containerStatuses") or []
+            if "waiting" in (c.get("state") or {})
+        ]
+        what = ", ".join(w for w in waiting if w) or status.get("phase") or "no status"
+        out.append(f"{p['metadata']['name']}: {what}")
+    return "; ".join(out) or "no pod yet"
+
+
+def wait_running(
+    kube: Kube, namespace: str, selector: str, count: int, what: str, wait: WaitSettings
+) -> list[dict[str, Any]]:
+    """Until ``count`` pods of ``selector`` have every container running (Ready or not: a
+    sealed OpenBao and a demo without its Secret are live and not Ready, as they should)."""
+
+    def probe() -> list[dict[str, Any]]:
+        pods = _pods(kube, namespace, selector)
+        running = [p for p in pods if _running(p)]
+        if len(running) < count:
+            raise Pending(f"{len(running)} of {count} running ({_describe(pods)})")
+        return running
+
+    return wait_for(probe, what, wait)
+
+
+def create(
+    settings: Settings, catalog: Catalog, replicas: int = 1, say: Say | None = None
+) -> Created:
+    """Build and import the images, apply the manifests, wait until every pod runs, and
+    write the settings ``invoke bootstrap`` needs next."""
+    tell = say or (lambda msg: None)
+    state = node_sandbox(settings)
+    done = Created()
+    wait = WaitSettings(timeout=settings.wait_timeout, maximum=2.0)
+
+    started = time.monotonic()
+    built = images.build(None, settings.tools_dir, lambda name, msg: tell(f"image {name}: {msg}"))
+    for image in built:
+        node.import_image(state, image.path)
+        done.images.append(image.ref)
+    done.seconds["images"] = time.monotonic() - started
+
+    started = time.monotonic()
+    options = _options(state, replicas)
+    objects = model.render_cluster(
+        catalog,
+        images.references(),
+        manifests.operator_source(settings.tools_dir, settings.vso_source),
+        options,
+    )
+    _prepare_storage(options)
+    stopped = state.process("vault-secrets-operator").stop()
+    if stopped:
+        tell("stopped the sandbox's operator process: the operator now runs in the cluster")
+    kube = Kube(state.kubeconfig)
+    before = kube.namespaces()
+    made = sorted(
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "Namespace" and o["metadata"]["name"] not in before
+    )
+    record = Path(state.directory) / RECORD_FILE
+    known = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+    made = sorted({*made, *known.get("namespaces", [])})
+    record.write_text(json.dumps({"namespaces": made}, indent=2) + "\n", encoding="utf-8")
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    for obj in objects:
+        kube.apply(obj)
+        done.applied += 1
+        if crds and obj is crds[-1]:
+            kube.wait_crds_established([c["metadata"]["name"] for c in crds])
+    tell(f"applied {done.applied} objects")
+    done.seconds["apply"] = time.monotonic() - started
+
+    started = time.monotonic()
+    bao = wait_running(
+        kube,
+        options.openbao_namespace,
+        f"app.kubernetes.io/name={model.OPENBAO}",
+        replicas,
+        "OpenBao's pods to run (sealed: live, not Ready)",
+        wait,
+    )
+    done.openbao_pods = {
+        p["metadata"]["name"]: str((p.get("status") or {}).get("podIP")) for p in bao
+    }
+    wait_running(
+        kube,
+        options.operator_namespace,
+        f"app.kubernetes.io/name={model.OPERATOR}",
+        1,
+        "the operator's pod to run",
+        wait,
+    )
+    demos = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
+    for d in demos:
+        if d["metadata"]["name"] in (model.OPERATOR_DEPLOYMENT, model.OPENBAO):
+            continue
+        labels = d["spec"]["selector"]["matchLabels"]
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        count = int(d["spec"].get("replicas", 1)) if d["kind"] != "DaemonSet" else 1
+        wait_running(
+            kube,
+            d["metadata"]["namespace"],
+            selector,
+            count,
+            f"{d['kind']} {d['metadata']['namespace']}/{d['metadata']['name']} to run",
+            wait,
+        )
+    done.seconds["pods"] = time.monotonic() - started
+
+    # the operator's default VaultConnection, as its Helm chart's defaultVaultConnection
+    # makes it: the sandbox made one for its own OpenBao process; it now names OpenBao's
+    # first pod (no DNS and no kube-proxy on the node sandbox: a pod IP)
+    first = done.openbao_pods[f"{model.OPENBAO}-0"]
+    _default_connection(kube, options.operator_namespace, f"http://{first}:{options.openbao_port}")
+    done.env = {
+        "INVOKE_BOOTSTRAP_VAULT_STATEFULSET": f"{options.openbao_namespace}/{model.OPENBAO}",
+        "INVOKE_BOOTSTRAP_VAULT_PORT": str(options.openbao_port),
+        "INVOKE_BOOTSTRAP_VAULT_KUBERNETES_HOST": f"https://{netns.API_SERVICE_IP}:443",
+        "INVOKE_BOOTSTRAP_AUDIT_FILE": model.AUDIT_LOG,
+    }
+    done.env_file = Path(state.directory) / ENV_FILE
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(done.env.items())]
+    done.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return done
+
+
+def _default_connection(kube: Kube, namespace: str, address: str) -> None:
+    kube.apply(
+        {
+            "apiVersion": VSO_API,
+            "kind": "VaultConnection",
+            "metadata": {"name": "default", "namespace": namespace},
+            "spec": {"address": address},
+        }
+    )
+
+
+def delete(settings: Settings, say: Say | None = None) -> list[str]:
+    """Delete the namespaces ``create`` made (recorded in ``cluster.json``: not one that was
+    there before it), start the sandbox's operator process again; returns the namespaces
+    deleted."""
+    from bootstrap import sandbox
+
+    tell = say or (lambda msg: None)
+    state = node_sandbox(settings)
+    kube = Kube(state.kubeconfig)
+    record = Path(state.directory) / RECORD_FILE
+    made = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+    gone = []
+    for name in made.get("namespaces", []):
+        kube.delete_namespace(name)
+        gone.append(name)
+        tell(f"deleting namespace {name}")
+    record.unlink(missing_ok=True)
+    _default_connection(kube, state.operator_namespace, state.bao_addr)
+    if not state.process("vault-secrets-operator").alive():
+        sandbox.restart(Path(state.directory), "vault-secrets-operator", settings.wait_timeout)
+        tell("the sandbox's operator process runs again")
+    env_file = Path(state.directory) / ENV_FILE
+    env_file.unlink(missing_ok=True)
+    return gone
