@@ -196,6 +196,15 @@ def raft_peers(addr: str, token: str) -> list[dict[str, Any]]:
     return list(resp["data"]["config"]["servers"])
 
 
+def autopilot_state(addr: str, token: str) -> dict[str, Any]:
+    """Raft autopilot's view of each server (``sys/storage/raft/autopilot/state``): why a
+    non-voter is not promoted yet (health, last contact, stable since)."""
+    with _client(addr, token) as c:
+        resp = c.adapter.get("/v1/sys/storage/raft/autopilot/state")
+    body = resp if isinstance(resp, dict) else (resp.json() if resp is not None else {})
+    return dict((body.get("data") or {}).get("servers") or {})
+
+
 def revoke_self(addr: str, token: str) -> None:
     """Revoke ``token`` with itself. A 403 means it is already revoked or expired: done."""
     try:

@@ -279,7 +279,26 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
                 raise Pending(str(exc)) from None
             voters = [p for p in peers if p.get("voter")]
             if len(voters) != expected:
-                raise Pending(f"{len(voters)} of {expected} raft peers are voters")
+                raise Pending(
+                    f"{len(voters)} of {expected} raft peers are voters"
+                    + _autopilot_view(active[0].addr, token)
+                )
             return f"{len(voters)} voters"
 
         wait_for(probe, "one active node and every raft peer a voter", ws)
+
+
+def _autopilot_view(addr: str, token: str) -> str:
+    """What raft autopilot says of the servers that are not voters yet ("" if it cannot be
+    read): a follower is promoted only once healthy for its stabilization time."""
+    try:
+        servers = vault.autopilot_state(addr, token)
+    except (vault.VaultRequestError, OSError, ValueError):
+        return ""
+    waiting = [
+        f"{sid}: {srv.get('status')}, healthy {srv.get('healthy')}, "
+        f"last contact {srv.get('last_contact')}, stable since {srv.get('stable_since')}"
+        for sid, srv in sorted(servers.items())
+        if isinstance(srv, dict) and srv.get("status") not in ("voter", "leader")
+    ]
+    return f" (autopilot: {'; '.join(waiting)})" if waiting else ""

@@ -29,12 +29,15 @@ def config(node: int, data: Path, api: int, cluster: int, peers: list[int]) -> s
         f'  retry_join {{\n    leader_api_addr = "http://127.0.0.1:{p}"\n  }}\n' for p in peers
     )
     return (
-        # performance_multiplier 1: raft's tightest timings (the default, 5, is for busy
-        # production networks). A node waits its heartbeat timeout before it calls an
-        # election, so a lone node leads about a second after unseal instead of five or more.
-        # Sandbox only: real clusters keep what their operators configured.
+        # A lone node: performance_multiplier 1, raft's tightest timings (the default, 5, is
+        # for busy production networks). A node waits its heartbeat timeout before it calls an
+        # election, so it leads about a second after unseal instead of five or more. Not with
+        # peers: on a loaded 2-core machine the tight timeouts kept a follower unhealthy, and
+        # autopilot never promoted it to voter (seen once in CI). Sandbox only: real clusters
+        # keep what their operators configured.
         f'storage "raft" {{\n  path = "{data}"\n  node_id = "bao-{node}"\n'
-        f"  performance_multiplier = 1\n{joins}}}\n\n"
+        + ("" if peers or node else "  performance_multiplier = 1\n")
+        + f"{joins}}}\n\n"
         f'listener "tcp" {{\n  address = "127.0.0.1:{api}"\n'
         f'  cluster_address = "127.0.0.1:{cluster}"\n  tls_disable = true\n}}\n\n'
         f'api_addr = "http://127.0.0.1:{api}"\ncluster_addr = "http://127.0.0.1:{cluster}"\n'

@@ -40,6 +40,13 @@ def test_ha_bootstrap_unseals_and_joins_every_node(ha_box: Box) -> None:
     active = next(n.addr for n in nodes if n.code == 200)
     peers = vault.raft_peers(active, record.root_token)
     assert len(peers) == 3 and all(p["voter"] for p in peers)
+    # autopilot's view, which vault-ready quotes while a follower waits for promotion
+    servers = vault.autopilot_state(active, record.root_token)
+    assert sorted(servers) == sorted(p["node_id"] for p in peers)
+    # (its status follows raft's configuration a reconcile later: a voter may still show
+    # as non-voter there for a few seconds)
+    kinds = sorted(srv["status"] for srv in servers.values())
+    assert kinds[0] == "leader" and set(kinds[1:]) <= {"voter", "non-voter"}, servers
     again, _ = run(s, load_catalog(EXAMPLE), ["vault-ready", "vault-config"])
     assert statuses(again) == {"vault-ready": "no-change", "vault-config": "no-change"}
 
