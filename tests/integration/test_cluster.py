@@ -21,7 +21,7 @@ from bootstrap.model.catalog import load_catalog
 from bootstrap.tooling import tools
 from tests.conftest import ROOT
 from tests.integration.conftest import TOOLS_DIR, Box
-from tests.integration.helpers import demo_env, invoke_cli, wait_until
+from tests.integration.helpers import demo_env, held_at, invoke_cli, wait_until
 
 CATALOG = ROOT / "catalog.yaml"
 DEMO_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -87,6 +87,7 @@ def run(node_box: Box) -> dict[str, Any]:
         lambda: [p for p in _openbao_pods(kube) if _ready(p)], "OpenBao's pod Ready once unsealed"
     )
     return {
+        "env": {**env, **demo_env()},
         "created": created.stdout + created.stderr,
         "booted": booted.stdout + booted.stderr,
         "kube": kube,
@@ -153,35 +154,121 @@ def test_a_demo_pod_holds_the_synced_value(node_box: Box, run: dict[str, Any]) -
     """What a pod reads from its mounted Secret is the synced Secret, which verify compared
     with Vault (by digest, as the demo workload prints it: never the value)."""
     kube: Kube = run["kube"]
-    pod = next(
+    pod = wait_until(lambda: _ready_webapp_pod(kube), "a Ready webapp pod", timeout=180)
+    assert "state=real" in _digest_in(node_box, pod, "credentials")
+    _assert_holds_the_secret(node_box, kube, pod, "credentials")
+
+
+def _ready_webapp_pod(kube: Kube) -> dict[str, Any] | None:
+    """A Ready pod of the Deployment webapp (a restart target of service webapp), if any, once
+    no pod of it is terminating or unready (a rollout is over)."""
+    pods = [
         p
-        for p in run["after"]
-        if p["metadata"]["namespace"] == "webapp" and p["metadata"]["name"].startswith("webapp-")
-    )
-    out = subprocess.run(
+        for p in kube.list_objects("v1", "Pod", "webapp")
+        if p["metadata"]["name"].startswith("webapp-")
+        and not p["metadata"]["name"].startswith("webapp-worker-")
+    ]
+    if not pods or any(p["metadata"].get("deletionTimestamp") or not _ready(p) for p in pods):
+        return None
+    return pods[0]
+
+
+def _digest_in(node_box: Box, pod: dict[str, Any], secret: str) -> str:
+    """The demo workload's line for a mounted Secret, read inside the pod (never a value)."""
+    return subprocess.run(
         [
             str(tools.require("kubectl", TOOLS_DIR)),
             "--kubeconfig",
             node_box.state.kubeconfig,
             "exec",
             "-n",
-            "webapp",
+            pod["metadata"]["namespace"],
             pod["metadata"]["name"],
             "--",
             *model.DEMO_PYTHON,
             "/app/demo_workload.py",
             "digest",
-            f"{model.SECRETS_ROOT}/credentials",
+            f"{model.SECRETS_ROOT}/{secret}",
         ],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
-    # the Secret verify compared with Vault (Vault's keys and the operator's _raw)
-    data = kube.read_secret("webapp", "credentials") or {}
-    h = hashlib.sha256()
-    for key in sorted(data):
-        h.update(key.encode() + b"\0" + data[key] + b"\0")
-    assert "state=real" in out, out
-    assert f"sha256={h.hexdigest()[:16]}" in out, out
+
+
+def _assert_holds_the_secret(node_box: Box, kube: Kube, pod: dict[str, Any], secret: str) -> None:
+    """The pod's mount has the digest of the Secret as it is now (the Secret verify compared
+    with Vault: Vault's keys and the operator's _raw). The kubelet refreshes a mount within
+    its sync period, so this is polled."""
+    ns = pod["metadata"]["namespace"]
+
+    def same() -> bool:
+        data = kube.read_secret(ns, secret) or {}
+        h = hashlib.sha256()
+        for key in sorted(data):
+            h.update(key.encode() + b"\0" + data[key] + b"\0")
+        return f"sha256={h.hexdigest()[:16]}" in _digest_in(node_box, pod, secret)
+
+    wait_until(same, f"{ns}/{pod['metadata']['name']} to hold Secret {secret}", timeout=60)
+
+
+def _uids(kube: Kube, namespace: str, prefix: str) -> set[str]:
+    return {
+        p["metadata"]["uid"]
+        for p in kube.list_objects("v1", "Pod", namespace)
+        if p["metadata"]["name"].startswith(prefix)
+    }
+
+
+def test_rotation_rolls_out_new_pods_and_leaves_the_others(
+    node_box: Box, run: dict[str, Any]
+) -> None:
+    """verify.rotation on webapp/credentials: the restart targets (Deployments webapp and
+    webapp-worker) roll out new pods that hold the Secret; pods of other workloads (the
+    StatefulSet search of webapp-search, other namespaces) keep running, the same pods."""
+    kube: Kube = run["kube"]
+    wait_until(lambda: _ready_webapp_pod(kube), "a Ready webapp pod", timeout=180)
+    targets = _uids(kube, "webapp", "webapp-")
+    kept = _uids(kube, "webapp", "search-") | _uids(kube, "monitoring", "")
+    assert targets and kept
+    proc = invoke_cli(["verify.rotation", "webapp/credentials"], run["env"])
+    assert "rotation test passed" in proc.stdout, proc.stdout + proc.stderr
+    pod = wait_until(lambda: _ready_webapp_pod(kube), "the rollout to finish", timeout=180)
+    assert not targets & _uids(kube, "webapp", "webapp-")  # every old target pod is gone
+    assert kept <= _uids(kube, "webapp", "search-") | _uids(kube, "monitoring", "")
+    assert "state=real" in _digest_in(node_box, pod, "credentials")
+    _assert_holds_the_secret(node_box, kube, pod, "credentials")
+
+
+def test_verify_converges_when_the_operator_pod_is_deleted(
+    node_box: Box, run: dict[str, Any], tmp_path: Path
+) -> None:
+    """A bootstrap that regenerates values (--rotate) is held once verify waits; the
+    operator's pod is deleted; its Deployment makes a new one, which takes the leader lease
+    and syncs: verify still converges."""
+    kube: Kube = run["kube"]
+    ns = "vault-secrets-operator-system"
+    selector = f"app.kubernetes.io/name={model.OPERATOR}"
+    old = {
+        p["metadata"]["uid"] for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
+    }
+    with held_at(
+        "verify:nudged", tmp_path, run["env"], "--rotate", "--only", "populate", "--only", "verify"
+    ) as held:
+        for uid in old:
+            name = next(
+                p["metadata"]["name"]
+                for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
+                if p["metadata"]["uid"] == uid
+            )
+            kube.core.delete_namespaced_pod(name, ns)
+    done = held.done
+    assert done is not None and done.returncode == 0, (
+        (done.stdout + done.stderr)[-3000:] if done else ""
+    )
+    assert "verify" in done.stdout
+    new = {
+        p["metadata"]["uid"] for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
+    }
+    assert new and not new & old
