@@ -17,7 +17,14 @@ def example_text() -> str:
 #: are scheduled first, so that with xdist's --dist loadfile none of them starts last and
 #: becomes the run's tail; the order inside each group stays pytest-randomly's.
 HEAVY_FILES = frozenset(
-    {"test_dr.py", "test_reliability.py", "test_ha.py", "test_migrate.py", "test_verify.py"}
+    {
+        "test_dr.py",
+        "test_reliability.py",
+        "test_ha.py",
+        "test_migrate.py",
+        "test_verify.py",
+        "test_cluster.py",
+    }
 )
 
 

@@ -234,8 +234,13 @@ def test_rotation_rolls_out_new_pods_and_leaves_the_others(
     assert targets and kept
     proc = invoke_cli(["verify.rotation", "webapp/credentials"], run["env"])
     assert "rotation test passed" in proc.stdout, proc.stdout + proc.stderr
+    # every old pod of both targets goes: the rollouts replace them all
+    wait_until(
+        lambda: not targets & _uids(kube, "webapp", "webapp-"),
+        "the old pods of the restart targets to be gone",
+        timeout=180,
+    )
     pod = wait_until(lambda: _ready_webapp_pod(kube), "the rollout to finish", timeout=180)
-    assert not targets & _uids(kube, "webapp", "webapp-")  # every old target pod is gone
     assert kept <= _uids(kube, "webapp", "search-") | _uids(kube, "monitoring", "")
     assert "state=real" in _digest_in(node_box, pod, "credentials")
     _assert_holds_the_secret(node_box, kube, pod, "credentials")
@@ -272,3 +277,78 @@ def test_verify_converges_when_the_operator_pod_is_deleted(
         p["metadata"]["uid"] for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
     }
     assert new and not new & old
+
+
+def test_the_kubelet_restarts_a_pod_whose_mount_is_malformed(
+    node_box: Box, run: dict[str, Any]
+) -> None:
+    """The probe helper judged by the kubelet: a key of a mounted Secret emptied by hand makes
+    liveness fail and the container restart. The operator is scaled to zero meanwhile (it
+    would put Vault's value back), then scaled back: it restores the Secret, and the pod
+    turns Ready again."""
+    kube: Kube = run["kube"]
+    ns, pod_name, secret = "backup", "backup-agent-0", "config"
+    operator = ("-n", "vault-secrets-operator-system", "deployment", model.OPERATOR_DEPLOYMENT)
+
+    def pod() -> dict[str, Any]:
+        return kube.get("v1", "Pod", pod_name, ns) or {}
+
+    def settled() -> bool:  # no rollout under way (the operator restarts this StatefulSet)
+        sts = kube.get("apps/v1", "StatefulSet", pod_name.rsplit("-", 1)[0], ns) or {}
+        st = sts.get("status") or {}
+        return (
+            st.get("currentRevision") == st.get("updateRevision")
+            and st.get("readyReplicas") == (sts.get("spec") or {}).get("replicas")
+            and _ready(pod())
+        )
+
+    wait_until(settled, f"{ns}/{pod_name} Ready, no rollout under way", timeout=180)
+    _kubectl(node_box, "scale", "--replicas=0", *operator[2:], *operator[:2])
+    try:
+        wait_until(
+            lambda: (
+                not kube.list_objects(
+                    "v1",
+                    "Pod",
+                    operator[1],
+                    label_selector=f"app.kubernetes.io/name={model.OPERATOR}",
+                )
+            ),
+            "the operator's pod gone",
+            timeout=120,
+        )
+        data = kube.read_secret(ns, secret) or {}
+        key = next(k for k in sorted(data) if k != "_raw")
+        kube.core.patch_namespaced_secret(secret, ns, {"data": {key: ""}})  # by hand
+        baseline = {pod()["metadata"]["uid"]: _restarts(pod())}
+        wait_until(
+            # a container restart of the pod there now (the same pod, or one a rollout made
+            # just before the operator stopped, which then mounted the emptied key too)
+            lambda: _restarts(pod()) > baseline.get(pod()["metadata"]["uid"], 0),
+            f"the kubelet to restart {pod_name}'s container (liveness: key {key} emptied)",
+            timeout=120,
+        )
+        events = kube.list_objects("v1", "Event", ns)
+        assert any(
+            e.get("reason") == "Unhealthy" and "Liveness" in (e.get("message") or "")
+            for e in events
+            if (e.get("involvedObject") or {}).get("name") == pod_name
+        )
+    finally:
+        _kubectl(node_box, "scale", "--replicas=1", *operator[2:], *operator[:2])
+    wait_until(lambda: _ready(pod()), f"{ns}/{pod_name} Ready again", timeout=180)
+
+
+def _kubectl(node_box: Box, *args: str) -> str:
+    return subprocess.run(
+        [
+            str(tools.require("kubectl", TOOLS_DIR)),
+            "--kubeconfig",
+            node_box.state.kubeconfig,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
