@@ -154,9 +154,7 @@ def test_a_demo_pod_holds_the_synced_value(node_box: Box, run: dict[str, Any]) -
     """What a pod reads from its mounted Secret is the synced Secret, which verify compared
     with Vault (by digest, as the demo workload prints it: never the value)."""
     kube: Kube = run["kube"]
-    pod = wait_until(lambda: _ready_webapp_pod(kube), "a Ready webapp pod", timeout=180)
-    assert "state=real" in _digest_in(node_box, pod, "credentials")
-    _assert_holds_the_secret(node_box, kube, pod, "credentials")
+    assert "state=real" in _assert_holds_the_secret(node_box, kube, "credentials")
 
 
 def _ready_webapp_pod(kube: Kube) -> dict[str, Any] | None:
@@ -197,20 +195,28 @@ def _digest_in(node_box: Box, pod: dict[str, Any], secret: str) -> str:
     ).stdout
 
 
-def _assert_holds_the_secret(node_box: Box, kube: Kube, pod: dict[str, Any], secret: str) -> None:
-    """The pod's mount has the digest of the Secret as it is now (the Secret verify compared
-    with Vault: Vault's keys and the operator's _raw). The kubelet refreshes a mount within
-    its sync period, so this is polled."""
-    ns = pod["metadata"]["namespace"]
+def _assert_holds_the_secret(node_box: Box, kube: Kube, secret: str) -> str:
+    """A Ready webapp pod's mount is real and has the digest of the Secret as it is now (the
+    Secret verify compared with Vault: Vault's keys and the operator's _raw). Polled, the pod
+    picked again each time: the kubelet refreshes a mount within its sync period, and a
+    rollout may still replace the pod picked. Returns the line read inside the pod."""
 
-    def same() -> bool:
-        data = kube.read_secret(ns, secret) or {}
+    def same() -> str | None:
+        pod = _ready_webapp_pod(kube)
+        if pod is None:
+            return None
+        data = kube.read_secret("webapp", secret) or {}
         h = hashlib.sha256()
         for key in sorted(data):
             h.update(key.encode() + b"\0" + data[key] + b"\0")
-        return f"sha256={h.hexdigest()[:16]}" in _digest_in(node_box, pod, secret)
+        try:
+            line = _digest_in(node_box, pod, secret)
+        except subprocess.CalledProcessError:
+            return None  # the pod went meanwhile
+        return line if "state=real" in line and f"sha256={h.hexdigest()[:16]}" in line else None
 
-    wait_until(same, f"{ns}/{pod['metadata']['name']} to hold Secret {secret}", timeout=60)
+    line: str = wait_until(same, f"a webapp pod to hold Secret {secret}", timeout=120)
+    return line
 
 
 def _uids(kube: Kube, namespace: str, prefix: str) -> set[str]:
@@ -225,12 +231,18 @@ def test_rotation_rolls_out_new_pods_and_leaves_the_others(
     node_box: Box, run: dict[str, Any]
 ) -> None:
     """verify.rotation on webapp/credentials: the restart targets (Deployments webapp and
-    webapp-worker) roll out new pods that hold the Secret; pods of other workloads (the
-    StatefulSet search of webapp-search, other namespaces) keep running, the same pods."""
+    webapp-worker) roll out new pods that hold the Secret; pods of other workloads keep
+    running, the same pods."""
     kube: Kube = run["kube"]
     wait_until(lambda: _ready_webapp_pod(kube), "a Ready webapp pod", timeout=180)
     targets = _uids(kube, "webapp", "webapp-")
-    kept = _uids(kube, "webapp", "search-") | _uids(kube, "monitoring", "")
+    # a Deployment in the same namespace that no service names as a restart target
+    kube.apply(_bystander())
+    kept = wait_until(
+        lambda: {p["metadata"]["uid"] for p in _pods_of(kube, "webapp", "bystander") if _ready(p)},
+        "the bystander Deployment's pod Ready",
+        timeout=120,
+    )
     assert targets and kept
     proc = invoke_cli(["verify.rotation", "webapp/credentials"], run["env"])
     assert "rotation test passed" in proc.stdout, proc.stdout + proc.stderr
@@ -240,10 +252,10 @@ def test_rotation_rolls_out_new_pods_and_leaves_the_others(
         "the old pods of the restart targets to be gone",
         timeout=180,
     )
-    pod = wait_until(lambda: _ready_webapp_pod(kube), "the rollout to finish", timeout=180)
-    assert kept <= _uids(kube, "webapp", "search-") | _uids(kube, "monitoring", "")
-    assert "state=real" in _digest_in(node_box, pod, "credentials")
-    _assert_holds_the_secret(node_box, kube, pod, "credentials")
+    after = _pods_of(kube, "webapp", "bystander")
+    assert {p["metadata"]["uid"] for p in after} == kept  # the same pod, still running
+    assert all(_restarts(p) == 0 for p in after)
+    assert "state=real" in _assert_holds_the_secret(node_box, kube, "credentials")
 
 
 def test_verify_converges_when_the_operator_pod_is_deleted(
@@ -255,28 +267,28 @@ def test_verify_converges_when_the_operator_pod_is_deleted(
     kube: Kube = run["kube"]
     ns = "vault-secrets-operator-system"
     selector = f"app.kubernetes.io/name={model.OPERATOR}"
-    old = {
-        p["metadata"]["uid"] for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
-    }
+
+    def live() -> dict[str, str]:  # uid -> name of the operator's pods not being deleted
+        return {
+            p["metadata"]["uid"]: p["metadata"]["name"]
+            for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
+            if not p["metadata"].get("deletionTimestamp")
+        }
+
+    wait_until(lambda: len(live()) == 1, "one operator pod", timeout=120)
     with held_at(
         "verify:nudged", tmp_path, run["env"], "--rotate", "--only", "populate", "--only", "verify"
     ) as held:
-        for uid in old:
-            name = next(
-                p["metadata"]["name"]
-                for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
-                if p["metadata"]["uid"] == uid
-            )
+        deleted = live()
+        for name in deleted.values():
             kube.core.delete_namespaced_pod(name, ns)
     done = held.done
     assert done is not None and done.returncode == 0, (
         (done.stdout + done.stderr)[-3000:] if done else ""
     )
     assert "verify" in done.stdout
-    new = {
-        p["metadata"]["uid"] for p in kube.list_objects("v1", "Pod", ns, label_selector=selector)
-    }
-    assert new and not new & old
+    now = live()
+    assert deleted and now and not set(now) & set(deleted)  # a new pod did the syncing
 
 
 def test_the_kubelet_restarts_a_pod_whose_mount_is_malformed(
@@ -352,3 +364,47 @@ def _kubectl(node_box: Box, *args: str) -> str:
         timeout=60,
         check=True,
     ).stdout
+
+
+def _pods_of(kube: Kube, namespace: str, app: str) -> list[dict[str, Any]]:
+    return kube.list_objects("v1", "Pod", namespace, label_selector=f"app={app}")
+
+
+def _bystander() -> dict[str, Any]:
+    """A Deployment of the demo image that mounts nothing and is no restart target."""
+    from bootstrap.tooling import images
+
+    labels = {"app": "bystander"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "bystander", "namespace": "webapp", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "bystander",
+                            "image": images.references().demo,
+                            "imagePullPolicy": "Never",
+                            "command": [
+                                *model.DEMO_PYTHON,
+                                "-c",
+                                "import signal, time; signal.signal(signal.SIGTERM, "
+                                "lambda *a: exit(0)); time.sleep(10**6)",
+                            ],
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
