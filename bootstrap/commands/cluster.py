@@ -31,9 +31,8 @@ from bootstrap.core.errors import UsageError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import cluster as model
 from bootstrap.model.catalog import Catalog
-from bootstrap.model.domain import VSO_API
 from bootstrap.model.settings import Settings
-from bootstrap.sandbox import netns, node
+from bootstrap.sandbox import netns, node, secrets_operator
 from bootstrap.sandbox.state import SandboxState
 from bootstrap.tooling import images, manifests
 
@@ -148,12 +147,7 @@ def create(
 
     started = time.monotonic()
     options = _options(state, replicas)
-    objects = model.render_cluster(
-        catalog,
-        images.references(),
-        manifests.operator_source(settings.tools_dir, settings.vso_source),
-        options,
-    )
+    objects = manifests.cluster_manifests(catalog, settings.tools_dir, options, settings.vso_source)
     _prepare_storage(options)
     stopped = state.process("vault-secrets-operator").stop()
     if stopped:
@@ -219,7 +213,9 @@ def create(
     # makes it: the sandbox made one for its own OpenBao process; it now names OpenBao's
     # first pod (no DNS and no kube-proxy on the node sandbox: a pod IP)
     first = done.openbao_pods[f"{model.OPENBAO}-0"]
-    _default_connection(kube, options.operator_namespace, f"http://{first}:{options.openbao_port}")
+    secrets_operator.default_connection(
+        kube, options.operator_namespace, f"http://{first}:{options.openbao_port}"
+    )
     done.env = {
         "INVOKE_BOOTSTRAP_VAULT_STATEFULSET": f"{options.openbao_namespace}/{model.OPENBAO}",
         "INVOKE_BOOTSTRAP_VAULT_PORT": str(options.openbao_port),
@@ -230,17 +226,6 @@ def create(
     lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(done.env.items())]
     done.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return done
-
-
-def _default_connection(kube: Kube, namespace: str, address: str) -> None:
-    kube.apply(
-        {
-            "apiVersion": VSO_API,
-            "kind": "VaultConnection",
-            "metadata": {"name": "default", "namespace": namespace},
-            "spec": {"address": address},
-        }
-    )
 
 
 def delete(settings: Settings, say: Say | None = None) -> list[str]:
@@ -260,7 +245,7 @@ def delete(settings: Settings, say: Say | None = None) -> list[str]:
         gone.append(name)
         tell(f"deleting namespace {name}")
     record.unlink(missing_ok=True)
-    _default_connection(kube, state.operator_namespace, state.bao_addr)
+    secrets_operator.default_connection(kube, state.operator_namespace, state.bao_addr)
     if not state.process("vault-secrets-operator").alive():
         sandbox.restart(Path(state.directory), "vault-secrets-operator", settings.wait_timeout)
         tell("the sandbox's operator process runs again")

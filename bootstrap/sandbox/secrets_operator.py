@@ -7,7 +7,7 @@ real install grants is what is exercised."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -17,6 +17,9 @@ from bootstrap.sandbox import kubeconfig
 from bootstrap.sandbox.processes import clean_env
 from bootstrap.sandbox.state import SandboxState
 from bootstrap.tooling import tools, versions
+
+if TYPE_CHECKING:
+    from bootstrap.clients.kube import Kube
 
 #: Where the operator runs, as its Helm chart installs it by default.
 OPERATOR_NAMESPACE = conventions.OPERATOR_NAMESPACE
@@ -62,14 +65,18 @@ def install(state: SandboxState, tools_dir: Path) -> None:
         OPERATOR_SERVICE_ACCOUNT,
         {"token": token},
     )
-    # As the operator's Helm chart does with defaultVaultConnection: VaultAuths without a
-    # vaultConnectionRef use this one.
+    default_connection(kube, ns, state.bao_addr)
+
+
+def default_connection(kube: Kube, namespace: str, address: str) -> None:
+    """The operator's default VaultConnection, as its Helm chart's defaultVaultConnection
+    makes it: VaultAuths without a vaultConnectionRef use this one."""
     kube.apply(
         {
             "apiVersion": "secrets.hashicorp.com/v1beta1",
             "kind": "VaultConnection",
-            "metadata": {"name": "default", "namespace": ns},
-            "spec": {"address": state.bao_addr},
+            "metadata": {"name": "default", "namespace": namespace},
+            "spec": {"address": address},
         }
     )
 
