@@ -36,6 +36,14 @@ def statuses(results: list[PhaseResult]) -> dict[str, str]:
     return {r.name: r.status for r in results if r.status != "skipped"}
 
 
+def verified(results: list[PhaseResult]) -> bool:
+    """verify ran and found every Secret synced: it waited ("applied"), or the operator had
+    already synced them all when it looked ("no-change"). Right after populate either can
+    happen: the operator retries a failed sync within milliseconds at first, and may land
+    between populate's write and verify's first look."""
+    return statuses(results).get("verify") in ("applied", "no-change")
+
+
 def login(
     addr: str, kube: Kube, namespace: str, service_account: str, role: str, audience: str = "vault"
 ) -> str:

@@ -26,7 +26,7 @@ from tests.integration.helpers import (
     generated_catalog,
     revision,
     run,
-    statuses,
+    verified,
     wait_until,
     workload,
 )
@@ -46,7 +46,7 @@ def _setup(box: Box, p: str, kind: str, name: str, tmp_path: Path) -> tuple[Cata
         cat,
         ["placeholders", "vault-config", "operator", "populate", "verify"],
     )
-    assert statuses(results)["verify"] == "applied", results
+    assert verified(results), results
     return cat, Kube(box.state.kubeconfig), admin_api(box)
 
 

@@ -11,7 +11,14 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.commands.status import collect
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api, generated_catalog, run, statuses, workload
+from tests.integration.helpers import (
+    admin_api,
+    generated_catalog,
+    run,
+    statuses,
+    verified,
+    workload,
+)
 
 
 def test_status_follows_the_secret(
@@ -34,7 +41,7 @@ def test_status_follows_the_secret(
     assert before["config"].detail == "no value in Vault yet"
     assert before["config"].restarts == "Deployment/web: absent"
     results, _ = run(s, cat, ["operator", "populate", "verify"])
-    assert statuses(results)["verify"] == "applied"
+    assert verified(results)
     workload(kube, p, "Deployment", "web")
     now = rows()
     assert now["config"].state == "synced" and now["config"].vault_version == 1
