@@ -128,6 +128,62 @@ def wait_running(
     return wait_for(probe, what, wait)
 
 
+def apply_objects(kube: Kube, objects: list[dict[str, Any]]) -> int:
+    """Apply every object in order (server-side), waiting for the CRDs to be established
+    before the first object after them; returns how many were applied."""
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    for obj in objects:
+        kube.apply(obj)
+        if crds and obj is crds[-1]:
+            kube.wait_crds_established([c["metadata"]["name"] for c in crds])
+    return len(objects)
+
+
+def wait_pods(
+    kube: Kube, objects: list[dict[str, Any]], options: model.ClusterOptions, wait: WaitSettings
+) -> list[dict[str, Any]]:
+    """Until OpenBao's pods, the operator's and every demo workload's run; returns
+    OpenBao's pods."""
+    bao = wait_running(
+        kube,
+        options.openbao_namespace,
+        f"app.kubernetes.io/name={model.OPENBAO}",
+        options.openbao_replicas,
+        "OpenBao's pods to run (sealed: live, not Ready)",
+        wait,
+    )
+    wait_running(
+        kube,
+        options.operator_namespace,
+        f"app.kubernetes.io/name={model.OPERATOR}",
+        1,
+        "the operator's pod to run",
+        wait,
+    )
+    demos = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
+    for d in demos:
+        if d["metadata"]["name"] in (model.OPERATOR_DEPLOYMENT, model.OPENBAO):
+            continue
+        labels = d["spec"]["selector"]["matchLabels"]
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        count = int(d["spec"].get("replicas", 1)) if d["kind"] != "DaemonSet" else 1
+        wait_running(
+            kube,
+            d["metadata"]["namespace"],
+            selector,
+            count,
+            f"{d['kind']} {d['metadata']['namespace']}/{d['metadata']['name']} to run",
+            wait,
+        )
+    return bao
+
+
+def write_env(path: Path, env: dict[str, str]) -> None:
+    """The settings ``bootstrap`` needs next, as shell exports (values quoted)."""
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def create(
     settings: Settings, catalog: Catalog, replicas: int = 1, say: Say | None = None
 ) -> Created:
@@ -163,50 +219,15 @@ def create(
     known = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
     made = sorted({*made, *known.get("namespaces", [])})
     record.write_text(json.dumps({"namespaces": made}, indent=2) + "\n", encoding="utf-8")
-    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
-    for obj in objects:
-        kube.apply(obj)
-        done.applied += 1
-        if crds and obj is crds[-1]:
-            kube.wait_crds_established([c["metadata"]["name"] for c in crds])
+    done.applied = apply_objects(kube, objects)
     tell(f"applied {done.applied} objects")
     done.seconds["apply"] = time.monotonic() - started
 
     started = time.monotonic()
-    bao = wait_running(
-        kube,
-        options.openbao_namespace,
-        f"app.kubernetes.io/name={model.OPENBAO}",
-        replicas,
-        "OpenBao's pods to run (sealed: live, not Ready)",
-        wait,
-    )
+    bao = wait_pods(kube, objects, options, wait)
     done.openbao_pods = {
         p["metadata"]["name"]: str((p.get("status") or {}).get("podIP")) for p in bao
     }
-    wait_running(
-        kube,
-        options.operator_namespace,
-        f"app.kubernetes.io/name={model.OPERATOR}",
-        1,
-        "the operator's pod to run",
-        wait,
-    )
-    demos = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
-    for d in demos:
-        if d["metadata"]["name"] in (model.OPERATOR_DEPLOYMENT, model.OPENBAO):
-            continue
-        labels = d["spec"]["selector"]["matchLabels"]
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        count = int(d["spec"].get("replicas", 1)) if d["kind"] != "DaemonSet" else 1
-        wait_running(
-            kube,
-            d["metadata"]["namespace"],
-            selector,
-            count,
-            f"{d['kind']} {d['metadata']['namespace']}/{d['metadata']['name']} to run",
-            wait,
-        )
     done.seconds["pods"] = time.monotonic() - started
 
     # the operator's default VaultConnection, as its Helm chart's defaultVaultConnection
@@ -223,8 +244,7 @@ def create(
         "INVOKE_BOOTSTRAP_AUDIT_FILE": model.AUDIT_LOG,
     }
     done.env_file = Path(state.directory) / ENV_FILE
-    lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(done.env.items())]
-    done.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_env(done.env_file, done.env)
     return done
 
 
