@@ -825,19 +825,26 @@ def down(c, keep=False):  # type: ignore[no-untyped-def]
     help={
         "catalog": "service catalog (default from invoke.yaml)",
         "replicas": "OpenBao replicas: 1 or 3",
+        "kind": "on a kind cluster (made if absent; needs kind and Docker) instead of the "
+        "node sandbox",
     },
 )
 @friendly
-def cluster_create(c, catalog=None, replicas=1):  # type: ignore[no-untyped-def]
-    """On the node sandbox: OpenBao (sealed, uninitialized), the operator and one demo
-    workload per restart target, as pods; writes the settings 'bootstrap' needs next."""
+def cluster_create(c, catalog=None, replicas=1, kind=False):  # type: ignore[no-untyped-def]
+    """OpenBao (sealed, uninitialized), the operator and one demo workload per restart
+    target, as pods, on the node sandbox or (--kind) a kind cluster; writes the settings
+    'bootstrap' needs next."""
     from bootstrap.commands import cluster
 
     s, cat = _catalog(c, catalog)
     started = time.monotonic()
-    done = cluster.create(
-        s, cat, int(replicas), say=lambda m: err.print(f"[bold]cluster[/]: {_e(m)}")
-    )
+    say = lambda m: err.print(f"[bold]cluster[/]: {_e(m)}")  # noqa: E731
+    if kind:
+        from bootstrap.commands import kind as kind_cluster
+
+        done = kind_cluster.create(s, cat, s.kind_cluster, int(replicas), say=say)
+    else:
+        done = cluster.create(s, cat, int(replicas), say=say)
     pods = ", ".join(f"{n} {ip}" for n, ip in sorted(done.openbao_pods.items()))
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in done.seconds.items())
     console.print(
@@ -848,13 +855,25 @@ def cluster_create(c, catalog=None, replicas=1):  # type: ignore[no-untyped-def]
     console.print(f"next: . {_e(str(done.env_file))} && invoke bootstrap", highlight=False)
 
 
-@task(name="delete")
+@task(
+    name="delete",
+    help={"kind": "delete the kind cluster cluster.create --kind made (setting kind_cluster)"},
+)
 @friendly
-def cluster_delete(c):  # type: ignore[no-untyped-def]
-    """Delete what cluster.create made on the node sandbox (its namespaces only)."""
+def cluster_delete(c, kind=False):  # type: ignore[no-untyped-def]
+    """Delete what cluster.create made: its namespaces on the node sandbox, or (--kind) the
+    kind cluster it made."""
     from bootstrap.commands import cluster
 
-    gone = cluster.delete(settings(c), say=lambda m: err.print(f"[bold]cluster[/]: {_e(m)}"))
+    say = lambda m: err.print(f"[bold]cluster[/]: {_e(m)}")  # noqa: E731
+    if kind:
+        from bootstrap.commands import kind as kind_cluster
+
+        s = settings(c)
+        kind_cluster.delete(s, s.kind_cluster, say=say)
+        console.print(f"deleted kind cluster {_e(s.kind_cluster)}")
+        return
+    gone = cluster.delete(settings(c), say=say)
     console.print(f"deleted {len(gone)} namespace(s): {_e(', '.join(gone)) or 'none'}")
 
 

@@ -57,6 +57,12 @@ class Settings:
     #: unset: the kubeconfig's. Set it when Vault runs in the cluster and the kubeconfig's
     #: address means nothing there (e.g. https://kubernetes.default.svc).
     vault_kubernetes_host: str | None = None
+    #: The first node's address as the other nodes reach it, for their raft join; unset:
+    #: its address in vault_addrs. Set it when those are forwarded ports (e.g. kind:
+    #: http://openbao-0.openbao-internal.openbao.svc:8200).
+    vault_raft_leader_addr: str | None = None
+    #: The kind cluster ``cluster.create --kind`` makes and ``cluster.delete --kind`` deletes.
+    kind_cluster: str = "csb-local"
     vault_shares: int = 5
     vault_threshold: int = 3
     #: Armored or base64 PGP public keys, one per share (OpenBao's pgp_keys), optional.

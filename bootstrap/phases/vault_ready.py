@@ -145,15 +145,18 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
         ]
     if leader.sealed:  # an uninitialized node reports sealed too
         actions.append(Unseal("update", leader.addr, "unseal", addr=leader.addr))
+    # the followers reach the leader at its own address unless told another (a port
+    # forward on this machine means nothing inside the followers' pods)
+    join_at = s.vault_raft_leader_addr or leader.addr
     for node in followers:
         if not node.initialized:
             actions.append(
                 JoinRaft(
                     "update",
                     node.addr,
-                    f"join raft cluster of {leader.addr}",
+                    f"join raft cluster of {join_at}",
                     addr=node.addr,
-                    leader=leader.addr,
+                    leader=join_at,
                 )
             )
         # a node that joins is unsealed after joining, with the leader's keys

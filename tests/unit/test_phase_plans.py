@@ -203,6 +203,18 @@ def test_vault_ready_initialize_carries_the_settings() -> None:
     assert "file /c" in init.reason
 
 
+def test_vault_ready_followers_join_the_leader_where_they_reach_it() -> None:
+    facts = vault_ready.ReadyFacts([_node(A, "uninit"), _node(B, "uninit")], None, [], None)
+    inside = "http://openbao-0.openbao-internal.openbao.svc:8200"
+    default, told = (
+        [a for a in vault_ready.plan_ready(facts, s) if isinstance(a, vault_ready.JoinRaft)]
+        for s in (Settings(), Settings(vault_raft_leader_addr=inside))
+    )
+    assert [(j.addr, j.leader) for j in default] == [(B, A)]
+    assert [(j.addr, j.leader) for j in told] == [(B, inside)]
+    assert told[0].reason == f"join raft cluster of {inside}"
+
+
 # -- operator ----------------------------------------------------------------------------
 
 ONE = """
