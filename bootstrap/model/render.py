@@ -72,6 +72,7 @@ ADMIN_RULES: tuple[tuple[str, list[str]], ...] = (
     (f"auth/{conv.AUTH_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
     (f"{conv.KV_MOUNT}/*", ["create", "read", "update", "delete", "list"]),
     ("sys/storage/raft/configuration", ["read"]),
+    ("sys/storage/raft/autopilot/state", ["read"]),  # vault-ready: is every peer in contact
     ("sys/storage/raft/snapshot", ["read"]),  # dr.snapshot
     ("auth/token/renew-self", ["update"]),
     ("auth/token/lookup-self", ["read"]),

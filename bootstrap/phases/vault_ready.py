@@ -4,11 +4,13 @@ every node; wait until one node is active and every expected peer is a voter."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
@@ -36,6 +38,8 @@ class ReadyFacts:
     rescued: list[Path] = field(default_factory=list)
     #: where the init record is kept, as messages name it
     custody: str = "custody"
+    #: raft peers the leader cannot reach, as ``out_of_contact`` says ("" when all can be)
+    out_of_contact: str = ""
 
 
 def wait_answering(addr: str, settings: WaitSettings) -> vault.Health:
@@ -84,6 +88,11 @@ class JoinRaft(Action):
 @dataclass(frozen=True)
 class Unseal(Action):
     addr: str
+
+
+@dataclass(frozen=True)
+class AwaitRaft(Action):
+    """Wait until the leader is in contact with every raft peer again."""
 
 
 def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
@@ -162,6 +171,9 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
         # a node that joins is unsealed after joining, with the leader's keys
         if node.sealed or not node.initialized:
             actions.append(Unseal("update", node.addr, "unseal", addr=node.addr))
+    if facts.out_of_contact and not actions:
+        # every node answers unsealed, yet raft has lost one: wait for it to come back
+        actions.append(AwaitRaft("update", leader.addr, facts.out_of_contact))
     return actions
 
 
@@ -178,7 +190,22 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
             occupied,
             rescued(ctx.settings.state_dir),
             t.custody.description,
+            self._raft_contact(ctx, nodes),
         )
+
+    def _raft_contact(self, ctx: RunContext, nodes: list[vault.Health]) -> str:
+        """``out_of_contact`` of a cluster whose every node is up and unsealed ("" for one
+        node, a cluster still forming, or no token to ask with)."""
+        active = [n for n in nodes if n.code == 200]
+        if len(nodes) < 2 or len(active) != 1 or any(n.sealed for n in nodes):
+            return ""
+        try:
+            token = resolve_token(ctx.target.custody)[0]
+            peers = vault.raft_peers(active[0].addr, token)
+        except (VaultStateError, vault.VaultRequestError, OSError):
+            return ""
+        stale = stale_peers(peers, [n.addr for n in nodes])
+        return stale or _out_of_contact(active[0].addr, token, peers)
 
     def plan(self, ctx: RunContext, facts: ReadyFacts) -> list[Action]:
         return plan_ready(facts, ctx.settings)
@@ -201,6 +228,8 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
                         except vault.VaultRequestError as exc:
                             # retry_join in the node's own config may have started the join.
                             log.info("join request for %s: %s; continuing", addr, exc)
+                case AwaitRaft():
+                    pass  # the wait below, for the whole cluster
                 case Unseal(addr=addr):
                     keys = keys or self._keys(ctx)
                     self._unseal(addr, keys, ws)
@@ -286,9 +315,74 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
                     f"{len(voters)} of {expected} raft peers are voters"
                     + _autopilot_view(active[0].addr, token)
                 )
+            if lost := stale_peers(peers, t.vault_addrs) or _out_of_contact(
+                active[0].addr, token, peers
+            ):
+                raise Pending(lost)
             return f"{len(voters)} voters"
 
-        wait_for(probe, "one active node and every raft peer a voter", ws)
+        wait_for(probe, "one active node and every raft peer a voter, in contact", ws)
+
+
+def _host(address: str) -> str:
+    """The host of ``scheme://host:port`` or ``host:port`` (brackets of IPv6 removed)."""
+    netloc = address.split("://", 1)[-1].split("/", 1)[0]
+    return netloc.rsplit(":", 1)[0].strip("[]") if ":" in netloc else netloc
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def stale_peers(peers: list[dict[str, Any]], addrs: list[str]) -> str:
+    """Pure: the raft peers recorded at an IP no node has now, when nodes and peers are both
+    addressed by IP and at least one peer's IP is a node's (the same addressing; port
+    forwards and names are left alone). A pod that came back at a new IP stays out of raft:
+    the leader keeps calling its old address."""
+    hosts = {_host(a) for a in addrs}
+    if not hosts or not all(_is_ip(h) for h in hosts):
+        return ""
+    recorded = {str(p.get("node_id")): str(p.get("address") or "") for p in peers}
+    ips = {nid: _host(a) for nid, a in recorded.items() if _is_ip(_host(a))}
+    if not set(ips.values()) & hosts:
+        return ""
+    lost = [f"{nid} at {recorded[nid]}" for nid, ip in sorted(ips.items()) if ip not in hosts]
+    if not lost:
+        return ""
+    return (
+        "raft peers recorded at an address no node has now: "
+        + "; ".join(lost)
+        + f" (the nodes are at {', '.join(sorted(hosts))}; a pod that came back at a new IP "
+        "cannot rejoin: name raft peers by DNS, e.g. a headless Service)"
+    )
+
+
+def _out_of_contact(addr: str, token: str, peers: list[dict[str, Any]]) -> str:
+    """``out_of_contact`` of autopilot's view ("" if it cannot be read: an admin policy
+    written before it could)."""
+    try:
+        servers = vault.autopilot_state(addr, token)
+    except (vault.VaultRequestError, OSError, ValueError):
+        return ""
+    return out_of_contact(servers, peers)
+
+
+def out_of_contact(servers: dict[str, Any], peers: list[dict[str, Any]]) -> str:
+    """Pure: the raft peers autopilot finds unhealthy, with the address the leader calls
+    each at ("" when all are healthy). A follower whose pod came back at a new IP is
+    unsealed but stays unhealthy, the leader calling its old address, unless raft peers are
+    named by DNS."""
+    where = {p.get("node_id"): p.get("address") for p in peers}
+    sick = [
+        f"{sid} at {where.get(sid) or srv.get('address')} (last contact {srv.get('last_contact')})"
+        for sid, srv in sorted(servers.items())
+        if isinstance(srv, dict) and srv.get("healthy") is False
+    ]
+    return ("raft peers out of contact with the leader: " + "; ".join(sick)) if sick else ""
 
 
 def _autopilot_view(addr: str, token: str) -> str:

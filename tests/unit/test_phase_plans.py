@@ -215,6 +215,55 @@ def test_vault_ready_followers_join_the_leader_where_they_reach_it() -> None:
     assert told[0].reason == f"join raft cluster of {inside}"
 
 
+def test_peers_out_of_contact_are_named_with_the_address_the_leader_calls() -> None:
+    peers = [
+        {"node_id": "openbao-0", "address": "10.1.0.5:8201", "voter": True},
+        {"node_id": "openbao-2", "address": "10.1.0.7:8201", "voter": True},
+    ]
+    healthy = {"openbao-0": {"healthy": True}, "openbao-2": {"healthy": True}}
+    assert vault_ready.out_of_contact(healthy, peers) == ""
+    lost = {**healthy, "openbao-2": {"healthy": False, "last_contact": "41.2s"}}
+    assert vault_ready.out_of_contact(lost, peers) == (
+        "raft peers out of contact with the leader: openbao-2 at 10.1.0.7:8201 (last contact 41.2s)"
+    )
+
+
+def test_a_lost_raft_peer_is_awaited_only_when_nothing_else_is_to_do() -> None:
+    lost = "raft peers out of contact with the leader: b"
+    up = [_node(A, "active"), _node(B, "standby")]
+    facts = vault_ready.ReadyFacts(up, RECORD, ["k1"], None, out_of_contact=lost)
+    (action,) = vault_ready.plan_ready(facts, Settings())
+    assert isinstance(action, vault_ready.AwaitRaft)
+    assert (action.verb, action.target, action.reason) == ("update", A, lost)
+    assert (
+        vault_ready.plan_ready(vault_ready.ReadyFacts(up, RECORD, ["k1"], None), Settings()) == []
+    )
+    sealed = [_node(A, "active"), _node(B, "sealed")]
+    facts = vault_ready.ReadyFacts(sealed, RECORD, ["k1"], None, out_of_contact=lost)
+    assert [type(a) for a in vault_ready.plan_ready(facts, Settings())] == [vault_ready.Unseal]
+
+
+def test_a_peer_recorded_at_an_ip_no_node_has_is_named() -> None:
+    peers = [
+        {"node_id": "openbao-0", "address": "10.1.0.5:8201"},
+        {"node_id": "openbao-1", "address": "10.1.0.6:8201"},
+        {"node_id": "openbao-2", "address": "10.1.0.7:8201"},
+    ]
+    now = ["http://10.1.0.5:8200", "http://10.1.0.6:8200", "http://10.1.0.9:8200"]
+    stale = vault_ready.stale_peers(peers, now)
+    assert stale.startswith("raft peers recorded at an address no node has now: ")
+    assert "openbao-2 at 10.1.0.7:8201" in stale and "openbao-1" not in stale
+    assert "10.1.0.9" in stale  # where the nodes are now
+    same = ["http://10.1.0.5:8200", "http://10.1.0.6:8200", "http://10.1.0.7:8200"]
+    assert vault_ready.stale_peers(peers, same) == ""
+    # other addressing: port forwards to loopback, or names; peers named by DNS
+    forwards = ["http://127.0.0.1:41001", "http://127.0.0.1:41002", "http://127.0.0.1:41003"]
+    assert vault_ready.stale_peers(peers, forwards) == ""
+    assert vault_ready.stale_peers(peers, ["https://vault-0.example:8200"]) == ""
+    named = [{"node_id": "v-0", "address": "v-0.v-internal.vault.svc:8201"}]
+    assert vault_ready.stale_peers(named, now) == ""
+
+
 # -- operator ----------------------------------------------------------------------------
 
 ONE = """

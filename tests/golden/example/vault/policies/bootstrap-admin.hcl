@@ -45,6 +45,10 @@ path "sys/storage/raft/configuration" {
   capabilities = ["read"]
 }
 
+path "sys/storage/raft/autopilot/state" {
+  capabilities = ["read"]
+}
+
 path "sys/storage/raft/snapshot" {
   capabilities = ["read"]
 }
