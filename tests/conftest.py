@@ -24,6 +24,7 @@ HEAVY_FILES = frozenset(
         "test_migrate.py",
         "test_verify.py",
         "test_cluster.py",
+        "test_cluster_ha.py",
     }
 )
 

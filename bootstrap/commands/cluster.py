@@ -75,7 +75,7 @@ def _options(state: SandboxState, replicas: int) -> model.ClusterOptions:
         openbao_replicas=replicas,
         openbao_storage="hostPath",
         openbao_host_path=str(Path(state.directory) / "openbao-data"),
-        cluster_dns=False,  # the node sandbox has no DNS: raft peers by pod IP
+        cluster_dns=True,  # the node's CoreDNS: raft peers by their headless-Service names
     )
 
 

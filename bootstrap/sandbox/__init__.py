@@ -177,6 +177,7 @@ def _start(
     )
     if node_certs is not None:
         node.start_apiproxy(state, ports.apiserver, say)
+        node.start_dns(state, binaries["coredns"], certs, node_certs, wait, say)
         kubelet_started = time.monotonic()
         node.start_kubelet(state, binaries["kubelet"], certs, node_certs, say)
         node.start_scheduler(

@@ -43,6 +43,7 @@ CRI_NAMESPACE = "k8s.io"
 COMPONENTS = (
     "kubelet",
     "kube-scheduler",
+    "coredns",
     "pause",
     "containerd",
     "containerd-shim-runc-v2",
@@ -51,7 +52,9 @@ COMPONENTS = (
     "cni-plugins",
 )
 #: The node's processes, in the order they stop.
-PROCESSES = ("kube-scheduler", "kubelet", "containerd", "apiproxy")
+PROCESSES = ("kube-scheduler", "kubelet", "containerd", "coredns", "apiproxy")
+#: The cluster's DNS domain (kubelet's clusterDomain; CoreDNS serves it).
+CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN = "/usr/lib/cni"
 
 Say = Callable[[str], None]
@@ -145,6 +148,117 @@ def start_apiproxy(state: SandboxState, apiserver_port: int, say: Say) -> None:
             raise Pending("not listening yet")
 
     wait_for(listening, "the API forwarder to listen", WaitSettings(20, 0.05, 0.5))
+
+
+def _corefile(kubeconfig_path: Path) -> str:
+    """The cluster's zone (and reverse zones) from the API; every other name NXDOMAIN: no
+    question leaves the sandbox."""
+    return (
+        f"{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{\n"
+        "    errors\n"
+        f"    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
+        f"        kubeconfig {kubeconfig_path}\n"
+        "        pods insecure\n"
+        "    }\n"
+        "    cache 5\n"
+        "}\n"
+        ".:53 {\n"
+        "    errors\n"
+        "    template ANY ANY {\n"
+        "        rcode NXDOMAIN\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+def _dns_rbac() -> list[dict[str, Any]]:
+    """What CoreDNS's kubernetes plugin reads, for its own user only."""
+    name = "sandbox:coredns"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": pki.DNS_USER}
+            ],
+        },
+    ]
+
+
+def start_dns(
+    state: SandboxState,
+    binary: str,
+    certs: pki.SandboxPKI,
+    node_certs: pki.NodePKI,
+    wait: WaitSettings,
+    say: Say,
+) -> None:
+    """CoreDNS in the node's namespace, on port 53 of its addresses (kubelet gives pods the
+    node's address as their nameserver), reading the API through the forwarder; waits until
+    it answers ``kubernetes.default.svc``."""
+    from bootstrap.clients.kube import Kube
+    from bootstrap.sandbox import dnsquery
+
+    net = net_of(state)
+    d = node_dir(state) / "dns"
+    d.mkdir(parents=True, exist_ok=True)
+    kc = d / "coredns.kubeconfig"
+    kubeconfig.write(
+        kc,
+        f"https://{netns.API_SERVICE_IP}:443",
+        certs.ca_cert,
+        pki.DNS_USER,
+        kubeconfig.cert_user(node_certs.dns_cert, node_certs.dns_key),
+    )
+    kube = Kube(state.kubeconfig)
+    for obj in _dns_rbac():
+        kube.apply(obj)
+    corefile = d / "Corefile"
+    corefile.write_text(_corefile(kc), encoding="utf-8")
+    say(f"DNS: CoreDNS v{versions.COREDNS} at {net.node_ip}:53 ({CLUSTER_DOMAIN})")
+    proc = state.launch(
+        "coredns",
+        [*_inside(net), binary, "-conf", str(corefile), "-dns.port", "53"],
+        clean_env(),
+        f"{net.node_ip}:53 {CLUSTER_DOMAIN}",
+        binary=binary,
+    )
+    api = f"kubernetes.default.svc.{CLUSTER_DOMAIN}"
+
+    def answering() -> None:
+        if not proc.alive():
+            raise SandboxError(f"CoreDNS exited (log {proc.log}):\n{proc.tail()}")
+        try:
+            code, found = dnsquery.resolve(net.node_ip, api, timeout=1.0)
+        except (OSError, dnsquery.DnsError) as exc:
+            raise Pending(f"{api}: {exc}") from None
+        if found != [netns.API_SERVICE_IP]:
+            raise Pending(f"{api}: {code} {found}")
+
+    wait_for(answering, "the node's DNS to answer", wait)
 
 
 def _containerd_config(state: SandboxState, runc: str) -> str:
@@ -305,8 +419,10 @@ def start_kubelet(
             "failSwapOn": False,
             "podLogsDir": str(d / "pod-logs"),
             "volumePluginDir": str(d / "volume-plugins"),
-            # no DNS servers handed to pods: no traffic leaves the sandbox's addresses
+            # pods ask the node's CoreDNS, nothing else: no question leaves the sandbox
             "resolvConf": "",
+            "clusterDNS": [net.node_ip],
+            "clusterDomain": CLUSTER_DOMAIN,
             # imported images cannot be pulled again: never collected, no eviction
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,

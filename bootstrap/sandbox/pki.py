@@ -160,6 +160,9 @@ def generate(directory: Path) -> SandboxPKI:
     return SandboxPKI(*ca, *serving, *admin, *kcm, sa_key_file, sa_pub_file)
 
 
+DNS_USER = "system:coredns"
+
+
 @dataclass(frozen=True)
 class NodePKI:
     """The node sandbox's certificates, issued by the sandbox's CA."""
@@ -175,6 +178,10 @@ class NodePKI:
     apiserver_kubelet_key: Path
     scheduler_cert: Path
     scheduler_key: Path
+    #: CoreDNS's client certificate (system:coredns, bound to a ClusterRole that reads
+    #: Services, EndpointSlices, Pods and Namespaces).
+    dns_cert: Path
+    dns_key: Path
 
 
 def issue_node(directory: Path, node_name: str, node_ip: str) -> NodePKI:
@@ -204,4 +211,5 @@ def issue_node(directory: Path, node_name: str, node_ip: str) -> NodePKI:
         # system:masters: the API server may use every kubelet API (logs, exec, port-forward)
         *leaf("apiserver-kubelet-client", _name("kube-apiserver", "system:masters"), client, []),
         *leaf("scheduler", _name("system:kube-scheduler"), client, []),
+        *leaf("coredns", _name(DNS_USER), client, []),
     )

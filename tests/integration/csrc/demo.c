@@ -4,6 +4,7 @@
  *                       "hello from demo\n" (until SIGTERM)
  *   demo exit N         exit with status N (exec probes: 0 passes, anything else fails)
  *   demo connect IP PORT  exit 0 when a TCP connection to IP:PORT opens (within 5 s)
+ *   demo cat FILE       print FILE (the image has no shell and no cat)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -59,6 +60,20 @@ static int connect_to(const char *ip, int port) {
     return 0;
 }
 
+static int cat(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        perror("demo: cat");
+        return 1;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, n, stdout);
+    fclose(f);
+    return 0;
+}
+
 static void on_term(int sig) {
     (void)sig;
     _exit(0);
@@ -72,6 +87,8 @@ int main(int argc, char **argv) {
         return atoi(argv[2]);
     if (argc == 4 && strcmp(argv[1], "connect") == 0)
         return connect_to(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: demo serve PORT | exit N | connect IP PORT\n");
+    if (argc == 3 && strcmp(argv[1], "cat") == 0)
+        return cat(argv[2]);
+    fprintf(stderr, "usage: demo serve PORT | exit N | connect IP PORT | cat FILE\n");
     return 2;
 }
