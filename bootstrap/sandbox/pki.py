@@ -175,6 +175,10 @@ class NodePKI:
     apiserver_kubelet_key: Path
     scheduler_cert: Path
     scheduler_key: Path
+    #: kube-proxy's client certificate (system:kube-proxy: the built-in system:node-proxier
+    #: binding).
+    proxy_cert: Path
+    proxy_key: Path
 
 
 def issue_node(directory: Path, node_name: str, node_ip: str) -> NodePKI:
@@ -204,4 +208,5 @@ def issue_node(directory: Path, node_name: str, node_ip: str) -> NodePKI:
         # system:masters: the API server may use every kubelet API (logs, exec, port-forward)
         *leaf("apiserver-kubelet-client", _name("kube-apiserver", "system:masters"), client, []),
         *leaf("scheduler", _name("system:kube-scheduler"), client, []),
+        *leaf("kube-proxy", _name("system:kube-proxy"), client, []),
     )

@@ -104,16 +104,18 @@ def _kubernetes_command(name: str) -> ToolSpec:
     )
 
 
-#: The node sandbox's container runtime, from Debian packages: (tool, package, path).
+#: The node sandbox's container runtime and kube-proxy's iptables, from Debian packages:
+#: (tool, package, path).
 DEBIAN_TOOLS = (
     ("containerd", "containerd", "/usr/bin/containerd"),
     ("containerd-shim-runc-v2", "containerd", "/usr/bin/containerd-shim-runc-v2"),
     ("ctr", "containerd", "/usr/bin/ctr"),
     ("runc", "runc", "/usr/sbin/runc"),
     ("cni-plugins", "containernetworking-plugins", "/usr/lib/cni/bridge"),
+    ("iptables", "iptables", "/usr/sbin/iptables"),
 )
 #: What installs them (the error a missing one gives; ``.ci/run`` runs it).
-DEBIAN_INSTALL = "apt-get install containerd runc containernetworking-plugins"
+DEBIAN_INSTALL = "apt-get install containerd runc containernetworking-plugins iptables"
 
 TOOLS: dict[str, ToolSpec] = {
     t.name: t
@@ -153,7 +155,13 @@ TOOLS: dict[str, ToolSpec] = {
         ),
         *(
             _kubernetes_command(name)
-            for name in ("kube-apiserver", "kube-controller-manager", "kubelet", "kube-scheduler")
+            for name in (
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kubelet",
+                "kube-scheduler",
+                "kube-proxy",
+            )
         ),
         ToolSpec(
             "pause",
@@ -522,6 +530,7 @@ _GO_REPLACES: dict[str, Replaces] = {
     "kube-controller-manager": _staging_replaces,
     "kubelet": _staging_replaces,
     "kube-scheduler": _staging_replaces,
+    "kube-proxy": _staging_replaces,
     "tofu": _module_replaces,
 }
 
