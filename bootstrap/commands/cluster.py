@@ -7,7 +7,7 @@ operator waiting for its VaultConnection, the demo pods running but not Ready (t
 do not exist yet). ``invoke bootstrap`` then does the rest, with the settings this command
 writes to ``<sandbox>/cluster.env``: Vault found from its StatefulSet's pods, kubernetes auth
 pointed at the ``kubernetes`` Service as pods reach it, the operator's VaultConnection at
-OpenBao's pod.
+OpenBao's Service (its ClusterIP: kube-proxy runs on the node, DNS does not).
 
 The sandbox's own operator process is stopped (two operators would both sync every
 VaultStaticSecret); its own OpenBao processes keep running, unused. ``cluster.delete``
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.clients.kube import Kube
-from bootstrap.core.errors import UsageError
+from bootstrap.core.errors import KubernetesError, UsageError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import cluster as model
 from bootstrap.model.catalog import Catalog
@@ -51,6 +51,8 @@ class Created:
     images: list[str] = field(default_factory=list)
     applied: int = 0
     openbao_pods: dict[str, str] = field(default_factory=dict)  # name -> IP
+    #: The operator's VaultConnection address: OpenBao's Service, by its ClusterIP.
+    vault_service: str = ""
     env: dict[str, str] = field(default_factory=dict)
     env_file: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -77,6 +79,17 @@ def _options(state: SandboxState, replicas: int) -> model.ClusterOptions:
         openbao_host_path=str(Path(state.directory) / "openbao-data"),
         cluster_dns=False,  # the node sandbox has no DNS: raft peers by pod IP
     )
+
+
+def service_address(kube: Kube, options: model.ClusterOptions) -> str:
+    """``http://<ClusterIP>:<port>`` of OpenBao's Service, as the API server allocated it."""
+    svc = kube.get("v1", "Service", model.OPENBAO, options.openbao_namespace) or {}
+    ip = (svc.get("spec") or {}).get("clusterIP") or ""
+    if not ip or ip == "None":
+        raise KubernetesError(
+            f"Service {options.openbao_namespace}/{model.OPENBAO} has no ClusterIP ({ip or 'none'})"
+        )
+    return f"http://{ip}:{options.openbao_port}"
 
 
 def _prepare_storage(options: model.ClusterOptions) -> None:
@@ -135,6 +148,12 @@ def create(
     write the settings ``invoke bootstrap`` needs next."""
     tell = say or (lambda msg: None)
     state = node_sandbox(settings)
+    if not any(p.name == "kube-proxy" for p in state.processes):
+        # the operator reaches OpenBao at its Service's ClusterIP
+        raise UsageError(
+            f"the node sandbox in {state.directory} runs no kube-proxy (started by an older "
+            "version): 'invoke sandbox.down' then 'invoke sandbox.up --node'"
+        )
     done = Created()
     wait = WaitSettings(timeout=settings.wait_timeout, maximum=2.0)
 
@@ -211,11 +230,10 @@ def create(
 
     # the operator's default VaultConnection, as its Helm chart's defaultVaultConnection
     # makes it: the sandbox made one for its own OpenBao process; it now names OpenBao's
-    # first pod (no DNS and no kube-proxy on the node sandbox: a pod IP)
-    first = done.openbao_pods[f"{model.OPENBAO}-0"]
-    secrets_operator.default_connection(
-        kube, options.operator_namespace, f"http://{first}:{options.openbao_port}"
-    )
+    # Service (kube-proxy on the node; no DNS there: its ClusterIP), which follows the
+    # pods whatever their addresses (a deleted pod comes back at another)
+    done.vault_service = service_address(kube, options)
+    secrets_operator.default_connection(kube, options.operator_namespace, done.vault_service)
     done.env = {
         "INVOKE_BOOTSTRAP_VAULT_STATEFULSET": f"{options.openbao_namespace}/{model.OPENBAO}",
         "INVOKE_BOOTSTRAP_VAULT_PORT": str(options.openbao_port),

@@ -86,6 +86,19 @@ class Unseal(Action):
     addr: str
 
 
+def _unseal_reason(node: vault.Health, facts: ReadyFacts, *, joins: bool = False) -> str:
+    """What an Unseal says: why the node is sealed and whose keys unseal it (never a key)."""
+    if joins:
+        return "unseal once joined, with the leader's keys"
+    if not node.initialized:
+        return "unseal with the keys just initialized"
+    if facts.record is not None and not facts.record.pgp:
+        where = f"the keys in {facts.custody}"
+    else:
+        where = "the keys of bootstrap.unseal_keys_file"
+    return f"sealed, as every restart leaves it: unseal with {where}"
+
+
 def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
     """Pure: initialize, join and unseal what needs it; refuse what would lose keys."""
     leader, followers = facts.nodes[0], facts.nodes[1:]
@@ -144,7 +157,9 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
             )
         ]
     if leader.sealed:  # an uninitialized node reports sealed too
-        actions.append(Unseal("update", leader.addr, "unseal", addr=leader.addr))
+        actions.append(
+            Unseal("update", leader.addr, _unseal_reason(leader, facts), addr=leader.addr)
+        )
     for node in followers:
         if not node.initialized:
             actions.append(
@@ -158,7 +173,8 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
             )
         # a node that joins is unsealed after joining, with the leader's keys
         if node.sealed or not node.initialized:
-            actions.append(Unseal("update", node.addr, "unseal", addr=node.addr))
+            reason = _unseal_reason(node, facts, joins=not node.initialized)
+            actions.append(Unseal("update", node.addr, reason, addr=node.addr))
     return actions
 
 

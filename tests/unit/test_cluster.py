@@ -293,3 +293,33 @@ def test_rendering_is_deterministic_yaml(tmp_path: Path) -> None:
 def test_openbao_config_follows_the_ports() -> None:
     hcl = openbao_config(ClusterOptions(openbao_port=18200, openbao_cluster_port=18201))
     assert '"[::]:18200"' in hcl and '"[::]:18201"' in hcl
+
+
+class _Services:
+    """A stand-in for the Kubernetes client: ``get`` answers one Service or nothing."""
+
+    def __init__(self, svc: dict[str, Any] | None) -> None:
+        self.svc = svc
+        self.asked: list[tuple[str, ...]] = []
+
+    def get(self, api: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        self.asked.append((api, kind, name, namespace))
+        return self.svc
+
+
+def test_the_operator_reaches_openbao_at_its_service_cluster_ip() -> None:
+    from bootstrap.commands import cluster as commands
+
+    kube = _Services({"spec": {"clusterIP": "10.0.0.57"}})
+    options = ClusterOptions(openbao_namespace="vault", openbao_port=8300)
+    assert commands.service_address(kube, options) == "http://10.0.0.57:8300"  # type: ignore[arg-type]
+    assert kube.asked == [("v1", "Service", "openbao", "vault")]
+
+
+@pytest.mark.parametrize("svc", [None, {"spec": {}}, {"spec": {"clusterIP": "None"}}])
+def test_no_cluster_ip_is_an_error(svc: dict[str, Any] | None) -> None:
+    from bootstrap.commands import cluster as commands
+    from bootstrap.core.errors import KubernetesError
+
+    with pytest.raises(KubernetesError, match="openbao/openbao has no ClusterIP"):
+        commands.service_address(_Services(svc), ClusterOptions())  # type: ignore[arg-type]
