@@ -57,4 +57,5 @@ def test_kube_proxy_is_a_node_component_built_like_kubelet() -> None:
     assert tools._GO_REPLACES["kube-proxy"] is tools._GO_REPLACES["kubelet"]
     # iptables, like the container runtime, is a Debian package the machine installs
     assert tools.TOOLS["iptables"].origin == "debian"
+    assert tools.TOOLS["iptables"].licence == "GPL-2.0-only"  # run, never linked
     assert "iptables" in tools.DEBIAN_INSTALL.split()
