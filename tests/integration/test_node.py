@@ -167,12 +167,14 @@ def test_pod_ready_on_exec_probe_logs_exec_and_reachable(
         assert conn.recv(100) == b"hello from demo\n"
 
 
-def _nat_rules(netns_name: str | None) -> str:
-    """``iptables-save -t nat`` of the node's namespace, or of the machine's (None)."""
+def _rules(netns_name: str | None) -> str:
+    """Every IPv4 and IPv6 rule (``iptables-save``, ``ip6tables-save``) of the node's
+    namespace, or of the machine's (None)."""
     inside = ["ip", "netns", "exec", netns_name] if netns_name else []
-    return subprocess.run(
-        [*inside, "iptables-save", "-t", "nat"], capture_output=True, text=True, check=True
-    ).stdout
+    return "".join(
+        subprocess.run([*inside, cmd], capture_output=True, text=True, check=True).stdout
+        for cmd in ("iptables-save", "ip6tables-save")
+    )
 
 
 def test_kube_proxy_serves_cluster_ips_inside_the_node_only(
@@ -226,9 +228,10 @@ def test_kube_proxy_serves_cluster_ips_inside_the_node_only(
 
     assert f"connected to {cluster_ip}:80" in wait_until(reached, "client to reach server:80", 60)
     net = node.net_of(node_box.state)
-    inside, outside = _nat_rules(net.netns), _nat_rules(None)
+    inside, outside = _rules(net.netns), _rules(None)
     assert f"{ns}/server" in inside and cluster_ip in inside
-    assert cluster_ip not in outside and "KUBE-SERVICES" not in outside
+    assert "KUBE-PROXY-CANARY" in inside  # kube-proxy's own chain, in each table it uses
+    assert cluster_ip not in outside and "KUBE-PROXY-CANARY" not in outside
     # the kubernetes Service: labelled out of kube-proxy, no rule; pods still reach the API
     api = kube.core.read_namespaced_service("kubernetes", "default")
     assert api.metadata.labels.get(node.SERVICE_PROXY_NAME) == node.API_SERVICE_PROXY
