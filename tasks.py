@@ -849,7 +849,8 @@ def cluster_create(c, catalog=None, replicas=1, kind=False):  # type: ignore[no-
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in done.seconds.items())
     console.print(
         f"cluster created in {time.monotonic() - started:.1f}s ({steps}): "
-        f"{done.applied} objects, OpenBao pods {_e(pods)}",
+        f"{done.applied} objects, OpenBao pods {_e(pods)}, the operator's VaultConnection "
+        f"{_e(done.vault_service)} (OpenBao's Service)",
         highlight=False,
     )
     console.print(f"next: . {_e(str(done.env_file))} && invoke bootstrap", highlight=False)

@@ -7,7 +7,7 @@ operator waiting for its VaultConnection, the demo pods running but not Ready (t
 do not exist yet). ``invoke bootstrap`` then does the rest, with the settings this command
 writes to ``<sandbox>/cluster.env``: Vault found from its StatefulSet's pods, kubernetes auth
 pointed at the ``kubernetes`` Service as pods reach it, the operator's VaultConnection at
-OpenBao's pod.
+OpenBao's Service by its DNS name, as on any cluster (the node runs CoreDNS and kube-proxy).
 
 The sandbox's own operator process is stopped (two operators would both sync every
 VaultStaticSecret); its own OpenBao processes keep running, unused. ``cluster.delete``
@@ -51,6 +51,8 @@ class Created:
     images: list[str] = field(default_factory=list)
     applied: int = 0
     openbao_pods: dict[str, str] = field(default_factory=dict)  # name -> IP
+    #: The operator's VaultConnection address: OpenBao's Service, by its DNS name.
+    vault_service: str = ""
     env: dict[str, str] = field(default_factory=dict)
     env_file: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -191,6 +193,13 @@ def create(
     write the settings ``invoke bootstrap`` needs next."""
     tell = say or (lambda msg: None)
     state = node_sandbox(settings)
+    missing = {"kube-proxy", "coredns"} - {p.name for p in state.processes}
+    if missing:
+        # the operator reaches OpenBao by its Service's name; raft peers call each other so
+        raise UsageError(
+            f"the node sandbox in {state.directory} runs no {' and no '.join(sorted(missing))} "
+            "(started by an older version): 'invoke sandbox.down' then 'invoke sandbox.up --node'"
+        )
     done = Created()
     wait = WaitSettings(timeout=settings.wait_timeout, maximum=2.0)
 
@@ -232,11 +241,10 @@ def create(
 
     # the operator's default VaultConnection, as its Helm chart's defaultVaultConnection
     # makes it: the sandbox made one for its own OpenBao process; it now names OpenBao's
-    # first pod (no DNS and no kube-proxy on the node sandbox: a pod IP)
-    first = done.openbao_pods[f"{model.OPENBAO}-0"]
-    secrets_operator.default_connection(
-        kube, options.operator_namespace, f"http://{first}:{options.openbao_port}"
-    )
+    # Service by name (CoreDNS and kube-proxy on the node), which follows the pods whatever
+    # their addresses (a deleted pod comes back at another)
+    done.vault_service = model.openbao_address(options)
+    secrets_operator.default_connection(kube, options.operator_namespace, done.vault_service)
     done.env = {
         "INVOKE_BOOTSTRAP_VAULT_STATEFULSET": f"{options.openbao_namespace}/{model.OPENBAO}",
         "INVOKE_BOOTSTRAP_VAULT_PORT": str(options.openbao_port),

@@ -6,9 +6,11 @@ Kubernetes objects out; deterministic.
 
 - OpenBao starts as a Helm install leaves it: uninitialized and sealed (no dev mode, no
   auto-unseal); the bootstrap initializes and unseals it. Pods start in parallel (a sealed
-  pod is never Ready, so ordered start would stall the second pod), both Services publish
-  not-ready addresses (the bootstrap reaches sealed pods through them), liveness accepts a
-  sealed or uninitialized server and readiness does not.
+  pod is never Ready, so ordered start would stall the second pod), the headless Service
+  publishes not-ready addresses (raft peers and the bootstrap reach sealed pods by it), the
+  ``openbao`` Service, which the operator uses, only Ready ones (unsealed: active or
+  standby, never a sealed pod of three), liveness accepts a sealed or uninitialized server
+  and readiness does not.
 - The operator runs in-cluster with its own ServiceAccount, the ClusterRole and
   leader-election Role its source tree declares (names as its Helm chart gives them), and
   leader election on.
@@ -322,7 +324,7 @@ def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dic
             "metadata": _meta(OPENBAO, ns, labels),
             "spec": {
                 "type": "ClusterIP",
-                "publishNotReadyAddresses": True,
+                "publishNotReadyAddresses": False,
                 "selector": _selector(OPENBAO),
                 "ports": ports[:1],
             },

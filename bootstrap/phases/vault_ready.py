@@ -95,6 +95,19 @@ class AwaitRaft(Action):
     """Wait until the leader is in contact with every raft peer again."""
 
 
+def _unseal_reason(node: vault.Health, facts: ReadyFacts, *, joins: bool = False) -> str:
+    """What an Unseal says: why the node is sealed and whose keys unseal it (never a key)."""
+    if joins:
+        return "unseal once joined, with the leader's keys"
+    if not node.initialized:
+        return "unseal with the keys just initialized"
+    if facts.record is not None and not facts.record.pgp:
+        where = f"the keys in {facts.custody}"
+    else:
+        where = "the keys of bootstrap.unseal_keys_file"
+    return f"sealed, as every restart leaves it: unseal with {where}"
+
+
 def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
     """Pure: initialize, join and unseal what needs it; refuse what would lose keys."""
     leader, followers = facts.nodes[0], facts.nodes[1:]
@@ -153,7 +166,9 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
             )
         ]
     if leader.sealed:  # an uninitialized node reports sealed too
-        actions.append(Unseal("update", leader.addr, "unseal", addr=leader.addr))
+        actions.append(
+            Unseal("update", leader.addr, _unseal_reason(leader, facts), addr=leader.addr)
+        )
     # the followers reach the leader at its own address unless told another (a port
     # forward on this machine means nothing inside the followers' pods)
     join_at = s.vault_raft_leader_addr or leader.addr
@@ -170,7 +185,8 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
             )
         # a node that joins is unsealed after joining, with the leader's keys
         if node.sealed or not node.initialized:
-            actions.append(Unseal("update", node.addr, "unseal", addr=node.addr))
+            reason = _unseal_reason(node, facts, joins=not node.initialized)
+            actions.append(Unseal("update", node.addr, reason, addr=node.addr))
     if facts.out_of_contact and not actions:
         # every node answers unsealed, yet raft has lost one: wait for it to come back
         actions.append(AwaitRaft("update", leader.addr, facts.out_of_contact))

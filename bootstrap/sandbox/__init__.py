@@ -209,6 +209,7 @@ def _start(
             f"Node {node.NODE_NAME} Ready and schedulable "
             f"{time.monotonic() - kubelet_started:.1f}s after kubelet started"
         )
+        node.start_kube_proxy(state, binaries["kube-proxy"], certs, node_certs, wait, say)
 
 
 def restart(directory: Path, name: str, timeout: float = 60.0) -> Proc:

@@ -3,8 +3,10 @@ namespace (on the ``kubernetes`` Service's ClusterIP, port 443) and connects, fr
 machine's own namespace, to the API server on loopback. TLS passes through untouched (the
 API server's certificate names the ClusterIP).
 
-kubelet and in-cluster clients (``KUBERNETES_SERVICE_HOST``, with no kube-proxy) reach the
-API through it; the API server never listens on anything but loopback.
+kubelet, kube-proxy and in-cluster clients (``KUBERNETES_SERVICE_HOST``) reach the API
+through it; the API server never listens on anything but loopback. kube-proxy leaves that
+Service alone (it carries ``service.kubernetes.io/service-proxy-name``): its EndpointSlice
+names the API server on the machine's loopback, which no DNAT from the node could reach.
 
 Run as a script (standard library only, so it starts quickly):
 ``python apiproxy.py NETNS LISTEN_IP LISTEN_PORT TARGET_PORT``.

@@ -1,12 +1,13 @@
 """The node of the node sandbox (``sandbox.up --node``): containerd with runc, the CNI
-plugins, kubelet and kube-scheduler, so that one Node registers, turns Ready and runs pods
-from images built here (never pulled).
+plugins, kubelet, kube-proxy and kube-scheduler, so that one Node registers, turns Ready and
+runs pods from images built here (never pulled), and Services' ClusterIPs work.
 
 Everything the node runs lives in its own network namespace (``netns``): containerd (so the
-CNI bridge and the pods' veths land there) and kubelet (its address is the Node's
-InternalIP; the API server reaches it for logs and exec). kube-scheduler runs beside the
-control plane on loopback. Their files live under ``<sandbox>/node/``: containerd's root,
-state and socket, kubelet's root, the CNI configuration and IP allocations, the images.
+CNI bridge and the pods' veths land there), kubelet (its address is the Node's InternalIP;
+the API server reaches it for logs and exec) and kube-proxy (its iptables rules are the
+namespace's own, gone with it). kube-scheduler runs beside the control plane on loopback.
+Their files live under ``<sandbox>/node/``: containerd's root, state and socket, kubelet's
+root, the CNI configuration and IP allocations, the images, kube-proxy's configuration.
 
 Stopping (:func:`stop_workloads`, then :func:`cleanup`) kills every container through
 containerd while it still runs, then unmounts everything under the sandbox folder (kubelet
@@ -31,7 +32,7 @@ from bootstrap.clients import procs
 from bootstrap.core.errors import SandboxError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.sandbox import kubeconfig, netns, pki
-from bootstrap.sandbox.processes import clean_env
+from bootstrap.sandbox.processes import clean_env, healthy
 from bootstrap.sandbox.state import SandboxState
 from bootstrap.tooling import oci, versions
 
@@ -43,6 +44,7 @@ CRI_NAMESPACE = "k8s.io"
 COMPONENTS = (
     "kubelet",
     "kube-scheduler",
+    "kube-proxy",
     "coredns",
     "pause",
     "containerd",
@@ -50,9 +52,10 @@ COMPONENTS = (
     "ctr",
     "runc",
     "cni-plugins",
+    "iptables",
 )
 #: The node's processes, in the order they stop.
-PROCESSES = ("kube-scheduler", "kubelet", "containerd", "coredns", "apiproxy")
+PROCESSES = ("kube-scheduler", "kube-proxy", "kubelet", "containerd", "coredns", "apiproxy")
 #: The cluster's DNS domain (kubelet's clusterDomain; CoreDNS serves it).
 CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN = "/usr/lib/cni"
@@ -486,6 +489,115 @@ def start_scheduler(
         f"v{versions.KUBERNETES}",
         f"https://127.0.0.1:{port}/healthz",
     )
+
+
+#: kube-proxy leaves alone every Service carrying this label (whatever its value).
+SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
+#: The value the ``kubernetes`` Service carries: the API forwarder serves its ClusterIP.
+API_SERVICE_PROXY = "sandbox-apiproxy"
+KUBE_PROXY_HEALTHZ_PORT = 10256
+
+
+def kube_proxy_config(net: netns.NodeNet, kubeconfig_path: Path) -> dict[str, Any]:
+    """kube-proxy's configuration on the node: iptables mode, every address it serves and
+    every rule it writes inside the node's network namespace, no global setting touched.
+
+    - ``masqueradeAll``: a pod reaching a ClusterIP whose endpoint is a pod on the same
+      bridge must get the reply through the node (there is no br_netfilter: the reply would
+      go straight over the bridge, from an address the client never called);
+    - conntrack left as it is (``maxPerCore: 0``, zero timeouts): ``nf_conntrack_max`` is the
+      machine's, not the namespace's;
+    - NodePorts only on the node's address (no ``route_localnet``), healthz on the node's
+      address (the sandbox's health check reaches it through the veth), metrics on the
+      namespace's loopback; the OOM score is not lowered."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig_path)},
+        "hostnameOverride": NODE_NAME,
+        "bindAddress": net.node_ip,
+        "healthzBindAddress": f"{net.node_ip}:{KUBE_PROXY_HEALTHZ_PORT}",
+        "metricsBindAddress": "127.0.0.1:10249",
+        "bindAddressHardFail": True,
+        "mode": "iptables",
+        "iptables": {
+            "masqueradeAll": True,
+            "localhostNodePorts": False,
+            "syncPeriod": "30s",
+            "minSyncPeriod": "1s",
+        },
+        "detectLocalMode": "ClusterCIDR",
+        "clusterCIDR": net.pod_cidr,
+        "nodePortAddresses": [f"{net.node_ip}/32"],
+        "oomScoreAdj": 0,
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+            "udpTimeout": "0s",
+            "udpStreamTimeout": "0s",
+        },
+    }
+
+
+def keep_api_service_unproxied(state: SandboxState, wait: WaitSettings) -> None:
+    """Label the ``kubernetes`` Service so that kube-proxy leaves it alone: its ClusterIP is
+    the API forwarder's own address in the node's namespace, and its EndpointSlice names the
+    API server on the machine's loopback, which a DNAT from the node would never reach. (The
+    API server's reconciler of that Service rewrites only its ports and type.)"""
+    from bootstrap.clients.kube import Kube
+
+    kube = Kube(state.kubeconfig)
+
+    def labelled() -> None:
+        svc = kube.get("v1", "Service", "kubernetes", "default")
+        if svc is None:
+            raise Pending("the API server has not made the kubernetes Service yet")
+        if (svc["metadata"].get("labels") or {}).get(SERVICE_PROXY_NAME) != API_SERVICE_PROXY:
+            kube.core.patch_namespaced_service(
+                "kubernetes",
+                "default",
+                {"metadata": {"labels": {SERVICE_PROXY_NAME: API_SERVICE_PROXY}}},
+            )
+
+    wait_for(labelled, "the kubernetes Service labelled for no kube-proxy", wait)
+
+
+def start_kube_proxy(
+    state: SandboxState,
+    binary: str,
+    certs: pki.SandboxPKI,
+    node_certs: pki.NodePKI,
+    wait: WaitSettings,
+    say: Say,
+) -> None:
+    """kube-proxy in the node's namespace, through the API forwarder like kubelet, once the
+    ``kubernetes`` Service is out of its reach; waited for until it answers its healthz."""
+    net = net_of(state)
+    d = node_dir(state)
+    kc = d / "kube-proxy.kubeconfig"
+    kubeconfig.write(
+        kc,
+        f"https://{netns.API_SERVICE_IP}:443",
+        certs.ca_cert,
+        "system:kube-proxy",
+        kubeconfig.cert_user(node_certs.proxy_cert, node_certs.proxy_key),
+    )
+    keep_api_service_unproxied(state, wait)
+    config = d / "kube-proxy.yaml"
+    _write_yaml(config, kube_proxy_config(net, kc))
+    say(f"kube-proxy (iptables) in {net.netns}: Services of {netns.SERVICE_RANGE}")
+    proc = state.launch(
+        "kube-proxy",
+        [*_inside(net), binary, f"--config={config}", "--v=1"],
+        # iptables, iptables-restore and iptables-save are found on PATH
+        clean_env({"PATH": f"/usr/sbin:/sbin:{os.environ.get('PATH', '/usr/bin:/bin')}"}),
+        f"iptables, in {net.netns}",
+        f"http://{net.node_ip}:{KUBE_PROXY_HEALTHZ_PORT}/healthz",
+        binary=binary,
+    )
+    healthy(proc, wait)
 
 
 def node_condition(state: SandboxState) -> dict[str, str]:

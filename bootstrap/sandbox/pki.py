@@ -182,6 +182,10 @@ class NodePKI:
     #: Services, EndpointSlices, Pods and Namespaces).
     dns_cert: Path
     dns_key: Path
+    #: kube-proxy's client certificate (system:kube-proxy: the built-in system:node-proxier
+    #: binding).
+    proxy_cert: Path
+    proxy_key: Path
 
 
 def issue_node(directory: Path, node_name: str, node_ip: str) -> NodePKI:
@@ -212,4 +216,5 @@ def issue_node(directory: Path, node_name: str, node_ip: str) -> NodePKI:
         *leaf("apiserver-kubelet-client", _name("kube-apiserver", "system:masters"), client, []),
         *leaf("scheduler", _name("system:kube-scheduler"), client, []),
         *leaf("coredns", _name(DNS_USER), client, []),
+        *leaf("kube-proxy", _name("system:kube-proxy"), client, []),
     )

@@ -107,16 +107,19 @@ def _kubernetes_command(name: str) -> ToolSpec:
     )
 
 
-#: The node sandbox's container runtime, from Debian packages: (tool, package, path).
+#: The node sandbox's container runtime and kube-proxy's iptables, from Debian packages:
+#: (tool, package, path, licence).
 DEBIAN_TOOLS = (
-    ("containerd", "containerd", "/usr/bin/containerd"),
-    ("containerd-shim-runc-v2", "containerd", "/usr/bin/containerd-shim-runc-v2"),
-    ("ctr", "containerd", "/usr/bin/ctr"),
-    ("runc", "runc", "/usr/sbin/runc"),
-    ("cni-plugins", "containernetworking-plugins", "/usr/lib/cni/bridge"),
+    ("containerd", "containerd", "/usr/bin/containerd", "Apache-2.0"),
+    ("containerd-shim-runc-v2", "containerd", "/usr/bin/containerd-shim-runc-v2", "Apache-2.0"),
+    ("ctr", "containerd", "/usr/bin/ctr", "Apache-2.0"),
+    ("runc", "runc", "/usr/sbin/runc", "Apache-2.0"),
+    ("cni-plugins", "containernetworking-plugins", "/usr/lib/cni/bridge", "Apache-2.0"),
+    # run as a program by kube-proxy, never linked into anything here
+    ("iptables", "iptables", "/usr/sbin/iptables", "GPL-2.0-only"),
 )
 #: What installs them (the error a missing one gives; ``.ci/run`` runs it).
-DEBIAN_INSTALL = "apt-get install containerd runc containernetworking-plugins"
+DEBIAN_INSTALL = "apt-get install containerd runc containernetworking-plugins iptables"
 
 TOOLS: dict[str, ToolSpec] = {
     t.name: t
@@ -156,7 +159,13 @@ TOOLS: dict[str, ToolSpec] = {
         ),
         *(
             _kubernetes_command(name)
-            for name in ("kube-apiserver", "kube-controller-manager", "kubelet", "kube-scheduler")
+            for name in (
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kubelet",
+                "kube-scheduler",
+                "kube-proxy",
+            )
         ),
         ToolSpec(
             "coredns",
@@ -184,7 +193,7 @@ TOOLS: dict[str, ToolSpec] = {
             ToolSpec(
                 name,
                 "",
-                "Apache-2.0",
+                licence,
                 (),
                 "",
                 "debian",
@@ -192,7 +201,7 @@ TOOLS: dict[str, ToolSpec] = {
                 deb_package=package,
                 deb_path=path,
             )
-            for name, package, path in DEBIAN_TOOLS
+            for name, package, path, licence in DEBIAN_TOOLS
         ),
         ToolSpec(
             "tofu",
@@ -542,6 +551,7 @@ _GO_REPLACES: dict[str, Replaces] = {
     "kube-controller-manager": _staging_replaces,
     "kubelet": _staging_replaces,
     "kube-scheduler": _staging_replaces,
+    "kube-proxy": _staging_replaces,
     "tofu": _module_replaces,
     "coredns": _module_replaces,
 }

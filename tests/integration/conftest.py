@@ -103,8 +103,8 @@ def first_run(box: Box) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def node_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     """A node sandbox of its own (``sandbox.up --node``): the control plane plus containerd,
-    kubelet and kube-scheduler; its Node is Ready once this yields. Only the files that use
-    it start it."""
+    kubelet, kube-proxy and kube-scheduler; its Node is Ready (and kube-proxy answering) once
+    this yields. Only the files that use it start it."""
     directory = tmp_path_factory.mktemp("node") / "sandbox-node"
     state = sandbox.up(directory, TOOLS_DIR, with_node=True, timeout=90)
     try:

@@ -1,7 +1,8 @@
 """The node sandbox: one Node Ready, pods from an image built here (a static C program, no
 registry) judged by the kubelet's probes, ``kubectl logs`` and ``exec`` through the
 kubelet's own address, pod IPs reachable from the host, the API server reachable from pods
-at the ``kubernetes`` Service's ClusterIP, and nothing left behind by ``down``."""
+at the ``kubernetes`` Service's ClusterIP, other Services' ClusterIPs served by kube-proxy
+inside the node's namespace, and nothing left behind by ``down``."""
 
 from __future__ import annotations
 
@@ -131,7 +132,7 @@ def test_a_folder_too_long_for_the_sockets_is_refused(tmp_path: Path) -> None:
 def test_node_registers_and_turns_ready(node_box: Box) -> None:
     st = sandbox.status(node_box.directory)
     running = {c["name"] for c in st["components"] if c["running"]}
-    assert {"containerd", "kubelet", "kube-scheduler", "apiproxy"} <= running
+    assert {"containerd", "kubelet", "kube-scheduler", "kube-proxy", "apiproxy"} <= running
     net = node.net_of(node_box.state)
     assert st["node"]["ready"] == "True" and st["node"]["netns_exists"]
     n = Kube(node_box.state.kubeconfig).core.read_node(node.NODE_NAME)
@@ -195,6 +196,81 @@ def test_the_node_dns_answers_the_cluster_zone_only(node_box: Box, ns: str) -> N
         "the new Service's name to resolve",
         30,
     )
+
+
+def _rules(netns_name: str | None) -> str:
+    """Every IPv4 and IPv6 rule (``iptables-save``, ``ip6tables-save``) of the node's
+    namespace, or of the machine's (None)."""
+    inside = ["ip", "netns", "exec", netns_name] if netns_name else []
+    return "".join(
+        subprocess.run([*inside, cmd], capture_output=True, text=True, check=True).stdout
+        for cmd in ("iptables-save", "ip6tables-save")
+    )
+
+
+def test_kube_proxy_serves_cluster_ips_inside_the_node_only(
+    node_box: Box, demo_image: str, ns: str
+) -> None:
+    """A pod reaches another pod of the same bridge through a Service's ClusterIP
+    (kube-proxy's iptables rules, masquerading), the kubernetes Service stays the API
+    forwarder's (not programmed: pods reach the API), and every rule is in the node's
+    network namespace, none on the machine."""
+    st = sandbox.status(node_box.directory)
+    assert any(c["name"] == "kube-proxy" and c["running"] for c in st["components"])
+    kube = Kube(node_box.state.kubeconfig)
+    create_pod(
+        node_box,
+        ns,
+        {**demo_pod("server"), "metadata": {"name": "server", "labels": {"app": "server"}}},
+    )
+    create_pod(node_box, ns, demo_pod("client"))
+    kube.core.create_namespaced_service(
+        ns,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "server"},
+            "spec": {
+                "selector": {"app": "server"},
+                "ports": [{"port": 80, "targetPort": DEMO_PORT}],
+            },
+        },
+    )
+    for name in ("server", "client"):
+        wait_until(lambda n=name: ready(pod_status(node_box, ns, n)), f"{name} Ready", 90)
+    cluster_ip = kube.core.read_namespaced_service("server", ns).spec.cluster_ip
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(netns.SERVICE_RANGE)
+
+    def reached() -> str | None:  # kube-proxy programs the Service within its sync period
+        out = kubectl(
+            node_box,
+            "-n",
+            ns,
+            "exec",
+            "client",
+            "--",
+            "/demo",
+            "connect",
+            cluster_ip,
+            "80",
+            check=False,
+        )
+        return out.stdout if out.returncode == 0 else None
+
+    assert f"connected to {cluster_ip}:80" in wait_until(reached, "client to reach server:80", 60)
+    net = node.net_of(node_box.state)
+    inside, outside = _rules(net.netns), _rules(None)
+    assert f"{ns}/server" in inside and cluster_ip in inside
+    assert "KUBE-PROXY-CANARY" in inside  # kube-proxy's own chain, in each table it uses
+    assert cluster_ip not in outside and "KUBE-PROXY-CANARY" not in outside
+    # the kubernetes Service: labelled out of kube-proxy, no rule; pods still reach the API
+    api = kube.core.read_namespaced_service("kubernetes", "default")
+    assert api.metadata.labels.get(node.SERVICE_PROXY_NAME) == node.API_SERVICE_PROXY
+    assert "default/kubernetes" not in inside
+    out = kubectl(
+        node_box, "-n", ns, "exec", "client", "--", "/demo", "connect", api.spec.cluster_ip, "443"
+    )
+    assert f"connected to {api.spec.cluster_ip}:443" in out.stdout
 
 
 def test_failing_probes_judged_by_the_kubelet(node_box: Box, demo_image: str, ns: str) -> None:

@@ -19,6 +19,7 @@ from bootstrap.model.cluster import (
     ClusterOptions,
     OperatorSource,
     image_ref,
+    openbao_address,
     openbao_config,
     openbao_node_addresses,
     render_cluster,
@@ -91,12 +92,14 @@ def test_openbao_probes_keep_a_sealed_pod_live_but_not_ready() -> None:
     assert "sealedcode" not in ready and "uninitcode" not in ready
 
 
-def test_openbao_services_reach_sealed_pods() -> None:
+def test_the_headless_service_reaches_sealed_pods_and_the_operator_s_only_unsealed() -> None:
     objs = _render()
     headless = _one(objs, "Service", "openbao-internal")
+    served = _one(objs, "Service", "openbao")
     assert headless["spec"]["clusterIP"] == "None"
-    for svc in (headless, _one(objs, "Service", "openbao")):
-        assert svc["spec"]["publishNotReadyAddresses"] is True
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    assert served["spec"]["publishNotReadyAddresses"] is False
+    for svc in (headless, served):
         assert svc["spec"]["selector"] == {"app.kubernetes.io/name": "openbao"}
         assert svc["metadata"]["namespace"] == "openbao"
     assert _one(objs, "ServiceAccount", "openbao")["metadata"]["namespace"] == "openbao"
@@ -293,3 +296,8 @@ def test_rendering_is_deterministic_yaml(tmp_path: Path) -> None:
 def test_openbao_config_follows_the_ports() -> None:
     hcl = openbao_config(ClusterOptions(openbao_port=18200, openbao_cluster_port=18201))
     assert '"[::]:18200"' in hcl and '"[::]:18201"' in hcl
+
+
+def test_the_operator_reaches_openbao_by_its_service_name() -> None:
+    options = ClusterOptions(openbao_namespace="vault", openbao_port=8300)
+    assert openbao_address(options) == "http://openbao.vault.svc:8300"

@@ -264,6 +264,46 @@ def test_a_peer_recorded_at_an_ip_no_node_has_is_named() -> None:
     assert vault_ready.stale_peers(named, now) == ""
 
 
+@pytest.mark.parametrize(
+    ("nodes", "record", "keys", "reasons"),
+    [
+        (["uninit"], None, [], ["unseal with the keys just initialized"]),
+        (
+            ["sealed"],
+            RECORD,
+            ["k1", "k2"],
+            ["sealed, as every restart leaves it: unseal with the keys in file /c"],
+        ),
+        (
+            ["sealed"],
+            PGP_RECORD,
+            ["k1"],
+            [
+                "sealed, as every restart leaves it: unseal with the keys of "
+                "bootstrap.unseal_keys_file"
+            ],
+        ),
+        (
+            ["active", "uninit"],
+            RECORD,
+            ["k1", "k2"],
+            ["unseal once joined, with the leader's keys"],
+        ),
+    ],
+    ids=["after-init", "restarted-custody", "restarted-keys-file", "joined"],
+)
+def test_vault_ready_unseal_says_whose_keys(
+    nodes: list[str], record: InitRecord | None, keys: list[str], reasons: list[str]
+) -> None:
+    """The re-unseal after a restart (a deleted pod comes back sealed) says where the keys
+    come from, and never a key."""
+    health = [_node(addr, s) for addr, s in zip((A, B), nodes, strict=False)]
+    facts = vault_ready.ReadyFacts(health, record, keys, None, custody="file /c")
+    got = [a.reason for a in vault_ready.plan_ready(facts, Settings()) if a.kind == "Unseal"]
+    assert got == reasons
+    assert not any(k in r for r in got for k in keys)
+
+
 # -- operator ----------------------------------------------------------------------------
 
 ONE = """
