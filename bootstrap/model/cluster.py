@@ -478,15 +478,17 @@ def _demo_workload(
         ],
         "livenessProbe": {
             "exec": {"command": [*probe, "liveness", "--missing-ok", *mounts]},
+            # a probe is a Python start: on a loaded node it can take seconds, and a slow
+            # probe must not restart a healthy container (3 failures of 10 s do)
             "periodSeconds": 5,
-            "failureThreshold": 2,
-            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+            "timeoutSeconds": 10,
         },
         "readinessProbe": {
             "exec": {"command": [*probe, "readiness", "--missing-ok", *mounts]},
             "periodSeconds": 3,
             "failureThreshold": 1,
-            "timeoutSeconds": 5,
+            "timeoutSeconds": 10,
         },
         "securityContext": {**_container_security(), "readOnlyRootFilesystem": True},
     }
