@@ -154,9 +154,15 @@ LICENCES: dict[str, dict[str, str]] = {
         "liblzma5": "0BSD",
         "libuuid1": "BSD-3-Clause",
         "cluster-secrets-bootstrap (this project)": "MPL-2.0",
-        "its Python dependencies (uv.lock; each package's licence in its dist-info)": (
-            "Apache-2.0 AND BSD-3-Clause AND MIT AND MPL-2.0 AND PSF-2.0"
-        ),
+        # its Python dependencies (uv.lock), each licence in its dist-info
+        "kubernetes, hvac, requests, tenacity, cryptography, aiohttp, ...": "Apache-2.0",
+        "pydantic, pyyaml, rich, urllib3, pyrage, python-terraform, ...": "MIT",
+        "idna, oauthlib, python-dateutil, pycparser": "BSD-3-Clause",
+        "invoke, pygments": "BSD-2-Clause",
+        "typing-extensions, aiohappyeyeballs": "PSF-2.0",
+        "certifi": "MPL-2.0",
+        "requests-oauthlib": "ISC",
+        "cffi": "MIT-0",
     },
 }
 
