@@ -137,7 +137,11 @@ def render(c, out="rendered", catalog=None, populate_job=False, vault_addr=None,
     s, cat = _catalog(c, catalog)
     files = render_tree(cat)
     if populate_job or s.populate_job:
+        from bootstrap.model.populate_job import job_notes
+
         files.update(_populate_job_files(s, cat, vault_addr, image))
+        for note in job_notes(cat):
+            console.print(f"note (populate Job): {_e(note)}")
     write_tree(Path(out), files)
     console.print(
         f"wrote {len(files)} files to {_e(out)}/ "

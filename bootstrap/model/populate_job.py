@@ -92,6 +92,24 @@ def catalog_files(catalog: Catalog) -> tuple[list[str], list[str]]:
     return sorted(found), problems
 
 
+def job_notes(catalog: Catalog) -> list[str]:
+    """Sources the Job may not be able to use, each naming the path and key: a command runs
+    inside the product's image (which holds python3.11 and the product, no shell), a prompt
+    needs a terminal. The Job fails on them, naming them, only when such a key needs a
+    value (one holding a real value is kept without running its source)."""
+    notes = []
+    for path, keys in sorted(kv_secrets(catalog)):
+        for key, src in sorted(keys.items()):
+            if src is not None and src.command:
+                notes.append(
+                    f"{path} key {key}: command {src.command[0]!r} runs inside the Job's "
+                    "image (python3.11 and the product only, no shell)"
+                )
+            elif src is not None and src.prompt is not None:
+                notes.append(f"{path} key {key}: a prompt needs a terminal; the Job has none")
+    return notes
+
+
 def configmap_data(catalog_text: str, files: Mapping[str, bytes]) -> dict[str, Any]:
     """The ConfigMap's ``data``/``binaryData`` and the volume's ``items`` (key -> path):
     the catalog as ``catalog.yaml``, each file at its relative path. Raises ValueError when

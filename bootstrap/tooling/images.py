@@ -130,6 +130,9 @@ _PRODUCT_DROP = (
 )
 #: Left out of the dependencies' wheels: their test suites and caches.
 _SITE_DROP = ("/tests/", "/test/", "/__pycache__/")
+#: Left out too: the Kubernetes client's asyncio copy of itself (68 MB; the product uses the
+#: synchronous client).
+_SITE_DROP_TREES = ("kubernetes/aio",)
 #: Licences of what each image holds (SPDX).
 LICENCES: dict[str, dict[str, str]] = {
     "openbao": {"bao (OpenBao)": "MPL-2.0"},
@@ -442,7 +445,9 @@ def product_runtime(tools_dir: Path, say: Say) -> Path:
     debs = debian_packages(tools_dir, say, PRODUCT_DEBS)
     reqs = _requirements()
     key = hashlib.sha256(
-        "\n".join([PRODUCT, *sorted(p.name for p in debs.values()), reqs]).encode()
+        "\n".join(
+            [PRODUCT, *sorted(p.name for p in debs.values()), reqs, *_SITE_DROP_TREES]
+        ).encode()
     ).hexdigest()[:16]
     root = images_dir(tools_dir) / "_rootfs" / f"bootstrap-{key}"
     if (root / ".done").is_file():
@@ -471,6 +476,8 @@ def product_runtime(tools_dir: Path, say: Say) -> Path:
         rel = "/" + sub.relative_to(root / "site").as_posix() + "/"
         if sub.is_dir() and not sub.is_symlink() and any(d in rel for d in _SITE_DROP):
             shutil.rmtree(sub, ignore_errors=True)
+    for tree in _SITE_DROP_TREES:
+        shutil.rmtree(root / "site" / tree, ignore_errors=True)
     # the kept standard library's pyc, laid out as in the image
     keep = _kept("libpython3.11-stdlib", PRODUCT_DEBS)
     keep_min = _kept("libpython3.11-minimal", PRODUCT_DEBS)
