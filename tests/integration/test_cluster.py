@@ -424,8 +424,9 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
     """``invoke render --populate-job``'s Job, applied as a GitOps tool would, runs the
     populate step in the product's image with its own ServiceAccount: the values it writes
     are those the local populate phase gives (a path set back to placeholders gets its env
-    and file values again, nothing else is written), and its token is refused (403, in the
-    Job's log) a path outside the catalog and the listing of every path."""
+    and file values again, nothing else is written), a value its environment lacks fails it
+    naming the key with nothing written, and its token is refused (403, in the Job's log) a
+    path outside the catalog and the listing of every path."""
     import uuid
 
     import yaml
@@ -464,21 +465,34 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
         assert value not in rendered_text
 
     # the user's Secret with the env sources' values (a file, never an argument)
-    env_secret = tmp_path / "env-secret.yaml"
-    env_secret.touch(mode=0o600)
-    env_secret.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": container["envFrom"][0]["secretRef"]["name"],
-                    "namespace": ns,
-                },
-                "stringData": demo_env(),
-            }
-        )
-    )
+    secret_name = container["envFrom"][0]["secretRef"]["name"]
+
+    def env_secret(values: dict[str, str]) -> None:
+        """The user's Secret with the env sources' values (from a file, never an argument)."""
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret_name, "namespace": ns},
+            "stringData": values,
+        }
+        f = tmp_path / "env-secret.yaml"
+        f.unlink(missing_ok=True)
+        f.touch(mode=0o600)
+        f.write_text(yaml.safe_dump(doc))
+        _kubectl(node_box, "apply", "-f", str(f))
+
+    def run_job() -> tuple[dict[str, Any], str]:
+        _kubectl(node_box, "delete", "job", name, "-n", ns, "--ignore-not-found", "--wait")
+        started = dt.datetime.now(dt.UTC)
+        _kubectl(node_box, "apply", "-f", str(manifests))
+        done = wait_until(lambda: _job_done(kube, ns, name), f"Job {ns}/{name} done", 180)
+        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        log = _kubectl(node_box, "logs", f"job/{name}", "-n", ns)
+        print(f"\npopulate Job done in {seconds:.1f}s; its log:\n{log}")
+        for value in [*secret_values, "not-for-the-job"]:
+            assert value not in log
+        return done, log
+
     # webapp/config back to placeholders: populate must write both keys again, from the
     # Job's environment (log-level) and the catalog's folder in the ConfigMap (feature-flags)
     path = "webapp/config"
@@ -486,25 +500,29 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
     placeholders = {k: conv.placeholder_value("webapp", "config", k) for k in have}
     api.write(f"{conv.KV_MOUNT}/data/{path}", {"options": {"cas": version}, "data": placeholders})
     versions = {p: read_kv(api, p)[1] for p, _ in kv_secrets(cat)}
+    job["spec"]["backoffLimit"] = 0  # one pod per run here: the failing run fails at once
     manifests = tmp_path / "job.yaml"
     manifests.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     namespace = tmp_path / "namespace.yaml"
     namespace.write_text(yaml.safe_dump(docs[0]))
     _kubectl(node_box, "apply", "-f", str(namespace))
-    _kubectl(node_box, "apply", "-f", str(env_secret))
-    started = dt.datetime.now(dt.UTC)
-    _kubectl(node_box, "apply", "-f", str(manifests))
     try:
-        done = wait_until(lambda: _job_done(kube, ns, name), f"Job {ns}/{name} done", 180)
-        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
-        log = _kubectl(node_box, "logs", f"job/{name}", "-n", ns)
-        print(f"\npopulate Job done in {seconds:.1f}s; its log:\n{log}")
+        # first without one of the env sources' values: the Job fails naming the key,
+        # and writes nothing
+        env_secret({k: v for k, v in demo_env().items() if k != "WEBAPP_LOG_LEVEL"})
+        done, log = run_job()
+        assert done["status"].get("failed") == 1, log
+        assert "webapp/config key log-level: environment variable WEBAPP_LOG_LEVEL" in log, log
+        assert "populate wrote nothing" in log, log
+        assert {p: read_kv(api, p)[1] for p, _ in kv_secrets(cat)} == versions
+        assert read_kv(api, path)[0] == placeholders
+        # then with the user's whole Secret
+        env_secret(demo_env())
+        done, log = run_job()
         assert done["status"].get("succeeded") == 1, log
         # its identity may not read another path, nor list: 403, in its log
         assert f"GET {conv.KV_MOUNT}/data/{other}: 403 permission denied" in log, log
         assert f"LIST {conv.KV_MOUNT}/metadata/: 403 permission denied" in log, log
-        for value in [*secret_values, "not-for-the-job"]:
-            assert value not in log
         # the values the local populate phase gives: env from the environment, the file
         # as read from the catalog's folder; nothing else written
         cat_dir = CATALOG.parent
