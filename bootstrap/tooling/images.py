@@ -133,6 +133,8 @@ _SITE_DROP = ("/tests/", "/test/", "/__pycache__/")
 #: Left out too: the Kubernetes client's asyncio copy of itself (68 MB; the product uses the
 #: synchronous client).
 _SITE_DROP_TREES = ("kubernetes/aio",)
+#: The recipe of the dependencies' folder (part of its cache key): bytecode only.
+_SITE_RECIPE = "sourceless-1"
 #: Licences of what each image holds (SPDX).
 LICENCES: dict[str, dict[str, str]] = {
     "openbao": {"bao (OpenBao)": "MPL-2.0"},
@@ -446,7 +448,13 @@ def product_runtime(tools_dir: Path, say: Say) -> Path:
     reqs = _requirements()
     key = hashlib.sha256(
         "\n".join(
-            [PRODUCT, *sorted(p.name for p in debs.values()), reqs, *_SITE_DROP_TREES]
+            [
+                PRODUCT,
+                *sorted(p.name for p in debs.values()),
+                reqs,
+                *_SITE_DROP_TREES,
+                _SITE_RECIPE,
+            ]
         ).encode()
     ).hexdigest()[:16]
     root = images_dir(tools_dir) / "_rootfs" / f"bootstrap-{key}"
@@ -500,8 +508,29 @@ def product_runtime(tools_dir: Path, say: Say) -> Path:
             except py_compile.PyCompileError:
                 continue
     _compile_all(root / "site", "/opt/cluster-secrets-bootstrap", say, "the dependencies")
+    saved = _sourceless(root / "site")
+    say(f"dependencies kept as bytecode only: {saved / 1e6:.1f} MB of sources left out")
     (root / ".done").write_text(key + "\n", encoding="utf-8")
     return root
+
+
+def _sourceless(site: Path) -> int:
+    """Each dependency module as its bytecode alone (``x.pyc`` where ``x.py`` was, which
+    Python loads without a source): about a third of the image. Their tracebacks keep
+    file and line, not the line's text. Returns the bytes of source left out."""
+    saved = 0
+    for src in sorted(site.rglob("*.py")):
+        if src.is_symlink() or src.parent.name == "__pycache__":
+            continue
+        cached = src.parent / "__pycache__" / f"{src.stem}.cpython-311.pyc"
+        if not cached.is_file():
+            continue  # not compilable here (a template, another Python's): kept as source
+        saved += src.stat().st_size
+        cached.replace(src.with_suffix(".pyc"))
+        src.unlink()
+    for cache in sorted(site.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache, ignore_errors=True)
+    return saved
 
 
 #: Where the product and its dependencies sit in the image (on sys.path).
