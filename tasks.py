@@ -140,7 +140,14 @@ def render(c, out="rendered", catalog=None, populate_job=False, vault_addr=None,
         from bootstrap.model.populate_job import job_notes
 
         files.update(_populate_job_files(s, cat, vault_addr, image))
-        for note in job_notes(cat):
+        notes = job_notes(cat)
+        if not s.populate_job:
+            notes.insert(
+                0,
+                "vault-config writes the Job's policy and role (populate-job/vault/) only "
+                "with the setting populate_job: true",
+            )
+        for note in notes:
             console.print(f"note (populate Job): {_e(note)}")
     write_tree(Path(out), files)
     console.print(
