@@ -12,13 +12,14 @@ a source it cannot use fails naming the path and key, and nothing is written.
 Then it proves its token is confined: listing ``secret/metadata/`` and reading each
 ``--expect-denied`` path must be refused (403, printed); anything else fails the Job.
 Never prints a value or a token. Exit 0: done; 1: populate or the confinement check failed;
-2: bad arguments or an unreadable catalog.
+2: bad arguments or an unreadable catalog; 70: a crash (its type only).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,18 @@ def confinement(api: vault.Api, denied: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 70 on a crash (not one of the product's errors, so a bug), saying only the
+    exception's type, whose text may hold anything; INVOKE_BOOTSTRAP_DEBUG=1 shows it."""
+    try:
+        return _main(argv)
+    except Exception as exc:
+        if os.environ.get("INVOKE_BOOTSTRAP_DEBUG") in ("1", "true", "yes"):
+            raise
+        _say(f"crashed: {type(exc).__name__} (an unexpected error; set INVOKE_BOOTSTRAP_DEBUG=1)")
+        return 70
+
+
+def _main(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()

@@ -249,3 +249,18 @@ def test_sources_the_job_may_not_run_are_noted_with_their_key() -> None:
         "webapp/api-keys key sendgrid: command 'sh' runs inside the Job's image "
         "(python3.11 and the product only, no shell)"
     ]
+
+
+def test_a_crash_says_only_its_type(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bootstrap import populate_job
+
+    def boom(argv: Any) -> int:
+        raise RuntimeError("s3cret-in-a-message")
+
+    monkeypatch.delenv("INVOKE_BOOTSTRAP_DEBUG", raising=False)
+    monkeypatch.setattr(populate_job, "_main", boom)
+    assert populate_job.main([]) == 70
+    out = capsys.readouterr().out
+    assert "crashed: RuntimeError" in out and "s3cret" not in out
