@@ -124,18 +124,74 @@ def _on_cluster(c: Context, path: str | None) -> tuple[Settings, Catalog, Target
     help={
         "catalog": "service catalog (default from invoke.yaml)",
         "out": "directory to (re)write: vault/policies, vault/roles, manifests/<ns>",
+        "populate_job": "also write populate-job/: the populate step as a Kubernetes Job, "
+        "its Vault policy and role (default: the setting populate_job)",
+        "vault_addr": "Vault's address as the Job's pod reaches it (default: the setting "
+        "vault_connection_address)",
+        "image": "the product's image for the Job (default: the one images.build makes)",
     }
 )
 @friendly
-def render(c, out="rendered", catalog=None):  # type: ignore[no-untyped-def]
+def render(c, out="rendered", catalog=None, populate_job=False, vault_addr=None, image=None):  # type: ignore[no-untyped-def]
     """Render policies, roles, operator manifests and Terraform inputs for GitOps review."""
-    _, cat = _catalog(c, catalog)
+    s, cat = _catalog(c, catalog)
     files = render_tree(cat)
+    if populate_job or s.populate_job:
+        from bootstrap.model.populate_job import job_notes
+
+        files.update(_populate_job_files(s, cat, vault_addr, image))
+        notes = job_notes(cat)
+        if not s.populate_job:
+            notes.insert(
+                0,
+                "vault-config writes the Job's policy and role (populate-job/vault/) only "
+                "with the setting populate_job: true",
+            )
+        for note in notes:
+            console.print(f"note (populate Job): {_e(note)}")
     write_tree(Path(out), files)
     console.print(
         f"wrote {len(files)} files to {_e(out)}/ "
         f"({len(cat.services)} services, {len(cat.namespaces)} namespaces)"
     )
+
+
+def _populate_job_files(
+    s: Settings, cat: Catalog, vault_addr: str | None, image: str | None
+) -> dict[str, str]:
+    """populate-job/: the catalog and the files its sources read go into the Job's ConfigMap."""
+    from bootstrap.core.errors import UsageError
+    from bootstrap.model import populate_job as pj
+    from bootstrap.tooling import images
+
+    addr = vault_addr or s.vault_connection_address
+    if not addr:
+        raise UsageError(
+            "the populate Job needs Vault's address as its pod reaches it: --vault-addr or "
+            "the setting vault_connection_address"
+        )
+    names, problems = pj.catalog_files(cat)
+    base = s.catalog.resolve().parent
+    contents: dict[str, bytes] = {}
+    for rel in names:
+        try:
+            contents[rel] = (base / rel).read_bytes()
+        except OSError as exc:
+            problems.append(f"file {rel}: cannot read it for the Job's ConfigMap: {exc.strerror}")
+    if problems:
+        raise UsageError(
+            "cannot render the populate Job:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    options = pj.JobOptions(
+        access=pj.PopulateAccess(s.populate_namespace, s.populate_service_account),
+        image=image or images.references().bootstrap,
+        vault_addr=addr,
+        env_secret=s.populate_env_secret,
+    )
+    try:
+        return pj.render_files(cat, options, s.catalog.read_text(encoding="utf-8"), contents)
+    except ValueError as exc:
+        raise UsageError(f"cannot render the populate Job: {exc}") from None
 
 
 @task(

@@ -205,6 +205,20 @@ def autopilot_state(addr: str, token: str) -> dict[str, Any]:
     return dict((body.get("data") or {}).get("servers") or {})
 
 
+def kubernetes_login(addr: str, role: str, jwt: str, mount: str = "kubernetes") -> str:
+    """A token from kubernetes auth: ``role`` with a ServiceAccount token ``jwt``. A login is
+    never sent twice (a repeat could mint a second token): the caller decides what next."""
+    with _client(addr, retry=NO_RETRY) as c:
+        resp = c.auth.kubernetes.login(role, jwt, use_token=False, mount_point=mount)
+    body = _body(resp) or {}
+    token = (body.get("auth") or {}).get("client_token")
+    if not token:
+        raise VaultRequestError(
+            f"POST /v1/auth/{mount}/login: no token in Vault's answer", status=None
+        )
+    return str(token)
+
+
 def revoke_self(addr: str, token: str) -> None:
     """Revoke ``token`` with itself. A 403 means it is already revoked or expired: done."""
     try:

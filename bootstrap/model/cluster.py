@@ -72,6 +72,8 @@ class ClusterImages:
     openbao: str
     operator: str
     demo: str
+    #: the product itself (the populate Job's image)
+    bootstrap: str = ""
 
 
 @dataclass(frozen=True)

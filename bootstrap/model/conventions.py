@@ -22,6 +22,8 @@ RESERVED_PREFIXES = (SHARED, INFRASTRUCTURE)
 #: The policy of the bootstrap-admin credential (vault-config writes it beside the services'
 #: policies, so a service of this name would receive it).
 ADMIN_POLICY = "bootstrap-admin"
+#: The populate Job's policy and kubernetes auth role (setting populate_job).
+POPULATE_ROLE = "bootstrap-populate"
 
 #: Service names no catalog may use, and why. A service's name becomes a Vault policy, a
 #: kubernetes auth role and a ServiceAccount (see policy_name, role_name and
@@ -38,6 +40,7 @@ RESERVED_SERVICE_NAMES: dict[str, str] = {
     ADMIN_POLICY: (
         "the bootstrap-admin credential's policy (it would grant the service admin rights)"
     ),
+    POPULATE_ROLE: ("the populate Job's policy and role (they write every path of the catalog)"),
 }
 
 #: Namespaces a catalog may not put services (and so Secrets, roles, prunable objects) in.

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import yaml
 
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, Service, duration_seconds
-from bootstrap.model.domain import VSO_API, Sync, syncs
+from bootstrap.model.domain import VSO_API, Sync, kv_secrets, syncs
 
 # -- Vault ------------------------------------------------------------------------------
 
@@ -90,6 +91,54 @@ ADMIN_POLICY_TEXT = (
 )
 
 
+#: The populate Job's policy and kubernetes auth role (a reserved service name).
+POPULATE_ROLE = conv.POPULATE_ROLE
+#: Seconds a token of the populate role lives: the Job is short.
+POPULATE_TOKEN_TTL = 900
+
+
+@dataclass(frozen=True)
+class PopulateAccess:
+    """Who the populate Job is: its ServiceAccount in its own namespace."""
+
+    namespace: str
+    service_account: str
+
+
+def populate_paths(catalog: Catalog) -> list[str]:
+    """Every KV path the catalog declares (below the mount), sorted."""
+    return sorted({path for path, _ in kv_secrets(catalog)})
+
+
+def render_populate_policy(catalog: Catalog) -> str:
+    """The populate Job's policy: create, update and read on exactly the catalog's KV paths.
+    Read on the same paths is needed: check-and-set needs each path's current version, the
+    keys a path holds are merged (real values kept), and ``copy:`` sources read other
+    paths of the catalog. No list, no metadata, no other path."""
+    lines = [
+        conv.policy_header(catalog.name),
+        f"# vault/policies/{POPULATE_ROLE}.hcl: the populate Job writes exactly the catalog's"
+        " KV paths;",
+        "# read on the same paths: check-and-set needs each path's current version, and the",
+        "# keys a path holds are merged (real values kept). Nothing else: no list, no metadata.",
+    ]
+    for path in populate_paths(catalog):
+        lines.append("")
+        lines += policy_block(conv.kv_data_path(path), ["create", "read", "update"])
+    return "\n".join(lines) + "\n"
+
+
+def render_populate_role(catalog: Catalog, access: PopulateAccess) -> dict[str, Any]:
+    """The populate Job's role: its own ServiceAccount in its own namespace, its policy."""
+    return {
+        "bound_service_account_names": [access.service_account],
+        "bound_service_account_namespaces": [access.namespace],
+        "token_policies": [POPULATE_ROLE],
+        "token_ttl": POPULATE_TOKEN_TTL,
+        "audience": catalog.defaults.audience,
+    }
+
+
 class VaultAcl(NamedTuple):
     """Every policy and kubernetes auth role the vault-config phase writes, by name."""
 
@@ -97,13 +146,17 @@ class VaultAcl(NamedTuple):
     roles: dict[str, dict[str, Any]]
 
 
-def vault_acl(catalog: Catalog) -> VaultAcl:
+def vault_acl(catalog: Catalog, populate: PopulateAccess | None = None) -> VaultAcl:
     """What vault-config writes: one policy and role per service, then the bootstrap-admin
-    policy, which wins a name collision (as it does in Vault: it is written under its name).
+    policy, which wins a name collision (as it does in Vault: it is written under its name);
+    with ``populate`` (the setting populate_job), the populate Job's policy and role.
     ``invoke render``, the static check and the vault-config plan all take it from here."""
     policies = {conv.policy_name(s.name): render_policy(s, catalog.name) for s in catalog.services}
     policies[conv.ADMIN_POLICY] = ADMIN_POLICY_TEXT
     roles = {conv.role_name(s.name): render_role(catalog, s) for s in catalog.services}
+    if populate is not None:
+        policies[POPULATE_ROLE] = render_populate_policy(catalog)
+        roles[POPULATE_ROLE] = render_populate_role(catalog, populate)
     return VaultAcl(policies, roles)
 
 

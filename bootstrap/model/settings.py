@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.model import conventions as conv
+from bootstrap.model.render import PopulateAccess
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,16 @@ class Settings:
     #: (symlinks and ``..`` resolved first; relative entries from the current directory).
     #: Empty: only files inside the catalog's folder. /proc, /sys and /dev never.
     source_file_roots: tuple[str, ...] = ()
+    #: vault-config also writes the populate Job's policy and role (``bootstrap-populate``:
+    #: create, update and read on exactly the catalog's KV paths), bound to
+    #: populate_service_account in populate_namespace; ``invoke render --populate-job``
+    #: writes the Job (see README, "The populate Job").
+    populate_job: bool = False
+    populate_namespace: str = "bootstrap-populate"
+    populate_service_account: str = "bootstrap-populate"
+    #: The Secret, in populate_namespace, the Job takes its environment from (the catalog's
+    #: ``env:`` sources); made by the user, never by the product.
+    populate_env_secret: str = "bootstrap-populate-env"  # noqa: S105 - a Secret's name
     #: migrate.discover: label selectors (``key=value``, or a bare key) marking a Job or
     #: CronJob as a secret copier; a script that reads a Secret with kubectl and writes it
     #: into a namespace is one too.
@@ -130,6 +141,13 @@ class Settings:
         can override it): paths as strings, tuples comma-separated."""
         defaults = cls()
         return {f.name: _config_value(getattr(defaults, f.name)) for f in fields(cls)}
+
+
+def populate_access(settings: Settings) -> PopulateAccess | None:
+    """The populate Job's identity when the setting populate_job asks for it."""
+    if not settings.populate_job:
+        return None
+    return PopulateAccess(settings.populate_namespace, settings.populate_service_account)
 
 
 @functools.cache

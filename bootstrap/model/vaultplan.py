@@ -73,10 +73,12 @@ def desired(
     ca_pem: str,
     audit_file: str,
     reviewer: Reviewer | None = None,
+    populate: render.PopulateAccess | None = None,
 ) -> Desired:
     """What vault-config wants. Its policies and roles are :func:`render.vault_acl`, the one
-    source ``invoke render`` and the static check read as well."""
-    acl = render.vault_acl(catalog)
+    source ``invoke render`` and the static check read as well (with ``populate``, the
+    populate Job's policy and role too)."""
+    acl = render.vault_acl(catalog, populate)
     return Desired(acl.policies, acl.roles, host, ca_pem, audit_file, catalog.name, reviewer)
 
 

@@ -72,6 +72,9 @@ class RunContext:
     #: KV v2 paths as this run last read them (populate's facts), so that verify, right
     #: after, does not read them all again; a path populate writes is dropped until read.
     kv_seen: dict[str, KvValue] = field(default_factory=dict, repr=False)
+    #: A Vault client given by the caller (the populate Job's, logged in with kubernetes
+    #: auth): used instead of the target's session, and no target is needed for it.
+    vault_api: Api | None = field(default=None, repr=False)
     _session: Session | None = field(default=None, repr=False)
 
     @property
@@ -88,7 +91,10 @@ class RunContext:
 
     @property
     def vault(self) -> Api:
-        """The run's Vault client (made on first use, token from :mod:`credentials`)."""
+        """The run's Vault client (made on first use, token from :mod:`credentials`), or the
+        one the caller gave."""
+        if self.vault_api is not None:
+            return self.vault_api
         return self.session.api
 
     def waits(self, maximum: float | None = None) -> WaitSettings:

@@ -53,3 +53,14 @@ def run_phases(
             "the bootstrap lock was taken over" if held.lost.is_set() else None
         )
         return run(registered(ctx.restore is not None), ctx, selected, on_event, results)
+
+
+def run_populate_only(
+    ctx: RunContext, on_event: Listener | None = None, results: list[PhaseResult] | None = None
+) -> list[PhaseResult]:
+    """The populate phase alone, with the Vault client the caller put in ``ctx.vault_api``:
+    no target, no cluster lock, no custody (the populate Job, inside the cluster, whose
+    token grants nothing but the catalog's KV paths)."""
+    if ctx.vault_api is None:
+        raise ValueError("run_populate_only needs ctx.vault_api")
+    return run([Populate()], ctx, ["populate"], on_event, results)

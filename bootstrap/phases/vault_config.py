@@ -26,6 +26,7 @@ from bootstrap.core.errors import VaultStateError
 from bootstrap.model import conventions as conv
 from bootstrap.model import vaultplan
 from bootstrap.model.actions import Action
+from bootstrap.model.settings import populate_access
 from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import credentials
 from bootstrap.runtime.custody import Custody
@@ -135,7 +136,9 @@ class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
         # where Vault reaches the API server: as the product does, unless Vault runs where
         # that address means something else (in the cluster: the kubernetes Service)
         host = s.vault_kubernetes_host or t.kube.host
-        return vaultplan.desired(ctx.catalog, host, t.kube.ca_pem(), audit_file(ctx), reviewer)
+        return vaultplan.desired(
+            ctx.catalog, host, t.kube.ca_pem(), audit_file(ctx), reviewer, populate_access(s)
+        )
 
     def plan(self, ctx: RunContext, facts: vaultplan.Facts) -> list[Action]:
         actions = vaultplan.plan(self._desired(ctx), facts, ctx.settings.prune)
@@ -281,6 +284,7 @@ def _policy_names(ctx: RunContext, api: vault.Api) -> tuple[list[str], int, set[
     catalog's managed ones), how many policies there are, and the catalog's names."""
     wanted = {conv.policy_name(s.name) for s in ctx.catalog.services}
     wanted.add(vaultplan.ADMIN_POLICY)
+    wanted.add(conv.POPULATE_ROLE)  # the populate Job's, when the setting asks for it
     every = api.list_keys("sys/policies/acl")
     needed = [
         n for n in every if n not in ("root", "default") and (ctx.settings.prune or n in wanted)
@@ -321,7 +325,7 @@ def _read_policies(ctx: RunContext, api: vault.Api) -> dict[str, str]:
 def _role_names(ctx: RunContext, api: vault.Api) -> list[str]:
     """The roles the plan needs: the catalog's, and with prune every role (to find the
     managed ones)."""
-    wanted = {conv.role_name(s.name) for s in ctx.catalog.services}
+    wanted = {conv.role_name(s.name) for s in ctx.catalog.services} | {conv.POPULATE_ROLE}
     return [
         n
         for n in api.list_keys(f"auth/{conv.AUTH_MOUNT}/role")

@@ -153,6 +153,8 @@ def run_command(
             env=command_env(),
             start_new_session=True,
         )
+    except FileNotFoundError:
+        raise SourceError(f"{what}: FileNotFoundError (no such program here)") from None
     except (OSError, ValueError) as exc:
         raise SourceError(f"{what}: {type(exc).__name__}") from None
     assert proc.stdout is not None

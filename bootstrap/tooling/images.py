@@ -11,6 +11,14 @@
   ``apt-get download`` fetches once into the cache; the standard library precompiled
   (unchecked-hash ``.pyc``: no write at run time); ``/app/demo_workload.py`` and
   ``/app/health_probe.py``; user ``nonroot`` (65532); no shell.
+- ``bootstrap``: the product itself, for the populate Job (``invoke render
+  --populate-job``): the demo's Debian Python with the whole standard library (test suites,
+  GUI and terminal modules left out) and the few libraries its extension modules link
+  (OpenSSL, libffi, bzip2, xz, libuuid, libgcc_s and libstdc++ for compiled wheels), the
+  product's package and its runtime dependencies
+  at the versions of ``uv.lock`` (``uv export --no-default-groups``, installed with ``uv pip
+  install --offline --target``: from uv's cache, no download), everything precompiled;
+  entrypoint ``python3.11 -s -m bootstrap.populate_job``; user ``nonroot``; no shell.
 
 Each archive is ``<tools_dir>/images/<name>-<tag>.tar``, written only when its image id
 (:func:`oci.image_id`, recorded beside it in ``<name>-<tag>.tar.id``) changed.
@@ -61,6 +69,72 @@ DEBS: dict[str, tuple[str, ...]] = {
 #: Left out of libpython3.11-minimal: the two modules that need OpenSSL (hashlib falls back
 #: to the interpreter's built-in hashes) and caches of the build machine.
 _DROP = ("usr/lib/python3.11/lib-dynload/_ssl.", "usr/lib/python3.11/lib-dynload/_hashlib.")
+#: The product's image: the version of the product it holds.
+PRODUCT = "0.1.0"
+#: Debian packages of the product's runtime and what is kept of each: the demo's, the
+#: whole standard library (less what :data:`_PRODUCT_DROP` names), the libraries its
+#: extension modules link.
+PRODUCT_DEBS: dict[str, tuple[str, ...]] = {
+    **DEBS,
+    # glibc's compatibility stubs, which wheels built on older systems link
+    "libc6": (
+        *DEBS["libc6"],
+        *(_LIB + f"lib{n}.so.{v}" for n, v in (("dl", 2), ("pthread", 0), ("rt", 1))),
+    ),
+    "libgcc-s1": (_LIB + "libgcc_s.so.1",),
+    "libstdc++6": ("usr/" + _LIB + "libstdc++.so.6",),
+    "libpython3.11-stdlib": ("usr/lib/python3.11/",),
+    "libssl3": ("usr/" + _LIB + "libssl.so.3", "usr/" + _LIB + "libcrypto.so.3"),
+    "libffi8": ("usr/" + _LIB + "libffi.so.8",),
+    "libbz2-1.0": (_LIB + "libbz2.so.1.0",),
+    "liblzma5": (_LIB + "liblzma.so.5",),
+    "libuuid1": ("usr/" + _LIB + "libuuid.so.1",),
+}
+#: Left out of the product's standard library: tests, GUI, terminal and database modules
+#: whose libraries the image lacks, and caches.
+_PY = "usr/lib/python3.11/"
+_DYN = _PY + "lib-dynload/"
+_PRODUCT_DROP = (
+    *(
+        _PY + d
+        for d in (
+            "test/",
+            "idlelib/",
+            "tkinter/",
+            "turtledemo/",
+            "ensurepip/",
+            "lib2to3/",
+            "pydoc_data/",
+            "sqlite3/",
+            "curses/",
+            "dbm/",
+            "config-3.11-x86_64-linux-gnu/",
+        )
+    ),
+    *(
+        _DYN + m
+        for m in (
+            "_test",
+            "_ctypes_test",
+            "_xx",
+            "xx",
+            "_crypt.",
+            "_curses",
+            "_dbm.",
+            "_sqlite3.",
+            "nis.",
+            "readline.",
+            "ossaudiodev.",
+        )
+    ),
+)
+#: Left out of the dependencies' wheels: their test suites and caches.
+_SITE_DROP = ("/tests/", "/test/", "/__pycache__/")
+#: Left out too: the Kubernetes client's asyncio copy of itself (68 MB; the product uses the
+#: synchronous client).
+_SITE_DROP_TREES = ("kubernetes/aio",)
+#: The recipe of the dependencies' folder (part of its cache key): bytecode only.
+_SITE_RECIPE = "sourceless-1"
 #: Licences of what each image holds (SPDX).
 LICENCES: dict[str, dict[str, str]] = {
     "openbao": {"bao (OpenBao)": "MPL-2.0"},
@@ -74,6 +148,27 @@ LICENCES: dict[str, dict[str, str]] = {
         "libexpat1": "MIT",
         "demo_workload.py, health_probe.py (this project)": "MPL-2.0",
     },
+    "bootstrap": {
+        "python3.11-minimal, libpython3.11-minimal, libpython3.11-stdlib": "PSF-2.0",
+        "libc6 (glibc)": "LGPL-2.1-or-later",
+        "zlib1g": "Zlib",
+        "libexpat1, libffi8": "MIT",
+        "libgcc-s1, libstdc++6": "GPL-3.0-or-later WITH GCC-exception-3.1",
+        "libssl3 (OpenSSL 3)": "Apache-2.0",
+        "libbz2-1.0": "bzip2-1.0.6",
+        "liblzma5": "0BSD",
+        "libuuid1": "BSD-3-Clause",
+        "cluster-secrets-bootstrap (this project)": "MPL-2.0",
+        # its Python dependencies (uv.lock), each licence in its dist-info
+        "kubernetes, hvac, requests, tenacity, cryptography, aiohttp, ...": "Apache-2.0",
+        "pydantic, pyyaml, rich, urllib3, pyrage, python-terraform, ...": "MIT",
+        "idna, oauthlib, python-dateutil, pycparser": "BSD-3-Clause",
+        "invoke, pygments": "BSD-2-Clause",
+        "typing-extensions, aiohappyeyeballs": "PSF-2.0",
+        "certifi": "MPL-2.0",
+        "requests-oauthlib": "ISC",
+        "cffi": "MIT-0",
+    },
 }
 
 
@@ -86,7 +181,12 @@ def archive_path(tools_dir: Path, name: str, tag: str) -> Path:
 
 
 def tags() -> dict[str, str]:
-    return {"openbao": versions.OPENBAO, "vault-secrets-operator": versions.VSO, "demo": DEMO}
+    return {
+        "openbao": versions.OPENBAO,
+        "vault-secrets-operator": versions.VSO,
+        "demo": DEMO,
+        "bootstrap": PRODUCT,
+    }
 
 
 def references() -> ClusterImages:
@@ -96,6 +196,7 @@ def references() -> ClusterImages:
         openbao=image_ref("openbao", t["openbao"]),
         operator=image_ref("vault-secrets-operator", t["vault-secrets-operator"]),
         demo=image_ref("demo", t["demo"]),
+        bootstrap=image_ref("bootstrap", t["bootstrap"]),
     )
 
 
@@ -180,8 +281,11 @@ def _apt_download(debs: Path, packages: list[str], say: Say) -> None:
     )
 
 
-def debian_packages(tools_dir: Path, say: Say) -> dict[str, Path]:
+def debian_packages(
+    tools_dir: Path, say: Say, wanted: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Path]:
     """Each package's ``.deb`` in the cache (``images/debs/``), downloaded once."""
+    table = DEBS if wanted is None else wanted
     debs = images_dir(tools_dir) / "debs"
     debs.mkdir(parents=True, exist_ok=True)
 
@@ -189,7 +293,7 @@ def debian_packages(tools_dir: Path, say: Say) -> dict[str, Path]:
         found = sorted(debs.glob(f"{pkg}_*_amd64.deb"))
         return found[-1] if found else None
 
-    missing = [p for p in DEBS if cached(p) is None]
+    missing = [p for p in table if cached(p) is None]
     if missing:
         if shutil.which("apt-get") is None:
             raise ToolError(
@@ -198,7 +302,7 @@ def debian_packages(tools_dir: Path, say: Say) -> dict[str, Path]:
             )
         _apt_download(debs, missing, say)
     out = {}
-    for pkg in DEBS:
+    for pkg in table:
         path = cached(pkg)
         if path is None:
             raise ToolError(f"apt-get download gave no .deb for {pkg} in {debs}")
@@ -206,18 +310,19 @@ def debian_packages(tools_dir: Path, say: Say) -> dict[str, Path]:
     return out
 
 
-def _kept(pkg: str) -> Callable[[str], bool]:
-    wanted = DEBS[pkg]
+def _kept(pkg: str, table: dict[str, tuple[str, ...]] | None = None) -> Callable[[str], bool]:
+    wanted = (DEBS if table is None else table)[pkg]
+    drop = _DROP if table is None else _PRODUCT_DROP
 
     def keep(rel: str) -> bool:
         if rel == f"usr/share/doc/{pkg}/copyright":
             return True
-        if "/__pycache__/" in rel or rel.startswith(_DROP):
+        if "/__pycache__/" in rel or rel.startswith(drop):
             return False
         return any(rel == w or (w.endswith("/") and rel.startswith(w)) for w in wanted) or any(
             rel.startswith(w + ".")
             for w in wanted
-            if w.endswith(".so.1")  # libz.so.1.2.13
+            if w.endswith((".so.1", ".so.5", ".so.6", ".so.8", ".so.1.0"))  # libz.so.1.2.13
         )
 
     return keep
@@ -304,6 +409,168 @@ def demo_image(runtime: Path) -> tuple[list[oci.Tree], oci.ImageConfig]:
     return [base, app], config
 
 
+# -- the product's image -------------------------------------------------------------------
+
+
+def _requirements() -> str:
+    """The product's runtime dependencies, pinned as ``uv.lock`` has them (no dev tools)."""
+    argv = ["uv", "export", "--frozen", "--no-default-groups", "--no-hashes"]
+    argv += ["--no-emit-project", "--no-header", "--quiet"]
+    done = subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ToolError(f"uv export failed: {done.stderr.strip()[-800:]}")
+    return "".join(line + "\n" for line in done.stdout.splitlines() if line.strip())
+
+
+def _compile_all(base: Path, dest: str, say: Say, what: str) -> None:
+    """Unchecked-hash ``.pyc`` beside every module below ``base`` (shown at ``dest`` in
+    tracebacks): the image's root is read-only, and nothing is compiled at run time."""
+    import compileall
+
+    started = time.monotonic()
+    ok = compileall.compile_dir(
+        str(base),
+        quiet=2,
+        ddir=dest,
+        workers=0,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    say(f"precompiled {what} in {time.monotonic() - started:.1f}s{'' if ok else ' (some skipped)'}")
+
+
+def product_runtime(tools_dir: Path, say: Say) -> Path:
+    """The product's unpacked Debian packages, precompiled standard library and installed
+    dependencies, made once per set of ``.deb`` files and locked versions:
+    ``images/_rootfs/bootstrap-<key>/`` (``<package>/``, ``pyc/``, ``site/``)."""
+    if sys.version_info[:2] != (3, 11):
+        raise ToolError("the product's image is built with Python 3.11 (its bytecode and wheels)")
+    debs = debian_packages(tools_dir, say, PRODUCT_DEBS)
+    reqs = _requirements()
+    key = hashlib.sha256(
+        "\n".join(
+            [
+                PRODUCT,
+                *sorted(p.name for p in debs.values()),
+                reqs,
+                *_SITE_DROP_TREES,
+                _SITE_RECIPE,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    root = images_dir(tools_dir) / "_rootfs" / f"bootstrap-{key}"
+    if (root / ".done").is_file():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    for pkg, deb in debs.items():
+        say(f"unpacking {deb.name}")
+        (root / pkg).mkdir(parents=True)
+        done = subprocess.run(
+            ["dpkg-deb", "-x", str(deb), str(root / pkg)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise ToolError(f"dpkg-deb -x {deb}: {done.stderr.strip()}")
+    (root / "requirements.txt").write_text(reqs, encoding="utf-8")
+    argv = ["uv", "pip", "install", "--offline", "--no-deps", "--no-compile"]
+    argv += ["--python", sys.executable, "--target", str(root / "site")]
+    argv += ["-r", str(root / "requirements.txt")]
+    say("$ " + " ".join(argv[:6]) + " --target site -r requirements.txt (uv's cache, no download)")
+    done = subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ToolError(
+            "cannot install the product's dependencies from uv's cache (run 'uv sync' once "
+            f"with network access): {done.stderr.strip()[-800:]}"
+        )
+    for sub in sorted((root / "site").rglob("*"), reverse=True):
+        rel = "/" + sub.relative_to(root / "site").as_posix() + "/"
+        if sub.is_dir() and not sub.is_symlink() and any(d in rel for d in _SITE_DROP):
+            shutil.rmtree(sub, ignore_errors=True)
+    for tree in _SITE_DROP_TREES:
+        shutil.rmtree(root / "site" / tree, ignore_errors=True)
+    # the kept standard library's pyc, laid out as in the image
+    keep = _kept("libpython3.11-stdlib", PRODUCT_DEBS)
+    keep_min = _kept("libpython3.11-minimal", PRODUCT_DEBS)
+    for pkg, kept in (("libpython3.11-minimal", keep_min), ("libpython3.11-stdlib", keep)):
+        base = root / pkg
+        for src in sorted((base / "usr/lib/python3.11").rglob("*.py")):
+            rel = src.relative_to(base).as_posix()
+            if src.is_symlink() or not kept(rel):
+                continue
+            stem = rel.rsplit("/", 1)
+            cfile = root / "pyc" / stem[0] / "__pycache__" / f"{stem[1][:-3]}.cpython-311.pyc"
+            try:
+                py_compile.compile(
+                    str(src),
+                    cfile=str(cfile),
+                    dfile="/" + rel,
+                    doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                )
+            except py_compile.PyCompileError:
+                continue
+    _compile_all(root / "site", "/opt/cluster-secrets-bootstrap", say, "the dependencies")
+    saved = _sourceless(root / "site")
+    say(f"dependencies kept as bytecode only: {saved / 1e6:.1f} MB of sources left out")
+    (root / ".done").write_text(key + "\n", encoding="utf-8")
+    return root
+
+
+def _sourceless(site: Path) -> int:
+    """Each dependency module as its bytecode alone (``x.pyc`` where ``x.py`` was, which
+    Python loads without a source): about a third of the image. Their tracebacks keep
+    file and line, not the line's text. Returns the bytes of source left out."""
+    saved = 0
+    for src in sorted(site.rglob("*.py")):
+        if src.is_symlink() or src.parent.name == "__pycache__":
+            continue
+        cached = src.parent / "__pycache__" / f"{src.stem}.cpython-311.pyc"
+        if not cached.is_file():
+            continue  # not compilable here (a template, another Python's): kept as source
+        saved += src.stat().st_size
+        cached.replace(src.with_suffix(".pyc"))
+        src.unlink()
+    for cache in sorted(site.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache, ignore_errors=True)
+    return saved
+
+
+#: Where the product and its dependencies sit in the image (on sys.path).
+PRODUCT_DIR = "opt/cluster-secrets-bootstrap"
+
+
+def _product_source(dest: Path) -> Path:
+    """The product's package as the image holds it (``.py`` files and their unchecked-hash
+    ``.pyc``), copied from the repository into ``dest`` (made anew each build: cheap)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    src = paths.REPO / "bootstrap"
+    for f in sorted(src.rglob("*.py")):
+        if "__pycache__" in f.parts:
+            continue
+        out = dest / "bootstrap" / f.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, out)
+    _compile_all(dest, "/" + PRODUCT_DIR, lambda _m: None, "the product")
+    return dest
+
+
+def product_image(runtime: Path, tools_dir: Path) -> tuple[list[oci.Tree], oci.ImageConfig]:
+    base = _users("nonroot", *NONROOT, "/home/nonroot")
+    for pkg in PRODUCT_DEBS:
+        base.copy_tree("/", runtime / pkg, keep=_kept(pkg, PRODUCT_DEBS))
+    base.copy_tree("/", runtime / "pyc")
+    base.symlink("usr/bin/python3", "python3.11")
+    deps = oci.Tree().copy_tree(PRODUCT_DIR, runtime / "site")
+    source = _product_source(images_dir(tools_dir) / "_rootfs" / "bootstrap-source")
+    app = oci.Tree().copy_tree(PRODUCT_DIR, source)
+    config = oci.ImageConfig(
+        entrypoint=("/usr/bin/python3.11", "-s", "-m", "bootstrap.populate_job"),
+        env=(PATH_ENV, "HOME=/home/nonroot", f"PYTHONPATH=/{PRODUCT_DIR}"),
+        user=_user(NONROOT),
+        workdir=f"/{PRODUCT_DIR}",
+        labels=_labels("bootstrap", PRODUCT),
+    )
+    return [base, deps, app], config
+
+
 # -- building -----------------------------------------------------------------------------
 
 
@@ -318,7 +585,7 @@ class ImageResult:
     image_id: str
 
 
-NAMES = ("openbao", "vault-secrets-operator", "demo")
+NAMES = ("openbao", "vault-secrets-operator", "demo", "bootstrap")
 Progress = Callable[[str, str], None]
 
 
@@ -329,6 +596,8 @@ def _recipe(name: str, tools_dir: Path, say: Say) -> tuple[list[oci.Tree], oci.I
         return operator_image(tools.require("vault-secrets-operator", tools_dir))
     if name == "demo":
         return demo_image(demo_runtime(tools_dir, say))
+    if name == "bootstrap":
+        return product_image(product_runtime(tools_dir, say), tools_dir)
     raise ToolError(f"unknown image {name!r}; known: {', '.join(NAMES)}")
 
 

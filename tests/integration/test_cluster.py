@@ -88,6 +88,8 @@ def run(node_box: Box) -> dict[str, Any]:
         **node_box.cli_env(),
         "INVOKE_BOOTSTRAP_CATALOG": str(CATALOG),
         "INVOKE_BOOTSTRAP_WAIT_TIMEOUT": "180",
+        # vault-config also writes the populate Job's policy and role
+        "INVOKE_BOOTSTRAP_POPULATE_JOB": "1",
     }
     env.pop("INVOKE_BOOTSTRAP_VAULT_ADDRS")  # found from the StatefulSet's pods
     env.pop("INVOKE_BOOTSTRAP_AUDIT_FILE")  # the pod's, from cluster.env
@@ -517,3 +519,143 @@ def test_a_deleted_openbao_pod_comes_back_sealed_and_bootstrap_unseals_it(
     for line in out.splitlines():
         if "unseal" in line:
             print(f"  bootstrap: {line.strip()}")
+
+
+def _job_done(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
+    job = kube.get("batch/v1", "Job", name, ns)
+    status = (job or {}).get("status") or {}
+    return job if status.get("succeeded") or status.get("failed") else None
+
+
+def test_the_populate_job_writes_the_values_and_reads_nothing_else(
+    node_box: Box, run: dict[str, Any], tmp_path: Path
+) -> None:
+    """``invoke render --populate-job``'s Job, applied as a GitOps tool would, runs the
+    populate step in the product's image with its own ServiceAccount: the values it writes
+    are those the local populate phase gives (a path set back to placeholders gets its env
+    and file values again, nothing else is written), a value its environment lacks fails it
+    naming the key with nothing written, and its token is refused (403, in the Job's log) a
+    path outside the catalog and the listing of every path."""
+    import uuid
+
+    import yaml
+
+    from bootstrap.clients import vault
+    from bootstrap.clients.kv import read_kv
+    from bootstrap.model import conventions as conv
+    from bootstrap.model.domain import kv_secrets
+    from bootstrap.runtime import sources
+    from bootstrap.runtime.custody import FileCustody
+
+    kube: Kube = run["kube"]
+    env = run["env"]
+    (bao,) = _openbao_pods(kube)
+    addr = f"http://{bao['status']['podIP']}:8200"
+    admin = FileCustody(node_box.settings().custody_file).load_extra("admin")
+    assert admin is not None
+    api = vault.Api(addr, admin["token"])
+    cat = load_catalog(CATALOG)
+
+    out = tmp_path / "rendered"
+    invoke_cli(["render", "--out", str(out), "--populate-job", "--vault-addr", addr], env)
+    docs = list(yaml.safe_load_all((out / "populate-job" / "manifests.yaml").read_text()))
+    assert [d["kind"] for d in docs] == ["Namespace", "ServiceAccount", "ConfigMap", "Job"]
+    ns = docs[0]["metadata"]["name"]
+    job = docs[3]
+    name = job["metadata"]["name"]
+    # a path outside the catalog, holding a value: the Job must be refused it
+    other = f"popjob-{uuid.uuid4().hex[:8]}/config"
+    api.write(f"{conv.KV_MOUNT}/data/{other}", {"data": {"token": "not-for-the-job"}})
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["args"] += ["--expect-denied", other]
+    rendered_text = (out / "populate-job" / "manifests.yaml").read_text()
+    secret_values = [v for v in demo_env().values() if v.startswith("demo-")]
+    for value in secret_values:  # env values come from the user's Secret only
+        assert value not in rendered_text
+
+    # the user's Secret with the env sources' values (a file, never an argument)
+    secret_name = container["envFrom"][0]["secretRef"]["name"]
+
+    def env_secret(values: dict[str, str]) -> None:
+        """The user's Secret with the env sources' values (from a file, never an argument)."""
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret_name, "namespace": ns},
+            "stringData": values,
+        }
+        f = tmp_path / "env-secret.yaml"
+        f.unlink(missing_ok=True)
+        f.touch(mode=0o600)
+        f.write_text(yaml.safe_dump(doc))
+        _kubectl(node_box, "apply", "-f", str(f))
+
+    def run_job() -> tuple[dict[str, Any], str]:
+        _kubectl(node_box, "delete", "job", name, "-n", ns, "--ignore-not-found", "--wait")
+        started = dt.datetime.now(dt.UTC)
+        _kubectl(node_box, "apply", "-f", str(manifests))
+        done = wait_until(lambda: _job_done(kube, ns, name), f"Job {ns}/{name} done", 180)
+        seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        log = _kubectl(node_box, "logs", f"job/{name}", "-n", ns)
+        print(f"\npopulate Job done in {seconds:.1f}s; its log:\n{log}")
+        for value in [*secret_values, "not-for-the-job"]:
+            assert value not in log
+        return done, log
+
+    # webapp/config back to placeholders: populate must write both keys again, from the
+    # Job's environment (log-level) and the catalog's folder in the ConfigMap (feature-flags)
+    path = "webapp/config"
+    have, version = read_kv(api, path)
+    placeholders = {k: conv.placeholder_value("webapp", "config", k) for k in have}
+    api.write(f"{conv.KV_MOUNT}/data/{path}", {"options": {"cas": version}, "data": placeholders})
+    versions = {p: read_kv(api, p)[1] for p, _ in kv_secrets(cat)}
+    job["spec"]["backoffLimit"] = 0  # one pod per run here: the failing run fails at once
+    manifests = tmp_path / "job.yaml"
+    manifests.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    namespace = tmp_path / "namespace.yaml"
+    namespace.write_text(yaml.safe_dump(docs[0]))
+    _kubectl(node_box, "apply", "-f", str(namespace))
+    try:
+        # first without one of the env sources' values: the Job fails naming the key,
+        # and writes nothing
+        env_secret({k: v for k, v in demo_env().items() if k != "WEBAPP_LOG_LEVEL"})
+        done, log = run_job()
+        assert done["status"].get("failed") == 1, log
+        assert "webapp/config key log-level: environment variable WEBAPP_LOG_LEVEL" in log, log
+        assert "populate wrote nothing" in log, log
+        assert {p: read_kv(api, p)[1] for p, _ in kv_secrets(cat)} == versions
+        assert read_kv(api, path)[0] == placeholders
+        # then with the user's whole Secret
+        env_secret(demo_env())
+        done, log = run_job()
+        assert done["status"].get("succeeded") == 1, log
+        # its identity may not read another path, nor list: 403, in its log
+        assert f"GET {conv.KV_MOUNT}/data/{other}: 403 permission denied" in log, log
+        assert f"LIST {conv.KV_MOUNT}/metadata/: 403 permission denied" in log, log
+        # the values the local populate phase gives: env from the environment, the file
+        # as read from the catalog's folder; nothing else written
+        cat_dir = CATALOG.parent
+        expected = {
+            "log-level": env["WEBAPP_LOG_LEVEL"],
+            "feature-flags": sources.read_file("examples/webapp-flags.json", cat_dir),
+        }
+        got, new_version = read_kv(api, path)
+        assert got == expected
+        assert new_version == versions[path] + 1
+        after = {p: read_kv(api, p)[1] for p, _ in kv_secrets(cat)}
+        assert after == {**versions, path: versions[path] + 1}
+    finally:
+        api.request("DELETE", f"{conv.KV_MOUNT}/metadata/{other}")
+        # the placeholders may have reached the Secret meanwhile: the operator syncs the
+        # values again before the next test (verify nudges), and the rollouts settle
+        invoke_cli(["bootstrap", "--only", "populate", "--only", "verify"], env)
+        for target in ("webapp", "webapp-worker"):
+            _kubectl(
+                node_box,
+                "rollout",
+                "status",
+                f"deployment/{target}",
+                "-n",
+                "webapp",
+                "--timeout=55s",
+            )

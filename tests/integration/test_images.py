@@ -84,7 +84,7 @@ def _free_port() -> int:
 
 def test_a_second_build_writes_nothing(built: dict[str, images.ImageResult]) -> None:
     again = images.build(None, TOOLS_DIR)
-    assert [r.status for r in again] == ["cached"] * 3
+    assert [r.status for r in again] == ["cached"] * len(images.NAMES)
     assert {r.name: r.image_id for r in again} == {n: r.image_id for n, r in built.items()}
     for r in again:
         assert r.path == images.archive_path(TOOLS_DIR, r.name, images.tags()[r.name])
@@ -322,3 +322,28 @@ def test_demo_image_is_small_and_says_its_licences(
         if pkg != "libpython3.11-stdlib":  # its copyright file is libpython3.11-minimal's
             assert (root / "usr" / "share" / "doc" / pkg / "copyright").is_file()
     assert os.access(root / "usr" / "bin" / "python3.11", os.X_OK)
+
+
+def test_product_image_runs_the_populate_job_program(
+    built: dict[str, images.ImageResult], rootfs: dict[str, tuple[Path, dict[str, Any]]]
+) -> None:
+    """The product's image: its entrypoint answers, every compiled dependency loads against
+    the image's own libraries (OpenSSL, libgcc_s, libstdc++), and nothing is compiled at run
+    time (the Job's root is read-only)."""
+    root, config = rootfs["bootstrap"]
+    print(f"\nbootstrap image: {built['bootstrap'].size / 1e6:.1f} MB")
+    assert config["User"] == "65532:65532"
+    assert not (root / "bin" / "sh").exists()
+    before = {p for p in root.rglob("*.pyc")}
+    done = _run(root, config, *config["Entrypoint"], "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--expect-denied" in done.stdout
+    modules = "ssl, hashlib, ctypes, bz2, lzma, uuid, decimal, yaml, kubernetes, hvac, pyrage"
+    modules += ", pydantic, frozenlist, charset_normalizer, cryptography.hazmat.bindings._rust"
+    code = f"import {modules}, bootstrap.phases.registry; print(yaml.__with_libyaml__)"
+    done = _run(root, config, "/usr/bin/python3.11", "-s", "-W", "error", "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    assert {p for p in root.rglob("*.pyc")} == before
+    licences = config["Labels"]["org.opencontainers.image.licenses"]
+    assert "MPL-2.0" in licences and "Apache-2.0" in licences

@@ -62,6 +62,39 @@ def test_what_the_demo_keeps_of_each_package(pkg: str, path: str, kept: bool) ->
     assert images._kept(pkg)(path) is kept
 
 
+_DYN = "usr/lib/python3.11/lib-dynload/"
+
+
+@pytest.mark.parametrize(
+    ("pkg", "path", "kept"),
+    [
+        ("libc6", "lib/x86_64-linux-gnu/libc.so.6", True),
+        ("libc6", "lib/x86_64-linux-gnu/libpthread.so.0", True),
+        ("libc6", "lib/x86_64-linux-gnu/libnss_dns.so.2", False),
+        ("libpython3.11-minimal", _DYN + "_ssl.cpython-311-x86_64-linux-gnu.so", True),
+        ("libpython3.11-stdlib", "usr/lib/python3.11/json/__init__.py", True),
+        ("libpython3.11-stdlib", _DYN + "_ctypes.cpython-311-x86_64-linux-gnu.so", True),
+        ("libpython3.11-stdlib", _DYN + "_sqlite3.cpython-311-x86_64-linux-gnu.so", False),
+        ("libpython3.11-stdlib", _DYN + "_testcapi.cpython-311-x86_64-linux-gnu.so", False),
+        ("libpython3.11-stdlib", "usr/lib/python3.11/test/test_os.py", False),
+        ("libpython3.11-stdlib", "usr/lib/python3.11/tkinter/__init__.py", False),
+        ("libssl3", "usr/lib/x86_64-linux-gnu/libssl.so.3", True),
+        ("libssl3", "usr/lib/x86_64-linux-gnu/engines-3/afalg.so", False),
+        ("libffi8", "usr/lib/x86_64-linux-gnu/libffi.so.8.1.2", True),
+        ("libbz2-1.0", "lib/x86_64-linux-gnu/libbz2.so.1.0.4", True),
+        ("libgcc-s1", "lib/x86_64-linux-gnu/libgcc_s.so.1", True),
+        ("libstdc++6", "usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30", True),
+    ],
+)
+def test_what_the_product_image_keeps_of_each_package(pkg: str, path: str, kept: bool) -> None:
+    assert images._kept(pkg, images.PRODUCT_DEBS)(path) is kept
+
+
+def test_the_product_image_is_built_with_the_others() -> None:
+    assert "bootstrap" in images.NAMES
+    assert images.references().bootstrap == "localhost/cluster-secrets-bootstrap/bootstrap:0.1.0"
+
+
 def test_references_follow_the_scheme() -> None:
     refs = images.references()
     assert refs.openbao.startswith("localhost/cluster-secrets-bootstrap/openbao:")
