@@ -557,7 +557,9 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
     cat = load_catalog(CATALOG)
 
     out = tmp_path / "rendered"
-    invoke_cli(["render", "--out", str(out), "--populate-job", "--vault-addr", addr], env)
+    # the Job reaches Vault as in-cluster clients do: the Service's name (the node's DNS)
+    in_cluster = model.openbao_address(model.ClusterOptions())
+    invoke_cli(["render", "--out", str(out), "--populate-job", "--vault-addr", in_cluster], env)
     docs = list(yaml.safe_load_all((out / "populate-job" / "manifests.yaml").read_text()))
     assert [d["kind"] for d in docs] == ["Namespace", "ServiceAccount", "ConfigMap", "Job"]
     ns = docs[0]["metadata"]["name"]
