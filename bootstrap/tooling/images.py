@@ -328,6 +328,18 @@ def _kept(pkg: str, table: dict[str, tuple[str, ...]] | None = None) -> Callable
     return keep
 
 
+def _unpack_debs(root: Path, debs: dict[str, Path], say: Say) -> None:
+    """Each package's files into ``root/<package>/`` (``dpkg-deb -x``)."""
+    for pkg, deb in debs.items():
+        say(f"unpacking {deb.name}")
+        (root / pkg).mkdir(parents=True)
+        done = subprocess.run(
+            ["dpkg-deb", "-x", str(deb), str(root / pkg)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise ToolError(f"dpkg-deb -x {deb}: {done.stderr.strip()}")
+
+
 def demo_runtime(tools_dir: Path, say: Say) -> Path:
     """The demo's unpacked packages and precompiled standard library, made once per set of
     ``.deb`` files: ``images/_rootfs/demo-<key>/<package>/`` and ``.../pyc/``."""
@@ -339,14 +351,7 @@ def demo_runtime(tools_dir: Path, say: Say) -> Path:
     if (root / ".done").is_file():
         return root
     shutil.rmtree(root, ignore_errors=True)
-    for pkg, deb in debs.items():
-        say(f"unpacking {deb.name}")
-        (root / pkg).mkdir(parents=True)
-        done = subprocess.run(
-            ["dpkg-deb", "-x", str(deb), str(root / pkg)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise ToolError(f"dpkg-deb -x {deb}: {done.stderr.strip()}")
+    _unpack_debs(root, debs, say)
     _precompile(root, say)
     (root / ".done").write_text(key + "\n", encoding="utf-8")
     return root
@@ -461,14 +466,7 @@ def product_runtime(tools_dir: Path, say: Say) -> Path:
     if (root / ".done").is_file():
         return root
     shutil.rmtree(root, ignore_errors=True)
-    for pkg, deb in debs.items():
-        say(f"unpacking {deb.name}")
-        (root / pkg).mkdir(parents=True)
-        done = subprocess.run(
-            ["dpkg-deb", "-x", str(deb), str(root / pkg)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise ToolError(f"dpkg-deb -x {deb}: {done.stderr.strip()}")
+    _unpack_debs(root, debs, say)
     (root / "requirements.txt").write_text(reqs, encoding="utf-8")
     argv = ["uv", "pip", "install", "--offline", "--no-deps", "--no-compile"]
     argv += ["--python", sys.executable, "--target", str(root / "site")]

@@ -74,6 +74,17 @@ def kv_write(addr: str, token: str, path: str, data: dict[str, Any]) -> None:
     assert resp.status_code in (200, 204), resp.status_code
 
 
+def exports_of(path: Path) -> dict[str, str]:
+    """The variables of a file of ``export KEY=VALUE`` lines (``cluster.env``)."""
+    import shlex
+
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        out[key] = shlex.split(value)[0]
+    return out
+
+
 def demo_env() -> dict[str, str]:
     """The fake values of examples/demo.env, for the example catalog's env sources."""
     from tests.conftest import ROOT

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -27,18 +26,10 @@ from bootstrap.model.catalog import load_catalog
 from bootstrap.tooling import tools
 from tests.conftest import ROOT
 from tests.integration.conftest import TOOLS_DIR, Box
-from tests.integration.helpers import demo_env, held_at, invoke_cli, wait_until
+from tests.integration.helpers import demo_env, exports_of, held_at, invoke_cli, wait_until
 
 CATALOG = ROOT / "catalog.yaml"
 DEMO_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        out[key] = shlex.split(value)[0]
-    return out
 
 
 def _demo_pods(kube: Kube) -> list[dict[str, Any]]:
@@ -97,7 +88,7 @@ def run(node_box: Box) -> dict[str, Any]:
     kube = Kube(node_box.state.kubeconfig)
     bao_before = _openbao_pods(kube)
     before = _demo_pods(kube)
-    env.update(_env_file(node_box.directory / cluster.ENV_FILE))
+    env.update(exports_of(node_box.directory / cluster.ENV_FILE))
     began = dt.datetime.now(dt.UTC)
     booted = invoke_cli(["bootstrap"], {**env, **demo_env()})
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,18 +21,10 @@ from bootstrap.model import cluster as model
 from bootstrap.runtime.custody import FileCustody
 from tests.conftest import ROOT
 from tests.integration.conftest import TOOLS_DIR, Box
-from tests.integration.helpers import demo_env, invoke_cli, wait_until
+from tests.integration.helpers import demo_env, exports_of, invoke_cli, wait_until
 
 CATALOG = ROOT / "catalog.yaml"
 PORT = 8200
-
-
-def _exports(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        out[key] = shlex.split(value)[0]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +41,7 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         env.pop("INVOKE_BOOTSTRAP_VAULT_ADDRS")  # found from the StatefulSet's pods
         env.pop("INVOKE_BOOTSTRAP_AUDIT_FILE")  # the pods', from cluster.env
         created = invoke_cli(["cluster.create", "--replicas", "3"], env)
-        env.update(_exports(directory / cluster.ENV_FILE))
+        env.update(exports_of(directory / cluster.ENV_FILE))
         env.update(demo_env())
         booted = invoke_cli(["bootstrap"], env)
         admin = FileCustody(box.settings().custody_file).load_extra("admin")
