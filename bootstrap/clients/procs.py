@@ -6,18 +6,47 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+#: Where listening ports are picked: below the kernel's ephemeral range, from which every
+#: outgoing connection takes its local port (a port picked there and bound a few seconds
+#: later was found taken by a client's connection, on a busy machine).
+LISTEN_PORTS = (20000, 32768)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
 
 def free_ports(n: int) -> list[int]:
-    """n distinct free loopback ports (held open together so they differ)."""
-    socks = []
+    """n distinct free loopback ports (held open together so they differ), outside the
+    ephemeral range where one can be; else any the kernel gives."""
+    socks: list[socket.socket] = []
+    low, high = LISTEN_PORTS
+    eph_low, eph_high = _ephemeral_range()
+    candidates = [p for p in range(low, high) if not eph_low <= p <= eph_high]
+    random.shuffle(candidates)
     try:
-        for _ in range(n):
+        for port in candidates:
+            if len(socks) == n:
+                break
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < n:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind(("127.0.0.1", 0))
             socks.append(s)
