@@ -17,7 +17,8 @@
   (OpenSSL, libffi, bzip2, xz, libuuid, libgcc_s and libstdc++ for compiled wheels), the
   product's package and its runtime dependencies
   at the versions of ``uv.lock`` (``uv export --no-default-groups``, installed with ``uv pip
-  install --offline --target``: from uv's cache, no download), everything precompiled;
+  install --target``: from uv's cache, else at the same pins from the package index),
+  everything precompiled;
   entrypoint ``python3.11 -s -m bootstrap.populate_job``; user ``nonroot``; no shell.
 
 Each archive is ``<tools_dir>/images/<name>-<tag>.tar``, written only when its image id
@@ -468,15 +469,27 @@ def product_runtime(tools_dir: Path, say: Say) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     _unpack_debs(root, debs, say)
     (root / "requirements.txt").write_text(reqs, encoding="utf-8")
-    argv = ["uv", "pip", "install", "--offline", "--no-deps", "--no-compile"]
+    argv = ["uv", "pip", "install", "--no-deps", "--no-compile"]
     argv += ["--python", sys.executable, "--target", str(root / "site")]
     argv += ["-r", str(root / "requirements.txt")]
-    say("$ " + " ".join(argv[:6]) + " --target site -r requirements.txt (uv's cache, no download)")
-    done = subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True, check=False)
+    # from uv's cache when it holds every wheel; else (a fresh machine: `uv sync --locked`
+    # fills the cache without the index pages an offline resolution needs) from the index,
+    # at the same pinned versions
+    say("$ " + " ".join(argv[:5]) + " --offline --target site -r requirements.txt (uv's cache)")
+    done = subprocess.run(
+        [*argv[:3], "--offline", *argv[3:]],
+        cwd=paths.REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        say("not all in uv's cache: the same pinned versions from the package index")
+        done = subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ToolError(
-            "cannot install the product's dependencies from uv's cache (run 'uv sync' once "
-            f"with network access): {done.stderr.strip()[-800:]}"
+            "cannot install the product's dependencies, from uv's cache or the package "
+            f"index: {done.stderr.strip()[-800:]}"
         )
     for sub in sorted((root / "site").rglob("*"), reverse=True):
         rel = "/" + sub.relative_to(root / "site").as_posix() + "/"
