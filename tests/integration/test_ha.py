@@ -26,12 +26,23 @@ def ha_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     yield from _start(tmp_path_factory.mktemp("ha"), ha=True)
 
 
+def _node_logs(box: Box, lines: int = 40) -> str:
+    """Each OpenBao node's last log lines: what a failed join or unseal leaves to read (a
+    follower's unseal once hung past every timeout in CI, not reproduced since)."""
+    return "".join(
+        f"\n--- bao-{i} ---\n{box.state.process(f'bao-{i}').tail(lines)}"
+        for i in range(len(box.state.bao_addrs))
+    )
+
+
 def test_ha_bootstrap_unseals_and_joins_every_node(ha_box: Box) -> None:
     assert [h.code for h in ha_box.initial_health] == [501, 501, 501]
     s = ha_box.settings()
     results, _ = run(s, load_catalog(EXAMPLE), ["vault-ready", "vault-config"])
     errors = [r.error for r in results if r.error]
-    assert statuses(results) == {"vault-ready": "applied", "vault-config": "applied"}, errors
+    assert statuses(results) == {"vault-ready": "applied", "vault-config": "applied"}, (
+        f"{errors}{_node_logs(ha_box)}"
+    )
     nodes = [vault.health(a) for a in ha_box.state.bao_addrs]
     assert all(n.initialized and not n.sealed for n in nodes)
     assert sorted(n.code for n in nodes) == [200, 429, 429]
@@ -72,7 +83,9 @@ def test_a_node_lost_mid_bootstrap(ha_box: Box, tmp_path: Path) -> None:
             os.kill(state.process(victim).pid, signal.SIGKILL)
             wait_until(lambda: not state.process(victim).alive(), f"{victim} to die")
         assert run_.done is not None
-        assert run_.done.returncode == 0, run_.done.stdout[-3000:] + run_.done.stderr[-3000:]
+        assert run_.done.returncode == 0, (
+            run_.done.stdout[-3000:] + run_.done.stderr[-3000:] + _node_logs(ha_box)
+        )
         report = json.loads((tmp_path / "r.json").read_text())
         phases = {p["name"]: p["status"] for p in report["phases"]}
         assert phases["verify"] == "applied" and phases["finish"] in ("applied", "no-change")
