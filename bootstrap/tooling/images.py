@@ -329,6 +329,25 @@ def _kept(pkg: str, table: dict[str, tuple[str, ...]] | None = None) -> Callable
     return keep
 
 
+def _compile_stdlib(src: Path, rel: str, pyc: Path) -> bool:
+    """``src`` (at ``/rel`` in the image) compiled to ``pyc/<its folder>/__pycache__/``,
+    unchecked-hash (nothing written at run time); False for a module of another Python
+    (lib2to3 fixtures and the like)."""
+    parent, stem = rel.rsplit("/", 1)
+    cfile = pyc / parent / "__pycache__" / f"{stem[:-3]}.cpython-311.pyc"
+    try:
+        py_compile.compile(
+            str(src),
+            cfile=str(cfile),
+            dfile="/" + rel,
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    except py_compile.PyCompileError:
+        return False
+    return True
+
+
 def _unpack_debs(root: Path, debs: dict[str, Path], say: Say) -> None:
     """Each package's files into ``root/<package>/`` (``dpkg-deb -x``)."""
     for pkg, deb in debs.items():
@@ -374,19 +393,7 @@ def _precompile(root: Path, say: Say) -> None:
             rel = src.relative_to(base).as_posix()
             if src.is_symlink() or not keep(rel):
                 continue
-            parent, stem = rel.rsplit("/", 1)
-            cfile = root / "pyc" / parent / "__pycache__" / f"{stem[:-3]}.cpython-311.pyc"
-            try:
-                py_compile.compile(
-                    str(src),
-                    cfile=str(cfile),
-                    dfile="/" + rel,
-                    doraise=True,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                )
-            except py_compile.PyCompileError:
-                continue  # a module for another Python (lib2to3 fixtures and the like)
-            count += 1
+            count += _compile_stdlib(src, rel, root / "pyc")
     say(f"precompiled {count} modules in {time.monotonic() - started:.1f}s")
 
 
@@ -506,18 +513,7 @@ def product_runtime(tools_dir: Path, say: Say) -> Path:
             rel = src.relative_to(base).as_posix()
             if src.is_symlink() or not kept(rel):
                 continue
-            stem = rel.rsplit("/", 1)
-            cfile = root / "pyc" / stem[0] / "__pycache__" / f"{stem[1][:-3]}.cpython-311.pyc"
-            try:
-                py_compile.compile(
-                    str(src),
-                    cfile=str(cfile),
-                    dfile="/" + rel,
-                    doraise=True,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                )
-            except py_compile.PyCompileError:
-                continue
+            _compile_stdlib(src, rel, root / "pyc")
     _compile_all(root / "site", "/opt/cluster-secrets-bootstrap", say, "the dependencies")
     saved = _sourceless(root / "site")
     say(f"dependencies kept as bytecode only: {saved / 1e6:.1f} MB of sources left out")
