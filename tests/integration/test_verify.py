@@ -44,19 +44,20 @@ def catalog(p: str, folder: Path) -> tuple[Catalog, Path]:
     return parse_catalog(path.read_text(), str(path)), path
 
 
-def _prepare(box: Box, cat: Catalog, tmp_path: Path) -> None:
-    results, _ = run(
-        box.settings(state_dir=tmp_path),
-        cat,
-        ["placeholders", "vault-config", "operator", "populate"],
-    )
+BEFORE_VERIFY = ["placeholders", "vault-config", "operator", "populate"]
+
+
+def _prepare(box: Box, cat: Catalog, tmp_path: Path, phases: list[str] = BEFORE_VERIFY) -> None:
+    results, _ = run(box.settings(state_dir=tmp_path), cat, phases)
     assert set(statuses(results).values()) <= {"applied", "no-change"}, results
 
 
-def _prepared(box: Box, p: str, tmp_path: Path) -> tuple[Catalog, Path, Kube]:
-    """The test's catalog ``p``, every phase before verify run for it."""
+def _prepared(
+    box: Box, p: str, tmp_path: Path, phases: list[str] = BEFORE_VERIFY
+) -> tuple[Catalog, Path, Kube]:
+    """The test's catalog ``p``, ``phases`` (every phase before verify) run for it."""
     cat, path = catalog(p, tmp_path)
-    _prepare(box, cat, tmp_path)
+    _prepare(box, cat, tmp_path, phases)
     return cat, path, Kube(box.state.kubeconfig)
 
 
@@ -115,13 +116,16 @@ def test_a_denied_read_is_explained_then_nudged_once_fixed(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"vd{unique}"
-    cat, path, kube = _prepared(box, p, tmp_path)
+    cat, path, kube = _prepared(box, p, tmp_path, BEFORE_VERIFY[:-1])
     api = admin_api(box)
     policy = api.read(f"sys/policies/acl/{p}")
     assert policy is not None
-    # a hand edit in Vault: the service's policy no longer grants its own path
+    # a hand edit in Vault: the service's policy no longer grants its own path; made before
+    # populate writes, so the operator (which retries a failed read within milliseconds at
+    # first) cannot have synced a Secret before it
     text = policy["data"]["policy"].replace(f"secret/data/{p}/*", f"secret/data/{p}-elsewhere/*")
     api.put(f"sys/policies/acl/{p}", {"policy": text})
+    _prepare(box, cat, tmp_path, ["populate"])
     held, failed = _verify_held(
         box, path, tmp_path / "denied", kube, p, INVOKE_BOOTSTRAP_WAIT_TIMEOUT="6"
     )
