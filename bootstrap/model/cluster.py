@@ -6,11 +6,10 @@ Kubernetes objects out; deterministic.
 
 - OpenBao starts as a Helm install leaves it: uninitialized and sealed (no dev mode, no
   auto-unseal); the bootstrap initializes and unseals it. Pods start in parallel (a sealed
-  pod is never Ready, so ordered start would stall the second pod), the headless Service
-  publishes not-ready addresses (raft peers and the bootstrap reach sealed pods by it), the
-  ``openbao`` Service, which the operator uses, only Ready ones (unsealed: active or
-  standby, never a sealed pod of three), liveness accepts a sealed or uninitialized server
-  and readiness does not.
+  pod is never Ready, so ordered start would stall the second pod), both Services publish
+  not-ready addresses (raft peers and the bootstrap reach sealed pods by them; the operator
+  keeps reaching OpenBao when a loaded node fails a readiness probe), liveness accepts a
+  sealed or uninitialized server and readiness does not.
 - The operator runs in-cluster with its own ServiceAccount, the ClusterRole and
   leader-election Role its source tree declares (names as its Helm chart gives them), and
   leader election on.
@@ -326,7 +325,7 @@ def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dic
             "metadata": _meta(OPENBAO, ns, labels),
             "spec": {
                 "type": "ClusterIP",
-                "publishNotReadyAddresses": False,
+                "publishNotReadyAddresses": True,
                 "selector": _selector(OPENBAO),
                 "ports": ports[:1],
             },
