@@ -259,13 +259,20 @@ def _run_pipeline(
     rotate: bool = False,
     restore: Any = None,
     default_report: str | None = None,
+    skip_quiet_check: bool = False,
 ) -> None:
     from bootstrap.phases.registry import run_phases
 
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
     cat = _load(s)
     selected = _phase_flags(only, start, skip, restore=restore is not None)
-    ctx = pipeline.RunContext(settings=s, catalog=cat, dry_run=dry_run, restore=restore)
+    ctx = pipeline.RunContext(
+        settings=s,
+        catalog=cat,
+        dry_run=dry_run,
+        restore=restore,
+        quiet_check=not skip_quiet_check,
+    )
     default = default_report or ("plan.json" if dry_run else "bootstrap.json")
     path = Path(report) if report else s.state_dir / "reports" / default
     try:
@@ -292,6 +299,8 @@ _PHASE_HELP = {
     "report": "write the JSON report here (default .bootstrap/reports/)",
     "prune": "also remove managed objects that left the catalog (never unmanaged ones)",
     "rotate": "populate: replace real values from their sources (regenerate generated ones)",
+    "skip_quiet_check": "verify: do not watch the restart targets for one refresh period after "
+    "a hand-over (the proof that the operator restarts nothing while Vault is unchanged)",
 }
 
 
@@ -299,9 +308,28 @@ def _phase_task(name: str, dry_run: bool, doc: str) -> Task:
     """``bootstrap`` and ``plan``: the same flags, one pipeline; only ``dry_run`` differs."""
 
     def run(  # type: ignore[no-untyped-def]
-        c, catalog=None, only=None, start=None, skip=None, report=None, prune=False, rotate=False
+        c,
+        catalog=None,
+        only=None,
+        start=None,
+        skip=None,
+        report=None,
+        prune=False,
+        rotate=False,
+        skip_quiet_check=False,
     ):
-        _run_pipeline(c, catalog, only or [], start, skip or [], dry_run, report, prune, rotate)
+        _run_pipeline(
+            c,
+            catalog,
+            only or [],
+            start,
+            skip or [],
+            dry_run,
+            report,
+            prune,
+            rotate,
+            skip_quiet_check=skip_quiet_check,
+        )
 
     run.__name__ = run.__qualname__ = name
     run.__doc__ = doc
@@ -661,7 +689,7 @@ def validate(c, catalog=None):  # type: ignore[no-untyped-def]
 def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
     """Build or find every external tool at its pinned version (idempotent, cached), then
     the node's images (see images.build)."""
-    from bootstrap.tooling import tools
+    from bootstrap.tooling import tools, versions
 
     s = settings(c)
     results = tools.install(
@@ -669,7 +697,8 @@ def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
         s.tools_dir,
         progress=lambda n, m: err.print(f"[bold]{_e(n)}[/]: {_e(m)}", highlight=False),
         sources={
-            "vault-secrets-operator": s.vso_source,
+            tools.operator_tool(versions.VSO): s.vso_source,
+            tools.operator_tool(versions.VSO_V0): s.vso_v0_source,
             "terraform-provider-kubernetes": s.kubernetes_provider_source,
         },
         peers=peers,
@@ -807,6 +836,7 @@ def up(c, ha=False, node=False):  # type: ignore[no-untyped-def]
         with_node=node or s.sandbox_node,
         timeout=s.wait_timeout,
         progress=lambda m: err.print(f"[bold]sandbox[/]: {_e(m)}"),
+        operator=sandbox.OperatorOptions.of(s),
     )
     for key, value in state.env().items():
         console.print(f"export {key}={_e(value)}", highlight=False)
@@ -826,7 +856,12 @@ def sandbox_status(c, json_=False):  # type: ignore[no-untyped-def]
     if not st.get("components"):
         console.print(f"no sandbox in {_e(st['directory'])}")
         return
-    table = Table(title=f"sandbox {_e(st['directory'])}" + (" (HA)" if st["ha"] else ""))
+    op = st["operator"]
+    table = Table(
+        title=f"sandbox {_e(st['directory'])}"
+        + (" (HA)" if st["ha"] else "")
+        + f", Vault Secrets Operator v{_e(op['version'])} ({_e(op['licence'])})"
+    )
     for col in ("component", "pid", "state", "detail"):
         table.add_column(col)
     for comp in st["components"]:

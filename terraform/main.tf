@@ -49,7 +49,12 @@ variable "secrets" {
 }
 
 variable "labels" {
-  description = "Labels put on everything this module creates."
+  description = "Labels put on the namespaces this module creates."
+  type        = map(string)
+}
+
+variable "secret_labels" {
+  description = "Labels put on every placeholder Secret (the product's mark and the two the Vault Secrets Operator selects its Secret cache on); the module adds the service's."
   type        = map(string)
 }
 
@@ -75,7 +80,7 @@ module "namespace" {
   source   = "./namespace"
   for_each = local.secrets_by_namespace
   secrets  = each.value
-  labels   = var.labels
+  labels   = var.secret_labels
 
   depends_on = [kubernetes_namespace_v1.this]
 }

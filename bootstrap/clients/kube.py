@@ -375,6 +375,26 @@ class Kube:
                 force_conflicts=True,
             )
 
+    def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: dict[str, Any],
+        field_manager: str = conv.FIELD_MANAGER,
+    ) -> None:
+        """A JSON merge patch of one object (e.g. one annotation or label)."""
+        with translated(f"patching {kind} {namespace or ''}/{name}"):
+            res = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            res.patch(
+                body=patch,
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+                field_manager=field_manager,
+            )
+
     def wait_crds_established(self, names: list[str], timeout: float = 30.0) -> None:
         import time
 

@@ -112,8 +112,9 @@ def rotation_test(
     before = _rollouts(kube, s)
     sentinel = {k: f"rotation-test-{secrets.token_hex(8)}" for k in original}
     vss = (s.namespace, s.destination)
-    # after each write, a nudge makes the operator read it now; the spec is restored after
-    with nudged(kube, []) as nudger:
+    # after each write, a nudge makes the operator read it now (as the cluster's operator
+    # takes one: a VSO 1.4.1 spec change would restart the targets by itself)
+    with nudged(kube, [], vso.operator_api(kube)) as nudger:
         mid = before
         try:
             say(f"writing a sentinel version of {s.kv_path}")

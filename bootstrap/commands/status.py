@@ -2,13 +2,16 @@
 
 Secret states: missing (no Kubernetes Secret), placeholder (still the bootstrap marker),
 synced (Vault's keys with Vault's latest values), stale (real data, but not Vault's latest),
-error (not synced, and the operator's last attempt failed: the detail gives its reason).
-VaultStaticSecrets in the catalog's namespaces that the catalog does not declare (written by
-hand, or by another tool) are listed too, as service "-", so a stuck or hostile one is seen.
-Works on any cluster the kubeconfig points at; reads only."""
+error (not synced, and the operator's last attempt failed: the detail gives its reason; or a
+restart storm: a restart target of the secret was rolled out two or more times with no
+change in Vault, recently, see ``model.restarts``). VaultStaticSecrets in the catalog's
+namespaces that the catalog does not declare (written by hand, or by another tool) are
+listed too, as service "-", so a stuck or hostile one is seen. Works on any cluster the
+kubeconfig points at, with VSO 1.4.1 or v0.1.0; reads only."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,8 +19,9 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import KvValue, read_kv_value
 from bootstrap.clients.vault import Api, VaultRequestError
 from bootstrap.model import conventions as conv
-from bootstrap.model.catalog import Catalog
-from bootstrap.model.domain import VSO_API, syncs
+from bootstrap.model.catalog import Catalog, RestartTarget, duration_seconds
+from bootstrap.model.domain import VSO_API, Sync, syncs
+from bootstrap.model.restarts import Storm
 from bootstrap.runtime import vso
 
 
@@ -37,32 +41,75 @@ class Row:
         return asdict(self)
 
 
+def storms(
+    kube: Kube, api: Api, all_syncs: list[Sync], exists: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], tuple[Storm, str]]:
+    """Restart storms of the catalog's restart targets that exist, by (namespace, kind,
+    name), each with its likely cause (""): see ``model.restarts``."""
+    by_target: dict[tuple[str, str, str], list[Sync]] = defaultdict(list)
+    for s in all_syncs:
+        for t in s.restart:
+            by_target[(s.namespace, t.kind, t.name)].append(s)
+    history = vso.RolloutHistory(kube)
+    out: dict[tuple[str, str, str], tuple[Storm, str]] = {}
+    for key, ss in sorted(by_target.items()):
+        if key not in exists:
+            continue
+        ns, kind, name = key
+        target = RestartTarget(kind=kind, name=name)
+        refresh = max(duration_seconds(s.refresh_after) for s in ss)
+        storm = vso.storm_of(history, api, target, ns, [s.kv_path for s in ss], refresh)
+        if storm is not None:
+            out[key] = (storm, vso.storm_cause(kube, ns, target) if storm.ongoing else "")
+    return out
+
+
 def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
     rows = []
     all_syncs = syncs(catalog)
     paths = sorted({s.kv_path for s in all_syncs})
     kv = dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
     seen_now = vso.observe(kube, [s.namespace for s in all_syncs])
+    vss = {
+        (ns, o["metadata"]["name"]): o
+        for ns in sorted(seen_now.secrets)
+        for o in kube.list_objects(VSO_API, "VaultStaticSecret", ns)
+    }
     rollouts: dict[tuple[str, str, str], vso.Rollout | None] = {}
     for s in all_syncs:
-        value = kv[s.kv_path]
-        evs = seen_now.events_of(s.namespace, s.destination)
-        secret = seen_now.secret(s.namespace, s.destination)
-        state, detail = vso.state_of(value.data, secret, evs, value.written)
-        if state == "error":
-            detail = _explained(api, kube, s.namespace, s.destination, detail)
-        seen = vso.last_sync(evs)
-        restarts = []
         for t in s.restart:
             key = (s.namespace, t.kind, t.name)
             if key not in rollouts:
                 rollouts[key] = vso.rollout(kube, t, s.namespace)
+    found_storms = storms(kube, api, all_syncs, {k for k, r in rollouts.items() if r})
+    for s in all_syncs:
+        value = kv[s.kv_path]
+        evs = seen_now.events_of(s.namespace, s.destination)
+        secret = seen_now.secret(s.namespace, s.destination)
+        obj = vss.get((s.namespace, s.destination))
+        state, detail = vso.state_of(value.data, secret, evs, value.written, obj)
+        if state == "error":
+            detail = _explained(api, kube, s.namespace, s.destination, detail, obj)
+        elif state != "synced" and not detail:
+            detail = vso.status_problem(obj)
+        seen = vso.last_sync(evs)
+        restarts = []
+        for t in s.restart:
+            key = (s.namespace, t.kind, t.name)
             r = rollouts[key]
             if r is None:
                 restarts.append(f"{t.kind}/{t.name}: absent")
-            else:
-                rev = f" (revision {r.revision})" if r.revision else ""
-                restarts.append(f"{r.target}: {r.restarted_at or 'never'}{rev}")
+                continue
+            rev = f" (revision {r.revision})" if r.revision else ""
+            text = f"{r.target}: {r.restarted_at or 'never'}{rev}"
+            if key in found_storms:
+                storm, cause = found_storms[key]
+                if storm.ongoing:
+                    state = "error"
+                    detail = "; ".join(x for x in (detail, storm.describe(), cause) if x)
+                else:
+                    text += f" ({storm.describe()})"
+            restarts.append(text)
         rows.append(
             Row(
                 s.service,

@@ -55,9 +55,25 @@ RESERVED_NAMESPACES: dict[str, str] = {
 TERRAFORM_STATE_SUFFIX = "placeholders"
 TERRAFORM_STATE_SECRET = f"tfstate-default-{TERRAFORM_STATE_SUFFIX}"
 
-#: Label put on every Kubernetes object the product manages (and only on those).
+#: Label put on every Kubernetes object the product manages (and only on those), except the
+#: placeholder Secrets: there the key belongs to the operator (below), and
+#: :data:`SECRET_MANAGED_LABEL` says the same.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = PRODUCT
+#: The product's mark on the placeholder Secrets it makes.
+SECRET_MANAGED_LABEL = "secrets-bootstrap/managed-by"  # noqa: S105 - a label key
+#: The labels the Vault Secrets Operator selects its Secret cache on (VSO 0.10 and later
+#: read destination Secrets for their drift check through a cache filtered on these two: a
+#: ``create: false`` destination without them looks drifted on every refresh, and the
+#: operator re-syncs it and restarts its targets each time, hashicorp/vault-secrets-operator
+#: #1212). Every placeholder carries them. Not the third owner label
+#: (``app.kubernetes.io/component: secret-sync``): with all three, a current VSO holds the
+#: Secret to be one it created, and refuses to take it over (``overwrite``) for want of an
+#: owner reference.
+OPERATOR_CACHE_LABELS = {
+    "app.kubernetes.io/managed-by": "hashicorp-vso",
+    "app.kubernetes.io/name": "vault-secrets-operator",
+}
 SERVICE_LABEL = "secrets-bootstrap/service"
 #: Which catalog an object belongs to: prune only ever removes objects of its own catalog.
 CATALOG_LABEL = "secrets-bootstrap/catalog"

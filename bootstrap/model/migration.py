@@ -55,7 +55,12 @@ class SecretSeen:
 
     @property
     def managed(self) -> bool:
-        return self.labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
+        """Made by the product: a placeholder (``secrets-bootstrap/managed-by``; earlier
+        releases used ``app.kubernetes.io/managed-by``)."""
+        return conv.MANAGED_BY_VALUE in (
+            self.labels.get(conv.SECRET_MANAGED_LABEL),
+            self.labels.get(conv.MANAGED_BY_LABEL),
+        )
 
 
 @dataclass(frozen=True)

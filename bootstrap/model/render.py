@@ -256,6 +256,19 @@ def operator_resources(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
 # -- Terraform placeholders -------------------------------------------------------------
 
 
+def placeholder_labels(catalog: Catalog) -> dict[str, str]:
+    """The labels of every placeholder Secret (its service's is added by the module): the
+    product's own mark, and the two the operator selects its Secret cache on, so that a
+    current VSO syncing into it in place sees it (see ``conventions.OPERATOR_CACHE_LABELS``).
+    Not ``app.kubernetes.io/managed-by: cluster-secrets-bootstrap``: on a Secret that key is
+    the operator's."""
+    return {
+        conv.SECRET_MANAGED_LABEL: conv.MANAGED_BY_VALUE,
+        conv.CATALOG_LABEL: catalog.name,
+        **conv.OPERATOR_CACHE_LABELS,
+    }
+
+
 def placeholder_tfvars(catalog: Catalog) -> dict[str, Any]:
     """Inputs of the ``terraform/`` module: namespaces and one placeholder Secret per sync."""
     secrets = {}
@@ -270,6 +283,7 @@ def placeholder_tfvars(catalog: Catalog) -> dict[str, Any]:
         "namespaces": catalog.namespaces,
         "secrets": secrets,
         "labels": labels(catalog),
+        "secret_labels": placeholder_labels(catalog),
     }
 
 

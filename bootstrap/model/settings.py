@@ -30,10 +30,22 @@ class Settings:
     #: ``sandbox.up`` starts the node sandbox (containerd, kubelet, kube-scheduler) as with
     #: ``--node``; so does a sandbox ``bootstrap`` starts on its own.
     sandbox_node: bool = False
-    #: Source archive of the Vault Secrets Operator v0.1.0 to build (sha256 checked); unset:
-    #: ``../shared/vendor/vault-secrets-operator-0.1.0.tar.gz`` beside the repository when it
+    #: Source archive of the Vault Secrets Operator 1.4.1 to build (sha256 checked); unset:
+    #: ``../shared/vendor/vault-secrets-operator-1.4.1.tar.gz`` beside the repository when it
     #: exists, else ``go install`` through the Go module proxy.
     vso_source: Path | None = None
+    #: The same for VSO v0.1.0 (``../shared/vendor/vault-secrets-operator-0.1.0.tar.gz``).
+    vso_v0_source: Path | None = None
+    #: The operator version the sandbox and ``cluster.create`` run: "1.4.1" (what users run
+    #: today; BUSL-1.1, built and run here for the sandbox and tests only) or "0.1.0" (the last
+    #: MPL-2.0 release).
+    sandbox_operator_version: str = "1.4.1"
+    #: The sandbox operator's Kubernetes client rate (``--kube-client-qps``/``-burst``) and
+    #: ``--max-concurrent-reconciles``; 0: the operator's own defaults (as its Helm chart
+    #: leaves them). VSO v0.1.0 has none of these flags: it ignores them.
+    sandbox_operator_qps: float = 0.0
+    sandbox_operator_burst: int = 0
+    sandbox_operator_max_reconciles: int = 0
     #: Source archive of the hashicorp/kubernetes Terraform provider 3.2.1 (sha256 checked);
     #: unset: ``../shared/vendor/terraform-provider-kubernetes-3.2.1.tar.gz``.
     kubernetes_provider_source: Path | None = None

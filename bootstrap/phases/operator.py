@@ -17,7 +17,17 @@ created by the operator gets ``destination.create: false`` (VSO replaces only it
 every VSO version), or, in ``owner`` mode for current VSO releases, ``create: true`` with
 ``overwrite: true``. Any other existing Secret is never handed over (the plan reports a
 problem): the operator would replace its data. Secrets that do not exist use
-``create: true``."""
+``create: true``.
+
+In place, the Secret must carry the two labels a current operator selects its Secret cache
+on (``conventions.OPERATOR_CACHE_LABELS``; the placeholders phase puts them on every
+placeholder): without them VSO 1.4.1 finds it drifted on every refresh and restarts the
+targets each time. A Secret the product made without them (by an earlier release, or moved
+by ``migrate``) gets them here, before its VaultStaticSecret is applied. The plan says which
+operator the cluster's CRD shows (``model.operator_api``) and which hand-over follows. In
+``owner`` mode every VaultStaticSecret says ``create: true, overwrite: true``, the Secret
+taken over or not: a current operator syncs again and restarts the targets on any change of
+a spec, so the spec never changes with the Secret's state."""
 
 from __future__ import annotations
 
@@ -35,6 +45,7 @@ from bootstrap.core.errors import UsageError
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action
 from bootstrap.model.domain import VSO_API, syncs
+from bootstrap.model.operator_api import VSS_CRD, OperatorApi, read_crd
 from bootstrap.model.render import (
     labels,
     render_service_account,
@@ -81,6 +92,10 @@ class OperatorFacts:
     foreign: dict[tuple[str, str], str] = field(default_factory=dict)
     #: namespaces the cluster has (objects in the others need one created first)
     namespaces: set[str] = field(default_factory=set)
+    #: what the cluster's VaultStaticSecret CRD offers
+    api: OperatorApi = field(default_factory=lambda: OperatorApi(installed=True))
+    #: placeholder Secrets without the labels the operator's Secret cache selects
+    unlabelled: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -88,30 +103,33 @@ def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     return (obj["kind"], meta.get("namespace") or "", meta["name"])
 
 
-VSS_CRD = "vaultstaticsecrets.secrets.hashicorp.com"
-
-
 def crd_has_overwrite(crd: dict[str, Any] | None) -> bool:
     """Pure: whether a VaultStaticSecret CRD declares ``spec.destination.overwrite``."""
-    for version in ((crd or {}).get("spec") or {}).get("versions") or []:
-        if version.get("name") != VSO_API.split("/")[1]:
-            continue
-        schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
-        spec = (schema.get("properties") or {}).get("spec") or {}
-        dest = (spec.get("properties") or {}).get("destination") or {}
-        return "overwrite" in (dest.get("properties") or {})
-    return False
+    return read_crd(crd).overwrite
 
 
 def ours(secret: dict[str, Any], catalog: str) -> bool:
     """Pure: a Secret (as JSON) the bootstrap made: a key still carries the placeholder marker,
     or it has the product's labels of this catalog (the placeholders phase writes both; the
-    operator, filling it in place, keeps the labels and replaces the data)."""
+    operator, filling it in place, keeps the labels and replaces the data). Placeholders of
+    earlier releases carry ``app.kubernetes.io/managed-by: cluster-secrets-bootstrap``."""
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    if (
+        labels.get(conv.SECRET_MANAGED_LABEL) == conv.MANAGED_BY_VALUE
+        and labels.get(conv.CATALOG_LABEL) == catalog
+    ):
+        return True
     if managed_by(secret, catalog):
         return True
     return any(
         conv.is_placeholder(base64.b64decode(v)) for v in (secret.get("data") or {}).values() if v
     )
+
+
+def cache_visible(secret: dict[str, Any]) -> bool:
+    """Pure: the Secret carries the labels a current operator selects its Secret cache on."""
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in conv.OPERATOR_CACHE_LABELS.items())
 
 
 def owned_by_operator(secret: dict[str, Any]) -> bool:
@@ -130,12 +148,13 @@ def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[st
         out.append(render_vault_auth(ctx.catalog, svc))
     for sync in syncs(ctx.catalog):
         has_placeholder = (sync.namespace, sync.destination) in placeholders
-        if not has_placeholder:
-            out.append(render_static_secret(ctx.catalog, sync))
-        elif mode == "inplace":
+        if mode == "owner":
+            # the same spec before and after the take-over: a spec change restarts
+            out.append(render_static_secret(ctx.catalog, sync, create=True, overwrite=True))
+        elif has_placeholder:
             out.append(render_static_secret(ctx.catalog, sync, create=False))
         else:
-            out.append(render_static_secret(ctx.catalog, sync, create=True, overwrite=True))
+            out.append(render_static_secret(ctx.catalog, sync))
     if ctx.settings.vault_connection_address:
         out.append(
             {
@@ -190,6 +209,51 @@ class CreateNamespace(Action):
 
     name: str
     labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LabelSecret(Action):
+    """Put labels on an existing Secret (a merge patch: its other labels and data stay)."""
+
+    namespace: str
+    name: str
+    labels: dict[str, str]
+
+
+def plan_labels(facts: OperatorFacts, mode: str) -> list[Action]:
+    """Pure: in place, each placeholder the operator's Secret cache cannot see gets its
+    labels before its VaultStaticSecret is applied."""
+    if mode != "inplace":
+        return []
+    wanted = ", ".join(f"{k}={v}" for k, v in conv.OPERATOR_CACHE_LABELS.items())
+    return [
+        LabelSecret(
+            "update",
+            f"Secret {ns}/{name}",
+            f"labels {wanted}: a current operator syncs into it in place only if its Secret "
+            "cache sees it (else it re-syncs and restarts the targets on every refresh)",
+            namespace=ns,
+            name=name,
+            labels=dict(conv.OPERATOR_CACHE_LABELS),
+        )
+        for ns, name in sorted(facts.unlabelled)
+    ]
+
+
+def handover_note(facts: OperatorFacts, mode: str) -> Action:
+    """Pure: a line saying which operator the CRD shows and the hand-over that follows."""
+    count = len(facts.placeholders)
+    if mode == "owner":
+        how = (
+            "hand-over owner: create true with overwrite true, the operator takes each "
+            f"placeholder over ({count} now); the placeholders phase then leaves them to it"
+        )
+    else:
+        how = (
+            "hand-over in place: create false into each placeholder the bootstrap made "
+            f"({count} now), which carries the labels of the operator's Secret cache"
+        )
+    return Action("check", "operator", f"{facts.api.describe()}; {how}")
 
 
 @dataclass(frozen=True)
@@ -265,6 +329,21 @@ def plan_objects(
     return actions
 
 
+def _restart_note(action: Action) -> Action:
+    """An update of a VaultStaticSecret's spec, on an operator that syncs again and restarts
+    the rollout targets on any spec change, says so."""
+    if (
+        isinstance(action, ApplyObject)
+        and action.verb == "update"
+        and action.obj["kind"] == "VaultStaticSecret"
+        and "spec" in action.reason
+        and action.obj["spec"].get("rolloutRestartTargets")
+    ):
+        note = "; the operator syncs again and restarts its rollout targets once"
+        return ApplyObject(action.verb, action.target, action.reason + note, obj=action.obj)
+    return action
+
+
 def waves(actions: list[Action]) -> list[list[Action]]:
     """Pure: the changes of a plan in the order they must happen, as groups whose members
     may run at once: namespaces, then the applies kind by kind in :data:`KINDS` order (a
@@ -278,6 +357,8 @@ def waves(actions: list[Action]) -> list[list[Action]]:
         match action:
             case CreateNamespace():
                 rank = (0, 0)
+            case LabelSecret():
+                rank = (0, 1)
             case ApplyObject(obj=obj):
                 rank = (1, order[obj["kind"]])
             case DeleteObject(kind_=kind):
@@ -376,6 +457,7 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
         catalog_ns = sorted(wanted_ns & existing_ns)
         secrets, listed = read_cluster(kube, catalog_ns, min(WORKERS, kube.pool_size))
         placeholders: set[tuple[str, str]] = set()
+        unlabelled: set[tuple[str, str]] = set()
         dropped: dict[tuple[str, str], list[str]] = {}
         foreign: dict[tuple[str, str], str] = {}
         for sync in syncs(ctx.catalog):
@@ -385,17 +467,29 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
                     foreign[(sync.namespace, sync.destination)] = sync.kv_path
                     continue
                 placeholders.add((sync.namespace, sync.destination))
+                if not cache_visible(secret):
+                    unlabelled.add((sync.namespace, sync.destination))
                 extra = sorted(set(secret.get("data") or {}) - set(sync.keys) - {"_raw"})
                 if extra:
                     dropped[(sync.namespace, sync.destination)] = extra
         objects = relevant(listed, {_key(o) for o in desired(ctx, placeholders)})
-        overwrite = True
-        if ctx.settings.handover == "owner" and placeholders:
-            crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD)
-            overwrite = crd_has_overwrite(crd)
-        return OperatorFacts(objects, placeholders, overwrite, dropped, foreign, existing_ns)
+        api = read_crd(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD))
+        overwrite = api.overwrite or ctx.settings.handover != "owner"
+        return OperatorFacts(
+            objects, placeholders, overwrite, dropped, foreign, existing_ns, api, unlabelled
+        )
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
+        if not facts.api.installed:
+            return [
+                Action(
+                    "problem",
+                    f"CustomResourceDefinition {VSS_CRD}",
+                    "missing: install the Vault Secrets Operator (its Helm chart) first; "
+                    "the product writes its VaultAuths and VaultStaticSecrets, never the "
+                    "operator itself",
+                )
+            ]
         if facts.foreign:
             return [
                 Action(
@@ -429,11 +523,16 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
             for (ns, name), keys in sorted(facts.dropped_keys.items())
         ]
         want = desired(ctx, facts.placeholders)
-        return (
-            warnings
-            + plan_namespaces(want, facts.namespaces, labels(ctx.catalog))
-            + plan_objects(want, facts, ctx.settings.prune, ctx.catalog.name)
-        )
+        objects = plan_objects(want, facts, ctx.settings.prune, ctx.catalog.name)
+        if facts.api.restarts_on_spec_change:
+            objects = [_restart_note(a) for a in objects]
+        return [
+            handover_note(facts, ctx.settings.handover),
+            *warnings,
+            *plan_namespaces(want, facts.namespaces, labels(ctx.catalog)),
+            *plan_labels(facts, ctx.settings.handover),
+            *objects,
+        ]
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         kube = ctx.target.kube
@@ -442,6 +541,8 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
             match action:
                 case CreateNamespace(name=name, labels=ns_labels):
                     kube.ensure_namespace(name, ns_labels)
+                case LabelSecret(namespace=ns, name=name, labels=wanted):
+                    kube.merge_patch("v1", "Secret", name, ns, {"metadata": {"labels": wanted}})
                 case ApplyObject(obj=obj):
                     kube.apply(obj)
                     failpoints.point("operator:applied")

@@ -72,6 +72,9 @@ class RunContext:
     #: KV v2 paths as this run last read them (populate's facts), so that verify, right
     #: after, does not read them all again; a path populate writes is dropped until read.
     kv_seen: dict[str, KvValue] = field(default_factory=dict, repr=False)
+    #: verify proves a hand-over quiet (no restart target restarted for one refresh period);
+    #: off only with ``bootstrap --skip-quiet-check``, never from a setting.
+    quiet_check: bool = True
     #: A Vault client given by the caller (the populate Job's, logged in with kubernetes
     #: auth): used instead of the target's session, and no target is needed for it.
     vault_api: Api | None = field(default=None, repr=False)

@@ -4,17 +4,27 @@ with a list of what is stuck and why (the operator's last event, and what in Vau
 cluster stands in the way: role bindings, policies, the path's value). It never passes on a
 Secret whose bytes it has not compared with Vault's, so without a running operator it fails.
 
-Speed-up without changing the catalog's settings: VSO v0.1.0 re-reads a secret every
-refreshAfter, at once only when a VaultStaticSecret's spec changes, and never again after a
-failed read until the spec changes. So the phase nudges each pending VaultStaticSecret (the
-same spec, refreshAfter one second longer: VSO reconciles it now, once), nudges again (with
-backoff) any whose last attempt failed, and once done re-applies the catalog's spec, always,
-even on failure or Ctrl-C."""
+Speed-up without changing the catalog's settings: the operator re-reads a secret every
+refreshAfter. So the phase nudges each pending VaultStaticSecret (see ``runtime.nudge``: on a
+current operator a new annotation, on VSO v0.1.0 refreshAfter one second longer, re-applied
+as it was afterwards, always, even on failure or Ctrl-C): the operator reconciles it now,
+once; those whose last attempt failed are nudged again, with backoff.
+
+Quiet after a hand-over: once the Secrets it waited for are synced, the phase watches their
+restart targets (those that exist) for one refresh period and fails, naming the target, if
+the operator restarts one with no change in Vault (a restart storm: VSO 1.4.1 with a
+destination its Secret cache cannot see does that on every refresh). It costs the longest
+``refreshAfter`` of those targets' VaultStaticSecrets plus a few seconds, said when it starts;
+``bootstrap --skip-quiet-check`` skips it. A storm already going on (seen in the targets'
+rollout history, see ``model.restarts``) is planned as a check of its own: watched the same
+way, it fails the phase unless it has stopped."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,7 +33,10 @@ from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, WaitTimeout
 from bootstrap.core.waits import Pending, wait_for
 from bootstrap.model.actions import Action
+from bootstrap.model.catalog import RestartTarget, duration_seconds
 from bootstrap.model.domain import VSO_API, Sync, syncs
+from bootstrap.model.operator_api import OperatorApi
+from bootstrap.model.restarts import Storm
 from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import Nudger, nudged
@@ -153,6 +166,51 @@ class AwaitSync(Action):
         return self.verb == "check"
 
 
+@dataclass(frozen=True)
+class AwaitQuiet(Action):
+    """A restart storm going on: watch the target for one refresh period; the phase fails
+    unless it stays quiet."""
+
+    watched: vso.Watched
+
+
+@dataclass
+class VerifyFacts:
+    states: list[SecretState]
+    #: restart storms going on, of the catalog's restart targets that exist
+    storms: list[tuple[vso.Watched, Storm, str]] = field(default_factory=list)
+
+
+def watched_targets(
+    wanted: list[Sync], exists: Callable[[str, RestartTarget], bool]
+) -> list[vso.Watched]:
+    """Pure but for ``exists``: the restart targets of ``wanted`` that exist, each with the
+    Vault paths that restart it and its longest refresh period."""
+    paths: dict[tuple[str, RestartTarget], set[str]] = {}
+    refresh: dict[tuple[str, RestartTarget], float] = {}
+    for s in wanted:
+        for t in s.restart:
+            key = (s.namespace, t)
+            paths.setdefault(key, set()).add(s.kv_path)
+            refresh[key] = max(refresh.get(key, 0.0), float(duration_seconds(s.refresh_after)))
+    return [
+        vso.Watched(ns, t, tuple(sorted(paths[(ns, t)])), refresh[(ns, t)])
+        for (ns, t) in sorted(paths, key=lambda k: (k[0], k[1].kind, k[1].name))
+        if exists(ns, t)
+    ]
+
+
+def plan_verify(facts: VerifyFacts) -> list[Action]:
+    """Pure: the Secrets to await, then the restart storms to watch."""
+    actions = plan_states(facts.states)
+    for w, storm, cause in facts.storms:
+        reason = storm.describe() + (f"; {cause}" if cause else "")
+        actions.append(
+            AwaitQuiet("update", w.name, f"{reason}: watched for one refresh period", watched=w)
+        )
+    return actions
+
+
 def plan_states(facts: list[SecretState]) -> list[Action]:
     """Pure: every Secret not synced is awaited, unless Vault holds nothing for it."""
     actions: list[Action] = []
@@ -177,34 +235,96 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
 
 
 class Verify(PhaseBase, name="verify", summary=SUMMARY):
-    def facts(self, ctx: RunContext) -> list[SecretState]:
+    def __init__(self) -> None:
+        #: when this run last proved the restart targets quiet: storms before it are over
+        self._quiet_since: dt.datetime | None = None
+
+    def facts(self, ctx: RunContext) -> VerifyFacts:
         t = ctx.target
         wanted = syncs(ctx.catalog)
         # the convergence check compares with Vault as it is after the wait
-        return _states(t, wanted, _vault_data(ctx, wanted, fresh=ctx.converging))[0]
+        states = _states(t, wanted, _vault_data(ctx, wanted, fresh=ctx.converging))[0]
+        return VerifyFacts(states, self._storms(ctx, wanted))
 
-    def plan(self, ctx: RunContext, facts: list[SecretState]) -> list[Action]:
-        return plan_states(facts)
+    def _storms(self, ctx: RunContext, wanted: list[Sync]) -> list[tuple[vso.Watched, Storm, str]]:
+        """Restart storms going on (and newer than this run's last quiet proof)."""
+        kube = ctx.target.kube
+        history = vso.RolloutHistory(kube)
+        out = []
+        for w in watched_targets(wanted, lambda ns, t: history.workload(t, ns) is not None):
+            storm = vso.storm_of(
+                history, ctx.vault, w.target, w.namespace, list(w.paths), w.refresh_seconds
+            )
+            if storm is None or not storm.ongoing:
+                continue
+            if self._quiet_since is not None and storm.last < self._quiet_since:
+                continue
+            out.append((w, storm, vso.storm_cause(kube, w.namespace, w.target)))
+        return out
+
+    def plan(self, ctx: RunContext, facts: VerifyFacts) -> list[Action]:
+        return plan_verify(facts)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         awaited = [a for a in actions if isinstance(a, AwaitSync)]
         empty = [a for a in awaited if a.unverifiable]
         pending = [a.sync for a in awaited if not a.unverifiable]
+        storming = [a.watched for a in actions if isinstance(a, AwaitQuiet)]
         t = ctx.target
         if pending:
             # what is awaited is compared with Vault as it is now
-            self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True))
+            operator = vso.operator_api(t.kube)
+            self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True), operator)
+        if pending or storming:
+            self._quiet(ctx, pending, storming)
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"
                 + "\n".join(f"  {a.target}: {a.reason}" for a in empty)
             )
 
-    def _wait(self, ctx: RunContext, t: Target, waiting: list[Sync], vault_data: VaultData) -> None:
+    def _quiet(self, ctx: RunContext, handed: list[Sync], storming: list[vso.Watched]) -> None:
+        """Watch the restart targets of the Secrets just handed over, and those of storms
+        going on, for one refresh period (see the module's docstring)."""
+        kube = ctx.target.kube
+        history = vso.RolloutHistory(kube)
+        watched = list(storming)
+        if ctx.quiet_check:
+            seen = {(w.namespace, w.target) for w in watched}
+            watched += [
+                w
+                for w in watched_targets(handed, lambda ns, t: history.workload(t, ns) is not None)
+                if (w.namespace, w.target) not in seen
+            ]
+        elif handed:
+            log.info("verify: quiet check skipped (--skip-quiet-check)")
+        if not watched:
+            return
+        seconds = vso.quiet_seconds(watched)
+        log.info(
+            "verify: watching %d restart target(s) for %.0f s (one refreshAfter) to prove the "
+            "operator restarts nothing while Vault is unchanged%s: %s",
+            len(watched),
+            seconds,
+            "" if storming else "; --skip-quiet-check skips it",
+            ", ".join(w.name for w in watched),
+        )
+        began = dt.datetime.now(dt.UTC)
+        vso.watch_quiet(kube, ctx.vault, watched, seconds, lambda msg: log.info("verify: %s", msg))
+        self._quiet_since = began
+
+    def _wait(
+        self,
+        ctx: RunContext,
+        t: Target,
+        waiting: list[Sync],
+        vault_data: VaultData,
+        operator: OperatorApi,
+    ) -> None:
         ws = ctx.waits(maximum=1.0)
         refs = [(s.namespace, s.destination) for s in waiting]
         began = time.time()
-        with nudged(t.kube, refs if ctx.settings.verify_nudge else []) as nudger:
+        with nudged(t.kube, refs if ctx.settings.verify_nudge else [], operator) as nudger:
             failpoints.point("verify:nudged")
             unsynced = list(waiting)
 
@@ -225,7 +345,7 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
             try:
                 wait_for(probe, f"{len(waiting)} Secret(s) to hold Vault's values", ws)
             except WaitTimeout as exc:
-                report = self._stuck_report(ctx, t, waiting, vault_data, exc, began)
+                report = self._stuck_report(ctx, t, waiting, vault_data, exc, began, operator)
                 raise BootstrapError(report) from None
 
     def _stuck_report(
@@ -236,6 +356,7 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         vault_data: VaultData,
         exc: WaitTimeout,
         began: float,
+        operator: OperatorApi,
     ) -> str:
         states, seen = _states(t, waiting, vault_data)
         stuck = [st for st in states if st.state != "synced"]
@@ -246,12 +367,18 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
                 "VaultStaticSecrets since verify began and no VaultAuth of theirs accepted "
                 "(is the operator running, and does it reach this cluster?)"
             )
+        if not operator.installed:
+            lines.append(operator.describe())
         blockers = vso.missing_auths(t.kube, ctx.settings.operator_namespace)
         if blockers:
+            why = (
+                "they fail to log in"
+                if operator.current
+                else "VSO v0.1.0 holds up every sync for 30 s looking for it, again and again"
+            )
             lines.append(
-                f"{len(blockers)} VaultStaticSecret(s) name a VaultAuth that does not exist, and "
-                "VSO v0.1.0 holds up every sync for 30 s looking for it, again and again: "
-                + ", ".join(blockers[:10])
+                f"{len(blockers)} VaultStaticSecret(s) name a VaultAuth that does not exist "
+                f"({why}): " + ", ".join(blockers[:10])
             )
         api = ctx.vault
         for st in stuck[:DIAGNOSE_MAX]:

@@ -1,14 +1,26 @@
-"""Make the operator reconcile now, without leaving the catalog's settings changed.
+"""Make the operator reconcile now, without leaving the catalog's settings changed, and
+without restarting anything that Vault gives no reason to restart.
 
-VSO re-reads a secret every refreshAfter, and at once only when a VaultStaticSecret's spec
-changes (v0.1.0 included; its controller filters on the generation). A failed read is not
-requeued at all: the resource stalls until the spec changes again. A nudge applies a
-VaultStaticSecret with its own spec but ``refreshAfter`` one second longer (then two, then one
-again: each nudge is a change): the operator reconciles it once, now, and its refresh period
-stays what it was, so a nudge of hundreds costs the operator one read and one sync each -- not
-a reconcile every second that would eat its API budget (VSO v0.1.0 writes each kind at 20
-requests a second at most). On the way out the spec each had before is re-applied, whatever happens
-(Ctrl-C included). Used by the verify phase and the rotation test."""
+VSO re-reads a secret every refreshAfter, and at once only when a VaultStaticSecret changes
+in a way its controller watches for. Two ways, chosen from the cluster's CRD
+(``model.operator_api``):
+
+- a current operator (1.4.1) reconciles on a change of the object's annotations: the nudge
+  sets the annotation :data:`NUDGE_ANNOTATION` to a new value. The spec stays as it is, so
+  the operator syncs only when Vault's data differs from the Secret's, and restarts the
+  targets only then. A spec change would not do: 1.4.1 syncs again and restarts every
+  rollout target on any spec change of a VaultStaticSecret that has synced once. The
+  annotation stays (it says when the last nudge was); nothing needs restoring.
+- VSO v0.1.0 reconciles only on a spec change (its controller filters on the generation), and
+  a failed read is not requeued at all: the resource stalls until the spec changes again. The
+  nudge applies the object's own spec with ``refreshAfter`` one second longer (then two, then
+  one again: each nudge is a change): it reconciles once, now, syncs only changed data, and
+  restarts only on changed data. On the way out the spec each had before is re-applied,
+  whatever happens (Ctrl-C included).
+
+Either way a nudge of hundreds costs the operator one read and one sync each -- not a
+reconcile every second that would eat its API budget (VSO v0.1.0 writes each kind at 20
+requests a second at most). Used by the verify phase and the rotation test."""
 
 from __future__ import annotations
 
@@ -22,10 +34,14 @@ from typing import Any
 from bootstrap.clients.kube import Kube
 from bootstrap.model.catalog import DURATION, duration_seconds
 from bootstrap.model.domain import VSO_API
+from bootstrap.model.operator_api import OperatorApi
 
 Ref = tuple[str, str]  # (namespace, name) of a VaultStaticSecret
 #: Parallel applies (the API server takes them; the operator's own limits are the bottleneck).
 WORKERS = 8
+#: The annotation an annotation nudge changes (its value: the nudge's time, nanoseconds).
+NUDGE_ANNOTATION = "secrets-bootstrap/nudged-at"
+NUDGE_FIELD_MANAGER = "cluster-secrets-bootstrap-nudge"
 
 
 def nudge_values(refresh: str) -> tuple[str, str]:
@@ -37,8 +53,12 @@ def nudge_values(refresh: str) -> tuple[str, str]:
 
 
 class Nudger:
-    def __init__(self, kube: Kube) -> None:
+    """Nudges VaultStaticSecrets; ``by_annotation`` (a current operator) changes an
+    annotation, else (VSO v0.1.0) the spec's refreshAfter."""
+
+    def __init__(self, kube: Kube, by_annotation: bool = True) -> None:
         self.kube = kube
+        self.by_annotation = by_annotation
         self.saved: dict[Ref, dict[str, Any]] = {}
         self.current: dict[Ref, str] = {}
         self.times: dict[Ref, int] = {}
@@ -80,8 +100,20 @@ class Nudger:
 
     def _nudge_one(self, ref: Ref) -> None:
         obj = self.saved[ref]
-        value = next(v for v in nudge_values(self.saved_refresh(ref)) if v != self.current[ref])
-        self.kube.apply({**obj, "spec": {**obj["spec"], "refreshAfter": value}})
+        if self.by_annotation:
+            self.kube.merge_patch(
+                VSO_API,
+                "VaultStaticSecret",
+                ref[1],
+                ref[0],
+                {"metadata": {"annotations": {NUDGE_ANNOTATION: str(time.time_ns())}}},
+                # its own field manager: the operator phase's server-side applies leave it be
+                field_manager=NUDGE_FIELD_MANAGER,
+            )
+            value = self.current[ref]
+        else:
+            value = next(v for v in nudge_values(self.saved_refresh(ref)) if v != self.current[ref])
+            self.kube.apply({**obj, "spec": {**obj["spec"], "refreshAfter": value}})
         with self._lock:
             self.current[ref] = value
             self.times[ref] = self.times.get(ref, 0) + 1
@@ -91,14 +123,19 @@ class Nudger:
         return str(self.saved[ref]["spec"].get("refreshAfter", ""))
 
     def restore(self) -> None:
+        """Re-apply each nudged spec as it was (a spec nudge only: an annotation nudge
+        changed no spec)."""
+        if self.by_annotation:
+            return
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             list(pool.map(self.kube.apply, list(self.saved.values())))
 
 
 @contextmanager
-def nudged(kube: Kube, targets: list[Ref]) -> Iterator[Nudger]:
-    """Nudge ``targets`` now; restore every nudged spec on the way out."""
-    nudger = Nudger(kube)
+def nudged(kube: Kube, targets: list[Ref], api: OperatorApi | None = None) -> Iterator[Nudger]:
+    """Nudge ``targets`` now (as the cluster's operator ``api`` takes a nudge; unknown: an
+    annotation); restore every nudged spec on the way out."""
+    nudger = Nudger(kube, by_annotation=api is None or api.nudge_by_annotation)
     try:
         nudger.nudge(targets)
         yield nudger

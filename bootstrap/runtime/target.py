@@ -139,6 +139,7 @@ def resolve(settings: Settings, *, start_sandbox: bool = True) -> Target:
                 ha=False,
                 with_node=settings.sandbox_node,
                 timeout=settings.wait_timeout,
+                operator=sandbox.OperatorOptions.of(settings),
             )
         kubeconfig = Path(box.kubeconfig)
     addrs = list(settings.vault_addrs)

@@ -1,7 +1,19 @@
 """What the Vault Secrets Operator shows of its work, read from the cluster, and why a
-VaultStaticSecret is stuck, read from Vault.
+VaultStaticSecret is stuck, read from Vault. Both operators the product is proven with are
+read as they are (see ``model.operator_api``): VSO 1.4.1 and v0.1.0.
 
-Facts from VSO v0.1.0's source that shape this module:
+Facts from VSO 1.4.1's source and changelog:
+
+- every sync is a ``SecretSynced`` event (no ``SecretRotated`` since 1.0); a failed Vault read
+  is ``VaultClientError`` with Vault's own error; the status holds ``conditions``
+  (``SecretSynced``, ``Healthy``, ``Ready``, ``RolloutRestart``) and ``lastGeneration``, the
+  spec generation it last reconciled; ``SecretSynced`` may stay False after Vault recovers
+  (#1225), so the bytes decide, as with v0.1.0;
+- ``_raw`` may be absent (excluded per object or with ``--global-transformation-options``);
+- a rollout restart stamps the same annotation as v0.1.0 and records a
+  ``RolloutRestartTriggered`` event.
+
+Facts from VSO v0.1.0's source:
 
 - a synced Secret holds Vault's keys plus ``_raw`` (Vault's whole response as JSON); with
   ``destination.create: false`` VSO replaces the Secret's whole ``data``, so placeholder keys
@@ -21,22 +33,39 @@ Facts from VSO v0.1.0's source that shape this module:
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.vault import Api
+from bootstrap.core.errors import BootstrapError
+from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import RestartTarget
 from bootstrap.model.domain import DEPLOYMENT_REVISION, RESTART_ANNOTATION, VSO_API, WORKLOAD_API
+from bootstrap.model.operator_api import VSS_CRD, OperatorApi, read_crd
 from bootstrap.model.policy import PolicyParseError, Rule, allowed, parse_policy
+from bootstrap.model.restarts import Restart, Storm, find_storm, new_restarts, parse_stamp
 
 RAW_KEY = "_raw"
 
 SYNC_REASONS = frozenset({"SecretSynced", "SecretRotated", "SecretSync"})
+#: Not an event: a current operator's status condition SecretSynced False, read as one.
+CONDITION_FALSE = "SecretSynced=False"
 ERROR_REASONS = frozenset(
-    {"VaultClientError", "VaultClientConfigError", "SecretSyncError", "VaultStaticSecretError"}
+    {
+        "VaultClientError",
+        "VaultClientConfigError",
+        "SecretSyncError",
+        "VaultStaticSecretError",
+        # VSO 1.4.1's further failures of one sync
+        "SecretDataBuilderError",
+        "TransformationError",
+        CONDITION_FALSE,
+    }
 )
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -133,15 +162,20 @@ def state_of(
     secret: dict[str, bytes] | None,
     evs: list[OperatorEvent],
     written: dt.datetime | None = None,
+    vss: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """Pure: (state, detail) of one destination Secret, from its bytes and the operator's
     events on its VaultStaticSecret; ``error`` when it is not synced and the operator's last
     attempt failed (the detail gives the event's reason and message) -- unless that attempt
-    may have come before Vault's latest version was ``written``."""
+    may have come before Vault's latest version was ``written``. Without such an event (they
+    expire), a current operator's ``SecretSynced`` condition False (on ``vss``) says the
+    same, judged by its last transition."""
     state = classify(vault_data, secret)
     if state == "synced":
         return state, ""
     outcome = latest_outcome(evs)
+    if outcome is None or not outcome.error:
+        outcome = _condition_outcome(vss) or outcome
     if outcome is not None and outcome.error:
         # Event times are whole seconds: the attempt was in [last_seen, last_seen + 1s). Only
         # an attempt surely after Vault's latest write is an error of the present.
@@ -152,6 +186,23 @@ def state_of(
     if not vault_data:
         return state, "no value in Vault yet"
     return state, ""
+
+
+def _condition_outcome(vss: dict[str, Any] | None) -> OperatorEvent | None:
+    """A current operator's ``SecretSynced`` condition False, as the error event it stands
+    for (None without one)."""
+    cond = condition(vss, "SecretSynced")
+    if cond is None or cond.get("status") != "False":
+        return None
+    when = parse_stamp(str(cond.get("lastTransitionTime") or "")) or _EPOCH
+    return OperatorEvent(
+        name=str(((vss or {}).get("metadata") or {}).get("name") or ""),
+        reason=CONDITION_FALSE,
+        message=str(cond.get("message") or cond.get("reason") or ""),
+        count=1,
+        last_seen=when,
+        order=0,
+    )
 
 
 @dataclass
@@ -310,3 +361,247 @@ def diagnose(
     if api.read(api_path) is None:
         problems.append(f"no value in Vault at {api_path}")
     return "; ".join(problems)
+
+
+# -- the operator's API, and what its status says -----------------------------------------
+
+
+def operator_api(kube: Kube) -> OperatorApi:
+    """What the cluster's VaultStaticSecret CRD declares (one read)."""
+    return read_crd(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD))
+
+
+def condition(vss: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    """A status condition of a VaultStaticSecret (VSO 1.4.1), or None."""
+    for cond in ((vss or {}).get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == kind:
+            return cond
+    return None
+
+
+def status_problem(vss: dict[str, Any] | None) -> str:
+    """What a current operator's status says is wrong with a VaultStaticSecret ("" when
+    nothing, or when the status has no conditions, as v0.1.0's has not): its
+    ``SecretSynced`` condition False, with its message; or a spec generation it has not
+    reconciled yet."""
+    if not vss:
+        return ""
+    synced = condition(vss, "SecretSynced")
+    if synced is not None and synced.get("status") == "False":
+        return f"SecretSynced False: {short(str(synced.get('message') or synced.get('reason')))}"
+    status = vss.get("status") or {}
+    generation = (vss.get("metadata") or {}).get("generation")
+    last = status.get("lastGeneration")
+    if isinstance(last, int) and isinstance(generation, int) and last < generation:
+        return f"the operator has not reconciled spec generation {generation} yet (at {last})"
+    return ""
+
+
+# -- restart history ------------------------------------------------------------------------
+
+
+def _stamp(template: dict[str, Any] | None) -> dt.datetime | None:
+    annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(RESTART_ANNOTATION)
+    return parse_stamp(str(value)) if value else None
+
+
+class RolloutHistory:
+    """The rollout history of the workloads of some namespaces: one list of ReplicaSets and
+    one of ControllerRevisions per namespace, read on first use."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self._lists: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def _list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        key = (kind, namespace)
+        if key not in self._lists:
+            self._lists[key] = self.kube.list_objects(
+                WORKLOAD_API.get(kind, "apps/v1"), kind, namespace
+            )
+        return self._lists[key]
+
+    def workload(self, target: RestartTarget, namespace: str) -> dict[str, Any] | None:
+        """The restart target as the cluster has it (from one list of its kind), or None."""
+        for obj in self._list(target.kind, namespace):
+            if (obj.get("metadata") or {}).get("name") == target.name:
+                return obj
+        return None
+
+    def restarts(self, target: RestartTarget, namespace: str) -> list[Restart]:
+        """Each distinct restart stamp the operator put on the workload's pod template that
+        its history still holds (a Deployment's ReplicaSets; a StatefulSet's or DaemonSet's
+        ControllerRevisions), oldest first, with the revision that carried it."""
+        obj = self.workload(target, namespace)
+        if obj is None:
+            return []
+        uid = (obj.get("metadata") or {}).get("uid")
+        found: dict[dt.datetime, Restart] = {}
+
+        def owned(item: dict[str, Any]) -> bool:
+            refs = (item.get("metadata") or {}).get("ownerReferences") or []
+            return any(r.get("uid") == uid for r in refs)
+
+        if target.kind == "Deployment":
+            for rs in self._list("ReplicaSet", namespace):
+                if not owned(rs):
+                    continue
+                at = _stamp((rs.get("spec") or {}).get("template"))
+                rev = str(
+                    ((rs.get("metadata") or {}).get("annotations") or {}).get(
+                        DEPLOYMENT_REVISION, ""
+                    )
+                )
+                if at is not None:
+                    found.setdefault(at, Restart(at, rev))
+        else:
+            for cr in self._list("ControllerRevision", namespace):
+                if not owned(cr):
+                    continue
+                template = (((cr.get("data") or {}).get("spec") or {}).get("template")) or {}
+                at = _stamp(template)
+                if at is not None:
+                    found.setdefault(at, Restart(at, str(cr.get("revision") or "")))
+        current = _stamp((obj.get("spec") or {}).get("template"))
+        if current is not None and current not in found:
+            found[current] = Restart(current, "")
+        return sorted(found.values(), key=lambda r: r.at)
+
+
+def vault_writes(api: Api, path: str, mount: str = conv.KV_MOUNT) -> list[dt.datetime]:
+    """When each version Vault still holds of a KV v2 secret was written (its metadata)."""
+    meta = (api.read(f"{mount}/metadata/{path}") or {}).get("data") or {}
+    out = []
+    for version in (meta.get("versions") or {}).values():
+        stamp = parse_stamp(str((version or {}).get("created_time") or ""))
+        if stamp is not None:
+            out.append(stamp)
+    return sorted(out)
+
+
+def storm_of(
+    history: RolloutHistory,
+    api: Api,
+    target: RestartTarget,
+    namespace: str,
+    paths: list[str],
+    refresh_seconds: float,
+    now: dt.datetime | None = None,
+) -> Storm | None:
+    """A restart storm of one target (see ``model.restarts``): its restarts, and the writes
+    of the Vault paths that restart it (read only when it restarted twice or more). Ongoing
+    when its last restart is within three refresh periods (at least two minutes)."""
+    marks = history.restarts(target, namespace)
+    if len(marks) < 2:
+        return None
+    writes = [w for p in sorted(set(paths)) for w in vault_writes(api, p)]
+    recent = dt.timedelta(seconds=max(3 * refresh_seconds, 120.0))
+    return find_storm(
+        f"{target.kind}/{target.name}", marks, writes, now or dt.datetime.now(dt.UTC), recent
+    )
+
+
+def storm_cause(kube: Kube, namespace: str, target: RestartTarget) -> str:
+    """Why a current operator may restart ``target`` on every refresh: a VaultStaticSecret
+    that restarts it writes (``create: false``) into a Secret without the labels its Secret
+    cache selects (hashicorp/vault-secrets-operator#1212). "" when none does."""
+    labels = kube.list_metadata(f"/api/v1/namespaces/{namespace}/secrets", "Secrets")
+    blind = []
+    for vss in kube.list_objects(VSO_API, "VaultStaticSecret", namespace):
+        spec = vss.get("spec") or {}
+        targets = spec.get("rolloutRestartTargets") or []
+        if not any(t.get("kind") == target.kind and t.get("name") == target.name for t in targets):
+            continue
+        dest = spec.get("destination") or {}
+        if dest.get("create"):
+            continue
+        have = (labels.get(str(dest.get("name") or "")) or {}).get("labels") or {}
+        if any(have.get(k) != v for k, v in conv.OPERATOR_CACHE_LABELS.items()):
+            blind.append(f"{namespace}/{dest.get('name')}")
+    if not blind:
+        return ""
+    wanted = ", ".join(f"{k}={v}" for k, v in conv.OPERATOR_CACHE_LABELS.items())
+    return (
+        f"Secret(s) {', '.join(sorted(blind))} lack the labels a current operator's Secret "
+        f"cache selects ({wanted}): with destination.create false it finds them drifted on "
+        "every refresh and restarts the targets each time (hashicorp/vault-secrets-operator"
+        "#1212); 'invoke bootstrap' puts the labels back"
+    )
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A restart target to watch, with the Vault paths that restart it (their writes explain
+    a restart) and its longest refresh period."""
+
+    namespace: str
+    target: RestartTarget
+    paths: tuple[str, ...]
+    refresh_seconds: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.target.kind} {self.namespace}/{self.target.name}"
+
+
+#: Added to the longest refresh period a quiet check waits: the operator's own processing.
+QUIET_MARGIN = 3.0
+
+
+def quiet_seconds(watched: list[Watched]) -> float:
+    """How long a quiet check watches: one refresh period of the slowest VaultStaticSecret
+    (the operator re-reads each within its ``refreshAfter``, jitter only shortening it),
+    plus :data:`QUIET_MARGIN`."""
+    return max((w.refresh_seconds for w in watched), default=0.0) + QUIET_MARGIN
+
+
+def watch_quiet(
+    kube: Kube,
+    api: Api,
+    watched: list[Watched],
+    seconds: float,
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """Watch ``watched`` for ``seconds``; raise :class:`BootstrapError` naming each target
+    the operator restarted meanwhile with no Vault write to explain it (a restart storm, or
+    a hand-over that is not quiet). Polls every second or two."""
+    first = RolloutHistory(kube)
+    known = {w: first.restarts(w.target, w.namespace) for w in watched}
+    deadline = time.monotonic() + seconds
+
+    def probe() -> None:
+        history = RolloutHistory(kube)
+        restarted = []
+        for w in watched:
+            now = history.restarts(w.target, w.namespace)
+            if len(now) == len(known[w]) and now == known[w]:
+                continue
+            writes = [x for p in w.paths for x in vault_writes(api, p)]
+            new = new_restarts(now, known[w], writes)
+            if new:
+                revs = [r.revision for r in new if r.revision]
+                at = ", ".join(r.at.isoformat() for r in new)
+                restarted.append(
+                    f"{w.name} restarted {len(new)} time(s) at {at}"
+                    + (f" (revision {', '.join(revs)})" if revs else "")
+                    + f" with no change in Vault ({', '.join(w.paths)})"
+                )
+        if restarted:
+            causes = sorted({c for w in watched if (c := storm_cause(kube, w.namespace, w.target))})
+            raise BootstrapError(
+                "the operator restarted workloads while nothing changed in Vault: "
+                + "; ".join(restarted)
+                + ("; " + "; ".join(causes) if causes else "")
+            )
+        left = deadline - time.monotonic()
+        if left > 0:
+            raise Pending(f"{len(watched)} restart target(s) quiet so far, {left:.0f}s to go")
+
+    wait_for(
+        probe,
+        f"{len(watched)} restart target(s) to stay quiet for {seconds:.0f}s",
+        WaitSettings(timeout=seconds + 60.0, initial=1.0, maximum=2.0),
+    )
+    if say is not None:
+        say(f"no restart target restarted in {seconds:.0f}s (one refresh period)")

@@ -1,7 +1,8 @@
 """The sandbox: a real local control plane as plain processes on loopback (the envtest
 pattern, plus the controllers and the operator) -- etcd, kube-apiserver,
 kube-controller-manager, OpenBao (raft storage, not dev mode: it starts uninitialized and
-sealed) and the Vault Secrets Operator v0.1.0 -- with its state in one directory.
+sealed) and the Vault Secrets Operator (1.4.1 by default, or v0.1.0: ``OperatorOptions``) --
+with its state in one directory.
 
 One module per component: ``control_plane`` (etcd, kube-apiserver,
 kube-controller-manager), ``openbao``, ``secrets_operator`` (installed as a cluster would
@@ -30,14 +31,19 @@ from bootstrap.core.errors import BootstrapError, SandboxError, WaitTimeout
 from bootstrap.core.waits import WaitSettings
 from bootstrap.sandbox import control_plane, netns, node, openbao, pki, secrets_operator
 from bootstrap.sandbox.processes import Proc, healthy
-from bootstrap.sandbox.secrets_operator import OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT
+from bootstrap.sandbox.secrets_operator import (
+    OPERATOR_NAMESPACE,
+    OPERATOR_SERVICE_ACCOUNT,
+    OperatorOptions,
+)
 from bootstrap.sandbox.state import STATE_FILE, SandboxState
-from bootstrap.tooling import tools, versions
+from bootstrap.tooling import tools
 
 __all__ = [
     "OPERATOR_NAMESPACE",
     "OPERATOR_SERVICE_ACCOUNT",
     "STATE_FILE",
+    "OperatorOptions",
     "Proc",
     "SandboxState",
     "down",
@@ -50,8 +56,10 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-#: The tools a sandbox runs.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "bao", "vault-secrets-operator")
+#: The tools a sandbox runs (the operator's, of the version asked for, besides).
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "bao")
+#: The operator's process name in the sandbox, whatever its version.
+OPERATOR = "vault-secrets-operator"
 
 
 @dataclass(frozen=True)
@@ -87,15 +95,20 @@ def up(
     with_node: bool = False,
     timeout: float = 60.0,
     progress: Progress | None = None,
+    operator: OperatorOptions | None = None,
 ) -> SandboxState:
     """Start the sandbox; ``with_node``: the node sandbox (``node``: containerd, kubelet,
-    kube-scheduler; one Node, Ready before this returns). Refuses if one already runs in
-    ``directory``; on failure stops what it started and keeps the state for inspection."""
+    kube-scheduler; one Node, Ready before this returns); ``operator``: which Vault Secrets
+    Operator runs, and how (default: 1.4.1 with its own defaults). Refuses if one already
+    runs in ``directory``; on failure stops what it started and keeps the state for
+    inspection."""
     say = progress or (lambda msg: log.info("%s", msg))
+    operator = operator or OperatorOptions()
     directory = directory.resolve()
     _clear_stopped(directory, say)
     names = [*COMPONENTS, *(node.COMPONENTS if with_node else ())]
     binaries = {n: str(tools.require(n, tools_dir)) for n in names}
+    binaries[OPERATOR] = str(tools.require(operator.tool, tools_dir))
     if with_node:
         if os.geteuid() != 0:
             raise SandboxError("the node sandbox runs containers and network namespaces: as root")
@@ -118,6 +131,7 @@ def up(
         started_at=time.time(),
         sa_issuer=control_plane.sa_issuer(secrets.token_hex(4)),
         node=net.as_dict() if net else None,
+        operator_version=operator.version,
     )
     control_plane.write_admin_kubeconfig(state, certs)
     try:
@@ -125,7 +139,7 @@ def up(
             state.save()  # down finds the network namespace whatever happens next
             say(f"network namespace {net.netns}: node {net.node_ip}, pods {net.pod_cidr}")
             netns.create(net)
-        _start(state, binaries, certs, node_certs, ports, tools_dir, _waits(timeout), say)
+        _start(state, binaries, certs, node_certs, ports, tools_dir, _waits(timeout), say, operator)
     except (SandboxError, WaitTimeout, OSError, BootstrapError) as exc:
         tails = "".join(f"\n--- {p.name} ({p.log}) ---\n" + p.tail() for p in state.processes)
         down(directory, keep=True)
@@ -159,6 +173,7 @@ def _start(
     tools_dir: Path,
     wait: WaitSettings,
     say: Progress,
+    operator: OperatorOptions,
 ) -> None:
     """Every component in order, each waited for before what needs it starts."""
     control_plane.start_etcd(state, binaries["etcd"], ports.etcd_peer, say)
@@ -185,10 +200,10 @@ def _start(
         )
     openbao.wait_answering(state, wait)
     healthy(state.process("kube-controller-manager"), wait)
-    say(f"Vault Secrets Operator v{versions.VSO} in namespace {state.operator_namespace}")
-    secrets_operator.install(state, tools_dir)
+    say(f"Vault Secrets Operator {operator.describe()} in namespace {state.operator_namespace}")
+    secrets_operator.install(state, tools_dir, operator.version)
     secrets_operator.start(
-        state, binaries["vault-secrets-operator"], ports.operator_metrics, ports.operator_probe
+        state, binaries[OPERATOR], ports.operator_metrics, ports.operator_probe, operator
     )
     try:
         healthy(state.process("vault-secrets-operator"), wait)
@@ -247,6 +262,10 @@ def status(directory: Path) -> dict[str, Any]:
         "kubeconfig": state.kubeconfig,
         "components": comps,
         "ha": state.ha,
+        "operator": {
+            "version": state.operator_version,
+            "licence": tools.TOOLS[tools.operator_tool(state.operator_version)].licence,
+        },
     }
     if state.node is not None:
         net = node.net_of(state)

@@ -49,11 +49,13 @@ class Proc:
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a component: ours without Vault/OpenBao settings or tokens (the
-    operator's Vault client would read VAULT_ADDR and VAULT_TOKEN) or a foreign KUBECONFIG."""
+    operator's Vault client would read VAULT_ADDR and VAULT_TOKEN), the operator's own
+    ``VSO_*`` options (VSO 1.4.1 reads them; the sandbox sets its flags itself) or a foreign
+    KUBECONFIG."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("VAULT_", "BAO_")) and k != "KUBECONFIG"
+        if not k.startswith(("VAULT_", "BAO_", "VSO_")) and k != "KUBECONFIG"
     }
     env.update(extra or {})
     return env

@@ -33,6 +33,9 @@ class SandboxState:
     sa_issuer: str = ""
     #: The node sandbox's network (netns.NodeNet's fields); None without a node.
     node: dict[str, str] | None = None
+    #: The Vault Secrets Operator version the sandbox runs (sandboxes of earlier releases of
+    #: this product, which have no such field, ran v0.1.0).
+    operator_version: str = "0.1.0"
 
     @property
     def bao_addr(self) -> str:

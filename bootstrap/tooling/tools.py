@@ -84,6 +84,13 @@ class ToolSpec:
     #: (found, never built: ``apt-get install`` puts it there).
     deb_package: str = ""
     deb_path: str = ""
+    #: The binary's file name, and the cache folder's (``<binary>-<version>``), when it is
+    #: not the tool's name: two versions of one program are two tools.
+    binary: str = ""
+
+    @property
+    def file_name(self) -> str:
+        return self.binary or self.name
 
 
 def _kubernetes_command(name: str) -> ToolSpec:
@@ -104,6 +111,56 @@ def _kubernetes_command(name: str) -> ToolSpec:
             f" -X k8s.io/component-base/version.gitMajor=1"
             f" -X k8s.io/component-base/version.gitMinor={minor}"
         ),
+    )
+
+
+#: The Vault Secrets Operator's program, whichever version.
+OPERATOR = "vault-secrets-operator"
+_OPERATOR_ARCHIVES = {
+    versions.VSO: (versions.VSO_ARCHIVE, versions.VSO_ARCHIVE_SHA256, versions.VSO_LICENCE),
+    versions.VSO_V0: (
+        versions.VSO_V0_ARCHIVE,
+        versions.VSO_V0_ARCHIVE_SHA256,
+        versions.VSO_V0_LICENCE,
+    ),
+}
+
+
+def operator_tool(version: str = versions.VSO) -> str:
+    """The tool name of an operator version: ``vault-secrets-operator`` for the current one,
+    ``vault-secrets-operator-<version>`` for an older one (both built into
+    ``<tools_dir>/vault-secrets-operator-<version>/``)."""
+    if version not in _OPERATOR_ARCHIVES:
+        raise ToolError(
+            f"Vault Secrets Operator {version!r} is not one this project builds; "
+            f"one of {', '.join(versions.VSO_VERSIONS)}"
+        )
+    return OPERATOR if version == versions.VSO else f"{OPERATOR}-{version}"
+
+
+def _operator(version: str) -> ToolSpec:
+    """The operator of one version, built from its upstream source archive (else ``go
+    install``, where the module proxy serves the module) with its version stamped in."""
+    archive, sha256, licence = _OPERATOR_ARCHIVES[version]
+    major, minor = version.split(".")[:2]
+    module = versions.VSO_MODULE
+    return ToolSpec(
+        operator_tool(version),
+        version,
+        licence,
+        ("--version", "--output", "json"),
+        r'"gitVersion":\s*"v([^"]+)"',
+        "source",
+        source=f"source archive {archive} (sha256 pinned), else go install {module}@v{version}",
+        archive=archive,
+        archive_sha256=sha256,
+        go_module=module,
+        ldflags=(
+            f"-s -w -X {module}/internal/version.GitVersion=v{version}"
+            f" -X {module}/internal/version.Major={major}"
+            f" -X {module}/internal/version.Minor={minor}"
+        ),
+        binary=OPERATOR,
     )
 
 
@@ -226,24 +283,7 @@ TOOLS: dict[str, ToolSpec] = {
             archive=versions.TF_PROVIDER_KUBERNETES_ARCHIVE,
             archive_sha256=versions.TF_PROVIDER_KUBERNETES_SHA256,
         ),
-        ToolSpec(
-            "vault-secrets-operator",
-            versions.VSO,
-            "MPL-2.0",
-            ("--version", "--output", "json"),
-            r'"gitVersion":\s*"v([^"]+)"',
-            "source",
-            source=f"source archive {versions.VSO_ARCHIVE} (sha256 pinned), else go install "
-            f"{versions.VSO_MODULE}@v{versions.VSO}",
-            archive=versions.VSO_ARCHIVE,
-            archive_sha256=versions.VSO_ARCHIVE_SHA256,
-            go_module=versions.VSO_MODULE,
-            ldflags=(
-                f"-s -w -X {versions.VSO_MODULE}/internal/version.GitVersion=v{versions.VSO}"
-                f" -X {versions.VSO_MODULE}/internal/version.Major={versions.VSO.split('.')[0]}"
-                f" -X {versions.VSO_MODULE}/internal/version.Minor={versions.VSO.split('.')[1]}"
-            ),
-        ),
+        *(_operator(version) for version in versions.VSO_VERSIONS),
     )
 }
 
@@ -342,13 +382,17 @@ def cached_path(spec: ToolSpec, tools_dir: Path) -> Path:
             / "linux_amd64"
             / f"{spec.name}_v{spec.version}"
         )
-    return tools_dir / f"{spec.name}-{spec.version}" / spec.name
+    return tools_dir / f"{spec.file_name}-{spec.version}" / spec.file_name
 
 
-def operator_config(tools_dir: Path) -> Path:
+def operator_config(tools_dir: Path, version: str = versions.VSO) -> Path:
     """The operator's own CRDs and RBAC (``crd/bases/*.yaml``, ``rbac/*.yaml``), kept beside
     its binary: the sandbox installs exactly what the built version declares."""
-    return cached_path(TOOLS["vault-secrets-operator"], tools_dir).parent / "config"
+    return cached_path(TOOLS[operator_tool(version)], tools_dir).parent / "config"
+
+
+def is_operator(spec: ToolSpec) -> bool:
+    return spec.file_name == OPERATOR
 
 
 def _origin_file(path: Path) -> Path:
@@ -410,10 +454,8 @@ def find(name: str, tools_dir: Path) -> Path | None:
     if spec.origin == "debian":
         path = Path(spec.deb_path)
         return path if path.is_file() and os.access(path, os.X_OK) else None
-    if (
-        spec.name == "vault-secrets-operator"
-        and not (operator_config(tools_dir) / "crd" / "bases").is_dir()
-    ):
+    config = operator_config(tools_dir, spec.version) if is_operator(spec) else None
+    if config is not None and not (config / "crd" / "bases").is_dir():
         return None
     for cand in _candidates(spec, tools_dir):
         if cand.is_file() and version_of(cand, spec) == spec.version:
@@ -656,7 +698,7 @@ def _unpack(spec: ToolSpec, archive: Path, work: Path, say: Say) -> tuple[Path, 
 def _install_built(spec: ToolSpec, binary: Path, tree: Path, dest: Path, how: str) -> Path:
     """Move a build into the cache (the operator with its CRDs and RBAC), check its version
     and record where it came from."""
-    if spec.name == "vault-secrets-operator":
+    if is_operator(spec):
         config = dest.parent / "config"
         shutil.rmtree(config, ignore_errors=True)
         for sub in _OPERATOR_CONFIG:
@@ -676,7 +718,7 @@ def _install_built(spec: ToolSpec, binary: Path, tree: Path, dest: Path, how: st
 
 def _from_archive(spec: ToolSpec, archive: Path, work: Path, dest: Path, say: Say) -> Path:
     tree, digest = _unpack(spec, archive, work, say)
-    out = work / "bin" / spec.name
+    out = work / "bin" / spec.file_name
     env = _go_env(cgo=spec.cgo)
     log_file = work / "build.log"
     for replace in spec.replaces:
@@ -710,7 +752,7 @@ def _from_proxy(spec: ToolSpec, work: Path, dest: Path) -> Path:
     )
     tree = _gomodcache(env) / module
     return _install_built(
-        spec, gobin / spec.name, tree, dest, f"built here with go install {module}"
+        spec, gobin / spec.file_name, tree, dest, f"built here with go install {module}"
     )
 
 

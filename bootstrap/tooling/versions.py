@@ -17,12 +17,25 @@ OPENTOFU = "1.12.6"  # MPL-2.0; tofu built from github.com/opentofu/opentofu
 TF_PROVIDER_KUBERNETES = "3.2.1"
 TF_PROVIDER_KUBERNETES_ARCHIVE = "terraform-provider-kubernetes-3.2.1.tar.gz"
 TF_PROVIDER_KUBERNETES_SHA256 = "c637422a3c97a07d1f2173f3347e3cc03ef6bfe7486b84d67e0dff0654da2cfb"
-#: Vault Secrets Operator: only v0.1.0 is MPL-2.0 (v0.2.0 on is BUSL). Never change this.
-VSO = "0.1.0"
-#: Its upstream source archive (``git archive`` of tag v0.1.0, commit d314ea2), checked before
-#: every build from an archive.
-VSO_ARCHIVE = "vault-secrets-operator-0.1.0.tar.gz"
-VSO_ARCHIVE_SHA256 = "8fe320b5930036240bdc169a4fa6e7c0f35feec36481574ce7ff762d086ecec6"
+#: Vault Secrets Operator, the version users run today (its Helm chart 1.4.1) and the default
+#: of the sandbox and ``cluster.create``. BUSL-1.1: copying, redistribution and non-production
+#: use are granted, so it is built and run here for the sandbox, the tests and the
+#: benchmarks; its code never enters this repository and its binary is never shipped.
+VSO = "1.4.1"
+#: Its upstream source archive (``git archive`` of tag v1.4.1, commit 9b840a5), checked before
+#: every build.
+VSO_ARCHIVE = "vault-secrets-operator-1.4.1.tar.gz"
+VSO_ARCHIVE_SHA256 = "e9d9a1d08af8dcbf432f7209ed65dc90f81971fc7a38e25bcaa871f88ab18e3e"
+VSO_LICENCE = "BUSL-1.1"
+#: VSO v0.1.0, the last MPL-2.0 release (2023), kept beside it: the core paths are proven on
+#: both. Its archive: tag v0.1.0, commit d314ea2.
+VSO_V0 = "0.1.0"
+VSO_V0_ARCHIVE = "vault-secrets-operator-0.1.0.tar.gz"
+VSO_V0_ARCHIVE_SHA256 = "8fe320b5930036240bdc169a4fa6e7c0f35feec36481574ce7ff762d086ecec6"
+VSO_V0_LICENCE = "MPL-2.0"
+#: Every operator version the sandbox and ``cluster.create`` can run (the setting
+#: sandbox_operator_version), newest first.
+VSO_VERSIONS = (VSO, VSO_V0)
 VSO_MODULE = "github.com/hashicorp/vault-secrets-operator"
 
 # -- benchmark peers (built only by 'invoke tools.install --peers', never by the test suite) --

@@ -21,7 +21,7 @@ variable "secrets" {
 }
 
 variable "labels" {
-  description = "Labels put on everything this module creates."
+  description = "Labels put on every placeholder Secret (the service's is added)."
   type        = map(string)
 }
 

@@ -99,6 +99,14 @@ class ListingKube:
     def namespaces(self) -> set[str]:
         return {"apps", "left", "team"}
 
+    def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The one read the facts make besides the lists: the VaultStaticSecret CRD."""
+        self.lists.append((kind, name, None))
+        assert kind == "CustomResourceDefinition"
+        return None
+
     def list_objects(
         self, api_version: str, kind: str, namespace: str | None, label_selector: str | None
     ) -> list[dict[str, Any]]:
@@ -119,10 +127,14 @@ def test_facts_come_from_one_list_per_namespace_and_kind() -> None:
             ("VaultConnection", None, None),
             ("VaultAuth", None, None),
             ("VaultStaticSecret", None, None),
+            ("CustomResourceDefinition", "vaultstaticsecrets.secrets.hashicorp.com", None),
         ],
         key=str,
     )
     assert facts.placeholders == {("apps", "config"), ("apps", "old")}
+    # neither carries the labels of a current operator's Secret cache
+    assert facts.unlabelled == {("apps", "config"), ("apps", "old")}
+    assert not facts.api.installed
     assert facts.dropped_keys == {("apps", "old"): ["stale"]}
     assert facts.foreign == {("apps", "hand"): "web/hand"}
     assert sorted(facts.objects) == [

@@ -10,9 +10,11 @@ import pytest
 
 from bootstrap.clients.terraform import Change
 from bootstrap.clients.vault import Health
+from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action
 from bootstrap.model.catalog import Source, load_catalog, parse_catalog
 from bootstrap.model.domain import syncs
+from bootstrap.model.operator_api import OperatorApi
 from bootstrap.model.settings import Settings
 from bootstrap.phases import (
     finish,
@@ -317,9 +319,11 @@ services:
 
 
 def _operator(facts: operator.OperatorFacts, **settings: Any) -> list[Action]:
+    """The operator phase's plan, less the line that says which operator and hand-over
+    (tested on its own)."""
     cat = parse_catalog(ONE, "catalog.yaml")
     ctx = RunContext(Settings(**settings), cat)
-    return operator.Operator().plan(ctx, facts)
+    return [a for a in operator.Operator().plan(ctx, facts) if a.target != "operator"]
 
 
 def _wanted(**settings: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -407,6 +411,85 @@ def test_operator_hands_placeholders_over_in_place() -> None:
     vss = applies[-1].obj
     assert vss["kind"] == "VaultStaticSecret"
     assert vss["spec"]["destination"]["create"] is False
+
+
+CURRENT = OperatorApi(
+    installed=True, overwrite=True, conditions=True, last_generation=True, transformation=True
+)
+V010 = OperatorApi(installed=True)
+
+
+@pytest.mark.parametrize(
+    ("api", "mode", "says"),
+    [
+        (CURRENT, "inplace", "current Vault Secrets Operator"),
+        (V010, "inplace", "v0.1.0 kind"),
+        (CURRENT, "owner", "hand-over owner"),
+    ],
+)
+def test_operator_plan_says_which_operator_and_hand_over(
+    api: OperatorApi, mode: str, says: str
+) -> None:
+    facts = operator.OperatorFacts({}, {("apps", "config")}, namespaces={"apps"}, api=api)
+    cat = parse_catalog(ONE, "catalog.yaml")
+    plan = operator.Operator().plan(RunContext(Settings(handover=mode), cat), facts)
+    note = plan[0]
+    assert (note.verb, note.target) == ("check", "operator")
+    assert says in note.reason
+
+
+def test_operator_without_the_crd_is_a_problem() -> None:
+    facts = operator.OperatorFacts({}, set(), namespaces={"apps"}, api=OperatorApi(False))
+    cat = parse_catalog(ONE, "catalog.yaml")
+    (only,) = operator.Operator().plan(RunContext(Settings(), cat), facts)
+    assert only.verb == "problem" and "install the Vault Secrets Operator" in only.reason
+
+
+def test_operator_labels_placeholders_for_the_cache_before_applying() -> None:
+    """In place, a placeholder without the operator's cache labels gets them, in a wave
+    before its VaultStaticSecret; in owner mode it does not (the operator relabels it)."""
+    facts = operator.OperatorFacts(
+        {}, {("apps", "config")}, namespaces={"apps"}, unlabelled={("apps", "config")}
+    )
+    plan = _operator(facts)
+    (label,) = [a for a in plan if isinstance(a, operator.LabelSecret)]
+    assert (label.namespace, label.name) == ("apps", "config")
+    assert label.labels == conv.OPERATOR_CACHE_LABELS
+    waves = operator.waves(plan)
+    kinds = [[type(a).__name__ for a in w] for w in waves]
+    assert kinds.index(["LabelSecret"]) < next(
+        i for i, w in enumerate(waves) if any(isinstance(a, operator.ApplyObject) for a in w)
+    )
+    assert not [a for a in _operator(facts, handover="owner") if isinstance(a, operator.LabelSecret)]
+
+
+def test_operator_owner_mode_keeps_one_spec_before_and_after_the_take_over() -> None:
+    """A current operator restarts the targets on any spec change: in owner mode the spec is
+    the same whether the Secret is a placeholder, taken over, or missing."""
+    specs = []
+    for placeholders in ({("apps", "config")}, set()):
+        facts = operator.OperatorFacts({}, placeholders, namespaces={"apps"})
+        (vss,) = [
+            a.obj
+            for a in _operator(facts, handover="owner")
+            if isinstance(a, operator.ApplyObject) and a.obj["kind"] == "VaultStaticSecret"
+        ]
+        specs.append(vss["spec"]["destination"])
+    assert specs[0] == specs[1] == {"name": "config", "create": True, "overwrite": True}
+
+
+def test_operator_spec_update_says_a_current_operator_restarts() -> None:
+    restarting = parse_catalog(
+        ONE + "    restart: [{kind: Deployment, name: web}]\n", "catalog.yaml"
+    )
+    ctx = RunContext(Settings(), restarting)
+    want = {operator._key(o): o for o in operator.desired(ctx, set())}
+    objects = {k: _deepcopy(v) for k, v in want.items()}
+    objects[("VaultStaticSecret", "apps", "config")]["spec"]["refreshAfter"] = "1h"
+    for api, note in ((CURRENT, True), (V010, False)):
+        facts = operator.OperatorFacts(objects, set(), namespaces={"apps"}, api=api)
+        (update,) = [a for a in operator.Operator().plan(ctx, facts) if a.verb == "update"]
+        assert ("restarts its rollout targets once" in update.reason) is note
 
 
 def test_operator_owner_handover_needs_overwrite_support() -> None:

@@ -97,6 +97,7 @@ def test_every_path_field_is_expanded(home: Path) -> None:
         "custody_file",
         "unseal_keys_file",
         "vso_source",
+        "vso_v0_source",
         "kubernetes_provider_source",
     }
     s = Settings.from_config({name: f"~/{name}" for name in paths})
