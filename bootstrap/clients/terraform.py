@@ -213,6 +213,20 @@ class Workspace:
             (self.root / "plan.bin").unlink(missing_ok=True)
         self._record_applied()
 
+    def forget(self, addresses: list[str]) -> None:
+        """Drop resources from the state without touching the objects (``state rm``): for
+        objects someone else now owns. The next plan is made afresh."""
+        if not addresses:
+            return
+        self.init()
+        self._applied_file.unlink(missing_ok=True)
+        (self.root / "plan.bin").unlink(missing_ok=True)
+        tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
+        with _environ(self._env()):
+            code, out, err = tf.cmd("state rm", *addresses, lock="true")
+        if code != 0:
+            raise TerraformError(f"{self.binary} state rm failed: {error_summary(err or out)}")
+
     # -- what the last apply was made from ---------------------------------------------
     @property
     def _applied_file(self) -> Path:

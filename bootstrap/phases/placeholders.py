@@ -8,17 +8,24 @@ Vault holds real values.
   values never enter its plan or state, and a re-apply never puts placeholders back.
 - Terraform never destroys without ``--prune``: a namespace or Secret that left the catalog
   stays in Terraform's inputs (the plan says "kept"), and any other delete or replacement
-  Terraform plans is refused as a problem."""
+  Terraform plans is refused as a problem.
+- Terraform and the operator never both manage one Secret. In place (the default hand-over)
+  they touch different fields: Terraform the metadata it set (the product's labels and the
+  operator's cache labels), the operator the data alone. A placeholder the operator has
+  taken over (``handover: owner``: it owns it now, by an owner reference, and relabels it) is
+  dropped from Terraform's state (``state rm``, never destroyed): Terraform would otherwise
+  put its labels back on every run, and the operator see a change."""
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.terraform import Change, Workspace
+from bootstrap.core.errors import BootstrapError
 from bootstrap.model.actions import Action, Verb, check, problem
 from bootstrap.model.render import placeholder_tfvars
 from bootstrap.phases.pipeline import PhaseBase, RunContext
@@ -51,6 +58,25 @@ class PlaceholderFacts:
     changes: list[Change]
     adopted: list[str]  # existing namespaces/Secrets left as they are
     kept: list[str]  # in Terraform's state, out of the catalog, kept (no --prune)
+    #: state address -> the VaultStaticSecret that owns the Secret now (taken over)
+    released: dict[str, str] = field(default_factory=dict)
+
+
+def taken_over(state: dict[str, dict[str, Any]], live: Live) -> dict[str, str]:
+    """Pure: the state's placeholder Secrets that a VaultStaticSecret owns now (the operator
+    took them over), by address, each with its owner's name."""
+    out = {}
+    for address, values in state.items():
+        if not _SECRET_ADDRESS.match(address):
+            continue
+        meta = (values.get("metadata") or [{}])[0]
+        have = live.secrets.get((meta.get("namespace", ""), meta.get("name", "")))
+        if have is None or have.get("uid") != meta.get("uid"):
+            continue
+        for ref in have.get("ownerReferences") or []:
+            if ref.get("kind") == "VaultStaticSecret":
+                out[address] = f"{meta.get('namespace', '')}/{ref.get('name', '')}"
+    return out
 
 
 def workspace(ctx: RunContext) -> Workspace:
@@ -192,14 +218,34 @@ class TerraformChange(Action):
     tf_actions: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ReleaseSecret(Action):
+    """Drop a placeholder the operator took over from Terraform's state (never destroyed)."""
+
+    address: str
+
+
 def plan_placeholders(facts: PlaceholderFacts, prune: bool) -> list[Action]:
-    """Pure: Terraform's changes as actions; a delete or replace without prune is a problem."""
+    """Pure: Terraform's changes as actions; a delete or replace without prune is a problem.
+    A Secret the operator took over is released from Terraform's state instead of changed."""
     actions = [check(item, "exists already: used as it is") for item in facts.adopted]
     actions += [
         check(item, "left the catalog: kept (--prune lets Terraform delete it)")
         for item in facts.kept
     ]
+    actions += [
+        ReleaseSecret(
+            "update",
+            address,
+            f"VaultStaticSecret {owner} owns it now (the operator took it over): dropped from "
+            "Terraform's state, not destroyed; Terraform leaves it to the operator",
+            address,
+        )
+        for address, owner in sorted(facts.released.items())
+    ]
     for ch in facts.changes:
+        if ch.address in facts.released:
+            continue
         verbs = [VERBS[a] for a in ch.actions if a in VERBS]
         if not verbs and ch.previous:
             reason = f"renamed in Terraform's state (was {ch.previous}); the object is unchanged"
@@ -252,12 +298,26 @@ class Placeholders(PhaseBase, name="placeholders", summary=SUMMARY, tools=TOOLS)
                 "last apply left them: no plan needed"
             )
             return PlaceholderFacts([], adopted, kept)
-        return PlaceholderFacts(ws.plan(), adopted, kept)
+        return PlaceholderFacts(ws.plan(), adopted, kept, taken_over(state, live))
 
     def plan(self, ctx: RunContext, facts: PlaceholderFacts) -> list[Action]:
         return plan_placeholders(facts, ctx.settings.prune)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
+        ws = self._workspace(ctx)
+        released = [a.address for a in actions if isinstance(a, ReleaseSecret)]
+        if released:
+            ws.forget(released)
+            if not any(isinstance(a, TerraformChange) for a in actions):
+                return
+            # the plan was made with them in the state: plan again without them
+            again = plan_placeholders(self.facts(ctx), ctx.settings.prune)
+            refused = [a for a in again if a.verb == "problem"]
+            if refused:
+                raise BootstrapError(
+                    "placeholders: " + "; ".join(f"{a.target}: {a.reason}" for a in refused)
+                )
+            actions = again
         # Terraform applies its whole plan at once: one apply for every change listed
         if any(isinstance(a, TerraformChange) for a in actions):
-            self._workspace(ctx).apply()
+            ws.apply()

@@ -1,5 +1,7 @@
 """Integration fixtures: one real sandbox (etcd, kube-apiserver, kube-controller-manager,
-OpenBao and the Vault Secrets Operator v0.1.0) per test session, started as processes; unique
+OpenBao and the Vault Secrets Operator 1.4.1, what users run) per test session, started as
+processes; a second one with VSO v0.1.0 (``box_v0``), started only by the files that prove
+the core paths on both operators (the ``core`` fixture, parametrized by version); unique
 namespaces and Vault paths per test. A missing tool fails the run (tools.require raises);
 nothing is skipped, and no test plays the operator's part."""
 
@@ -17,6 +19,7 @@ import pytest
 from bootstrap import sandbox
 from bootstrap.clients import vault
 from bootstrap.model.settings import Settings
+from bootstrap.tooling import versions
 from tests.integration.helpers import demo_env, invoke_cli
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +44,16 @@ class Box:
     state: sandbox.SandboxState
     directory: Path
     initial_health: list[vault.Health]
+
+    @property
+    def operator_version(self) -> str:
+        return self.state.operator_version
+
+    @property
+    def current_operator(self) -> bool:
+        """VSO 1.4.1 (status conditions, annotation nudges, restarts on spec changes), not
+        v0.1.0."""
+        return self.state.operator_version != versions.VSO_V0
 
     def settings(self, **kw: object) -> Settings:
         base = {
@@ -70,9 +83,11 @@ class Box:
         }
 
 
-def _start(tmp: Path, ha: bool) -> Iterator[Box]:
-    directory = tmp / ("sandbox-ha" if ha else "sandbox")
-    state = sandbox.up(directory, TOOLS_DIR, ha=ha, timeout=90)
+def _start(tmp: Path, ha: bool, operator: str = versions.VSO) -> Iterator[Box]:
+    directory = tmp / ("sandbox-ha" if ha else f"sandbox-{operator}")
+    state = sandbox.up(
+        directory, TOOLS_DIR, ha=ha, timeout=90, operator=sandbox.OperatorOptions(operator)
+    )
     try:
         yield Box(state, directory, [vault.health(a) for a in state.bao_addrs])
     finally:
@@ -81,7 +96,14 @@ def _start(tmp: Path, ha: bool) -> Iterator[Box]:
 
 @pytest.fixture(scope="session")
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    """The session's sandbox, with VSO 1.4.1."""
     yield from _start(tmp_path_factory.mktemp("it"), ha=False)
+
+
+@pytest.fixture(scope="session")
+def box_v0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    """A sandbox with VSO v0.1.0, for the core paths proven on both operators."""
+    yield from _start(tmp_path_factory.mktemp("it-v0"), ha=False, operator=versions.VSO_V0)
 
 
 @pytest.fixture
@@ -90,14 +112,45 @@ def unique() -> str:
     return uuid.uuid4().hex[:8]
 
 
-@pytest.fixture(scope="session")
-def first_run(box: Box) -> dict[str, Any]:
-    """The very first bootstrap of the session's OpenBao, every phase, through the CLI as a
-    user runs it: it exits 0 only once the operator has synced every Secret."""
+def _first_run(box: Box) -> dict[str, Any]:
     env = {**os.environ, **demo_env(), **box.cli_env()}
     report = box.directory / "first-report.json"
     proc = invoke_cli(["bootstrap", "--report", str(report)], env)
     return {"output": proc.stdout + proc.stderr, "report": report.read_text(), "env": env}
+
+
+@pytest.fixture(scope="session")
+def first_run(box: Box) -> dict[str, Any]:
+    """The very first bootstrap of the session's OpenBao, every phase, through the CLI as a
+    user runs it: it exits 0 only once the operator has synced every Secret."""
+    return _first_run(box)
+
+
+@pytest.fixture(scope="session")
+def first_run_v0(box_v0: Box) -> dict[str, Any]:
+    """The same on the sandbox with VSO v0.1.0."""
+    return _first_run(box_v0)
+
+
+@dataclass
+class Core:
+    """A sandbox bootstrapped with the example catalog, of one operator version."""
+
+    box: Box
+    first_run: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return self.box.operator_version
+
+
+@pytest.fixture(scope="session", params=[versions.VSO, versions.VSO_V0], ids=lambda v: f"vso{v}")
+def core(request: pytest.FixtureRequest) -> Core:
+    """The core paths (sync, hand-over, rotation, isolation) run on both operators: VSO
+    1.4.1 and v0.1.0, each a sandbox of its own, bootstrapped once with the example catalog."""
+    if request.param == versions.VSO:
+        return Core(request.getfixturevalue("box"), request.getfixturevalue("first_run"))
+    return Core(request.getfixturevalue("box_v0"), request.getfixturevalue("first_run_v0"))
 
 
 @pytest.fixture(scope="session")

@@ -348,3 +348,20 @@ def held_at(
         go.touch()
         if held.proc.returncode is None:
             held.done = finish(held.proc, timeout)
+
+
+def operator_reconciles(box: Any) -> float:
+    """Reconciles of VaultStaticSecrets the sandbox's operator has finished, any result:
+    controller-runtime's own counter on its metrics endpoint (both versions have it). It
+    counts every VaultStaticSecret of the sandbox: a rise says the operator is at work."""
+    proc = box.state.process("vault-secrets-operator")
+    flag = "--metrics-bind-address="
+    addr = next(a.removeprefix(flag) for a in proc.argv if a.startswith(flag))
+    text = requests.get(f"http://{addr}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("controller_runtime_reconcile_total{") and (
+            'controller="vaultstaticsecret"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -10,8 +10,17 @@ from bootstrap.clients.kube import Kube
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, parse_catalog
 from bootstrap.model.domain import VSO_API
+from bootstrap.phases.registry import registered
 from tests.integration.conftest import Box
-from tests.integration.helpers import run, statuses, wait_until
+from tests.integration.helpers import (
+    generated_catalog,
+    revision,
+    run,
+    statuses,
+    verified,
+    wait_until,
+    workload,
+)
 
 
 def catalog(p: str, with_gone: bool = True) -> Catalog:
@@ -37,6 +46,9 @@ services:
     )
 
 
+ALL_PHASES = [p.name for p in registered()]
+
+
 def _vss(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
     return kube.get(VSO_API, "VaultStaticSecret", name, ns)
 
@@ -59,7 +71,11 @@ def test_apply_handover_and_noop(box: Box, unique: str, tmp_path: Path) -> None:
     assert auth is not None and auth["spec"]["kubernetes"]["serviceAccount"] == f"{p}-stay"
     placeholder_vss = _vss(kube, p, "config")
     assert placeholder_vss is not None
-    assert placeholder_vss["spec"]["destination"] == {"name": "config", "create": False}
+    dest = placeholder_vss["spec"]["destination"]
+    assert (dest["name"], dest["create"], dest.get("overwrite", False)) == ("config", False, False)
+    # the hand-written placeholder had no labels: it got those of the operator's Secret cache
+    labels = kube.read_secret_object(p, "config").metadata.labels or {}
+    assert conv.OPERATOR_CACHE_LABELS.items() <= labels.items()
     assert placeholder_vss["spec"]["rolloutRestartTargets"] == [
         {"kind": "Deployment", "name": "web"}
     ]
@@ -71,21 +87,56 @@ def test_apply_handover_and_noop(box: Box, unique: str, tmp_path: Path) -> None:
     assert statuses(again) == {"operator": "no-change"}
 
 
-def test_owner_mode_needs_a_current_operator(box: Box, unique: str, tmp_path: Path) -> None:
-    """The sandbox runs VSO v0.1.0, whose CRD has no destination.overwrite: owner mode is
-    refused with the reason, before anything is applied."""
+def test_owner_mode_needs_a_current_operator(box_v0: Box, unique: str, tmp_path: Path) -> None:
+    """VSO v0.1.0's CRD has no destination.overwrite: owner mode is refused with the reason,
+    before anything is applied."""
     p = f"ow{unique}"
-    kube = Kube(box.state.kubeconfig)
+    kube = Kube(box_v0.state.kubeconfig)
     kube.ensure_namespace(p)
     kube.write_secret(p, "config", {"a": b"bootstrap-placeholder:x/config/a"})
     results, _ = run(
-        box.settings(state_dir=tmp_path, handover="owner"), catalog(p, False), ["operator"]
+        box_v0.settings(state_dir=tmp_path, handover="owner"), catalog(p, False), ["operator"]
     )
     (result,) = [r for r in results if r.name == "operator"]
     assert result.status == "failed"
     assert "needs a current Vault Secrets Operator" in (result.error or "")
     assert "no destination.overwrite" in (result.error or "")
     assert _vss(kube, p, "config") is None
+
+
+def test_owner_mode_hands_over_then_terraform_lets_go(
+    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    """On VSO 1.4.1, owner mode: the operator takes each placeholder over (its owner
+    reference and labels); the next run drops it from Terraform's state instead of putting
+    Terraform's labels back, and the runs after change nothing; no target restarts."""
+    p = f"to{unique}"
+    cat = generated_catalog(p, {"config": ["a"]}, refresh="5s", restart=[("Deployment", "web")])
+    s = box.settings(state_dir=tmp_path, handover="owner")
+    kube = Kube(box.state.kubeconfig)
+    results, _ = run(s, cat, ["placeholders"])
+    placeholder = kube.read_secret_object(p, "config")
+    workload(kube, p, "Deployment", "web")
+    wait_until(lambda: revision(kube, p, "Deployment", "web") == "1", "web's first revision")
+    results, _ = run(s, cat, ALL_PHASES)
+    assert verified(results), results
+    taken = kube.read_secret_object(p, "config")
+    assert taken.metadata.uid == placeholder.metadata.uid  # the same object, now the operator's
+    assert [r.kind for r in taken.metadata.owner_references or []] == ["VaultStaticSecret"]
+    state = tmp_path / "terraform" / "state" / "placeholders.tfstate"
+    assert f'"{p}/config"' in state.read_text()
+
+    again, _ = run(s, cat, ALL_PHASES)
+    (placeholders,) = [r for r in again if r.name == "placeholders"]
+    assert placeholders.status == "applied", placeholders
+    assert [(type(a).__name__, a.verb) for a in placeholders.actions if a.changes] == [
+        ("ReleaseSecret", "update")
+    ], placeholders.actions
+    assert f'"{p}/config"' not in state.read_text()  # forgotten by Terraform ...
+    assert kube.read_secret_object(p, "config").metadata.uid == placeholder.metadata.uid  # kept
+    third, _ = run(s, cat, ALL_PHASES)
+    assert set(statuses(third).values()) == {"no-change"}, statuses(third)
+    assert revision(kube, p, "Deployment", "web") == "1"
 
 
 def test_placeholder_keys_vault_will_not_have_are_flagged(
@@ -104,7 +155,7 @@ def test_placeholder_keys_vault_will_not_have_are_flagged(
     )
     results, _ = run(box.settings(state_dir=tmp_path), catalog(p, False), ["operator"])
     (result,) = [r for r in results if r.name == "operator"]
-    warned = [a for a in result.actions if a.target == f"Secret {p}/config"]
+    warned = [a for a in result.actions if a.target == f"Secret {p}/config" and a.verb == "check"]
     assert len(warned) == 1 and "keys retired are not in the catalog" in warned[0].reason
 
 
