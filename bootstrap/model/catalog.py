@@ -105,12 +105,16 @@ def _duration(value: str) -> str:
     return value
 
 
-def _one_unit(seconds: int) -> str:
-    """The same period written with one number and one unit (the largest unit that fits)."""
-    for unit in "hms":
+def one_unit(value: str) -> str | None:
+    """The same period as a duration such as ``1h30m`` written with one number and one unit
+    (the largest unit that fits: ``90m``); None when ``value`` is not such a duration."""
+    if DURATION.fullmatch(value) is None:
+        return None
+    seconds = duration_seconds(value)
+    for unit in "hm":
         if seconds % _UNIT_SECONDS[unit] == 0:
             return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
-    raise AssertionError("unreachable: seconds divide by one")
+    return f"{seconds}s"
 
 
 def _refresh_after(value: str) -> str:
@@ -121,8 +125,7 @@ def _refresh_after(value: str) -> str:
     if conv.VSO_REFRESH.fullmatch(value) is None:
         raise ValueError(
             f"{show(value)} is not a duration VSO 1.4.1 accepts for refreshAfter (pattern "
-            f"{conv.VSO_REFRESH_PATTERN}): one number and one unit, e.g. "
-            f"{_one_unit(duration_seconds(value))!r}"
+            f"{conv.VSO_REFRESH_PATTERN}): one number and one unit, e.g. {one_unit(value)!r}"
         )
     return value
 
