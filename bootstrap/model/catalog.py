@@ -105,6 +105,31 @@ def _duration(value: str) -> str:
     return value
 
 
+def one_unit(value: str) -> str | None:
+    """The same period as a duration such as ``1h30m`` written with one number and one unit
+    (the largest unit that fits: ``90m``); None when ``value`` is not such a duration."""
+    if DURATION.fullmatch(value) is None:
+        return None
+    seconds = duration_seconds(value)
+    for unit in "hm":
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def _refresh_after(value: str) -> str:
+    """A duration the operator's CRD accepts for ``refreshAfter``: VSO 1.4.1 requires one
+    number and one unit (``90m``; ``1h30m`` is refused by the API server). ``tokenTTL`` is
+    Vault's and keeps accepting compound durations."""
+    _duration(value)
+    if conv.VSO_REFRESH.fullmatch(value) is None:
+        raise ValueError(
+            f"{show(value)} is not a duration VSO 1.4.1 accepts for refreshAfter (pattern "
+            f"{conv.VSO_REFRESH_PATTERN}): one number and one unit, e.g. {one_unit(value)!r}"
+        )
+    return value
+
+
 def _secret_key(value: str) -> str:
     problem = conv.secret_key_problem(value)
     if problem is not None:
@@ -171,6 +196,7 @@ def _audience(value: str) -> str:
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Namespace = Annotated[str, AfterValidator(_namespace)]
 Duration = Annotated[str, AfterValidator(_duration)]
+RefreshAfter = Annotated[str, AfterValidator(_refresh_after)]
 SecretKey = Annotated[str, AfterValidator(_secret_key)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 FilePath = Annotated[str, AfterValidator(_file_path)]
@@ -259,7 +285,7 @@ class SecretSpec(_Model):
 
     keys: dict[SecretKey, Source | None] = Field(min_length=1)
     destination: DnsLabel | None = None
-    refresh_after: Duration | None = Field(default=None, alias="refreshAfter")
+    refresh_after: RefreshAfter | None = Field(default=None, alias="refreshAfter")
 
 
 class Read(_Model):
@@ -299,7 +325,7 @@ class Service(_Model):
     secrets: dict[DnsLabel, SecretSpec] = Field(default_factory=dict)
     reads: list[Read] = Field(default_factory=list)
     restart: list[RestartTarget] = Field(default_factory=list)
-    refresh_after: Duration | None = Field(default=None, alias="refreshAfter")
+    refresh_after: RefreshAfter | None = Field(default=None, alias="refreshAfter")
 
     @field_validator("reads", mode="before")
     @classmethod
@@ -320,7 +346,7 @@ class Service(_Model):
 
 
 class Defaults(_Model):
-    refresh_after: Duration = Field(default="30s", alias="refreshAfter")
+    refresh_after: RefreshAfter = Field(default="30s", alias="refreshAfter")
     token_ttl: Duration = Field(default="1h", alias="tokenTTL")
     audience: Audience = "vault"
 

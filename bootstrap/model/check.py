@@ -11,7 +11,14 @@ manifests agree and keep every service to its own secrets.
   ``sys/``) and nothing there but read and list;
 - isolation: no role gets any capability on another service's paths (data, metadata,
   delete, undelete, destroy, subkeys, listing), nor on a shared or infrastructure secret it
-  does not declare (and only read on those it declares).
+  does not declare (and only read on those it declares);
+- the operator's own isolation (VSO 1.4.1's fields): no VaultAuth lets other namespaces use
+  it (``allowedNamespaces``) or takes its connection or defaults from elsewhere
+  (``vaultConnectionRef`` of another namespace, ``vaultAuthGlobalRef``); no VaultStaticSecret
+  uses another namespace's VaultAuth or SecretTransformation, or takes over an existing
+  Secret (``destination.overwrite``); ``refreshAfter`` is one VSO 1.4.1 accepts, and restart
+  targets are not silenced by ``hmacSecretData: false``; kinds of the operator the product
+  never renders (VaultAuthGlobal, VaultDynamicSecret, ...) are findings, each with its risk.
 
 Works on what vault-config writes for a catalog (:func:`bootstrap.model.render.vault_acl`, also
 the source of ``invoke render`` and of the vault-config plan) with the operator resources,
@@ -31,7 +38,7 @@ import yaml
 
 from bootstrap.core.errors import BootstrapError
 from bootstrap.model import conventions as conv
-from bootstrap.model.catalog import Catalog
+from bootstrap.model.catalog import Catalog, one_unit
 from bootstrap.model.policy import (
     PathIndex,
     PolicyParseError,
@@ -59,6 +66,38 @@ ROLE_FIELDS = frozenset(
     }
 )
 KINDS = ("ServiceAccount", "VaultAuth", "VaultStaticSecret")
+#: The operator's kinds (VSO 1.4.1) the product never renders, and what each would open up
+#: in a service's namespace. A VaultConnection is one only in a service namespace (the
+#: operator's default one lives in the operator's namespace).
+FOREIGN_OPERATOR_KINDS = {
+    "VaultAuthGlobal": (
+        "it supplies what the VaultAuths naming it leave unset (their VaultConnection, Vault "
+        "namespace, headers, params, role), for the namespaces it allows"
+    ),
+    "VaultConnection": (
+        "a VaultAuth that names it logs in at the address it holds, with its ServiceAccount's "
+        "token, instead of through the operator's default connection"
+    ),
+    "VaultDynamicSecret": (
+        "it syncs credentials from any Vault mount the role reaches, outside the catalog"
+    ),
+    "VaultPKISecret": "it issues certificates from a PKI mount, outside the catalog",
+    "HCPAuth": (
+        "it authenticates to HCP with a service principal, outside Vault's policies, for the "
+        "namespaces it allows"
+    ),
+    "HCPVaultSecretsApp": (
+        "it syncs an HCP Vault Secrets app into a Secret, outside the catalog and Vault's policies"
+    ),
+    "SecretTransformation": (
+        "its templates rewrite the Secrets of every VaultStaticSecret that names it, from any "
+        "namespace"
+    ),
+    "CSISecrets": (
+        "it hands Vault secrets to pods through the CSI driver, beside the Secrets the "
+        "catalog declares"
+    ),
+}
 #: Vault attaches this policy to every token a kubernetes auth role issues.
 DEFAULT_POLICY = "default"
 
@@ -81,6 +120,13 @@ class Rendered:
 
     def origin(self, kind: str, name: str) -> str:
         return self.origins.get(f"{kind}:{name}", f"{kind} {name}")
+
+    def object_where(self, kind: str, ns: str, name: str) -> str:
+        """``FILE: Kind ns/name`` for a manifest read from a tree, ``Kind ns/name`` for one
+        built from the catalog."""
+        label = f"{kind or '(no kind)'} {ns}/{name}"
+        file = self.origins.get(f"manifest:{kind}/{ns}/{name}")
+        return f"{file}: {label}" if file else label
 
 
 @dataclass
@@ -159,6 +205,10 @@ def rendered_from_dir(root: Path) -> Rendered:
         for doc in docs:
             if isinstance(doc, dict):
                 out.manifests.append(doc)
+                kind, ns, name = _key(doc)
+                key = f"manifest:{kind}/{ns}/{name}"
+                seen = out.origins.get(key)
+                out.origins[key] = str(p) if seen is None else f"{seen} and {p}"
             elif doc is not None:
                 out.problems.append(f"{p}: a document is not a mapping: {str(doc)[:60]!r}")
     if not out.roles and not out.manifests and not out.problems:
@@ -439,12 +489,16 @@ def run_check(r: Rendered) -> CheckResult:
         views[name] = _role_view(name, r.roles[name], r.origin("role", name), findings)
         findings += _role_findings(name, views[name], r.policies)
     role_rules = {name: _rules_of(view, parsed) for name, view in views.items()}
-    objects = _objects(r.manifests, findings)
+    objects = _objects(r, findings)
+    for (kind, ns, name), doc in objects.items():
+        if kind == "VaultAuth":
+            where = r.object_where(kind, ns, name)
+            findings += _vault_auth_isolation(where, ns, doc.get("spec") or {})
     static_secrets = [d for d in r.manifests if d.get("kind") == "VaultStaticSecret"]
     # What each role legitimately reads: its VaultStaticSecrets' paths.
     reads_by_role: ReadsByRole = defaultdict(set)
     for vss in static_secrets:
-        read = _static_secret(vss, objects, views, role_rules, findings)
+        read = _static_secret(r, vss, objects, views, role_rules, findings)
         if read is not None:
             reads_by_role[read[0]].add(read[1])
     for name in sorted(role_rules):
@@ -479,24 +533,38 @@ def _rules_of(view: RoleView, parsed: dict[str, list[Rule]]) -> list[Rule]:
 Objects = dict[tuple[str, str, str], dict[str, Any]]
 
 
-def _objects(manifests: list[dict[str, Any]], findings: list[str]) -> Objects:
+def _objects(r: Rendered, findings: list[str]) -> Objects:
     """The manifests by (kind, namespace, name); duplicates and kinds the check does not
-    evaluate are findings."""
+    evaluate are findings (the operator's other kinds with what they would open up)."""
     objects: Objects = {}
-    for d in manifests:
+    for d in r.manifests:
         key = _key(d)
         if key in objects:
-            findings.append(f"{key[0]} {key[1]}/{key[2]}: declared twice")
+            findings.append(f"{r.object_where(*key)}: declared twice")
         objects[key] = d
-        if key[0] not in KINDS:
+    # The namespaces the catalog's services live in (where their objects are rendered).
+    service_namespaces = {ns for kind, ns, _name in objects if kind in KINDS}
+    for key in objects:
+        kind, ns, _name = key
+        if kind in KINDS:
+            continue
+        if kind in FOREIGN_OPERATOR_KINDS and (
+            kind != "VaultConnection" or ns in service_namespaces
+        ):
             findings.append(
-                f"{key[0] or '(no kind)'} {key[1]}/{key[2]}: not a kind 'invoke render' "
-                "writes; the check does not evaluate it"
+                f"{r.object_where(*key)}: a kind of the operator the product never renders: "
+                f"{FOREIGN_OPERATOR_KINDS[kind]}"
+            )
+        else:
+            findings.append(
+                f"{r.object_where(*key)}: not a kind 'invoke render' writes; the check does "
+                "not evaluate it"
             )
     return objects
 
 
 def _static_secret(
+    r: Rendered,
     vss: dict[str, Any],
     objects: Objects,
     views: dict[str, RoleView],
@@ -505,21 +573,34 @@ def _static_secret(
 ) -> tuple[str, str] | None:
     """Check one VaultStaticSecret along its chain (VaultAuth, ServiceAccount, role,
     policies); returns (role, path) it reads, None where the chain breaks before a role."""
-    _kind, ns, name = _key(vss)
+    kind, ns, name = _key(vss)
     spec = vss.get("spec") or {}
-    where = f"VaultStaticSecret {ns}/{name}"
+    where = r.object_where(kind, ns, name)
     if spec.get("type") != "kv-v2":
         findings.append(f"{where}: type is {spec.get('type')!r}, expected 'kv-v2'")
     if spec.get("mount") != conv.KV_MOUNT:
         findings.append(f"{where}: mount is {spec.get('mount')!r}, expected {conv.KV_MOUNT!r}")
-    auth_name = spec.get("vaultAuthRef")
-    auth = objects.get(("VaultAuth", ns, str(auth_name or "")))
-    if auth is None:
+    findings += _static_secret_fields(where, ns, spec)
+    ref = spec.get("vaultAuthRef")
+    if not ref:
         findings.append(
-            f"{where}: vaultAuthRef {auth_name!r} names no VaultAuth in namespace {ns!r}"
+            f"{where}: no vaultAuthRef, so the operator would use the default VaultAuth of its "
+            f"own namespace (another role); name the VaultAuth of namespace {ns!r}"
         )
         return None
-    auth_where = f"VaultAuth {ns}/{auth_name}"
+    ref_ns, _, auth_name = str(ref).rpartition("/")
+    if ref_ns and ref_ns != ns:
+        findings.append(
+            f"{where}: vaultAuthRef {ref!r} names a VaultAuth of namespace {ref_ns!r}: the "
+            f"Secret would be read with another namespace's role; a VaultStaticSecret uses "
+            f"the VaultAuth of its own namespace {ns!r}"
+        )
+        return None
+    auth = objects.get(("VaultAuth", ns, auth_name))
+    if auth is None:
+        findings.append(f"{where}: vaultAuthRef {ref!r} names no VaultAuth in namespace {ns!r}")
+        return None
+    auth_where = r.object_where("VaultAuth", ns, auth_name)
     auth_spec = auth.get("spec") or {}
     k8s = auth_spec.get("kubernetes") or {}
     role_name = str(k8s.get("role", ""))
@@ -554,6 +635,98 @@ def _auth_findings(where: str, spec: dict[str, Any], ns: str, objects: Objects) 
     sa = str((spec.get("kubernetes") or {}).get("serviceAccount", ""))
     if ("ServiceAccount", ns, sa) not in objects:
         out.append(f"{where}: serviceAccount {sa!r} is not rendered in namespace {ns!r}")
+    return out
+
+
+def _vault_auth_isolation(where: str, ns: str, spec: dict[str, Any]) -> list[str]:
+    """A VaultAuth's fields (VSO 1.4.1) that would let other namespaces use it, or let
+    another namespace decide where or how it logs in."""
+    out: list[str] = []
+    allowed = spec.get("allowedNamespaces")
+    if allowed is not None:
+        names = _str_list(allowed) if isinstance(allowed, list) else None
+        if names is None:
+            out.append(f"{where}: allowedNamespaces must be a list of namespaces, not {allowed!r}")
+        elif "*" in names:
+            out.append(
+                f"{where}: allowedNamespaces {names} lets VaultStaticSecrets of every "
+                f"namespace log in with it, under its role; the product leaves it unset "
+                f"(namespace {ns!r} only)"
+            )
+        elif others := [n for n in names if n != ns]:
+            out.append(
+                f"{where}: allowedNamespaces {names} lets VaultStaticSecrets of namespaces "
+                f"{others} log in with it, under its role; the product leaves it unset "
+                f"(namespace {ns!r} only)"
+            )
+    conn = spec.get("vaultConnectionRef")
+    if conn:
+        conn_ns, _, _conn_name = str(conn).rpartition("/")
+        if conn_ns and conn_ns != ns:
+            out.append(
+                f"{where}: vaultConnectionRef {conn!r} names a VaultConnection of namespace "
+                f"{conn_ns!r}: its ServiceAccount's token would go to the address that "
+                "namespace sets; the product leaves it unset (the operator's default "
+                "connection)"
+            )
+    global_ref = spec.get("vaultAuthGlobalRef")
+    if global_ref:
+        ref = global_ref if isinstance(global_ref, dict) else {}
+        if ref.get("name"):
+            target = f"VaultAuthGlobal {ref.get('namespace') or ns}/{ref['name']}"
+        elif ref.get("namespace"):
+            target = f"the default VaultAuthGlobal of namespace {ref['namespace']!r}"
+        else:
+            target = "the default VaultAuthGlobal of its namespace or the operator's"
+        out.append(
+            f"{where}: vaultAuthGlobalRef names {target}, which would supply "
+            "what this VaultAuth leaves unset (its VaultConnection, Vault namespace, headers, "
+            "params) from an object the check cannot vouch for; the product renders none"
+        )
+    return out
+
+
+def _static_secret_fields(where: str, ns: str, spec: dict[str, Any]) -> list[str]:
+    """A VaultStaticSecret's fields (VSO 1.4.1) that reach into another namespace, take
+    over a Secret, or that the operator would refuse or ignore."""
+    out: list[str] = []
+    dest = spec.get("destination") or {}
+    dest = dest if isinstance(dest, dict) else {}
+    if dest.get("overwrite") is True:
+        out.append(
+            f"{where}: destination.overwrite is true: the operator would replace any existing "
+            f"Secret {dest.get('name')!r} in namespace {ns!r}, whoever made it; the product "
+            "renders create: true without overwrite"
+        )
+    transformation = dest.get("transformation") or {}
+    refs = transformation.get("transformationRefs") if isinstance(transformation, dict) else []
+    for i, tref in enumerate(refs if isinstance(refs, list) else []):
+        other = tref.get("namespace") if isinstance(tref, dict) else None
+        if other and other != ns:
+            out.append(
+                f"{where}: destination.transformation.transformationRefs[{i}] names "
+                f"SecretTransformation {other}/{tref.get('name')}: templates of namespace "
+                f"{other!r} would decide what the Secret holds"
+            )
+    if "refreshAfter" in spec:
+        refresh = spec["refreshAfter"]
+        if not (isinstance(refresh, str) and conv.VSO_REFRESH.fullmatch(refresh)):
+            same = one_unit(refresh) if isinstance(refresh, str) else None
+            out.append(
+                f"{where}: refreshAfter {refresh!r} is refused by VSO 1.4.1's CRD (pattern "
+                f"{conv.VSO_REFRESH_PATTERN}): one number and one unit"
+                + (f", e.g. {same!r}" if same else "")
+            )
+    targets = spec.get("rolloutRestartTargets")
+    if spec.get("hmacSecretData") is False and targets:
+        names = [
+            f"{t.get('kind')}/{t.get('name')}" if isinstance(t, dict) else repr(t)
+            for t in (targets if isinstance(targets, list) else [targets])
+        ]
+        out.append(
+            f"{where}: hmacSecretData is false, so the operator ignores rolloutRestartTargets "
+            f"{names}: they would never restart; the product renders hmacSecretData: true"
+        )
     return out
 
 

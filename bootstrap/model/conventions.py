@@ -80,6 +80,12 @@ CATALOG_LABEL = "secrets-bootstrap/catalog"
 #: Where the Vault Secrets Operator runs unless told otherwise (its Helm chart's default).
 OPERATOR_NAMESPACE = "vault-secrets-operator-system"
 
+#: What VSO 1.4.1's VaultStaticSecret CRD requires of ``refreshAfter`` (as the API server
+#: reads it, RE2: ``$`` is the end of the text): one number and one unit, so ``1h30m`` is
+#: refused. Match it with ``re.fullmatch`` (Python's ``$`` would accept a trailing newline).
+VSO_REFRESH_PATTERN = r"^([0-9]+(\.[0-9]+)?(s|m|h))$"
+VSO_REFRESH = re.compile(VSO_REFRESH_PATTERN)
+
 #: Server-side apply field manager.
 FIELD_MANAGER = PRODUCT
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bootstrap.model import conventions as conv
 from bootstrap.model.domain import VSO_API
 
 #: The VaultStaticSecret CRD's name.
 VSS_CRD = "vaultstaticsecrets.secrets.hashicorp.com"
 #: What VSO 1.4.1's CRD requires of ``refreshAfter`` (one number, one unit: ``1h30m`` is
 #: refused by the API server).
-CURRENT_REFRESH_PATTERN = r"^([0-9]+(\.[0-9]+)?(s|m|h))$"
+CURRENT_REFRESH_PATTERN = conv.VSO_REFRESH_PATTERN
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,38 @@ def test_durations_are_capped_at_a_year(head: str, field: str) -> None:
     assert "longer than 8760h" in found and "Go's time.Duration" in found
 
 
+@pytest.mark.parametrize(
+    ("value", "suggested"),
+    [("1h30m", "90m"), ("1m30s", "90s"), ("2h0m", "2h"), ("0h45s", "45s")],
+)
+@pytest.mark.parametrize(
+    ("where", "line", "field"),
+    [
+        ("head", 2, "defaults field refreshAfter"),
+        ("service", 4, "services[0] (app) field refreshAfter"),
+        ("secret", 6, "services[0] (app) field secrets.config.refreshAfter"),
+    ],
+)
+def test_refresh_after_is_one_number_and_one_unit(
+    value: str, suggested: str, where: str, line: int, field: str
+) -> None:
+    """VSO 1.4.1's CRD refuses a compound refreshAfter; the catalog says so, and where."""
+    text = {
+        "head": catalog(head=f"defaults:\n  refreshAfter: {value}\n"),
+        "service": catalog(namespace=f"apps\n    refreshAfter: {value}"),
+        "secret": catalog().replace("keys:", f"refreshAfter: {value}\n        keys:"),
+    }[where]
+    found = problems(text)
+    assert f"cat.yaml:{line}: {field}: {value!r} is not a duration VSO 1.4.1 accepts" in found
+    assert conv.VSO_REFRESH_PATTERN in found
+    assert f"one number and one unit, e.g. {suggested!r}" in found
+
+
+def test_token_ttl_keeps_compound_durations() -> None:
+    cat = parse_catalog(catalog(head="defaults:\n  tokenTTL: 1h30m\n"), "cat.yaml")
+    assert cat.defaults.token_ttl == "1h30m"
+
+
 def test_a_year_is_still_accepted() -> None:
     cat = parse_catalog(catalog(head="defaults:\n  refreshAfter: 8760h\n"), "cat.yaml")
     assert cat.defaults.refresh_after == "8760h"

@@ -406,3 +406,226 @@ def test_a_tree_in_another_style_is_read_as_vault_reads_it(tree: Path) -> None:
             out.append(f'"path" "/{rule.path}"{{capabilities=[{caps},] }} # same')
         p.write_text("\n".join(out) + "\n")
     assert run_check(rendered_from_dir(tree)).findings == []
+
+
+# -- the operator's own fields (VSO 1.4.1): what breaks isolation in a rendered tree -------
+
+AUTH = "manifests/webapp/vaultauth-webapp.yaml"
+VSS = "manifests/webapp/vaultstaticsecret-api-keys.yaml"  # restarts two Deployments
+
+
+def _spec(**changes: object) -> object:
+    return lambda d: d["spec"].update(changes)
+
+
+def _destination(**changes: object) -> object:
+    return lambda d: d["spec"]["destination"].update(changes)
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "expected"),
+    [
+        (
+            AUTH,
+            _spec(allowedNamespaces=["*"]),
+            "VaultAuth webapp/webapp: allowedNamespaces ['*'] lets VaultStaticSecrets of every "
+            "namespace log in with it, under its role",
+        ),
+        (
+            AUTH,
+            _spec(allowedNamespaces=["webapp", "backup"]),
+            "VaultAuth webapp/webapp: allowedNamespaces ['webapp', 'backup'] lets "
+            "VaultStaticSecrets of namespaces ['backup'] log in with it",
+        ),
+        (
+            AUTH,
+            _spec(allowedNamespaces="backup"),
+            "VaultAuth webapp/webapp: allowedNamespaces must be a list of namespaces, not 'backup'",
+        ),
+        (
+            AUTH,
+            _spec(vaultConnectionRef="backup/vault"),
+            "VaultAuth webapp/webapp: vaultConnectionRef 'backup/vault' names a VaultConnection "
+            "of namespace 'backup': its ServiceAccount's token would go to the address that "
+            "namespace sets",
+        ),
+        (
+            AUTH,
+            _spec(vaultAuthGlobalRef={"name": "shared", "namespace": "platform"}),
+            "VaultAuth webapp/webapp: vaultAuthGlobalRef names VaultAuthGlobal platform/shared, "
+            "which would supply what this VaultAuth leaves unset",
+        ),
+        (
+            AUTH,
+            _spec(vaultAuthGlobalRef={"allowDefault": True}),
+            "VaultAuth webapp/webapp: vaultAuthGlobalRef names the default VaultAuthGlobal of "
+            "its namespace or the operator's",
+        ),
+        (
+            VSS,
+            _spec(vaultAuthRef="backup/backup"),
+            "VaultStaticSecret webapp/api-keys: vaultAuthRef 'backup/backup' names a VaultAuth "
+            "of namespace 'backup': the Secret would be read with another namespace's role",
+        ),
+        (
+            VSS,
+            lambda d: d["spec"].pop("vaultAuthRef"),
+            "VaultStaticSecret webapp/api-keys: no vaultAuthRef, so the operator would use the "
+            "default VaultAuth of its own namespace",
+        ),
+        (
+            VSS,
+            _destination(
+                transformation={
+                    "transformationRefs": [{"name": "t"}, {"namespace": "backup", "name": "t"}]
+                }
+            ),
+            "VaultStaticSecret webapp/api-keys: destination.transformation.transformationRefs[1] "
+            "names SecretTransformation backup/t: templates of namespace 'backup' would decide "
+            "what the Secret holds",
+        ),
+        (
+            VSS,
+            _destination(overwrite=True),
+            "VaultStaticSecret webapp/api-keys: destination.overwrite is true: the operator "
+            "would replace any existing Secret 'api-keys' in namespace 'webapp', whoever made it",
+        ),
+        (
+            VSS,
+            _spec(refreshAfter="1h30m"),
+            "VaultStaticSecret webapp/api-keys: refreshAfter '1h30m' is refused by VSO 1.4.1's "
+            "CRD (pattern ^([0-9]+(\\.[0-9]+)?(s|m|h))$): one number and one unit, e.g. '90m'",
+        ),
+        (
+            VSS,
+            _spec(refreshAfter=30),
+            "VaultStaticSecret webapp/api-keys: refreshAfter 30 is refused by VSO 1.4.1's CRD",
+        ),
+        (
+            VSS,
+            _spec(hmacSecretData=False),
+            "VaultStaticSecret webapp/api-keys: hmacSecretData is false, so the operator ignores "
+            "rolloutRestartTargets ['Deployment/webapp', 'Deployment/webapp-worker']: they "
+            "would never restart",
+        ),
+    ],
+    ids=[
+        "allowedNamespaces-wildcard",
+        "allowedNamespaces-other",
+        "allowedNamespaces-not-a-list",
+        "vaultConnectionRef-other-namespace",
+        "vaultAuthGlobalRef-named",
+        "vaultAuthGlobalRef-default",
+        "vaultAuthRef-other-namespace",
+        "vaultAuthRef-missing",
+        "transformationRefs-other-namespace",
+        "overwrite",
+        "refreshAfter-compound",
+        "refreshAfter-not-a-string",
+        "hmacSecretData-false-with-restarts",
+    ],
+)
+def test_operator_fields_that_break_isolation_are_found(
+    tree: Path, file: str, edit: object, expected: str
+) -> None:
+    _edit_yaml(tree / file, edit)
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert any(f.startswith(f"{tree}/{file}: {expected}") for f in findings), "\n".join(findings)
+
+
+@pytest.mark.parametrize(
+    ("file", "edit"),
+    [
+        (AUTH, _spec(allowedNamespaces=["webapp"])),
+        (AUTH, _spec(allowedNamespaces=[])),
+        (VSS, _spec(vaultAuthRef="webapp/webapp")),
+        (VSS, _destination(transformation={"excludeRaw": True, "transformationRefs": []})),
+        (VSS, _destination(overwrite=False)),
+        (VSS, _spec(refreshAfter="1.5h")),
+        # no restart targets: nothing to silence
+        (VSS, _spec(hmacSecretData=False, rolloutRestartTargets=[])),
+    ],
+    ids=[
+        "allowedNamespaces-own",
+        "allowedNamespaces-empty",
+        "vaultAuthRef-own-namespace",
+        "transformation-without-refs",
+        "overwrite-false",
+        "refreshAfter-decimal",
+        "hmacSecretData-false-without-restarts",
+    ],
+)
+def test_operator_fields_that_keep_isolation_are_not_findings(
+    tree: Path, file: str, edit: object
+) -> None:
+    _edit_yaml(tree / file, edit)
+    assert run_check(rendered_from_dir(tree)).findings == []
+
+
+NEVER_RENDERED = {
+    "VaultAuthGlobal": "it supplies what the VaultAuths naming it leave unset",
+    "VaultConnection": "a VaultAuth that names it logs in at the address it holds",
+    "VaultDynamicSecret": "it syncs credentials from any Vault mount the role reaches",
+    "VaultPKISecret": "it issues certificates from a PKI mount",
+    "HCPAuth": "it authenticates to HCP with a service principal",
+    "HCPVaultSecretsApp": "it syncs an HCP Vault Secrets app into a Secret",
+    "SecretTransformation": "its templates rewrite the Secrets of every VaultStaticSecret",
+    "CSISecrets": "it hands Vault secrets to pods through the CSI driver",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NEVER_RENDERED))
+def test_operator_kinds_the_product_never_renders_are_found(tree: Path, kind: str) -> None:
+    p = tree / f"manifests/webapp/{kind.lower()}-x.yaml"
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "secrets.hashicorp.com/v1beta1",
+                "kind": kind,
+                "metadata": {"name": "x", "namespace": "webapp"},
+                "spec": {},
+            }
+        )
+    )
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert len(findings) == 1, findings
+    assert findings[0].startswith(
+        f"{p}: {kind} webapp/x: a kind of the operator the product never renders: "
+        f"{NEVER_RENDERED[kind]}"
+    )
+
+
+def test_a_vault_connection_outside_the_services_namespaces_is_only_unexpected(
+    tree: Path,
+) -> None:
+    (tree / "manifests/vault-secrets-operator-system").mkdir()
+    p = tree / "manifests/vault-secrets-operator-system/vaultconnection-default.yaml"
+    p.write_text(
+        "kind: VaultConnection\n"
+        "metadata: {name: default, namespace: vault-secrets-operator-system}\n"
+    )
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert findings == [
+        f"{p}: VaultConnection vault-secrets-operator-system/default: not a kind "
+        "'invoke render' writes; the check does not evaluate it"
+    ]
+
+
+def test_an_object_declared_in_two_files_names_both(tree: Path) -> None:
+    copy = tree / "manifests/webapp/vaultauth-copy.yaml"
+    copy.write_text((tree / AUTH).read_text())
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert f"{copy} and {tree / AUTH}: VaultAuth webapp/webapp: declared twice" in findings
+
+
+def test_a_compound_refresh_after_from_the_catalog_is_found() -> None:
+    """Built without validation (the catalog refuses it): the check still finds it."""
+    cat = load_catalog(EXAMPLE)
+    cat = cat.model_copy(
+        update={"defaults": cat.defaults.model_copy(update={"refresh_after": "1m30s"})}
+    )
+    findings = "\n".join(run_check(rendered_from_catalog(cat)).findings)
+    assert "VaultStaticSecret backup/config: refreshAfter '1m30s' is refused by VSO 1.4.1's" in (
+        findings
+    )
+    assert "one number and one unit, e.g. '90s'" in findings
