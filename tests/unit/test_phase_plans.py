@@ -618,3 +618,46 @@ def test_verify(state: str, empty: bool, expected: list[Row]) -> None:
 def test_finish(root_usable: bool, admin_present: bool, expected: list[Row]) -> None:
     facts = finish.FinishFacts(root_usable, admin_present)
     assert rows(finish.plan_finish(facts)) == expected
+
+
+# -- verify: what it awaits and which restart targets it watches ----------------------------
+
+
+def test_verify_watches_the_restart_targets_that_exist_with_their_paths() -> None:
+    from bootstrap.phases import verify
+
+    cat = load_catalog(EXAMPLE)
+    present = {("webapp", "webapp"), ("monitoring", "grafana")}
+    watched = verify.watched_targets(syncs(cat), lambda ns, t: (ns, t.name) in present)
+    assert [(w.name, w.paths, w.refresh_seconds) for w in watched] == [
+        ("Deployment monitoring/grafana", ("monitoring/config", "shared/aws-creds"), 60.0),
+        (
+            "Deployment webapp/webapp",
+            (
+                "infrastructure/database",
+                "webapp/api-keys",
+                "webapp/config",
+                "webapp/credentials",
+            ),
+            30.0,
+        ),
+    ]
+    # one refresh period of the slowest, and a margin
+    assert verify.vso.quiet_seconds(watched) == 60.0 + verify.vso.QUIET_MARGIN
+
+
+def test_verify_plans_a_watch_for_each_storm_going_on() -> None:
+    import datetime as dt
+
+    from bootstrap.model.catalog import RestartTarget
+    from bootstrap.model.restarts import Storm
+    from bootstrap.phases import verify
+
+    w = verify.vso.Watched("apps", RestartTarget(kind="Deployment", name="web"), ("a/b",), 30.0)
+    t = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    storm = Storm("Deployment/web", 4, t, t + dt.timedelta(seconds=90), False, True, ())
+    (watch,) = verify.plan_verify(verify.VerifyFacts([], [(w, storm, "the cause")]))
+    assert isinstance(watch, verify.AwaitQuiet) and watch.watched == w
+    assert (watch.verb, watch.target) == ("update", "Deployment apps/web")
+    assert "rolled out 4 times in 90 s" in watch.reason and "the cause" in watch.reason
+    assert verify.plan_verify(verify.VerifyFacts([], [])) == []

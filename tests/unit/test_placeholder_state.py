@@ -81,3 +81,36 @@ def test_anything_else_needs_a_plan() -> None:
     # annotations the provider leaves out of its diffs do not count
     assert matches_state(state_of(), live_of(annotations={"kubernetes.io/x": "1"}))
     assert not matches_state(state_of(), live_of(annotations={"app.kubernetes.io/x": "1"}))
+
+
+def test_a_secret_the_operator_took_over_is_released_from_the_state() -> None:
+    """handover owner: the operator owns the placeholder now (an owner reference to its
+    VaultStaticSecret): the plan drops it from Terraform's state instead of the label
+    change Terraform would make, and nothing else about it."""
+    from bootstrap.clients.terraform import Change
+    from bootstrap.phases.placeholders import (
+        PlaceholderFacts,
+        ReleaseSecret,
+        plan_placeholders,
+        taken_over,
+    )
+
+    owner = [{"kind": "VaultStaticSecret", "name": "db", "uid": "u-vss"}]
+    assert taken_over(state_of(), live_of(ownerReferences=owner)) == {
+        secret_address("apps/db"): "apps/db"
+    }
+    # not taken over: no owner, another kind of owner, or another object of the same name
+    assert taken_over(state_of(), live_of()) == {}
+    assert taken_over(state_of(), live_of(ownerReferences=[{"kind": "Deployment"}])) == {}
+    assert taken_over(state_of(secret_uid="old"), live_of(ownerReferences=owner)) == {}
+
+    address = secret_address("apps/db")
+    facts = PlaceholderFacts(
+        [Change(address, ("update",))],
+        [],
+        [],
+        taken_over(state_of(), live_of(ownerReferences=owner)),
+    )
+    (release,) = plan_placeholders(facts, prune=False)
+    assert isinstance(release, ReleaseSecret) and release.address == address
+    assert release.verb == "update" and "not destroyed" in release.reason
