@@ -205,15 +205,29 @@ def render_vault_auth(catalog: Catalog, svc: Service) -> dict[str, Any]:
 
 
 def render_static_secret(
-    catalog: Catalog, sync: Sync, *, create: bool = True, overwrite: bool = False
+    catalog: Catalog,
+    sync: Sync,
+    *,
+    create: bool = True,
+    overwrite: bool = False,
+    transformation: bool = True,
 ) -> dict[str, Any]:
     """A VaultStaticSecret in the document's section 3 shape.
 
     ``create``/``overwrite`` select the hand-over mode from placeholders (see README).
+    ``transformation`` (for an operator whose CRD has it, as 1.4.1's): an empty
+    ``destination.transformation``. VSO 1.4.1 writes that empty object into the spec itself
+    when it adds its finalizer after the first reconcile, which makes a new generation, and it
+    answers a new generation of a synced VaultStaticSecret with a sync and a restart of the
+    rollout targets: without it, a VaultStaticSecret whose first reconcile succeeds (Vault held
+    the value already: a migration, a restore, a busy operator reaching it after populate)
+    restarts its targets once for nothing.
     """
     destination: dict[str, Any] = {"name": sync.destination, "create": create}
     if overwrite:
         destination["overwrite"] = True
+    if transformation:
+        destination["transformation"] = {}
     spec: dict[str, Any] = {
         "type": "kv-v2",
         "mount": conv.KV_MOUNT,

@@ -105,11 +105,14 @@ def find_storm(
 
 
 def new_restarts(
-    restarts: Iterable[Restart], known: Iterable[Restart], writes: Iterable[dt.datetime]
+    restarts: Iterable[Restart],
+    known: Iterable[Restart],
+    writes: Iterable[dt.datetime],
+    since: dt.datetime,
 ) -> list[Restart]:
-    """Pure: the restarts that are not ``known`` (seen before) and that no Vault write
-    explains: no write between the restart before each (known or new) and it. (A restart
-    with none before it is explained by any write before it.)"""
+    """Pure: the restarts that are not ``known`` (those held at ``since``, when watching
+    began) and that no Vault write explains: none after ``since`` and after the restart
+    before it, up to its own second."""
     seen = {r.at for r in known}
     marks = sorted({r.at: r for r in restarts}.values(), key=lambda r: r.at)
     times = sorted(writes)
@@ -117,8 +120,10 @@ def new_restarts(
     for i, r in enumerate(marks):
         if r.at in seen:
             continue
-        before = marks[i - 1].at if i else None
-        if not any((before is None or before < w) and w < r.at + STAMP_RESOLUTION for w in times):
+        lower = since
+        if i and marks[i - 1].at + STAMP_RESOLUTION > lower:
+            lower = marks[i - 1].at + STAMP_RESOLUTION
+        if not any(lower <= w < r.at + STAMP_RESOLUTION for w in times):
             out.append(r)
     return out
 

@@ -53,6 +53,7 @@ from bootstrap.model.render import (
     render_vault_auth,
 )
 from bootstrap.phases.pipeline import PhaseBase, RunContext
+from bootstrap.runtime import vso
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,7 +139,9 @@ def owned_by_operator(secret: dict[str, Any]) -> bool:
     return any(r.get("kind") == "VaultStaticSecret" for r in refs)
 
 
-def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[str, Any]]:
+def desired(
+    ctx: RunContext, placeholders: set[tuple[str, str]], api: OperatorApi | None = None
+) -> list[dict[str, Any]]:
     mode = ctx.settings.handover
     if mode not in ("inplace", "owner"):
         raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
@@ -148,13 +151,17 @@ def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[st
         out.append(render_vault_auth(ctx.catalog, svc))
     for sync in syncs(ctx.catalog):
         has_placeholder = (sync.namespace, sync.destination) in placeholders
+        # what the cluster's CRD knows (v0.1.0's drops an unknown field, so it is left out)
+        extra = {"transformation": api is None or api.transformation}
         if mode == "owner":
             # the same spec before and after the take-over: a spec change restarts
-            out.append(render_static_secret(ctx.catalog, sync, create=True, overwrite=True))
+            out.append(
+                render_static_secret(ctx.catalog, sync, create=True, overwrite=True, **extra)
+            )
         elif has_placeholder:
-            out.append(render_static_secret(ctx.catalog, sync, create=False))
+            out.append(render_static_secret(ctx.catalog, sync, create=False, **extra))
         else:
-            out.append(render_static_secret(ctx.catalog, sync))
+            out.append(render_static_secret(ctx.catalog, sync, **extra))
     if ctx.settings.vault_connection_address:
         out.append(
             {
@@ -261,6 +268,8 @@ class ApplyObject(Action):
     """Server-side apply of one object with the product's field manager."""
 
     obj: dict[str, Any]
+    #: a spec update the operator answers with one restart of each rollout target
+    restarts: bool = False
 
 
 @dataclass(frozen=True)
@@ -340,7 +349,9 @@ def _restart_note(action: Action) -> Action:
         and action.obj["spec"].get("rolloutRestartTargets")
     ):
         note = "; the operator syncs again and restarts its rollout targets once"
-        return ApplyObject(action.verb, action.target, action.reason + note, obj=action.obj)
+        return ApplyObject(
+            action.verb, action.target, action.reason + note, obj=action.obj, restarts=True
+        )
     return action
 
 
@@ -472,8 +483,8 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
                 extra = sorted(set(secret.get("data") or {}) - set(sync.keys) - {"_raw"})
                 if extra:
                     dropped[(sync.namespace, sync.destination)] = extra
-        objects = relevant(listed, {_key(o) for o in desired(ctx, placeholders)})
         api = read_crd(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD))
+        objects = relevant(listed, {_key(o) for o in desired(ctx, placeholders, api)})
         overwrite = api.overwrite or ctx.settings.handover != "owner"
         return OperatorFacts(
             objects, placeholders, overwrite, dropped, foreign, existing_ns, api, unlabelled
@@ -522,7 +533,7 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
             )
             for (ns, name), keys in sorted(facts.dropped_keys.items())
         ]
-        want = desired(ctx, facts.placeholders)
+        want = desired(ctx, facts.placeholders, facts.api)
         objects = plan_objects(want, facts, ctx.settings.prune, ctx.catalog.name)
         if facts.api.restarts_on_spec_change:
             objects = [_restart_note(a) for a in objects]
@@ -536,6 +547,18 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
         kube = ctx.target.kube
+        if any(a.changes for a in actions) and ctx.restart_baseline is None:
+            # what the catalog's restart targets show before anything is handed over: the
+            # verify phase proves from here that the hand-over restarted none
+            ctx.restart_baseline = vso.take_baseline(
+                kube, vso.existing_targets(kube, syncs(ctx.catalog))
+            )
+        for action in actions:
+            if isinstance(action, ApplyObject) and action.restarts:
+                ns = action.obj["metadata"]["namespace"]
+                for t in action.obj["spec"].get("rolloutRestartTargets") or []:
+                    key = (ns, str(t.get("kind")), str(t.get("name")))
+                    ctx.expected_restarts[key] = ctx.expected_restarts.get(key, 0) + 1
 
         def execute(action: Action) -> None:
             match action:

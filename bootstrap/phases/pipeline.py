@@ -32,6 +32,7 @@ from bootstrap.model.settings import Settings
 from bootstrap.model.snapshot import RestoreRequest
 from bootstrap.runtime.credentials import Session
 from bootstrap.runtime.target import Target
+from bootstrap.runtime.vso import Baseline
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,16 @@ class RunContext:
     #: verify proves a hand-over quiet (no restart target restarted for one refresh period);
     #: off only with ``bootstrap --skip-quiet-check``, never from a setting.
     quiet_check: bool = True
+    #: The restarts of the catalog's restart targets just before the operator phase applied
+    #: (a ``runtime.vso.Baseline``): verify's quiet check counts from there.
+    restart_baseline: Baseline | None = field(default=None, repr=False)
+    #: KV paths populate wrote in this run that held nothing before (a first fill): their
+    #: writes excuse no restart (the first fill of a placeholder restarts nothing).
+    first_fill: set[str] = field(default_factory=set)
+    #: (namespace, kind, name) -> restarts the operator owes a target in this run: one per
+    #: VaultStaticSecret of it whose spec the operator phase changed on an operator that
+    #: answers a spec change with a restart (the plan says so)
+    expected_restarts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     #: A Vault client given by the caller (the populate Job's, logged in with kubernetes
     #: auth): used instead of the target's session, and no target is needed for it.
     vault_api: Api | None = field(default=None, repr=False)

@@ -140,6 +140,8 @@ class Populate(PhaseBase, name="populate", summary=SUMMARY):
         def write(item: tuple[WriteKv, dict[str, str]]) -> None:
             w, data = item
             ctx.kv_seen.pop(w.path, None)
+            if w.version == 0:
+                ctx.first_fill.add(w.path)  # for verify's quiet check
             try:
                 api.write(
                     f"{conv.KV_MOUNT}/data/{w.path}",

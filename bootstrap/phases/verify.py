@@ -24,16 +24,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import KvValue, read_kv_value
 from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, WaitTimeout
 from bootstrap.core.waits import Pending, wait_for
 from bootstrap.model.actions import Action
-from bootstrap.model.catalog import RestartTarget, duration_seconds
 from bootstrap.model.domain import VSO_API, Sync, syncs
 from bootstrap.model.operator_api import OperatorApi
 from bootstrap.model.restarts import Storm
@@ -122,9 +121,11 @@ def _states(
     return out, seen
 
 
-def _renudge(nudger: Nudger, left: list[SecretState]) -> None:
+def _renudge(nudger: Nudger, left: list[SecretState], attempted: Kube | None = None) -> None:
     """Nudge again those whose last attempt failed (the operator retries them only after
-    refreshAfter, or with its own backoff), backing off 2, 4, 8, then 15 seconds."""
+    refreshAfter, or with its own backoff), backing off 2, 4, 8, then 15 seconds. With
+    ``attempted`` (a current operator), only those its status shows tried and failed at
+    their current spec (see :func:`vso.failed_attempts`)."""
     now = time.monotonic()
     again = [
         st.ref
@@ -133,6 +134,8 @@ def _renudge(nudger: Nudger, left: list[SecretState]) -> None:
         and now - nudger.last.get(st.ref, 0.0)
         >= min(2.0 ** nudger.times.get(st.ref, 0), RENUDGE_MAX)
     ]
+    if again and attempted is not None:
+        again = vso.failed_attempts(attempted, again)
     if again:
         log.info("nudging %d VaultStaticSecret(s) again after a failed sync", len(again))
         nudger.nudge(again)
@@ -179,25 +182,6 @@ class VerifyFacts:
     states: list[SecretState]
     #: restart storms going on, of the catalog's restart targets that exist
     storms: list[tuple[vso.Watched, Storm, str]] = field(default_factory=list)
-
-
-def watched_targets(
-    wanted: list[Sync], exists: Callable[[str, RestartTarget], bool]
-) -> list[vso.Watched]:
-    """Pure but for ``exists``: the restart targets of ``wanted`` that exist, each with the
-    Vault paths that restart it and its longest refresh period."""
-    paths: dict[tuple[str, RestartTarget], set[str]] = {}
-    refresh: dict[tuple[str, RestartTarget], float] = {}
-    for s in wanted:
-        for t in s.restart:
-            key = (s.namespace, t)
-            paths.setdefault(key, set()).add(s.kv_path)
-            refresh[key] = max(refresh.get(key, 0.0), float(duration_seconds(s.refresh_after)))
-    return [
-        vso.Watched(ns, t, tuple(sorted(paths[(ns, t)])), refresh[(ns, t)])
-        for (ns, t) in sorted(paths, key=lambda k: (k[0], k[1].kind, k[1].name))
-        if exists(ns, t)
-    ]
 
 
 def plan_verify(facts: VerifyFacts) -> list[Action]:
@@ -251,7 +235,7 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         kube = ctx.target.kube
         history = vso.RolloutHistory(kube)
         out = []
-        for w in watched_targets(wanted, lambda ns, t: history.workload(t, ns) is not None):
+        for w in vso.watched_targets(wanted, lambda ns, t: history.workload(t, ns) is not None):
             storm = vso.storm_of(
                 history, ctx.vault, w.target, w.namespace, list(w.paths), w.refresh_seconds
             )
@@ -271,35 +255,57 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         pending = [a.sync for a in awaited if not a.unverifiable]
         storming = [a.watched for a in actions if isinstance(a, AwaitQuiet)]
         t = ctx.target
+        handed: list[vso.Watched] = []
+        baseline = ctx.restart_baseline
+        if ctx.quiet_check and (pending or baseline is not None):
+            # a hand-over in this run: every restart target of the catalog that exists when
+            # the operator phase changed something, else those of what is pending; counted
+            # from before the hand-over, so that a restart by the first fill itself is seen
+            handed = vso.existing_targets(t.kube, syncs(ctx.catalog) if baseline else pending)
+            if baseline is None:
+                baseline = vso.take_baseline(t.kube, handed)
+        elif pending:
+            log.info("verify: quiet check skipped (--skip-quiet-check)")
         if pending:
             # what is awaited is compared with Vault as it is now
             operator = vso.operator_api(t.kube)
             self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True), operator)
-        if pending or storming:
-            self._quiet(ctx, pending, storming)
+        if handed or storming:
+            self._quiet(ctx, handed, storming, baseline)
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"
                 + "\n".join(f"  {a.target}: {a.reason}" for a in empty)
             )
 
-    def _quiet(self, ctx: RunContext, handed: list[Sync], storming: list[vso.Watched]) -> None:
-        """Watch the restart targets of the Secrets just handed over, and those of storms
-        going on, for one refresh period (see the module's docstring)."""
+    def _quiet(
+        self,
+        ctx: RunContext,
+        handed: list[vso.Watched],
+        storming: list[vso.Watched],
+        baseline: vso.Baseline | None,
+    ) -> None:
+        """Watch the restart targets of the Secrets just handed over (counting from before
+        the hand-over, ``baseline``), and those of storms going on, for one refresh period
+        (see the module's docstring)."""
         kube = ctx.target.kube
-        history = vso.RolloutHistory(kube)
-        watched = list(storming)
-        if ctx.quiet_check:
-            seen = {(w.namespace, w.target) for w in watched}
-            watched += [
-                w
-                for w in watched_targets(handed, lambda ns, t: history.workload(t, ns) is not None)
-                if (w.namespace, w.target) not in seen
-            ]
-        elif handed:
-            log.info("verify: quiet check skipped (--skip-quiet-check)")
+        seen = {(w.namespace, w.target) for w in storming}
+        watched = storming + [w for w in handed if (w.namespace, w.target) not in seen]
         if not watched:
             return
+        # a write that filled an empty path (a first fill) excuses no restart
+        watched = [
+            replace(w, paths=tuple(p for p in w.paths if p not in ctx.first_fill)) for w in watched
+        ]
+        now = vso.take_baseline(kube, storming)
+        known = {
+            (w.namespace, w.target): r for w, r in (baseline.known if baseline else {}).items()
+        }
+        known.update({(w.namespace, w.target): r for w, r in now.known.items()})
+        start = vso.Baseline(
+            baseline.at if baseline else now.at,
+            {w: known.get((w.namespace, w.target), []) for w in watched},
+        )
         seconds = vso.quiet_seconds(watched)
         log.info(
             "verify: watching %d restart target(s) for %.0f s (one refreshAfter) to prove the "
@@ -310,7 +316,9 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
             ", ".join(w.name for w in watched),
         )
         began = dt.datetime.now(dt.UTC)
-        vso.watch_quiet(kube, ctx.vault, watched, seconds, lambda msg: log.info("verify: %s", msg))
+        vso.watch_quiet(
+            kube, ctx.vault, watched, seconds, lambda msg: log.info("verify: %s", msg), start
+        )
         self._quiet_since = began
 
     def _wait(
@@ -323,6 +331,8 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
     ) -> None:
         ws = ctx.waits(maximum=1.0)
         refs = [(s.namespace, s.destination) for s in waiting]
+        if operator.nudge_by_annotation:
+            refs = vso.failed_attempts(t.kube, refs)
         began = time.time()
         with nudged(t.kube, refs if ctx.settings.verify_nudge else [], operator) as nudger:
             failpoints.point("verify:nudged")
@@ -336,7 +346,7 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
                 if not left:
                     return
                 if ctx.settings.verify_nudge:
-                    _renudge(nudger, left)
+                    _renudge(nudger, left, t.kube if operator.nudge_by_annotation else None)
                 raise Pending(
                     f"{len(left)} of {len(waiting)} pending: "
                     + ", ".join(st.line() for st in left[:3])

@@ -44,8 +44,14 @@ from bootstrap.clients.vault import Api
 from bootstrap.core.errors import BootstrapError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
-from bootstrap.model.catalog import RestartTarget
-from bootstrap.model.domain import DEPLOYMENT_REVISION, RESTART_ANNOTATION, VSO_API, WORKLOAD_API
+from bootstrap.model.catalog import RestartTarget, duration_seconds
+from bootstrap.model.domain import (
+    DEPLOYMENT_REVISION,
+    RESTART_ANNOTATION,
+    VSO_API,
+    WORKLOAD_API,
+    Sync,
+)
 from bootstrap.model.operator_api import VSS_CRD, OperatorApi, read_crd
 from bootstrap.model.policy import PolicyParseError, Rule, allowed, parse_policy
 from bootstrap.model.restarts import Restart, Storm, find_storm, new_restarts, parse_stamp
@@ -397,6 +403,37 @@ def status_problem(vss: dict[str, Any] | None) -> str:
     return ""
 
 
+def failed_attempt(vss: dict[str, Any]) -> bool:
+    """Pure: a current operator tried this VaultStaticSecret at its current spec and failed:
+    its status is of the current generation, with ``SecretSynced`` (or ``Healthy``) False.
+    One it has not tried yet, or that synced, is not."""
+    status = vss.get("status") or {}
+    generation = (vss.get("metadata") or {}).get("generation")
+    if status.get("lastGeneration") != generation:
+        return False
+    return any(
+        (cond := condition(vss, kind)) is not None and cond.get("status") == "False"
+        for kind in ("SecretSynced", "Healthy")
+    )
+
+
+def failed_attempts(kube: Kube, refs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Of ``refs`` (namespace, name), the VaultStaticSecrets a current operator tried at
+    their current spec and failed (one list per namespace). Only these are nudged: one it
+    has not tried yet will be tried by its own watch, and a nudge on top makes two
+    reconciles back to back -- the second reads the Secret from the operator's cache before
+    the first's write reaches it, finds it drifted, syncs again and restarts the targets
+    (seen on VSO 1.4.1: a first fill that restarted a workload)."""
+    wanted = set(refs)
+    out = []
+    for ns in sorted({ns for ns, _ in refs}):
+        for vss in kube.list_objects(VSO_API, "VaultStaticSecret", ns):
+            ref = (ns, vss["metadata"]["name"])
+            if ref in wanted and failed_attempt(vss):
+                out.append(ref)
+    return sorted(out)
+
+
 # -- restart history ------------------------------------------------------------------------
 
 
@@ -539,10 +576,54 @@ class Watched:
     target: RestartTarget
     paths: tuple[str, ...]
     refresh_seconds: float
+    #: restarts with no Vault write that are expected (a spec change the operator answers
+    #: with a restart): only more than these are a problem
+    allowed: int = 0
 
     @property
     def name(self) -> str:
         return f"{self.target.kind} {self.namespace}/{self.target.name}"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The restarts of some targets at a moment: what a later watch counts from."""
+
+    at: dt.datetime
+    known: dict[Watched, list[Restart]]
+
+
+def take_baseline(kube: Kube, watched: list[Watched]) -> Baseline:
+    """The restarts ``watched`` have now (their rollout history)."""
+    at = dt.datetime.now(dt.UTC)
+    history = RolloutHistory(kube)
+    return Baseline(at, {w: history.restarts(w.target, w.namespace) for w in watched})
+
+
+def watched_targets(
+    wanted: list[Sync], exists: Callable[[str, RestartTarget], bool]
+) -> list[Watched]:
+    """Pure but for ``exists``: the restart targets of ``wanted`` that exist, each with the
+    Vault paths that restart it and its longest refresh period."""
+    paths: dict[tuple[str, RestartTarget], set[str]] = {}
+    refresh: dict[tuple[str, RestartTarget], float] = {}
+    for s in wanted:
+        for t in s.restart:
+            key = (s.namespace, t)
+            paths.setdefault(key, set()).add(s.kv_path)
+            refresh[key] = max(refresh.get(key, 0.0), float(duration_seconds(s.refresh_after)))
+    return [
+        Watched(ns, t, tuple(sorted(paths[(ns, t)])), refresh[(ns, t)])
+        for (ns, t) in sorted(paths, key=lambda k: (k[0], k[1].kind, k[1].name))
+        if exists(ns, t)
+    ]
+
+
+def existing_targets(kube: Kube, wanted: list[Sync]) -> list[Watched]:
+    """The restart targets of ``wanted`` that exist in the cluster (one list per kind and
+    namespace)."""
+    history = RolloutHistory(kube)
+    return watched_targets(wanted, lambda ns, t: history.workload(t, ns) is not None)
 
 
 #: Added to the longest refresh period a quiet check waits: the operator's own processing.
@@ -562,12 +643,15 @@ def watch_quiet(
     watched: list[Watched],
     seconds: float,
     say: Callable[[str], None] | None = None,
+    baseline: Baseline | None = None,
 ) -> None:
     """Watch ``watched`` for ``seconds``; raise :class:`BootstrapError` naming each target
     the operator restarted meanwhile with no Vault write to explain it (a restart storm, or
-    a hand-over that is not quiet). Polls every second or two."""
-    first = RolloutHistory(kube)
-    known = {w: first.restarts(w.target, w.namespace) for w in watched}
+    a hand-over that is not quiet). ``baseline``: the restarts known at an earlier moment
+    (:func:`baseline`, taken before a hand-over), counted from then instead of from now.
+    Polls every second or two."""
+    start = baseline or take_baseline(kube, watched)
+    known = start.known
     deadline = time.monotonic() + seconds
 
     def probe() -> None:
@@ -578,7 +662,7 @@ def watch_quiet(
             if len(now) == len(known[w]) and now == known[w]:
                 continue
             writes = [x for p in w.paths for x in vault_writes(api, p)]
-            new = new_restarts(now, known[w], writes)
+            new = new_restarts(now, known.get(w, []), writes, start.at)[w.allowed :]
             if new:
                 revs = [r.revision for r in new if r.revision]
                 at = ", ".join(r.at.isoformat() for r in new)

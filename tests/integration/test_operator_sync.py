@@ -264,3 +264,31 @@ def test_a_restart_storm_is_seen_by_status_fails_verify_and_a_bootstrap_ends_it(
     settled = revision(kube, p, "Deployment", "web")
     vso.watch_quiet(kube, admin_api(box), _watched(p, ("Deployment", "web")), 10.0)
     assert revision(kube, p, "Deployment", "web") == settled
+
+
+def test_a_first_sync_of_a_value_vault_already_holds_restarts_nothing(
+    core: Core, unique: str, tmp_path: Path
+) -> None:
+    """Vault holds the value before the VaultStaticSecret exists (a migration, a restore, an
+    operator that reaches it only after populate): its first reconcile syncs at once. VSO
+    1.4.1 then adds its finalizer with an update that writes an empty
+    ``destination.transformation`` into the spec, a new generation it answers with a sync
+    and a restart, unless the spec had that field already: the product writes it."""
+    box = core.box
+    p = f"fs{unique}"
+    cat = _catalog(p)
+    s = box.settings(state_dir=tmp_path)
+    kube = Kube(box.state.kubeconfig)
+    results, _ = run(s, cat, ["placeholders", "vault-config", "populate"])
+    assert statuses(results)["populate"] == "applied", results
+    workload(kube, p, "Deployment", "web")
+    wait_until(lambda: revision(kube, p, "Deployment", "web") == "1", "web's first revision")
+    results, _ = run(s, cat, ["operator", "verify"])  # verify's quiet check included
+    assert statuses(results) == {"operator": "applied", "verify": "applied"} or verified(results), (
+        results
+    )
+    vss = kube.get(VSO_API, "VaultStaticSecret", "config", p)
+    assert vss is not None
+    assert vss["metadata"]["generation"] == 1, vss["metadata"]  # the operator added nothing
+    vso.watch_quiet(kube, admin_api(box), _watched(p, ("Deployment", "web")), 10.0)
+    assert revision(kube, p, "Deployment", "web") == "1"

@@ -628,7 +628,7 @@ def test_verify_watches_the_restart_targets_that_exist_with_their_paths() -> Non
 
     cat = load_catalog(EXAMPLE)
     present = {("webapp", "webapp"), ("monitoring", "grafana")}
-    watched = verify.watched_targets(syncs(cat), lambda ns, t: (ns, t.name) in present)
+    watched = verify.vso.watched_targets(syncs(cat), lambda ns, t: (ns, t.name) in present)
     assert [(w.name, w.paths, w.refresh_seconds) for w in watched] == [
         ("Deployment monitoring/grafana", ("monitoring/config", "shared/aws-creds"), 60.0),
         (

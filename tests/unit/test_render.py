@@ -49,7 +49,8 @@ def test_operator_resources_have_the_documents_section_3_shape() -> None:
     vss = yaml.safe_load(files["manifests/webapp/vaultstaticsecret-config.yaml"])
     spec = vss["spec"]
     assert (spec["type"], spec["mount"], spec["path"]) == ("kv-v2", "secret", "webapp/config")
-    assert spec["destination"] == {"name": "config", "create": True}
+    # the empty transformation VSO 1.4.1 writes itself, said here (see render_static_secret)
+    assert spec["destination"] == {"name": "config", "create": True, "transformation": {}}
     assert spec["refreshAfter"] == "30s" and spec["vaultAuthRef"] == "webapp"
     assert {"kind": "Deployment", "name": "webapp-worker"} in spec["rolloutRestartTargets"]
     sa = yaml.safe_load(files["manifests/webapp/serviceaccount-webapp-search.yaml"])

@@ -66,18 +66,19 @@ def test_a_write_in_the_second_of_the_restart_before_does_not_explain_the_next()
     assert find_storm("Deployment/web", marks(10, 40), [at(40.6)], at(45), RECENT) is None
 
 
-def test_new_restarts_are_those_no_write_explains() -> None:
+def test_new_restarts_are_those_no_write_since_explains() -> None:
     known = marks(10)
     now = marks(10, 40, 70)
+    since = at(20)
     # nothing written: both new restarts are unexplained
-    assert [r.at for r in new_restarts(now, known, [])] == [at(40), at(70)]
+    assert [r.at for r in new_restarts(now, known, [], since)] == [at(40), at(70)]
     # a rotation explains its own restart, not the one after it
-    assert [r.at for r in new_restarts(now, known, [at(39.0)])] == [at(70)]
+    assert [r.at for r in new_restarts(now, known, [at(39.0)], since)] == [at(70)]
     # nothing new, nothing to say
-    assert new_restarts(known, known, []) == []
-    # a first restart ever is explained by any write before it (the first fill of a
-    # placeholder, on an operator that restarts then)
-    assert new_restarts(marks(40), [], [at(5)]) == []
+    assert new_restarts(known, known, [], since) == []
+    # a write before the watch began explains nothing: the first fill of a placeholder
+    # (populate wrote, then the operator synced) must restart nothing
+    assert [r.at for r in new_restarts(marks(40), [], [at(5)], since)] == [at(40)]
 
 
 @pytest.mark.parametrize(
