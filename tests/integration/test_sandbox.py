@@ -33,8 +33,35 @@ def test_components_run_at_pinned_versions(box: Box) -> None:
         "bao-0",
         "vault-secrets-operator",
     } <= set(running)
-    assert running["vault-secrets-operator"]["detail"].startswith(f"v{versions.VSO}")
-    # the operator's own CRDs, not stand-ins: the v0.1.0 schema, five kinds
+    assert running["vault-secrets-operator"]["detail"].startswith(
+        f"v{versions.VSO} ({versions.VSO_LICENCE})"
+    )
+    assert st["operator"] == {"version": versions.VSO, "licence": versions.VSO_LICENCE}
+    # the operator's own CRDs, not stand-ins: the 1.4.1 schema, ten kinds
+    crds = kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    ours = sorted(
+        c["spec"]["names"]["kind"] for c in crds if c["spec"]["group"] == "secrets.hashicorp.com"
+    )
+    assert ours == [
+        "CSISecrets",
+        "HCPAuth",
+        "HCPVaultSecretsApp",
+        "SecretTransformation",
+        "VaultAuth",
+        "VaultAuthGlobal",
+        "VaultConnection",
+        "VaultDynamicSecret",
+        "VaultPKISecret",
+        "VaultStaticSecret",
+    ]
+
+
+def test_the_v0_sandbox_runs_v010_with_its_five_crds(box_v0: Box) -> None:
+    kube = Kube(box_v0.state.kubeconfig)
+    st = sandbox.status(box_v0.directory)
+    (op,) = [c for c in st["components"] if c["name"] == "vault-secrets-operator"]
+    assert op["running"] and op["detail"].startswith(f"v{versions.VSO_V0} (MPL-2.0)")
+    assert st["operator"] == {"version": versions.VSO_V0, "licence": "MPL-2.0"}
     crds = kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
     ours = sorted(
         c["spec"]["names"]["kind"] for c in crds if c["spec"]["group"] == "secrets.hashicorp.com"

@@ -22,28 +22,36 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "tools"
 
 
-def _archive(path: Path) -> Path:
+def _archive(path: Path, version: str = versions.VSO) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         data = b"module example.com/not-the-operator\n"
-        info = tarfile.TarInfo("vault-secrets-operator-0.1.0/go.mod")
+        info = tarfile.TarInfo(f"vault-secrets-operator-{version}/go.mod")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     return path
 
 
+@pytest.mark.parametrize(
+    ("version", "archive", "sha256"),
+    [
+        (versions.VSO, versions.VSO_ARCHIVE, versions.VSO_ARCHIVE_SHA256),
+        (versions.VSO_V0, versions.VSO_V0_ARCHIVE, versions.VSO_V0_ARCHIVE_SHA256),
+    ],
+)
 def test_a_wrong_archive_is_refused_and_both_reasons_are_given(
-    offline: Path, tmp_path: Path
+    offline: Path, tmp_path: Path, version: str, archive: str, sha256: str
 ) -> None:
-    fake = _archive(tmp_path / versions.VSO_ARCHIVE)
+    fake = _archive(tmp_path / archive, version)
+    name = tools.operator_tool(version)
     with pytest.raises(ToolError) as err:
-        tools.install(["vault-secrets-operator"], offline, sources={"vault-secrets-operator": fake})
+        tools.install([name], offline, sources={name: fake})
     message = str(err.value)
-    assert "vault-secrets-operator 0.1.0 could not be built" in message
+    assert f"{name} {version} could not be built" in message
     assert f"from {fake}: {fake} has sha256 {tools.sha256_of(fake)}" in message
-    assert f"expected {versions.VSO_ARCHIVE_SHA256}" in message
-    assert f"with go install {versions.VSO_MODULE}@v{versions.VSO}:" in message
+    assert f"expected {sha256}" in message
+    assert f"with go install {versions.VSO_MODULE}@v{version}:" in message
     assert "GOPROXY=off" in message
-    assert tools.find("vault-secrets-operator", offline) is None  # nothing installed
+    assert tools.find(name, offline) is None  # nothing installed
 
 
 def test_a_missing_archive_is_named(offline: Path, tmp_path: Path) -> None:
