@@ -205,15 +205,31 @@ def render_vault_auth(catalog: Catalog, svc: Service) -> dict[str, Any]:
 
 
 def render_static_secret(
-    catalog: Catalog, sync: Sync, *, create: bool = True, overwrite: bool = False
+    catalog: Catalog,
+    sync: Sync,
+    *,
+    create: bool = True,
+    overwrite: bool = False,
+    transformation: bool = False,
 ) -> dict[str, Any]:
     """A VaultStaticSecret in the document's section 3 shape.
 
     ``create``/``overwrite`` select the hand-over mode from placeholders (see README).
+
+    ``transformation`` (for a cluster whose CRD declares ``destination.transformation``, as
+    VSO 1.4.1's does): the destination says ``transformation: {}``, as the operator itself
+    writes it back. A current operator adds its finalizer with an update of the whole object,
+    which writes that empty ``transformation`` into a spec without one: a spec change (a new
+    generation) just after its first sync, which makes it sync again and restart the rollout
+    targets once. Where Vault holds the values before the VaultStaticSecret exists (a
+    migration, a rebuild, a re-run after the operator's objects were deleted), that first
+    sync comes first, and the hand-over restarted every target.
     """
     destination: dict[str, Any] = {"name": sync.destination, "create": create}
     if overwrite:
         destination["overwrite"] = True
+    if transformation:
+        destination["transformation"] = {}
     spec: dict[str, Any] = {
         "type": "kv-v2",
         "mount": conv.KV_MOUNT,

@@ -27,7 +27,11 @@ by ``migrate``) gets them here, before its VaultStaticSecret is applied. The pla
 operator the cluster's CRD shows (``model.operator_api``) and which hand-over follows. In
 ``owner`` mode every VaultStaticSecret says ``create: true, overwrite: true``, the Secret
 taken over or not: a current operator syncs again and restarts the targets on any change of
-a spec, so the spec never changes with the Secret's state."""
+a spec, so the spec never changes with the Secret's state. For the same reason, where the CRD
+declares ``destination.transformation`` every VaultStaticSecret says ``transformation: {}``,
+as the operator's own update (adding its finalizer) writes it: else that update changes the
+spec just after the first sync, and where Vault held the values already (a rebuild, a
+re-run after the operator's objects were deleted) the targets restarted once."""
 
 from __future__ import annotations
 
@@ -128,8 +132,7 @@ def ours(secret: dict[str, Any], catalog: str) -> bool:
 
 def cache_visible(secret: dict[str, Any]) -> bool:
     """Pure: the Secret carries the labels a current operator selects its Secret cache on."""
-    labels = (secret.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in conv.OPERATOR_CACHE_LABELS.items())
+    return conv.operator_cache_sees((secret.get("metadata") or {}).get("labels"))
 
 
 def owned_by_operator(secret: dict[str, Any]) -> bool:
@@ -138,10 +141,15 @@ def owned_by_operator(secret: dict[str, Any]) -> bool:
     return any(r.get("kind") == "VaultStaticSecret" for r in refs)
 
 
-def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[str, Any]]:
+def desired(
+    ctx: RunContext, placeholders: set[tuple[str, str]], api: OperatorApi | None = None
+) -> list[dict[str, Any]]:
+    """The objects the catalog wants; ``api``: what the cluster's VaultStaticSecret CRD
+    declares (a spec as a current operator writes it back, see ``render_static_secret``)."""
     mode = ctx.settings.handover
     if mode not in ("inplace", "owner"):
         raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
+    settled = api is not None and api.transformation
     out: list[dict[str, Any]] = []
     for svc in sorted(ctx.catalog.services, key=lambda s: s.name):
         out.append(render_service_account(ctx.catalog, svc))
@@ -150,11 +158,17 @@ def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[st
         has_placeholder = (sync.namespace, sync.destination) in placeholders
         if mode == "owner":
             # the same spec before and after the take-over: a spec change restarts
-            out.append(render_static_secret(ctx.catalog, sync, create=True, overwrite=True))
+            out.append(
+                render_static_secret(
+                    ctx.catalog, sync, create=True, overwrite=True, transformation=settled
+                )
+            )
         elif has_placeholder:
-            out.append(render_static_secret(ctx.catalog, sync, create=False))
+            out.append(
+                render_static_secret(ctx.catalog, sync, create=False, transformation=settled)
+            )
         else:
-            out.append(render_static_secret(ctx.catalog, sync))
+            out.append(render_static_secret(ctx.catalog, sync, transformation=settled))
     if ctx.settings.vault_connection_address:
         out.append(
             {
@@ -522,7 +536,7 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
             )
             for (ns, name), keys in sorted(facts.dropped_keys.items())
         ]
-        want = desired(ctx, facts.placeholders)
+        want = desired(ctx, facts.placeholders, facts.api)
         objects = plan_objects(want, facts, ctx.settings.prune, ctx.catalog.name)
         if facts.api.restarts_on_spec_change:
             objects = [_restart_note(a) for a in objects]

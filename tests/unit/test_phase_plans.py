@@ -480,6 +480,30 @@ def test_operator_owner_mode_keeps_one_spec_before_and_after_the_take_over() -> 
     assert specs[0] == specs[1] == {"name": "config", "create": True, "overwrite": True}
 
 
+@pytest.mark.parametrize("mode", ["inplace", "owner"])
+def test_operator_writes_the_spec_a_current_operator_writes_back(mode: str) -> None:
+    """A current operator adds its finalizer with an update of the whole object, writing
+    ``destination.transformation: {}`` into a spec without it: a new generation just after
+    its first sync, and a restart of the targets. Where the CRD declares the field, every
+    VaultStaticSecret says it already; where it does not (v0.1.0), none does."""
+    for api, want in ((CURRENT, {"transformation": {}}), (V010, {})):
+        for handed in ({("apps", "config")}, set()):
+            facts = operator.OperatorFacts({}, handed, namespaces={"apps"}, api=api)
+            (vss,) = [
+                a.obj
+                for a in _operator(facts, handover=mode)
+                if isinstance(a, operator.ApplyObject) and a.obj["kind"] == "VaultStaticSecret"
+            ]
+            dest = vss["spec"]["destination"]
+            assert {k: v for k, v in dest.items() if k == "transformation"} == want, (api, dest)
+    # once the operator has written it back, nothing differs: no update, so no restart
+    cat = parse_catalog(ONE, "catalog.yaml")
+    ctx = RunContext(Settings(handover=mode), cat)
+    objects = {operator._key(o): o for o in operator.desired(ctx, set(), CURRENT)}
+    facts = operator.OperatorFacts(objects, set(), namespaces={"apps"}, api=CURRENT)
+    assert not [a for a in operator.Operator().plan(ctx, facts) if a.changes]
+
+
 def test_operator_spec_update_says_a_current_operator_restarts() -> None:
     restarting = parse_catalog(
         ONE + "    restart: [{kind: Deployment, name: web}]\n", "catalog.yaml"
