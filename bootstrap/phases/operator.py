@@ -15,9 +15,10 @@ Hand-over from placeholders (see README): a destination Secret that the bootstra
 carries the placeholder marker, or the product's labels for this catalog) and that was not
 created by the operator gets ``destination.create: false`` (VSO replaces only its data, on
 every VSO version), or, in ``owner`` mode for current VSO releases, ``create: true`` with
-``overwrite: true``. Any other existing Secret is never handed over (the plan reports a
-problem): the operator would replace its data. Secrets that do not exist use
-``create: true``.
+``overwrite: true``. A Secret this catalog's VaultStaticSecret already syncs in place
+(``migrate.namespace`` hands Secrets over so) stays handed over. Any other existing Secret is
+never handed over (the plan reports a problem): the operator would replace its data. Secrets
+that do not exist use ``create: true``.
 
 In place, the Secret must carry the two labels a current operator selects its Secret cache
 on (``conventions.OPERATOR_CACHE_LABELS``; the placeholders phase puts them on every
@@ -128,6 +129,17 @@ def ours(secret: dict[str, Any], catalog: str) -> bool:
     return any(
         conv.is_placeholder(base64.b64decode(v)) for v in (secret.get("data") or {}).values() if v
     )
+
+
+def handed_in_place(vss: dict[str, Any] | None, destination: str, catalog: str) -> bool:
+    """Pure: a VaultStaticSecret of this catalog syncs into ``destination`` in place
+    (``create: false``) already: the Secret was handed to the operator by the product (by
+    this phase, or by ``migrate.namespace``, whose Secrets carry neither a placeholder marker
+    nor the product's labels), so it is not someone else's."""
+    if vss is None or not managed_by(vss, catalog):
+        return False
+    dest = (vss.get("spec") or {}).get("destination") or {}
+    return dest.get("name") == destination and not dest.get("create")
 
 
 def cache_visible(secret: dict[str, Any]) -> bool:
@@ -477,7 +489,10 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
         for sync in syncs(ctx.catalog):
             secret = secrets.get((sync.namespace, sync.destination))
             if secret is not None and not owned_by_operator(secret):
-                if not ours(secret, ctx.catalog.name):
+                vss = listed.get(("VaultStaticSecret", sync.namespace, sync.destination))
+                if not ours(secret, ctx.catalog.name) and not handed_in_place(
+                    vss, sync.destination, ctx.catalog.name
+                ):
                     foreign[(sync.namespace, sync.destination)] = sync.kv_path
                     continue
                 placeholders.add((sync.namespace, sync.destination))

@@ -445,6 +445,23 @@ def test_operator_without_the_crd_is_a_problem() -> None:
     assert only.verb == "problem" and "install the Vault Secrets Operator" in only.reason
 
 
+def test_a_secret_this_catalog_syncs_in_place_already_is_not_foreign() -> None:
+    """A migrated Secret (no placeholder marker, no product label) that this catalog's
+    VaultStaticSecret syncs with create false stays handed over; another catalog's, or a
+    create-true one, does not make it the product's."""
+    cat = parse_catalog(ONE, "catalog.yaml")
+    ctx = RunContext(Settings(), cat)
+    (vss,) = [
+        o for o in operator.desired(ctx, {("apps", "config")}) if o["kind"] == "VaultStaticSecret"
+    ]
+    assert operator.handed_in_place(vss, "config", cat.name)
+    assert not operator.handed_in_place(vss, "other", cat.name)
+    assert not operator.handed_in_place(vss, "config", "another-catalog")
+    assert not operator.handed_in_place(None, "config", cat.name)
+    (created,) = [o for o in operator.desired(ctx, set()) if o["kind"] == "VaultStaticSecret"]
+    assert not operator.handed_in_place(created, "config", cat.name)
+
+
 def test_operator_labels_placeholders_for_the_cache_before_applying() -> None:
     """In place, a placeholder without the operator's cache labels gets them, in a wave
     before its VaultStaticSecret; in owner mode it does not (the operator relabels it)."""
