@@ -80,6 +80,13 @@ CATALOG_LABEL = "secrets-bootstrap/catalog"
 #: Where the Vault Secrets Operator runs unless told otherwise (its Helm chart's default).
 OPERATOR_NAMESPACE = "vault-secrets-operator-system"
 
+
+def operator_cache_sees(labels: dict[str, str] | None) -> bool:
+    """Pure: a Secret with these labels is in a current operator's Secret cache (it carries
+    every one of :data:`OPERATOR_CACHE_LABELS`)."""
+    return all((labels or {}).get(k) == v for k, v in OPERATOR_CACHE_LABELS.items())
+
+
 #: Server-side apply field manager.
 FIELD_MANAGER = PRODUCT
 

@@ -517,7 +517,7 @@ def storm_cause(kube: Kube, namespace: str, target: RestartTarget) -> str:
         if dest.get("create"):
             continue
         have = (labels.get(str(dest.get("name") or "")) or {}).get("labels") or {}
-        if any(have.get(k) != v for k, v in conv.OPERATOR_CACHE_LABELS.items()):
+        if not conv.operator_cache_sees(have):
             blind.append(f"{namespace}/{dest.get('name')}")
     if not blind:
         return ""
