@@ -13,7 +13,10 @@ once; those whose last attempt failed are nudged again, with backoff.
 Quiet after a hand-over: once the Secrets it waited for are synced, the phase watches their
 restart targets (those that exist) for one refresh period and fails, naming the target, if
 the operator restarts one with no change in Vault (a restart storm: VSO 1.4.1 with a
-destination its Secret cache cannot see does that on every refresh). It costs the longest
+destination its Secret cache cannot see does that on every refresh). So it does for Secrets
+the operator filled before the phase looked, when their VaultStaticSecret is younger than one
+refresh period (a quick hand-over: a rebuild, where Vault holds the values before the
+operator's objects exist, is one; planned as a check of its own). It costs the longest
 ``refreshAfter`` of those targets' VaultStaticSecrets plus a few seconds, said when it starts;
 ``bootstrap --skip-quiet-check`` skips it. A storm already going on (seen in the targets'
 rollout history, see ``model.restarts``) is planned as a check of its own: watched the same
@@ -32,11 +35,12 @@ from bootstrap.clients.kv import KvValue, read_kv_value
 from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, WaitTimeout
 from bootstrap.core.waits import Pending, wait_for
+from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action
 from bootstrap.model.catalog import RestartTarget, duration_seconds
 from bootstrap.model.domain import VSO_API, Sync, syncs
 from bootstrap.model.operator_api import OperatorApi
-from bootstrap.model.restarts import Storm
+from bootstrap.model.restarts import Storm, parse_stamp
 from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import Nudger, nudged
@@ -179,6 +183,27 @@ class VerifyFacts:
     states: list[SecretState]
     #: restart storms going on, of the catalog's restart targets that exist
     storms: list[tuple[vso.Watched, Storm, str]] = field(default_factory=list)
+    #: restart targets (that exist) of Secrets synced already whose VaultStaticSecret is
+    #: younger than one refresh period: a hand-over the operator finished before the phase
+    #: looked, not yet proven quiet
+    recent: list[vso.Watched] = field(default_factory=list)
+
+
+def young(
+    synced: list[Sync], created: dict[tuple[str, str], dt.datetime], now: dt.datetime
+) -> list[Sync]:
+    """Pure: of ``synced``, those with restart targets whose VaultStaticSecret (by namespace
+    and name, the destination's) was created less than one refresh period (plus
+    ``vso.QUIET_MARGIN``) before ``now``: the operator re-reads them within it."""
+    out = []
+    for s in synced:
+        at = created.get((s.namespace, s.destination))
+        if not s.restart or at is None:
+            continue
+        window = float(duration_seconds(s.refresh_after)) + vso.QUIET_MARGIN
+        if (now - at).total_seconds() < window:
+            out.append(s)
+    return out
 
 
 def watched_targets(
@@ -201,12 +226,28 @@ def watched_targets(
 
 
 def plan_verify(facts: VerifyFacts) -> list[Action]:
-    """Pure: the Secrets to await, then the restart storms to watch."""
+    """Pure: the Secrets to await, then the restart storms and the targets of recent
+    hand-overs to watch (each target once)."""
     actions = plan_states(facts.states)
+    seen = set()
     for w, storm, cause in facts.storms:
         reason = storm.describe() + (f"; {cause}" if cause else "")
         actions.append(
             AwaitQuiet("update", w.name, f"{reason}: watched for one refresh period", watched=w)
+        )
+        seen.add((w.namespace, w.target))
+    for w in facts.recent:
+        if (w.namespace, w.target) in seen:
+            continue
+        actions.append(
+            AwaitQuiet(
+                "update",
+                w.name,
+                "its Secrets were handed to the operator less than one refresh period ago "
+                f"({', '.join(w.paths)}): watched for one refresh period "
+                "(--skip-quiet-check skips it)",
+                watched=w,
+            )
         )
     return actions
 
@@ -244,7 +285,28 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         wanted = syncs(ctx.catalog)
         # the convergence check compares with Vault as it is after the wait
         states = _states(t, wanted, _vault_data(ctx, wanted, fresh=ctx.converging))[0]
-        return VerifyFacts(states, self._storms(ctx, wanted))
+        return VerifyFacts(states, self._storms(ctx, wanted), self._recent(ctx, states))
+
+    def _recent(self, ctx: RunContext, states: list[SecretState]) -> list[vso.Watched]:
+        """The restart targets of recent hand-overs already synced (see ``young``): none
+        once this run proved its targets quiet, or with --skip-quiet-check."""
+        synced = [st.sync for st in states if st.state == "synced" and st.sync.restart]
+        if not ctx.quiet_check or self._quiet_since is not None or not synced:
+            return []
+        kube = ctx.target.kube
+        ours = f"{conv.MANAGED_BY_LABEL}={conv.MANAGED_BY_VALUE}"
+        selector = f"{ours},{conv.CATALOG_LABEL}={ctx.catalog.name}"
+        created = {}
+        for vss in kube.list_objects(VSO_API, "VaultStaticSecret", None, selector):
+            meta = vss.get("metadata") or {}
+            at = parse_stamp(str(meta.get("creationTimestamp") or ""))
+            if at is not None:
+                created[(str(meta.get("namespace")), str(meta.get("name")))] = at
+        recent = young(synced, created, dt.datetime.now(dt.UTC))
+        if not recent:
+            return []
+        history = vso.RolloutHistory(kube)
+        return watched_targets(recent, lambda ns, t: history.workload(t, ns) is not None)
 
     def _storms(self, ctx: RunContext, wanted: list[Sync]) -> list[tuple[vso.Watched, Storm, str]]:
         """Restart storms going on (and newer than this run's last quiet proof)."""

@@ -644,6 +644,37 @@ def test_verify(state: str, empty: bool, expected: list[Row]) -> None:
     assert rows(verify.plan_states(facts)) == expected
 
 
+def test_verify_watches_the_targets_of_a_handover_the_operator_finished_before_it_looked() -> None:
+    """A rebuild: Vault held the values before the VaultStaticSecrets existed, so the operator
+    filled the Secrets before verify looked. Those younger than one refresh period (and the
+    margin) are watched like pending ones; older ones, and those without a target, are not."""
+    import datetime as dt
+
+    from bootstrap.model.catalog import RestartTarget
+    from bootstrap.runtime import vso
+
+    cat = parse_catalog(ONE + "    restart: [{kind: Deployment, name: web}]\n", "catalog.yaml")
+    (sync,) = syncs(cat)
+    (bare,) = syncs(parse_catalog(ONE, "catalog.yaml"))
+    now = dt.datetime(2026, 12, 5, 3, 0, 0, tzinfo=dt.UTC)
+    key = (sync.namespace, sync.destination)
+    for age, watched in ((5, True), (32.9, True), (33.1, False)):
+        created = {key: now - dt.timedelta(seconds=age)}
+        assert verify.young([sync], created, now) == ([sync] if watched else []), age
+    assert verify.young([bare], {key: now}, now) == []
+    assert verify.young([sync], {}, now) == []
+    w = vso.Watched("apps", RestartTarget(kind="Deployment", name="web"), ("web/config",), 30.0)
+    facts = verify.VerifyFacts([verify.SecretState(sync, "synced")], recent=[w])
+    (quiet,) = verify.plan_verify(facts)
+    assert (type(quiet).__name__, quiet.verb, quiet.target) == (
+        "AwaitQuiet",
+        "update",
+        "Deployment apps/web",
+    )
+    assert "less than one refresh period ago (web/config)" in quiet.reason
+    assert "--skip-quiet-check" in quiet.reason
+
+
 # -- finish ------------------------------------------------------------------------------
 
 
