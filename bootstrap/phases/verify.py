@@ -16,8 +16,10 @@ the operator restarts one with no change in Vault (a restart storm: VSO 1.4.1 wi
 destination its Secret cache cannot see does that on every refresh). So it does for Secrets
 the operator filled before the phase looked, when their VaultStaticSecret is younger than one
 refresh period (a quick hand-over: a rebuild, where Vault holds the values before the
-operator's objects exist, is one; planned as a check of its own). It costs the longest
+operator's objects exist, is one; planned as a check of its own). A stale Secret (Vault moved
+on) is no hand-over: its restart has a reason, and it is not watched. It costs the longest
 ``refreshAfter`` of those targets' VaultStaticSecrets plus a few seconds, said when it starts;
+targets refreshed less often than ``vso.QUIET_LIMIT`` (two minutes) are not watched (said), and
 ``bootstrap --skip-quiet-check`` skips it. A storm already going on (seen in the targets'
 rollout history, see ``model.restarts``) is planned as a check of its own: watched the same
 way, it fails the phase unless it has stopped."""
@@ -161,9 +163,13 @@ def _operator_silent(t: Target, waiting: list[Sync], seen: vso.Observed, since: 
 @dataclass(frozen=True)
 class AwaitSync(Action):
     """Wait until the operator has put Vault's value into this Secret; as a ``check``, the
-    Secret cannot be verified: Vault holds nothing at its path (keys put there by hand)."""
+    Secret cannot be verified: Vault holds nothing at its path (keys put there by hand).
+    ``handover``: the Secret does not hold an earlier real value (it is a placeholder, or
+    missing): its sync is a hand-over, and its targets are watched afterwards; a stale one
+    (Vault moved on) restarts its targets for a reason, and is not."""
 
     sync: Sync
+    handover: bool = True
 
     @property
     def unverifiable(self) -> bool:
@@ -239,6 +245,9 @@ def plan_verify(facts: VerifyFacts) -> list[Action]:
     for w in facts.recent:
         if (w.namespace, w.target) in seen:
             continue
+        if w.refresh_seconds > vso.QUIET_LIMIT:
+            actions.append(Action("check", w.name, _too_slow(w)))
+            continue
         actions.append(
             AwaitQuiet(
                 "update",
@@ -250,6 +259,14 @@ def plan_verify(facts: VerifyFacts) -> list[Action]:
             )
         )
     return actions
+
+
+def _too_slow(w: vso.Watched) -> str:
+    return (
+        f"not watched after its hand-over: its refresh period ({w.refresh_seconds:.0f} s) is "
+        f"longer than the quiet check's {vso.QUIET_LIMIT:.0f} s; 'invoke status' names a "
+        "restart storm there"
+    )
 
 
 def plan_states(facts: list[SecretState]) -> list[Action]:
@@ -271,7 +288,9 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
             )
         else:
             reason = f"pending: {st.state}" + (f" ({st.detail})" if st.detail else "")
-            actions.append(AwaitSync("update", target, reason, sync=st.sync))
+            actions.append(
+                AwaitSync("update", target, reason, sync=st.sync, handover=st.state != "stale")
+            )
     return actions
 
 
@@ -331,6 +350,7 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         awaited = [a for a in actions if isinstance(a, AwaitSync)]
         empty = [a for a in awaited if a.unverifiable]
         pending = [a.sync for a in awaited if not a.unverifiable]
+        handed = [a.sync for a in awaited if not a.unverifiable and a.handover]
         storming = [a.watched for a in actions if isinstance(a, AwaitQuiet)]
         t = ctx.target
         if pending:
@@ -338,7 +358,7 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
             operator = vso.operator_api(t.kube)
             self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True), operator)
         if pending or storming:
-            self._quiet(ctx, pending, storming)
+            self._quiet(ctx, handed, storming)
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"
@@ -353,11 +373,13 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         watched = list(storming)
         if ctx.quiet_check:
             seen = {(w.namespace, w.target) for w in watched}
-            watched += [
-                w
-                for w in watched_targets(handed, lambda ns, t: history.workload(t, ns) is not None)
-                if (w.namespace, w.target) not in seen
-            ]
+            for w in watched_targets(handed, lambda ns, t: history.workload(t, ns) is not None):
+                if (w.namespace, w.target) in seen:
+                    continue
+                if w.refresh_seconds > vso.QUIET_LIMIT:
+                    log.info("verify: %s %s", w.name, _too_slow(w))
+                    continue
+                watched.append(w)
         elif handed:
             log.info("verify: quiet check skipped (--skip-quiet-check)")
         if not watched:

@@ -547,6 +547,10 @@ class Watched:
 
 #: Added to the longest refresh period a quiet check waits: the operator's own processing.
 QUIET_MARGIN = 3.0
+#: The longest refresh period a quiet check after a hand-over watches: a target whose
+#: VaultStaticSecrets refresh less often is not watched (said), else verify would wait as
+#: long (an hour for ``refreshAfter: 1h``); ``invoke status`` names a storm there later.
+QUIET_LIMIT = 120.0
 
 
 def quiet_seconds(watched: list[Watched]) -> float:

@@ -673,6 +673,24 @@ def test_verify_watches_the_targets_of_a_handover_the_operator_finished_before_i
     )
     assert "less than one refresh period ago (web/config)" in quiet.reason
     assert "--skip-quiet-check" in quiet.reason
+    # refreshed less often than the limit: said, not watched (verify would wait an hour)
+    hourly = vso.Watched("apps", w.target, w.paths, 3600.0)
+    facts = verify.VerifyFacts([verify.SecretState(sync, "synced")], recent=[hourly])
+    (said,) = verify.plan_verify(facts)
+    assert (said.verb, said.target) == ("check", "Deployment apps/web")
+    assert "not watched after its hand-over: its refresh period (3600 s)" in said.reason
+
+
+@pytest.mark.parametrize(
+    ("state", "handover"),
+    [("placeholder", True), ("missing", True), ("error", True), ("stale", False)],
+)
+def test_verify_watches_after_a_handover_not_after_vault_moved_on(
+    state: str, handover: bool
+) -> None:
+    (sync,) = syncs(parse_catalog(ONE, "catalog.yaml"))
+    (awaited,) = verify.plan_states([verify.SecretState(sync, state)])
+    assert isinstance(awaited, verify.AwaitSync) and awaited.handover is handover
 
 
 # -- finish ------------------------------------------------------------------------------
