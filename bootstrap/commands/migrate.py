@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,15 +19,19 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.clients.vault import Api
 from bootstrap.core import failpoints
+from bootstrap.core.errors import BootstrapError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action, check, problem
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.domain import VSO_API, Sync, syncs
 from bootstrap.model.migration import Copier, SecretSeen, WorkloadSeen, find_copiers
+from bootstrap.model.operator_api import OperatorApi
 from bootstrap.model.render import render_service_account, render_static_secret, render_vault_auth
 from bootstrap.runtime.custody import write_private
-from bootstrap.runtime.vso import RAW_KEY
+from bootstrap.runtime.vso import RAW_KEY, operator_api
+
+log = logging.getLogger(__name__)
 
 #: Namespaces never searched: Kubernetes' own.
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -122,14 +127,17 @@ def observe(
 # backup file (<state_dir>/migrate/<ns>.json, mode 0600: it holds the Secrets' values):
 # back up the namespace's Secrets the catalog maps (and, once, each copier concerned as it
 # was), push their values into Vault (check-and-set; a different real value there is refused
-# without --force), apply the namespace's ServiceAccounts, VaultAuths and VaultStaticSecrets
-# (destination create: false: the Secret stays the same object), wait until each Secret holds
-# exactly its old bytes again (written by the operator), then suspend each copier concerned,
-# or delete it once every namespace it touches is migrated. Refusals come before any write.
+# without --force), label each Secret for the operator's Secret cache (a merge patch of the
+# two labels only, see LabelForOperator), apply the namespace's ServiceAccounts, VaultAuths
+# and VaultStaticSecrets (destination create: false: the Secret stays the same object), wait
+# until each Secret holds exactly its old bytes again (written by the operator), then suspend
+# each copier concerned, or delete it once every namespace it touches is migrated, and see
+# that the labels are still there. Refusals come before any write.
 #
 # migrate.rollback NS: delete the namespace's operator objects (VaultStaticSecrets first, so
 # the operator stops writing), put each backed-up Secret back as it was (data, type, labels,
-# annotations), put each copier back as it was, and set the backup aside.
+# annotations: the operator's labels go with its _raw key), put each copier back as it was,
+# and set the backup aside.
 
 #: The operator objects a migration applies, deleted in this order by a rollback.
 OPERATOR_KINDS = (
@@ -186,6 +194,8 @@ class NamespaceFacts:
     copiers: list[Copier]
     #: namespaces whose migration is done (by their backups)
     migrated: set[str] = field(default_factory=set)
+    #: what the cluster's VaultStaticSecret CRD declares
+    operator: OperatorApi = field(default_factory=lambda: OperatorApi(installed=True))
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,24 @@ class PushValues(Action):
     path: str
     destination: str  # the Secret whose backed-up values go there
     version: int  # check-and-set on the version seen
+
+
+@dataclass(frozen=True)
+class LabelForOperator(Action):
+    """Put the labels a current operator selects its Secret cache on
+    (``conventions.OPERATOR_CACHE_LABELS``) on a Secret handed over in place, by a merge patch
+    of those labels only (its data, other labels and annotations stay; the backup, taken
+    before, holds it without them). VSO 0.10 and later read a ``create: false`` destination
+    for their drift check through that cache only: without the labels VSO 1.4.1 finds the
+    Secret drifted on every refresh, writes it again and restarts its rollout targets each
+    time (hashicorp/vault-secrets-operator#1212), so they go on before its VaultStaticSecret.
+
+    ``recheck``: once the copiers are stopped, put them back only if they are gone (a
+    copier that replaced the Secret, or deleted and created it, before it stopped took them
+    off; the operator never puts labels on a Secret it did not create)."""
+
+    destination: str
+    recheck: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,14 +273,20 @@ def _values(record: dict[str, Any]) -> dict[str, str] | str:
     return out
 
 
-def wanted_objects(catalog: Catalog, namespace: str) -> list[dict[str, Any]]:
+def wanted_objects(
+    catalog: Catalog, namespace: str, api: OperatorApi | None = None
+) -> list[dict[str, Any]]:
+    """The namespace's ServiceAccounts, VaultAuths and VaultStaticSecrets (``create: false``;
+    with ``transformation: {}`` where the CRD declares it: else a current operator's own
+    first update changes the spec after the first sync, and it restarts the targets)."""
+    settled = api is not None and api.transformation
     out: list[dict[str, Any]] = []
     for svc in sorted(catalog.services, key=lambda s: s.name):
         if svc.namespace == namespace:
             out += [render_service_account(catalog, svc), render_vault_auth(catalog, svc)]
     for sync in syncs(catalog):
         if sync.namespace == namespace:
-            out.append(render_static_secret(catalog, sync, create=False))
+            out.append(render_static_secret(catalog, sync, create=False, transformation=settled))
     return out
 
 
@@ -269,6 +303,14 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
         ]
     if f.backup is not None and f.backup.get("done"):
         return [check(ns, "migrated already")]
+    if not f.operator.installed:
+        return [
+            problem(
+                ns,
+                "no Vault Secrets Operator here (its VaultStaticSecret CRD is not installed): "
+                "install it first; nothing would write the Secrets",
+            )
+        ]
     records = (f.backup or {}).get("secrets") or {
         s.destination: f.current[s.destination] for s in f.syncs if s.destination in f.current
     }
@@ -276,6 +318,15 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
     if missing:
         return [
             problem(f"Secret {ns}/{m}", "does not exist: nothing to migrate from") for m in missing
+        ]
+    gone = sorted({s.destination for s in f.syncs if s.destination not in f.current})
+    if gone:
+        return [
+            problem(
+                f"Secret {ns}/{g}",
+                "backed up, but does not exist any more: 'invoke migrate.rollback' puts it back",
+            )
+            for g in gone
         ]
     problems: list[Action] = []
     pushes: list[Action] = []
@@ -335,7 +386,8 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
             )
         )
     actions += pushes
-    for obj in wanted_objects(catalog, ns):
+    actions += plan_labels(f)
+    for obj in wanted_objects(catalog, ns, f.operator):
         key = (obj["kind"], obj["metadata"]["name"])
         if key not in f.present:
             actions.append(
@@ -365,8 +417,57 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
                 last,
             )
         )
+    if f.copiers:
+        actions += [
+            LabelForOperator(
+                "check",
+                f"Secret {ns}/{dest}",
+                "its labels still there once the copiers are stopped (a copier run that "
+                "replaced the Secret before took them off: put back)",
+                dest,
+                recheck=True,
+            )
+            for dest in _destinations(f)
+        ]
     actions.append(MarkMigrated("update", f"backup {ns}", "record the namespace as migrated", ns))
     return actions
+
+
+def _destinations(f: NamespaceFacts) -> list[str]:
+    return sorted({s.destination for s in f.syncs})
+
+
+#: The labels of the operator's Secret cache, as plans show them.
+CACHE_LABELS_SHOWN = ", ".join(f"{k}={v}" for k, v in conv.OPERATOR_CACHE_LABELS.items())
+
+
+def plan_labels(f: NamespaceFacts) -> list[Action]:
+    """Pure: a label step for each mapped Secret that a current operator's Secret cache cannot
+    see yet (see :class:`LabelForOperator`); none for one that carries the labels already (a
+    re-run after a kill, or a Secret that had them)."""
+    out: list[Action] = []
+    for dest in _destinations(f):
+        have = (f.current.get(dest) or {}).get("labels") or {}
+        if conv.operator_cache_sees(have):
+            continue
+        reason = (
+            f"labels {CACHE_LABELS_SHOWN} (a merge patch of these two only) before its "
+            "VaultStaticSecret: a current operator (VSO 0.10 and later) checks the Secret "
+            "through its cache of Secrets with these labels, and without them writes it again "
+            "and restarts its targets on every refresh"
+        )
+        replaced = [
+            f"{k}={have[k]}"
+            for k, v in conv.OPERATOR_CACHE_LABELS.items()
+            if k in have and have[k] != v
+        ]
+        if replaced:
+            reason += (
+                f"; replaces {', '.join(replaced)} (the backup keeps it; whatever set it must "
+                "not set it back)"
+            )
+        out.append(LabelForOperator("update", f"Secret {f.namespace}/{dest}", reason, dest))
+    return out
 
 
 def _copiers_of(kube: Kube, namespace: str, selectors: tuple[str, ...]) -> list[Copier]:
@@ -435,6 +536,7 @@ def namespace_facts(
         present,
         _copiers_of(kube, namespace, selectors),
         _migrated(state_dir),
+        operator_api(kube),
     )
 
 
@@ -455,6 +557,28 @@ def _same_bytes(kube: Kube, namespace: str, name: str, record: dict[str, Any]) -
     if data != record["data"]:
         raise Pending("its keys differ from the backed-up ones")
     return "same bytes"
+
+
+def _label(kube: Kube, namespace: str, name: str, recheck: bool) -> None:
+    if recheck:
+        obj = kube.get("v1", "Secret", name, namespace)
+        if obj is None:
+            raise BootstrapError(
+                f"Secret {namespace}/{name} is gone: a copier deleted it before it was stopped; "
+                "'invoke migrate.rollback' puts it back as backed up"
+            )
+        if conv.operator_cache_sees((obj.get("metadata") or {}).get("labels")):
+            return
+        log.warning(
+            "Secret %s/%s lost the labels of the operator's Secret cache while a copier still "
+            "ran (it replaced the Secret): put back",
+            namespace,
+            name,
+        )
+    patch = {"metadata": {"labels": dict(conv.OPERATOR_CACHE_LABELS)}}
+    kube.merge_patch("v1", "Secret", name, namespace, patch)
+    if not recheck:
+        failpoints.point("migrate:labelled")
 
 
 def apply_namespace(
@@ -496,6 +620,8 @@ def apply_namespace(
                     f"{conv.KV_MOUNT}/data/{kv_path}", {"data": values, "options": {"cas": version}}
                 )
                 failpoints.point("migrate:pushed")
+            case LabelForOperator(destination=dest, recheck=recheck):
+                _label(kube, f.namespace, dest, recheck)
             case ApplyOperatorObject(obj=obj):
                 kube.apply(obj)
                 failpoints.point("migrate:applied")
@@ -649,8 +775,8 @@ def namespace_report(
     kube: Kube, catalog: Catalog, f: NamespaceFacts, actions: list[Action]
 ) -> dict[str, Any]:
     """What a namespace's migration did, by name only: values moved, Secrets the operator now
-    syncs, copiers suspended or removed, and the Secrets there the catalog does not map (left
-    as they are, by hand)."""
+    syncs (and those labelled for its Secret cache), copiers suspended or removed, and the
+    Secrets there the catalog does not map (left as they are, by hand)."""
     mapped = {s.destination for s in f.syncs}
     left = []
     for obj in kube.list("v1", "Secret", namespace=f.namespace):
@@ -669,6 +795,10 @@ def namespace_report(
             if isinstance(a, PushValues)
         ],
         "secrets_synced": sorted(mapped),
+        #: the Secrets given the labels of the operator's Secret cache (see LabelForOperator)
+        "labelled": [
+            a.destination for a in actions if isinstance(a, LabelForOperator) and not a.recheck
+        ],
         "copiers": [
             {"copier": a.ref, "done": "deleted" if a.delete else "suspended"}
             for a in actions

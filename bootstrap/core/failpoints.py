@@ -17,7 +17,9 @@ phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready
 provider runs for the apply), ``populate:write``, ``verify:nudged``, ``finish:revoked``
 (revoked, not yet recorded); in ``dr.restore``: ``dr-restore:custody``,
 ``dr-restore:throwaway-init``, ``dr-restore:restored``, ``dr-restore:unsealed``,
-``dr-restore:discarded``.
+``dr-restore:discarded``; in ``migrate.namespace``: ``migrate:backed-up``, ``migrate:pushed``,
+``migrate:labelled`` (each Secret given the operator's cache labels), ``migrate:applied``,
+``migrate:copier``.
 """
 
 from __future__ import annotations

@@ -86,6 +86,13 @@ OPERATOR_NAMESPACE = "vault-secrets-operator-system"
 VSO_REFRESH_PATTERN = r"^([0-9]+(\.[0-9]+)?(s|m|h))$"
 VSO_REFRESH = re.compile(VSO_REFRESH_PATTERN)
 
+
+def operator_cache_sees(labels: dict[str, str] | None) -> bool:
+    """Pure: a Secret with these labels is in a current operator's Secret cache (it carries
+    every one of :data:`OPERATOR_CACHE_LABELS`)."""
+    return all((labels or {}).get(k) == v for k, v in OPERATOR_CACHE_LABELS.items())
+
+
 #: Server-side apply field manager.
 FIELD_MANAGER = PRODUCT
 

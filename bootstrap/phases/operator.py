@@ -15,9 +15,10 @@ Hand-over from placeholders (see README): a destination Secret that the bootstra
 carries the placeholder marker, or the product's labels for this catalog) and that was not
 created by the operator gets ``destination.create: false`` (VSO replaces only its data, on
 every VSO version), or, in ``owner`` mode for current VSO releases, ``create: true`` with
-``overwrite: true``. Any other existing Secret is never handed over (the plan reports a
-problem): the operator would replace its data. Secrets that do not exist use
-``create: true``.
+``overwrite: true``. A Secret this catalog's VaultStaticSecret already syncs in place
+(``migrate.namespace`` hands Secrets over so) stays handed over. Any other existing Secret is
+never handed over (the plan reports a problem): the operator would replace its data. Secrets
+that do not exist use ``create: true``.
 
 In place, the Secret must carry the two labels a current operator selects its Secret cache
 on (``conventions.OPERATOR_CACHE_LABELS``; the placeholders phase puts them on every
@@ -27,7 +28,11 @@ by ``migrate``) gets them here, before its VaultStaticSecret is applied. The pla
 operator the cluster's CRD shows (``model.operator_api``) and which hand-over follows. In
 ``owner`` mode every VaultStaticSecret says ``create: true, overwrite: true``, the Secret
 taken over or not: a current operator syncs again and restarts the targets on any change of
-a spec, so the spec never changes with the Secret's state."""
+a spec, so the spec never changes with the Secret's state. For the same reason, where the CRD
+declares ``destination.transformation`` every VaultStaticSecret says ``transformation: {}``,
+as the operator's own update (adding its finalizer) writes it: else that update changes the
+spec just after the first sync, and where Vault held the values already (a rebuild, a
+re-run after the operator's objects were deleted) the targets restarted once."""
 
 from __future__ import annotations
 
@@ -127,10 +132,20 @@ def ours(secret: dict[str, Any], catalog: str) -> bool:
     )
 
 
+def handed_in_place(vss: dict[str, Any] | None, destination: str, catalog: str) -> bool:
+    """Pure: a VaultStaticSecret of this catalog syncs into ``destination`` in place
+    (``create: false``) already: the Secret was handed to the operator by the product (by
+    this phase, or by ``migrate.namespace``, whose Secrets carry neither a placeholder marker
+    nor the product's labels), so it is not someone else's."""
+    if vss is None or not managed_by(vss, catalog):
+        return False
+    dest = (vss.get("spec") or {}).get("destination") or {}
+    return dest.get("name") == destination and not dest.get("create")
+
+
 def cache_visible(secret: dict[str, Any]) -> bool:
     """Pure: the Secret carries the labels a current operator selects its Secret cache on."""
-    labels = (secret.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in conv.OPERATOR_CACHE_LABELS.items())
+    return conv.operator_cache_sees((secret.get("metadata") or {}).get("labels"))
 
 
 def owned_by_operator(secret: dict[str, Any]) -> bool:
@@ -142,6 +157,8 @@ def owned_by_operator(secret: dict[str, Any]) -> bool:
 def desired(
     ctx: RunContext, placeholders: set[tuple[str, str]], api: OperatorApi | None = None
 ) -> list[dict[str, Any]]:
+    """The objects the catalog wants; ``api``: what the cluster's VaultStaticSecret CRD
+    declares (a spec as a current operator writes it back, see ``render_static_secret``)."""
     mode = ctx.settings.handover
     if mode not in ("inplace", "owner"):
         raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
@@ -474,7 +491,10 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
         for sync in syncs(ctx.catalog):
             secret = secrets.get((sync.namespace, sync.destination))
             if secret is not None and not owned_by_operator(secret):
-                if not ours(secret, ctx.catalog.name):
+                vss = listed.get(("VaultStaticSecret", sync.namespace, sync.destination))
+                if not ours(secret, ctx.catalog.name) and not handed_in_place(
+                    vss, sync.destination, ctx.catalog.name
+                ):
                     foreign[(sync.namespace, sync.destination)] = sync.kv_path
                     continue
                 placeholders.add((sync.namespace, sync.destination))

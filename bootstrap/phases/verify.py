@@ -13,8 +13,13 @@ once; those whose last attempt failed are nudged again, with backoff.
 Quiet after a hand-over: once the Secrets it waited for are synced, the phase watches their
 restart targets (those that exist) for one refresh period and fails, naming the target, if
 the operator restarts one with no change in Vault (a restart storm: VSO 1.4.1 with a
-destination its Secret cache cannot see does that on every refresh). It costs the longest
+destination its Secret cache cannot see does that on every refresh). When the operator phase
+changed something in this run, every restart target of the catalog is watched, counted from
+before that phase applied (a rebuild, where Vault holds the values before the operator's
+objects exist, syncs before this phase even looks). A stale Secret (Vault moved on) is no
+hand-over: its restart has a reason, and it is not watched. It costs the longest
 ``refreshAfter`` of those targets' VaultStaticSecrets plus a few seconds, said when it starts;
+targets refreshed less often than ``vso.QUIET_LIMIT`` (two minutes) are not watched (said), and
 ``bootstrap --skip-quiet-check`` skips it. A storm already going on (seen in the targets'
 rollout history, see ``model.restarts``) is planned as a check of its own: watched the same
 way, it fails the phase unless it has stopped."""
@@ -160,9 +165,13 @@ def _operator_silent(t: Target, waiting: list[Sync], seen: vso.Observed, since: 
 @dataclass(frozen=True)
 class AwaitSync(Action):
     """Wait until the operator has put Vault's value into this Secret; as a ``check``, the
-    Secret cannot be verified: Vault holds nothing at its path (keys put there by hand)."""
+    Secret cannot be verified: Vault holds nothing at its path (keys put there by hand).
+    ``handover``: the Secret does not hold an earlier real value (it is a placeholder, or
+    missing): its sync is a hand-over, and its targets are watched afterwards; a stale one
+    (Vault moved on) restarts its targets for a reason, and is not."""
 
     sync: Sync
+    handover: bool = True
 
     @property
     def unverifiable(self) -> bool:
@@ -195,6 +204,14 @@ def plan_verify(facts: VerifyFacts) -> list[Action]:
     return actions
 
 
+def _too_slow(w: vso.Watched) -> str:
+    return (
+        f"not watched after its hand-over: its refresh period ({w.refresh_seconds:.0f} s) is "
+        f"longer than the quiet check's {vso.QUIET_LIMIT:.0f} s; 'invoke status' names a "
+        "restart storm there"
+    )
+
+
 def plan_states(facts: list[SecretState]) -> list[Action]:
     """Pure: every Secret not synced is awaited, unless Vault holds nothing for it."""
     actions: list[Action] = []
@@ -214,7 +231,9 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
             )
         else:
             reason = f"pending: {st.state}" + (f" ({st.detail})" if st.detail else "")
-            actions.append(AwaitSync("update", target, reason, sync=st.sync))
+            actions.append(
+                AwaitSync("update", target, reason, sync=st.sync, handover=st.state != "stale")
+            )
     return actions
 
 
@@ -253,18 +272,25 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         awaited = [a for a in actions if isinstance(a, AwaitSync)]
         empty = [a for a in awaited if a.unverifiable]
         pending = [a.sync for a in awaited if not a.unverifiable]
+        # a stale Secret (Vault moved on) is no hand-over: its restart has a reason
+        handing = [a.sync for a in awaited if not a.unverifiable and a.handover]
         storming = [a.watched for a in actions if isinstance(a, AwaitQuiet)]
         t = ctx.target
         handed: list[vso.Watched] = []
         baseline = ctx.restart_baseline
-        if ctx.quiet_check and (pending or baseline is not None):
+        if ctx.quiet_check and (handing or baseline is not None):
             # a hand-over in this run: every restart target of the catalog that exists when
             # the operator phase changed something, else those of what is pending; counted
             # from before the hand-over, so that a restart by the first fill itself is seen
-            handed = vso.existing_targets(t.kube, syncs(ctx.catalog) if baseline else pending)
+            found = vso.existing_targets(t.kube, syncs(ctx.catalog) if baseline else handing)
+            for w in found:
+                if w.refresh_seconds > vso.QUIET_LIMIT:
+                    log.info("verify: %s %s", w.name, _too_slow(w))
+                else:
+                    handed.append(w)
             if baseline is None:
                 baseline = vso.take_baseline(t.kube, handed)
-        elif pending:
+        elif handing:
             log.info("verify: quiet check skipped (--skip-quiet-check)")
         if pending:
             # what is awaited is compared with Vault as it is now

@@ -554,7 +554,7 @@ def storm_cause(kube: Kube, namespace: str, target: RestartTarget) -> str:
         if dest.get("create"):
             continue
         have = (labels.get(str(dest.get("name") or "")) or {}).get("labels") or {}
-        if any(have.get(k) != v for k, v in conv.OPERATOR_CACHE_LABELS.items()):
+        if not conv.operator_cache_sees(have):
             blind.append(f"{namespace}/{dest.get('name')}")
     if not blind:
         return ""
@@ -628,6 +628,10 @@ def existing_targets(kube: Kube, wanted: list[Sync]) -> list[Watched]:
 
 #: Added to the longest refresh period a quiet check waits: the operator's own processing.
 QUIET_MARGIN = 3.0
+#: The longest refresh period a quiet check after a hand-over watches: a target whose
+#: VaultStaticSecrets refresh less often is not watched (said), else verify would wait as
+#: long (an hour for ``refreshAfter: 1h``); ``invoke status`` names a storm there later.
+QUIET_LIMIT = 120.0
 
 
 def quiet_seconds(watched: list[Watched]) -> float:

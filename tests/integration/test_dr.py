@@ -6,7 +6,10 @@
 - sandbox B (new PKI, new ServiceAccount issuer, new ports, one node): a corrupt snapshot, a
   truncated one, a wrong checksum, a snapshot of a newer server and missing keys are refused
   with nothing changed; then ``dr.restore``, without the demo values (nothing is typed again),
-  brings every Secret back synced with A's values and the isolation proof passes;
+  brings every Secret back synced with A's values and the isolation proof passes; a workload
+  deployed before the restore (a restart target) is not restarted by it: the operator (VSO
+  1.4.1 by default) fills its Secrets once, from values Vault holds before the operator's
+  objects exist, and restarts nothing then or over the refresh period verify watches;
 - sandbox C (three OpenBao nodes) restores the encrypted snapshot, ``dr.restore`` SIGKILLed at
   every step boundary and run again after each: it converges to the same end;
 - a Vault that already holds data is refused, and ``--force`` says what it would destroy.
@@ -44,7 +47,10 @@ from tests.integration.helpers import (
     demo_env,
     generated_catalog_text,
     prove_isolation,
+    revision,
     task_cli,
+    wait_until,
+    workload,
 )
 
 CATALOG = load_catalog(EXAMPLE)
@@ -180,6 +186,8 @@ class Restored:
     output: str
     refusals: dict[str, Any] = field(default_factory=dict)
     untouched: dict[str, Any] = field(default_factory=dict)
+    #: a restart target deployed before the restore, as it was before and after
+    rollouts: dict[str, Any] = field(default_factory=dict)
 
 
 def _restore(
@@ -197,6 +205,16 @@ def _restore(
         *args,
         failpoints=failpoints,
     )
+
+
+def _rollout(kube: Kube) -> tuple[Any, ...]:
+    """Deployment webapp/webapp as a restart shows it: generation (the operator's stamp on
+    the pod template bumps it at once), the stamp, the revision ("" until the first)."""
+    obj = kube.get("apps/v1", "Deployment", "webapp", "webapp") or {}
+    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    rev = revision(kube, "webapp", "Deployment", "webapp")
+    stamp = (template.get("annotations") or {}).get("vso.secrets.hashicorp.com/restartedAt")
+    return ((obj.get("metadata") or {}).get("generation"), stamp, rev) if rev else ()
 
 
 def _untouched(box: Box, state_dir: Path, namespaces_before: set[str]) -> dict[str, Any]:
@@ -221,7 +239,13 @@ def single(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iter
         box = Box(state, directory, [vault.health(a) for a in state.bao_addrs])
         state_dir = tmp / "b-state"
         env = box.cli_env(state_dir)  # no demo values: nothing is typed again
-        before = Kube(state.kubeconfig).namespaces()
+        kube = Kube(state.kubeconfig)
+        # a workload the rebuild's GitOps deployed already: the restart target of every
+        # webapp Secret (its namespace is used as it is by the placeholders phase)
+        kube.ensure_namespace("webapp")
+        workload(kube, "webapp", "Deployment", "webapp")
+        deployed = wait_until(lambda: _rollout(kube), "webapp's first revision")
+        before = kube.namespaces()
         keys = ("--keys", str(original.keys))
         data = original.snapshot.read_bytes()
         bad = tmp / "bad"
@@ -239,6 +263,8 @@ def single(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iter
             refusals[name] = _restore(env, path, *extra, report=tmp / f"{name}.json")
             untouched[name] = _untouched(box, state_dir, before)
         report = tmp / "restore.json"
+        # no --skip-quiet-check (dr.restore has none): its verify watches the deployed
+        # restart target for one refresh period once the Secrets are filled
         proc = _restore(env, original.snapshot, *keys, report=report)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
         yield Restored(
@@ -249,6 +275,7 @@ def single(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iter
             proc.stdout + proc.stderr,
             refusals,
             untouched,
+            {"before": deployed, "after": _rollout(kube)},
         )
     finally:
         sandbox.down(directory)
@@ -491,6 +518,15 @@ def test_nothing_is_written_again_and_the_throwaway_keys_are_gone(
     assert record is not None and first is not None
     assert record.unseal_keys_b64 == first.unseal_keys_b64
     assert stat.S_IMODE(custody.path.stat().st_mode) == 0o600
+
+
+def test_the_restore_restarts_no_workload(single: Restored) -> None:
+    """The rebuild fills the Secrets from values Vault held before the VaultStaticSecrets
+    existed (each one's first sync) and restarts nothing; verify watched for it."""
+    assert single.rollouts["before"] == (1, None, "1"), single.rollouts
+    assert single.rollouts["after"] == single.rollouts["before"], single.rollouts
+    assert "watching 1 restart target(s) for 33 s" in single.output, single.output[-3000:]
+    assert "no restart target restarted in 33s" in single.output, single.output[-3000:]
 
 
 def test_a_second_restore_changes_nothing(single: Restored, original: Original) -> None:

@@ -1,12 +1,19 @@
 """Migration off secret copiers, on the sandbox: a copier CronJob object (no pod runs here, so
 the Secrets it "copied" are seeded as it would have left them), a hand-made database Secret and
 a Deployment per namespace; ``invoke migrate.discover`` finds all of it, names keys but never
-values, and writes a catalog fragment that, merged into a catalog, passes ``invoke check``."""
+values, and writes a catalog fragment that, merged into a catalog, passes ``invoke check``.
+
+The moves run on the session's operator (VSO 1.4.1 by default): each namespace's Deployment is
+its Secrets' restart target, so a restart on the hand-over, or a restart storm afterwards
+(hashicorp/vault-secrets-operator#1212: a ``create: false`` destination without the labels of
+the operator's Secret cache is re-synced and its targets restarted on every refresh), shows in
+the Deployment's generation and revision."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +21,18 @@ import yaml
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
+from bootstrap.model import conventions as conv
 from tests.integration.conftest import Box
-from tests.integration.helpers import admin_api, generated_catalog_text, task_cli, workload
+from tests.integration.helpers import (
+    admin_api,
+    finish,
+    generated_catalog_text,
+    revision,
+    start_task,
+    task_cli,
+    wait_until,
+    workload,
+)
 
 SCRIPT = """set -e
 for ns in {targets}; do
@@ -36,6 +53,8 @@ def _copier_cluster(box: Box, u: str, copied: str = "ovh-dns") -> dict[str, Any]
     for ns in [source, *targets]:
         kube.write_secret(ns, copied, ovh)
     kube.write_secret(targets[1], "database", {"password": f"pw-{u}".encode(), "username": b"app"})
+    for ns in [source, *targets]:  # rolled out once before anything is compared
+        wait_until(lambda ns=ns: revision(kube, ns, "Deployment", "app") == "1", f"{ns}/app")
     kube.apply(
         {
             "apiVersion": "batch/v1",
@@ -135,6 +154,12 @@ def test_different_values_under_one_shared_name_are_named_as_a_conflict(
 
 # -- moving namespaces, and back ---------------------------------------------------------------
 
+#: The migrated catalog's refreshAfter, in seconds: short, so that one refresh period (how
+#: long the quiet check watches) costs little, and the operator re-reads each Secret in it.
+REFRESH = 10
+#: Added to one refresh period: the operator's work and the Deployment controller's.
+MARGIN = 5
+
 
 def _catalog_for(
     box: Box, cluster: dict[str, Any], u: str, tmp_path: Path
@@ -149,8 +174,15 @@ def _catalog_for(
     assert found.returncode == 0, found.stderr
     doc = yaml.safe_load(out.read_text())
     doc["name"] = f"mg{u}"
+    for svc in doc["services"]:
+        # what a user adds once the fragment is merged: the workload restarts when its
+        # Secrets change; the operator then has a target to restart (or to storm on)
+        svc["restart"] = [{"kind": "Deployment", "name": "app"}]
+        svc["refreshAfter"] = f"{REFRESH}s"
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(yaml.safe_dump(doc))
+    # policies and roles only: no hand-over happens, so verify's quiet check (and
+    # --skip-quiet-check) does not arise; the migration's own quietness is watched below
     configured = task_cli("bootstrap", env, "--catalog", str(catalog), "--only", "vault-config")
     assert configured.returncode == 0, configured.stdout[-2000:] + configured.stderr[-2000:]
     return catalog, env
@@ -159,8 +191,6 @@ def _catalog_for(
 def _state(box: Box, cluster: dict[str, Any]) -> dict[str, Any]:
     """What the workloads see: each Secret's data, type, labels and annotations (the
     operator's _raw aside), each Deployment's revision, the copier's spec."""
-    from tests.integration.helpers import revision
-
     kube = Kube(box.state.kubeconfig)
     out: dict[str, Any] = {}
     for ns in [cluster["source"], *cluster["targets"]]:
@@ -174,6 +204,47 @@ def _state(box: Box, cluster: dict[str, Any]) -> dict[str, Any]:
         out[f"{ns}/revision"] = revision(kube, ns, "Deployment", "app")
     cron = kube.get("batch/v1", "CronJob", "secret-copier", cluster["source"])
     out["copier"] = cron["spec"] if cron else None
+    return out
+
+
+def _rollouts(kube: Kube, namespaces: list[str]) -> dict[str, tuple[Any, ...]]:
+    """Each namespace's Deployment as a restart shows it: its generation (the operator's
+    restart stamp on the pod template bumps it at once), the stamp, and its revision."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for ns in namespaces:
+        obj = kube.get("apps/v1", "Deployment", "app", ns) or {}
+        template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        out[ns] = (
+            (obj.get("metadata") or {}).get("generation"),
+            (template.get("annotations") or {}).get("vso.secrets.hashicorp.com/restartedAt"),
+            revision(kube, ns, "Deployment", "app"),
+        )
+    return out
+
+
+def _quiet_for_one_refresh(box: Box, namespaces: list[str]) -> None:
+    """Nothing changes in Vault for one refresh period after the migration: the operator
+    re-reads every VaultStaticSecret in it and must restart no Deployment. A storm restarts
+    at the first refresh; the check fails as soon as it sees one. (Watching for a span is the
+    point here: this waits for nothing to happen, so polls until the span is over.)"""
+    kube = Kube(box.state.kubeconfig)
+    start = _rollouts(kube, namespaces)
+    deadline = time.monotonic() + REFRESH + MARGIN
+    while time.monotonic() < deadline:
+        now = _rollouts(kube, namespaces)
+        assert now == start, f"restarted while Vault did not change: {start} -> {now}"
+        time.sleep(0.5)
+
+
+def _labelled(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` as a migration leaves it: every Secret (all are mapped here) carries the two
+    labels of the operator's Secret cache besides its own; nothing else differs."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, tuple):
+            data, labels, annotations = value
+            value = (data, {**(labels or {}), **conv.OPERATOR_CACHE_LABELS}, annotations)
+        out[key] = value
     return out
 
 
@@ -203,11 +274,17 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
     for step in (
         f"create  backup {namespaces[0]}",
         f"create  shared/{cluster['secret']}",
+        f"update  Secret {namespaces[0]}/{cluster['secret']}: labels "
+        "app.kubernetes.io/managed-by=hashicorp-vso, app.kubernetes.io/name=vault-secrets-operator",
         f"create  VaultStaticSecret {namespaces[0]}/{cluster['secret']}",
-        f"check   Secret {namespaces[0]}/{cluster['secret']}",
+        f"check   Secret {namespaces[0]}/{cluster['secret']}: wait until",
         f"update  CronJob {namespaces[0]}/secret-copier",
+        f"check   Secret {namespaces[0]}/{cluster['secret']}: its labels still there",
     ):
         assert step in planned.stdout, planned.stdout
+    # the labels go on before the operator is told to write into the Secret
+    out = planned.stdout
+    assert out.index(f"update  Secret {namespaces[0]}/") < out.index("create  VaultStaticSecret")
     assert _state(box, cluster) == before
     assert not (tmp_path / "state" / "migrate").exists()
     moved = _migrate(env, catalog, *namespaces)
@@ -229,16 +306,25 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
         {"copier": f"CronJob {namespaces[0]}/secret-copier", "done": "deleted"}
     ]
     assert reports[f"ing-{unique}"]["secrets_synced"] == sorted(["database", cluster["secret"]])
+    assert reports[f"ing-{unique}"]["labelled"] == sorted(["database", cluster["secret"]])
     assert reports[namespaces[1]]["values_moved"] == []  # the shared value was there already
     assert {k: v for k, v in after.items() if k != "copier"} == {
-        k: v for k, v in before.items() if k != "copier"
-    }  # same bytes, no rollout restart
+        k: v for k, v in _labelled(before).items() if k != "copier"
+    }  # same bytes, the operator's two labels added, no rollout restart
+    # ... and none afterwards: the operator re-reads every Secret once and restarts nothing
+    _quiet_for_one_refresh(box, namespaces)
     kube = Kube(box.state.kubeconfig)
     for ns in namespaces:  # written by the operator now (its _raw key is there)
         assert "_raw" in (kube.read_secret(ns, cluster["secret"]) or {})
     status = task_cli("status", env, "--catalog", str(catalog), "--json")
     assert status.returncode == 0, status.stderr[-2000:]
     assert {r["state"] for r in json.loads(status.stdout)} == {"synced"}, status.stdout
+    # the whole bootstrap with the catalog leaves the migrated Secrets to the operator, as
+    # handed over; its quiet check is on (nothing is pending, so it watches only a storm
+    # going on, and there is none)
+    booted = task_cli("bootstrap", env, "--catalog", str(catalog))
+    assert booted.returncode == 0, booted.stdout[-3000:] + booted.stderr[-3000:]
+    assert "operator: no-change" in booted.stdout + booted.stderr, booted.stderr[-3000:]
     again = _migrate(env, catalog, *namespaces)
     assert again.returncode == 0 and "migrated already" in again.stdout
     back = _rollback(env, catalog, *reversed(namespaces))
@@ -246,6 +332,8 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
     assert _state(box, cluster) == before
     for ns in namespaces:
         assert "_raw" not in (kube.read_secret(ns, cluster["secret"]) or {})
+        labels = kube.read_secret_object(ns, cluster["secret"]).metadata.labels
+        assert not conv.operator_cache_sees(labels), labels  # the operator's labels went too
         assert kube.list("secrets.hashicorp.com/v1beta1", "VaultStaticSecret", namespace=ns) == []
 
 
@@ -260,6 +348,77 @@ def test_a_migration_killed_mid_namespace_rolls_back_exactly(
     killed = _migrate(env, catalog, second, failpoints="migrate:applied=kill")
     assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
     back = _rollback(env, catalog, second, first)
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    assert _state(box, cluster) == before
+
+
+def test_a_migration_killed_after_labelling_carries_on_and_restarts_nothing(
+    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    cluster = _copier_cluster(box, unique, copied=f"ovh-{unique}")
+    catalog, env = _catalog_for(box, cluster, unique, tmp_path)
+    before = _state(box, cluster)
+    ns, secret = cluster["source"], cluster["secret"]
+    killed = _migrate(env, catalog, ns, failpoints="migrate:labelled=kill")
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
+    labels = Kube(box.state.kubeconfig).read_secret_object(ns, secret).metadata.labels
+    assert conv.operator_cache_sees(labels), labels
+    planned = task_cli("migrate.namespace", env, "--ns", ns, "--catalog", str(catalog), "--plan")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    assert f"update  Secret {ns}/" not in planned.stdout, planned.stdout  # labelled already
+    assert f"create  VaultStaticSecret {ns}/{secret}" in planned.stdout, planned.stdout
+    again = _migrate(env, catalog, ns)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    after = _state(box, cluster)
+    assert after[f"{ns}/{secret}"] == _labelled(before)[f"{ns}/{secret}"]
+    assert after[f"{ns}/revision"] == before[f"{ns}/revision"]
+    _quiet_for_one_refresh(box, [ns])
+    back = _rollback(env, catalog, ns)
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    assert _state(box, cluster) == before
+
+
+def test_a_copier_that_replaces_a_secret_before_it_is_stopped_starts_no_storm(
+    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    """A copier run between the labelling and the copier's suspension that replaces the
+    Secret (``kubectl replace``, or delete and create: the test plays it) takes the labels
+    off, and the operator, writing into a Secret it did not create, never puts them back: the
+    migration's re-check, once the copier is stopped, does."""
+    cluster = _copier_cluster(box, unique, copied=f"ovh-{unique}")
+    catalog, env = _catalog_for(box, cluster, unique, tmp_path)
+    before = _state(box, cluster)
+    ns, secret = cluster["source"], cluster["secret"]
+    kube = Kube(box.state.kubeconfig)
+    go = tmp_path / "go"
+    proc = start_task(
+        "migrate.namespace",
+        env,
+        "--ns",
+        ns,
+        "--catalog",
+        str(catalog),
+        failpoints=f"migrate:labelled=pause:{go}",
+    )
+    try:
+        wait_until(
+            lambda: go.with_name("go.reached").exists() or proc.poll() is not None,
+            "the migration to label the Secret",
+        )
+        assert proc.poll() is None, finish(proc).stderr[-2000:]
+        assert conv.operator_cache_sees(kube.read_secret_object(ns, secret).metadata.labels)
+        data = kube.read_secret(ns, secret) or {}
+        kube.write_secret(ns, secret, data)  # the copier: the same data, replaced, no labels
+        assert not conv.operator_cache_sees(kube.read_secret_object(ns, secret).metadata.labels)
+    finally:
+        go.touch()
+    done = finish(proc)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "lost the labels of the operator's Secret cache" in done.stderr, done.stderr[-3000:]
+    assert conv.operator_cache_sees(kube.read_secret_object(ns, secret).metadata.labels)
+    assert _state(box, cluster)[f"{ns}/revision"] == before[f"{ns}/revision"]
+    _quiet_for_one_refresh(box, [ns])
+    back = _rollback(env, catalog, ns)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert _state(box, cluster) == before
 

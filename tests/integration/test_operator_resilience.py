@@ -1,7 +1,8 @@
 """The operator fails, the product carries on: the operator process SIGKILLed and started
 again while verify waits, and OpenBao restarted (sealed) under a synced Secret whose value then
 changes -- the stale-after-unseal case users report, where VSO v0.1.0 stops retrying after the
-failed reads and only a spec change wakes it."""
+failed reads and only a spec change wakes it. On the session's operator (VSO 1.4.1 by
+default, or v0.1.0): each nudge is read the way that operator takes it."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from bootstrap.model.domain import VSO_API
 from bootstrap.model.settings import Settings
 from bootstrap.phases.pipeline import PhaseResult
 from bootstrap.runtime import vso
-from bootstrap.runtime.nudge import nudge_values
+from bootstrap.runtime.nudge import NUDGE_ANNOTATION, nudge_values
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box
 from tests.integration.helpers import (
@@ -81,17 +82,19 @@ def test_operator_killed_and_back_while_verify_waits(
         target=lambda: outcome.extend(run(s, cat, ["verify"])[0]), daemon=True
     )
     waiter.start()
-    # verify is waiting: it has nudged both VaultStaticSecrets (refreshAfter 1h -> 3601s)
+    # verify is waiting: it has nudged both VaultStaticSecrets, as the cluster's operator
+    # takes a nudge (its CRD says which): a current one by a new annotation, VSO v0.1.0 by
+    # refreshAfter 1h -> 3601s
+    by_annotation = vso.operator_api(kube).nudge_by_annotation
+
+    def nudged(name: str) -> bool:
+        vss = kube.get(VSO_API, "VaultStaticSecret", name, p) or {}
+        if by_annotation:
+            return NUDGE_ANNOTATION in ((vss.get("metadata") or {}).get("annotations") or {})
+        return bool((vss.get("spec") or {}).get("refreshAfter") == nudge_values("1h")[0])
+
     for name in ("config", "credentials"):
-        wait_until(
-            lambda n=name: (
-                (kube.get(VSO_API, "VaultStaticSecret", n, p) or {})
-                .get("spec", {})
-                .get("refreshAfter")
-                == nudge_values("1h")[0]
-            ),
-            f"verify to nudge {name}",
-        )
+        wait_until(lambda n=name: nudged(n), f"verify to nudge {name}")
     assert waiter.is_alive()
     assert vso.classify({"a": "x"}, kube.read_secret(p, "config")) == "placeholder"
     started = time.monotonic()

@@ -3,7 +3,8 @@ Vault's values; it never passes without an operator; when the operator cannot re
 fails with what stands in the way (the role's policy), and once the cause is fixed it nudges
 the stalled VaultStaticSecret and converges. Where a test says verify nudged, it saw the nudge
 itself: the run, through the CLI, is held at the ``verify:nudged`` failpoint while the test
-reads the VaultStaticSecrets."""
+reads the VaultStaticSecrets (a nudge as the session's operator takes it: an annotation on
+VSO 1.4.1, the default, a refreshAfter one second longer on v0.1.0)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from bootstrap.model.domain import VSO_API
 from bootstrap.phases.pipeline import PhaseResult, RunContext
 from bootstrap.phases.registry import run_phases
 from bootstrap.runtime import vso
-from bootstrap.runtime.nudge import nudge_values
+from bootstrap.runtime.nudge import NUDGE_ANNOTATION, nudge_values
 from tests.integration.conftest import Box
 from tests.integration.helpers import (
     Held,
@@ -77,17 +78,36 @@ def _refresh_after(kube: Kube, p: str) -> dict[str, str]:
     return out
 
 
+def _nudge_marks(kube: Kube, p: str) -> dict[str, str | None]:
+    """Each VaultStaticSecret's nudge annotation (a current operator's nudge), or None."""
+    out = {}
+    for name in NAMES:
+        vss = kube.get(VSO_API, "VaultStaticSecret", name, p) or {}
+        out[name] = ((vss.get("metadata") or {}).get("annotations") or {}).get(NUDGE_ANNOTATION)
+    return out
+
+
 def _verify_held(
     box: Box, path: Path, folder: Path, kube: Kube, p: str, **env: str
 ) -> tuple[Held, dict[str, Any]]:
     """verify through the CLI, held once it has nudged: both VaultStaticSecrets must then carry
-    a nudge's refreshAfter. Returns the finished run and its report's verify phase."""
+    a nudge of this run, as the session's operator takes one (its CRD says which): a new value
+    of the nudge annotation on a current operator (1.4.1: a spec change would restart the
+    targets there), a nudge's refreshAfter on VSO v0.1.0. Returns the finished run and its
+    report's verify phase."""
     folder.mkdir()
     report = folder / "report.json"
     args = ("--only", "verify", "--catalog", str(path), "--report", str(report))
+    by_annotation = vso.operator_api(kube).nudge_by_annotation
+    marks = _nudge_marks(kube, p)
     with held_at("verify:nudged", folder, box.cli_env(folder, **env), *args) as held:
         seen = _refresh_after(kube, p)
-        assert set(seen.values()) <= set(nudge_values(REFRESH)), seen  # nudged, not 45s
+        if by_annotation:
+            now = _nudge_marks(kube, p)
+            assert all(now[n] is not None and now[n] != marks[n] for n in NAMES), (marks, now)
+            assert seen == {n: REFRESH for n in NAMES}, seen  # the spec as it is
+        else:
+            assert set(seen.values()) <= set(nudge_values(REFRESH)), seen  # nudged, not 45s
     assert held.done is not None
     (phase,) = [x for x in json.loads(report.read_text())["phases"] if x["name"] == "verify"]
     return held, phase
@@ -138,7 +158,8 @@ def test_a_denied_read_is_explained_then_nudged_once_fixed(
     assert "no Vault Secrets Operator answered" not in error
     assert _refresh_after(kube, p) == {n: REFRESH for n in NAMES}  # restored after failing
     # the fix: vault-config puts the catalog's policy back; verify nudges the stalled ones
-    # (VSO does not retry a failed read by itself: only the nudge brings it)
+    # (VSO v0.1.0 does not retry a failed read by itself: only the nudge brings it; 1.4.1
+    # retries with a backoff, the nudge comes first)
     fixed, _ = run(box.settings(state_dir=tmp_path), cat, ["vault-config"])
     assert statuses(fixed) == {"vault-config": "applied"}, fixed
     held, verify = _verify_held(box, path, tmp_path / "fixed", kube, p)

@@ -11,6 +11,7 @@ import yaml
 
 from bootstrap.model.catalog import parse_catalog
 from bootstrap.model.check import rendered_from_catalog, run_check
+from bootstrap.model.conventions import OPERATOR_CACHE_LABELS
 from bootstrap.model.migration import (
     Discovery,
     SecretSeen,
@@ -231,11 +232,13 @@ def test_a_namespace_moves_in_order_and_the_copier_is_suspended_until_the_last()
     assert _steps(cat, f) == [
         ("BackupNamespace", "create", "backup external-dns"),
         ("PushValues", "create", "shared/ovh-dns"),
+        ("LabelForOperator", "update", "Secret external-dns/ovh-dns"),
         ("ApplyOperatorObject", "create", "ServiceAccount external-dns/external-dns"),
         ("ApplyOperatorObject", "create", "VaultAuth external-dns/external-dns"),
         ("ApplyOperatorObject", "create", "VaultStaticSecret external-dns/ovh-dns"),
         ("AwaitBytes", "check", "Secret external-dns/ovh-dns"),
         ("StopCopier", "update", "CronJob cert-manager/secret-copier"),
+        ("LabelForOperator", "check", "Secret external-dns/ovh-dns"),
         ("MarkMigrated", "update", "backup external-dns"),
     ]
     # the last namespace it touches: the copier goes
@@ -243,18 +246,25 @@ def test_a_namespace_moves_in_order_and_the_copier_is_suspended_until_the_last()
     assert ("StopCopier", "delete", "CronJob cert-manager/secret-copier") in _steps(cat, last)
 
 
+def _with_labels(labels: dict[str, str]) -> dict[str, Any]:
+    record = dict(_ns_facts()[1].current["ovh-dns"])
+    record["labels"] = labels
+    return {"ovh-dns": record}
+
+
 def test_what_is_there_already_is_not_done_again() -> None:
     cat, f = _ns_facts(
         backup={"secrets": _ns_facts()[1].current, "done": False},
+        current=_with_labels({"team": "dns", **OPERATOR_CACHE_LABELS}),  # labelled, then killed
         kv={"shared/ovh-dns": ({"application-key": "ak", "application-secret": "as"}, 1)},
         present={("ServiceAccount", "external-dns"), ("VaultAuth", "external-dns")},
     )
-    kinds = [k for k, _, _ in _steps(cat, f)]
-    assert kinds == [
-        "ApplyOperatorObject",
-        "AwaitBytes",
-        "StopCopier",
-        "MarkMigrated",
+    assert _steps(cat, f) == [
+        ("ApplyOperatorObject", "create", "VaultStaticSecret external-dns/ovh-dns"),
+        ("AwaitBytes", "check", "Secret external-dns/ovh-dns"),
+        ("StopCopier", "update", "CronJob cert-manager/secret-copier"),
+        ("LabelForOperator", "check", "Secret external-dns/ovh-dns"),
+        ("MarkMigrated", "update", "backup external-dns"),
     ]
     cat, done = _ns_facts(backup={"secrets": {}, "done": True})
     assert _steps(cat, done) == [("Action", "check", "external-dns")]
@@ -285,6 +295,94 @@ def test_a_namespace_that_cannot_move_is_refused_before_anything(
     actions = plan_namespace(f, cat, force=False)
     assert {a.verb for a in actions} == {"problem"}, actions
     assert any(message in a.reason for a in actions), [a.reason for a in actions]
+
+
+def test_each_secret_gets_the_operators_cache_labels_before_its_vaultstaticsecret() -> None:
+    """VSO 0.10 and later check a create-false destination through a cache of Secrets with
+    two labels: the plan puts exactly those two on, before the operator is told to write."""
+    from bootstrap.commands.migrate import ApplyOperatorObject, LabelForOperator, plan_namespace
+
+    cat, f = _ns_facts(current=_with_labels({"team": "dns"}))
+    actions = plan_namespace(f, cat, force=False)
+    (label,) = [a for a in actions if isinstance(a, LabelForOperator) and not a.recheck]
+    assert label.destination == "ovh-dns" and label.verb == "update"
+    assert (
+        "labels app.kubernetes.io/managed-by=hashicorp-vso, "
+        "app.kubernetes.io/name=vault-secrets-operator (a merge patch of these two only)"
+    ) in label.reason
+    assert "replaces" not in label.reason
+    vss = next(
+        i
+        for i, a in enumerate(actions)
+        if isinstance(a, ApplyOperatorObject) and a.obj["kind"] == "VaultStaticSecret"
+    )
+    assert actions.index(label) < vss
+    assert OPERATOR_CACHE_LABELS == {
+        "app.kubernetes.io/managed-by": "hashicorp-vso",
+        "app.kubernetes.io/name": "vault-secrets-operator",
+    }
+
+
+def test_a_label_of_another_manager_is_named_where_the_plan_replaces_it() -> None:
+    from bootstrap.commands.migrate import LabelForOperator, plan_namespace
+
+    cat, f = _ns_facts(current=_with_labels({"app.kubernetes.io/managed-by": "Helm"}))
+    (label,) = [
+        a for a in plan_namespace(f, cat, False) if isinstance(a, LabelForOperator) and a.changes
+    ]
+    assert "replaces app.kubernetes.io/managed-by=Helm (the backup keeps it" in label.reason
+
+
+def test_the_labels_are_rechecked_only_where_a_copier_could_have_taken_them_off() -> None:
+    from bootstrap.commands.migrate import LabelForOperator, plan_namespace
+
+    cat, f = _ns_facts(copiers=[], current=_with_labels(dict(OPERATOR_CACHE_LABELS)))
+    assert not [a for a in plan_namespace(f, cat, False) if isinstance(a, LabelForOperator)]
+    cat, f = _ns_facts()
+    (recheck,) = [
+        a for a in plan_namespace(f, cat, False) if isinstance(a, LabelForOperator) and a.recheck
+    ]
+    assert (recheck.verb, recheck.changes) == ("check", False)
+    assert "copier" in recheck.reason
+
+
+def test_the_vaultstaticsecret_has_the_spec_a_current_operator_writes_back() -> None:
+    """On an operator whose CRD declares ``destination.transformation`` the spec says
+    ``transformation: {}``: the operator's own first update (its finalizer) would write it,
+    a new generation right after the first sync, which restarts the targets on VSO 1.4.1."""
+    from bootstrap.commands.migrate import ApplyOperatorObject, plan_namespace
+    from bootstrap.model.operator_api import OperatorApi
+
+    current = OperatorApi(
+        installed=True, conditions=True, last_generation=True, transformation=True
+    )
+    for api, want in ((current, {"transformation": {}}), (OperatorApi(installed=True), {})):
+        cat, f = _ns_facts(operator=api)
+        (vss,) = [
+            a.obj
+            for a in plan_namespace(f, cat, False)
+            if isinstance(a, ApplyOperatorObject) and a.obj["kind"] == "VaultStaticSecret"
+        ]
+        dest = vss["spec"]["destination"]
+        assert dest["create"] is False
+        assert {k: v for k, v in dest.items() if k == "transformation"} == want
+
+
+def test_a_cluster_without_the_operator_is_refused() -> None:
+    from bootstrap.commands.migrate import plan_namespace
+    from bootstrap.model.operator_api import NOT_INSTALLED
+
+    cat, f = _ns_facts(operator=NOT_INSTALLED)
+    (only,) = plan_namespace(f, cat, force=False)
+    assert only.verb == "problem" and "install it first" in only.reason
+
+
+def test_a_backed_up_secret_that_is_gone_is_refused_and_rollback_named() -> None:
+    from bootstrap.commands.migrate import plan_namespace
+
+    cat, f = _ns_facts(backup={"secrets": _ns_facts()[1].current, "done": False}, current={})
+    (only,) = plan_namespace(f, cat, force=False)
+    assert only.verb == "problem" and "migrate.rollback" in only.reason, only
 
 
 def test_force_replaces_other_values_in_vault_with_check_and_set() -> None:

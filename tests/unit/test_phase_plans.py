@@ -445,6 +445,23 @@ def test_operator_without_the_crd_is_a_problem() -> None:
     assert only.verb == "problem" and "install the Vault Secrets Operator" in only.reason
 
 
+def test_a_secret_this_catalog_syncs_in_place_already_is_not_foreign() -> None:
+    """A migrated Secret (no placeholder marker, no product label) that this catalog's
+    VaultStaticSecret syncs with create false stays handed over; another catalog's, or a
+    create-true one, does not make it the product's."""
+    cat = parse_catalog(ONE, "catalog.yaml")
+    ctx = RunContext(Settings(), cat)
+    (vss,) = [
+        o for o in operator.desired(ctx, {("apps", "config")}) if o["kind"] == "VaultStaticSecret"
+    ]
+    assert operator.handed_in_place(vss, "config", cat.name)
+    assert not operator.handed_in_place(vss, "other", cat.name)
+    assert not operator.handed_in_place(vss, "config", "another-catalog")
+    assert not operator.handed_in_place(None, "config", cat.name)
+    (created,) = [o for o in operator.desired(ctx, set()) if o["kind"] == "VaultStaticSecret"]
+    assert not operator.handed_in_place(created, "config", cat.name)
+
+
 def test_operator_labels_placeholders_for_the_cache_before_applying() -> None:
     """In place, a placeholder without the operator's cache labels gets them, in a wave
     before its VaultStaticSecret; in owner mode it does not (the operator relabels it)."""
@@ -478,6 +495,30 @@ def test_operator_owner_mode_keeps_one_spec_before_and_after_the_take_over() -> 
         ]
         specs.append(vss["spec"]["destination"])
     assert specs[0] == specs[1] == {"name": "config", "create": True, "overwrite": True}
+
+
+@pytest.mark.parametrize("mode", ["inplace", "owner"])
+def test_operator_writes_the_spec_a_current_operator_writes_back(mode: str) -> None:
+    """A current operator adds its finalizer with an update of the whole object, writing
+    ``destination.transformation: {}`` into a spec without it: a new generation just after
+    its first sync, and a restart of the targets. Where the CRD declares the field, every
+    VaultStaticSecret says it already; where it does not (v0.1.0), none does."""
+    for api, want in ((CURRENT, {"transformation": {}}), (V010, {})):
+        for handed in ({("apps", "config")}, set()):
+            facts = operator.OperatorFacts({}, handed, namespaces={"apps"}, api=api)
+            (vss,) = [
+                a.obj
+                for a in _operator(facts, handover=mode)
+                if isinstance(a, operator.ApplyObject) and a.obj["kind"] == "VaultStaticSecret"
+            ]
+            dest = vss["spec"]["destination"]
+            assert {k: v for k, v in dest.items() if k == "transformation"} == want, (api, dest)
+    # once the operator has written it back, nothing differs: no update, so no restart
+    cat = parse_catalog(ONE, "catalog.yaml")
+    ctx = RunContext(Settings(handover=mode), cat)
+    objects = {operator._key(o): o for o in operator.desired(ctx, set(), CURRENT)}
+    facts = operator.OperatorFacts(objects, set(), namespaces={"apps"}, api=CURRENT)
+    assert not [a for a in operator.Operator().plan(ctx, facts) if a.changes]
 
 
 def test_operator_spec_update_says_a_current_operator_restarts() -> None:
@@ -601,6 +642,18 @@ def test_verify(state: str, empty: bool, expected: list[Row]) -> None:
     (sync,) = syncs(parse_catalog(ONE, "catalog.yaml"))
     facts = [verify.SecretState(sync, state, "", empty)]
     assert rows(verify.plan_states(facts)) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "handover"),
+    [("placeholder", True), ("missing", True), ("error", True), ("stale", False)],
+)
+def test_verify_watches_after_a_handover_not_after_vault_moved_on(
+    state: str, handover: bool
+) -> None:
+    (sync,) = syncs(parse_catalog(ONE, "catalog.yaml"))
+    (awaited,) = verify.plan_states([verify.SecretState(sync, state)])
+    assert isinstance(awaited, verify.AwaitSync) and awaited.handover is handover
 
 
 # -- finish ------------------------------------------------------------------------------
