@@ -129,8 +129,8 @@ def _states(
 def _renudge(nudger: Nudger, left: list[SecretState], attempted: Kube | None = None) -> None:
     """Nudge again those whose last attempt failed (the operator retries them only after
     refreshAfter, or with its own backoff), backing off 2, 4, 8, then 15 seconds. With
-    ``attempted`` (a current operator), only those its status shows tried and failed at
-    their current spec (see :func:`vso.failed_attempts`)."""
+    ``attempted`` (a current operator), only those its status shows it reconciled at
+    their current spec (see :func:`vso.tried_already`)."""
     now = time.monotonic()
     again = [
         st.ref
@@ -140,7 +140,7 @@ def _renudge(nudger: Nudger, left: list[SecretState], attempted: Kube | None = N
         >= min(2.0 ** nudger.times.get(st.ref, 0), RENUDGE_MAX)
     ]
     if again and attempted is not None:
-        again = vso.failed_attempts(attempted, again)
+        again = vso.tried_already(attempted, again)
     if again:
         log.info("nudging %d VaultStaticSecret(s) again after a failed sync", len(again))
         nudger.nudge(again)
@@ -358,7 +358,7 @@ class Verify(PhaseBase, name="verify", summary=SUMMARY):
         ws = ctx.waits(maximum=1.0)
         refs = [(s.namespace, s.destination) for s in waiting]
         if operator.nudge_by_annotation:
-            refs = vso.failed_attempts(t.kube, refs)
+            refs = vso.tried_already(t.kube, refs)
         began = time.time()
         with nudged(t.kube, refs if ctx.settings.verify_nudge else [], operator) as nudger:
             failpoints.point("verify:nudged")

@@ -403,24 +403,18 @@ def status_problem(vss: dict[str, Any] | None) -> str:
     return ""
 
 
-def failed_attempt(vss: dict[str, Any]) -> bool:
-    """Pure: a current operator tried this VaultStaticSecret at its current spec and failed:
-    its status is of the current generation, with ``SecretSynced`` (or ``Healthy``) False.
-    One it has not tried yet, or that synced, is not."""
+def tried(vss: dict[str, Any]) -> bool:
+    """Pure: a current operator has reconciled this VaultStaticSecret at its current spec
+    (its status is of the current generation), whatever came of it."""
     status = vss.get("status") or {}
     generation = (vss.get("metadata") or {}).get("generation")
-    if status.get("lastGeneration") != generation:
-        return False
-    return any(
-        (cond := condition(vss, kind)) is not None and cond.get("status") == "False"
-        for kind in ("SecretSynced", "Healthy")
-    )
+    return generation is not None and status.get("lastGeneration") == generation
 
 
-def failed_attempts(kube: Kube, refs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Of ``refs`` (namespace, name), the VaultStaticSecrets a current operator tried at
-    their current spec and failed (one list per namespace). Only these are nudged: one it
-    has not tried yet will be tried by its own watch, and a nudge on top makes two
+def tried_already(kube: Kube, refs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Of ``refs`` (namespace, name), the VaultStaticSecrets a current operator has
+    reconciled at their current spec (one list per namespace). Only these are nudged: one it
+    has not reconciled yet it will reconcile by its own watch, and a nudge on top makes two
     reconciles back to back -- the second reads the Secret from the operator's cache before
     the first's write reaches it, finds it drifted, syncs again and restarts the targets
     (seen on VSO 1.4.1: a first fill that restarted a workload)."""
@@ -429,7 +423,7 @@ def failed_attempts(kube: Kube, refs: list[tuple[str, str]]) -> list[tuple[str, 
     for ns in sorted({ns for ns, _ in refs}):
         for vss in kube.list_objects(VSO_API, "VaultStaticSecret", ns):
             ref = (ns, vss["metadata"]["name"])
-            if ref in wanted and failed_attempt(vss):
+            if ref in wanted and tried(vss):
                 out.append(ref)
     return sorted(out)
 

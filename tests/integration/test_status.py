@@ -54,5 +54,5 @@ def test_status_follows_the_secret(
     assert moved["config"].state == "stale" and moved["config"].vault_version == version + 1
     assert moved["later"].state == "synced"
     results, _ = run(s, cat, ["verify"])
-    assert statuses(results) == {"verify": "applied"}
+    assert statuses(results) == {"verify": "applied"}, [r.error for r in results if r.error]
     assert rows()["config"].state == "synced"
