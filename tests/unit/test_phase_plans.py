@@ -460,15 +460,17 @@ def test_operator_labels_placeholders_for_the_cache_before_applying() -> None:
     assert kinds.index(["LabelSecret"]) < next(
         i for i, w in enumerate(waves) if any(isinstance(a, operator.ApplyObject) for a in w)
     )
-    assert not [a for a in _operator(facts, handover="owner") if isinstance(a, operator.LabelSecret)]
+    assert not [
+        a for a in _operator(facts, handover="owner") if isinstance(a, operator.LabelSecret)
+    ]
 
 
 def test_operator_owner_mode_keeps_one_spec_before_and_after_the_take_over() -> None:
     """A current operator restarts the targets on any spec change: in owner mode the spec is
     the same whether the Secret is a placeholder, taken over, or missing."""
     specs = []
-    for placeholders in ({("apps", "config")}, set()):
-        facts = operator.OperatorFacts({}, placeholders, namespaces={"apps"})
+    for pending in ({("apps", "config")}, set()):
+        facts = operator.OperatorFacts({}, pending, namespaces={"apps"})
         (vss,) = [
             a.obj
             for a in _operator(facts, handover="owner")
