@@ -205,15 +205,26 @@ def render_vault_auth(catalog: Catalog, svc: Service) -> dict[str, Any]:
 
 
 def render_static_secret(
-    catalog: Catalog, sync: Sync, *, create: bool = True, overwrite: bool = False
+    catalog: Catalog,
+    sync: Sync,
+    *,
+    create: bool = True,
+    overwrite: bool = False,
+    transformation: bool = False,
 ) -> dict[str, Any]:
     """A VaultStaticSecret in the document's section 3 shape.
 
     ``create``/``overwrite`` select the hand-over mode from placeholders (see README).
+    ``transformation``: the operator's CRD has ``destination.transformation`` (VSO 1.4.1),
+    which the operator writes back as ``{}`` with its finalizer: said here so that write
+    changes no spec (else the generation moves after its first sync, and it syncs again
+    and restarts the rollout targets once with nothing changed in Vault).
     """
     destination: dict[str, Any] = {"name": sync.destination, "create": create}
     if overwrite:
         destination["overwrite"] = True
+    if transformation:
+        destination["transformation"] = {}
     spec: dict[str, Any] = {
         "type": "kv-v2",
         "mount": conv.KV_MOUNT,

@@ -138,7 +138,11 @@ def owned_by_operator(secret: dict[str, Any]) -> bool:
     return any(r.get("kind") == "VaultStaticSecret" for r in refs)
 
 
-def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[str, Any]]:
+def desired(
+    ctx: RunContext, placeholders: set[tuple[str, str]], api: OperatorApi | None = None
+) -> list[dict[str, Any]]:
+    """The objects the catalog wants; ``api``: the operator's CRD as read (its
+    ``destination.transformation`` is then said, as the operator writes it back)."""
     mode = ctx.settings.handover
     if mode not in ("inplace", "owner"):
         raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
@@ -146,15 +150,23 @@ def desired(ctx: RunContext, placeholders: set[tuple[str, str]]) -> list[dict[st
     for svc in sorted(ctx.catalog.services, key=lambda s: s.name):
         out.append(render_service_account(ctx.catalog, svc))
         out.append(render_vault_auth(ctx.catalog, svc))
+    transformation = api is not None and api.transformation
     for sync in syncs(ctx.catalog):
         has_placeholder = (sync.namespace, sync.destination) in placeholders
         if mode == "owner":
             # the same spec before and after the take-over: a spec change restarts
-            out.append(render_static_secret(ctx.catalog, sync, create=True, overwrite=True))
-        elif has_placeholder:
-            out.append(render_static_secret(ctx.catalog, sync, create=False))
+            create, overwrite = True, True
         else:
-            out.append(render_static_secret(ctx.catalog, sync))
+            create, overwrite = not has_placeholder, False
+        out.append(
+            render_static_secret(
+                ctx.catalog,
+                sync,
+                create=create,
+                overwrite=overwrite,
+                transformation=transformation,
+            )
+        )
     if ctx.settings.vault_connection_address:
         out.append(
             {
@@ -522,7 +534,7 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
             )
             for (ns, name), keys in sorted(facts.dropped_keys.items())
         ]
-        want = desired(ctx, facts.placeholders)
+        want = desired(ctx, facts.placeholders, facts.api)
         objects = plan_objects(want, facts, ctx.settings.prune, ctx.catalog.name)
         if facts.api.restarts_on_spec_change:
             objects = [_restart_note(a) for a in objects]
