@@ -733,12 +733,16 @@ def _build_images(s: Settings, names: list[str] | None = None) -> list[Any]:
 @task(
     name="build",
     iterable=["name"],
-    help={"name": "build only this image (repeatable): openbao, vault-secrets-operator, demo"},
+    help={
+        "name": "build only this image (repeatable): openbao, vault-secrets-operator (both "
+        "versions) or vault-secrets-operator:1.4.1 / :0.1.0, demo, bootstrap"
+    },
 )
 @friendly
 def images_build(c, name=None):  # type: ignore[no-untyped-def]
     """Build the node's container images as OCI archives in the tools cache (each rebuilt
-    only when its content changed): openbao, vault-secrets-operator, demo."""
+    only when its content changed): openbao, vault-secrets-operator (1.4.1 and 0.1.0), demo,
+    bootstrap."""
     from bootstrap.tooling import images
 
     s = settings(c)
@@ -753,7 +757,7 @@ def images_build(c, name=None):  # type: ignore[no-untyped-def]
             f"{r.size / 1e6:.1f}",
             f"{r.seconds:.1f}",
             _e(r.path),
-            _e(", ".join(sorted(set(images.LICENCES[r.name].values())))),
+            _e(", ".join(sorted(set(images.LICENCES[r.key].values())))),
         )
     console.print(table)
 
@@ -940,8 +944,9 @@ def cluster_create(c, catalog=None, replicas=1, kind=False):  # type: ignore[no-
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in done.seconds.items())
     console.print(
         f"cluster created in {time.monotonic() - started:.1f}s ({steps}): "
-        f"{done.applied} objects, OpenBao pods {_e(pods)}, the operator's VaultConnection "
-        f"{_e(done.vault_service)} (OpenBao's Service)",
+        f"{done.applied} objects, OpenBao pods {_e(pods)}, the operator VSO "
+        f"{_e(done.operator)} with its VaultConnection {_e(done.vault_service)} (OpenBao's "
+        "Service)",
         highlight=False,
     )
     console.print(f"next: . {_e(str(done.env_file))} && invoke bootstrap", highlight=False)

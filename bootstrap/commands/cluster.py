@@ -1,6 +1,8 @@
 """``invoke cluster.create`` / ``cluster.delete`` on the node sandbox: OpenBao, the Vault
-Secrets Operator v0.1.0 and one demo workload per catalog restart target, as pods from the
-images built here (``images.build``), from the manifests of :mod:`bootstrap.model.cluster`.
+Secrets Operator (the setting ``sandbox_operator_version``: 1.4.1 by default, or v0.1.0, with
+its ``sandbox_operator_*`` flags) and one demo workload per catalog restart target, as pods
+from the images built here (``images.build``), from the manifests of
+:mod:`bootstrap.model.cluster`.
 
 What it leaves is a cluster as a Helm install would: OpenBao sealed and uninitialized, the
 operator waiting for its VaultConnection, the demo pods running but not Ready (their Secrets
@@ -10,7 +12,9 @@ pointed at the ``kubernetes`` Service as pods reach it, the operator's VaultConn
 OpenBao's Service by its DNS name, as on any cluster (the node runs CoreDNS and kube-proxy).
 
 The sandbox's own operator process is stopped (two operators would both sync every
-VaultStaticSecret); its own OpenBao processes keep running, unused. ``cluster.delete``
+VaultStaticSecret); its own OpenBao processes keep running, unused. The operator in the
+cluster must be the version the sandbox installed (its CRDs; ``delete`` starts the sandbox's
+process again on them): another is refused. ``cluster.delete``
 removes what ``create`` made (the namespaces it labelled, the operator's cluster-wide RBAC
 and CRDs stay: a later ``create`` applies them again), nothing else.
 """
@@ -22,19 +26,20 @@ import os
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bootstrap.clients.kube import Kube
-from bootstrap.core.errors import UsageError
+from bootstrap.core.errors import BootstrapError, UsageError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import cluster as model
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.settings import Settings
 from bootstrap.sandbox import netns, node, secrets_operator
+from bootstrap.sandbox.secrets_operator import OperatorOptions
 from bootstrap.sandbox.state import SandboxState
-from bootstrap.tooling import images, manifests
+from bootstrap.tooling import images, manifests, versions
 
 Say = Callable[[str], None]
 #: OpenBao's image runs as this user (see bootstrap.tooling.images.OPENBAO_USER).
@@ -56,6 +61,37 @@ class Created:
     env: dict[str, str] = field(default_factory=dict)
     env_file: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Which operator runs in the cluster, e.g. "v1.4.1 (BUSL-1.1)".
+    operator: str = ""
+
+
+def operator_choice(settings: Settings) -> tuple[OperatorOptions, Path | None]:
+    """The operator the settings ask for (``sandbox_operator_*``) and its source archive
+    setting (``vso_source`` for 1.4.1, ``vso_v0_source`` for v0.1.0)."""
+    try:
+        operator = OperatorOptions.of(settings)
+    except BootstrapError as exc:
+        raise UsageError(str(exc)) from None
+    archive = settings.vso_source if operator.version == versions.VSO else settings.vso_v0_source
+    return operator, archive
+
+
+def build_images(settings: Settings, version: str, say: Say) -> list[images.ImageResult]:
+    """The images a cluster with the operator ``version`` runs, built (cached)."""
+    keys = [i.key for i in images.for_cluster(version)]
+    return images.build(keys, settings.tools_dir, lambda key, msg: say(f"image {key}: {msg}"))
+
+
+def manifests_for(
+    settings: Settings, catalog: Catalog, options: model.ClusterOptions
+) -> list[dict[str, Any]]:
+    """The objects to apply, with the operator the settings ask for: its image, CRDs and
+    RBAC from its source, its flags as container arguments."""
+    operator, archive = operator_choice(settings)
+    options = replace(options, operator_args=tuple(operator.flags()))
+    return manifests.cluster_manifests(
+        catalog, settings.tools_dir, options, archive, operator.version
+    )
 
 
 def node_sandbox(settings: Settings) -> SandboxState:
@@ -200,19 +236,27 @@ def create(
             f"the node sandbox in {state.directory} runs no {' and no '.join(sorted(missing))} "
             "(started by an older version): 'invoke sandbox.down' then 'invoke sandbox.up --node'"
         )
-    done = Created()
+    operator, _ = operator_choice(settings)
+    if operator.version != state.operator_version:
+        raise UsageError(
+            f"the node sandbox in {state.directory} installed VSO v{state.operator_version} "
+            f"(its CRDs; cluster.delete starts its operator again on them), and the setting "
+            f"sandbox_operator_version asks for {operator.version}: set it to "
+            f"{state.operator_version}, or 'invoke sandbox.down' then 'invoke sandbox.up "
+            f"--node' with {operator.version}"
+        )
+    done = Created(operator=operator.describe())
     wait = WaitSettings(timeout=settings.wait_timeout, maximum=2.0)
 
     started = time.monotonic()
-    built = images.build(None, settings.tools_dir, lambda name, msg: tell(f"image {name}: {msg}"))
-    for image in built:
+    for image in build_images(settings, operator.version, tell):
         node.import_image(state, image.path)
         done.images.append(image.ref)
     done.seconds["images"] = time.monotonic() - started
 
     started = time.monotonic()
     options = _options(state, replicas)
-    objects = manifests.cluster_manifests(catalog, settings.tools_dir, options, settings.vso_source)
+    objects = manifests_for(settings, catalog, options)
     _prepare_storage(options)
     stopped = state.process("vault-secrets-operator").stop()
     if stopped:

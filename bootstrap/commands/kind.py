@@ -1,8 +1,9 @@
 """``invoke cluster.create --kind`` / ``cluster.delete --kind``: the node sandbox's manifests
 on a kind cluster, on a machine with kind and Docker (or Podman). A thin layer: kind makes the
 cluster (with OpenBao's pods mapped to loopback ports, see :mod:`bootstrap.model.kind`) and
-loads the same image archives; applying the objects and waiting for the pods is the node
-sandbox's own code (:mod:`bootstrap.commands.cluster`), which the tests exercise there.
+loads the same image archives (the operator's of the setting ``sandbox_operator_version``);
+applying the objects and waiting for the pods is the node sandbox's own code
+(:mod:`bootstrap.commands.cluster`), which the tests exercise there.
 
 Its state is ``<state_dir>/kind/<name>/``: the record of what it made (``kind.json``: the
 cluster's name and its loopback ports), kind's configuration, the cluster's kubeconfig (the
@@ -31,7 +32,6 @@ from bootstrap.model import kind as kmodel
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.settings import Settings
 from bootstrap.sandbox import secrets_operator
-from bootstrap.tooling import images, manifests
 
 RECORD = "kind.json"
 
@@ -120,8 +120,10 @@ def create(
     config = here / "kind-config.yaml"
     config.write_text(yaml.safe_dump(kmodel.kind_config(host_ports), sort_keys=False))
     kubeconfig = here / "kubeconfig"
-    tell("building the images (cached)")
-    built = images.build(None, settings.tools_dir, lambda n, msg: tell(f"image {n}: {msg}"))
+    operator, _ = cluster.operator_choice(settings)
+    done.operator = operator.describe()
+    tell(f"building the images (cached), the operator VSO {done.operator}")
+    built = cluster.build_images(settings, operator.version, tell)
     commands = kmodel.create_commands(
         kind, name, config, kubeconfig, [b.path for b in built], exists
     )
@@ -137,7 +139,7 @@ def create(
     done.seconds["kind"] = time.monotonic() - started
 
     started = time.monotonic()
-    objects = manifests.cluster_manifests(catalog, settings.tools_dir, opts, settings.vso_source)
+    objects = cluster.manifests_for(settings, catalog, opts)
     objects += kmodel.local_services(opts)
     kube = Kube(kubeconfig)
     done.applied = cluster.apply_objects(kube, objects)

@@ -3,11 +3,11 @@
 Secret states: missing (no Kubernetes Secret), placeholder (still the bootstrap marker),
 synced (Vault's keys with Vault's latest values), stale (real data, but not Vault's latest),
 error (not synced, and the operator's last attempt failed: the detail gives its reason; or a
-restart storm: a restart target of the secret was rolled out two or more times with no
-change in Vault, recently, see ``model.restarts``). VaultStaticSecrets in the catalog's
-namespaces that the catalog does not declare (written by hand, or by another tool) are
-listed too, as service "-", so a stuck or hostile one is seen. Works on any cluster the
-kubeconfig points at, with VSO 1.4.1 or v0.1.0; reads only."""
+restart storm: a restart target of the secret was rolled out again, twice or more in a
+row, with no change in Vault to explain it, recently, see ``model.restarts``).
+VaultStaticSecrets in the catalog's namespaces that the catalog does not declare (written by
+hand, or by another tool) are listed too, as service "-", so a stuck or hostile one is seen.
+Works on any cluster the kubeconfig points at, with VSO 1.4.1 or v0.1.0; reads only."""
 
 from __future__ import annotations
 

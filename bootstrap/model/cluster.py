@@ -1,8 +1,9 @@
 """The in-cluster manifests of ``cluster.create`` (node sandbox and kind): OpenBao as a raft
-StatefulSet, the Vault Secrets Operator v0.1.0 as a Deployment, and one demo workload per
-restart target of the catalog. Pure: catalog, image references and the operator's own
-declarations (:class:`OperatorSource`, read from its source archive by the caller) in,
-Kubernetes objects out; deterministic.
+StatefulSet, the Vault Secrets Operator (the version whose image and declarations the caller
+gives: 1.4.1 or v0.1.0) as a Deployment, and one demo workload per restart target of the
+catalog. Pure: catalog, image references and the operator's own declarations
+(:class:`OperatorSource`, read from that version's source by the caller) in, Kubernetes
+objects out; deterministic.
 
 - OpenBao starts as a Helm install leaves it: uninitialized and sealed (no dev mode, no
   auto-unseal); the bootstrap initializes and unseals it. Pods start in parallel (a sealed
@@ -12,7 +13,10 @@ Kubernetes objects out; deterministic.
   sealed or uninitialized server and readiness does not.
 - The operator runs in-cluster with its own ServiceAccount, the ClusterRole and
   leader-election Role its source tree declares (names as its Helm chart gives them), and
-  leader election on.
+  leader election on; its pod's name and UID in its environment and in ``/var/run/podinfo``
+  (both versions' charts give them: the UID marks the status it writes), its probes on
+  :8081, metrics on the pod's loopback; extra flags (``ClusterOptions.operator_args``: the
+  client rate and concurrency of 1.4.1) after the fixed ones.
 - Each demo workload has the kind its restart target names (the operator restarts that
   kind), mounts every Secret its service syncs (``optional: true``: it starts before the
   Secret exists) and gets each key as an optional environment variable too; liveness runs
@@ -48,6 +52,8 @@ OPERATOR = "vault-secrets-operator"
 OPERATOR_SERVICE_ACCOUNT = "vault-secrets-operator-controller-manager"
 OPERATOR_DEPLOYMENT = "vault-secrets-operator-controller-manager"
 OPERATOR_PROBE_PORT = 8081
+#: Where the operator's pod finds its own name and UID (a downward-API volume, as its charts).
+PODINFO = "/var/run/podinfo"
 #: Where the demo mounts Secret ``NAME``: ``/etc/secrets/NAME``; its probe and program.
 SECRETS_ROOT = "/etc/secrets"
 DEMO_PYTHON = ("/usr/bin/python3.11", "-I")
@@ -102,6 +108,9 @@ class ClusterOptions:
     #: The cluster resolves Service names (kind: yes; the node sandbox: no DNS): raft peers
     #: then advertise their headless-Service names, else their pod IPs.
     cluster_dns: bool = True
+    #: More flags for the operator's manager (e.g. ``--kube-client-qps=50``; the caller
+    #: gives only flags its version has).
+    operator_args: tuple[str, ...] = ()
 
     def problems(self) -> list[str]:
         out = []
@@ -114,6 +123,9 @@ class ClusterOptions:
         for ns in (self.openbao_namespace, self.operator_namespace):
             if not conv.is_dns_label(ns):
                 out.append(f"namespace {ns!r} is not a DNS label")
+        for arg in self.operator_args:
+            if not re.fullmatch(r"--[a-z][a-z0-9-]*=\S+", arg):
+                out.append(f"operator argument {arg!r} is not --flag=value")
         return out
 
 
@@ -396,13 +408,22 @@ def _operator_objects(
             # info, not the development default (debug): its debug lines on Secret drift
             # carry the Secret's data
             "--zap-log-level=info",
+            *options.operator_args,
         ],
         "env": [
+            # as the charts give them (the pod's UID marks the status it writes)
+            {
+                "name": "OPERATOR_POD_NAME",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+            },
+            {"name": "OPERATOR_POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+            # its namespace when no ServiceAccount namespace file is mounted
             {
                 "name": "OPERATOR_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            }
+            },
         ],
+        "volumeMounts": [{"name": "podinfo", "mountPath": PODINFO, "readOnly": True}],
         "ports": [{"name": "probes", "containerPort": probe_port}],
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": probe_port},
@@ -435,6 +456,17 @@ def _operator_objects(
                             "runAsGroup": NONROOT,
                         },
                         "containers": [container],
+                        "volumes": [
+                            {
+                                "name": "podinfo",
+                                "downwardAPI": {
+                                    "items": [
+                                        {"path": f, "fieldRef": {"fieldPath": f"metadata.{f}"}}
+                                        for f in ("name", "uid")
+                                    ]
+                                },
+                            }
+                        ],
                     },
                 },
             },

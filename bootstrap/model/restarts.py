@@ -3,21 +3,26 @@ in Vault. Pure: restart times and Vault's write times in, a verdict out.
 
 The operator restarts a rollout target by stamping ``vso.secrets.hashicorp.com/restartedAt``
 (RFC 3339, whole seconds) on its pod template: each distinct stamp in the workload's rollout
-history (its ReplicaSets, or ControllerRevisions) is one restart. A restart is *explained*
-when some secret that restarts the target got a new Vault version after the restart before
-it (the first restart is explained by whatever came before). Every restart after the first
-for the same Vault versions is a repeat: two or more restarts for one set of versions is a
-storm (hashicorp/vault-secrets-operator#1212 makes one: a ``create: false`` destination the
-operator's Secret cache cannot see looks drifted on every refresh).
+history (its ReplicaSets, or ControllerRevisions) is one restart. A current operator restarts
+a target once per VaultStaticSecret whose data changed, so a write to a path explains one
+restart: the first after it, within one refresh period (the operator re-reads each path
+within its ``refreshAfter``). Writes to two paths of one target (``bootstrap --rotate``, a
+restore) explain two restarts, even seconds apart; two writes to one path before the
+operator read it explain one. The oldest restart the history holds is explained by whatever
+came before it.
 
-One restart without a Vault change is not a storm: a change of a VaultStaticSecret's spec,
-or an operator upgrade, makes a current operator restart its targets once."""
+A restart no write explains is a repeat. One repeat is not a storm: a change of a
+VaultStaticSecret's spec, an operator upgrade, or an operator stopped between writing a
+Secret and recording it makes a current operator restart its targets once more. Two or more
+repeats in a row are a storm (hashicorp/vault-secrets-operator#1212 makes one: a ``create:
+false`` destination the operator's Secret cache cannot see looks drifted on every refresh).
+The quiet check (:func:`new_restarts`) is stricter: while it watches, any restart with no
+write is a failure."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -63,33 +68,55 @@ class Storm:
 STAMP_RESOLUTION = dt.timedelta(seconds=1)
 
 
+#: Restarts with no write to explain them, in a row, that make a storm.
+STORM_REPEATS = 2
+
+
 def find_storm(
     target: str,
     restarts: Iterable[Restart],
-    writes: Iterable[dt.datetime],
+    writes: Mapping[str, Iterable[dt.datetime]],
     now: dt.datetime,
     recent: dt.timedelta,
+    window: dt.timedelta | None = None,
 ) -> Storm | None:
-    """Pure: the latest run of two or more restarts of ``target`` with no Vault write between
-    them (``writes``: when each Vault version of the secrets that restart it was made), or
-    None. ``recent``: a storm whose last restart is newer than ``now - recent`` is ongoing."""
+    """Pure: the latest run of restarts of ``target`` holding :data:`STORM_REPEATS` or more
+    that no Vault write explains (``writes``: for each path that restarts it, when each of
+    its versions was made; ``window``: how long after a write the restart it causes may come,
+    one refresh period; None: any time), or None. ``recent``: a storm whose last restart is
+    newer than ``now - recent`` is ongoing."""
     marks = sorted({r.at: r for r in restarts}.values(), key=lambda r: r.at)
-    times = sorted(writes)
-    if len(marks) < 2:
+    times = {path: sorted(ws) for path, ws in writes.items()}
+    if len(marks) < STORM_REPEATS + 1:
         return None
+    #: per path: its writes before this are used (each explained a restart, or is too old)
+    used: dict[str, dt.datetime] = {}
 
-    def explained(before: dt.datetime, at: dt.datetime) -> bool:
-        # each stamp stands for its whole second: a write in the second of the restart
-        # before may have come before it, and one in the second of this restart, after it
-        return any(before + STAMP_RESOLUTION <= w < at + STAMP_RESOLUTION for w in times)
+    def explained(at: dt.datetime) -> bool:
+        # each stamp stands for its whole second: a write in the second of the restart may
+        # have come before it
+        floor = at - window if window is not None else None
+        eligible = [
+            (w, path)
+            for path, ws in times.items()
+            for w in ws
+            if w < at + STAMP_RESOLUTION
+            and (path not in used or w >= used[path])
+            and (floor is None or w >= floor)
+        ]
+        if not eligible:
+            return False
+        _, path = min(eligible)
+        used[path] = at + STAMP_RESOLUTION
+        return True
 
-    runs: list[list[Restart]] = [[marks[0]]]
-    for prev, cur in itertools.pairwise(marks):
-        if explained(prev.at, cur.at):
-            runs.append([cur])
+    runs: list[list[Restart]] = []
+    for i, mark in enumerate(marks):
+        if explained(mark.at) or i == 0:
+            runs.append([mark])
         else:
-            runs[-1].append(cur)
-    storms = [run for run in runs if len(run) >= 2]
+            runs[-1].append(mark)
+    storms = [run for run in runs if len(run) > STORM_REPEATS]
     if not storms:
         return None
     run = storms[-1]

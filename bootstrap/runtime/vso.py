@@ -54,7 +54,14 @@ from bootstrap.model.domain import (
 )
 from bootstrap.model.operator_api import VSS_CRD, OperatorApi, read_crd
 from bootstrap.model.policy import PolicyParseError, Rule, allowed, parse_policy
-from bootstrap.model.restarts import Restart, Storm, find_storm, new_restarts, parse_stamp
+from bootstrap.model.restarts import (
+    STORM_REPEATS,
+    Restart,
+    Storm,
+    find_storm,
+    new_restarts,
+    parse_stamp,
+)
 
 RAW_KEY = "_raw"
 
@@ -521,15 +528,22 @@ def storm_of(
     now: dt.datetime | None = None,
 ) -> Storm | None:
     """A restart storm of one target (see ``model.restarts``): its restarts, and the writes
-    of the Vault paths that restart it (read only when it restarted twice or more). Ongoing
-    when its last restart is within three refresh periods (at least two minutes)."""
+    of the Vault paths that restart it (read only when it restarted often enough for one).
+    Ongoing when its last restart is within three refresh periods (at least two minutes); a
+    write explains a restart that came as long after it (an operator down a while syncs it
+    late)."""
     marks = history.restarts(target, namespace)
-    if len(marks) < 2:
+    if len(marks) <= STORM_REPEATS:
         return None
-    writes = [w for p in sorted(set(paths)) for w in vault_writes(api, p)]
+    writes = {p: vault_writes(api, p) for p in sorted(set(paths))}
     recent = dt.timedelta(seconds=max(3 * refresh_seconds, 120.0))
     return find_storm(
-        f"{target.kind}/{target.name}", marks, writes, now or dt.datetime.now(dt.UTC), recent
+        f"{target.kind}/{target.name}",
+        marks,
+        writes,
+        now or dt.datetime.now(dt.UTC),
+        recent,
+        recent,
     )
 
 

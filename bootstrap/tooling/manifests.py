@@ -1,10 +1,9 @@
 """What the in-cluster manifests need from outside the model: the operator's own CRDs and RBAC
-rules, read from its source (the ``config`` kept beside its build, else the pinned source
-archive itself, sha256 checked), and the image references."""
+rules, read from the source of the version asked for (the ``config`` kept beside its build,
+else its pinned source archive itself, sha256 checked), and the image references."""
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,16 @@ def _docs(text: str, where: str) -> list[dict[str, Any]]:
         raise ToolError(f"{where}: not YAML ({exc})") from None
 
 
-def _from_files(files: dict[str, str], where: str) -> OperatorSource:
+def _from_files(files: dict[str, str], where: str, version: str = versions.VSO) -> OperatorSource:
     crds = [
         doc
         for name in sorted(files)
         if name.startswith(_CRDS) and name.endswith(".yaml")
         for doc in _docs(files[name], f"{where}: {name}")
     ]
-    if len(crds) != 5 or any(c.get("kind") != "CustomResourceDefinition" for c in crds):
-        raise ToolError(f"expected the operator's five CRDs in {where}, found {len(crds)}")
+    want = versions.VSO_CRD_COUNT[version]
+    if len(crds) != want or any(c.get("kind") != "CustomResourceDefinition" for c in crds):
+        raise ToolError(f"expected the {want} CRDs of VSO v{version} in {where}, found {len(crds)}")
     rules = {}
     for name in (_ROLE, _LEADER):
         if name not in files:
@@ -45,34 +45,23 @@ def _from_files(files: dict[str, str], where: str) -> OperatorSource:
     return OperatorSource(tuple(crds), rules[_ROLE], rules[_LEADER])
 
 
-def operator_source(tools_dir: Path, archive: Path | None = None) -> OperatorSource:
-    """The operator's CRDs and RBAC: from the build's ``config`` folder when there is one,
-    else from its source archive (the setting, or the vendor folder's)."""
-    config = tools.operator_config(tools_dir)
+def operator_source(
+    tools_dir: Path, version: str = versions.VSO, archive: Path | None = None
+) -> OperatorSource:
+    """An operator version's CRDs and RBAC: from its build's ``config`` folder when there is
+    one, else from its source archive (the setting, or the vendor folder's)."""
+    config = tools.operator_config(tools_dir, version)
     if (config / "crd" / "bases").is_dir() and (config / "rbac").is_dir():
         files = {
             f"config/{p.relative_to(config).as_posix()}": p.read_text(encoding="utf-8")
             for p in sorted(config.rglob("*.yaml"))
         }
-        return _from_files(files, str(config))
-    path = tools.source_archive("vault-secrets-operator", archive)
-    if path is None or not path.is_file():
-        raise ToolError(
-            "the operator's CRDs and RBAC: no build in the tools cache and no source archive "
-            f"{versions.VSO_ARCHIVE} (run 'invoke tools.install')"
-        )
-    digest = tools.sha256_of(path)
-    if digest != versions.VSO_ARCHIVE_SHA256:
-        raise ToolError(f"{path} has sha256 {digest}, expected {versions.VSO_ARCHIVE_SHA256}")
-    files = {}
-    with tarfile.open(path, "r:gz") as tar:
-        for member in tar.getmembers():
-            inner = member.name.split("/", 1)[-1]
-            if member.isfile() and (inner.startswith(_CRDS) or inner in (_ROLE, _LEADER)):
-                fh = tar.extractfile(member)
-                if fh is not None:
-                    files[inner] = fh.read().decode("utf-8")
-    return _from_files(files, str(path))
+        return _from_files(files, str(config), version)
+    tool = tools.operator_tool(version)
+    files = tools.archive_files(
+        tool, archive, lambda inner: inner.startswith(_CRDS) or inner in (_ROLE, _LEADER)
+    )
+    return _from_files(files, str(tools.source_archive(tool, archive)), version)
 
 
 def cluster_manifests(
@@ -80,8 +69,13 @@ def cluster_manifests(
     tools_dir: Path,
     options: ClusterOptions | None = None,
     archive: Path | None = None,
+    version: str = versions.VSO,
 ) -> list[dict[str, Any]]:
-    """Every object ``cluster.create`` applies for ``catalog``."""
+    """Every object ``cluster.create`` applies for ``catalog``, with the operator of
+    ``version`` (its image, CRDs and RBAC; ``archive``: its source archive setting)."""
     return render_cluster(
-        catalog, images.references(), operator_source(tools_dir, archive), options
+        catalog,
+        images.references(version),
+        operator_source(tools_dir, version, archive),
+        options,
     )

@@ -391,6 +391,21 @@ def operator_config(tools_dir: Path, version: str = versions.VSO) -> Path:
     return cached_path(TOOLS[operator_tool(version)], tools_dir).parent / "config"
 
 
+def operator_licence(tools_dir: Path, version: str, archive: Path | None = None) -> str:
+    """The text of an operator version's ``LICENSE`` (its image carries it): kept beside
+    its build, else read from its source archive (the setting, or the vendor folder's;
+    sha256 checked) and kept there for next time."""
+    kept = cached_path(TOOLS[operator_tool(version)], tools_dir).parent / "LICENSE"
+    if kept.is_file():
+        return kept.read_text(encoding="utf-8")
+    files = archive_files(operator_tool(version), archive, lambda inner: inner == "LICENSE")
+    if "LICENSE" not in files:
+        raise ToolError(f"the source archive of VSO v{version} has no LICENSE")
+    if kept.parent.is_dir():
+        kept.write_text(files["LICENSE"], encoding="utf-8")
+    return files["LICENSE"]
+
+
 def is_operator(spec: ToolSpec) -> bool:
     return spec.file_name == OPERATOR
 
@@ -706,6 +721,8 @@ def _install_built(spec: ToolSpec, binary: Path, tree: Path, dest: Path, how: st
             if not src.is_dir():
                 raise ToolError(f"the operator's source has no config/{sub} ({tree})")
             shutil.copytree(src, config / sub)
+        if (tree / "LICENSE").is_file():  # its image carries it
+            shutil.copyfile(tree / "LICENSE", dest.parent / "LICENSE")
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(binary, dest)
     got = version_of(dest, spec)
@@ -801,6 +818,32 @@ def source_archive(name: str, configured: Path | None) -> Path | None:
         return configured
     default = VENDOR_DIR / spec_of(name).archive
     return default if default.is_file() else None
+
+
+def archive_files(
+    name: str, configured: Path | None, wanted: Callable[[str], bool]
+) -> dict[str, str]:
+    """The text of the files of a tool's source archive (:func:`source_archive`) whose path
+    below its top folder ``wanted`` accepts, once its sha256 is the pinned one."""
+    spec = spec_of(name)
+    path = source_archive(name, configured)
+    if path is None or not path.is_file():
+        raise ToolError(
+            f"no build of {name} {spec.version} in the tools cache and no source archive "
+            f"{VENDOR_DIR / spec.archive} (run 'invoke tools.install')"
+        )
+    digest = sha256_of(path)
+    if digest != spec.archive_sha256:
+        raise ToolError(f"{path} has sha256 {digest}, expected {spec.archive_sha256}")
+    files = {}
+    with tarfile.open(path, "r:gz") as tar:
+        for member in tar.getmembers():
+            inner = member.name.split("/", 1)[-1]
+            if member.isfile() and wanted(inner):
+                fh = tar.extractfile(member)
+                if fh is not None:
+                    files[inner] = fh.read().decode("utf-8")
+    return files
 
 
 @dataclass

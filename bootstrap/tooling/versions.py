@@ -36,6 +36,9 @@ VSO_V0_LICENCE = "MPL-2.0"
 #: Every operator version the sandbox and ``cluster.create`` can run (the setting
 #: sandbox_operator_version), newest first.
 VSO_VERSIONS = (VSO, VSO_V0)
+#: The number of CRDs each version's source tree declares (``config/crd/bases``): a build or
+#: archive with another number is refused.
+VSO_CRD_COUNT = {VSO: 10, VSO_V0: 5}
 VSO_MODULE = "github.com/hashicorp/vault-secrets-operator"
 
 # -- benchmark peers (built only by 'invoke tools.install --peers', never by the test suite) --

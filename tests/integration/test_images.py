@@ -1,8 +1,9 @@
 """The node's images, built into the tools cache and run for real without a container runtime:
 each archive's layers unpacked into a folder and its programs run there in a ``chroot`` as
 the image's user. OpenBao starts from the manifests' own configuration and answers
-uninitialized; the operator's manager runs; the demo's probes judge Secret-like mounts
-laid out as the kubelet lays them out, and its program reports digests, never values.
+uninitialized; each operator version's manager runs, its licence beside it; the demo's
+probes judge Secret-like mounts laid out as the kubelet lays them out, and its program
+reports digests, never values.
 Needs root (chroot), like the node sandbox."""
 
 from __future__ import annotations
@@ -32,19 +33,31 @@ PLACEHOLDER = b"bootstrap-placeholder:webapp/config/log-level"
 REAL = b"s3cret-real-value"
 
 
+OPERATORS = [f"vault-secrets-operator:{v}" for v in versions.VSO_VERSIONS]
+
+
 @pytest.fixture(scope="module")
 def built() -> dict[str, images.ImageResult]:
-    return {r.name: r for r in images.build(None, TOOLS_DIR)}
+    """Every image, by ``NAME:TAG`` and, for a name with one tag, by ``NAME`` too."""
+    results = images.build(None, TOOLS_DIR)
+    out = {r.key: r for r in results}
+    for r in results:
+        if [x.name for x in results].count(r.name) == 1:
+            out[r.name] = r
+    return out
 
 
 @pytest.fixture(scope="module")
 def rootfs(
     built: dict[str, images.ImageResult], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, tuple[Path, dict[str, Any]]]:
-    out = {}
+    out: dict[str, tuple[Path, dict[str, Any]]] = {}
+    by_key: dict[str, tuple[Path, dict[str, Any]]] = {}
     for name, result in built.items():
-        root = tmp_path_factory.mktemp(f"rootfs-{name}")
-        out[name] = (root, images.unpack(result.path, root))
+        if result.key not in by_key:
+            root = tmp_path_factory.mktemp(f"rootfs-{result.name}-{result.tag}")
+            by_key[result.key] = (root, images.unpack(result.path, root))
+        out[name] = by_key[result.key]
     return out
 
 
@@ -84,11 +97,14 @@ def _free_port() -> int:
 
 def test_a_second_build_writes_nothing(built: dict[str, images.ImageResult]) -> None:
     again = images.build(None, TOOLS_DIR)
-    assert [r.status for r in again] == ["cached"] * len(images.NAMES)
-    assert {r.name: r.image_id for r in again} == {n: r.image_id for n, r in built.items()}
+    assert [r.status for r in again] == ["cached"] * len(images.IMAGES)
+    assert {r.key: r.image_id for r in again} == {r.key: r.image_id for r in built.values()}
+    assert [r.key for r in again] == [i.key for i in images.IMAGES]
     for r in again:
-        assert r.path == images.archive_path(TOOLS_DIR, r.name, images.tags()[r.name])
-        assert r.ref.startswith("localhost/cluster-secrets-bootstrap/")
+        assert r.path == images.archive_path(TOOLS_DIR, r.name, r.tag)
+        assert r.ref == f"localhost/cluster-secrets-bootstrap/{r.key}"
+    # one image per operator version, each with its own manager
+    assert len({built[k].image_id for k in OPERATORS}) == len(OPERATORS)
 
 
 def test_images_are_non_root(rootfs: dict[str, tuple[Path, dict[str, Any]]]) -> None:
@@ -169,23 +185,39 @@ def test_openbao_server_starts_uninitialized_from_the_manifests_config(
     assert (data / "raft").is_dir() or (data / "vault.db").exists()
 
 
-def test_operator_manager_runs(rootfs: dict[str, tuple[Path, dict[str, Any]]]) -> None:
-    root, config = rootfs["vault-secrets-operator"]
+@pytest.mark.parametrize("version", versions.VSO_VERSIONS)
+def test_operator_manager_of_each_version_runs_and_says_its_licence(
+    rootfs: dict[str, tuple[Path, dict[str, Any]]], version: str
+) -> None:
+    root, config = rootfs[f"vault-secrets-operator:{version}"]
     assert config["Entrypoint"] == ["/vault-secrets-operator"]
+    done = _run(root, config, *config["Entrypoint"], "--version", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    assert f'"gitVersion": "v{version}"' in done.stdout
     done = _run(root, config, *config["Entrypoint"], "--help")
     assert done.returncode == 0, done.stderr
     assert "-leader-elect" in done.stdout + done.stderr
+    if version == versions.VSO:  # the client flags the settings pass (1.4.1 only)
+        for flag in ("-kube-client-qps", "-kube-client-burst", "-max-concurrent-reconciles"):
+            assert flag in done.stdout + done.stderr
+    spdx = tools.TOOLS[tools.operator_tool(version)].licence
+    assert config["Labels"]["org.opencontainers.image.licenses"] == spdx
+    assert ("MPL" in spdx) == (version == versions.VSO_V0)
+    licence = (root / "licenses" / "copyright.txt").read_text()
+    assert ("Business Source License" in licence) == (spdx == "BUSL-1.1")
+    assert ("Mozilla Public License" in licence) == (spdx == "MPL-2.0")
 
 
-def test_operator_declarations_come_from_its_source() -> None:
-    source = manifests.operator_source(TOOLS_DIR)
-    assert len(source.crds) == 5
+@pytest.mark.parametrize("version", versions.VSO_VERSIONS)
+def test_operator_declarations_come_from_its_source(version: str) -> None:
+    source = manifests.operator_source(TOOLS_DIR, version)
+    assert len(source.crds) == versions.VSO_CRD_COUNT[version]
     assert any("secrets" in r.get("resources", []) for r in source.cluster_rules)
     assert any("leases" in r.get("resources", []) for r in source.leader_election_rules)
-    archive = tools.source_archive("vault-secrets-operator", None)
+    archive = tools.source_archive(tools.operator_tool(version), None)
     if archive is not None:  # the archive itself, read the same way (sha256 checked)
         empty = TOOLS_DIR.parent / "no-such-tools-dir"
-        assert manifests.operator_source(empty, archive) == source
+        assert manifests.operator_source(empty, version, archive) == source
 
 
 # -- the demo -------------------------------------------------------------------------------

@@ -133,6 +133,9 @@ def test_node_registers_and_turns_ready(node_box: Box) -> None:
     st = sandbox.status(node_box.directory)
     running = {c["name"] for c in st["components"] if c["running"]}
     assert {"containerd", "kubelet", "kube-scheduler", "kube-proxy", "apiproxy"} <= running
+    # beside the node, the sandbox's own operator process: VSO 1.4.1 by default
+    assert "vault-secrets-operator" in running
+    assert st["operator"] == {"version": "1.4.1", "licence": "BUSL-1.1"}
     net = node.net_of(node_box.state)
     assert st["node"]["ready"] == "True" and st["node"]["netns_exists"]
     n = Kube(node_box.state.kubeconfig).core.read_node(node.NODE_NAME)

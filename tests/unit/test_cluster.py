@@ -29,7 +29,7 @@ from bootstrap.model.domain import WORKLOAD_API, syncs
 EXAMPLE = paths.REPO / "catalog.yaml"
 IMAGES = ClusterImages(
     openbao=image_ref("openbao", "2.7.2"),
-    operator=image_ref("vault-secrets-operator", "0.1.0"),
+    operator=image_ref("vault-secrets-operator", "1.4.1"),
     demo=image_ref("demo", "0.1.0"),
 )
 RULES = ({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"]},)
@@ -155,14 +155,25 @@ def test_the_operator_runs_in_cluster_with_its_source_trees_rbac() -> None:
     (container,) = pod["containers"]
     assert "--leader-elect" in container["args"]
     assert not any(a.startswith("--leader-elect=false") for a in container["args"])
-    assert container["env"] == [
-        {
-            "name": "OPERATOR_NAMESPACE",
-            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-        }
-    ]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # as its Helm chart: the pod's name and UID (the UID marks the status it writes), in
+    # the environment and in /var/run/podinfo; its namespace as a fallback
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {
+        "OPERATOR_POD_NAME": "metadata.name",
+        "OPERATOR_POD_UID": "metadata.uid",
+        "OPERATOR_NAMESPACE": "metadata.namespace",
+    }
+    (mount,) = container["volumeMounts"]
+    assert mount == {"name": "podinfo", "mountPath": "/var/run/podinfo", "readOnly": True}
+    (podinfo,) = pod["volumes"]
+    items = {i["path"]: i["fieldRef"]["fieldPath"] for i in podinfo["downwardAPI"]["items"]}
+    assert items == {"name": "metadata.name", "uid": "metadata.uid"}
+    assert container["image"] == IMAGES.operator
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": 8081}
+    assert "--health-probe-bind-address=:8081" in container["args"]
+    assert "--metrics-bind-address=127.0.0.1:8080" in container["args"]
+    assert "--zap-log-level=info" in container["args"]  # never debug: it logs Secret data
     role = _one(objs, "ClusterRole", "vault-secrets-operator-manager-role")
     assert role["rules"] == list(RULES)
     leader = _one(objs, "Role", "vault-secrets-operator-leader-election-role")
@@ -175,6 +186,17 @@ def test_the_operator_runs_in_cluster_with_its_source_trees_rbac() -> None:
         assert binding["roleRef"]["name"] == role_name
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
     assert _one(objs, "ServiceAccount", sa)["metadata"]["namespace"] == ns
+
+
+def test_the_operators_extra_flags_follow_the_fixed_ones() -> None:
+    flags = ("--kube-client-qps=50", "--kube-client-burst=100", "--max-concurrent-reconciles=4")
+    dep = _one(
+        _render(operator_args=flags), "Deployment", "vault-secrets-operator-controller-manager"
+    )
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "--leader-elect" and tuple(args[-3:]) == flags
+    with pytest.raises(ClusterConfigError, match="not --flag=value"):
+        _render(operator_args=("--leader-elect=false; rm",))
 
 
 def test_apply_order_namespaces_then_crds_then_the_rest() -> None:

@@ -35,12 +35,49 @@ def test_openbao_image_runs_bao_server_as_its_own_user(tmp_path: Path) -> None:
     assert dict(config.labels)["org.opencontainers.image.licenses"] == "MPL-2.0"
 
 
-def test_operator_image_runs_the_manager_as_nonroot(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("version", "licence"), [("1.4.1", "BUSL-1.1"), ("0.1.0", "MPL-2.0")])
+def test_operator_image_runs_the_manager_as_nonroot_and_says_its_licence(
+    tmp_path: Path, version: str, licence: str
+) -> None:
     manager = tmp_path / "manager"
     manager.write_bytes(b"\x7fELF")
-    (layer,), config = images.operator_image(manager)
-    assert "vault-secrets-operator" in _members(layer)
+    text = f"the licence of v{version}\n"
+    (layer,), config = images.operator_image(manager, version, text)
+    members = _members(layer)
+    assert "vault-secrets-operator" in members
+    assert layer.entries["licenses/copyright.txt"].data.decode() == text
     assert config.entrypoint == ("/vault-secrets-operator",) and config.user == "65532:65532"
+    labels = dict(config.labels)
+    assert labels["org.opencontainers.image.version"] == version
+    assert labels["org.opencontainers.image.licenses"] == licence
+    description = labels["org.opencontainers.image.description"]
+    assert f"v{version} ({licence})" in description and "not part of the product" in description
+    assert images.LICENCES[f"vault-secrets-operator:{version}"]
+    assert set(images.LICENCES[f"vault-secrets-operator:{version}"].values()) == {licence}
+
+
+def test_one_operator_image_per_version_the_cluster_uses_one() -> None:
+    keys = [i.key for i in images.IMAGES]
+    assert "vault-secrets-operator:1.4.1" in keys and "vault-secrets-operator:0.1.0" in keys
+    assert set(images.LICENCES) == set(keys)
+    assert [i.key for i in images.select(["vault-secrets-operator"])] == [
+        "vault-secrets-operator:1.4.1",
+        "vault-secrets-operator:0.1.0",
+    ]
+    assert [i.key for i in images.select(["vault-secrets-operator:0.1.0", "demo"])] == [
+        "vault-secrets-operator:0.1.0",
+        "demo:0.1.0",
+    ]
+    with pytest.raises(ToolError, match="unknown image 'vault-secrets-operator:9'"):
+        images.select(["vault-secrets-operator:9"])
+    for version in ("1.4.1", "0.1.0"):
+        used = [i.key for i in images.for_cluster(version)]
+        assert [k for k in used if k.startswith("vault-secrets-operator")] == [
+            f"vault-secrets-operator:{version}"
+        ]
+        assert {k.split(":")[0] for k in used} == set(images.NAMES)
+    with pytest.raises(ToolError, match=r"no operator image for VSO '2\.0\.0'"):
+        images.for_cluster("2.0.0")
 
 
 @pytest.mark.parametrize(
@@ -98,8 +135,11 @@ def test_the_product_image_is_built_with_the_others() -> None:
 def test_references_follow_the_scheme() -> None:
     refs = images.references()
     assert refs.openbao.startswith("localhost/cluster-secrets-bootstrap/openbao:")
-    assert refs.operator == "localhost/cluster-secrets-bootstrap/vault-secrets-operator:0.1.0"
+    assert refs.operator == "localhost/cluster-secrets-bootstrap/vault-secrets-operator:1.4.1"
     assert refs.demo == f"localhost/cluster-secrets-bootstrap/demo:{images.DEMO}"
+    old = images.references("0.1.0")
+    assert old.operator == "localhost/cluster-secrets-bootstrap/vault-secrets-operator:0.1.0"
+    assert old.demo == refs.demo and old.openbao == refs.openbao
 
 
 def _crd(name: str) -> str:
@@ -123,17 +163,20 @@ RBAC = {
 }
 
 
-def test_the_operators_declarations_from_its_files() -> None:
-    files = {f"config/crd/bases/c{i}.yaml": _crd(f"c{i}") for i in range(5)} | RBAC
-    source = manifests._from_files(files, "tree")
-    assert [c["metadata"]["name"] for c in source.crds] == [f"c{i}" for i in range(5)]
+@pytest.mark.parametrize(("version", "count"), [("1.4.1", 10), ("0.1.0", 5)])
+def test_the_operators_declarations_from_its_files(version: str, count: int) -> None:
+    files = {f"config/crd/bases/c{i:02}.yaml": _crd(f"c{i:02}") for i in range(count)} | RBAC
+    source = manifests._from_files(files, "tree", version)
+    assert [c["metadata"]["name"] for c in source.crds] == [f"c{i:02}" for i in range(count)]
     assert source.cluster_rules[0]["resources"] == ["secrets"]
     assert source.leader_election_rules[0]["resources"] == ["leases"]
 
 
 def test_missing_declarations_are_named() -> None:
-    with pytest.raises(ToolError, match="five CRDs"):
-        manifests._from_files({"config/crd/bases/c.yaml": _crd("c")} | RBAC, "tree")
-    files = {f"config/crd/bases/c{i}.yaml": _crd(f"c{i}") for i in range(5)}
+    five = {f"config/crd/bases/c{i}.yaml": _crd(f"c{i}") for i in range(5)}
+    with pytest.raises(ToolError, match=r"the 10 CRDs of VSO v1\.4\.1 in tree, found 5"):
+        manifests._from_files(five | RBAC, "tree", "1.4.1")
+    with pytest.raises(ToolError, match=r"the 5 CRDs of VSO v0\.1\.0"):
+        manifests._from_files({"config/crd/bases/c.yaml": _crd("c")} | RBAC, "tree", "0.1.0")
     with pytest.raises(ToolError, match=r"role\.yaml"):
-        manifests._from_files(files, "tree")
+        manifests._from_files(five, "tree", "0.1.0")

@@ -438,6 +438,27 @@ def test_operator_plan_says_which_operator_and_hand_over(
     assert says in note.reason
 
 
+@pytest.mark.parametrize("handover", ["inplace", "owner"])
+def test_operator_says_the_transformation_a_current_operator_writes_back(handover: str) -> None:
+    """VSO 1.4.1 writes ``destination.transformation: {}`` back with its finalizer: the
+    product says it from the start, so that write changes no spec (a spec change after the
+    first sync would sync again and restart the targets once, Vault unchanged), and a live
+    object that has it is up to date. v0.1.0's CRD has no such field: never said there."""
+    cat = parse_catalog(ONE + "    restart: [{kind: Deployment, name: web}]\n", "catalog.yaml")
+    ctx = RunContext(Settings(handover=handover), cat)
+    for api, said in ((CURRENT, True), (V010, False)):
+        want = {operator._key(o): o for o in operator.desired(ctx, {("apps", "config")}, api)}
+        vss = want[("VaultStaticSecret", "apps", "config")]
+        assert ("transformation" in vss["spec"]["destination"]) is said
+        if said:
+            assert vss["spec"]["destination"]["transformation"] == {}
+    live = {k: _deepcopy(v) for k, v in want.items()}
+    live[("VaultStaticSecret", "apps", "config")]["spec"]["destination"]["transformation"] = {}
+    facts = operator.OperatorFacts(live, {("apps", "config")}, namespaces={"apps"}, api=CURRENT)
+    plan = operator.Operator().plan(ctx, facts)
+    assert not [a for a in plan if isinstance(a, operator.ApplyObject)], rows(plan)
+
+
 def test_operator_without_the_crd_is_a_problem() -> None:
     facts = operator.OperatorFacts({}, set(), namespaces={"apps"}, api=OperatorApi(False))
     cat = parse_catalog(ONE, "catalog.yaml")
