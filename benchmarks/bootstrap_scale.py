@@ -110,6 +110,12 @@ def phase_seconds(report: Path) -> dict[str, float]:
     return {p["name"]: float(p["seconds"]) for p in phases}
 
 
+def changed_phases(report: Path) -> list[str]:
+    """The phases of a run that did not end ``no-change``."""
+    phases = json.loads(report.read_text(encoding="utf-8"))["phases"]
+    return [p["name"] for p in phases if p["status"] != "no-change"]
+
+
 def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) -> dict[str, Any]:
     catalog = tmp / "catalog.yaml"
     catalog.write_text(
@@ -131,7 +137,11 @@ def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) ->
             kind = "scratch" if i == 0 else "noop"
             report = tmp / f"{kind}-{i}.json"
             seconds, _ = cli("bootstrap", env, "--catalog", str(catalog), "--report", str(report))
-            run = {"seconds": seconds, "phases": phase_seconds(report)}
+            run = {
+                "seconds": seconds,
+                "phases": phase_seconds(report),
+                "changed": changed_phases(report),
+            }
             if kind == "scratch":
                 runs[kind] = run
             else:
@@ -142,6 +152,8 @@ def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) ->
         runs["noop"] = {
             **noops[len(noops) // 2],
             "range": [noops[0]["seconds"], noops[-1]["seconds"]],
+            # every no-op run, not only the median: which phases changed anything
+            "changed": sorted({c for r in noops for c in r["changed"]}),
         }
         # one more refresh period with nothing changed, then count the rollouts
         watched = [
@@ -204,6 +216,7 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
         *(f"{p} s" for p in PHASES),
         "client floor s",
         "rollouts",
+        "phases changed",
     ]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---:" for _ in head) + "|")
@@ -222,6 +235,7 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
                 *(f"{run['phases'].get(p, 0.0):.2f}" for p in PHASES),
                 f"{r['secrets'] / qps_of(r['operator']):.0f}" if kind == "scratch" else "0",
                 "-" if kind == "scratch" else str(r["rollouts"]),
+                "-" if kind == "scratch" else (", ".join(run["changed"]) or "none"),
             ]
             print("| " + " | ".join(cells) + " |")
     print(
