@@ -25,6 +25,9 @@ HEAVY_FILES = frozenset(
         "test_verify.py",
         "test_cluster.py",
         "test_cluster_ha.py",
+        # sandboxes of both operators (VSO 1.4.1 and v0.1.0)
+        "test_operator_sync.py",
+        "test_rotation.py",
     }
 )
 
