@@ -808,8 +808,15 @@ def lint(c):  # type: ignore[no-untyped-def]
     }
 )
 def test(c, pytest_args="", workers=2):  # type: ignore[no-untyped-def]
-    """Everything CI runs: lint, install the tools (cached), then the whole test suite."""
+    """Everything CI runs: lint, the node sandbox's Debian packages (as root, when missing),
+    install the tools (cached), then the whole test suite."""
+    from bootstrap.tooling import tools
+
     lint(c)
+    try:
+        tools.install_debian_packages(lambda m: err.print(f"[bold]test[/]: {_e(m)}"))
+    except BootstrapError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
     install(c)
     # whole files per worker (--dist loadfile): a file's module fixtures are made once
     parallel = f"-n {int(workers)} --dist loadfile " if int(workers) > 0 else ""

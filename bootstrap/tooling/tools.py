@@ -175,8 +175,53 @@ DEBIAN_TOOLS = (
     # run as a program by kube-proxy, never linked into anything here
     ("iptables", "iptables", "/usr/sbin/iptables", "GPL-2.0-only"),
 )
-#: What installs them (the error a missing one gives; ``.ci/run`` runs it).
-DEBIAN_INSTALL = "apt-get install containerd runc containernetworking-plugins iptables"
+#: The Debian packages that bring them, in install order.
+DEBIAN_PACKAGES = tuple(dict.fromkeys(package for _, package, _, _ in DEBIAN_TOOLS))
+#: What installs them (the error a missing one gives; ``invoke test`` runs it as root).
+DEBIAN_INSTALL = "apt-get install " + " ".join(DEBIAN_PACKAGES)
+
+
+def missing_debian_packages() -> list[str]:
+    """The Debian packages of :data:`DEBIAN_TOOLS` whose program is not installed."""
+    missing = {
+        package
+        for _, package, path, _ in DEBIAN_TOOLS
+        if not (Path(path).is_file() and os.access(path, os.X_OK))
+    }
+    return [p for p in DEBIAN_PACKAGES if p in missing]
+
+
+def install_debian_packages(say: Callable[[str], None] | None = None) -> list[str]:
+    """Install the Debian packages the node sandbox needs that are missing (``apt-get``, as
+    root); nothing, and nothing said, when all are there. Not root: a ToolError naming the
+    command to run. Returns the packages installed."""
+    missing = missing_debian_packages()
+    if not missing:
+        return []
+    command = "apt-get install " + " ".join(missing)
+    if os.geteuid() != 0:
+        raise ToolError(
+            f"the node sandbox needs Debian packages {', '.join(missing)}: run "
+            f"'{command}' as root, then again"
+        )
+    tell = say or (lambda msg: None)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    tell(f"installing Debian packages {', '.join(missing)} (the node sandbox's runtime)")
+    for argv in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+    ):
+        out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if out.returncode != 0:
+            raise ToolError(
+                f"`{' '.join(argv)}` exited {out.returncode}: "
+                + " ".join((out.stderr or out.stdout).split())[-800:]
+            )
+    still = missing_debian_packages()
+    if still:
+        raise ToolError(f"Debian packages {', '.join(still)} still missing after apt-get")
+    return missing
+
 
 TOOLS: dict[str, ToolSpec] = {
     t.name: t

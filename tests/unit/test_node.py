@@ -59,3 +59,10 @@ def test_kube_proxy_is_a_node_component_built_like_kubelet() -> None:
     assert tools.TOOLS["iptables"].origin == "debian"
     assert tools.TOOLS["iptables"].licence == "GPL-2.0-only"  # run, never linked
     assert "iptables" in tools.DEBIAN_INSTALL.split()
+    # each package once, in the order apt-get is given them (invoke test installs them)
+    assert tools.DEBIAN_PACKAGES == (
+        "containerd",
+        "runc",
+        "containernetworking-plugins",
+        "iptables",
+    )
