@@ -437,10 +437,6 @@ def _destinations(f: NamespaceFacts) -> list[str]:
     return sorted({s.destination for s in f.syncs})
 
 
-#: The labels of the operator's Secret cache, as plans show them.
-CACHE_LABELS_SHOWN = ", ".join(f"{k}={v}" for k, v in conv.OPERATOR_CACHE_LABELS.items())
-
-
 def plan_labels(f: NamespaceFacts) -> list[Action]:
     """Pure: a label step for each mapped Secret that a current operator's Secret cache cannot
     see yet (see :class:`LabelForOperator`); none for one that carries the labels already (a
@@ -451,10 +447,10 @@ def plan_labels(f: NamespaceFacts) -> list[Action]:
         if conv.operator_cache_sees(have):
             continue
         reason = (
-            f"labels {CACHE_LABELS_SHOWN} (a merge patch of these two only) before its "
-            "VaultStaticSecret: a current operator (VSO 0.10 and later) checks the Secret "
-            "through its cache of Secrets with these labels, and without them writes it again "
-            "and restarts its targets on every refresh"
+            f"labels {conv.OPERATOR_CACHE_LABELS_TEXT} (a merge patch of these two only) "
+            "before its VaultStaticSecret: a current operator (VSO 0.10 and later) checks the "
+            "Secret through its cache of Secrets with these labels, and without them writes it "
+            "again and restarts its targets on every refresh"
         )
         replaced = [
             f"{k}={have[k]}"

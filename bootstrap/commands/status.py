@@ -91,7 +91,7 @@ def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
         if state == "error":
             detail = _explained(api, kube, s.namespace, s.destination, detail, obj)
         elif state != "synced" and not detail:
-            detail = vso.status_problem(obj)
+            detail = vso.unreconciled(obj)
         seen = vso.last_sync(evs)
         restarts = []
         for t in s.restart:
@@ -123,13 +123,8 @@ def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
                 "; ".join(restarts),
             )
         )
-    rows += _foreign(
-        kube,
-        api,
-        sorted(seen_now.secrets),
-        {(s.namespace, s.destination) for s in all_syncs},
-        seen_now,
-    )
+    ours = {(s.namespace, s.destination) for s in all_syncs}
+    rows += _foreign(kube, api, {k: o for k, o in vss.items() if k not in ours}, seen_now)
     return rows
 
 
@@ -160,37 +155,34 @@ def _read_foreign(api: Api, mount: str, path: str) -> KvValue:
 def _foreign(
     kube: Kube,
     api: Api,
-    namespaces: list[str],
-    ours: set[tuple[str, str]],
+    foreign: dict[tuple[str, str], dict[str, Any]],
     seen_now: vso.Observed,
 ) -> list[Row]:
+    """Rows for the VaultStaticSecrets of the catalog's namespaces that it does not declare
+    (as listed by :func:`collect`)."""
     rows = []
-    for ns in namespaces:
-        for vss in kube.list(VSO_API, "VaultStaticSecret", ns):
-            name = vss["metadata"]["name"]
-            if (ns, name) in ours:
-                continue
-            spec = vss.get("spec") or {}
-            mount = str(spec.get("mount") or conv.KV_MOUNT)
-            path = str(spec.get("path") or "")
-            dest = str((spec.get("destination") or {}).get("name") or name)
-            value = _read_foreign(api, mount, path)
-            evs = seen_now.events_of(ns, name)
-            state, detail = vso.state_of(value.data, seen_now.secret(ns, dest), evs, value.written)
-            if state == "error":
-                detail = _explained(api, kube, ns, name, detail, vss)
-            seen = vso.last_sync(evs)
-            rows.append(
-                Row(
-                    "-",
-                    ns,
-                    dest,
-                    f"{mount}/{path} (not in the catalog: VaultStaticSecret {name})",
-                    value.version,
-                    state,
-                    detail,
-                    f"{seen.last_seen.isoformat()} {seen.reason}" if seen else "not seen",
-                    "",
-                )
+    for (ns, name), vss in sorted(foreign.items()):
+        spec = vss.get("spec") or {}
+        mount = str(spec.get("mount") or conv.KV_MOUNT)
+        path = str(spec.get("path") or "")
+        dest = str((spec.get("destination") or {}).get("name") or name)
+        value = _read_foreign(api, mount, path)
+        evs = seen_now.events_of(ns, name)
+        state, detail = vso.state_of(value.data, seen_now.secret(ns, dest), evs, value.written, vss)
+        if state == "error":
+            detail = _explained(api, kube, ns, name, detail, vss)
+        seen = vso.last_sync(evs)
+        rows.append(
+            Row(
+                "-",
+                ns,
+                dest,
+                f"{mount}/{path} (not in the catalog: VaultStaticSecret {name})",
+                value.version,
+                state,
+                detail,
+                f"{seen.last_seen.isoformat()} {seen.reason}" if seen else "not seen",
+                "",
             )
+        )
     return rows

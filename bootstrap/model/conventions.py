@@ -74,6 +74,8 @@ OPERATOR_CACHE_LABELS = {
     "app.kubernetes.io/managed-by": "hashicorp-vso",
     "app.kubernetes.io/name": "vault-secrets-operator",
 }
+#: The same, as plans and messages show them.
+OPERATOR_CACHE_LABELS_TEXT = ", ".join(f"{k}={v}" for k, v in OPERATOR_CACHE_LABELS.items())
 SERVICE_LABEL = "secrets-bootstrap/service"
 #: Which catalog an object belongs to: prune only ever removes objects of its own catalog.
 CATALOG_LABEL = "secrets-bootstrap/catalog"

@@ -87,9 +87,6 @@ class OperatorFacts:
     objects: dict[tuple[str, str, str], dict[str, Any]]
     #: destination Secrets that exist and were not created by the operator
     placeholders: set[tuple[str, str]]
-    #: handover owner only: whether the cluster's VaultStaticSecret CRD knows
-    #: ``destination.overwrite`` (current VSO releases do; v0.1.0 does not)
-    overwrite_supported: bool = True
     #: keys of a placeholder Secret that the catalog (so Vault) does not have: the operator's
     #: in-place sync replaces the whole data, and they disappear
     dropped_keys: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -107,11 +104,6 @@ class OperatorFacts:
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     meta = obj["metadata"]
     return (obj["kind"], meta.get("namespace") or "", meta["name"])
-
-
-def crd_has_overwrite(crd: dict[str, Any] | None) -> bool:
-    """Pure: whether a VaultStaticSecret CRD declares ``spec.destination.overwrite``."""
-    return read_crd(crd).overwrite
 
 
 def ours(secret: dict[str, Any], catalog: str) -> bool:
@@ -141,11 +133,6 @@ def handed_in_place(vss: dict[str, Any] | None, destination: str, catalog: str) 
         return False
     dest = (vss.get("spec") or {}).get("destination") or {}
     return dest.get("name") == destination and not dest.get("create")
-
-
-def cache_visible(secret: dict[str, Any]) -> bool:
-    """Pure: the Secret carries the labels a current operator selects its Secret cache on."""
-    return conv.operator_cache_sees((secret.get("metadata") or {}).get("labels"))
 
 
 def owned_by_operator(secret: dict[str, Any]) -> bool:
@@ -249,7 +236,7 @@ def plan_labels(facts: OperatorFacts, mode: str) -> list[Action]:
     labels before its VaultStaticSecret is applied."""
     if mode != "inplace":
         return []
-    wanted = ", ".join(f"{k}={v}" for k, v in conv.OPERATOR_CACHE_LABELS.items())
+    wanted = conv.OPERATOR_CACHE_LABELS_TEXT
     return [
         LabelSecret(
             "update",
@@ -498,17 +485,14 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
                     foreign[(sync.namespace, sync.destination)] = sync.kv_path
                     continue
                 placeholders.add((sync.namespace, sync.destination))
-                if not cache_visible(secret):
+                if not conv.operator_cache_sees((secret.get("metadata") or {}).get("labels")):
                     unlabelled.add((sync.namespace, sync.destination))
                 extra = sorted(set(secret.get("data") or {}) - set(sync.keys) - {"_raw"})
                 if extra:
                     dropped[(sync.namespace, sync.destination)] = extra
         api = read_crd(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD))
         objects = relevant(listed, {_key(o) for o in desired(ctx, placeholders, api)})
-        overwrite = api.overwrite or ctx.settings.handover != "owner"
-        return OperatorFacts(
-            objects, placeholders, overwrite, dropped, foreign, existing_ns, api, unlabelled
-        )
+        return OperatorFacts(objects, placeholders, dropped, foreign, existing_ns, api, unlabelled)
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
         if not facts.api.installed:
@@ -533,7 +517,7 @@ class Operator(PhaseBase, name="operator", summary=SUMMARY):
                 )
                 for (ns, name), path in sorted(facts.foreign.items())
             ]
-        if not facts.overwrite_supported:
+        if ctx.settings.handover == "owner" and not facts.api.overwrite:
             return [
                 Action(
                     "problem",

@@ -392,19 +392,12 @@ def condition(vss: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
     return None
 
 
-def status_problem(vss: dict[str, Any] | None) -> str:
-    """What a current operator's status says is wrong with a VaultStaticSecret ("" when
-    nothing, or when the status has no conditions, as v0.1.0's has not): its
-    ``SecretSynced`` condition False, with its message; or a spec generation it has not
-    reconciled yet."""
-    if not vss:
-        return ""
-    synced = condition(vss, "SecretSynced")
-    if synced is not None and synced.get("status") == "False":
-        return f"SecretSynced False: {short(str(synced.get('message') or synced.get('reason')))}"
-    status = vss.get("status") or {}
-    generation = (vss.get("metadata") or {}).get("generation")
-    last = status.get("lastGeneration")
+def unreconciled(vss: dict[str, Any] | None) -> str:
+    """Why a current operator's status says nothing of the spec as it is now ("" when it
+    does, or on v0.1.0, whose status has no ``lastGeneration``): a spec generation it has
+    not reconciled yet. (A ``SecretSynced`` condition False is read by :func:`state_of`.)"""
+    generation = ((vss or {}).get("metadata") or {}).get("generation")
+    last = ((vss or {}).get("status") or {}).get("lastGeneration")
     if isinstance(last, int) and isinstance(generation, int) and last < generation:
         return f"the operator has not reconciled spec generation {generation} yet (at {last})"
     return ""
@@ -566,12 +559,11 @@ def storm_cause(kube: Kube, namespace: str, target: RestartTarget) -> str:
             blind.append(f"{namespace}/{dest.get('name')}")
     if not blind:
         return ""
-    wanted = ", ".join(f"{k}={v}" for k, v in conv.OPERATOR_CACHE_LABELS.items())
     return (
         f"Secret(s) {', '.join(sorted(blind))} lack the labels a current operator's Secret "
-        f"cache selects ({wanted}): with destination.create false it finds them drifted on "
-        "every refresh and restarts the targets each time (hashicorp/vault-secrets-operator"
-        "#1212); 'invoke bootstrap' puts the labels back"
+        f"cache selects ({conv.OPERATOR_CACHE_LABELS_TEXT}): with destination.create false it "
+        "finds them drifted on every refresh and restarts the targets each time "
+        "(hashicorp/vault-secrets-operator#1212); 'invoke bootstrap' puts the labels back"
     )
 
 
@@ -592,20 +584,26 @@ class Watched:
     def name(self) -> str:
         return f"{self.target.kind} {self.namespace}/{self.target.name}"
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(namespace, kind, name): the target, whatever the paths and refresh watched."""
+        return (self.namespace, self.target.kind, self.target.name)
+
 
 @dataclass(frozen=True)
 class Baseline:
     """The restarts of some targets at a moment: what a later watch counts from."""
 
     at: dt.datetime
-    known: dict[Watched, list[Restart]]
+    #: by target (``Watched.key``)
+    known: dict[tuple[str, str, str], list[Restart]]
 
 
 def take_baseline(kube: Kube, watched: list[Watched]) -> Baseline:
     """The restarts ``watched`` have now (their rollout history)."""
     at = dt.datetime.now(dt.UTC)
     history = RolloutHistory(kube)
-    return Baseline(at, {w: history.restarts(w.target, w.namespace) for w in watched})
+    return Baseline(at, {w.key: history.restarts(w.target, w.namespace) for w in watched})
 
 
 def watched_targets(
@@ -671,10 +669,11 @@ def watch_quiet(
         restarted = []
         for w in watched:
             now = history.restarts(w.target, w.namespace)
-            if len(now) == len(known[w]) and now == known[w]:
+            before = known.get(w.key, [])
+            if now == before:
                 continue
             writes = [x for p in w.paths for x in vault_writes(api, p)]
-            new = new_restarts(now, known.get(w, []), writes, start.at)[w.allowed :]
+            new = new_restarts(now, before, writes, start.at)[w.allowed :]
             if new:
                 revs = [r.revision for r in new if r.revision]
                 at = ", ".join(r.at.isoformat() for r in new)

@@ -324,17 +324,22 @@ class Held:
 
 @contextmanager
 def held_at(
-    point: str, folder: Path, env: dict[str, str], *args: str, timeout: float = 600
+    point: str,
+    folder: Path,
+    env: dict[str, str],
+    *args: str,
+    timeout: float = 600,
+    task: str = "bootstrap",
 ) -> Iterator[Held]:
-    """``invoke bootstrap ARGS`` paused at failpoint ``point``: enters once the run is there
-    (it says so itself: the failpoint touches ``<folder>/go.reached``), releases it on the way
-    out and waits for its end (``Held.done``)."""
+    """``invoke TASK ARGS`` (default ``bootstrap``) paused at failpoint ``point``: enters once
+    the run is there (it says so itself: the failpoint touches ``<folder>/go.reached``),
+    releases it on the way out and waits for its end (``Held.done``)."""
     go = folder / "go"
-    held = Held(start_bootstrap(env, *args, failpoints=f"{point}=pause:{go}"))
+    held = Held(start_task(task, env, *args, failpoints=f"{point}=pause:{go}"))
     try:
         wait_until(
             lambda: go.with_name("go.reached").exists() or held.proc.poll() is not None,
-            f"the bootstrap to reach {point}",
+            f"{task} to reach {point}",
             timeout=timeout,
         )
         if not go.with_name("go.reached").exists():

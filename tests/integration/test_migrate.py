@@ -25,10 +25,9 @@ from bootstrap.model import conventions as conv
 from tests.integration.conftest import Box
 from tests.integration.helpers import (
     admin_api,
-    finish,
     generated_catalog_text,
+    held_at,
     revision,
-    start_task,
     task_cli,
     wait_until,
     workload,
@@ -390,29 +389,22 @@ def test_a_copier_that_replaces_a_secret_before_it_is_stopped_starts_no_storm(
     before = _state(box, cluster)
     ns, secret = cluster["source"], cluster["secret"]
     kube = Kube(box.state.kubeconfig)
-    go = tmp_path / "go"
-    proc = start_task(
-        "migrate.namespace",
+    with held_at(
+        "migrate:labelled",
+        tmp_path,
         env,
         "--ns",
         ns,
         "--catalog",
         str(catalog),
-        failpoints=f"migrate:labelled=pause:{go}",
-    )
-    try:
-        wait_until(
-            lambda: go.with_name("go.reached").exists() or proc.poll() is not None,
-            "the migration to label the Secret",
-        )
-        assert proc.poll() is None, finish(proc).stderr[-2000:]
+        task="migrate.namespace",
+    ) as held:
         assert conv.operator_cache_sees(kube.read_secret_object(ns, secret).metadata.labels)
         data = kube.read_secret(ns, secret) or {}
         kube.write_secret(ns, secret, data)  # the copier: the same data, replaced, no labels
         assert not conv.operator_cache_sees(kube.read_secret_object(ns, secret).metadata.labels)
-    finally:
-        go.touch()
-    done = finish(proc)
+    done = held.done
+    assert done is not None
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "lost the labels of the operator's Secret cache" in done.stderr, done.stderr[-3000:]
     assert conv.operator_cache_sees(kube.read_secret_object(ns, secret).metadata.labels)

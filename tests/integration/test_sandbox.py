@@ -21,6 +21,14 @@ from tests.integration.conftest import TOOLS_DIR, Box
 from tests.integration.helpers import invoke_cli, revision, wait_until, workload
 
 
+def operator_kinds(kube: Kube) -> list[str]:
+    """The kinds of the operator's CRDs installed in the cluster, sorted."""
+    crds = kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    return sorted(
+        c["spec"]["names"]["kind"] for c in crds if c["spec"]["group"] == "secrets.hashicorp.com"
+    )
+
+
 def test_components_run_at_pinned_versions(box: Box) -> None:
     kube = Kube(box.state.kubeconfig)
     assert kube.version() == f"v{versions.KUBERNETES}"
@@ -38,11 +46,7 @@ def test_components_run_at_pinned_versions(box: Box) -> None:
     )
     assert st["operator"] == {"version": versions.VSO, "licence": versions.VSO_LICENCE}
     # the operator's own CRDs, not stand-ins: the 1.4.1 schema, ten kinds
-    crds = kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-    ours = sorted(
-        c["spec"]["names"]["kind"] for c in crds if c["spec"]["group"] == "secrets.hashicorp.com"
-    )
-    assert ours == [
+    assert operator_kinds(kube) == [
         "CSISecrets",
         "HCPAuth",
         "HCPVaultSecretsApp",
@@ -62,11 +66,7 @@ def test_the_v0_sandbox_runs_v010_with_its_five_crds(box_v0: Box) -> None:
     (op,) = [c for c in st["components"] if c["name"] == "vault-secrets-operator"]
     assert op["running"] and op["detail"].startswith(f"v{versions.VSO_V0} (MPL-2.0)")
     assert st["operator"] == {"version": versions.VSO_V0, "licence": "MPL-2.0"}
-    crds = kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-    ours = sorted(
-        c["spec"]["names"]["kind"] for c in crds if c["spec"]["group"] == "secrets.hashicorp.com"
-    )
-    assert ours == [
+    assert operator_kinds(kube) == [
         "VaultAuth",
         "VaultConnection",
         "VaultDynamicSecret",

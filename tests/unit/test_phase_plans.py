@@ -3,6 +3,7 @@ no Vault, no cluster, no process, no file read behind them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -498,8 +499,10 @@ def test_operator_labels_placeholders_for_the_cache_before_applying() -> None:
     assert kinds.index(["LabelSecret"]) < next(
         i for i, w in enumerate(waves) if any(isinstance(a, operator.ApplyObject) for a in w)
     )
+    owner = replace(facts, api=CURRENT)
+    assert _operator(owner, handover="owner")  # a plan, not a refusal
     assert not [
-        a for a in _operator(facts, handover="owner") if isinstance(a, operator.LabelSecret)
+        a for a in _operator(owner, handover="owner") if isinstance(a, operator.LabelSecret)
     ]
 
 
@@ -508,7 +511,9 @@ def test_operator_owner_mode_keeps_one_spec_before_and_after_the_take_over() -> 
     the same whether the Secret is a placeholder, taken over, or missing."""
     specs = []
     for held in ({("apps", "config")}, set()):
-        facts = operator.OperatorFacts({}, held, namespaces={"apps"})
+        # an operator with destination.overwrite (and no transformation, to keep it short)
+        api = OperatorApi(installed=True, overwrite=True, conditions=True)
+        facts = operator.OperatorFacts({}, held, namespaces={"apps"}, api=api)
         (vss,) = [
             a.obj
             for a in _operator(facts, handover="owner")
@@ -524,7 +529,9 @@ def test_operator_writes_the_spec_a_current_operator_writes_back(mode: str) -> N
     ``destination.transformation: {}`` into a spec without it: a new generation just after
     its first sync, and a restart of the targets. Where the CRD declares the field, every
     VaultStaticSecret says it already; where it does not (v0.1.0), none does."""
-    for api, want in ((CURRENT, {"transformation": {}}), (V010, {})):
+    # without the field: v0.1.0 (in place), or an operator with overwrite only (owner mode)
+    old = V010 if mode == "inplace" else OperatorApi(installed=True, overwrite=True)
+    for api, want in ((CURRENT, {"transformation": {}}), (old, {})):
         for handed in ({("apps", "config")}, set()):
             facts = operator.OperatorFacts({}, handed, namespaces={"apps"}, api=api)
             (vss,) = [
@@ -557,9 +564,7 @@ def test_operator_spec_update_says_a_current_operator_restarts() -> None:
 
 
 def test_operator_owner_handover_needs_overwrite_support() -> None:
-    facts = operator.OperatorFacts(
-        {}, {("apps", "config")}, overwrite_supported=False, namespaces={"apps"}
-    )
+    facts = operator.OperatorFacts({}, {("apps", "config")}, namespaces={"apps"}, api=V010)
     assert rows(_operator(facts, handover="owner")) == [("Action", "problem", "handover owner")]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bootstrap.phases.operator import crd_has_overwrite
+from bootstrap.model.operator_api import read_crd
 from bootstrap.runtime import vso
 
 VAULT = {"user": "app", "password": "pw"}
@@ -83,12 +83,12 @@ def _crd(dest_props: dict[str, object], version: str = "v1beta1") -> dict[str, o
     }
 
 
-def test_crd_has_overwrite() -> None:
+def test_the_crd_says_whether_it_has_overwrite() -> None:
     v010 = {"create": {}, "name": {}, "labels": {}}
-    assert crd_has_overwrite(_crd(v010)) is False
-    assert crd_has_overwrite(_crd({**v010, "overwrite": {}})) is True
-    assert crd_has_overwrite(_crd({**v010, "overwrite": {}}, "v1alpha1")) is False
-    assert crd_has_overwrite(None) is False
+    assert read_crd(_crd(v010)).overwrite is False
+    assert read_crd(_crd({**v010, "overwrite": {}})).overwrite is True
+    assert read_crd(_crd({**v010, "overwrite": {}}, "v1alpha1")).overwrite is False
+    assert read_crd(None).overwrite is False
 
 
 def test_nudge_values_stay_close_to_the_catalogs_refresh() -> None:
