@@ -5,11 +5,13 @@ after checking the pid is still the process we started -- same binary and same s
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,14 +29,48 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+#: How long a port handed out stays reserved for whoever asked, across processes (several
+#: sandboxes start side by side: one picked, closed and bound later a port another had just
+#: picked, and its operator exited with "address already in use").
+RESERVE_SECONDS = 900.0
+
+
+def _reservations() -> Path:
+    return Path(tempfile.gettempdir()) / f"cluster-secrets-bootstrap-ports-{os.getuid()}"
+
+
+def _reserve(folder: Path, port: int, now: float) -> bool:
+    """Take ``port`` unless another caller took it less than RESERVE_SECONDS ago (called
+    under the folder's lock)."""
+    mark = folder / str(port)
+    try:
+        if now - mark.stat().st_mtime < RESERVE_SECONDS:
+            return False
+    except FileNotFoundError:
+        pass
+    mark.write_text(f"{os.getpid()}\n")
+    return True
+
+
 def free_ports(n: int) -> list[int]:
     """n distinct free loopback ports (held open together so they differ), outside the
-    ephemeral range where one can be; else any the kernel gives."""
+    ephemeral range where one can be; else any the kernel gives. Each is reserved for
+    RESERVE_SECONDS, so that no other caller on this machine (another sandbox starting at
+    the same time) is handed it before its process binds it."""
+    folder = _reservations()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with (folder / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _pick(n, folder)
+
+
+def _pick(n: int, folder: Path) -> list[int]:
     socks: list[socket.socket] = []
     low, high = LISTEN_PORTS
     eph_low, eph_high = _ephemeral_range()
     candidates = [p for p in range(low, high) if not eph_low <= p <= eph_high]
     random.shuffle(candidates)
+    now = time.time()
     try:
         for port in candidates:
             if len(socks) == n:
@@ -45,11 +81,17 @@ def free_ports(n: int) -> list[int]:
             except OSError:
                 s.close()
                 continue
+            if not _reserve(folder, port, now):
+                s.close()
+                continue
             socks.append(s)
         while len(socks) < n:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind(("127.0.0.1", 0))
-            socks.append(s)
+            if _reserve(folder, int(s.getsockname()[1]), now):
+                socks.append(s)
+            else:
+                s.close()
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:

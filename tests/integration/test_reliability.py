@@ -104,7 +104,9 @@ def _catalog(p: str, n: int) -> str:
 #: the catalog one more service first, so that the phase has work to be killed in, and the
 #: killed run starts at preflight; otherwise it starts at the phase of its point (the earlier
 #: ones converged in the previous re-run). "seal" restarts OpenBao first (it comes back
-#: sealed).
+#: sealed). "add, operator stopped" adds a service and stops the operator until the re-run, so
+#: that verify has Secrets to wait for (a current operator syncs a new service's Secrets
+#: before verify starts, and verify then has nothing to nudge).
 MATRIX: list[tuple[list[str], str]] = [
     (["vault-ready:init=kill", "finish:revoked=kill"], "add"),
     (["phase:preflight:done=kill"], ""),
@@ -118,7 +120,7 @@ MATRIX: list[tuple[list[str], str]] = [
     (["phase:operator:done=kill"], ""),
     (["populate:write=kill@1"], "add"),
     (["phase:populate:done=kill"], ""),
-    (["verify:nudged=kill"], "add"),
+    (["verify:nudged=kill"], "add, operator stopped"),
     (["phase:verify:done=kill"], ""),
 ]
 
@@ -146,20 +148,25 @@ def _kill_matrix(box: Box, tmp_path: Path) -> None:
     log: list[str] = []
     services = 0
     for points, before in MATRIX:
-        if before == "add":
+        if before.startswith("add"):
             services += 1
         catalog.write_text(_catalog("km", services))
+        if before == "add, operator stopped":
+            operator = sandbox.SandboxState.load(box.directory).process(sandbox.OPERATOR)  # type: ignore[union-attr]
+            assert operator.stop()
         if before == "seal":
             proc = sandbox.SandboxState.load(box.directory).process("bao-0")  # type: ignore[union-attr]
             assert proc.stop()
             sandbox.restart(box.directory, "bao-0")
             assert vault.health(box.state.bao_addr).sealed
         for point in points:
-            start = [] if before == "add" else ["--start", _phase_of(point)]
+            start = [] if before.startswith("add") else ["--start", _phase_of(point)]
             killed = bootstrap(env, catalog, *start, failpoint=point)
             assert killed.returncode == -signal.SIGKILL, (
                 f"{point}: not killed (exit {killed.returncode})\n{killed.stderr[-2000:]}"
             )
+        if before == "add, operator stopped":
+            sandbox.restart(box.directory, sandbox.OPERATOR)
         started = time.monotonic()
         rerun = bootstrap(env, catalog)
         assert rerun.returncode == 0, (
