@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -38,9 +39,47 @@ def translated(what: str) -> Iterator[None]:
     except ResourceNotFoundError as exc:
         raise KubernetesError(f"{what}: {exc} (is the CRD installed?)") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise KubernetesError(
-            f"{what}: cannot reach the API server: {type(exc).__name__}"
-        ) from None
+        raise KubernetesError(f"{what}: cannot reach the API server{_unreachable(exc)}") from None
+
+
+def _unreachable(exc: BaseException) -> str:
+    """`` at <address>: <why>`` for a connection failure, from what urllib3 kept of it."""
+    pool = getattr(exc, "pool", None)
+    where = ""
+    if pool is not None and getattr(pool, "host", None):
+        where = f" at {getattr(pool, 'scheme', 'https')}://{pool.host}:{pool.port}"
+    reason = getattr(exc, "reason", None) or exc
+    for _ in range(3):  # MaxRetryError(reason=NewConnectionError(...)) and the like
+        inner = getattr(reason, "reason", None)
+        if inner is None or inner is reason:
+            break
+        reason = inner
+    text = str(reason)
+    for known in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "No route to host",
+        "certificate verify failed",
+        "Connection reset",
+    ):
+        if known.lower() in text.lower():
+            return f"{where}: {known}"
+    return f"{where}: {type(reason).__name__}"
+
+
+def _kubeconfig_problem(path: str | None, exc: Exception) -> KubernetesError:
+    import os
+
+    shown = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    first = shown.split(os.pathsep)[0]
+    if not Path(os.path.expanduser(first)).exists():
+        return KubernetesError(
+            f"kubeconfig {first}: no such file (point the kubeconfig setting or KUBECONFIG at "
+            "the cluster's kubeconfig)"
+        )
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return KubernetesError(f"kubeconfig {shown}: cannot be used: {detail}")
 
 
 def _message(exc: Exception) -> str:
@@ -68,9 +107,13 @@ def _secret(
 
 class Kube:
     def __init__(self, kubeconfig: Path | str | None = None, context: str | None = None) -> None:
-        self.api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig) if kubeconfig else None, context=context
-        )
+        path = str(kubeconfig) if kubeconfig else None
+        try:
+            self.api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=path, context=context
+            )
+        except (config.ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+            raise _kubeconfig_problem(path, exc) from None
         self._dynamic: DynamicClient | None = None
 
     # The typed APIs are made when first used: importing CoreV1Api alone costs about 0.7 s

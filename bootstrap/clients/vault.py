@@ -129,16 +129,31 @@ def initialize(
     return dict(resp)
 
 
-def submit_unseal_keys(addr: str, keys: list[str]) -> Health:
-    """Submit keys until the node unseals; a node already unsealed is left alone. A key whose
-    submission may have reached the node is not sent again here: the caller polls, and this
-    function reads health before it submits anything."""
+#: How long one unseal share may take to be answered: the last one makes the node unseal,
+#: which for a raft follower includes catching up with the leader (long on a busy machine).
+UNSEAL_REQUEST_TIMEOUT = 60.0
+
+
+def submit_unseal_keys(
+    addr: str, keys: list[str], timeout: float = UNSEAL_REQUEST_TIMEOUT
+) -> Health:
+    """Submit keys until the node unseals; a node already unsealed is left alone, and so is a
+    node that does not answer its health read (an unseal in progress holds it: a share sent
+    then would queue behind it). Each share is sent once, never retried by the client: a
+    share that gets no answer may have reached the node, so this returns the node's health
+    and the caller, polling, reads health again before it submits anything."""
     h = health(addr)
-    if h.answering and not h.sealed:
+    if not h.answering or not h.sealed:
         return h
-    with _client(addr) as c:
+    with _client(addr, timeout=timeout, retry=NO_RETRY) as c:
         for key in keys:
-            status = _body(c.sys.submit_unseal_key(key=key)) or {}
+            try:
+                status = _body(c.sys.submit_unseal_key(key=key)) or {}
+            except VaultRequestError as exc:
+                if not exc.transient:
+                    raise
+                log.info("unseal share for %s: %s; reading its health before any other", addr, exc)
+                return health(addr)
             failpoints.point("vault-ready:unseal-key")
             if not status.get("sealed", True):
                 break

@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 from collections.abc import Callable
@@ -495,6 +496,9 @@ def _candidates(spec: ToolSpec, tools_dir: Path) -> list[Path]:
         p = _pypi_path(spec)
         if p:
             out.append(p)
+        # the project's environment's own scripts folder: found even when the venv's
+        # programs are run directly (.venv/bin/invoke from a script or cron), without PATH
+        out.append(Path(sysconfig.get_path("scripts")) / spec.name)
     out.append(cached_path(spec, tools_dir))
     if spec.name.startswith("terraform-provider-") or spec.origin == "source":
         # the operator is used only with its own CRDs and RBAC, kept beside the build

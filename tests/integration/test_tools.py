@@ -63,3 +63,23 @@ def test_a_missing_archive_is_named(offline: Path, tmp_path: Path) -> None:
         )
     assert f"no archive at {tmp_path / 'absent.tar.gz'}" in str(err.value)
     assert "with go install" in str(err.value)
+
+
+def test_the_environment_s_own_kubectl_is_found_without_path(tmp_path: Path) -> None:
+    """Issue 24, item 4: `.venv/bin/invoke tools.install` run directly (as a script or cron
+    job does, PATH without the venv) found no kubectl although `.venv/bin/kubectl` is there."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from bootstrap.tooling import tools; "
+        "print(tools.find('kubectl', Path(sys.argv[1])))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    found = out.stdout.strip()
+    assert found != "None" and Path(found).name == "kubectl", found

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from bootstrap.clients import vault
+from bootstrap.clients import procs, vault
 from bootstrap.core.waits import WaitSettings
 from bootstrap.tooling import tools
 from tests.integration.conftest import TOOLS_DIR
@@ -36,9 +35,8 @@ POLICY = 'path "secret/data/retry/*" {\n  capabilities = ["read"]\n}\n'
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    # reserved across processes, outside the ephemeral range (see procs.free_ports)
+    return procs.free_ports(1)[0]
 
 
 class DevBao:
@@ -271,3 +269,30 @@ def test_a_token_creation_that_meets_503_is_not_sent_again(bao: DevBao, retries:
     bao.unseal()
     wait_until(lambda: not bao.sealed(), "the dev server to unseal", 30)
     assert bao.audited("auth/token/create-orphan") == []  # sealed: it never reached a handler
+
+
+def test_no_share_is_sent_to_a_node_that_does_not_answer_its_health_read(bao: DevBao) -> None:
+    """Issue 24, item 2 (test_ha's follower whose last `PUT sys/unseal` got no answer, twice,
+    until vault-ready timed out): a node that does not answer (here frozen, as one busy
+    unsealing is) gets no share; the caller is told it does not answer and polls. Once it
+    answers again, the keys unseal it."""
+    import signal
+
+    bao.seal()
+    assert bao.proc is not None
+    bao.proc.send_signal(signal.SIGSTOP)
+    try:
+        h = vault.submit_unseal_keys(bao.addr, [bao.unseal_key], timeout=5.0)
+        assert not h.answering and h.code is None, h
+    finally:
+        bao.proc.send_signal(signal.SIGCONT)
+    assert vault.seal_status(bao.addr)["sealed"]
+    assert vault.seal_status(bao.addr)["progress"] == 0  # nothing was queued while frozen
+    h = wait_until(
+        lambda: (lambda x: x if not x.sealed else None)(
+            vault.submit_unseal_keys(bao.addr, [bao.unseal_key])
+        ),
+        "the dev server to unseal",
+        30,
+    )
+    assert h.code == 200
