@@ -801,23 +801,54 @@ def lint(c):  # type: ignore[no-untyped-def]
     c.run("lint-imports", pty=False)
 
 
+#: The fast tier's one end-to-end test: a whole bootstrap through the CLI on the current
+#: operator, exiting only once every Secret is synced.
+FAST_END_TO_END = (
+    "tests/integration/test_operator_sync.py::"
+    "test_first_bootstrap_exits_only_once_every_secret_is_synced[vso1.4.1]"
+)
+
+#: What the fast tier's sandbox runs (no node, no peers, no other operator).
+FAST_TOOLS = (
+    "bao", "kubectl", "etcd", "kube-apiserver", "kube-controller-manager", "tofu",
+    "terraform-provider-kubernetes", "vault-secrets-operator",
+)  # fmt: skip
+
+
 @task(
     help={
         "pytest_args": "extra arguments for pytest, e.g. '-k catalog -x'",
         "workers": "pytest-xdist workers, each with a sandbox of its own (0: one process)",
+        "fast": "the edit loop's tier: lint, unit tests and one end-to-end bootstrap",
+        "repeat": "hunt flakes: the integration suite N times in random orders, with "
+        "per-test pass counts, the seeds of failures and the slowest tests",
     }
 )
-def test(c, pytest_args="", workers=2):  # type: ignore[no-untyped-def]
+def test(c, pytest_args="", workers=2, fast=False, repeat=0):  # type: ignore[no-untyped-def]
     """Everything CI runs: lint, the node sandbox's Debian packages (as root, when missing),
     install the tools (cached), then the whole test suite."""
     from bootstrap.tooling import tools
 
+    if fast and repeat:
+        raise Exit("error: --fast and --repeat are two different runs; pick one", code=2)
     lint(c)
+    if fast:
+        c.run(f"pytest -q -m 'not integration' {pytest_args}", pty=False)
+        install(c, name=list(FAST_TOOLS))
+        c.run(f"pytest -q -p no:randomly {FAST_END_TO_END} {pytest_args}", pty=False)
+        return
     try:
         tools.install_debian_packages(lambda m: err.print(f"[bold]test[/]: {_e(m)}"))
     except BootstrapError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
     install(c)
+    if repeat:
+        c.run(
+            f"python -m tests.flakehunt --repeat {int(repeat)} --workers {int(workers)} "
+            f"-- {pytest_args}",
+            pty=False,
+        )
+        return
     # whole files per worker (--dist loadfile): a file's module fixtures are made once
     parallel = f"-n {int(workers)} --dist loadfile " if int(workers) > 0 else ""
     c.run(f"pytest {parallel}{pytest_args}", pty=False)
