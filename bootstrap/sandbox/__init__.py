@@ -141,7 +141,12 @@ def up(
             netns.create(net)
         _start(state, binaries, certs, node_certs, ports, tools_dir, _waits(timeout), say, operator)
     except (SandboxError, WaitTimeout, OSError, BootstrapError) as exc:
-        tails = "".join(f"\n--- {p.name} ({p.log}) ---\n" + p.tail() for p in state.processes)
+        # every component's state and last log lines: which one exited, and what the others
+        # were doing then (a control plane that dies without a word is read from its peers)
+        tails = "".join(
+            f"\n--- {p.name}: {'running' if p.alive() else 'exited'} (log {p.log}) ---\n" + p.tail()
+            for p in state.processes
+        )
         down(directory, keep=True)
         raise SandboxError(
             f"sandbox did not start: {exc}{tails}\n(state kept in {directory} for inspection)"

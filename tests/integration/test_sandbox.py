@@ -168,3 +168,33 @@ def test_down_stops_only_its_processes(tmp_path: Path) -> None:
     finally:
         decoy.kill()
         decoy.wait()
+
+
+def test_a_component_that_exits_at_start_is_named_with_its_log_and_the_others_state(
+    tmp_path: Path,
+) -> None:
+    """Issue 24, item 2 (a fresh sandbox whose kube-controller-manager "exited" with an empty
+    log): the error names the component that exited, its last log lines, and whether each of
+    the others still ran; nothing is left running."""
+    tools_dir = tmp_path / "tools"
+    tools_dir.mkdir()
+    for entry in TOOLS_DIR.iterdir():
+        if not entry.name.startswith("kube-controller-manager-"):
+            (tools_dir / entry.name).symlink_to(entry)
+    kcm = tools_dir / f"kube-controller-manager-{versions.KUBERNETES}" / "kube-controller-manager"
+    kcm.parent.mkdir()
+    kcm.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && {{ echo "Kubernetes v{versions.KUBERNETES}"; exit 0; }}\n'
+        'echo "F1205 unable to load the service account key: boom" >&2\nexit 255\n'
+    )
+    kcm.chmod(0o755)
+    with pytest.raises(SandboxError) as info:
+        sandbox.up(tmp_path / "box", tools_dir, timeout=60)
+    text = str(info.value)
+    assert "sandbox did not start: kube-controller-manager exited (log " in text
+    assert "--- kube-controller-manager: exited" in text
+    assert "unable to load the service account key: boom" in text
+    assert "--- etcd: running" in text and "--- kube-apiserver: running" in text
+    st = sandbox.status(tmp_path / "box")
+    assert not [c["name"] for c in st["components"] if c["running"]]  # all stopped again
