@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import hvac
@@ -103,6 +104,22 @@ def health(addr: str, timeout: float = 3.0) -> Health:
         str(body.get("version", "")),
         str(body.get("cluster_id") or ""),
     )
+
+
+def other_node(addrs: list[str], current: str) -> str | None:
+    """A node of the cluster to go on with when ``current`` does not answer: the active one,
+    else an unsealed standby (it forwards to the active node once one is elected); None when
+    no other node answers unsealed."""
+    standby = None
+    for addr in addrs:
+        if addr.rstrip("/") == current.rstrip("/"):
+            continue
+        h = health(addr)
+        if h.code == 200:
+            return addr
+        if standby is None and h.code in (429, 473):
+            standby = addr
+    return standby
 
 
 def active_addr(addrs: list[str]) -> str:
@@ -256,6 +273,7 @@ class Api:
         workers: int = 6,
         timeout: float = 30.0,
         retry: RetryPolicy = DEFAULT_RETRY,
+        peers: Sequence[str] = (),
     ) -> None:
         self.addr = addr
         self.workers = workers
@@ -266,6 +284,9 @@ class Api:
             url=addr, token=token, timeout=timeout, adapter=KeepAliveAdapter, retry=retry
         )
         self._adapter: KeepAliveAdapter = self.client.adapter
+        others = [p for p in peers if p.rstrip("/") != addr.rstrip("/")]
+        if others:
+            self._adapter.failover = partial(other_node, [addr, *others])
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None

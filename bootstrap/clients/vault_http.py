@@ -361,6 +361,10 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
         self._local = threading.local()
         self._base: dict[str, str] = {}
         self._base_key: tuple[Any, ...] = ()
+        #: another node of the cluster to go on with when this one does not answer (given the
+        #: current base URI; None: none better): the client of a raft cluster fails over
+        self.failover: Callable[[str], str | None] | None = None
+        self._switch = threading.Lock()
 
     # -- hvac's Adapter interface --
 
@@ -435,9 +439,20 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
         except NoAnswer as exc:
             outcome = exc
         if isinstance(outcome, NoAnswer) or outcome.status_code in RETRY_STATUSES:
+            last: list[Response | NoAnswer] = [outcome]
 
             def once() -> Response:
-                return self._send(method, target, payload, hdrs, fresh)
+                # a node that did not answer: go on with another node of the cluster, if there
+                # is one (the retry rule already decided that sending again is safe)
+                if isinstance(last[0], NoAnswer) and self.failover is not None:
+                    self._fail_over(last[0])
+                try:
+                    resp = self._send(method, target, payload, hdrs, fresh)
+                except NoAnswer as exc:
+                    last[0] = exc
+                    raise
+                last[0] = resp
+                return resp
 
             outcome = with_retries(method, url, once, self.retry, self.base_uri, first=outcome)
         if isinstance(outcome, NoAnswer):
@@ -450,6 +465,20 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
                 secrets=secrets_of(self.token, json),
             )
         return outcome
+
+    def _fail_over(self, seen: NoAnswer) -> None:
+        assert self.failover is not None
+        current = self.base_uri
+        other = self.failover(current)
+        if not other or other.rstrip("/") == current:
+            return
+        with self._switch:
+            if self.base_uri != current:
+                return  # another thread switched already
+            parts = urllib.parse.urlsplit(other.rstrip("/"))
+            self._origin = self._origin_of(parts)
+            self.base_uri = other.rstrip("/")
+        log.warning("Vault at %s does not answer (%s); going on with %s", current, seen.kind, other)
 
     def _send(
         self, method: str, target: str, payload: bytes | None, headers: dict[str, str], fresh: bool

@@ -250,7 +250,15 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
                     keys = keys or self._keys(ctx)
                     self._unseal(addr, keys, ws)
                     if addr == t.leader:
-                        wait_for(partial(self._active, addr), f"{addr} to become active", ws)
+                        # the cluster's active node: this one after its first init, another
+                        # one when it comes back from a restart after the leader moved
+                        wait_for(
+                            partial(self._any_active, t.vault_addrs),
+                            "an active node"
+                            if len(t.vault_addrs) > 1
+                            else f"{addr} to become active",
+                            ws,
+                        )
                 case _:
                     raise TypeError(f"vault-ready cannot apply {action.kind}")
         self._wait_cluster(ctx, ws)
@@ -279,11 +287,12 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
             )
         return keys
 
-    def _active(self, addr: str) -> vault.Health:
-        h = vault.health(addr)
-        if h.code != 200:
-            raise Pending(h.state)
-        return h
+    def _any_active(self, addrs: list[str]) -> vault.Health:
+        nodes = [vault.health(a) for a in addrs]
+        for h in nodes:
+            if h.code == 200:
+                return h
+        raise Pending(", ".join(str(h) for h in nodes))
 
     def _unseal(self, addr: str, keys: list[str], ws: WaitSettings) -> None:
         if not keys:

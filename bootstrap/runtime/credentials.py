@@ -92,7 +92,7 @@ def api_for_target(t: Target) -> vault.Api:
     longer than its period would otherwise lose it, and a snapshot carries it as it was)."""
     token, source = resolve_token(t.custody)
     log.info("authenticating to Vault with the %s", source)
-    api = vault.Api(vault.active_addr(t.vault_addrs), token)
+    api = vault.Api(vault.active_addr(t.vault_addrs), token, peers=t.vault_addrs)
     if source.startswith("bootstrap-admin"):
         renew_admin(api, t.custody)
     return api

@@ -380,6 +380,10 @@ def spec_of(name: str) -> ToolSpec:
 VENDOR_DIR = paths.VENDOR
 
 
+#: Seconds a tool may take to print its version.
+VERSION_TIMEOUT = 120.0
+
+
 def version_of(binary: Path | str, spec: ToolSpec) -> str | None:
     if not spec.version_args:  # providers print no version; their path carries it
         return spec.version if Path(binary).is_file() else None
@@ -388,11 +392,18 @@ def version_of(binary: Path | str, spec: ToolSpec) -> str | None:
             [str(binary), *spec.version_args],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=VERSION_TIMEOUT,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except OSError:
         return None
+    except subprocess.TimeoutExpired:
+        # not "missing": a binary that is there but slow (seen at a load average of 200,
+        # where "tofu version" took over 30 s) must not send the user off to build it again
+        raise ToolError(
+            f"{binary} did not print its version within {VERSION_TIMEOUT:g}s "
+            "(is the machine overloaded?)"
+        ) from None
     m = re.search(spec.version_pattern, out.stdout + out.stderr)
     return m.group(1) if m else None
 
