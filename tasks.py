@@ -822,15 +822,16 @@ FAST_TOOLS = (
         "fast": "the edit loop's tier: lint, unit tests and one end-to-end bootstrap",
         "repeat": "hunt flakes: the integration suite N times in random orders, with "
         "per-test pass counts, the seeds of failures and the slowest tests",
+        "drills": "the long drills alone (a busy machine, a lost leader), not the suite",
     }
 )
-def test(c, pytest_args="", workers=2, fast=False, repeat=0):  # type: ignore[no-untyped-def]
+def test(c, pytest_args="", workers=2, fast=False, repeat=0, drills=False):  # type: ignore[no-untyped-def]
     """Everything CI runs: lint, the node sandbox's Debian packages (as root, when missing),
     install the tools (cached), then the whole test suite."""
     from bootstrap.tooling import tools
 
-    if fast and repeat:
-        raise Exit("error: --fast and --repeat are two different runs; pick one", code=2)
+    if sum(map(bool, (fast, repeat, drills))) > 1:
+        raise Exit("error: --fast, --repeat and --drills are different runs; pick one", code=2)
     lint(c)
     if fast:
         c.run(f"pytest -q -m 'not integration' {pytest_args}", pty=False)
@@ -842,6 +843,9 @@ def test(c, pytest_args="", workers=2, fast=False, repeat=0):  # type: ignore[no
     except BootstrapError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
     install(c)
+    if drills:  # one at a time: a drill's hog must not share the machine with another test
+        c.run(f"pytest -q -p no:randomly -m drill {pytest_args}", pty=False)
+        return
     if repeat:
         c.run(
             f"python -m tests.flakehunt --repeat {int(repeat)} --workers {int(workers)} "

@@ -33,5 +33,11 @@ HEAVY_FILES = frozenset(
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # drills run only when asked for by marker (-m drill: invoke test --drills), alone
+    if "drill" not in (config.option.markexpr or ""):
+        drills = [i for i in items if i.get_closest_marker("drill")]
+        if drills:
+            config.hook.pytest_deselected(items=drills)
+            items[:] = [i for i in items if not i.get_closest_marker("drill")]
     items.sort(key=lambda item: item.path.name not in HEAVY_FILES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from bootstrap.clients.vault_http import (
     VaultRequestError,
 )
 from bootstrap.core import failpoints
+from bootstrap.core.waits import WaitSettings
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +108,34 @@ def health(addr: str, timeout: float = 3.0) -> Health:
     )
 
 
-def other_node(addrs: list[str], current: str) -> str | None:
+#: The retry rule of a client of a raft cluster: tries spread over a minute, so that a call
+#: that met a lost leader is still being tried when another node has taken over.
+CLUSTER_RETRY = RetryPolicy(
+    attempts=10, backoff=WaitSettings(timeout=60.0, initial=0.2, maximum=5.0)
+)
+
+#: How long a client whose node stopped answering waits for another node of the cluster to
+#: answer unsealed (a leader election: seconds, more on a busy machine).
+ELECTION_PATIENCE = 30.0
+
+
+def other_node(addrs: list[str], current: str, patience: float = ELECTION_PATIENCE) -> str | None:
     """A node of the cluster to go on with when ``current`` does not answer: the active one,
-    else an unsealed standby (it forwards to the active node once one is elected); None when
-    no other node answers unsealed."""
-    standby = None
-    for addr in addrs:
-        if addr.rstrip("/") == current.rstrip("/"):
-            continue
-        h = health(addr)
-        if h.code == 200:
-            return addr
-        if standby is None and h.code in (429, 473):
-            standby = addr
-    return standby
+    else an unsealed standby (it forwards to the active node once one is elected), waiting up
+    to ``patience`` seconds for one; None when no other node answers unsealed by then."""
+    others = [a for a in addrs if a.rstrip("/") != current.rstrip("/")]
+    deadline = time.monotonic() + patience
+    while True:
+        standby = None
+        for addr in others:
+            h = health(addr)
+            if h.code == 200:
+                return addr
+            if standby is None and h.code in (429, 473):
+                standby = addr
+        if standby is not None or time.monotonic() >= deadline:
+            return standby
+        time.sleep(0.5)
 
 
 def active_addr(addrs: list[str]) -> str:
@@ -279,12 +295,14 @@ class Api:
         self.workers = workers
         self.writes = 0
         self._lock = threading.Lock()
+        others = [p for p in peers if p.rstrip("/") != addr.rstrip("/")]
+        if others and retry is DEFAULT_RETRY:
+            retry = CLUSTER_RETRY  # room for a leader election between tries
         #: the hvac client, for anything beyond these methods
         self.client = hvac.Client(
             url=addr, token=token, timeout=timeout, adapter=KeepAliveAdapter, retry=retry
         )
         self._adapter: KeepAliveAdapter = self.client.adapter
-        others = [p for p in peers if p.rstrip("/") != addr.rstrip("/")]
         if others:
             self._adapter.failover = partial(other_node, [addr, *others])
 
