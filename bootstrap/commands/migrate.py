@@ -393,8 +393,8 @@ def _shared_refusal(f: NamespaceFacts, catalog: Catalog, s: Sync) -> str | None:
             )
         if mine is not None and theirs.digest != mine.digest:
             return (
-                f"{r.namespace}/{r.destination} (read by {r.service}) holds other values: not "
-                f"one copy across the path's readers ({who})"
+                f"{f.namespace}/{s.destination} and {r.namespace}/{r.destination} hold "
+                f"different values for this one path; settle them first (readers: {who})"
             )
     held = {(r.namespace, r.destination) for r in found}
     if not any(
