@@ -462,7 +462,8 @@ def test_migration_scenario_is_refused_naming_the_secret_and_path(path: Path) ->
     written = (ApplyOperatorObject, BackupNamespace, PushValues, StopCopier)
     assert not [a for a in actions if isinstance(a, written)]
     error = refused(doc["namespace"], actions)
-    assert error is not None and not isinstance(error, CatalogError | UsageError)  # exit 1
+    assert error is not None and error.exit_code == 1
+    assert not isinstance(error, CatalogError | UsageError)
     message = str(error)
     assert want["expect"] in message, message
     assert f"{want['at']}: not moved to {want['path']}: " in message, message
