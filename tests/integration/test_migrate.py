@@ -539,11 +539,21 @@ def test_issue23_finding2_a_service_account_token_aimed_at_a_shared_path_reaches
     env = box.cli_env(tmp_path / "state")
 
     def cluster() -> Any:
-        return [
-            (o["metadata"]["name"], o["metadata"].get("labels"), o.get("data"))
+        """The Secrets' labels and data (but the keys the cluster's token controller fills
+        into the token Secret in its own time: ca.crt and namespace)."""
+        return sorted(
+            (
+                o["metadata"]["name"],
+                o["metadata"].get("labels"),
+                {
+                    k: v
+                    for k, v in (o.get("data") or {}).items()
+                    if k not in ("ca.crt", "namespace")
+                },
+            )
             for ns in (victim, thief)
             for o in kube.list("v1", "Secret", namespace=ns)
-        ]
+        )
 
     before = cluster()
     real = (kube.read_secret(victim, "admin-sa-token") or {}).get("token", token)
