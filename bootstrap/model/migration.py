@@ -484,10 +484,10 @@ def discover(
     services = {ns: service_for(ns, catalog) for ns in sorted(concerned)}
     # the catalog's own destination Secrets are not hand-made: they are the catalog's already
     owned = {(s.namespace, s.destination) for s in syncs(catalog)} if catalog is not None else set()
-    left_out = {(ns, n) for ns, n, _ in unmigratable}
+    skip = owned | taken | {(ns, n) for ns, n, _ in unmigratable}
     handmade = []
     for s in sorted(secrets, key=lambda s: (s.namespace, s.name)):
-        if (s.namespace, s.name) in owned | taken | left_out:
+        if (s.namespace, s.name) in skip:
             continue
         if s.namespace in concerned and _candidate(s, allowed_types):
             handmade.append(
