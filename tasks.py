@@ -508,6 +508,8 @@ _MIGRATE_HELP: dict[str, dict[str, str]] = {
         "catalog": "the catalog, with the migrate.discover fragment merged in",
         "force": "replace other real values Vault holds at a mapped path",
         "plan": "show each step per namespace; change nothing",
+        "allow_type": "also move Secrets of this non-Opaque type, e.g. kubernetes.io/tls "
+        "(repeatable; never kubernetes.io/service-account-token)",
     },
     "rollback": {
         "ns": "the namespace to put back (repeatable)",
@@ -537,7 +539,13 @@ def migrate_discover(c, namespace=None, out=None, catalog=None):  # type: ignore
         table.add_row(
             _e(cp.ref),
             _e(cp.why),
-            _e(", ".join(f"{ns}/{n}" for ns, n in cp.sources) or "?"),
+            _e(
+                ", ".join(
+                    [f"{ns}/{n}" for ns, n in cp.sources]
+                    + [f"makes {ns}/{n}" for ns, n in cp.creates]
+                )
+                or "?"
+            ),
             _e(", ".join(cp.targets) or "?"),
             "yes" if cp.workload.suspended else "no",
         )
@@ -561,6 +569,8 @@ def migrate_discover(c, namespace=None, out=None, catalog=None):  # type: ignore
         table.add_row(
             _e(f"{h.namespace}/{h.name}"), _e(", ".join(h.keys)), "by hand", _e(h.path), ""
         )
+    for ns_, name, why in found.unmigratable:
+        table.add_row(_e(f"{ns_}/{name}"), "", "not migratable", "", _e(why))
     console.print(table)
     if out:
         Path(out).write_text(
@@ -589,9 +599,11 @@ def _say_actions(title: str, actions: list[Any]) -> None:
         console.print(f"  {a.verb:7} {_e(a.target)}: {_e(a.reason)}", highlight=False)
 
 
-@task(name="namespace", iterable=["ns"], help=_MIGRATE_HELP["namespace"])
+@task(name="namespace", iterable=["ns", "allow_type"], help=_MIGRATE_HELP["namespace"])
 @friendly
-def migrate_namespace(c, ns=None, all_=False, catalog=None, force=False, plan=False):  # type: ignore[no-untyped-def]
+def migrate_namespace(
+    c, ns=None, all_=False, catalog=None, force=False, plan=False, allow_type=None
+):  # type: ignore[no-untyped-def]
     """Move namespaces off copiers: back up, values into Vault, operator objects, same bytes."""
     from bootstrap.commands import migrate
     from bootstrap.core.waits import WaitSettings
@@ -601,19 +613,28 @@ def migrate_namespace(c, ns=None, all_=False, catalog=None, force=False, plan=Fa
     namespaces = list(cat.namespaces) if all_ else list(ns or [])
     if not namespaces:
         raise BootstrapError("name a namespace (--ns NS, repeatable) or --all")
+    allowed = migrate.allowed_types(allow_type or [])
     with cluster_lock(t.kube, s.lock_namespace):
+        # several namespaces are all planned before any moves: one refused, none written
+        # (issue 23, finding 2); each is planned again, on what is there, right before it moves
+        for name in namespaces if len(namespaces) > 1 else []:
+            f = migrate.namespace_facts(
+                t.kube, api, cat, name, s.state_dir, s.migrate_copier_selectors
+            )
+            actions = migrate.plan_namespace(f, cat, force, allowed)
+            error = migrate.refused(name, actions)
+            if error is not None:
+                _say_actions(f"migrate {name} (refused)", actions)
+                raise error
         for name in namespaces:
             f = migrate.namespace_facts(
                 t.kube, api, cat, name, s.state_dir, s.migrate_copier_selectors
             )
-            actions = migrate.plan_namespace(f, cat, force)
+            actions = migrate.plan_namespace(f, cat, force, allowed)
             _say_actions(f"migrate {name}" + (" (plan)" if plan else ""), actions)
-            problems = [a for a in actions if a.verb == "problem"]
-            if problems:
-                raise BootstrapError(
-                    f"{name}: nothing written: "
-                    + "; ".join(f"{a.target}: {a.reason}" for a in problems)
-                )
+            error = migrate.refused(name, actions)
+            if error is not None:
+                raise error
             if plan:
                 continue
             migrate.apply_namespace(

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,13 +20,23 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.clients.vault import Api
 from bootstrap.core import failpoints
-from bootstrap.core.errors import BootstrapError
+from bootstrap.core.errors import BootstrapError, UsageError
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action, check, problem
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.domain import VSO_API, Sync, syncs
-from bootstrap.model.migration import Copier, SecretSeen, WorkloadSeen, find_copiers
+from bootstrap.model.migration import (
+    COPY_ANNOTATIONS,
+    REPLICATE_TO,
+    Copier,
+    Copy,
+    SecretSeen,
+    WorkloadSeen,
+    discover,
+    find_copiers,
+    not_migratable,
+)
 from bootstrap.model.operator_api import OperatorApi
 from bootstrap.model.render import render_service_account, render_static_secret, render_vault_auth
 from bootstrap.runtime.custody import write_private
@@ -45,9 +56,23 @@ def digest(data: dict[str, str] | None) -> str:
     return h.hexdigest()
 
 
-def _secret(obj: dict[str, Any]) -> SecretSeen:
+def _secret(obj: dict[str, Any], *, synced: bool = False) -> SecretSeen:
+    """What discovery and the migration's checks see of a Secret: names, a digest, never
+    values. ``synced``: written by the operator from Vault (its ``_raw`` key is not data)."""
     meta = obj.get("metadata") or {}
-    data = obj.get("data") or {}
+    data = dict(obj.get("data") or {})
+    if synced:
+        data.pop(RAW_KEY, None)
+    annotations = meta.get("annotations") or {}
+    copied_by, copied_from = next(
+        (
+            (tool, str(annotations[key]))
+            for key, tool in COPY_ANNOTATIONS.items()
+            if annotations.get(key)
+        ),
+        ("", ""),
+    )
+    to = str(annotations.get(REPLICATE_TO) or "")
     return SecretSeen(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
@@ -57,6 +82,11 @@ def _secret(obj: dict[str, Any]) -> SecretSeen:
         labels=dict(meta.get("labels") or {}),
         owned=bool(meta.get("ownerReferences")),
         created=str(meta.get("creationTimestamp") or ""),
+        immutable=bool(obj.get("immutable")),
+        size=sum(len(str(k).encode()) + len(base64.b64decode(v or "")) for k, v in data.items()),
+        copied_from=copied_from,
+        copied_by=copied_by,
+        copies_to=tuple(n.strip() for n in to.split(",") if n.strip()),
     )
 
 
@@ -196,6 +226,11 @@ class NamespaceFacts:
     migrated: set[str] = field(default_factory=set)
     #: what the cluster's VaultStaticSecret CRD declares
     operator: OperatorApi = field(default_factory=lambda: OperatorApi(installed=True))
+    #: (namespace, name) -> the Secret as discovery sees it: each one the catalog maps to a
+    #: path this namespace fills, in every namespace reading that path
+    seen: dict[tuple[str, str], SecretSeen] = field(default_factory=dict)
+    #: what discovery finds copied among those
+    copies: list[Copy] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -290,7 +325,137 @@ def wanted_objects(
     return out
 
 
-def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Action]:
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"  # noqa: S105 - a type
+
+
+def readers(catalog: Catalog, kv_path: str) -> list[Sync]:
+    """Every service (and its Secret) that reads one KV path."""
+    return [s for s in syncs(catalog) if s.kv_path == kv_path]
+
+
+def _readers_text(found: list[Sync]) -> str:
+    return ", ".join(f"{r.service} ({r.namespace}/{r.destination})" for r in found)
+
+
+def _secret_refusal(
+    record: dict[str, Any], seen: SecretSeen | None, allow_types: frozenset[str]
+) -> str | None:
+    """Why a Secret must not move into Vault at all (issue 23, finding 2), None when it may."""
+    kind = str(record.get("type") or "Opaque")
+    labels = record.get("labels") or {}
+    if kind == SERVICE_ACCOUNT_TOKEN:
+        return (
+            f"a {SERVICE_ACCOUNT_TOKEN} Secret is a ServiceAccount's credential: it never "
+            "moves into Vault (no flag allows it)"
+        )
+    if kind != "Opaque" and kind not in allow_types:
+        return (
+            f"its type is {kind}, not Opaque: only '--allow-type {kind}' moves it, once every "
+            "reader of the path may hold it"
+        )
+    if conv.MANAGED_BY_VALUE in (
+        labels.get(conv.SECRET_MANAGED_LABEL),
+        labels.get(conv.MANAGED_BY_LABEL),
+    ):
+        return f"{conv.PRODUCT} made it (its label): it is no copier's Secret to migrate"
+    if labels.get("tfstate") == "true":
+        return "it is OpenTofu's state (label tfstate=true), not an application's Secret"
+    if seen is not None and seen.operator_owned:
+        return "the Vault Secrets Operator made it and owns it (its owner labels)"
+    if seen is not None and seen.owned:
+        return "it has ownerReferences: its controller owns it and would write it again"
+    if seen is not None:
+        return not_migratable(seen)
+    return None
+
+
+def _shared_refusal(f: NamespaceFacts, catalog: Catalog, s: Sync) -> str | None:
+    """A shared or infrastructure path takes only a copy discovery found, held alike by every
+    namespace the catalog says reads the path (issue 23, finding 2): never one namespace's
+    own Secret, which the path's other readers would then read."""
+    scope = s.kv_path.split("/", 1)[0]
+    if scope not in conv.RESERVED_PREFIXES:
+        return None
+    found = readers(catalog, s.kv_path)
+    who = _readers_text(found)
+    if len({r.namespace for r in found}) < 2:
+        return (
+            f"a {scope}/ path takes only a copy found in every namespace reading it, and only "
+            f"{who} reads it: put the Secret under the service's own path"
+        )
+    mine = f.seen.get((f.namespace, s.destination))
+    for r in found:
+        theirs = f.seen.get((r.namespace, r.destination))
+        if theirs is None:
+            return (
+                f"{r.service} reads it too, and {r.namespace} holds no Secret {r.destination}: "
+                f"not a copy held by the namespaces reading the path (readers: {who})"
+            )
+        if mine is not None and theirs.digest != mine.digest:
+            return (
+                f"{f.namespace}/{s.destination} and {r.namespace}/{r.destination} hold "
+                f"different values for this one path; settle them first (readers: {who})"
+            )
+    held = {(r.namespace, r.destination) for r in found}
+    if not any(
+        c.name == s.destination and held <= {(ns, c.name) for ns in c.namespaces} and not c.differs
+        for c in f.copies
+    ):
+        return (
+            "'migrate.discover' does not find it as one copy held by every reader of the path "
+            f"(readers: {who}; a copy keeps its name in every namespace)"
+        )
+    return None
+
+
+def refusals(
+    f: NamespaceFacts,
+    catalog: Catalog,
+    records: dict[str, dict[str, Any]],
+    allow_types: frozenset[str] = frozenset(),
+) -> list[Action]:
+    """Pure: the namespace's mapped Secrets that must not move, each naming the Secret, the
+    catalog path and why."""
+    out = []
+    for s in f.syncs:
+        seen = f.seen.get((f.namespace, s.destination))
+        why = _secret_refusal(records[s.destination], seen, allow_types)
+        why = why or _shared_refusal(f, catalog, s)
+        if why is not None:
+            out.append(
+                problem(f"Secret {f.namespace}/{s.destination}", f"not moved to {s.kv_path}: {why}")
+            )
+    return out
+
+
+def allowed_types(flags: list[str]) -> frozenset[str]:
+    """The ``--allow-type`` values: Secret types (never a ServiceAccount's token)."""
+    for kind in flags:
+        if kind == SERVICE_ACCOUNT_TOKEN:
+            raise UsageError(
+                f"--allow-type {kind}: a ServiceAccount's token never moves into Vault"
+            )
+        if kind == "Opaque" or not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_./]{0,252}", kind):
+            raise UsageError(f"--allow-type {kind!r}: not a non-Opaque Secret type")
+    return frozenset(flags)
+
+
+def refused(namespace: str, actions: list[Action]) -> BootstrapError | None:
+    """The error the CLI raises for a plan with problems (nothing was written), or None."""
+    problems = [a for a in actions if a.verb == "problem"]
+    if not problems:
+        return None
+    return BootstrapError(
+        f"{namespace}: nothing written: " + "; ".join(f"{a.target}: {a.reason}" for a in problems)
+    )
+
+
+def plan_namespace(
+    f: NamespaceFacts,
+    catalog: Catalog,
+    force: bool,
+    allow_types: frozenset[str] = frozenset(),
+) -> list[Action]:
     """Pure: what moving one namespace still takes, or why it must not."""
     ns = f.namespace
     if not f.syncs:
@@ -328,7 +493,9 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
             )
             for g in gone
         ]
-    problems: list[Action] = []
+    problems: list[Action] = refusals(f, catalog, records, allow_types)
+    if problems:
+        return problems
     pushes: list[Action] = []
     for s in f.syncs:
         values = _values(records[s.destination])
@@ -367,7 +534,8 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
             PushValues(
                 "update" if have else "create",
                 s.kv_path,
-                f"the values of {ns}/{s.destination} ({len(values)} keys)",
+                f"the values of {ns}/{s.destination} ({len(values)} keys); read by "
+                + _readers_text(readers(catalog, s.kv_path)),
                 s.kv_path,
                 s.destination,
                 version,
@@ -403,14 +571,37 @@ def plan_namespace(f: NamespaceFacts, catalog: Catalog, force: bool) -> list[Act
         for s in f.syncs
     ]
     done = f.migrated | {ns}
+    dests = set(_destinations(f))
     for c in f.copiers:
+        if not c.deletable:
+            # issue 23, finding 4: it writes no Secret into another namespace and carries no
+            # copier label: never deleted; suspended only when it reads a Secret handed over
+            read = sorted(n for where, n in c.sources if where == ns and n in dests)
+            if read and c.workload.kind == "CronJob":
+                actions.append(
+                    StopCopier(
+                        "update",
+                        c.ref,
+                        f"suspended, not deleted: it reads Secret {ns}/{read[0]}, which the "
+                        "operator writes from now on, and applies into its own namespace only "
+                        "(no copier); resume it once it no longer writes that Secret",
+                        c.ref,
+                        False,
+                    )
+                )
+            else:
+                actions.append(
+                    check(c.ref, "writes no Secret into another namespace: left as it is")
+                )
+            continue
         touched = {c.workload.namespace, *c.targets, *(n for n, _ in c.sources)}
         last = touched <= done
         actions.append(
             StopCopier(
                 "delete" if last else "update",
                 c.ref,
-                "every namespace it touches is migrated"
+                f"{c.why}, into {', '.join(c.foreign) or 'other namespaces'}: every namespace "
+                "it touches is migrated"
                 if last
                 else "suspended while other namespaces still get copies",
                 c.ref,
@@ -466,8 +657,9 @@ def plan_labels(f: NamespaceFacts) -> list[Action]:
     return out
 
 
-def _copiers_of(kube: Kube, namespace: str, selectors: tuple[str, ...]) -> list[Copier]:
-    workloads, _ = observe(kube, secrets=False)
+def copiers_touching(
+    workloads: list[WorkloadSeen], namespace: str, selectors: tuple[str, ...]
+) -> list[Copier]:
     return [
         c
         for c in find_copiers(workloads, selectors)
@@ -485,6 +677,66 @@ def _migrated(state_dir: Path) -> set[str]:
     return out
 
 
+def build_facts(
+    namespace: str,
+    catalog: Catalog,
+    secrets: list[dict[str, Any]],
+    workloads: list[WorkloadSeen],
+    selectors: tuple[str, ...],
+    *,
+    kv: dict[str, tuple[dict[str, str], int]] | None = None,
+    synced: set[tuple[str, str]] | None = None,
+    backup: dict[str, Any] | None = None,
+    present: set[tuple[str, str]] | None = None,
+    migrated: set[str] | None = None,
+    operator: OperatorApi | None = None,
+) -> NamespaceFacts:
+    """Pure: a namespace's facts from what was read. ``secrets``: the Secrets (objects as
+    the API gives them) the catalog maps to the paths this namespace fills, in every
+    namespace; ``synced``: those a VaultStaticSecret writes already."""
+    synced = synced or set()
+    mine = [s for s in syncs(catalog) if s.namespace == namespace]
+    filled = {s.kv_path for s in mine}
+    objects = {
+        (str(o["metadata"].get("namespace", "")), str(o["metadata"].get("name", ""))): o
+        for o in secrets
+    }
+    current = {
+        s.destination: _secret_record(objects[(namespace, s.destination)])
+        for s in mine
+        if (namespace, s.destination) in objects
+    }
+    others: dict[str, dict[str, dict[str, str]]] = {}
+    for s in syncs(catalog):
+        if s.namespace == namespace or s.kv_path not in filled:
+            continue
+        if (s.namespace, s.destination) in synced:
+            continue  # synced by the operator from Vault: not a second source
+        obj = objects.get((s.namespace, s.destination))
+        if obj is not None:
+            data = dict(obj.get("data") or {})
+            data.pop(RAW_KEY, None)
+            others.setdefault(s.kv_path, {})[f"{s.namespace}/{s.destination}"] = data
+    seen = {key: _secret(obj, synced=key in synced) for key, obj in objects.items()}
+    # copies of any type: the type is the refusals' business (plan_namespace), not discovery's
+    types = frozenset(s.type for s in seen.values()) - {SERVICE_ACCOUNT_TOKEN}
+    found = discover(workloads, list(seen.values()), None, selectors, types)
+    return NamespaceFacts(
+        namespace,
+        mine,
+        current,
+        backup,
+        kv if kv is not None else {},
+        others,
+        present or set(),
+        copiers_touching(workloads, namespace, selectors),
+        migrated or set(),
+        operator or OperatorApi(installed=True),
+        seen,
+        found.copies,
+    )
+
+
 def namespace_facts(
     kube: Kube,
     api: Api,
@@ -494,45 +746,38 @@ def namespace_facts(
     selectors: tuple[str, ...],
 ) -> NamespaceFacts:
     mine = [s for s in syncs(catalog) if s.namespace == namespace]
-    current = {}
-    for s in mine:
-        obj = kube.get("v1", "Secret", s.destination, namespace)
-        if obj is not None:
-            current[s.destination] = _secret_record(obj)
+    filled = {s.kv_path for s in mine}
+    secrets = []
+    for s in syncs(catalog):
+        if s.kv_path in filled:
+            obj = kube.get("v1", "Secret", s.destination, s.namespace)
+            if obj is not None:
+                secrets.append(obj)
     path = backup_path(state_dir, namespace)
     backup = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     kv = {s.kv_path: read_kv(api, s.kv_path) for s in mine}
-    others: dict[str, dict[str, dict[str, str]]] = {}
-    managed = {
+    synced = {
         (o["metadata"]["namespace"], o["metadata"]["name"])
         for o in kube.list(VSO_API, "VaultStaticSecret")
     }
-    for s in syncs(catalog):
-        if s.namespace == namespace or s.kv_path not in kv:
-            continue
-        if (s.namespace, s.destination) in managed:
-            continue  # synced by the operator from Vault: not a second source
-        obj = kube.get("v1", "Secret", s.destination, s.namespace)
-        if obj is not None:
-            data = dict(obj.get("data") or {})
-            data.pop(RAW_KEY, None)
-            others.setdefault(s.kv_path, {})[f"{s.namespace}/{s.destination}"] = data
     present = set()
     for api_version, kind in OPERATOR_KINDS:
         for o in kube.list(api_version, kind, namespace=namespace):
             if managed_by_catalog(o, catalog):
                 present.add((kind, o["metadata"]["name"]))
-    return NamespaceFacts(
+    workloads, _ = observe(kube, secrets=False)
+    return build_facts(
         namespace,
-        mine,
-        current,
-        backup,
-        kv,
-        others,
-        present,
-        _copiers_of(kube, namespace, selectors),
-        _migrated(state_dir),
-        operator_api(kube),
+        catalog,
+        secrets,
+        workloads,
+        selectors,
+        kv=kv,
+        synced=synced,
+        backup=backup,
+        present=present,
+        migrated=_migrated(state_dir),
+        operator=operator_api(kube),
     )
 
 

@@ -434,3 +434,336 @@ def test_different_values_for_one_shared_path_are_refused_and_nothing_is_written
     assert _state(box, cluster) == before
     assert not (tmp_path / "state" / "migrate" / f"{cluster['source']}.json").exists()
     assert read_kv(admin_api(box), f"shared/{secret}") == ({}, 0)  # nothing in Vault
+
+
+# -- issue 23: what a migration must refuse, and what it must leave ------------------------
+
+
+def _secret_object(
+    ns: str,
+    name: str,
+    data: dict[str, bytes],
+    kind: str = "Opaque",
+    immutable: bool = False,
+    **meta: Any,
+) -> dict[str, Any]:
+    import base64
+
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns, **meta},
+        "type": kind,
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }
+    if immutable:
+        obj["immutable"] = True
+    return obj
+
+
+def test_issue23_finding2_a_service_account_token_aimed_at_a_shared_path_reaches_no_vault(
+    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    """The issue's proof, end to end: a victim namespace with a ServiceAccount token bound to
+    cluster-admin (and a TLS key), a catalog whose victim service reads ``shared/loot`` with
+    that Secret as destination (and ``shared/keys`` with the TLS Secret), a second service
+    reading both paths. migrate.namespace refuses, naming each Secret, path and why; nothing
+    reaches Vault, nothing changes in the cluster, no backup is written."""
+    kube = Kube(box.state.kubeconfig)
+    victim, thief = f"victim-{unique}", f"thief-{unique}"
+    for ns in (victim, thief):
+        kube.ensure_namespace(ns)
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "admin", "namespace": victim},
+        },
+        field_manager="test",
+    )
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"admin-{unique}"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "admin", "namespace": victim}],
+        },
+        field_manager="test",
+    )
+    token = f"token-{unique}-value".encode()
+    kube.create_object(
+        _secret_object(
+            victim,
+            "admin-sa-token",
+            {"token": token},
+            "kubernetes.io/service-account-token",
+            annotations={"kubernetes.io/service-account.name": "admin"},
+        )
+    )
+    key = f"tls-key-{unique}".encode()
+    kube.create_object(
+        _secret_object(
+            victim, "ingress-tls", {"tls.crt": b"crt", "tls.key": key}, "kubernetes.io/tls"
+        )
+    )
+    doc = {
+        "version": 1,
+        "name": f"loot{unique}",
+        "shared": {
+            "loot": {"keys": {"token": None}},
+            "keys": {"keys": {"tls.crt": None, "tls.key": None}},
+        },
+        "services": [
+            {
+                "name": f"victim-{unique}",
+                "namespace": victim,
+                "reads": [
+                    {"path": "shared/loot", "destination": "admin-sa-token"},
+                    {"path": "shared/keys", "destination": "ingress-tls"},
+                ],
+            },
+            {
+                "name": f"thief-{unique}",
+                "namespace": thief,
+                "reads": [{"path": "shared/loot"}, {"path": "shared/keys"}],
+            },
+        ],
+    }
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump(doc))
+    env = box.cli_env(tmp_path / "state")
+
+    def cluster() -> Any:
+        """The Secrets' labels and data (but the keys the cluster's token controller fills
+        into the token Secret in its own time: ca.crt and namespace)."""
+        return sorted(
+            (
+                o["metadata"]["name"],
+                o["metadata"].get("labels"),
+                {
+                    k: v
+                    for k, v in (o.get("data") or {}).items()
+                    if k not in ("ca.crt", "namespace")
+                },
+            )
+            for ns in (victim, thief)
+            for o in kube.list("v1", "Secret", namespace=ns)
+        )
+
+    before = cluster()
+    real = (kube.read_secret(victim, "admin-sa-token") or {}).get("token", token)
+    for extra in ([], ["--plan"], ["--allow-type", "kubernetes.io/tls"]):
+        refused = task_cli(
+            "migrate.namespace", env, "--ns", victim, "--catalog", str(catalog), *extra
+        )
+        out = refused.stdout + refused.stderr
+        assert refused.returncode == 1, (extra, out[-3000:])
+        assert (
+            f"Secret {victim}/admin-sa-token: not moved to shared/loot: a "
+            "kubernetes.io/service-account-token Secret is a ServiceAccount's credential"
+        ) in refused.stderr, refused.stderr[-3000:]
+        assert f"Secret {victim}/ingress-tls: not moved to shared/keys: " in refused.stderr
+        if extra == ["--allow-type", "kubernetes.io/tls"]:
+            assert f"{thief} holds no Secret keys" in refused.stderr, refused.stderr[-3000:]
+        else:
+            assert "only '--allow-type kubernetes.io/tls' moves it" in refused.stderr
+        assert "Traceback" not in out
+        for value in (token, key, real):
+            assert value.decode() not in out
+    usage = task_cli(
+        "migrate.namespace",
+        env,
+        "--ns",
+        victim,
+        "--catalog",
+        str(catalog),
+        "--allow-type",
+        "kubernetes.io/service-account-token",
+    )
+    assert usage.returncode == 2, usage.stderr[-2000:]
+    assert "a ServiceAccount's token never moves into Vault" in usage.stderr
+    api = admin_api(box)
+    assert read_kv(api, "shared/loot") == ({}, 0)  # nothing reached Vault
+    assert read_kv(api, "shared/keys") == ({}, 0)
+    assert cluster() == before
+    assert not (tmp_path / "state" / "migrate").exists()
+    assert kube.list("secrets.hashicorp.com/v1beta1", "VaultStaticSecret", namespace=victim) == []
+
+
+#: Issue 23, finding 4: a CronJob that reads its own TLS Secret and applies a ConfigMap.
+CA_BUNDLE = """set -e
+kubectl get secret web-tls -n {ns} -o jsonpath='{{.data.ca\\.crt}}' | base64 -d > /tmp/ca.crt
+kubectl create configmap ca-bundle -n {ns} --from-file=/tmp/ca.crt --dry-run=client -o yaml \\
+  | kubectl apply -f -
+"""
+
+
+def test_issue23_finding4_a_cronjob_applying_a_configmap_from_its_own_tls_is_not_deleted(
+    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    """The finding's scenario: the namespace migrates (its Opaque Secret handed over to the
+    operator, same bytes); the CronJob stays as it was, neither deleted nor suspended, and the
+    plan says why."""
+    kube = Kube(box.state.kubeconfig)
+    ns = f"web-{unique}"
+    kube.ensure_namespace(ns)
+    kube.create_object(
+        _secret_object(
+            ns, "web-tls", {"tls.crt": b"c", "tls.key": b"k", "ca.crt": b"ca"}, "kubernetes.io/tls"
+        )
+    )
+    kube.write_secret(ns, "config", {"password": f"pw-{unique}".encode()})
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "ca-bundle", "namespace": ns},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "OnFailure",
+                            "containers": [
+                                {
+                                    "name": "bundle",
+                                    "image": "bitnami/kubectl:1.31",
+                                    "command": ["/bin/sh", "-c"],
+                                    "args": [CA_BUNDLE.format(ns=ns)],
+                                }
+                            ],
+                        }
+                    }
+                }
+            },
+        },
+    }
+    kube.apply(cron, field_manager="test")
+    spec = kube.get("batch/v1", "CronJob", "ca-bundle", ns)["spec"]
+    doc = {
+        "version": 1,
+        "name": f"web{unique}",
+        "services": [
+            {
+                "name": ns,
+                "namespace": ns,
+                "refreshAfter": "10s",
+                "secrets": {"config": {"keys": {"password": None}}},
+            }
+        ],
+    }
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump(doc))
+    env = box.cli_env(tmp_path / "state")
+    configured = task_cli("bootstrap", env, "--catalog", str(catalog), "--only", "vault-config")
+    assert configured.returncode == 0, configured.stdout[-2000:] + configured.stderr[-2000:]
+    moved = _migrate(env, catalog, ns)
+    assert moved.returncode == 0, moved.stdout[-3000:] + moved.stderr[-3000:]
+    assert (
+        f"check   CronJob {ns}/ca-bundle: writes no Secret into another namespace: left as it is"
+    ) in moved.stdout, moved.stdout[-3000:]
+    after = kube.get("batch/v1", "CronJob", "ca-bundle", ns)
+    assert after is not None, "the CronJob was deleted"
+    assert after["spec"] == spec  # not suspended either
+    report = json.loads((tmp_path / "state" / "reports" / f"migrate-{ns}.json").read_text())
+    assert report["copiers"] == [] and report["secrets_synced"] == ["config"]
+    assert "_raw" in (kube.read_secret(ns, "config") or {})  # handed over to the operator
+    back = _rollback(env, catalog, ns)
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    assert kube.get("batch/v1", "CronJob", "ca-bundle", ns)["spec"] == spec
+
+
+def test_issue23_finding10_discover_finds_replicas_and_names_what_cannot_migrate(
+    box: Box, unique: str, tmp_path: Path
+) -> None:
+    """kubernetes-replicator and reflector copies are copies of their source (never the
+    source, even when older); a Job making a Secret from literals is found; a 700 KB Secret,
+    an immutable one, a name with dots, one over 63 characters and a ``_raw`` key are listed
+    as not migratable, with why; the fragment is a valid catalog naming them in comments."""
+    kube = Kube(box.state.kubeconfig)
+    src, a, b = f"src-{unique}", f"rep-{unique}", f"ref-{unique}"
+    for ns in (src, a, b):
+        kube.ensure_namespace(ns)
+    ovh = {"application-key": f"ak-{unique}".encode()}
+    # the copies first: older than their source (a source re-created later)
+    kube.create_object(
+        _secret_object(
+            a, "ovh", ovh, annotations={"replicator.v1.mittwald.de/replicate-from": f"{src}/ovh"}
+        )
+    )
+    kube.create_object(
+        _secret_object(
+            b, "ovh", ovh, annotations={"reflector.v1.k8s.emberstack.com/reflects": f"{src}/ovh"}
+        )
+    )
+    kube.create_object(
+        _secret_object(src, "ovh", ovh, annotations={"replicator.v1.mittwald.de/replicate-to": a})
+    )
+    long = "l" * 64
+    kube.create_object(_secret_object(src, "bundle", {"blob": b"x" * (700 * 1024)}))
+    kube.create_object(_secret_object(src, "frozen", {"k": b"v"}, immutable=True))
+    kube.create_object(_secret_object(src, "tls.example.com", {"k": b"v"}))
+    kube.create_object(_secret_object(src, long, {"k": b"v"}))
+    kube.create_object(_secret_object(src, "raw", {"_raw": b"{}", "k": b"v"}))
+    kube.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "seed", "namespace": src},
+            "spec": {
+                "suspend": True,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                "name": "seed",
+                                "image": "bitnami/kubectl:1.31",
+                                "command": [
+                                    "kubectl",
+                                    "create",
+                                    "secret",
+                                    "generic",
+                                    "db",
+                                    "--from-literal=password=$(PW)",
+                                    "-n",
+                                    a,
+                                ],
+                            }
+                        ],
+                    }
+                },
+            },
+        },
+        field_manager="test",
+    )
+    env = box.cli_env(tmp_path / "state")
+    out = tmp_path / "fragment.yaml"
+    args = [x for ns in (src, a, b) for x in ("--namespace", ns)]
+    found = task_cli(
+        "migrate.discover", env, *args, "--out", str(out), "--catalog", str(tmp_path / "none")
+    )
+    assert found.returncode == 0, found.stdout[-3000:] + found.stderr[-3000:]
+    text = " ".join(found.stdout.split())
+    assert f"Job {src}/seed" in text and f"makes {a}/db" in text, text[-3000:]
+    assert f"copy of {src}/ovh" in found.stdout
+    for name in ("bundle", "frozen", "tls.example.com", "raw"):
+        assert f"{src}/{name}" in text and "not migratable" in text, name
+    fragment = out.read_text()  # the table folds long cells: the reasons, whole, are here
+    assert f"#   {src}/bundle: 716804 bytes of data" in fragment, fragment[:3000]
+    assert f"#   {src}/frozen: it is immutable" in fragment
+    from bootstrap.model.catalog import parse_catalog
+
+    cat = parse_catalog(fragment, str(out))
+    by_ns = {s.namespace: s for s in cat.services}
+    for ns in (src, a, b):  # one copy, in three namespaces: one shared path
+        assert [(r.path, r.destination) for r in by_ns[ns].reads] == [("shared/ovh", "ovh")]
+    assert "bundle" not in by_ns[src].secrets
+    for name in ("bundle", "frozen", "tls.example.com", long, "raw"):
+        assert f"#   {src}/{name}: " in fragment, name
+    assert ovh["application-key"].decode() not in found.stdout + found.stderr + fragment

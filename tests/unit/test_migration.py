@@ -4,6 +4,7 @@ valid catalog whose static check passes, alone and merged into another."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from bootstrap.model.catalog import parse_catalog
 from bootstrap.model.check import rendered_from_catalog, run_check
 from bootstrap.model.conventions import OPERATOR_CACHE_LABELS
 from bootstrap.model.migration import (
+    DEFAULT_SELECTORS,
     Discovery,
     SecretSeen,
     WorkloadSeen,
@@ -190,35 +192,32 @@ def test_the_catalogs_own_secrets_are_not_handmade_and_its_services_keep_their_n
 # -- the plan of moving one namespace ------------------------------------------------------
 
 
-def _ns_facts(**kw: Any) -> Any:
+def _object(ns: str, name: str, data: dict[str, bytes], **extra: Any) -> dict[str, Any]:
     import base64
 
-    from bootstrap.commands.migrate import NamespaceFacts
-    from bootstrap.model.domain import syncs
+    meta = {"namespace": ns, "name": name, **extra.pop("metadata", {})}
+    return {
+        "metadata": meta,
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        **extra,
+    }
+
+
+OVH = {"application-key": b"ak", "application-secret": b"as"}
+
+
+def _ns_facts(**kw: Any) -> Any:
+    """The external-dns namespace of the fixture's cluster (the copier's copies of ovh-dns in
+    three namespaces, the discovered fragment as the catalog), with ``kw`` replaced."""
+    import dataclasses
+
+    from bootstrap.commands.migrate import build_facts
 
     cat = parse_catalog(fragment(_fixture(), name="mig"), "f.yaml")
-    record = {
-        "type": "Opaque",
-        "data": {
-            "application-key": base64.b64encode(b"ak").decode(),
-            "application-secret": base64.b64encode(b"as").decode(),
-        },
-        "labels": {},
-        "annotations": {},
-    }
-    base: dict[str, Any] = {
-        "namespace": "external-dns",
-        "syncs": [s for s in syncs(cat) if s.namespace == "external-dns"],
-        "current": {"ovh-dns": record},
-        "backup": None,
-        "kv": {},
-        "others": {"shared/ovh-dns": {"ingress/ovh-dns": record["data"]}},
-        "present": set(),
-        "copiers": find_copiers([_copier()]),
-        "migrated": set(),
-    }
-    base.update(kw)
-    return cat, NamespaceFacts(**base)
+    objects = [_object(ns, "ovh-dns", OVH) for ns in ("cert-manager", "external-dns", "ingress")]
+    f = build_facts("external-dns", cat, objects, [_copier()], DEFAULT_SELECTORS)
+    return cat, dataclasses.replace(f, **kw)
 
 
 def _steps(cat: Any, f: Any, force: bool = False) -> list[tuple[str, str, str]]:
@@ -391,3 +390,310 @@ def test_force_replaces_other_values_in_vault_with_check_and_set() -> None:
     cat, f = _ns_facts(kv={"shared/ovh-dns": ({"application-key": "other"}, 3)})
     (push,) = [a for a in plan_namespace(f, cat, force=True) if isinstance(a, PushValues)]
     assert (push.verb, push.version) == ("update", 3)
+
+
+# -- the migration corpus (tests/corpus/migration): issue 23, finding 2 ----------------------
+
+MIGRATION_CORPUS = sorted(
+    (Path(__file__).resolve().parents[1] / "corpus" / "migration").glob("*.yaml")
+)
+
+
+def _corpus_header(path: Path) -> dict[str, str]:
+    """``# expect:``, ``# at:`` (the Secret the message names) and ``# path:`` (the catalog
+    path it names) from a scenario's first lines."""
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("# "):
+            break
+        key, sep, value = line[2:].partition(": ")
+        if sep and key in ("expect", "at", "path"):
+            out[key] = value
+    assert set(out) == {"expect", "at", "path"}, path
+    return out
+
+
+def _corpus_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scenario's Secrets as the API gives them: values base64-encoded (``{repeat: s,
+    times: n}`` stands for a long value)."""
+    import base64
+
+    out = []
+    for obj in doc.get("secrets") or []:
+        data = {}
+        for key, value in (obj.get("data") or {}).items():
+            if isinstance(value, dict):
+                value = value["repeat"] * value["times"]
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        out.append({**obj, "data": data})
+    return out
+
+
+def test_the_migration_corpus_is_large_enough() -> None:
+    assert len(MIGRATION_CORPUS) >= 12
+    assert len({p.name.split("-", 1)[0] for p in MIGRATION_CORPUS}) == len(MIGRATION_CORPUS)
+
+
+@pytest.mark.parametrize("path", MIGRATION_CORPUS, ids=[p.stem for p in MIGRATION_CORPUS])
+def test_migration_scenario_is_refused_naming_the_secret_and_path(path: Path) -> None:
+    """Issue 23, finding 2: each scenario (cluster objects, catalog) is refused by the pure
+    planner with a message naming the Secret, the catalog path and why; the CLI's refusal
+    (exit 1, nothing written) comes from it; nothing is planned to be written or deleted."""
+    from bootstrap.commands.migrate import (
+        ApplyOperatorObject,
+        BackupNamespace,
+        PushValues,
+        StopCopier,
+        allowed_types,
+        build_facts,
+        plan_namespace,
+        refused,
+    )
+    from bootstrap.core.errors import CatalogError, UsageError
+
+    want = _corpus_header(path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cat = parse_catalog(yaml.safe_dump(doc["catalog"]), f"{path.name}#catalog")
+    workloads = [WorkloadSeen(**w) for w in doc.get("workloads") or []]
+    f = build_facts(doc["namespace"], cat, _corpus_objects(doc), workloads, DEFAULT_SELECTORS)
+    allow = allowed_types(list(doc.get("allow_types") or []))
+    actions = plan_namespace(f, cat, force=True, allow_types=allow)
+    assert actions and {a.verb for a in actions} == {"problem"}, actions
+    written = (ApplyOperatorObject, BackupNamespace, PushValues, StopCopier)
+    assert not [a for a in actions if isinstance(a, written)]
+    error = refused(doc["namespace"], actions)
+    assert error is not None and error.exit_code == 1
+    assert not isinstance(error, CatalogError | UsageError)
+    message = str(error)
+    assert want["expect"] in message, message
+    assert f"{want['at']}: not moved to {want['path']}: " in message, message
+    assert "Traceback" not in message
+    for secret in doc["secrets"]:  # values never in the message
+        for value in (secret.get("data") or {}).values():
+            if isinstance(value, str) and len(value) > 2:
+                assert value not in message, value
+
+
+# -- issue 23, finding 2: what moves, and into which path ----------------------------------
+
+
+def test_issue23_finding2_the_plan_names_every_reader_of_a_path_it_fills() -> None:
+    from bootstrap.commands.migrate import PushValues, plan_namespace
+
+    cat, f = _ns_facts()
+    (push,) = [a for a in plan_namespace(f, cat, False) if isinstance(a, PushValues)]
+    assert push.path == "shared/ovh-dns"
+    assert push.reason.endswith(
+        "read by cert-manager (cert-manager/ovh-dns), external-dns (external-dns/ovh-dns), "
+        "ingress (ingress/ovh-dns)"
+    ), push.reason
+
+
+def _tls_catalog() -> Any:
+    return parse_catalog(
+        "version: 1\nname: t\nservices:\n  - name: web\n    namespace: web\n    secrets:\n"
+        "      web-tls: {keys: {tls.crt: null, tls.key: null}}\n",
+        "t.yaml",
+    )
+
+
+def test_issue23_finding2_a_tls_secret_moves_only_with_allow_type() -> None:
+    from bootstrap.commands.migrate import PushValues, build_facts, plan_namespace
+
+    cat = _tls_catalog()
+    tls = _object("web", "web-tls", {"tls.crt": b"C", "tls.key": b"K"}, type="kubernetes.io/tls")
+    f = build_facts("web", cat, [tls], [], DEFAULT_SELECTORS)
+    (refusal,) = plan_namespace(f, cat, False)
+    assert refusal.verb == "problem" and refusal.target == "Secret web/web-tls"
+    assert "--allow-type kubernetes.io/tls" in refusal.reason
+    allowed = plan_namespace(f, cat, False, frozenset({"kubernetes.io/tls"}))
+    assert [a.path for a in allowed if isinstance(a, PushValues)] == ["web/web-tls"]
+
+
+@pytest.mark.parametrize("kind", ["kubernetes.io/service-account-token", "Opaque", "a b"])
+def test_issue23_finding2_allow_type_never_names_a_service_account_token(kind: str) -> None:
+    from bootstrap.commands.migrate import allowed_types
+    from bootstrap.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--allow-type"):
+        allowed_types(["kubernetes.io/tls", kind])
+
+
+# -- issue 23, finding 4: what is deleted ---------------------------------------------------
+
+#: The finding's CronJob: it reads its own TLS Secret and applies a ConfigMap.
+CA_BUNDLE = """set -e
+kubectl get secret web-tls -n web -o jsonpath='{.data.ca\\.crt}' | base64 -d > /tmp/ca.crt
+kubectl create configmap ca-bundle -n web --from-file=/tmp/ca.crt --dry-run=client -o yaml \\
+  | kubectl apply -f -
+"""
+
+
+def _web(reads_config: bool = False) -> tuple[Any, Any]:
+    from bootstrap.commands.migrate import build_facts
+
+    cat = parse_catalog(
+        "version: 1\nname: t\nservices:\n  - name: web\n    namespace: web\n    secrets:\n"
+        "      config: {keys: {password: null}}\n",
+        "t.yaml",
+    )
+    script = CA_BUNDLE.replace("web-tls", "config") if reads_config else CA_BUNDLE
+    cron = WorkloadSeen("CronJob", "web", "ca-bundle", script=script)
+    f = build_facts(
+        "web", cat, [_object("web", "config", {"password": b"pw"})], [cron], DEFAULT_SELECTORS
+    )
+    return cat, f
+
+
+def test_issue23_finding4_a_cronjob_applying_a_configmap_from_its_own_tls_is_not_deleted() -> None:
+    from bootstrap.commands.migrate import StopCopier, plan_namespace
+
+    cat, f = _web()
+    (found,) = f.copiers
+    assert not found.deletable and found.targets == ("web",)
+    actions = plan_namespace(f, cat, False)
+    assert not [a for a in actions if isinstance(a, StopCopier)], actions
+    (left,) = [a for a in actions if a.target == "CronJob web/ca-bundle"]
+    assert left.verb == "check" and "left as it is" in left.reason
+
+
+def test_issue23_finding4_one_reading_a_migrated_secret_is_suspended_and_the_plan_says_why() -> (
+    None
+):
+    from bootstrap.commands.migrate import StopCopier, plan_namespace
+
+    cat, f = _web(reads_config=True)
+    (stop,) = [a for a in plan_namespace(f, cat, False) if isinstance(a, StopCopier)]
+    assert (stop.verb, stop.delete) == ("update", False)
+    assert "suspended, not deleted: it reads Secret web/config" in stop.reason
+
+
+def test_issue23_finding4_only_cross_namespace_writers_and_labelled_copiers_are_deletable() -> None:
+    found = {
+        c.ref: c.deletable
+        for c in find_copiers(
+            [
+                _copier(),
+                WorkloadSeen("CronJob", "web", "ca-bundle", script=CA_BUNDLE),
+                WorkloadSeen(
+                    "CronJob", "ops", "labelled", {"app.kubernetes.io/component": "secret-copier"}
+                ),
+                WorkloadSeen(
+                    "Job",
+                    "setup",
+                    "seed",
+                    script="kubectl create secret generic db --from-literal=password=x -n app",
+                ),
+            ]
+        )
+    }
+    assert found == {
+        "CronJob cert-manager/secret-copier": True,
+        "CronJob web/ca-bundle": False,
+        "CronJob ops/labelled": True,
+        "Job setup/seed": True,
+    }
+
+
+# -- issue 23, finding 10: discovery -------------------------------------------------------
+
+
+def test_issue23_finding10_a_labelled_copier_in_another_namespace_is_not_the_source() -> None:
+    """A chain: prod's copier copies db into ops; a labelled copier running in ops copies it
+    on into two namespaces. The original lives in prod."""
+    first = WorkloadSeen(
+        "CronJob",
+        "prod",
+        "copy-to-ops",
+        script="kubectl get secret db -n prod -o json | kubectl apply -n ops -f -",
+    )
+    second = WorkloadSeen(
+        "CronJob",
+        "ops",
+        "fan-out",
+        {"app.kubernetes.io/name": "secret-copier"},
+        script="for ns in app1 app2; do kubectl get secret db -n ops -o json "
+        '| kubectl apply -n "$ns" -f -; done',
+    )
+    secrets = [
+        _secret(ns, "db", created=when)
+        for ns, when in (("prod", "2023"), ("ops", "2025"), ("app1", "2025"), ("app2", "2025"))
+    ]
+    (copy,) = discover([first, second], secrets).copies
+    assert copy.source == "prod" and copy.namespaces == ("prod", "app1", "app2", "ops")
+    assert copy.copiers == ("CronJob ops/fan-out", "CronJob prod/copy-to-ops")
+
+
+def _annotated(ns: str, name: str, digest: str, created: str, **notes: str) -> SecretSeen:
+    return _secret(ns, name, digest, created=created, **notes)
+
+
+def test_issue23_finding10_replicator_copies_are_found_and_never_the_source() -> None:
+    secrets = [
+        _annotated("cm", "ovh", "new", "2025", copies_to=("a", "b")),
+        _annotated(
+            "a", "ovh", "old", "2024", copied_from="cm/ovh", copied_by="kubernetes-replicator"
+        ),
+        _annotated("b", "ovh", "new", "2024", copied_from="cm/ovh", copied_by="reflector"),
+    ]
+    d = discover([], secrets)
+    (copy,) = d.copies
+    assert (copy.source, copy.namespaces, copy.differs) == ("cm", ("cm", "a", "b"), ("a",))
+    assert copy.copiers == ("kubernetes-replicator", "reflector")
+    assert not d.handmade
+
+
+def test_issue23_finding10_a_reflector_mirror_is_a_copy_not_a_source() -> None:
+    secrets = [
+        _annotated("src", "cert", "d", "2025"),
+        _annotated("a", "cert", "d", "2020", copied_from="src/cert", copied_by="reflector"),
+    ]
+    (copy,) = discover([], secrets).copies
+    assert (copy.source, copy.namespaces) == ("src", ("src", "a"))
+
+
+def test_issue23_finding10_a_job_making_a_secret_from_literals_is_found() -> None:
+    job = WorkloadSeen(
+        "Job",
+        "setup",
+        "seed-db",
+        script="kubectl create secret generic db --from-literal=password=hunter2 -n app",
+    )
+    (found,) = find_copiers([job])
+    assert found.creates == (("app", "db"),) and found.targets == ("app",)
+    assert "kubectl create secret" in found.why
+    d = discover([job], [_secret("app", "db")])
+    assert [(h.namespace, h.name) for h in d.handmade] == [("app", "db")]
+
+
+def test_issue23_finding10_what_cannot_migrate_is_named_and_the_fragment_is_a_catalog() -> None:
+    """A 700 KB Secret, an immutable one, names with dots or over 63 characters and a _raw
+    key: each listed with why (in the fragment's comments too), the fragment a valid catalog."""
+    long = "x" * 64
+    secrets = [
+        _secret("app", "bundle", size=700 * 1024),
+        _secret("app", "frozen", immutable=True),
+        _secret("app", "tls.example.com"),
+        _secret("app", long),
+        _secret("app", "raw", keys=("_raw", "k")),
+        _secret("app", "fine"),
+        _secret("web", "fine", "d2"),
+    ]
+    d = discover([], secrets, parse_catalog(_CATALOG_WITH_APP, "c.yaml"))
+    why = {name: text for _, name, text in d.unmigratable}
+    assert set(why) == {"bundle", "frozen", "tls.example.com", long, "raw"}
+    assert "716800 bytes of data" in why["bundle"] and "1 MiB" in why["bundle"]
+    assert "immutable" in why["frozen"]
+    assert "DNS-1123 label" in why["tls.example.com"] and "DNS-1123 label" in why[long]
+    assert "'_raw'" in why["raw"]
+    text = fragment(d, name="migrated")
+    cat = parse_catalog(text, "fragment.yaml")
+    assert [list(s.secrets) for s in cat.services if s.namespace == "app"] == [["fine"]]
+    for name in why:
+        assert f"#   app/{name}: " in text
+
+
+_CATALOG_WITH_APP = (
+    "version: 1\nname: c\nservices:\n  - name: app\n    namespace: app\n    secrets:\n"
+    "      config: {keys: {a: null}}\n"
+)
