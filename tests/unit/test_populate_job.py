@@ -314,14 +314,18 @@ def _forms(raw: bytes) -> list[bytes]:
 
 
 def test_render_writes_no_byte_of_a_file_source_anywhere(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 23, finding 3: ``render --populate-job`` wrote ``file:`` values into the
     ConfigMap (binary ones into binaryData), in a tree meant for Git. Now the files come
     from a Secret the user makes with the printed command; the tree names them only."""
+    import io
+
     import tasks
     from tests.unit.test_corpus import context
 
+    stdout = io.StringIO()
+    monkeypatch.setattr(tasks, "console", tasks._console(stdout))
     folder = tmp_path / "cat"
     (folder / "certs").mkdir(parents=True)
     (folder / "flags.txt").write_bytes(TEXT_VALUE)
@@ -344,7 +348,7 @@ def test_render_writes_no_byte_of_a_file_source_anywhere(
         vault_addr="http://vault.vault.svc:8200",
         image="registry.example/bootstrap:1",
     )
-    printed = capsys.readouterr().out
+    printed = stdout.getvalue()
     files = [p for p in out.rglob("*") if p.is_file()]
     assert out / "populate-job" / "manifests.yaml" in files
     for raw in (TEXT_VALUE, BINARY_VALUE):
