@@ -24,7 +24,7 @@ from bootstrap.core.errors import BootstrapError, CheckFailed
 from bootstrap.core.output import write_tree
 from bootstrap.model.actions import printed
 from bootstrap.model.catalog import Catalog, load_catalog
-from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
+from bootstrap.model.check import rendered_from_catalog, run_check
 from bootstrap.model.render import render_tree
 from bootstrap.model.reserved import check_reserved
 from bootstrap.model.settings import Settings
@@ -239,17 +239,29 @@ def _populate_job_options(s: Settings, vault_addr: str | None, image: str | None
 @task(
     help={
         "catalog": "service catalog (default from invoke.yaml)",
-        "rendered": "check a directory written by 'invoke render' instead of the catalog",
+        "rendered": "check a directory written by 'invoke render' (maybe edited by hand) "
+        "against what render writes for the catalog",
+        "vault_addr": "with --rendered: the Vault address the populate Job was rendered with "
+        "(default: the setting vault_connection_address)",
+        "image": "with --rendered: the image the populate Job was rendered with (default: "
+        "the one images.build makes)",
     }
 )
 @friendly
-def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
+def check(c, catalog=None, rendered=None, vault_addr=None, image=None):  # type: ignore[no-untyped-def]
     """Prove every VaultStaticSecret is readable under its role and no service reads another's."""
+    s, cat = _catalog(c, catalog)
     if rendered:
-        result = run_check(rendered_from_dir(Path(rendered)))
-        source = rendered
+        from bootstrap.model.check_tree import POPULATE_DIR, Reference, check_tree
+
+        root = Path(rendered)
+        expected = render_tree(cat)
+        if (root / POPULATE_DIR).exists() or s.populate_job:
+            expected.update(_populate_job_files(s, cat, vault_addr, image)[0])
+        ref = Reference(expected, s.operator_namespace, s.vault_connection_address)
+        result = check_tree(root, ref)
+        source = f"{rendered} (against {s.catalog})"
     else:
-        s, cat = _catalog(c, catalog)
         result = run_check(rendered_from_catalog(cat))
         source = str(s.catalog)
     if not result.ok:
