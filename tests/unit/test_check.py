@@ -660,3 +660,125 @@ def test_a_compound_refresh_after_from_the_catalog_is_found() -> None:
         findings
     )
     assert "one number and one unit, e.g. '90s'" in findings
+
+
+# -- issue 23, finding 6: what the static check alone now finds ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("file", "hcl", "expected"),
+    [
+        (
+            "webapp",
+            'path "secret/metadata/" { capabilities = ["list"] }',
+            "role webapp: can list 'secret/metadata/': the names of every secret of the mount",
+        ),
+        (
+            "backup",
+            'path "secret/data/*" { capabilities = ["read"] }\n'
+            + "\n".join(
+                f'path "secret/data/{s}/*" {{ capabilities = ["deny"] }}'
+                for s in (
+                    "webapp",
+                    "webapp-search",
+                    "monitoring",
+                    "cert-manager",
+                    "external-dns",
+                    "shared",
+                    "infrastructure",
+                )
+            ),
+            "role backup: can read 'secret/data/__check_new_service__/__check_probe__': its "
+            "rules reach beyond the paths the catalog gives it",
+        ),
+        (
+            "webapp",
+            'path "secret/data/webapp/../backup/config" { capabilities = ["read"] }',
+            "{file}: path 'secret/data/webapp/../backup/config' has a '..' or '.' segment",
+        ),
+        (
+            "bootstrap-admin",
+            'path "*" { capabilities = ["sudo"] }',
+            "{file}: policy bootstrap-admin: path '*' grants [sudo]; the product renders no "
+            "such path for this policy",
+        ),
+    ],
+    ids=["list-metadata-root", "glob-with-denies", "dotdot", "admin-widened"],
+)
+def test_policy_edits_the_isolation_proof_missed_are_found(
+    tree: Path, file: str, hcl: str, expected: str
+) -> None:
+    """Issue 23, finding 6: each of these passed ``check --rendered``."""
+    _add(tree, file, hcl)
+    findings = run_check(rendered_from_dir(tree)).findings
+    want = expected.format(file=tree / f"vault/policies/{file}.hcl")
+    assert any(f.startswith(want) for f in findings), "\n".join(findings)
+
+
+def test_a_policy_no_role_grants_is_found(tree: Path) -> None:
+    """Issue 23, finding 6: a policy waiting in the tree for a role to grant it."""
+    p = tree / "vault/policies/spare.hcl"
+    p.write_text('path "secret/data/*" { capabilities = ["read"] }\n')
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert f"{p}: policy spare: no role grants it; the product renders no such policy" in (
+        "\n".join(findings)
+    )
+
+
+def test_the_glob_finding_is_said_once_per_role(tree: Path) -> None:
+    _add(tree, "backup", 'path "secret/data/+/*" { capabilities = ["read"] }')
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert len([f for f in findings if "__check_new_service__" in f]) == 1
+
+
+# -- issue 23, finding 6: the tree against what the product renders ------------------------
+
+
+def test_a_role_in_another_spelling_is_no_difference(tree: Path) -> None:
+    _role(
+        tree,
+        "webapp",
+        token_policies=None,
+        policies="Webapp,default",
+        bound_service_account_names="webapp",
+        token_ttl="1h",
+    )
+    data = json.loads((tree / "vault/roles/webapp.json").read_text())
+    data.pop("token_policies")
+    (tree / "vault/roles/webapp.json").write_text(json.dumps(data))
+    assert check_tree(tree, REFERENCE).findings == []
+
+
+def test_missing_and_extra_files_are_findings(tree: Path) -> None:
+    (tree / "manifests/webapp/vaultstaticsecret-config.yaml").unlink()
+    (tree / "terraform/placeholders.auto.tfvars.json").unlink()
+    (tree / "notes.txt").write_text("x")
+    findings = "\n".join(check_tree(tree, REFERENCE).findings)
+    assert (
+        f"{tree}/manifests/webapp/vaultstaticsecret-config.yaml: VaultStaticSecret "
+        "webapp/config is missing; the product renders it for this catalog"
+    ) in findings
+    assert f"{tree}/terraform/placeholders.auto.tfvars.json: missing" in findings
+    assert f"{tree}/notes.txt: not a file 'invoke render' writes for this catalog" in findings
+
+
+def test_the_operators_connection_at_the_settings_address_is_only_unexpected(
+    tree: Path,
+) -> None:
+    (tree / "manifests/vault-secrets-operator-system").mkdir()
+    p = tree / "manifests/vault-secrets-operator-system/vaultconnection-default.yaml"
+    p.write_text(
+        "kind: VaultConnection\n"
+        "metadata: {name: default, namespace: vault-secrets-operator-system}\n"
+        "spec: {address: 'http://openbao.openbao.svc:8200'}\n"
+    )
+    ref = Reference(REFERENCE.files, vault_connection_address="http://openbao.openbao.svc:8200")
+    assert [f for f in check_tree(tree, ref).findings if "spec.address" in f] == []
+    other = Reference(REFERENCE.files, vault_connection_address="http://vault.example:8200")
+    findings = "\n".join(check_tree(tree, other).findings)
+    assert (
+        f"{p}: VaultConnection vault-secrets-operator-system/default: spec.address is "
+        '"http://openbao.openbao.svc:8200": a VaultAuth using this connection sends its '
+        "ServiceAccount's token there; the operator's default connection the product applies "
+        "holds 'http://vault.example:8200'"
+    ) in findings
