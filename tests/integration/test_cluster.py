@@ -741,7 +741,8 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
         return done, log
 
     # webapp/config back to placeholders: populate must write both keys again, from the
-    # Job's environment (log-level) and the catalog's folder in the ConfigMap (feature-flags)
+    # Job's environment (log-level) and the catalog's folder (feature-flags, from the
+    # files Secret made above)
     path = "webapp/config"
     have, version = read_kv(api, path)
     placeholders = {k: conv.placeholder_value("webapp", "config", k) for k in have}

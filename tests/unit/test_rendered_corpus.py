@@ -110,3 +110,30 @@ def test_a_hand_edited_tree_is_refused(path: Path, tmp_path: Path) -> None:
     if case.get("hidden"):
         assert case["hidden"] not in message
     assert _digest(tree) == before  # the check writes nothing
+
+
+def test_a_tree_with_the_job_needs_the_address_it_was_rendered_with(tmp_path: Path) -> None:
+    """Without Vault's address the Job's manifests cannot be compared: a usage error (exit 2)
+    saying what to give, not a pass."""
+    tree = tmp_path / "rendered"
+    render(tree, True)
+    with pytest.raises(Exit) as info:
+        tasks.check(context(), catalog=str(EXAMPLE), rendered=str(tree))
+    assert info.value.code == 2
+    assert "--vault-addr" in str(info.value.message)
+
+
+def test_a_missing_file_source_is_named_at_render(tmp_path: Path) -> None:
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    catalog = folder / "catalog.yaml"
+    catalog.write_text(
+        "version: 1\nservices:\n  - name: app\n    namespace: app\n    secrets:\n"
+        "      config:\n        keys:\n          flags: {file: flags.txt}\n"
+    )
+    out = tmp_path / "rendered"
+    with pytest.raises(Exit) as info:
+        tasks.render(context(), out=str(out), catalog=str(catalog), populate_job=True, **JOB)
+    assert info.value.code == 2
+    assert "file flags.txt: cannot find it for the Job's files Secret" in str(info.value.message)
+    assert not out.exists()
