@@ -208,7 +208,10 @@ def rendered_from_dir(root: Path) -> Rendered:
             out.problems.append(f"{p}: invalid YAML: {exc}")
             continue
         for doc in docs:
-            if isinstance(doc, dict):
+            if isinstance(doc, dict) and (shape := _shape_problem(doc)):
+                kind, ns, name = _key(doc)
+                out.problems.append(f"{p}: {kind or '(no kind)'} {ns}/{name}: {shape}")
+            elif isinstance(doc, dict):
                 out.manifests.append(doc)
                 kind, ns, name = _key(doc)
                 key = f"manifest:{kind}/{ns}/{name}"
@@ -229,8 +232,27 @@ def _read(p: Path, out: Rendered) -> str | None:
         return None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A field that must be a mapping; anything else reads as empty (a finding elsewhere)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _shape_problem(doc: dict[str, Any]) -> str | None:
+    """What makes a manifest unreadable as the operator's objects are: a metadata, spec or
+    spec.kubernetes that is not a mapping."""
+    for name, value in (
+        ("metadata", doc.get("metadata", {})),
+        ("spec", doc.get("spec", {})),
+        ("spec.kubernetes", _mapping(doc.get("spec")).get("kubernetes", {})),
+        ("spec.destination", _mapping(doc.get("spec")).get("destination", {})),
+    ):
+        if not isinstance(value, dict):
+            return f"{name} is not a mapping but {type(value).__name__}"
+    return None
+
+
 def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
-    meta = doc.get("metadata") or {}
+    meta = _mapping(doc.get("metadata"))
     return (str(doc.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
@@ -563,7 +585,7 @@ def run_check(r: Rendered) -> CheckResult:
         if kind == "VaultAuth":
             where = r.object_where(kind, ns, name)
             findings += _vault_auth_isolation(
-                where, ns, doc.get("spec") or {}, r.operator_namespace
+                where, ns, _mapping(doc.get("spec")), r.operator_namespace
             )
     static_secrets = [d for d in r.manifests if d.get("kind") == "VaultStaticSecret"]
     # What each role legitimately reads: its VaultStaticSecrets' paths.
@@ -697,7 +719,7 @@ def _static_secret(
     """Check one VaultStaticSecret along its chain (VaultAuth, ServiceAccount, role,
     policies); returns (role, path) it reads, None where the chain breaks before a role."""
     kind, ns, name = _key(vss)
-    spec = vss.get("spec") or {}
+    spec = _mapping(vss.get("spec"))
     where = r.object_where(kind, ns, name)
     if spec.get("type") != "kv-v2":
         findings.append(f"{where}: type is {spec.get('type')!r}, expected 'kv-v2'")
@@ -724,8 +746,8 @@ def _static_secret(
         findings.append(f"{where}: vaultAuthRef {ref!r} names no VaultAuth in namespace {ns!r}")
         return None
     auth_where = r.object_where("VaultAuth", ns, auth_name)
-    auth_spec = auth.get("spec") or {}
-    k8s = auth_spec.get("kubernetes") or {}
+    auth_spec = _mapping(auth.get("spec"))
+    k8s = _mapping(auth_spec.get("kubernetes"))
     role_name = str(k8s.get("role", ""))
     findings += _auth_findings(auth_where, auth_spec, ns, objects)
     view = views.get(role_name)
@@ -755,7 +777,7 @@ def _auth_findings(where: str, spec: dict[str, Any], ns: str, objects: Objects) 
         out.append(f"{where}: method is {spec.get('method')!r}, expected 'kubernetes'")
     if spec.get("mount") != conv.AUTH_MOUNT:
         out.append(f"{where}: mount is {spec.get('mount')!r}, expected {conv.AUTH_MOUNT!r}")
-    sa = str((spec.get("kubernetes") or {}).get("serviceAccount", ""))
+    sa = str(_mapping(spec.get("kubernetes")).get("serviceAccount", ""))
     if ("ServiceAccount", ns, sa) not in objects:
         out.append(f"{where}: serviceAccount {sa!r} is not rendered in namespace {ns!r}")
     return out

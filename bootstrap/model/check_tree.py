@@ -45,6 +45,7 @@ from bootstrap.model.check import (
     CheckResult,
     Rendered,
     _key,
+    _shape_problem,
     _str_list,
     policy_drift,
     rendered_from_dir,
@@ -519,6 +520,9 @@ def _job_manifests(p: Path, want_text: str, have_text: str, ref: Reference) -> l
             out.append(f"{p}: a document is not a mapping")
             continue
         key = _key(doc)
+        if shape := _shape_problem(doc):
+            out.append(f"{p}: {key[0] or '(no kind)'} {key[1]}/{key[2]}: {shape}")
+            continue
         if key in have:
             out.append(f"{p}: {key[0]} {key[1]}/{key[2]}: declared twice")
         have[key] = doc
