@@ -12,13 +12,13 @@ the field, except the differences it knows to be safe:
   ``token_policies``, the ``default`` policy Vault attaches anyway, a TTL as seconds or a
   duration);
 - manifests compared object by object, whatever file holds them; extra labels (not on a
-  Namespace) and annotations at the top of an object's metadata; on a VaultAuth,
-  ``allowedNamespaces`` of its own namespace alone (or empty) and a ``vaultConnectionRef`` to
-  the operator's default connection; on a VaultStaticSecret, ``vaultAuthRef`` written with
-  its namespace, another ``refreshAfter`` VSO accepts, ``destination.create`` either way,
+  Namespace) and annotations at the top of an object's metadata; on a VaultStaticSecret,
+  ``vaultAuthRef`` written with its namespace, ``destination.create`` either way,
   ``destination.overwrite: false``, ``transformation`` left out (v0.1.0's CRD) or with
-  ``excludeRaw`` and no ``transformationRefs``, ``hmacSecretData`` left to the CRD's default
-  (true); on the populate Job, ``--expect-denied PATH`` appended to its arguments.
+  ``excludeRaw`` and no ``transformationRefs``; on the populate Job, ``--expect-denied PATH``
+  appended to its arguments. A VaultAuth's ``allowedNamespaces``, ``vaultConnectionRef`` and
+  ``vaultAuthGlobalRef`` and a VaultStaticSecret's ``hmacSecretData`` and ``refreshAfter``
+  are left to the static check, which names every unsafe value of them with its risk.
 
 Everything else is a finding: a wider or narrower policy (a glob, a deny, a ``..``, a listing),
 a policy or role the catalog does not render, a VaultAuth or VaultStaticSecret pointing
@@ -306,13 +306,6 @@ def _same(a: Any, b: Any) -> bool:
 
 #: What a difference in one field would let happen, said with the finding.
 RISKS = {
-    ("VaultAuth", "spec.allowedNamespaces"): (
-        "VaultStaticSecrets of other namespaces could log in with it, under its role"
-    ),
-    ("VaultAuth", "spec.vaultConnectionRef"): (
-        "its ServiceAccount's token would go to the address that VaultConnection holds, not "
-        "through the operator's default connection"
-    ),
     ("VaultAuth", "spec.kubernetes.role"): "it would log in with another role",
     ("VaultAuth", "spec.kubernetes.serviceAccount"): (
         "it would log in with another ServiceAccount's token"
@@ -326,10 +319,6 @@ RISKS = {
     ),
     ("VaultStaticSecret", "spec.mount"): "the Secret would be read from another mount",
     ("VaultStaticSecret", "spec.vaultAuthRef"): "it would be read with another VaultAuth's role",
-    ("VaultStaticSecret", "spec.hmacSecretData"): (
-        "without the operator's HMAC of the data, rolloutRestartTargets never restart and "
-        "drift of the Secret is not seen"
-    ),
     ("VaultStaticSecret", "spec.rolloutRestartTargets"): (
         "the operator would restart other workloads than the catalog names"
     ),
@@ -379,7 +368,22 @@ def _secret_field(kind: str, field: str) -> bool:
     return ".env" in field and "envFrom" not in field
 
 
+#: Fields whose every unsafe value the static check names, with what it would open up: the
+#: comparison leaves them to it (one finding per edit).
+STATIC_CHECK_FIELDS = frozenset(
+    {
+        ("VaultAuth", "spec.allowedNamespaces"),
+        ("VaultAuth", "spec.vaultConnectionRef"),
+        ("VaultAuth", "spec.vaultAuthGlobalRef"),
+        ("VaultStaticSecret", "spec.hmacSecretData"),
+        ("VaultStaticSecret", "spec.refreshAfter"),
+    }
+)
+
+
 def _safe(kind: str, ns: str, field: str, want: Any, have: Any, ref: Reference) -> bool:
+    if (kind, field) in STATIC_CHECK_FIELDS:
+        return True
     if want is _MISSING and (
         field.startswith("metadata.annotations.")
         or (field.startswith("metadata.labels.") and kind != "Namespace")
@@ -387,16 +391,9 @@ def _safe(kind: str, ns: str, field: str, want: Any, have: Any, ref: Reference) 
         return True
     if want is _MISSING and field == "metadata.annotations":
         return isinstance(have, dict)
-    if kind == "VaultAuth" and want is _MISSING:
-        if field == "spec.allowedNamespaces":
-            return have in ([ns], [])
-        if field == "spec.vaultConnectionRef":
-            return have in ("", f"{ref.operator_namespace}/default")
     if kind == "VaultStaticSecret":
         if field == "spec.vaultAuthRef":
             return isinstance(want, str) and have == f"{ns}/{want}"
-        if field == "spec.refreshAfter":
-            return isinstance(have, str) and conv.VSO_REFRESH.fullmatch(have) is not None
         if field == "spec.destination.create":
             return isinstance(have, bool)
         if field == "spec.destination.overwrite":
@@ -407,8 +404,6 @@ def _safe(kind: str, ns: str, field: str, want: Any, have: Any, ref: Reference) 
             return want is _MISSING and isinstance(have, bool)
         if field == "spec.destination.transformation.transformationRefs":
             return want is _MISSING and have == []
-        if field == "spec.hmacSecretData":
-            return want is True and have is _MISSING
     if kind == "Job" and field.endswith("].args") and isinstance(want, list):
         extra = have[len(want) :] if isinstance(have, list) and have[: len(want)] == want else None
         return (
