@@ -24,7 +24,7 @@ from bootstrap.core.errors import BootstrapError, CheckFailed
 from bootstrap.core.output import write_tree
 from bootstrap.model.actions import printed
 from bootstrap.model.catalog import Catalog, load_catalog
-from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
+from bootstrap.model.check import rendered_from_catalog, run_check
 from bootstrap.model.render import render_tree
 from bootstrap.model.reserved import check_reserved
 from bootstrap.model.settings import Settings
@@ -136,10 +136,12 @@ def render(c, out="rendered", catalog=None, populate_job=False, vault_addr=None,
     """Render policies, roles, operator manifests and Terraform inputs for GitOps review."""
     s, cat = _catalog(c, catalog)
     files = render_tree(cat)
+    secret_command = None
     if populate_job or s.populate_job:
         from bootstrap.model.populate_job import job_notes
 
-        files.update(_populate_job_files(s, cat, vault_addr, image))
+        job_files, secret_command = _populate_job_files(s, cat, vault_addr, image)
+        files.update(job_files)
         notes = job_notes(cat)
         if not s.populate_job:
             notes.insert(
@@ -154,12 +156,68 @@ def render(c, out="rendered", catalog=None, populate_job=False, vault_addr=None,
         f"wrote {len(files)} files to {_e(out)}/ "
         f"({len(cat.services)} services, {len(cat.namespaces)} namespaces)"
     )
+    if secret_command:
+        console.print(
+            "the populate Job reads the files of the catalog's file: sources from a Secret "
+            "you make (never in the rendered tree); make it with:",
+            highlight=False,
+        )
+        console.print(f"    {_e(secret_command)}", highlight=False, soft_wrap=True)
 
 
 def _populate_job_files(
     s: Settings, cat: Catalog, vault_addr: str | None, image: str | None
-) -> dict[str, str]:
-    """populate-job/: the catalog and the files its sources read go into the Job's ConfigMap."""
+) -> tuple[dict[str, str], str | None]:
+    """populate-job/, and the command that makes the Secret of the files the catalog's
+    ``file:`` sources read (issue 23, finding 3: their contents never go into the tree; they
+    are not even read here, only found)."""
+    from bootstrap.core.errors import UsageError
+    from bootstrap.model import populate_job as pj
+
+    options = _populate_job_options(s, vault_addr, image)
+    names, problems = pj.catalog_files(cat)
+    base = s.catalog.resolve().parent
+    paths: dict[str, str] = {}
+    size = 0
+    for rel in names:
+        f = base / rel
+        try:
+            st = f.stat()
+        except OSError as exc:
+            problems.append(
+                f"file {rel}: cannot find it for the Job's files Secret: {exc.strerror}"
+            )
+            continue
+        if not f.is_file():
+            problems.append(f"file {rel}: not a regular file")
+            continue
+        size += st.st_size
+        # as the user will type it: relative to the current folder when below it
+        try:
+            paths[rel] = str(f.relative_to(Path.cwd().resolve()))
+        except ValueError:
+            paths[rel] = str(f)
+    if size > pj.CONFIGMAP_MAX_BYTES:
+        problems.append(
+            f"the files total {size} bytes, over a Secret's limit of "
+            f"{pj.CONFIGMAP_MAX_BYTES} bytes (1 MiB)"
+        )
+    if problems:
+        raise UsageError(
+            "cannot render the populate Job:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    try:
+        files = pj.render_files(cat, options, s.catalog.read_text(encoding="utf-8"), names)
+    except ValueError as exc:
+        raise UsageError(f"cannot render the populate Job: {exc}") from None
+    argv = pj.files_secret_command(options, paths)
+    return files, (pj.shell_line(argv) if argv else None)
+
+
+def _populate_job_options(s: Settings, vault_addr: str | None, image: str | None) -> Any:
+    """The Job's options as render takes them: Vault's address (the flag or the setting
+    vault_connection_address) and the product's image (the flag or the one images.build
+    makes)."""
     from bootstrap.core.errors import UsageError
     from bootstrap.model import populate_job as pj
     from bootstrap.tooling import images
@@ -170,44 +228,40 @@ def _populate_job_files(
             "the populate Job needs Vault's address as its pod reaches it: --vault-addr or "
             "the setting vault_connection_address"
         )
-    names, problems = pj.catalog_files(cat)
-    base = s.catalog.resolve().parent
-    contents: dict[str, bytes] = {}
-    for rel in names:
-        try:
-            contents[rel] = (base / rel).read_bytes()
-        except OSError as exc:
-            problems.append(f"file {rel}: cannot read it for the Job's ConfigMap: {exc.strerror}")
-    if problems:
-        raise UsageError(
-            "cannot render the populate Job:\n" + "\n".join(f"  {p}" for p in problems)
-        )
-    options = pj.JobOptions(
+    return pj.JobOptions(
         access=pj.PopulateAccess(s.populate_namespace, s.populate_service_account),
         image=image or images.references().bootstrap,
         vault_addr=addr,
         env_secret=s.populate_env_secret,
     )
-    try:
-        return pj.render_files(cat, options, s.catalog.read_text(encoding="utf-8"), contents)
-    except ValueError as exc:
-        raise UsageError(f"cannot render the populate Job: {exc}") from None
 
 
 @task(
     help={
         "catalog": "service catalog (default from invoke.yaml)",
-        "rendered": "check a directory written by 'invoke render' instead of the catalog",
+        "rendered": "check a directory written by 'invoke render' (maybe edited by hand) "
+        "against what render writes for the catalog",
+        "vault_addr": "with --rendered: the Vault address the populate Job was rendered with "
+        "(default: the setting vault_connection_address)",
+        "image": "with --rendered: the image the populate Job was rendered with (default: "
+        "the one images.build makes)",
     }
 )
 @friendly
-def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
+def check(c, catalog=None, rendered=None, vault_addr=None, image=None):  # type: ignore[no-untyped-def]
     """Prove every VaultStaticSecret is readable under its role and no service reads another's."""
+    s, cat = _catalog(c, catalog)
     if rendered:
-        result = run_check(rendered_from_dir(Path(rendered)))
-        source = rendered
+        from bootstrap.model.check_tree import POPULATE_DIR, Reference, check_tree
+
+        root = Path(rendered)
+        expected = render_tree(cat)
+        if (root / POPULATE_DIR).exists() or s.populate_job:
+            expected.update(_populate_job_files(s, cat, vault_addr, image)[0])
+        ref = Reference(expected, s.operator_namespace, s.vault_connection_address)
+        result = check_tree(root, ref)
+        source = f"{rendered} (against {s.catalog})"
     else:
-        s, cat = _catalog(c, catalog)
         result = run_check(rendered_from_catalog(cat))
         source = str(s.catalog)
     if not result.ok:

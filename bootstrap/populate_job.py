@@ -6,7 +6,8 @@ catalog's audience; role ``bootstrap-populate``), then runs populate exactly as 
 bootstrap --only populate`` does (plan, apply with check-and-set, plan again) with that
 token: no admin token, no custody, no Terraform, no cluster lock, no Kubernetes API call.
 Values come from the catalog's sources: ``env:`` from the Job's environment, ``file:`` from
-the catalog's folder (a ConfigMap), ``generate:``, ``copy:`` from the catalog's own paths;
+the catalog's folder (the ConfigMap's catalog and the files Secret the user makes,
+projected), ``generate:``, ``copy:`` from the catalog's own paths;
 a source it cannot use fails naming the path and key, and nothing is written.
 
 Then it proves its token is confined: listing ``secret/metadata/`` and reading each

@@ -47,9 +47,12 @@ from bootstrap.model.policy import (
     evaluate,
     parse_policy,
 )
-from bootstrap.model.render import operator_resources, vault_acl
+from bootstrap.model.render import ADMIN_POLICY_TEXT, operator_resources, vault_acl
 
 PROBE = "__check_probe__"
+#: A service the catalog does not hold (yet): a rule reaching its paths reaches beyond the
+#: paths the catalog gives a role, whatever denies keep today's services out.
+NEW_SERVICE = "__check_new_service__"
 #: The KV version 2 API prefixes below the mount, one per kind of request on a secret.
 KV_APIS = ("data", "metadata", "delete", "undelete", "destroy", "subkeys")
 #: What a service policy may grant at all (inside ``secret/``).
@@ -117,6 +120,8 @@ class Rendered:
     origins: dict[str, str] = field(default_factory=dict)
     #: What could not be read at all (each one a finding).
     problems: list[str] = field(default_factory=list)
+    #: Where the operator's default VaultConnection lives (the setting operator_namespace).
+    operator_namespace: str = conv.OPERATOR_NAMESPACE
 
     def origin(self, kind: str, name: str) -> str:
         return self.origins.get(f"{kind}:{name}", f"{kind} {name}")
@@ -203,7 +208,10 @@ def rendered_from_dir(root: Path) -> Rendered:
             out.problems.append(f"{p}: invalid YAML: {exc}")
             continue
         for doc in docs:
-            if isinstance(doc, dict):
+            if isinstance(doc, dict) and (shape := _shape_problem(doc)):
+                kind, ns, name = _key(doc)
+                out.problems.append(f"{p}: {kind or '(no kind)'} {ns}/{name}: {shape}")
+            elif isinstance(doc, dict):
                 out.manifests.append(doc)
                 kind, ns, name = _key(doc)
                 key = f"manifest:{kind}/{ns}/{name}"
@@ -224,8 +232,27 @@ def _read(p: Path, out: Rendered) -> str | None:
         return None
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A field that must be a mapping; anything else reads as empty (a finding elsewhere)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _shape_problem(doc: dict[str, Any]) -> str | None:
+    """What makes a manifest unreadable as the operator's objects are: a metadata, spec or
+    spec.kubernetes that is not a mapping."""
+    for name, value in (
+        ("metadata", doc.get("metadata", {})),
+        ("spec", doc.get("spec", {})),
+        ("spec.kubernetes", _mapping(doc.get("spec")).get("kubernetes", {})),
+        ("spec.destination", _mapping(doc.get("spec")).get("destination", {})),
+    ):
+        if not isinstance(value, dict):
+            return f"{name} is not a mapping but {type(value).__name__}"
+    return None
+
+
 def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
-    meta = doc.get("metadata") or {}
+    meta = _mapping(doc.get("metadata"))
     return (str(doc.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
@@ -366,6 +393,65 @@ def _grant_findings(role: str, rules: list[Rule]) -> list[str]:
     return out
 
 
+# -- policies as the product renders them (issue 23, finding 6) ----------------------
+
+
+def _merged(rules: list[Rule]) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Path -> (capabilities, conditions), blocks of one path merged as Vault merges them."""
+    out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    for rule in rules:
+        caps, conds = out.get(rule.path, (frozenset(), frozenset()))
+        out[rule.path] = (caps | rule.capabilities, conds | rule.conditions)
+    return out
+
+
+def _caps(caps: frozenset[str]) -> str:
+    return "[" + ", ".join(sorted(caps)) + "]"
+
+
+def policy_drift(where: str, name: str, want_text: str, have_text: str) -> list[str]:
+    """Differences between two policies as Vault reads them, one finding per path."""
+    want = _merged(parse_policy(want_text, name))
+    try:
+        have = _merged(parse_policy(have_text, name))
+    except PolicyParseError:
+        return []  # the static check names what cannot be read
+    out = []
+    for path in sorted(set(want) | set(have)):
+        w, h = want.get(path), have.get(path)
+        what = f"{where}: policy {name}: path {path!r}"
+        if w is None and h is not None:
+            why = _path_risk(path, h[0])
+            out.append(
+                f"{what} grants {_caps(h[0])}; the product renders no such path for this "
+                f"policy{why}"
+            )
+        elif h is None and w is not None:
+            out.append(f"{what} is missing; the product renders it with {_caps(w[0])}")
+        elif w is not None and h is not None and w != h:
+            if w[0] != h[0]:
+                out.append(f"{what} grants {_caps(h[0])}; the product renders {_caps(w[0])} there")
+            if w[1] != h[1]:
+                out.append(f"{what} sets {_caps(h[1])}; the product renders none of them there")
+    return out
+
+
+def _path_risk(path: str, caps: frozenset[str]) -> str:
+    parts = path.split("/")
+    if ".." in parts or "." in parts:
+        return " (a path with '..' or '.' segments, which the check cannot vouch for)"
+    if "deny" in caps:
+        return (
+            " (a deny beside a wider grant: every path not denied, a later service's too, "
+            "is granted)"
+        )
+    if path.endswith("*") or "+" in parts:
+        return " (a glob reaches paths the catalog never gave this policy, later ones too)"
+    if "list" in caps and "/metadata/" in f"{path}/":
+        return " (a listing shows the names of secrets beyond this service's own)"
+    return ""
+
+
 # -- isolation --------------------------------------------------------------------------
 
 
@@ -414,6 +500,11 @@ def exempt(role: str, probe: Probe, declared: set[str]) -> bool:
 
 def isolation_finding(role: str, probe: Probe, caps: frozenset[str], declared: set[str]) -> str:
     can = f"role {role}: can {_words(caps)}"
+    if probe.owner == NEW_SERVICE:
+        return (
+            f"{can} {probe.api_path!r}: its rules reach beyond the paths the catalog gives it "
+            "(a glob or '+' that denies do not close: the secrets of any service added later)"
+        )
     if not probe.scoped:
         return f"{can} {probe.owner}'s private path {probe.api_path!r}"
     if probe.logical in declared:
@@ -493,7 +584,9 @@ def run_check(r: Rendered) -> CheckResult:
     for (kind, ns, name), doc in objects.items():
         if kind == "VaultAuth":
             where = r.object_where(kind, ns, name)
-            findings += _vault_auth_isolation(where, ns, doc.get("spec") or {})
+            findings += _vault_auth_isolation(
+                where, ns, _mapping(doc.get("spec")), r.operator_namespace
+            )
     static_secrets = [d for d in r.manifests if d.get("kind") == "VaultStaticSecret"]
     # What each role legitimately reads: its VaultStaticSecrets' paths.
     reads_by_role: ReadsByRole = defaultdict(set)
@@ -504,11 +597,63 @@ def run_check(r: Rendered) -> CheckResult:
     for name in sorted(role_rules):
         findings += _grant_findings(name, role_rules[name])
     synced = {p for paths in reads_by_role.values() for p in paths}
-    findings += isolation(role_rules, sorted(r.roles), synced, reads_by_role)
+    # and a service the catalog does not hold, with secrets named like today's
+    future = {f"{NEW_SERVICE}/{p.partition('/')[2]}" for p in synced if "/" in p}
+    seen_future: set[str] = set()
+    for text in isolation(
+        role_rules, [*sorted(r.roles), NEW_SERVICE], synced | future, reads_by_role
+    ):
+        if f"/{NEW_SERVICE}/" in text:  # one such finding per role says it all
+            role = text.split(":", 1)[0]
+            if role in seen_future:
+                continue
+            seen_future.add(role)
+        findings.append(text)
+    findings += _policy_findings(r, parsed, views, role_rules)
     n = len(r.roles)
     return CheckResult(
         findings=findings, static_secrets=len(static_secrets), roles=n, pairs=n * (n - 1)
     )
+
+
+def _policy_findings(
+    r: Rendered, parsed: dict[str, list[Rule]], views: dict[str, RoleView], role_rules: RulesByRole
+) -> list[str]:
+    """Issue 23, finding 6: what the isolation proof does not see. The listing of the whole
+    mount; a path with ``..`` or ``.`` segments (never rendered; Vault takes it literally);
+    a policy no role grants (only the bootstrap-admin policy is one); the bootstrap-admin
+    policy other than the product renders it."""
+    out: list[str] = []
+    root_listing = f"{conv.KV_MOUNT}/metadata/"
+    for role in sorted(role_rules):
+        caps = capabilities(role_rules[role], root_listing)
+        if caps:
+            out.append(
+                f"role {role}: can {_words(caps)} {root_listing!r}: the names of every "
+                "secret of the mount, every service's"
+            )
+    for name in sorted(parsed):
+        where = r.origin("policy", name)
+        for rule in parsed[name]:
+            if {"..", "."} & set(rule.path.split("/")):
+                out.append(
+                    f"{where}: path {rule.path!r} has a '..' or '.' segment; the product "
+                    "renders none, and the check cannot vouch for what it matches"
+                )
+    granted = {p for view in views.values() for p in view.policies}
+    for name in sorted(set(r.policies) - granted - {conv.ADMIN_POLICY, DEFAULT_POLICY}):
+        out.append(
+            f"{r.origin('policy', name)}: policy {name}: no role grants it; the product "
+            f"renders no such policy (only {conv.ADMIN_POLICY}, for the bootstrap credential)"
+        )
+    if conv.ADMIN_POLICY in r.policies and parsed.get(conv.ADMIN_POLICY):
+        out += policy_drift(
+            r.origin("policy", conv.ADMIN_POLICY),
+            conv.ADMIN_POLICY,
+            ADMIN_POLICY_TEXT,
+            r.policies[conv.ADMIN_POLICY],
+        )
+    return out
 
 
 def _parsed_policies(r: Rendered, findings: list[str]) -> dict[str, list[Rule]]:
@@ -574,7 +719,7 @@ def _static_secret(
     """Check one VaultStaticSecret along its chain (VaultAuth, ServiceAccount, role,
     policies); returns (role, path) it reads, None where the chain breaks before a role."""
     kind, ns, name = _key(vss)
-    spec = vss.get("spec") or {}
+    spec = _mapping(vss.get("spec"))
     where = r.object_where(kind, ns, name)
     if spec.get("type") != "kv-v2":
         findings.append(f"{where}: type is {spec.get('type')!r}, expected 'kv-v2'")
@@ -601,8 +746,8 @@ def _static_secret(
         findings.append(f"{where}: vaultAuthRef {ref!r} names no VaultAuth in namespace {ns!r}")
         return None
     auth_where = r.object_where("VaultAuth", ns, auth_name)
-    auth_spec = auth.get("spec") or {}
-    k8s = auth_spec.get("kubernetes") or {}
+    auth_spec = _mapping(auth.get("spec"))
+    k8s = _mapping(auth_spec.get("kubernetes"))
     role_name = str(k8s.get("role", ""))
     findings += _auth_findings(auth_where, auth_spec, ns, objects)
     view = views.get(role_name)
@@ -632,13 +777,15 @@ def _auth_findings(where: str, spec: dict[str, Any], ns: str, objects: Objects) 
         out.append(f"{where}: method is {spec.get('method')!r}, expected 'kubernetes'")
     if spec.get("mount") != conv.AUTH_MOUNT:
         out.append(f"{where}: mount is {spec.get('mount')!r}, expected {conv.AUTH_MOUNT!r}")
-    sa = str((spec.get("kubernetes") or {}).get("serviceAccount", ""))
+    sa = str(_mapping(spec.get("kubernetes")).get("serviceAccount", ""))
     if ("ServiceAccount", ns, sa) not in objects:
         out.append(f"{where}: serviceAccount {sa!r} is not rendered in namespace {ns!r}")
     return out
 
 
-def _vault_auth_isolation(where: str, ns: str, spec: dict[str, Any]) -> list[str]:
+def _vault_auth_isolation(
+    where: str, ns: str, spec: dict[str, Any], operator_ns: str = conv.OPERATOR_NAMESPACE
+) -> list[str]:
     """A VaultAuth's fields (VSO 1.4.1) that would let other namespaces use it, or let
     another namespace decide where or how it logs in."""
     out: list[str] = []
@@ -660,14 +807,21 @@ def _vault_auth_isolation(where: str, ns: str, spec: dict[str, Any]) -> list[str
                 f"(namespace {ns!r} only)"
             )
     conn = spec.get("vaultConnectionRef")
-    if conn:
-        conn_ns, _, _conn_name = str(conn).rpartition("/")
+    if conn and conn != f"{operator_ns}/default":
+        conn_ns, _, conn_name = str(conn).rpartition("/")
         if conn_ns and conn_ns != ns:
             out.append(
                 f"{where}: vaultConnectionRef {conn!r} names a VaultConnection of namespace "
                 f"{conn_ns!r}: its ServiceAccount's token would go to the address that "
                 "namespace sets; the product leaves it unset (the operator's default "
                 "connection)"
+            )
+        else:  # issue 23, finding 6: a connection of its own namespace is foreign too
+            out.append(
+                f"{where}: vaultConnectionRef {conn!r} names VaultConnection "
+                f"{conn_ns or ns}/{conn_name}, not the operator's default connection: its "
+                "ServiceAccount's token would go to the address that object holds; the "
+                "product leaves it unset"
             )
     global_ref = spec.get("vaultAuthGlobalRef")
     if global_ref:
@@ -726,6 +880,13 @@ def _static_secret_fields(where: str, ns: str, spec: dict[str, Any]) -> list[str
         out.append(
             f"{where}: hmacSecretData is false, so the operator ignores rolloutRestartTargets "
             f"{names}: they would never restart; the product renders hmacSecretData: true"
+        )
+    elif "hmacSecretData" in spec and spec["hmacSecretData"] is not True:
+        # issue 23, finding 6: without the HMAC the operator sees no drift of the Secret
+        out.append(
+            f"{where}: hmacSecretData is {spec['hmacSecretData']!r}: the operator would keep no "
+            "HMAC of the data, so it would neither see a Secret changed by hand nor restart "
+            "anything; the product renders hmacSecretData: true"
         )
     return out
 

@@ -9,18 +9,23 @@ that run post-deploy hooks. Pure; no IO: catalog and inputs in, policy, role and
   read other paths of the catalog. One kubernetes auth role of that name bound to the Job's
   own ServiceAccount in its own namespace, with the catalog's audience.
 - The manifests: a Namespace, the ServiceAccount (no API token mounted, no RBAC: the Job
-  never calls the Kubernetes API), a ConfigMap with the catalog and the files its ``file:``
-  sources read (mounted as the catalog's folder), and the Job: the product's image, non-root,
-  read-only root, a projected ServiceAccount token with the catalog's audience for Vault's
-  kubernetes login, ``env:`` sources from a Secret the user makes (``envFrom``, never
-  inlined here), restartPolicy Never.
+  never calls the Kubernetes API), a ConfigMap with the catalog alone (non-secret wiring),
+  and the Job: the product's image, non-root, read-only root, a projected ServiceAccount
+  token with the catalog's audience for Vault's kubernetes login, restartPolicy Never. No
+  value is ever in them (issue 23, finding 3): ``env:`` sources come from a Secret the user
+  makes (``envFrom``), and the files ``file:`` sources read from a second Secret the user
+  makes (``kubectl create secret generic ... --from-file=KEY=PATH``, printed by
+  :func:`files_secret_command`), projected with the ConfigMap into the catalog's folder at
+  their paths relative to the catalog, bytes as they are (a binary file's source says
+  ``encoding: base64``).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import posixpath
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +51,11 @@ TOKEN_FILE = "vault-token"  # noqa: S105 - a file name
 IMAGE_USER = 65532
 #: The Job's entrypoint module inside the product's image.
 ENTRYPOINT = ("/usr/bin/python3.11", "-s", "-m", "bootstrap.populate_job")
-#: Kubernetes' limit on one ConfigMap (its data and binaryData together).
+#: Kubernetes' limit on one ConfigMap or Secret (its data together).
 CONFIGMAP_MAX_BYTES = 1024 * 1024
+#: The Secret (in the Job's namespace) holding the files the catalog's ``file:`` sources
+#: read, one key per file (:func:`file_keys`). Made by the user, never by the product.
+FILES_SECRET = "bootstrap-populate-files"  # noqa: S105 - a Secret's name
 #: What the rendered Job may cost at most.
 BACKOFF_LIMIT = 2
 ACTIVE_DEADLINE_SECONDS = 600
@@ -62,6 +70,8 @@ class JobOptions:
     #: The Secret (in the Job's namespace) whose keys become the Job's environment: the
     #: values of the catalog's ``env:`` sources. Made by the user; optional for the pod.
     env_secret: str
+    #: The Secret (in the Job's namespace) with the files of the ``file:`` sources.
+    files_secret: str = FILES_SECRET
     name: str = "bootstrap-populate"
     pull_policy: str = "IfNotPresent"
     #: Extra paths (below the KV mount) whose read the Job must see refused after writing.
@@ -110,28 +120,80 @@ def job_notes(catalog: Catalog) -> list[str]:
     return notes
 
 
-def configmap_data(catalog_text: str, files: Mapping[str, bytes]) -> dict[str, Any]:
-    """The ConfigMap's ``data``/``binaryData`` and the volume's ``items`` (key -> path):
-    the catalog as ``catalog.yaml``, each file at its relative path. Raises ValueError when
-    it would not fit in one ConfigMap."""
-    data: dict[str, str] = {"catalog.yaml": catalog_text}
-    binary: dict[str, str] = {}
-    items = [{"key": "catalog.yaml", "path": CATALOG_FILE}]
-    for i, rel in enumerate(sorted(files), start=1):
-        key = f"file-{i:03d}"
-        raw = files[rel]
-        try:
-            data[key] = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            binary[key] = base64.b64encode(raw).decode("ascii")
-        items.append({"key": key, "path": rel})
-    size = sum(len(v.encode()) for v in data.values()) + sum(len(v) for v in binary.values())
+_KEY_CHARS = re.compile(r"[^-._a-zA-Z0-9]")
+
+
+def file_keys(names: list[str]) -> dict[str, str]:
+    """The key of each file (a path relative to the catalog's folder) in the files Secret: the
+    path with ``/`` as ``.`` and any character a Secret's key cannot hold as ``_``; a key
+    taken already gets ``-2``, ``-3``, ... Deterministic (sorted paths)."""
+    keys: dict[str, str] = {}
+    taken: set[str] = set()
+    for rel in sorted(names):
+        base = _KEY_CHARS.sub("_", rel.replace("/", "."))[:240].strip(".") or "file"
+        key, n = base, 1
+        while key in taken:
+            n += 1
+            key = f"{base}-{n}"
+        taken.add(key)
+        keys[rel] = key
+    return keys
+
+
+def files_secret_command(options: JobOptions, paths: Mapping[str, str]) -> list[str] | None:
+    """The command the user runs to make the files Secret: ``kubectl -n NS create secret
+    generic NAME --from-file=KEY=PATH ...`` (``paths``: each file's relative path -> the path
+    to give kubectl). None when the catalog reads no file. It names files, never a value."""
+    if not paths:
+        return None
+    keys = file_keys(list(paths))
+    return [
+        "kubectl",
+        "-n",
+        options.access.namespace,
+        "create",
+        "secret",
+        "generic",
+        options.files_secret,
+        *(f"--from-file={keys[rel]}={paths[rel]}" for rel in sorted(paths)),
+    ]
+
+
+def shell_line(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def configmap_data(catalog_text: str) -> dict[str, str]:
+    """The ConfigMap's ``data``: the catalog as ``catalog.yaml``, nothing else (the files of
+    ``file:`` sources are in the user's Secret). Raises ValueError when it would not fit."""
+    size = len(catalog_text.encode())
     if size > CONFIGMAP_MAX_BYTES:
         raise ValueError(
-            f"the catalog and its files total {size} bytes, over a ConfigMap's limit of "
+            f"the catalog is {size} bytes, over a ConfigMap's limit of "
             f"{CONFIGMAP_MAX_BYTES} bytes (1 MiB)"
         )
-    return {"data": data, "binaryData": binary, "items": items}
+    return {CATALOG_FILE: catalog_text}
+
+
+def catalog_volume(configmap: str, options: JobOptions, files: list[str]) -> dict[str, Any]:
+    """The catalog's folder as the Job sees it: the ConfigMap's catalog.yaml and, at their
+    paths relative to the catalog, the files Secret's keys (optional: a missing file fails
+    the Job naming the key that needs it, as a missing env value does)."""
+    sources: list[dict[str, Any]] = [
+        {"configMap": {"name": configmap, "items": [{"key": CATALOG_FILE, "path": CATALOG_FILE}]}}
+    ]
+    if files:
+        keys = file_keys(files)
+        sources.append(
+            {
+                "secret": {
+                    "name": options.files_secret,
+                    "items": [{"key": keys[rel], "path": rel} for rel in sorted(files)],
+                    "optional": True,
+                }
+            }
+        )
+    return {"name": "catalog", "projected": {"sources": sources}}
 
 
 # -- the manifests ------------------------------------------------------------------------
@@ -162,19 +224,18 @@ def job_args(options: JobOptions) -> list[str]:
 
 
 def render_manifests(
-    catalog: Catalog, options: JobOptions, catalog_text: str, files: Mapping[str, bytes]
+    catalog: Catalog, options: JobOptions, catalog_text: str, files: list[str]
 ) -> list[dict[str, Any]]:
-    """Namespace, ServiceAccount, ConfigMap and Job, in apply order. Deterministic."""
+    """Namespace, ServiceAccount, ConfigMap and Job, in apply order; ``files``: the paths
+    (relative to the catalog's folder) the ``file:`` sources read, never their contents.
+    Deterministic."""
     ns = options.access.namespace
-    cm = configmap_data(catalog_text, files)
     configmap: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(catalog, f"{options.name}-catalog", ns),
-        "data": cm["data"],
+        "data": configmap_data(catalog_text),
     }
-    if cm["binaryData"]:
-        configmap["binaryData"] = cm["binaryData"]
     container = {
         "name": "populate",
         "image": options.image,
@@ -206,10 +267,7 @@ def render_manifests(
         },
         "containers": [container],
         "volumes": [
-            {
-                "name": "catalog",
-                "configMap": {"name": configmap["metadata"]["name"], "items": cm["items"]},
-            },
+            catalog_volume(configmap["metadata"]["name"], options, files),
             {
                 "name": "vault-token",
                 "projected": {
@@ -262,7 +320,7 @@ def render_manifests(
 
 
 def render_files(
-    catalog: Catalog, options: JobOptions, catalog_text: str, files: Mapping[str, bytes]
+    catalog: Catalog, options: JobOptions, catalog_text: str, files: list[str]
 ) -> dict[str, str]:
     """The files ``invoke render --populate-job`` adds, below ``populate-job/``: the Job's
     policy and role (what vault-config writes with the setting populate_job) and its

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -685,7 +686,14 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
     out = tmp_path / "rendered"
     # the Job reaches Vault as in-cluster clients do: the Service's name (the node's DNS)
     in_cluster = model.openbao_address(model.ClusterOptions())
-    invoke_cli(["render", "--out", str(out), "--populate-job", "--vault-addr", in_cluster], env)
+    rendered = invoke_cli(
+        ["render", "--out", str(out), "--populate-job", "--vault-addr", in_cluster], env
+    )
+    # the files of the file: sources come from a Secret the user makes with the command
+    # render prints (issue 23, finding 3): never in the tree
+    (files_command,) = [
+        line.strip() for line in rendered.stdout.splitlines() if "create secret generic" in line
+    ]
     docs = list(yaml.safe_load_all((out / "populate-job" / "manifests.yaml").read_text()))
     assert [d["kind"] for d in docs] == ["Namespace", "ServiceAccount", "ConfigMap", "Job"]
     ns = docs[0]["metadata"]["name"]
@@ -700,6 +708,8 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
     secret_values = [v for v in demo_env().values() if v.startswith("demo-")]
     for value in secret_values:  # env values come from the user's Secret only
         assert value not in rendered_text
+    flags = (CATALOG.parent / "examples" / "webapp-flags.json").read_text().strip()
+    assert flags not in rendered_text  # nor the files' contents
 
     # the user's Secret with the env sources' values (a file, never an argument)
     secret_name = container["envFrom"][0]["secretRef"]["name"]
@@ -731,7 +741,8 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
         return done, log
 
     # webapp/config back to placeholders: populate must write both keys again, from the
-    # Job's environment (log-level) and the catalog's folder in the ConfigMap (feature-flags)
+    # Job's environment (log-level) and the catalog's folder (feature-flags, from the
+    # files Secret made above)
     path = "webapp/config"
     have, version = read_kv(api, path)
     placeholders = {k: conv.placeholder_value("webapp", "config", k) for k in have}
@@ -743,6 +754,21 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
     namespace = tmp_path / "namespace.yaml"
     namespace.write_text(yaml.safe_dump(docs[0]))
     _kubectl(node_box, "apply", "-f", str(namespace))
+    # as the user runs it, from the folder render ran in
+    argv = shlex.split(files_command)
+    assert argv[0] == "kubectl"
+    subprocess.run(
+        [
+            str(tools.require("kubectl", TOOLS_DIR)),
+            "--kubeconfig",
+            node_box.state.kubeconfig,
+            *argv[1:],
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     try:
         # first without one of the env sources' values: the Job fails naming the key,
         # and writes nothing

@@ -11,10 +11,14 @@ import yaml
 from bootstrap.core.output import write_tree
 from bootstrap.model.catalog import Catalog, load_catalog
 from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
+from bootstrap.model.check_tree import Reference, check_tree
 from bootstrap.model.policy import parse_policy
 from bootstrap.model.render import render_tree
 from bootstrap.model.vaultplan import ADMIN_POLICY, ADMIN_POLICY_TEXT, desired
 from tests.conftest import EXAMPLE
+
+#: What the product renders for the example catalog.
+REFERENCE = Reference(render_tree(load_catalog(EXAMPLE)))
 
 
 @pytest.fixture
@@ -32,6 +36,7 @@ def test_example_is_clean() -> None:
 
 def test_rendered_dir_is_clean(tree: Path) -> None:
     assert run_check(rendered_from_dir(tree)).findings == []
+    assert check_tree(tree, REFERENCE).findings == []
 
 
 def _edit_yaml(path: Path, fn: object) -> None:
@@ -406,6 +411,7 @@ def test_a_tree_in_another_style_is_read_as_vault_reads_it(tree: Path) -> None:
             out.append(f'"path" "/{rule.path}"{{capabilities=[{caps},] }} # same')
         p.write_text("\n".join(out) + "\n")
     assert run_check(rendered_from_dir(tree)).findings == []
+    assert check_tree(tree, REFERENCE).findings == []  # the same policies, as Vault reads them
 
 
 # -- the operator's own fields (VSO 1.4.1): what breaks isolation in a rendered tree -------
@@ -508,6 +514,19 @@ def _destination(**changes: object) -> object:
             "rolloutRestartTargets ['Deployment/webapp', 'Deployment/webapp-worker']: they "
             "would never restart",
         ),
+        # issue 23, finding 6: without restart targets too
+        (
+            VSS,
+            _spec(hmacSecretData=False, rolloutRestartTargets=[]),
+            "VaultStaticSecret webapp/api-keys: hmacSecretData is False: the operator would keep "
+            "no HMAC of the data",
+        ),
+        (
+            AUTH,
+            _spec(vaultConnectionRef="elsewhere"),
+            "VaultAuth webapp/webapp: vaultConnectionRef 'elsewhere' names VaultConnection "
+            "webapp/elsewhere, not the operator's default connection",
+        ),
     ],
     ids=[
         "allowedNamespaces-wildcard",
@@ -523,6 +542,8 @@ def _destination(**changes: object) -> object:
         "refreshAfter-compound",
         "refreshAfter-not-a-string",
         "hmacSecretData-false-with-restarts",
+        "hmacSecretData-false-without-restarts",
+        "vaultConnectionRef-own-namespace",
     ],
 )
 def test_operator_fields_that_break_isolation_are_found(
@@ -542,8 +563,11 @@ def test_operator_fields_that_break_isolation_are_found(
         (VSS, _destination(transformation={"excludeRaw": True, "transformationRefs": []})),
         (VSS, _destination(overwrite=False)),
         (VSS, _spec(refreshAfter="1.5h")),
-        # no restart targets: nothing to silence
-        (VSS, _spec(hmacSecretData=False, rolloutRestartTargets=[])),
+        (AUTH, _spec(vaultConnectionRef="vault-secrets-operator-system/default")),
+        (VSS, lambda d: d["spec"].pop("hmacSecretData")),  # the CRD's default: true
+        (VSS, _destination(create=False)),
+        (VSS, lambda d: d["spec"]["destination"].pop("transformation")),  # v0.1.0's CRD
+        (AUTH, lambda d: d["metadata"].setdefault("annotations", {}).update({"a.b/c": "d"})),
     ],
     ids=[
         "allowedNamespaces-own",
@@ -552,14 +576,21 @@ def test_operator_fields_that_break_isolation_are_found(
         "transformation-without-refs",
         "overwrite-false",
         "refreshAfter-decimal",
-        "hmacSecretData-false-without-restarts",
+        "vaultConnectionRef-operators-default",
+        "hmacSecretData-default",
+        "create-false",
+        "transformation-left-out",
+        "annotation-added",
     ],
 )
 def test_operator_fields_that_keep_isolation_are_not_findings(
     tree: Path, file: str, edit: object
 ) -> None:
+    """Neither the static check nor the comparison with what the product renders (issue 23,
+    finding 6) finds a difference known to be safe."""
     _edit_yaml(tree / file, edit)
     assert run_check(rendered_from_dir(tree)).findings == []
+    assert check_tree(tree, REFERENCE).findings == []
 
 
 NEVER_RENDERED = {
@@ -629,3 +660,125 @@ def test_a_compound_refresh_after_from_the_catalog_is_found() -> None:
         findings
     )
     assert "one number and one unit, e.g. '90s'" in findings
+
+
+# -- issue 23, finding 6: what the static check alone now finds ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("file", "hcl", "expected"),
+    [
+        (
+            "webapp",
+            'path "secret/metadata/" { capabilities = ["list"] }',
+            "role webapp: can list 'secret/metadata/': the names of every secret of the mount",
+        ),
+        (
+            "backup",
+            'path "secret/data/*" { capabilities = ["read"] }\n'
+            + "\n".join(
+                f'path "secret/data/{s}/*" {{ capabilities = ["deny"] }}'
+                for s in (
+                    "webapp",
+                    "webapp-search",
+                    "monitoring",
+                    "cert-manager",
+                    "external-dns",
+                    "shared",
+                    "infrastructure",
+                )
+            ),
+            "role backup: can read 'secret/data/__check_new_service__/__check_probe__': its "
+            "rules reach beyond the paths the catalog gives it",
+        ),
+        (
+            "webapp",
+            'path "secret/data/webapp/../backup/config" { capabilities = ["read"] }',
+            "{file}: path 'secret/data/webapp/../backup/config' has a '..' or '.' segment",
+        ),
+        (
+            "bootstrap-admin",
+            'path "*" { capabilities = ["sudo"] }',
+            "{file}: policy bootstrap-admin: path '*' grants [sudo]; the product renders no "
+            "such path for this policy",
+        ),
+    ],
+    ids=["list-metadata-root", "glob-with-denies", "dotdot", "admin-widened"],
+)
+def test_policy_edits_the_isolation_proof_missed_are_found(
+    tree: Path, file: str, hcl: str, expected: str
+) -> None:
+    """Issue 23, finding 6: each of these passed ``check --rendered``."""
+    _add(tree, file, hcl)
+    findings = run_check(rendered_from_dir(tree)).findings
+    want = expected.format(file=tree / f"vault/policies/{file}.hcl")
+    assert any(f.startswith(want) for f in findings), "\n".join(findings)
+
+
+def test_a_policy_no_role_grants_is_found(tree: Path) -> None:
+    """Issue 23, finding 6: a policy waiting in the tree for a role to grant it."""
+    p = tree / "vault/policies/spare.hcl"
+    p.write_text('path "secret/data/*" { capabilities = ["read"] }\n')
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert f"{p}: policy spare: no role grants it; the product renders no such policy" in (
+        "\n".join(findings)
+    )
+
+
+def test_the_glob_finding_is_said_once_per_role(tree: Path) -> None:
+    _add(tree, "backup", 'path "secret/data/+/*" { capabilities = ["read"] }')
+    findings = run_check(rendered_from_dir(tree)).findings
+    assert len([f for f in findings if "__check_new_service__" in f]) == 1
+
+
+# -- issue 23, finding 6: the tree against what the product renders ------------------------
+
+
+def test_a_role_in_another_spelling_is_no_difference(tree: Path) -> None:
+    _role(
+        tree,
+        "webapp",
+        token_policies=None,
+        policies="Webapp,default",
+        bound_service_account_names="webapp",
+        token_ttl="1h",
+    )
+    data = json.loads((tree / "vault/roles/webapp.json").read_text())
+    data.pop("token_policies")
+    (tree / "vault/roles/webapp.json").write_text(json.dumps(data))
+    assert check_tree(tree, REFERENCE).findings == []
+
+
+def test_missing_and_extra_files_are_findings(tree: Path) -> None:
+    (tree / "manifests/webapp/vaultstaticsecret-config.yaml").unlink()
+    (tree / "terraform/placeholders.auto.tfvars.json").unlink()
+    (tree / "notes.txt").write_text("x")
+    findings = "\n".join(check_tree(tree, REFERENCE).findings)
+    assert (
+        f"{tree}/manifests/webapp/vaultstaticsecret-config.yaml: VaultStaticSecret "
+        "webapp/config is missing; the product renders it for this catalog"
+    ) in findings
+    assert f"{tree}/terraform/placeholders.auto.tfvars.json: missing" in findings
+    assert f"{tree}/notes.txt: not a file 'invoke render' writes for this catalog" in findings
+
+
+def test_the_operators_connection_at_the_settings_address_is_only_unexpected(
+    tree: Path,
+) -> None:
+    (tree / "manifests/vault-secrets-operator-system").mkdir()
+    p = tree / "manifests/vault-secrets-operator-system/vaultconnection-default.yaml"
+    p.write_text(
+        "kind: VaultConnection\n"
+        "metadata: {name: default, namespace: vault-secrets-operator-system}\n"
+        "spec: {address: 'http://openbao.openbao.svc:8200'}\n"
+    )
+    ref = Reference(REFERENCE.files, vault_connection_address="http://openbao.openbao.svc:8200")
+    assert [f for f in check_tree(tree, ref).findings if "spec.address" in f] == []
+    other = Reference(REFERENCE.files, vault_connection_address="http://vault.example:8200")
+    findings = "\n".join(check_tree(tree, other).findings)
+    assert (
+        f"{p}: VaultConnection vault-secrets-operator-system/default: spec.address is "
+        '"http://openbao.openbao.svc:8200": a VaultAuth using this connection sends its '
+        "ServiceAccount's token there; the operator's default connection the product applies "
+        "holds 'http://vault.example:8200'"
+    ) in findings

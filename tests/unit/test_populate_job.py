@@ -4,6 +4,10 @@ in a ConfigMap, and the Job program's confinement check (with a fake client)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,7 +124,7 @@ def test_a_service_may_not_take_the_populate_name() -> None:
 
 def _manifests(cat: Any = None, **kw: Any) -> list[dict[str, Any]]:
     cat = cat or _catalog()
-    files = kw.pop("files", {"examples/webapp-flags.json": b'{"beta": true}\n'})
+    files = kw.pop("files", ["examples/webapp-flags.json"])
     return pj.render_manifests(cat, kw.pop("options", OPTIONS), "version: 1\n", files)
 
 
@@ -161,18 +165,33 @@ def test_the_manifests_run_the_job_confined() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     (token,) = volumes["vault-token"]["projected"]["sources"]
     assert token["serviceAccountToken"]["audience"] == cat.defaults.audience
-    assert volumes["catalog"]["configMap"]["items"] == [
-        {"key": "catalog.yaml", "path": "catalog.yaml"},
-        {"key": "file-001", "path": "examples/webapp-flags.json"},
+    # the catalog's folder: the ConfigMap's catalog and the user's files Secret, projected
+    assert volumes["catalog"]["projected"]["sources"] == [
+        {
+            "configMap": {
+                "name": cm["metadata"]["name"],
+                "items": [{"key": "catalog.yaml", "path": "catalog.yaml"}],
+            }
+        },
+        {
+            "secret": {
+                "name": pj.FILES_SECRET,
+                "items": [
+                    {"key": "examples.webapp-flags.json", "path": "examples/webapp-flags.json"}
+                ],
+                "optional": True,
+            }
+        },
     ]
-    assert cm["data"] == {"catalog.yaml": "version: 1\n", "file-001": '{"beta": true}\n'}
+    assert cm["data"] == {"catalog.yaml": "version: 1\n"}
+    assert "binaryData" not in cm
 
 
 def test_render_is_deterministic_and_adds_only_its_folder() -> None:
     cat = _catalog()
-    files = {"examples/webapp-flags.json": b"{}"}
+    files = ["examples/webapp-flags.json"]
     one = pj.render_files(cat, OPTIONS, "version: 1\n", files)
-    two = pj.render_files(cat, OPTIONS, "version: 1\n", dict(files))
+    two = pj.render_files(cat, OPTIONS, "version: 1\n", list(files))
     assert one == two
     assert sorted(one) == [
         "populate-job/manifests.yaml",
@@ -187,15 +206,28 @@ def test_render_is_deterministic_and_adds_only_its_folder() -> None:
     ]
 
 
-def test_binary_files_go_to_binary_data() -> None:
-    _ns, _sa, cm, _job = _manifests(files={"k.p12": b"\xff\x00\x01"})
-    assert cm["binaryData"] == {"file-001": "/wAB"}
-    assert "file-001" not in cm["data"]
-
-
-def test_a_configmap_over_one_mib_is_refused() -> None:
+def test_a_catalog_over_one_mib_is_refused() -> None:
     with pytest.raises(ValueError, match="1 MiB"):
-        _manifests(files={"big": b"x" * (1024 * 1024)})
+        pj.render_manifests(_catalog(), OPTIONS, "#" * (1024 * 1024 + 1), [])
+
+
+def test_without_file_sources_the_folder_is_the_configmap_alone() -> None:
+    *_rest, job = _manifests(files=[])
+    (catalog,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "catalog"]
+    assert [list(s) for s in catalog["projected"]["sources"]] == [["configMap"]]
+    assert pj.files_secret_command(OPTIONS, {}) is None
+
+
+def test_file_keys_are_valid_secret_keys_and_distinct() -> None:
+    keys = pj.file_keys(["a/b.txt", "a.b.txt", "sp ace/é.bin", "../x", "k.p12"])
+    assert keys == {
+        "../x": "x",
+        "a.b.txt": "a.b.txt",
+        "a/b.txt": "a.b.txt-2",
+        "k.p12": "k.p12",
+        "sp ace/é.bin": "sp_ace._.bin",
+    }
+    assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", k) for k in keys.values())
 
 
 def test_files_the_job_cannot_mount_are_named_with_their_key() -> None:
@@ -264,3 +296,105 @@ def test_a_crash_says_only_its_type(
     assert populate_job.main([]) == 70
     out = capsys.readouterr().out
     assert "crashed: RuntimeError" in out and "s3cret" not in out
+
+
+# -- issue 23, finding 3: no file value in the rendered tree -------------------------------
+
+TEXT_VALUE = b"text-file-value-9f2c41d7e0\n"
+BINARY_VALUE = bytes(range(256)) + b"binary-file-value-5b8e\xff\x00"
+
+
+def _forms(raw: bytes) -> list[bytes]:
+    """Every way a file's content could show in a text file: as it is, stripped, base64
+    (standard and URL-safe, with and without padding), hex, and each line of the text one."""
+    b64 = base64.b64encode(raw)
+    forms = [raw, raw.strip(), b64, b64.rstrip(b"="), base64.urlsafe_b64encode(raw)]
+    forms += [raw.hex().encode(), json.dumps(raw.decode("latin-1")).encode()[1:-1]]
+    return [f for f in forms if len(f) >= 8]
+
+
+def test_render_writes_no_byte_of_a_file_source_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23, finding 3: ``render --populate-job`` wrote ``file:`` values into the
+    ConfigMap (binary ones into binaryData), in a tree meant for Git. Now the files come
+    from a Secret the user makes with the printed command; the tree names them only."""
+    import io
+
+    import tasks
+    from tests.unit.test_corpus import context
+
+    stdout = io.StringIO()
+    monkeypatch.setattr(tasks, "console", tasks._console(stdout))
+    folder = tmp_path / "cat"
+    (folder / "certs").mkdir(parents=True)
+    (folder / "flags.txt").write_bytes(TEXT_VALUE)
+    (folder / "certs" / "store.p12").write_bytes(BINARY_VALUE)
+    catalog = folder / "catalog.yaml"
+    catalog.write_text(
+        "version: 1\nservices:\n  - name: app\n    namespace: app\n    secrets:\n"
+        "      config:\n        keys:\n"
+        "          flags: {file: flags.txt}\n"
+        "          store: {file: certs/store.p12, encoding: base64}\n"
+        "          token: {env: APP_TOKEN}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "rendered"
+    tasks.render(
+        context(),
+        out=str(out),
+        catalog=str(catalog),
+        populate_job=True,
+        vault_addr="http://vault.vault.svc:8200",
+        image="registry.example/bootstrap:1",
+    )
+    printed = stdout.getvalue()
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert out / "populate-job" / "manifests.yaml" in files
+    for raw in (TEXT_VALUE, BINARY_VALUE):
+        for form in _forms(raw):
+            assert form.decode("latin-1") not in printed
+            for p in files:
+                assert form not in p.read_bytes(), (p, form[:20])
+    # the exact command that makes the files Secret, naming the files, never a value
+    assert (
+        "kubectl -n bootstrap-populate create secret generic bootstrap-populate-files "
+        "--from-file=certs.store.p12=cat/certs/store.p12 --from-file=flags.txt=cat/flags.txt"
+    ) in printed
+    docs = list(yaml.safe_load_all((out / "populate-job" / "manifests.yaml").read_text()))
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert set(cm["data"]) == {"catalog.yaml"} and "binaryData" not in cm
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "catalog"]
+    secret = volume["projected"]["sources"][1]["secret"]
+    assert secret["name"] == pj.FILES_SECRET
+    assert secret["items"] == [
+        {"key": "certs.store.p12", "path": "certs/store.p12"},
+        {"key": "flags.txt", "path": "flags.txt"},
+    ]
+
+
+def test_the_job_reads_the_projected_files_as_the_local_populate_does(tmp_path: Path) -> None:
+    """Issue 23, finding 3: the files Secret projected into the catalog's folder as the
+    kubelet lays it out (a timestamped folder behind ``..data`` symlinks) gives the Job the
+    same values as the local populate reading the files: text as it is, a binary file with
+    ``encoding: base64`` base64-encoded."""
+    from bootstrap.runtime.sources import read_file
+
+    local = tmp_path / "local"
+    (local / "certs").mkdir(parents=True)
+    (local / "flags.txt").write_bytes(TEXT_VALUE)
+    (local / "certs" / "store.p12").write_bytes(BINARY_VALUE)
+    mounted = tmp_path / "mounted"
+    stamp = mounted / "..2026_12_05_07_00_00.000000001"
+    (stamp / "certs").mkdir(parents=True)
+    (stamp / "flags.txt").write_bytes(TEXT_VALUE)  # the Secret's bytes, as kubectl stored them
+    (stamp / "certs" / "store.p12").write_bytes(BINARY_VALUE)
+    (mounted / "..data").symlink_to(stamp.name)
+    (mounted / "flags.txt").symlink_to("..data/flags.txt")
+    (mounted / "certs").symlink_to("..data/certs")
+    assert read_file("flags.txt", mounted) == read_file("flags.txt", local)
+    got = read_file("certs/store.p12", mounted, encoding="base64")
+    assert got == read_file("certs/store.p12", local, encoding="base64")
+    assert base64.b64decode(got) == BINARY_VALUE
