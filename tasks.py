@@ -314,7 +314,7 @@ def _run_pipeline(
     restore: Any = None,
     default_report: str | None = None,
     skip_quiet_check: bool = False,
-) -> None:
+) -> list[pipeline.PhaseResult]:
     from bootstrap.phases.registry import run_phases
 
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
@@ -343,6 +343,7 @@ def _run_pipeline(
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise BootstrapError(f"phase {failed[0].name} failed: {failed[0].error}")
+    return list(results)
 
 
 _PHASE_HELP = {
@@ -511,8 +512,9 @@ def dr_snapshot(c, out, catalog=None, age_recipient=None, force=False, plan=Fals
         "vault-init.admin.json beside it); default: the target's custody already holds it",
         "catalog": "service catalog (default from invoke.yaml)",
         "age_identity": "age identity file for an encrypted snapshot (repeatable)",
-        "force": "restore over a Vault holding other data (says what it destroys), and set "
-        "aside another init record in custody",
+        "force": "restore over a Vault holding other data (says what it destroys; its root "
+        "token in VAULT_TOKEN), and set aside another init record in custody; never skips a "
+        "check of the snapshot, its server kind or version, or the keys",
         "plan": "say what would be restored, replaced and re-pointed; change nothing",
         "report": "write the JSON report here (default .bootstrap/reports/dr-restore.json)",
     },
@@ -522,8 +524,10 @@ def dr_restore(  # type: ignore[no-untyped-def]
     c, snapshot, keys=None, catalog=None, age_identity=None, force=False, plan=False, report=None
 ):
     """Restore a snapshot onto a new target, open it with the original keys, re-point, re-sync."""
+    from dataclasses import replace
+
     from bootstrap.model.snapshot import RestoreRequest
-    from bootstrap.phases.dr_restore import check_snapshot
+    from bootstrap.phases.dr_restore import check_keys, check_snapshot
 
     request = RestoreRequest(
         Path(snapshot),
@@ -531,8 +535,11 @@ def dr_restore(  # type: ignore[no-untyped-def]
         force,
         tuple(Path(p) for p in age_identity or []),
     )
-    check_snapshot(request)  # a bad file is refused before the cluster is touched (even locked)
-    _run_pipeline(
+    # every file is checked before the cluster is touched (even locked); the snapshot's bytes
+    # checked here are the bytes restored
+    request = replace(request, verified=check_snapshot(request))
+    check_keys(request)
+    results = _run_pipeline(
         c,
         catalog,
         [],
@@ -544,6 +551,12 @@ def dr_restore(  # type: ignore[no-untyped-def]
         restore=request,
         default_report="dr-restore-plan.json" if plan else "dr-restore.json",
     )
+    problems = [a for r in results for a in r.actions if a.verb == "problem"]
+    if problems:  # a plan that cannot be applied as it stands fails
+        raise BootstrapError(
+            f"the plan has {len(problems)} problem(s): "
+            + "; ".join(f"{a.target}: {a.reason}" for a in problems)
+        )
 
 
 # -- migration off secret copiers -------------------------------------------------------

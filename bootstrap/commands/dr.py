@@ -11,7 +11,6 @@ snapshot, its manifest, and a copy of the custody record.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import time
 from dataclasses import dataclass
@@ -109,7 +108,7 @@ def take(p: SnapshotPlan, t: Target, catalog: str, recipients: list[str]) -> Man
         credentials.renew_admin(vault.Api(p.addr, token), t.custody)
     started = time.monotonic()
     data = vault.download_snapshot(p.addr, token)
-    contents = inspect(io.BytesIO(data), f"the snapshot {p.addr} sent")
+    contents = inspect(data, f"the snapshot {p.addr} sent")
     encryption = None
     if recipients:
         import pyrage

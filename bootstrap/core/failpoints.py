@@ -16,7 +16,8 @@ phases ``vault-ready:init`` (after the init record is in custody), ``vault-ready
 ``operator:applied``, ``placeholders:applying`` (a watcher kills the run once Terraform's
 provider runs for the apply), ``populate:write``, ``verify:nudged``, ``finish:revoked``
 (revoked, not yet recorded); in ``dr.restore``: ``dr-restore:custody``,
-``dr-restore:throwaway-init``, ``dr-restore:restored``, ``dr-restore:unsealed``,
+``dr-restore:throwaway-init``, ``dr-restore:sending`` (the checked bytes about to go),
+``dr-restore:restored``, ``dr-restore:unsealed``,
 ``dr-restore:discarded``; in ``migrate.namespace``: ``migrate:backed-up``, ``migrate:pushed``,
 ``migrate:labelled`` (each Secret given the operator's cache labels), ``migrate:applied``,
 ``migrate:copier``.

@@ -7,8 +7,14 @@ and revoke what must go (finish).
 
 The steps, each idempotent (a run killed anywhere and run again converges):
 
-1. the snapshot is checked (facts): its manifest, its sha256, every member's checksum, the
-   target's server kind and version; a file that fails is refused before anything changes;
+1. the snapshot is checked, by ``dr.restore`` before it takes the cluster lock: its manifest,
+   the file read once (its size and sha256 as the manifest says), exactly a raft snapshot's
+   members (see :mod:`bootstrap.model.snapshot`), every member's checksum, the manifest's
+   file name, raft index and term; the --keys record too (shares and threshold within
+   OpenBao's limits, as many unseal keys as shares, each one an unseal key). Then (facts)
+   the target's server kind and version (``--force`` skips none of these). A file that fails
+   is refused before anything changes, and the bytes checked are the bytes restored (the
+   file is never read again: replacing it meanwhile changes nothing);
 2. custody: the original init record (unseal keys; the bootstrap-admin credential beside it)
    goes into the target's custody first, so the keys that open the restored Vault are where
    every later run looks for them; another record there is set aside (kept) only with --force;
@@ -26,23 +32,28 @@ The steps, each idempotent (a run killed anywhere and run again converges):
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
 from bootstrap.core.errors import SnapshotError, UsageError, VaultStateError, WaitTimeout
+from bootstrap.core.files import read_regular
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.actions import Action, problem
 from bootstrap.model.snapshot import (
+    FILE_LIMIT,
+    MANIFEST_LIMIT,
     Contents,
     Manifest,
     RestoreRequest,
-    check_checksum,
+    Verified,
+    check_bytes,
+    check_contents,
     compatibility,
     inspect,
     manifest_path,
@@ -113,19 +124,61 @@ def read_manifest(request: RestoreRequest) -> Manifest:
     path = manifest_path(request.snapshot)
     if not request.snapshot.is_file():
         raise SnapshotError(f"snapshot {request.snapshot} does not exist or is not a file")
-    if not path.is_file():
+    if not path.exists():
         raise SnapshotError(
             f"snapshot {request.snapshot} has no manifest beside it ({path.name}): without its "
             "checksum and source the snapshot cannot be trusted; use the manifest dr.snapshot "
             "wrote with it"
         )
-    return Manifest.from_text(path.read_text(encoding="utf-8"), str(path))
+    raw = read_regular(path, MANIFEST_LIMIT, what="manifest", error=SnapshotError)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"manifest {path} is not UTF-8 text (byte {exc.start})") from None
+    return Manifest.from_text(text, str(path))
 
 
-def snapshot_bytes(request: RestoreRequest, manifest: Manifest) -> bytes:
-    """The snapshot as raft takes it: decrypted when it was encrypted (never written to disk
-    decrypted)."""
-    data = request.snapshot.read_bytes()
+#: The largest age identity file read (one holds a few lines).
+IDENTITY_LIMIT = 64 << 10
+
+
+def _identities(paths: tuple[Path, ...]) -> list[Any]:
+    """The age identities of the files given (each a small regular file of UTF-8 text)."""
+    import pyrage
+
+    identities = []
+    for path in paths:
+        raw = read_regular(path, IDENTITY_LIMIT, what="age identity file", error=SnapshotError)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SnapshotError(
+                f"age identity file {path} is not UTF-8 text (byte {exc.start})"
+            ) from None
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip().startswith("AGE-SECRET-KEY-"):
+                try:
+                    identities.append(pyrage.x25519.Identity.from_str(line.strip()))
+                except pyrage.IdentityError:
+                    raise SnapshotError(f"{path}:{n} holds a malformed age identity") from None
+    if not identities:
+        raise SnapshotError(f"no age identity (AGE-SECRET-KEY-...) in {', '.join(map(str, paths))}")
+    return identities
+
+
+def read_snapshot(request: RestoreRequest, manifest: Manifest) -> bytes:
+    """The snapshot file's bytes, read once (a regular file, no larger than the manifest
+    says) and checked against the manifest's size and sha256; decrypted when it was
+    encrypted (in memory: never written to disk decrypted). Everything later uses these
+    bytes, never the file again."""
+    where = str(request.snapshot)
+    if manifest.bytes > FILE_LIMIT:
+        raise SnapshotError(
+            f"the manifest of {where} says {manifest.bytes} bytes, more than a snapshot this "
+            f"restores ({FILE_LIMIT}); refusing it"
+        )
+    data = read_regular(request.snapshot, manifest.bytes, what="snapshot", error=SnapshotError)
+    check_bytes(data, manifest, where)
     if manifest.encryption is None:
         return data
     import pyrage
@@ -135,18 +188,7 @@ def snapshot_bytes(request: RestoreRequest, manifest: Manifest) -> bytes:
             f"snapshot {request.snapshot} is encrypted to {manifest.recipients} age "
             "recipient(s): give an identity file with --age-identity"
         )
-    identities = []
-    for path in request.age_identities:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip().startswith("AGE-SECRET-KEY-"):
-                try:
-                    identities.append(pyrage.x25519.Identity.from_str(line.strip()))
-                except pyrage.IdentityError:
-                    raise SnapshotError(f"{path} holds a malformed age identity") from None
-    if not identities:
-        raise SnapshotError(
-            f"no age identity (AGE-SECRET-KEY-...) in {', '.join(map(str, request.age_identities))}"
-        )
+    identities = _identities(request.age_identities)
     try:
         return bytes(pyrage.decrypt(data, identities))
     except pyrage.DecryptError:
@@ -155,21 +197,62 @@ def snapshot_bytes(request: RestoreRequest, manifest: Manifest) -> bytes:
         ) from None
 
 
-def check_snapshot(request: RestoreRequest) -> tuple[Manifest, Contents]:
-    """The snapshot's manifest, its sha256, and every member's checksum (decrypted first when
-    encrypted): SnapshotError before anything is read from or changed in the target.
-    ``dr.restore`` calls it before taking the cluster lock, and the phase's facts again."""
+def check_snapshot(request: RestoreRequest) -> Verified:
+    """The snapshot's manifest, its sha256, every member (decrypted first when encrypted),
+    and the manifest's file name, raft index and term against the snapshot's: SnapshotError
+    before anything is read from or changed in the target. ``dr.restore`` calls it before
+    taking the cluster lock and keeps the result in the request (``verified``): the bytes
+    checked are the bytes restored."""
     manifest = read_manifest(request)
-    check_checksum(request.snapshot, manifest)
-    return manifest, inspect(io.BytesIO(snapshot_bytes(request, manifest)), str(request.snapshot))
+    payload = read_snapshot(request, manifest)
+    where = str(request.snapshot)
+    contents = inspect(payload, where)
+    check_contents(manifest, contents, request.snapshot.name, where)
+    return Verified(manifest, contents, payload)
+
+
+def verified(ctx: RunContext) -> Verified:
+    """The run's checked snapshot: the one ``dr.restore`` checked before the run, else
+    checked now and kept for the rest of the run (the file is never read again)."""
+    request = ctx.restore
+    if request is None:
+        raise UsageError("the dr-restore phase runs only from 'invoke dr.restore'")
+    if request.verified is None:
+        ctx.restore = request = replace(request, verified=check_snapshot(request))
+    assert request.verified is not None
+    return request.verified
+
+
+def read_keys(path: Path) -> InitRecord:
+    """The original cluster's init record given with --keys, checked whole (see
+    :meth:`InitRecord.from_json` and :meth:`InitRecord.check_keys`), with the custody entries
+    beside it (the bootstrap-admin credential, the root token's revocation): refused before
+    anything is written to custody or the target initialized."""
+    if not path.exists() or path.is_dir():
+        raise UsageError(f"--keys {path} does not exist or is not a file")
+    source = FileCustody(path)
+    record = source.load()
+    if record is None:  # pragma: no cover - it existed a moment ago
+        raise UsageError(f"--keys {path} does not exist or is not a file")
+    record.check_keys(str(path))
+    for name in EXTRAS:
+        source.load_extra(name)
+    return record
+
+
+def check_keys(request: RestoreRequest) -> None:
+    """``dr.restore``'s check of a --keys record before the run touches anything."""
+    if request.keys_from is not None:
+        read_keys(request.keys_from)
 
 
 def load_original(request: RestoreRequest, custody: Custody) -> tuple[InitRecord | None, str]:
     if request.keys_from is not None:
-        if not request.keys_from.is_file():
-            raise UsageError(f"--keys {request.keys_from} does not exist or is not a file")
-        return FileCustody(request.keys_from).load(), str(request.keys_from)
-    return custody.load(), custody.description
+        return read_keys(request.keys_from), str(request.keys_from)
+    record = custody.load()
+    if record is not None:
+        record.check_keys(custody.description)
+    return record, custody.description
 
 
 def _holds(addr: str) -> str:
@@ -248,7 +331,7 @@ def plan_restore(f: RestoreFacts) -> list[Action]:
     name = f"{f.request.snapshot.name} (raft index {f.contents.index}, {m.server} {m.version}, "
     name += f"cluster {m.cluster_name or m.cluster_id}, taken {m.created})"
     why_not = compatibility(m, f.server, lead.version)
-    if why_not and not (f.request.force and m.server != f.server):
+    if why_not:  # --force never skips it: OpenBao cannot take another kind's snapshot
         return [problem(lead.addr, why_not)]
     if f.original is None:
         return [
@@ -260,7 +343,15 @@ def plan_restore(f: RestoreFacts) -> list[Action]:
                 "with vault-init.admin.json beside it)",
             )
         ]
-    if f.original.pgp or not f.original.unseal_keys_b64:
+    if not f.original.unseal_keys_b64:  # pragma: no cover - a record with none is refused
+        return [
+            problem(
+                "unseal keys",
+                f"the record in {f.original_from} holds no unseal keys (unseal_keys_b64 is "
+                "empty): give a copy of the original cluster's custody record with --keys",
+            )
+        ]
+    if f.original.pgp:
         return [
             problem(
                 "unseal keys",
@@ -411,10 +502,9 @@ def _then(f: RestoreFacts) -> Action:
 
 class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> RestoreFacts:
-        request = ctx.restore
-        if request is None:
-            raise UsageError("the dr-restore phase runs only from 'invoke dr.restore'")
-        manifest, contents = check_snapshot(request)
+        snap = verified(ctx)
+        request, manifest, contents = ctx.restore, snap.manifest, snap.contents
+        assert request is not None
         t = ctx.target
         ws = ctx.waits()
         nodes = [_wait_answering(a, ws) for a in t.vault_addrs]
@@ -444,10 +534,10 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
         return plan_restore(facts)
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None:
-        request = ctx.restore
+        snap = verified(ctx)  # the bytes checked before the run: the file is not read again
+        request, manifest = ctx.restore, snap.manifest
         assert request is not None
         ws = ctx.waits()
-        manifest = read_manifest(request)
         for action in actions:
             match action:
                 case InstallCustody(aside=aside):
@@ -455,7 +545,7 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
                 case InitThrowaway(addr=addr, shares=shares, threshold=threshold):
                     self._init(ctx, addr, shares, threshold)
                 case RestoreSnapshot(addr=addr, credential=credential):
-                    self._restore(ctx, request, manifest, addr, credential, ws)
+                    self._restore(ctx, snap, addr, credential, ws)
                 case UnsealOriginal(addr=addr):
                     self._unseal_original(ctx, manifest, addr, ws)
                 case DiscardThrowaway(addr=addr):
@@ -503,14 +593,9 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
         failpoints.point("dr-restore:throwaway-init")
 
     def _restore(
-        self,
-        ctx: RunContext,
-        request: RestoreRequest,
-        manifest: Manifest,
-        addr: str,
-        credential: str,
-        ws: WaitSettings,
+        self, ctx: RunContext, snap: Verified, addr: str, credential: str, ws: WaitSettings
     ) -> None:
+        manifest = snap.manifest
         if credential == "environment":
             token = credentials.env_token()
             if token is None:
@@ -525,10 +610,15 @@ class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
                 _unseal(addr, throwaway.unseal_keys_b64, ws)
             token = throwaway.root_token
         wait_for(partial(_active, addr), f"{addr} to become active", ws)
-        data = snapshot_bytes(request, manifest)
-        log.info("restoring %s (%d bytes) on %s", request.snapshot.name, len(data), addr)
-        vault.restore_snapshot(addr, token, data, force=True)
-        del data
+        failpoints.point("dr-restore:sending")
+        log.info(
+            "restoring %s (%d bytes, as checked: sha256 %s) on %s",
+            manifest.file,
+            len(snap.payload),
+            snap.sha256,
+            addr,
+        )
+        vault.restore_snapshot(addr, token, snap.payload, force=True)
         if credential == "environment":
             credentials.forget_env_token()  # the replaced Vault's: nothing takes it now
         failpoints.point("dr-restore:restored")

@@ -20,7 +20,7 @@ from bootstrap.model.actions import Action
 from bootstrap.model.settings import Settings
 from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime.credentials import resolve_token
-from bootstrap.runtime.custody import InitRecord, keep_safe, rescued
+from bootstrap.runtime.custody import InitRecord, keep_safe, read_unseal_keys, rescued
 
 log = logging.getLogger(__name__)
 #: One line on what the phase does.
@@ -57,15 +57,17 @@ def wait_answering(addr: str, settings: WaitSettings) -> vault.Health:
 
 
 def unseal_keys(ctx: RunContext, record: InitRecord | None) -> list[str]:
+    """The unseal keys to use, each checked an unseal key before it is sent: custody's plain
+    keys, else those of ``bootstrap.unseal_keys_file`` or the file BAO_UNSEAL_KEYS_FILE names
+    (a small regular file, one key per line; see :func:`read_unseal_keys`)."""
     if record is not None and not record.pgp:
+        record.check_keys(ctx.target.custody.description)
         return list(record.unseal_keys_b64)
     path = ctx.settings.unseal_keys_file or (
         Path(os.environ["BAO_UNSEAL_KEYS_FILE"]) if os.environ.get("BAO_UNSEAL_KEYS_FILE") else None
     )
     if path is not None:
-        return [
-            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-        ]
+        return read_unseal_keys(path)
     return []
 
 

@@ -17,15 +17,75 @@ Records are JSON. Nothing here logs or raises with a key or token in the message
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from bootstrap.core.errors import BootstrapError, VaultStateError
+from bootstrap.core.files import read_regular, shown
+
+#: OpenBao's limits on a seal configuration (SealConfig.Validate): 1 to 255 shares, a
+#: threshold from 1 to the shares, and above 1 when there is more than one share.
+MAX_SHARES = 255
+#: The largest init record read (255 PGP-encrypted shares fit), custody entry, keys file.
+RECORD_LIMIT = 1 << 20
+EXTRA_LIMIT = 64 << 10
+KEYS_FILE_LIMIT = 64 << 10
+#: An unseal key decodes to 32 bytes (one share) or 33 (a Shamir share); 16 to 64 accepted.
+KEY_BYTES = (16, 64)
+_TEXT_LIMIT = 16 << 10
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: A record's fields, their types, and which it must have.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "unseal_keys_b64": (list,),
+    "root_token": (str,),
+    "shares": (int,),
+    "threshold": (int,),
+    "pgp": (bool,),
+    "created": (int, float),
+    "vault_addr": (str,),
+}
+_REQUIRED = ("unseal_keys_b64", "root_token", "shares", "threshold")
+
+
+def decode_key(text: str) -> bytes | None:
+    """The bytes of an unseal key given as base64 or hex (OpenBao takes either), or None
+    when ``text`` is neither or not of an unseal key's length (:data:`KEY_BYTES`)."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
+            raw = bytes.fromhex(text)
+        else:
+            raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if KEY_BYTES[0] <= len(raw) <= KEY_BYTES[1] else None
+
+
+def check_seal_config(shares: int, threshold: int, where: str) -> None:
+    """Shares and threshold within OpenBao's limits, else VaultStateError naming ``where``."""
+    if not 1 <= shares <= MAX_SHARES:
+        raise VaultStateError(
+            f"{where}: shares {shares} is outside OpenBao's limits (1 to {MAX_SHARES}): not "
+            "an init record OpenBao can have written; refusing it"
+        )
+    if not 1 <= threshold <= shares:
+        raise VaultStateError(
+            f"{where}: threshold {threshold} is outside 1 to its shares ({shares}): not an init "
+            "record OpenBao can have written; refusing it"
+        )
+    if shares > 1 and threshold == 1:
+        raise VaultStateError(
+            f"{where}: threshold 1 with {shares} shares (OpenBao requires a threshold above one "
+            "for more than one share): not an init record OpenBao can have written; refusing it"
+        )
 
 
 @dataclass
@@ -42,14 +102,87 @@ class InitRecord:
         return json.dumps(self.__dict__, indent=2) + "\n"
 
     @classmethod
+    def from_bytes(cls, raw: bytes, where: str) -> InitRecord:
+        """A record read from a file or a Secret, checked (see :meth:`from_json`)."""
+        if len(raw) > RECORD_LIMIT:
+            raise VaultStateError(
+                f"init record {where} has {len(raw)} bytes, more than {RECORD_LIMIT}: not an "
+                "init record"
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise VaultStateError(
+                f"init record {where} is not UTF-8 text (byte {exc.start}): not an init record"
+            ) from None
+        return cls.from_json(text, where)
+
+    @classmethod
     def from_json(cls, text: str, where: str) -> InitRecord:
+        """A record, checked before anything uses it: a JSON object of the record's fields
+        and types, shares and threshold within OpenBao's limits, as many keys as shares, each
+        a short printable string. Whether plain keys are unseal keys: :meth:`check_keys`.
+        VaultStateError naming ``where`` (never a value) otherwise."""
+        bad = f"init record {where}"
         try:
             data = json.loads(text)
-            return cls(**data)
-        except (ValueError, TypeError) as exc:
+        except json.JSONDecodeError as exc:
             raise VaultStateError(
-                f"custody record {where} is unreadable: {type(exc).__name__}"
+                f"{bad} is not JSON (line {exc.lineno} column {exc.colno}): not an init record"
             ) from None
+        except (ValueError, RecursionError) as exc:
+            raise VaultStateError(f"{bad} is unreadable: {type(exc).__name__}") from None
+        if not isinstance(data, dict):
+            raise VaultStateError(f"{bad} is not a JSON object: not an init record")
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise VaultStateError(
+                f"{bad} has unknown fields: {', '.join(shown(u[:64]) for u in unknown)}"
+            )
+        missing = [f for f in _REQUIRED if f not in data]
+        if missing:
+            raise VaultStateError(f"{bad} lacks {', '.join(missing)}: not an init record")
+        for name, types in _FIELDS.items():
+            if name not in data:
+                continue
+            value = data[name]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise VaultStateError(
+                    f"{bad}: {name} is not of type {' or '.join(t.__name__ for t in types)}"
+                )
+        keys = data["unseal_keys_b64"]
+        if not keys:
+            raise VaultStateError(
+                f"{bad} holds no unseal keys (unseal_keys_b64 is empty): it cannot open a Vault"
+            )
+        check_seal_config(data["shares"], data["threshold"], bad)
+        if len(keys) != data["shares"]:
+            raise VaultStateError(
+                f"{bad} lists {len(keys)} unseal keys for {data['shares']} shares: not an init "
+                "record OpenBao can have written; refusing it"
+            )
+        for n, key in enumerate(keys, 1):
+            if not isinstance(key, str) or not key or len(key) > _TEXT_LIMIT:
+                raise VaultStateError(f"{bad}: unseal key #{n} is not a non-empty string")
+            if _CONTROL.search(key):
+                raise VaultStateError(f"{bad}: unseal key #{n} holds control characters")
+        for name in ("root_token", "vault_addr"):
+            value = data.get(name, "")
+            if len(value) > _TEXT_LIMIT or _CONTROL.search(value):
+                raise VaultStateError(f"{bad}: {name} is not a short printable string")
+        return cls(**data)
+
+    def check_keys(self, where: str) -> None:
+        """Plain keys (not PGP-encrypted) must be unseal keys: base64 (or hex) of an unseal
+        key's length. VaultStateError naming the key's place (never the key) otherwise."""
+        if self.pgp:
+            return
+        for n, key in enumerate(self.unseal_keys_b64, 1):
+            if decode_key(key) is None:
+                raise VaultStateError(
+                    f"init record {where}: unseal key #{n} is not an unseal key (base64 of "
+                    f"{KEY_BYTES[0]} to {KEY_BYTES[1]} bytes); refusing it"
+                )
 
     @classmethod
     def from_init_response(
@@ -63,6 +196,55 @@ class InitRecord:
             pgp=pgp,
             vault_addr=addr,
         )
+
+
+def extra_from(raw: bytes, where: str) -> dict[str, Any]:
+    """A custody entry beside the record (the bootstrap-admin credential, the root token's
+    revocation): a JSON object of short printable values, else VaultStateError naming it."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise VaultStateError(f"custody entry {where} is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise VaultStateError(f"custody entry {where} is not JSON") from None
+    if not isinstance(data, dict):
+        raise VaultStateError(f"custody entry {where} is not a JSON object")
+    token = data.get("token")
+    if token is not None and (
+        not isinstance(token, str) or len(token) > _TEXT_LIMIT or _CONTROL.search(token)
+    ):
+        raise VaultStateError(f"custody entry {where}: token is not a short printable string")
+    return data
+
+
+def read_unseal_keys(path: Path) -> list[str]:
+    """The unseal keys of a keys file (``bootstrap.unseal_keys_file``, BAO_UNSEAL_KEYS_FILE):
+    one per line, each base64 or hex of an unseal key's length, at most 255. VaultStateError
+    naming the file (and line; never a key) otherwise."""
+    raw = read_regular(path, KEYS_FILE_LIMIT, what="unseal keys file", error=VaultStateError)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VaultStateError(
+            f"unseal keys file {path} is not UTF-8 text (byte {exc.start})"
+        ) from None
+    keys = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if decode_key(line) is None:
+            raise VaultStateError(
+                f"{path}:{n}: not an unseal key (base64 or hex of {KEY_BYTES[0]} to "
+                f"{KEY_BYTES[1]} bytes, one per line)"
+            )
+        keys.append(line.strip())
+    if not keys:
+        raise VaultStateError(f"unseal keys file {path} holds no unseal keys (one per line)")
+    if len(keys) > MAX_SHARES:
+        raise VaultStateError(
+            f"unseal keys file {path} holds {len(keys)} keys, more than OpenBao's {MAX_SHARES}"
+        )
+    return keys
 
 
 class Custody(Protocol):
@@ -128,7 +310,8 @@ class FileCustody:
     def load(self) -> InitRecord | None:
         if not self.path.exists():
             return None
-        return InitRecord.from_json(self.path.read_text(encoding="utf-8"), str(self.path))
+        raw = read_regular(self.path, RECORD_LIMIT, what="init record", error=VaultStateError)
+        return InitRecord.from_bytes(raw, str(self.path))
 
     def occupied(self) -> str | None:
         if not self.path.exists() and not self.path.is_symlink():
@@ -172,7 +355,11 @@ class FileCustody:
 
     def load_extra(self, name: str) -> dict[str, Any] | None:
         p = self._extra(name)
-        return dict(json.loads(p.read_text(encoding="utf-8"))) if p.exists() else None
+        if not p.exists():
+            return None
+        return extra_from(
+            read_regular(p, EXTRA_LIMIT, what="custody entry", error=VaultStateError), str(p)
+        )
 
     def store_extra(self, name: str, data: dict[str, Any]) -> None:
         write_private(self._extra(name), json.dumps(data, indent=2) + "\n", overwrite=True)
@@ -205,7 +392,7 @@ class KubernetesSecretCustody:
         data = self.kube.read_secret(self.namespace, self.name)
         if not data or self.KEY not in data:
             return None
-        return InitRecord.from_json(data[self.KEY].decode(), self.description)
+        return InitRecord.from_bytes(data[self.KEY], self.description)
 
     def occupied(self) -> str | None:
         data = self.kube.read_secret(self.namespace, self.name)
@@ -237,7 +424,9 @@ class KubernetesSecretCustody:
 
     def load_extra(self, name: str) -> dict[str, Any] | None:
         data = self.kube.read_secret(self.namespace, f"{self.name}-{name}")
-        return json.loads(data["data.json"]) if data and "data.json" in data else None
+        if not data or "data.json" not in data:
+            return None
+        return extra_from(data["data.json"], f"Secret {self.namespace}/{self.name}-{name}")
 
     def store_extra(self, name: str, data: dict[str, Any]) -> None:
         self.kube.write_secret(

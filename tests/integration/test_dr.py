@@ -46,6 +46,7 @@ from tests.integration.helpers import (
     admin_api,
     demo_env,
     generated_catalog_text,
+    held_at,
     prove_isolation,
     revision,
     task_cli,
@@ -177,6 +178,29 @@ def _corrupt(snapshot: bytes) -> bytes:
     return gzip.compress(bytes(raw))
 
 
+def _with_member(snapshot: bytes, name: str, data: bytes) -> bytes:
+    """The snapshot's own members (as they are) and one more, ``name``, gzip'd again."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(gzip.decompress(snapshot))) as src,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as dst,
+    ):
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member))
+        extra = tarfile.TarInfo(name)
+        extra.size = len(data)
+        dst.addfile(extra, io.BytesIO(data))
+    return gzip.compress(out.getvalue())
+
+
+def _bad_keys(original: Original, folder: Path) -> Path:
+    """The original record with 10^6 shares and threshold 0 (issue 23, finding 8)."""
+    record = json.loads(original.keys.read_text())
+    path = folder / "vault-init.json"
+    path.write_text(json.dumps({**record, "shares": 1_000_000, "threshold": 0}))
+    return path
+
+
 @dataclass
 class Restored:
     box: Box
@@ -250,12 +274,18 @@ def single(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iter
         data = original.snapshot.read_bytes()
         bad = tmp / "bad"
         bad.mkdir()
+        (bad / "keys").mkdir()
+        traversal = _with_member(data, "../../x", b"written outside\n")
         cases = {
             "corrupt": (_variant(original, bad, "corrupt.snap", _corrupt(data)), keys),
             "truncated": (_variant(original, bad, "truncated.snap", data[: len(data) // 2]), keys),
             "checksum": (_variant(original, bad, "checksum.snap", data, sha256="0" * 64), keys),
+            "traversal": (_variant(original, bad, "traversal.snap", traversal), keys),
+            "bad-keys": (original.snapshot, ("--keys", str(_bad_keys(original, bad / "keys")))),
+            # the cases above are refused before the cluster lock, those below after it
             "newer": (_variant(original, bad, "newer.snap", data, version="99.1.0"), keys),
             "no-keys": (original.snapshot, ()),
+            "no-keys-plan": (original.snapshot, ("--plan",)),
             "plan": (original.snapshot, (*keys, "--plan")),
         }
         refusals, untouched = {}, {}
@@ -263,10 +293,24 @@ def single(original: Original, tmp_path_factory: pytest.TempPathFactory) -> Iter
             refusals[name] = _restore(env, path, *extra, report=tmp / f"{name}.json")
             untouched[name] = _untouched(box, state_dir, before)
         report = tmp / "restore.json"
+        # the restore reads a copy of the snapshot, swapped for a corrupt one (its manifest
+        # too) once checked, just before the send: what is sent is what was checked
+        (tmp / "swap").mkdir()
+        copy = tmp / "swap" / original.snapshot.name
+        shutil.copy2(original.snapshot, copy)
+        shutil.copy2(manifest_path(original.snapshot), manifest_path(copy))
         # no --skip-quiet-check (dr.restore has none): its verify watches the deployed
         # restart target for one refresh period once the Secrets are filled
-        proc = _restore(env, original.snapshot, *keys, report=report)
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        args = ("--catalog", str(EXAMPLE), "--snapshot", str(copy), "--report", str(report))
+        with held_at(
+            "dr-restore:sending", tmp / "swap", env, *args, *keys, task="dr.restore"
+        ) as held:
+            swapped = _variant(original, tmp / "swap", copy.name, _corrupt(data))
+        proc = held.done
+        assert proc is not None and proc.returncode == 0, proc and (
+            proc.stdout[-4000:] + proc.stderr[-4000:]
+        )
+        refusals["swapped"] = swapped.read_bytes() != data
         yield Restored(
             box,
             env,
@@ -390,6 +434,21 @@ def test_the_snapshot_is_private_described_and_holds_no_key(original: Original) 
         Manifest.from_text(manifest_path(original.encrypted).read_text(), "x").encryption == "age"
     )
     assert gzip.decompress(original.snapshot.read_bytes())  # a raft snapshot, readable
+    # issue 23, finding 7: a real snapshot holds exactly the members the check accepts,
+    # regular files, and its data barely compresses (the bound on declared sizes)
+    raw_tar = gzip.decompress(original.snapshot.read_bytes())
+    with tarfile.open(fileobj=io.BytesIO(raw_tar)) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == [
+        "meta.json",
+        "state.bin",
+        "SHA256SUMS",
+        "SHA256SUMS.sealed",
+    ]
+    assert all(m.isfile() for m in members)
+    ratio = sum(m.size for m in members) / original.snapshot.stat().st_size
+    print(f"real snapshot: {original.snapshot.stat().st_size} bytes, members {ratio:.1f}x that")
+    assert ratio < 100
     # the unseal keys and tokens stay in custody: not in the snapshot, raw or unpacked
     record = FileCustody(original.keys).load()
     admin = FileCustody(original.keys).load_extra("admin")
@@ -428,7 +487,15 @@ def test_a_snapshot_plan_writes_nothing_and_a_snapshot_is_never_overwritten(
         ("truncated", "is not a readable raft snapshot"),
         ("checksum", "does not match its manifest"),
         ("newer", "newer than the target's"),
+        # issue 23, finding 7: only a raft snapshot's own members, refused before custody
+        # and the throwaway init (OpenBao refused it only after both, before)
+        ("traversal", "member '../../x' is not one of a raft snapshot's members"),
+        # issue 23, finding 8: refused before custody is written (the restore after these
+        # refusals, with the right keys, is not refused as "another Vault")
+        ("bad-keys", "shares 1000000 is outside OpenBao's limits (1 to 255)"),
         ("no-keys", "missing original keys"),
+        # issue 23, finding 7: a plan with a problem exits non-zero
+        ("no-keys-plan", "missing original keys"),
     ],
 )
 def test_a_bad_snapshot_or_missing_keys_is_refused_and_nothing_changes(
@@ -442,8 +509,17 @@ def test_a_bad_snapshot_or_missing_keys_is_refused_and_nothing_changes(
     assert left["initialized"] == [False], left  # Vault never initialized
     assert left["custody"] is False and left["dr-state"] == [], left
     assert not (left["namespaces"] & NAMESPACES), left  # no placeholder, no operator object
-    if case in ("corrupt", "truncated", "checksum"):
+    if case in ("corrupt", "truncated", "checksum", "traversal", "bad-keys"):
         assert left["namespaces"] == set(), left  # refused before the lock, even
+    if case == "no-keys-plan":
+        assert proc.returncode == 1 and "problem" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_issue_23_finding_7_the_bytes_restored_are_the_bytes_checked(single: Restored) -> None:
+    """The snapshot file (and its manifest) swapped for a corrupt one after the check, as the
+    restore was about to send it: the restore sent the bytes it had checked and succeeded."""
+    assert single.refusals["swapped"] is True
+    assert "as checked: sha256" in single.output
 
 
 def test_a_restore_plan_says_what_it_would_do_and_does_nothing(

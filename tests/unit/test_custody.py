@@ -110,3 +110,89 @@ def test_write_private_writes_bytes_atomically_and_never_replaces_without_overwr
     write_private(target, "text", overwrite=True)
     assert target.read_text() == "text"
     assert [p.name for p in target.parent.iterdir()] == ["snap.bin"]  # no temporary left
+
+
+# -- issue 23, finding 8 ------------------------------------------------------------------------
+
+
+def test_issue_23_finding_8_a_bad_record_writes_nothing_and_the_right_keys_then_pass(
+    tmp_path: Path,
+) -> None:
+    """The sequence of the finding: a --keys record with 10^6 shares and threshold 0 was
+    written into custody before the throwaway init failed, and the right keys were then
+    refused as "another Vault" until --force. Now it is refused before custody is touched
+    (through the task, in-process), and the right keys then plan a plain install."""
+    from invoke import Config, Context, Exit
+
+    import tasks
+    from bootstrap.model.snapshot import RestoreRequest
+    from bootstrap.phases.dr_restore import InstallCustody, load_original, plan_restore
+    from tests.drcorpus import build, write_record, write_snapshot
+    from tests.unit.test_snapshot import _facts
+
+    snap = write_snapshot(tmp_path / "offsite", build({}))
+    good = write_record(tmp_path / "offsite" / "vault-init.json")
+    bad = tmp_path / "offsite" / "bad.json"
+    record = json.loads(good.read_text())
+    bad.write_text(json.dumps({**record, "shares": 1_000_000, "threshold": 0}))
+    custody_file = tmp_path / "custody" / "vault-init.json"
+    config = dict(tasks.DEFAULTS["bootstrap"])
+    config.update(state_dir=str(tmp_path / "state"), custody_file=str(custody_file))
+    context = Context(Config(overrides={"bootstrap": config}))
+    with pytest.raises(Exit) as info:
+        tasks.dr_restore(context, snapshot=str(snap), keys=str(bad))
+    assert info.value.code == 1
+    assert f"init record {bad}: shares 1000000 is outside OpenBao's limits" in str(
+        info.value.message
+    )
+    assert not custody_file.parent.exists() and not (tmp_path / "state").exists()
+    # the right keys next: custody is empty, so they are installed, not "another Vault"
+    custody = FileCustody(custody_file)
+    original, where = load_original(RestoreRequest(snap, good), custody)
+    assert original is not None and where == str(good)
+    assert custody.load() is None
+    actions = plan_restore(_facts(original=original, custody_record=custody.load()))
+    assert isinstance(actions[0], InstallCustody) and not actions[0].aside
+    assert all(a.verb != "problem" for a in actions)
+
+
+def test_issue_23_finding_8_records_are_checked_on_every_load(tmp_path: Path) -> None:
+    """A record in custody is checked whenever it is read (the file, or a Secret): shares
+    and threshold within OpenBao's limits, keys counted, no unknown field; plain keys are
+    then checked unseal keys before use; PGP-encrypted ones are not decoded."""
+    path = tmp_path / "vault-init.json"
+    path.write_text(json.dumps({**json.loads(RECORD.to_json()), "threshold": 0}))
+    with pytest.raises(VaultStateError, match="threshold 0 is outside 1 to its shares"):
+        FileCustody(path).load()
+    assert "holds no readable init record" in (FileCustody(path).occupied() or "")
+    path.write_text(RECORD.to_json())
+    loaded = FileCustody(path).load()
+    assert loaded == RECORD
+    with pytest.raises(VaultStateError, match=r"unseal key #1 is not an unseal key"):
+        loaded.check_keys(str(path))  # "k1" is not base64 of an unseal key
+    pgp = InitRecord(["wcBMA" + "A" * 600, "wcBMA" + "B" * 600], "enc", 2, 2, pgp=True)
+    assert InitRecord.from_json(pgp.to_json(), "x") == pgp
+    pgp.check_keys("x")  # encrypted: not decoded here
+    from tests.drcorpus import good_keys
+
+    plain = InitRecord(good_keys(3), "root", 3, 2)
+    InitRecord.from_json(plain.to_json(), "x").check_keys("x")
+
+
+def test_issue_23_finding_8_an_unseal_keys_file_is_read_bounded_and_checked(
+    tmp_path: Path,
+) -> None:
+    from bootstrap.runtime.custody import read_unseal_keys
+    from tests.drcorpus import good_keys
+
+    keys = good_keys(3)
+    path = tmp_path / "keys.txt"
+    path.write_text("\n".join([keys[0], "", keys[1], keys[2]]) + "\n")
+    assert read_unseal_keys(path) == keys
+    hexed = tmp_path / "hex.txt"
+    hexed.write_text("ab" * 33 + "\n")
+    assert read_unseal_keys(hexed) == ["ab" * 33]  # OpenBao takes hex keys too
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"A" * (1 << 20))
+    with pytest.raises(VaultStateError, match="more than the 65536 expected"):
+        read_unseal_keys(big)

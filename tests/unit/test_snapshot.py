@@ -20,7 +20,7 @@ from bootstrap.core.errors import SnapshotError
 from bootstrap.model.snapshot import (
     Manifest,
     RestoreRequest,
-    check_checksum,
+    check_bytes,
     compatibility,
     inspect_file,
     manifest_path,
@@ -100,7 +100,7 @@ def test_a_sound_snapshot_is_read_with_its_index(tmp_path: Path) -> None:
                     "extra.bin": "1" * 64,
                 },
             ),
-            "SHA256SUMS lists extra.bin, which the file lacks",
+            "SHA256SUMS line 3 lists 'extra.bin'; a raft snapshot's lists only",
         ),
         (
             _tar({"meta.json": json.dumps({"Index": 1}).encode(), "state.bin": STATE}),
@@ -143,7 +143,7 @@ def test_a_link_inside_the_tar_is_refused(tmp_path: Path) -> None:
         info.type = tarfile.SYMTYPE
         info.linkname = "/etc/passwd"
         tar.addfile(info)
-    with pytest.raises(SnapshotError, match="is not a regular file"):
+    with pytest.raises(SnapshotError, match=r"'state\.bin' is a symbolic link, not a regular file"):
         inspect_file(_write(tmp_path, buf.getvalue()))
 
 
@@ -172,7 +172,7 @@ def test_a_manifest_round_trips_and_bad_ones_are_named(tmp_path: Path) -> None:
         "[]": "is not a JSON object",
         "{": "is not JSON",
         json.dumps({**json.loads(m.to_json()), "format": 2}): "has format 2",
-        json.dumps({**json.loads(m.to_json()), "key": "x"}): "unknown fields: key",
+        json.dumps({**json.loads(m.to_json()), "key": "x"}): "unknown fields: 'key'",
         json.dumps({**json.loads(m.to_json()), "sha256": "xyz"}): "sha256 is not 64 hex digits",
         json.dumps({**json.loads(m.to_json()), "server": "etcd"}): "server 'etcd'",
         json.dumps({k: v for k, v in json.loads(m.to_json()).items() if k != "version"}): (
@@ -187,11 +187,11 @@ def test_a_manifest_round_trips_and_bad_ones_are_named(tmp_path: Path) -> None:
 def test_the_checksum_must_match_the_manifest(tmp_path: Path) -> None:
     path = _write(tmp_path, b"0123456789")
     good = _manifest(sha256=hashlib.sha256(b"0123456789").hexdigest())
-    check_checksum(path, good)
+    check_bytes(path.read_bytes(), good, str(path))
     with pytest.raises(SnapshotError, match="does not match its manifest"):
-        check_checksum(path, replace(good, sha256="b" * 64))
+        check_bytes(path.read_bytes(), replace(good, sha256="b" * 64), str(path))
     with pytest.raises(SnapshotError, match="has 10 bytes, its manifest says 11"):
-        check_checksum(path, replace(good, bytes=11))
+        check_bytes(path.read_bytes(), replace(good, bytes=11), str(path))
     assert manifest_path(path).name == "s.snap.manifest.json"
 
 
@@ -371,8 +371,8 @@ def test_check_snapshot_needs_the_file_and_its_manifest(tmp_path: Path) -> None:
     path = _write(tmp_path, _tar({"meta.json": META, "state.bin": STATE}))
     with pytest.raises(SnapshotError, match="has no manifest beside it"):
         check_snapshot(RestoreRequest(path))
-    manifest, contents = check_snapshot(RestoreRequest(_with_manifest(path)))
-    assert contents.index == 42 and manifest.raft_index == 42
+    checked = check_snapshot(RestoreRequest(_with_manifest(path)))
+    assert checked.contents.index == 42 and checked.manifest.raft_index == 42
 
 
 def test_an_age_encrypted_snapshot_needs_a_matching_identity(tmp_path: Path) -> None:
@@ -392,5 +392,126 @@ def test_an_age_encrypted_snapshot_needs_a_matching_identity(tmp_path: Path) -> 
     with pytest.raises(SnapshotError, match="no age identity"):
         check_snapshot(RestoreRequest(path, age_identities=(tmp_path / "empty.key",)))
     (tmp_path / "me.key").write_text(f"# created: today\n{me}\n")
-    _, contents = check_snapshot(RestoreRequest(path, age_identities=(tmp_path / "me.key",)))
-    assert contents.state_bytes == len(STATE)
+    checked = check_snapshot(RestoreRequest(path, age_identities=(tmp_path / "me.key",)))
+    assert checked.contents.state_bytes == len(STATE)
+
+
+# -- issue 23, finding 7 ------------------------------------------------------------------------
+
+
+def _ctx(request: RestoreRequest) -> Any:
+    from bootstrap.model.catalog import load_catalog
+    from bootstrap.model.settings import Settings
+    from bootstrap.phases.pipeline import RunContext
+    from tests.conftest import EXAMPLE
+
+    return RunContext(settings=Settings(), catalog=load_catalog(EXAMPLE), restore=request)
+
+
+def test_issue_23_finding_7_the_bytes_checked_are_the_bytes_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hash once, restore those bytes: the snapshot (and its manifest) swapped for another
+    sound one after the check, at the last moment before the send, changes nothing; the
+    restore sends the bytes checked, never the file's new ones."""
+    from bootstrap.core.waits import WaitSettings
+    from bootstrap.phases import dr_restore
+
+    path = _with_manifest(_write(tmp_path, _tar({"meta.json": META, "state.bin": STATE})))
+    ctx = _ctx(RestoreRequest(path))
+    checked = dr_restore.verified(ctx)
+    assert checked.payload == path.read_bytes()
+    other_state = b"another cluster's state " * 50
+    other_meta = json.dumps({"Index": 42, "Term": 3, "Size": len(other_state)}).encode()
+    other = _tar({"meta.json": other_meta, "state.bin": other_state})
+    sent: list[bytes] = []
+
+    def swap_then_wait(*args: Any, **kwargs: Any) -> None:
+        path.write_bytes(other)  # swapped between the check and the send
+        _with_manifest(path)
+
+    monkeypatch.setattr(dr_restore, "wait_for", swap_then_wait)
+    monkeypatch.setattr(dr_restore.credentials, "env_token", lambda: "env-token")
+    monkeypatch.setattr(dr_restore.credentials, "forget_env_token", lambda: None)
+    monkeypatch.setattr(
+        dr_restore.vault, "restore_snapshot", lambda addr, token, data, force: sent.append(data)
+    )
+    dr_restore.DrRestore()._restore(
+        ctx, dr_restore.verified(ctx), "http://127.0.0.1:1", "environment", WaitSettings()
+    )
+    assert path.read_bytes() == other  # the file did change
+    assert sent == [checked.payload]  # what was sent is what was checked
+    assert dr_restore.verified(ctx) is checked  # and the run never reads the file again
+
+
+def test_issue_23_finding_7_force_never_skips_the_server_kind() -> None:
+    """--force replaces a Vault holding data and sets custody aside; it does not make a
+    HashiCorp Vault snapshot restorable onto OpenBao (nor an older server take a newer one)."""
+    forced = RestoreRequest(Path("/s"), Path("/k"), force=True)
+    for facts, message in (
+        ({"server": "vault"}, "same server kind"),
+        ({"manifest": _manifest(version="2.9.0")}, "newer than the target's 2.7.2"),
+    ):
+        actions = plan_restore(_facts(request=forced, **facts))
+        assert [a.verb for a in actions] == ["problem"], actions
+        assert message in actions[0].reason
+
+
+def test_issue_23_finding_7_a_restore_plan_with_a_problem_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dr.restore --plan`` printing a ``problem`` line fails (exit 1), naming it."""
+    from invoke import Config, Context, Exit
+
+    import tasks
+    from bootstrap.phases.pipeline import PhaseResult
+    from bootstrap.phases.registry import registered  # noqa: F401 - the task imports it too
+
+    snap = _with_manifest(_write(tmp_path, _tar({"meta.json": META, "state.bin": STATE}), "s.snap"))
+    results = [
+        PhaseResult("preflight", "planned", [], 0.1, None, 0.0),
+        PhaseResult(
+            "dr-restore",
+            "planned",
+            [problem_action("unseal keys", "missing original keys: custody holds no record")],
+            0.1,
+            None,
+            0.0,
+        ),
+    ]
+    monkeypatch.setattr(tasks, "_run_pipeline", lambda *a, **k: results)
+    context = Context(Config(overrides={"bootstrap": dict(tasks.DEFAULTS["bootstrap"])}))
+    with pytest.raises(Exit) as info:
+        tasks.dr_restore(context, snapshot=str(snap), plan=True)
+    assert info.value.code == 1
+    assert "the plan has 1 problem(s): unseal keys: missing original keys" in str(
+        info.value.message
+    )
+    results[1] = PhaseResult("dr-restore", "planned", [], 0.1, None, 0.0)
+    tasks.dr_restore(context, snapshot=str(snap), plan=True)  # no problem: exit 0
+
+
+def problem_action(target: str, reason: str) -> Any:
+    from bootstrap.model.actions import problem
+
+    return problem(target, reason)
+
+
+def test_issue_23_finding_7_a_64_gib_sparse_member_is_refused_from_its_header(
+    tmp_path: Path,
+) -> None:
+    """A 276-byte-ish GNU sparse member claiming 64 GiB took 73 s of CPU to refuse; now its
+    header refuses it (the corpus times it: tests/corpus/snapshots/007-*)."""
+    from tests.drcorpus import build
+
+    data = build(
+        {
+            "members": [
+                "meta.json",
+                {"name": "state.bin", "type": "sparse", "gnu": True, "size": 64 << 30, "data": ""},
+            ]
+        }
+    )
+    assert len(data) < 400
+    with pytest.raises(SnapshotError, match=r"'state\.bin' is a GNU sparse file"):
+        inspect_file(_write(tmp_path, data))
