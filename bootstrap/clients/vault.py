@@ -121,8 +121,9 @@ ELECTION_PATIENCE = 30.0
 
 def other_node(addrs: list[str], current: str, patience: float = ELECTION_PATIENCE) -> str | None:
     """A node of the cluster to go on with when ``current`` does not answer: the active one,
-    else an unsealed standby (it forwards to the active node once one is elected), waiting up
-    to ``patience`` seconds for one; None when no other node answers unsealed by then."""
+    waiting up to ``patience`` seconds for an election; else an unsealed standby (OpenBao's
+    standbys may answer reads from their own copy of raft, a step behind the active node:
+    only a cluster without a leader gets one); None when no other node answers unsealed."""
     others = [a for a in addrs if a.rstrip("/") != current.rstrip("/")]
     deadline = time.monotonic() + patience
     while True:
@@ -133,7 +134,7 @@ def other_node(addrs: list[str], current: str, patience: float = ELECTION_PATIEN
                 return addr
             if standby is None and h.code in (429, 473):
                 standby = addr
-        if standby is not None or time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             return standby
         time.sleep(0.5)
 

@@ -434,24 +434,28 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
             payload = None
         # decided on hvac's url: the path Vault routes, without the base URI's own prefix
         fresh = not safe_to_repeat(method, url)
+        sent_to = self.base_uri
         try:  # the first try inline: the common case pays nothing for retries
             outcome: Response | NoAnswer = self._send(method, target, payload, hdrs, fresh)
         except NoAnswer as exc:
             outcome = exc
         if isinstance(outcome, NoAnswer) or outcome.status_code in RETRY_STATUSES:
-            last: list[Response | NoAnswer] = [outcome]
+            # the outcome of the last try, and the node it was sent to
+            last: list[tuple[Response | NoAnswer, str]] = [(outcome, sent_to)]
 
             def once() -> Response:
                 # a node that did not answer: go on with another node of the cluster, if there
                 # is one (the retry rule already decided that sending again is safe)
-                if isinstance(last[0], NoAnswer) and self.failover is not None:
-                    self._fail_over(last[0])
+                seen, node = last[0]
+                if isinstance(seen, NoAnswer) and self.failover is not None:
+                    self._fail_over(seen, node)
+                node = self.base_uri
                 try:
                     resp = self._send(method, target, payload, hdrs, fresh)
                 except NoAnswer as exc:
-                    last[0] = exc
+                    last[0] = (exc, node)
                     raise
-                last[0] = resp
+                last[0] = (resp, node)
                 return resp
 
             outcome = with_retries(method, url, once, self.retry, self.base_uri, first=outcome)
@@ -466,19 +470,19 @@ class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
             )
         return outcome
 
-    def _fail_over(self, seen: NoAnswer) -> None:
+    def _fail_over(self, seen: NoAnswer, lost: str) -> None:
+        """Go on with another node than ``lost``, the one that did not answer: unless another
+        thread has already moved on from it."""
         assert self.failover is not None
-        current = self.base_uri
-        other = self.failover(current)
-        if not other or other.rstrip("/") == current:
-            return
         with self._switch:
-            if self.base_uri != current:
-                return  # another thread switched already
-            parts = urllib.parse.urlsplit(other.rstrip("/"))
-            self._origin = self._origin_of(parts)
+            if self.base_uri != lost:
+                return
+            other = self.failover(lost)
+            if not other or other.rstrip("/") == lost:
+                return
+            self._origin = self._origin_of(urllib.parse.urlsplit(other.rstrip("/")))
             self.base_uri = other.rstrip("/")
-        log.warning("Vault at %s does not answer (%s); going on with %s", current, seen.kind, other)
+        log.warning("Vault at %s does not answer (%s); going on with %s", lost, seen.kind, other)
 
     def _send(
         self, method: str, target: str, payload: bytes | None, headers: dict[str, str], fresh: bool
