@@ -43,6 +43,7 @@ from bootstrap.model.policy import (
     PathIndex,
     PolicyParseError,
     Rule,
+    Rules,
     capabilities,
     evaluate,
     parse_policy,
@@ -527,7 +528,7 @@ def _rules_of(view: RoleView, parsed: dict[str, list[Rule]]) -> list[Rule]:
     """Every rule a role's token holds. Vault attaches the 'default' policy to every
     token; if the tree defines one, it counts for every role."""
     names = [*view.policies, DEFAULT_POLICY]
-    return [rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, [])]
+    return Rules(rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, []))
 
 
 Objects = dict[tuple[str, str, str], dict[str, Any]]
