@@ -26,7 +26,7 @@ from bootstrap.model.actions import printed
 from bootstrap.model.catalog import Catalog, load_catalog
 from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
 from bootstrap.model.render import render_tree
-from bootstrap.model.reserved import check_reserved
+from bootstrap.model.reserved import argv_text, check_reserved, command_sources
 from bootstrap.model.settings import Settings
 from bootstrap.phases import pipeline
 
@@ -216,6 +216,22 @@ def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
         f"check passed for {_e(source)}: {result.static_secrets} VaultStaticSecrets readable "
         f"under their roles, {result.roles} roles, {result.pairs} service pairs isolated"
     )
+    if not rendered:
+        _print_commands(cat)
+
+
+def _print_commands(cat: Catalog) -> None:
+    """Every command the catalog's sources would run, and the key each feeds (issue 23,
+    finding 1): what a reviewer must see before allowing them. Never a value."""
+    commands = command_sources(cat)
+    if commands:
+        console.print(
+            f"commands the catalog runs (setting catalog_commands: allow; populate runs each "
+            f"for a key without a real value in Vault): {len(commands)}",
+            highlight=False,
+        )
+        lines = [f"  secret {_e(p)} key {_e(k)}: {_e(argv_text(a))}" for p, k, a in commands]
+        console.print("\n".join(lines), highlight=False)
 
 
 def _phase_flags(
@@ -286,6 +302,8 @@ def _run_pipeline(
     finally:
         err.print(f"report: {_e(path)}")
     _print_results(results, dry_run, "dr.restore" if restore is not None else "bootstrap")
+    if dry_run:
+        _print_commands(cat)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise BootstrapError(f"phase {failed[0].name} failed: {failed[0].error}")
