@@ -28,9 +28,9 @@ from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_
 from bootstrap.model.render import render_tree
 from bootstrap.model.reserved import argv_text, check_reserved, command_sources
 from bootstrap.model.settings import Settings
-from bootstrap.phases import pipeline
 
 if TYPE_CHECKING:
+    from bootstrap.phases import pipeline
     from bootstrap.runtime.target import Target
 
 # The phases, the sandbox and the tool installer (with the Kubernetes, Vault and Terraform
@@ -237,6 +237,7 @@ def _print_commands(cat: Catalog) -> None:
 def _phase_flags(
     only: list[str], start: str | None, skip: list[str], restore: bool = False
 ) -> list[str]:
+    from bootstrap.phases import pipeline
     from bootstrap.phases.registry import registered
 
     names = [p.name for p in registered(restore)]
@@ -277,6 +278,7 @@ def _run_pipeline(
     default_report: str | None = None,
     skip_quiet_check: bool = False,
 ) -> None:
+    from bootstrap.phases import pipeline
     from bootstrap.phases.registry import run_phases
 
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
@@ -673,11 +675,25 @@ def migrate_rollback(c, ns=None, catalog=None, plan=False):  # type: ignore[no-u
 # -- catalog ----------------------------------------------------------------------------
 
 
+#: catalog.validate prints its table for catalogs of at most this many services.
+VALIDATE_TABLE_ROWS = 500
+
+
 @task(help={"catalog": "service catalog (default from invoke.yaml)"})
 @friendly
 def validate(c, catalog=None):  # type: ignore[no-untyped-def]
     """Validate the catalog and summarise it."""
     s, cat = _catalog(c, catalog)
+    if len(cat.services) > VALIDATE_TABLE_ROWS:
+        # a table of thousands of rows takes rich seconds to lay out, and nobody reads it
+        console.print(
+            f"{_e(s.catalog)}: valid: {len(cat.services)} services in {len(cat.namespaces)} "
+            f"namespaces, {sum(len(x.secrets) for x in cat.services)} secrets, "
+            f"{sum(len(x.reads) for x in cat.services)} reads (no table above "
+            f"{VALIDATE_TABLE_ROWS} services)",
+            highlight=False,
+        )
+        return
     table = Table(title=f"{_e(s.catalog)}: valid")
     for col in ("service", "namespace", "secrets", "reads", "restart"):
         table.add_column(col)

@@ -385,7 +385,7 @@ class Probe:
         return self.owner in conv.RESERVED_PREFIXES
 
 
-def probes(services: list[str], synced: set[str]) -> list[Probe]:
+def probes(services: list[str], synced: set[str], apis: tuple[str, ...] = KV_APIS) -> list[Probe]:
     """Every path the isolation proof asks about: for each service and scope, each synced
     secret under it and one made-up name (what a glob would also match), through every KV
     API, and the listing of its folder."""
@@ -398,9 +398,7 @@ def probes(services: list[str], synced: set[str]) -> list[Probe]:
     for owner in sorted(names):
         for name in sorted(names[owner]):
             logical = f"{owner}/{name}"
-            out += [
-                Probe(f"{conv.KV_MOUNT}/{api}/{logical}", owner, logical, api) for api in KV_APIS
-            ]
+            out += [Probe(f"{conv.KV_MOUNT}/{api}/{logical}", owner, logical, api) for api in apis]
         out.append(Probe(f"{conv.KV_MOUNT}/metadata/{owner}/", owner, f"{owner}/", "metadata"))
     return out
 
@@ -436,9 +434,8 @@ def isolation(
     below ``secret/<api>/`` (a tree of path segments), and only the probes it reaches are
     evaluated, with every rule of the role (priority, merging, deny)."""
     index: PathIndex[Probe] = PathIndex()
-    for p in probes(services, synced):
-        if p.api == "data" or p.logical.endswith("/"):  # one entry per logical path
-            index.add(p.logical, p)
+    for p in probes(services, synced, ("data",)):  # one entry per logical path
+        index.add(p.logical, p)
     out: list[str] = []
     for role in sorted(rules):
         role_rules = rules[role]

@@ -260,6 +260,8 @@ def _unquote(raw: str, line: int) -> str:
     body = raw[1:-1]
     if "${" in body:
         raise _Syntax(line, "interpolation syntax '${' is not supported", raw)
+    if "\\" not in body:
+        return body  # nothing to unescape (the policies the product writes)
     out: list[str] = []
     i = 0
     while i < len(body):
@@ -302,16 +304,16 @@ def _tokens(text: str) -> list[_Tok]:
     out: list[_Tok] = []
     pos = 0
     line = 1
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            rest = text[pos:].split("\n", 1)[0]
-            what = "unterminated comment" if rest.startswith("/*") else "unexpected text"
-            if rest.startswith('"'):
-                what = "unterminated string"
-            raise _Syntax(line, what, rest[:60])
+    # finditer skips what no token matches: a gap between two matches is the error
+    for m in _TOKEN.finditer(text):
+        if m.start() != pos:
+            break
         kind = m.lastgroup or ""
         tok = m.group()
+        if kind == "space":
+            line += tok.count("\n")
+            pos = m.end()
+            continue
         if kind == "heredoc":
             raise _Syntax(line, "heredoc strings are not supported", text[pos:].split("\n")[0])
         if kind == "string":
@@ -325,6 +327,12 @@ def _tokens(text: str) -> list[_Tok]:
             out.append(_Tok(tok, tok, line))
         line += tok.count("\n")
         pos = m.end()
+    if pos < len(text):
+        rest = text[pos:].split("\n", 1)[0]
+        what = "unterminated comment" if rest.startswith("/*") else "unexpected text"
+        if rest.startswith('"'):
+            what = "unterminated string"
+        raise _Syntax(line, what, rest[:60])
     return out
 
 
