@@ -485,9 +485,42 @@ def _rule(path: str, body: _Obj, line: int, name: str) -> Rule:
     return Rule(path, frozenset(caps), conditions, name)
 
 
+#: One path block exactly as the product renders it (see render.policy_block): a path without
+#: quotes, escapes, templates or ``+*``, capabilities as a flat list of plain words.
+_PLAIN_BLOCK = (
+    r'path "([^"\\\n{}$+]*(?:\+(?!\*)[^"\\\n{}$+]*)*)" \{\n'
+    r'  capabilities = \[((?:"[a-z]+"(?:, )?)*)\]\n\}'
+)
+_PLAIN_POLICY = re.compile(rf"(?:[ \t\n]*(?:#[^\n]*|{_PLAIN_BLOCK}))*[ \t\n]*")
+_PLAIN_BLOCKS = re.compile(_PLAIN_BLOCK)
+_PLAIN_WORD = re.compile(r'"([a-z]+)"')
+
+
+def _plain_rules(text: str, name: str) -> list[Rule] | None:
+    """The rules of a policy written exactly as the product renders its own (comments and
+    plain path blocks), read without the general parser; None for any other text (the
+    general parser reads it). The static check reads thousands of such policies (issue 23,
+    finding 12); tests/unit/test_policy.py shows both readers agree."""
+    if _PLAIN_POLICY.fullmatch(text) is None:
+        return None
+    rules: list[Rule] = []
+    for m in _PLAIN_BLOCKS.finditer(text):
+        caps = _PLAIN_WORD.findall(m.group(2))
+        if not set(caps) <= CAPABILITIES:
+            return None
+        path = m.group(1)
+        if path.startswith("/"):
+            path = path[1:]
+        rules.append(Rule(path, frozenset(["deny"] if "deny" in caps else caps), frozenset(), name))
+    return rules
+
+
 def parse_policy(text: str, name: str = "<policy>", where: str | None = None) -> list[Rule]:
     """The rules of one policy. ``where`` (default ``policy <name>``) starts every error."""
     where = where or f"policy {name}"
+    plain = _plain_rules(text, name)
+    if plain is not None:
+        return plain
     try:
         if text.strip().startswith("{"):
             items = _json_items(text)

@@ -306,3 +306,71 @@ def test_issue_23_finding_12_indexed_rules_evaluate_as_the_plain_list() -> None:
         "secret/data/other",
     ):
         assert evaluate(Rules(rules), request) == evaluate(rules, request), request
+
+
+def test_issue_23_finding_1_check_and_plan_print_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``invoke check`` (and ``plan``, through the same printer) lists each command with the
+    path and key it feeds, never a value."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    monkeypatch.setattr(tasks, "console", Console(file=out, width=400))
+    path = tmp_path / "catalog.yaml"
+    path.write_text(commands_catalog("./fetch", "--key", "a b"), encoding="utf-8")
+    overrides = {**tasks.DEFAULTS["bootstrap"], "catalog_commands": "allow"}
+    tasks.check(Context(Config(overrides={"bootstrap": overrides})), catalog=str(path))
+    printed = out.getvalue()
+    assert "commands the catalog runs (setting catalog_commands: allow" in printed
+    assert "secret app/config key level: ./fetch --key 'a b'" in printed
+
+
+def test_issue_23_finding_1_the_populate_plan_names_each_command() -> None:
+    from bootstrap.phases.populate import KvState, plan_kv
+
+    cat = parse_catalog(commands_catalog("./fetch", "--key", "level"), "cat.yaml")
+    keys = cat.services[0].secrets["config"].keys
+    (action,) = plan_kv(KvState("app/config", dict(keys), frozenset(), 0), rotate=False)
+    assert action.reason == "written (keys level (command ./fetch --key level))"
+
+
+PLAIN_VARIANTS = [
+    'path "a/+/b" {\n  capabilities = ["read"]\n}\n',
+    'path "/x" {\n  capabilities = ["deny", "read"]\n}',
+    '# c\npath "x" {\n  capabilities = []\n}\n\npath "x" {\n  capabilities = ["list"]\n}\n',
+]
+NOT_PLAIN = [
+    'path "a+*" {\n  capabilities = ["read"]\n}',
+    'path "{{identity.entity.id}}" {\n  capabilities = ["read"]\n}',
+    'path "x" {\n  capabilities = ["bogus"]\n}',
+    'path "x\\u002a" {\n  capabilities = ["read"]\n}',
+    'path "x" {\n  capabilities = ["read"]\n  required_parameters = ["a"]\n}',
+    'path "x" { capabilities = ["read"] }',
+]
+
+
+def _general(text: str) -> list[Rule]:
+    from bootstrap.model import policy
+
+    items = policy._Parser(policy._tokens(text)).object_list(None)
+    return [policy._rule(it.keys[1], it.value, it.line, "p") for it in items]
+
+
+def test_issue_23_finding_12_rendered_policies_read_alike_by_both_readers() -> None:
+    from bootstrap.model import policy
+    from bootstrap.model.catalog import load_catalog
+    from bootstrap.model.render import render_populate_policy, vault_acl
+    from tests.conftest import EXAMPLE
+
+    cat = load_catalog(EXAMPLE)
+    texts = [*vault_acl(cat).policies.values(), render_populate_policy(cat), *PLAIN_VARIANTS]
+    for text in texts:
+        fast = policy._plain_rules(text, "p")
+        assert fast is not None, text
+        assert fast == _general(text)
+        assert [r.policy for r in fast] == ["p"] * len(fast)
+    for text in NOT_PLAIN:
+        assert policy._plain_rules(text, "p") is None, text
