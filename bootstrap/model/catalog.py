@@ -444,6 +444,9 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: as its SafeLoader uses it: ``null``, booleans, numbers, timestamps, ``<<``, ``=``).
 _IMPLICIT: dict[Any, list[tuple[str, Any]]] = yaml.resolver.Resolver.yaml_implicit_resolvers
 _TAG = "tag:yaml.org,2002:"
+#: First characters for which a plain scalar may be something other than a string.
+_RESOLVABLE = frozenset(k for k in _IMPLICIT if k is not None)
+_WILDCARD = bool(_IMPLICIT.get(None))
 _NOTHING: Any = object()
 
 
@@ -526,8 +529,41 @@ def _read_events(
     mapping_t, sequence_t = yaml.MappingStartEvent, yaml.SequenceStartEvent
     ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     event: Any
+    value: Any
+    path: tuple[Any, ...]
+    parent: _Frame | None
+    resolvable = _RESOLVABLE
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
+        if kind is scalar_t and building and event.anchor is None and event.tag is None and stack:
+            # the common case, kept short: a plain or quoted scalar in a mapping or a list
+            raw = event.value
+            if event.implicit[0] and (_WILDCARD or raw[:1] in resolvable):
+                try:
+                    value = _plain(raw)
+                except _Construct as exc:
+                    problems.append(f"{source}:{event.start_mark.line + 1}: {exc}")
+                    building = False
+                    continue
+            else:
+                value = raw
+            parent = stack[-1]
+            if not parent.is_map:
+                path = (*parent.path, len(parent.container))
+                parent.container.append(value)
+                lines.setdefault(path, event.start_mark.line + 1)
+            elif parent.want_key:
+                line = event.start_mark.line + 1
+                if raw in parent.seen:
+                    dupes.append((parent.path, str(raw), line))
+                parent.seen.add(raw)
+                parent.key, parent.key_raw, parent.key_line = value, raw, line
+                parent.want_key = False
+            else:
+                parent.container[parent.key] = value
+                lines[(*parent.path, parent.key_raw)] = parent.key_line
+                parent.want_key = True
+            continue
         if kind in ends:
             if stack:
                 stack.pop()
@@ -576,7 +612,6 @@ def _read_events(
                 stack.append(_Frame(None, ()))  # depth only
             continue
         # the value: a scalar now, a container filled by the events that follow
-        value: Any
         if kind is scalar_t:
             try:
                 value = _plain(event.value) if event.implicit[0] else event.value
@@ -592,7 +627,7 @@ def _read_events(
             continue
         parent = stack[-1] if stack else None
         if parent is None:
-            path: tuple[Any, ...] = ()
+            path = ()
             root = value
             lines.setdefault(path, line)
         elif not parent.is_map:
