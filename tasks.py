@@ -23,7 +23,7 @@ from rich.table import Table
 from bootstrap.core.errors import BootstrapError, CheckFailed
 from bootstrap.core.output import write_tree
 from bootstrap.model.actions import printed
-from bootstrap.model.catalog import Catalog, load_catalog
+from bootstrap.model.catalog import Catalog, gc_paused, load_catalog
 from bootstrap.model.check import rendered_from_catalog, rendered_from_dir, run_check
 from bootstrap.model.render import render_tree
 from bootstrap.model.reserved import argv_text, check_reserved, command_sources
@@ -208,7 +208,8 @@ def check(c, catalog=None, rendered=None):  # type: ignore[no-untyped-def]
         source = rendered
     else:
         s, cat = _catalog(c, catalog)
-        result = run_check(rendered_from_catalog(cat))
+        with gc_paused():
+            result = run_check(rendered_from_catalog(cat))
         source = str(s.catalog)
     if not result.ok:
         raise CheckFailed(result.findings)

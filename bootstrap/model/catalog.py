@@ -7,6 +7,8 @@ and the field. Pure apart from reading the one file.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import posixpath
 import re
@@ -911,8 +913,29 @@ def _too_large(source: str, size: int) -> CatalogError:
     )
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a burst of allocations that all survive
+    (loading a catalog, rendering and checking it): each collection would scan every object
+    made so far again, which took more than half the time of checking 10,000 services (issue
+    23, finding 12). Memory without cycles is still freed at once; the collector is back on
+    (as it was) when the block ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     """Validate catalog text. Raises :class:`CatalogError` and nothing else for bad input."""
+    with gc_paused():
+        return _parse_catalog(text, source)
+
+
+def _parse_catalog(text: str, source: str) -> Catalog:
     if len(text) > MAX_CATALOG_BYTES:
         raise _too_large(source, len(text.encode("utf-8", "replace")))
     size = len(text.encode("utf-8", "replace"))
