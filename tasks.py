@@ -23,14 +23,14 @@ from rich.table import Table
 from bootstrap.core.errors import BootstrapError, CheckFailed
 from bootstrap.core.output import write_tree
 from bootstrap.model.actions import printed
-from bootstrap.model.catalog import Catalog, load_catalog
+from bootstrap.model.catalog import Catalog, gc_paused, load_catalog
 from bootstrap.model.check import rendered_from_catalog, run_check
 from bootstrap.model.render import render_tree
-from bootstrap.model.reserved import check_reserved
+from bootstrap.model.reserved import argv_text, check_reserved, command_sources
 from bootstrap.model.settings import Settings
-from bootstrap.phases import pipeline
 
 if TYPE_CHECKING:
+    from bootstrap.phases import pipeline
     from bootstrap.runtime.target import Target
 
 # The phases, the sandbox and the tool installer (with the Kubernetes, Vault and Terraform
@@ -262,7 +262,8 @@ def check(c, catalog=None, rendered=None, vault_addr=None, image=None):  # type:
         result = check_tree(root, ref)
         source = f"{rendered} (against {s.catalog})"
     else:
-        result = run_check(rendered_from_catalog(cat))
+        with gc_paused():
+            result = run_check(rendered_from_catalog(cat))
         source = str(s.catalog)
     if not result.ok:
         raise CheckFailed(result.findings)
@@ -270,11 +271,28 @@ def check(c, catalog=None, rendered=None, vault_addr=None, image=None):  # type:
         f"check passed for {_e(source)}: {result.static_secrets} VaultStaticSecrets readable "
         f"under their roles, {result.roles} roles, {result.pairs} service pairs isolated"
     )
+    if not rendered:
+        _print_commands(cat)
+
+
+def _print_commands(cat: Catalog) -> None:
+    """Every command the catalog's sources would run, and the key each feeds (issue 23,
+    finding 1): what a reviewer must see before allowing them. Never a value."""
+    commands = command_sources(cat)
+    if commands:
+        console.print(
+            f"commands the catalog runs (setting catalog_commands: allow; populate runs each "
+            f"for a key without a real value in Vault): {len(commands)}",
+            highlight=False,
+        )
+        lines = [f"  secret {_e(p)} key {_e(k)}: {_e(argv_text(a))}" for p, k, a in commands]
+        console.print("\n".join(lines), highlight=False)
 
 
 def _phase_flags(
     only: list[str], start: str | None, skip: list[str], restore: bool = False
 ) -> list[str]:
+    from bootstrap.phases import pipeline
     from bootstrap.phases.registry import registered
 
     names = [p.name for p in registered(restore)]
@@ -315,6 +333,7 @@ def _run_pipeline(
     default_report: str | None = None,
     skip_quiet_check: bool = False,
 ) -> list[pipeline.PhaseResult]:
+    from bootstrap.phases import pipeline
     from bootstrap.phases.registry import run_phases
 
     s = settings(c, catalog, prune=prune or None, rotate=rotate or None)
@@ -340,6 +359,8 @@ def _run_pipeline(
     finally:
         err.print(f"report: {_e(path)}")
     _print_results(results, dry_run, "dr.restore" if restore is not None else "bootstrap")
+    if dry_run:
+        _print_commands(cat)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise BootstrapError(f"phase {failed[0].name} failed: {failed[0].error}")
@@ -743,11 +764,25 @@ def migrate_rollback(c, ns=None, catalog=None, plan=False):  # type: ignore[no-u
 # -- catalog ----------------------------------------------------------------------------
 
 
+#: catalog.validate prints its table for catalogs of at most this many services.
+VALIDATE_TABLE_ROWS = 500
+
+
 @task(help={"catalog": "service catalog (default from invoke.yaml)"})
 @friendly
 def validate(c, catalog=None):  # type: ignore[no-untyped-def]
     """Validate the catalog and summarise it."""
     s, cat = _catalog(c, catalog)
+    if len(cat.services) > VALIDATE_TABLE_ROWS:
+        # a table of thousands of rows takes rich seconds to lay out, and nobody reads it
+        console.print(
+            f"{_e(s.catalog)}: valid: {len(cat.services)} services in {len(cat.namespaces)} "
+            f"namespaces, {sum(len(x.secrets) for x in cat.services)} secrets, "
+            f"{sum(len(x.reads) for x in cat.services)} reads (no table above "
+            f"{VALIDATE_TABLE_ROWS} services)",
+            highlight=False,
+        )
+        return
     table = Table(title=f"{_e(s.catalog)}: valid")
     for col in ("service", "namespace", "secrets", "reads", "restart"):
         table.add_column(col)

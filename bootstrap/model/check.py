@@ -43,6 +43,7 @@ from bootstrap.model.policy import (
     PathIndex,
     PolicyParseError,
     Rule,
+    Rules,
     capabilities,
     evaluate,
     parse_policy,
@@ -470,7 +471,7 @@ class Probe:
         return self.owner in conv.RESERVED_PREFIXES
 
 
-def probes(services: list[str], synced: set[str]) -> list[Probe]:
+def probes(services: list[str], synced: set[str], apis: tuple[str, ...] = KV_APIS) -> list[Probe]:
     """Every path the isolation proof asks about: for each service and scope, each synced
     secret under it and one made-up name (what a glob would also match), through every KV
     API, and the listing of its folder."""
@@ -483,9 +484,7 @@ def probes(services: list[str], synced: set[str]) -> list[Probe]:
     for owner in sorted(names):
         for name in sorted(names[owner]):
             logical = f"{owner}/{name}"
-            out += [
-                Probe(f"{conv.KV_MOUNT}/{api}/{logical}", owner, logical, api) for api in KV_APIS
-            ]
+            out += [Probe(f"{conv.KV_MOUNT}/{api}/{logical}", owner, logical, api) for api in apis]
         out.append(Probe(f"{conv.KV_MOUNT}/metadata/{owner}/", owner, f"{owner}/", "metadata"))
     return out
 
@@ -526,9 +525,8 @@ def isolation(
     below ``secret/<api>/`` (a tree of path segments), and only the probes it reaches are
     evaluated, with every rule of the role (priority, merging, deny)."""
     index: PathIndex[Probe] = PathIndex()
-    for p in probes(services, synced):
-        if p.api == "data" or p.logical.endswith("/"):  # one entry per logical path
-            index.add(p.logical, p)
+    for p in probes(services, synced, ("data",)):  # one entry per logical path
+        index.add(p.logical, p)
     out: list[str] = []
     for role in sorted(rules):
         role_rules = rules[role]
@@ -672,7 +670,7 @@ def _rules_of(view: RoleView, parsed: dict[str, list[Rule]]) -> list[Rule]:
     """Every rule a role's token holds. Vault attaches the 'default' policy to every
     token; if the tree defines one, it counts for every role."""
     names = [*view.policies, DEFAULT_POLICY]
-    return [rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, [])]
+    return Rules(rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, []))
 
 
 Objects = dict[tuple[str, str, str], dict[str, Any]]

@@ -37,6 +37,11 @@ RESERVED_SERVICE_NAMES: dict[str, str] = {
         "every pod of a namespace uses"
     ),
     "root": "Vault's built-in 'root' policy",
+    "response-wrapping": (
+        "Vault's and OpenBao's built-in 'response-wrapping' policy (it cannot be written: "
+        "vault-config would fail)"
+    ),
+    "control-group": "Vault's built-in 'control-group' policy (Vault Enterprise)",
     ADMIN_POLICY: (
         "the bootstrap-admin credential's policy (it would grant the service admin rights)"
     ),

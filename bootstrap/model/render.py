@@ -7,6 +7,7 @@ static check, the GitOps files and the phases all agree by construction.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -304,10 +305,47 @@ def placeholder_tfvars(catalog: Catalog) -> dict[str, Any]:
 # -- GitOps tree ------------------------------------------------------------------------
 
 
+#: Plain scalars some YAML reader takes for something other than a string (issue 23,
+#: finding 11): YAML 1.1's booleans (``y``, ``n``, ``yes``, ``on``, ``off``, ...), nulls,
+#: numbers in YAML 1.1 and 1.2 forms (``1e3``, ``0o17``, ``0x1f``, ``1_000``, ``12:30``),
+#: ``.inf``/``nan``, dates, ``=`` and ``<<``. PyYAML itself quotes only what it resolves
+#: (not ``y``, ``n``, ``1e3``, ``0o17``); Kubernetes' reader takes ``y`` for true.
+AMBIGUOUS_SCALAR = re.compile(
+    r"""\A(?:
+      y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
+    | ~|null|Null|NULL|
+    | [-+]?(?:0|[1-9][0-9_]*|0[0-7_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+)
+    | [-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?
+    | [-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+    | [-+]?\.?(?:inf|Inf|INF)|\.?(?:nan|NaN|NAN)
+    | [0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*
+    | =|<<
+    )\Z""",
+    re.VERBOSE,
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting every string of :data:`AMBIGUOUS_SCALAR`."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if AMBIGUOUS_SCALAR.match(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(doc: Any) -> str:
+    """One YAML document as every renderer writes it: block style, keys in order, strings a
+    YAML 1.1 or 1.2 reader would take for another type quoted."""
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
 def dump_yaml_docs(docs: list[dict[str, Any]]) -> str:
-    return "---\n".join(
-        yaml.safe_dump(d, sort_keys=False, default_flow_style=False, width=1000) for d in docs
-    )
+    return "---\n".join(dump_yaml(d) for d in docs)
 
 
 def render_tree(catalog: Catalog) -> dict[str, str]:

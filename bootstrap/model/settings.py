@@ -11,9 +11,11 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from bootstrap.core.errors import UsageError
 from bootstrap.model import conventions as conv
+from bootstrap.model.catalog import show
 from bootstrap.model.render import PopulateAccess
 
 
@@ -114,6 +116,10 @@ class Settings:
     #: (symlinks and ``..`` resolved first; relative entries from the current directory).
     #: Empty: only files inside the catalog's folder. /proc, /sys and /dev never.
     source_file_roots: tuple[str, ...] = ()
+    #: The catalog's ``command:`` sources: ``off`` (default) refuses a catalog that has one,
+    #: before anything runs; ``allow`` runs them, each a program inside the catalog's folder
+    #: (see README, "The catalog"; issue 23, finding 1).
+    catalog_commands: Literal["off", "allow"] = "off"
     #: vault-config also writes the populate Job's policy and role (``bootstrap-populate``:
     #: create, update and read on exactly the catalog's KV paths), bound to
     #: populate_service_account in populate_namespace; ``invoke render --populate-job``
@@ -154,6 +160,12 @@ class Settings:
         defaults = cls()
         return {f.name: _config_value(getattr(defaults, f.name)) for f in fields(cls)}
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            kind = _field_types()[f.name]
+            if typing.get_origin(kind) is Literal:
+                _choice(f.name, kind, getattr(self, f.name))
+
 
 def populate_access(settings: Settings) -> PopulateAccess | None:
     """The populate Job's identity when the setting populate_job asks for it."""
@@ -183,6 +195,10 @@ def coerce(kind: Any, raw: Any) -> Any:
     numbers; tuples from comma-separated strings (empty items dropped) or lists; anything
     else as given."""
     kind = _optional_of(kind)
+    if typing.get_origin(kind) is Literal:
+        if raw is False and "off" in typing.get_args(kind):
+            return "off"  # YAML 1.1 reads a bare 'off' in invoke.yaml as false
+        return raw.strip().lower() if isinstance(raw, str) else raw  # checked by the Settings
     if kind is Path:
         return Path(os.path.expanduser(str(raw)))
     if kind is bool:
@@ -192,6 +208,17 @@ def coerce(kind: Any, raw: Any) -> Any:
     if typing.get_origin(kind) is tuple:
         return tuple(x for x in (raw.split(",") if isinstance(raw, str) else raw) if x)
     return raw
+
+
+def _choice(name: str, kind: Any, value: Any) -> None:
+    """A UsageError naming the setting (its key and its INVOKE_BOOTSTRAP_ variable) and the
+    values it takes, unless ``value`` is one of the Literal ``kind``'s values."""
+    choices = typing.get_args(kind)
+    if value not in choices:
+        raise UsageError(
+            f"setting {name} (INVOKE_BOOTSTRAP_{name.upper()}) is {show(value)}; expected "
+            + " or ".join(map(str, choices))
+        )
 
 
 def _config_value(value: Any) -> Any:

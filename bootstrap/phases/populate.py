@@ -21,6 +21,7 @@ from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action, Verb, check
 from bootstrap.model.catalog import Source
 from bootstrap.model.domain import kv_secrets
+from bootstrap.model.reserved import argv_text
 from bootstrap.phases.pipeline import PhaseBase, RunContext
 from bootstrap.runtime import sources
 
@@ -50,6 +51,12 @@ class WriteKv(Action):
     sources: tuple[tuple[str, Source], ...]
 
 
+def _source_text(src: Source) -> str:
+    """A source's kind, and for a command what it runs (program and arguments, never a
+    value): the plan says every command it would run (issue 23, finding 1)."""
+    return f"command {argv_text(src.command)}" if src.command else src.kind
+
+
 def plan_kv(kv: KvState, rotate: bool) -> list[Action]:
     """Pure: the actions for one path."""
     new = {
@@ -63,7 +70,7 @@ def plan_kv(kv: KvState, rotate: bool) -> list[Action]:
     target = f"secret {kv.path}"
     if new:
         verb: Verb = "create" if kv.version == 0 else "update"
-        from_ = ", ".join(f"{k} ({src.kind})" for k, src in sorted(new.items()))
+        from_ = ", ".join(f"{k} ({_source_text(src)})" for k, src in sorted(new.items()))
         actions.append(
             WriteKv(
                 verb,
@@ -116,7 +123,9 @@ class Populate(PhaseBase, name="populate", summary=SUMMARY):
         resolved: list[tuple[WriteKv, dict[str, str]]] = []
         failures: list[str] = []
         for w in writes:
-            new, problems = resolve_values(w, base_dir, read_vault, roots)
+            new, problems = resolve_values(
+                w, base_dir, read_vault, roots, ctx.settings.catalog_commands
+            )
             failures += problems
             if not problems:
                 resolved.append((w, new))
@@ -169,6 +178,7 @@ def resolve_values(
     base_dir: Path,
     read_vault: sources.VaultReader,
     file_roots: Sequence[str | Path] = (),
+    commands: str = "off",
 ) -> tuple[dict[str, str], list[str]]:
     """Each key's value from its source, or why it cannot be used (never the value)."""
     problems: list[str] = []
@@ -176,7 +186,9 @@ def resolve_values(
     for key, src in w.sources:
         where = f"{w.path} key {key}"
         try:
-            value = sources.resolve(src, base_dir, read_vault, file_roots=file_roots)
+            value = sources.resolve(
+                src, base_dir, read_vault, file_roots=file_roots, commands=commands
+            )
         except sources.SourceError as exc:
             problems.append(f"{where}: {exc}")
             continue

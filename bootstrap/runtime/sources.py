@@ -4,17 +4,25 @@ failure names the source, never its value.
 
 What a source may reach is bounded: ``env:`` never names the bootstrap's own credentials
 (refused by the catalog); ``file:`` reads regular files inside the catalog's folder or an
-allowed root, symlinks and ``..`` resolved first, never /proc, /sys or /dev; ``command:``
-runs without a shell in a clean environment (PATH, HOME, LANG, LC_*), with a timeout and an
-output cap. File and command content must be UTF-8 text unless the source says
-``encoding: base64``.
+allowed root, symlinks and ``..`` resolved first, never /proc, /sys or /dev. ``command:``
+runs only with the setting catalog_commands ``allow``, and only a regular executable file
+inside the catalog's folder (symlinks and ``..`` resolved, no PATH lookup), without a shell,
+standard input closed, in the catalog's folder, with a clean environment (PATH /usr/bin:/bin,
+HOME of the user it runs as, LANG, LC_*), in a session of its own, with a timeout and an
+output cap (issue 23, finding 1). Before the first one runs, the bootstrap makes itself
+non-dumpable, so that no process of its user can read its memory or /proc/<pid>/environ; run
+as root, the bootstrap runs each command as user nobody (uid and gid 65534, no supplementary
+groups), so the custody file (0600, root's) and the state folder are out of its reach. File
+and command content must be UTF-8 text unless the source says ``encoding: base64``.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import getpass
 import os
+import pwd
 import secrets
 import selectors
 import signal
@@ -27,7 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bootstrap.model.catalog import FORBIDDEN_FILE_ROOTS, Generate, Source
-from bootstrap.model.reserved import is_within
+from bootstrap.model.reserved import argv_text, is_within, program_problem
 
 ALPHABETS = {
     "alnum": string.ascii_letters + string.digits,
@@ -40,8 +48,12 @@ ALPHABETS = {
 MAX_VALUE_BYTES = 1024 * 1024
 #: Seconds a command source may run.
 COMMAND_TIMEOUT = 60.0
-#: The only variables a command source inherits (and every LC_*).
-COMMAND_ENV = ("PATH", "HOME", "LANG")
+#: The PATH a command source runs with; the only variables it inherits are LANG and LC_*.
+COMMAND_PATH = "/usr/bin:/bin"
+#: Who command sources run as when the bootstrap runs as root: user nobody, group nogroup.
+NOBODY = 65534
+#: prctl(2)'s PR_SET_DUMPABLE.
+PR_SET_DUMPABLE = 4
 
 
 class SourceError(Exception):
@@ -57,11 +69,97 @@ def generate(spec: Generate) -> str:
 VaultReader = Callable[[str, str], "str | None"]
 
 
-def command_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a command source runs with: PATH, HOME, LANG and LC_* only, so no
-    Vault token, kubeconfig or other credential of the bootstrap reaches it."""
+def command_env(environ: dict[str, str] | None = None, home: str | None = None) -> dict[str, str]:
+    """The environment a command source runs with: PATH /usr/bin:/bin, HOME (of the user it
+    runs as), LANG and LC_* only, so no Vault token, kubeconfig, env: value or other variable
+    of the bootstrap reaches it."""
     env = os.environ if environ is None else environ
-    return {k: v for k, v in env.items() if k in COMMAND_ENV or k.startswith("LC_")}
+    out = {k: v for k, v in env.items() if k == "LANG" or k.startswith("LC_")}
+    out["PATH"] = COMMAND_PATH
+    if home:
+        out["HOME"] = home
+    return out
+
+
+def _home(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return None
+
+
+_sealed = False
+
+
+def seal_process() -> None:
+    """Make this process non-dumpable (prctl PR_SET_DUMPABLE 0), once: its memory and
+    /proc/<pid>/environ, mem, maps... then belong to root, so a command source (or any other
+    process of the same user) cannot read the run's environment, tokens or values there."""
+    global _sealed
+    if _sealed:
+        return
+    if not sys.platform.startswith("linux"):
+        raise SourceError("command sources run only on Linux (the process is sealed with prctl)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise SourceError(f"cannot make the bootstrap non-dumpable: {os.strerror(err)}")
+    _sealed = True
+
+
+def _may(st: os.stat_result, bits: int) -> bool:
+    """Whether user nobody (group nogroup, no other group) has ``bits`` (4 r, 1 x) on a file
+    of this status, by its mode bits."""
+    if st.st_uid == NOBODY:
+        mode = st.st_mode >> 6
+    elif st.st_gid == NOBODY:
+        mode = st.st_mode >> 3
+    else:
+        mode = st.st_mode
+    return mode & bits == bits
+
+
+def program_path(program: str, base_dir: Path, as_root: bool | None = None) -> Path:
+    """The file a command source's program names: a regular executable file inside the
+    catalog's folder ``base_dir``, symlinks and ``..`` resolved (no PATH lookup). Run as
+    root (``as_root``, default: this process is), also one user nobody can reach, read and
+    execute. Raises SourceError saying what is wrong."""
+    problem = program_problem(program)
+    if problem is not None:
+        raise SourceError(problem)
+    base = base_dir.resolve()
+    try:
+        real = (base / program).resolve(strict=True)
+        st = real.stat()
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SourceError(f"program {program!r}: {reason} in the catalog's folder {base}") from None
+    if not is_within(real, base):
+        raise SourceError(
+            f"program {program!r} resolves to {real}, outside the catalog's folder {base}"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError(f"program {program!r} ({real}) is not a regular file")
+    root = os.geteuid() == 0 if as_root is None else as_root
+    if not root:
+        if not os.access(real, os.X_OK):
+            raise SourceError(f"program {program!r} ({real}) is not executable")
+        return real
+    for folder in [real.parent, *real.parent.parents]:
+        if not _may(folder.stat(), 1):
+            raise SourceError(
+                f"program {program!r} ({real}): the bootstrap runs as root, so commands run as "
+                f"user nobody (uid {NOBODY}), who cannot reach it: {folder} is not searchable "
+                "by others; keep the catalog's folder and its programs readable by others "
+                "(o+rx)"
+            )
+    if not _may(st, 5):
+        raise SourceError(
+            f"program {program!r} ({real}): the bootstrap runs as root, so commands run as "
+            f"user nobody (uid {NOBODY}), who cannot read and execute it; make it readable "
+            "and executable by others (o+rx)"
+        )
+    return real
 
 
 def _text(raw: bytes, what: str, encoding: str | None) -> str:
@@ -140,19 +238,33 @@ def run_command(
     timeout: float = COMMAND_TIMEOUT,
     limit: int = MAX_VALUE_BYTES,
 ) -> str:
-    """A command source's value: its standard output, no shell, clean environment, at most
-    ``limit`` bytes (beyond it: an error, no partial value) within ``timeout`` seconds."""
-    what = f"command {argv[0]!r}"
+    """A command source's value: its standard output, at most ``limit`` bytes (beyond it:
+    an error, no partial value) within ``timeout`` seconds. The program is a file inside the
+    catalog's folder (:func:`program_path`), run without a shell, in that folder, in a clean
+    environment, in a session of its own, after :func:`seal_process`; as user nobody when
+    this process is root."""
+    what = f"command {argv_text(argv[:1])}"
+    real = program_path(argv[0], base_dir)
+    seal_process()
+    root = os.geteuid() == 0
+    nobody = NOBODY if root else None
     try:
         proc = subprocess.Popen(
             list(argv),
+            executable=str(real),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            cwd=base_dir,
-            env=command_env(),
+            cwd=base_dir.resolve(),
+            env=command_env(home=_home(NOBODY if root else os.getuid())),
             start_new_session=True,
+            user=nobody,
+            group=nobody,
+            extra_groups=[] if root else None,
         )
+    except PermissionError:
+        who = f"user nobody (uid {NOBODY})" if root else "this user"
+        raise SourceError(f"{what}: PermissionError (not executable by {who})") from None
     except FileNotFoundError:
         raise SourceError(f"{what}: FileNotFoundError (no such program here)") from None
     except (OSError, ValueError) as exc:
@@ -197,9 +309,11 @@ def resolve(
     read_vault: VaultReader,
     interactive: bool | None = None,
     file_roots: Sequence[str | Path] = (),
+    commands: str = "off",
 ) -> str:
     """One key's value. ``base_dir`` is the catalog's folder; ``file_roots`` the setting
-    source_file_roots."""
+    source_file_roots; ``commands`` the setting catalog_commands (a command source runs
+    only with ``allow``)."""
     kind = source.kind
     if source.env is not None:
         value = os.environ.get(source.env)
@@ -211,6 +325,11 @@ def resolve(
     if source.command is not None:
         if not source.command:
             raise SourceError("command: [] names no program")
+        if commands != "allow":
+            raise SourceError(
+                f"command {argv_text(source.command)} refused: catalog commands are off (setting "
+                "catalog_commands: allow runs them)"
+            )
         return run_command(source.command, base_dir, source.encoding)
     if source.generate is not None:
         return generate(source.generate)

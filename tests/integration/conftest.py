@@ -65,6 +65,8 @@ class Box:
             "audit_file": str(self.directory / "bao-0" / "audit.log"),
             "state_dir": self.directory / "state",
             "wait_timeout": 60.0,
+            # the example catalog's command source (examples/demo.env sets it for the CLI)
+            "catalog_commands": "allow",
         }
         base.update(kw)
         return Settings(**base)  # type: ignore[arg-type]
@@ -79,6 +81,7 @@ class Box:
             "INVOKE_BOOTSTRAP_AUDIT_FILE": str(s.audit_file),
             "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
             "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(self.directory),
+            "INVOKE_BOOTSTRAP_CATALOG_COMMANDS": s.catalog_commands,
             **extra,
         }
 

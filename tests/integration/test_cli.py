@@ -18,7 +18,8 @@ from tests.integration.helpers import invoke_cli
 
 
 def cli(*argv: str) -> Any:
-    return invoke_cli(list(argv), {}, ok=False)
+    # the example catalog's command source needs the setting (issue 23, finding 1)
+    return invoke_cli(list(argv), {"INVOKE_BOOTSTRAP_CATALOG_COMMANDS": "allow"}, ok=False)
 
 
 #: A handful of the corpus through the CLI, each task at least once (every file runs through

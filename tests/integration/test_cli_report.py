@@ -16,6 +16,7 @@ def test_a_crash_leaves_a_report_with_phase_and_type_only(tmp_path: Path) -> Non
         {
             "BOOTSTRAP_FAILPOINTS": "phase:preflight:start=raise:leaked-value-7f3a",
             "INVOKE_BOOTSTRAP_STATE_DIR": str(tmp_path / "state"),
+            "INVOKE_BOOTSTRAP_CATALOG_COMMANDS": "allow",  # the example catalog's command
         },
         ok=False,
     )

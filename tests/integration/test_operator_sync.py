@@ -46,6 +46,8 @@ def sandbox_shell(box: Box) -> dict[str, str]:
     VAULT_ADDR from the task itself, and no other product setting but where the sandbox is."""
     out = invoke_cli(["sandbox.env"], {"INVOKE_BOOTSTRAP_SANDBOX_DIR": str(box.directory)})
     env = {"INVOKE_BOOTSTRAP_SANDBOX_DIR": str(box.directory)}
+    # the example catalog's command source: allowed as examples/demo.env does for the shell
+    env["INVOKE_BOOTSTRAP_CATALOG_COMMANDS"] = "allow"
     for line in out.stdout.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
         env[key] = value

@@ -6,9 +6,14 @@ marker is there, so no write can have happened yet."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bootstrap.clients.kv import read_kv
 from tests.integration.conftest import Box
@@ -22,19 +27,35 @@ from tests.integration.helpers import (
 )
 
 GENERATED = {"generated": "{generate: {length: 24}}"}
-#: a key whose command says it runs (its parent's pid in ``marker``), then waits for ``release``
-HELD = (
-    "{{command: [sh, -c, 'echo $PPID > {marker}; "
-    "while [ ! -e {release} ]; do sleep 0.05; done; echo late-value']}}"
+#: a key whose command (a program in the catalog's folder) says it runs (its parent's pid in
+#: ``marker``), then waits for ``release``
+HELD = "{command: [./held]}"
+HELD_PROGRAM = (
+    "#!/bin/sh\necho $PPID > {marker}\n"
+    "while [ ! -e {release} ]; do sleep 0.05; done\necho late-value\n"
 )
 
 
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """The catalog's folder: one user nobody (who runs commands when the tests are root) can
+    reach, with a subfolder it may write the marker into."""
+    path = Path(tempfile.mkdtemp(prefix="csb-populate-kill-", dir="/tmp"))
+    path.chmod(0o755)
+    (path / "out").mkdir(mode=0o777)
+    (path / "out").chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def test_kill_during_populate_then_rerun(
-    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
+    box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path, folder: Path
 ) -> None:
     p = f"pk{unique}"
     env = {**first_run["env"], "INVOKE_BOOTSTRAP_STATE_DIR": str(tmp_path)}
-    catalog = tmp_path / "catalog.yaml"
+    catalog = folder / "catalog.yaml"
     args = ("--only", "populate", "--catalog", str(catalog))
     catalog.write_text(service_catalog_text(p, {"config": GENERATED}))
     done = bootstrap_cli(env, *args, timeout=120)
@@ -43,9 +64,11 @@ def test_kill_during_populate_then_rerun(
     first, version = read_kv(api, f"{p}/config")
     assert version == 1 and len(first["generated"]) == 24
 
-    marker, release = tmp_path / "resolving", tmp_path / "release"
-    held = HELD.format(marker=marker, release=release)
-    catalog.write_text(service_catalog_text(p, {"config": {**GENERATED, "held": held}}))
+    marker, release = folder / "out" / "resolving", folder / "out" / "release"
+    held = folder / "held"
+    held.write_text(HELD_PROGRAM.format(marker=marker, release=release), encoding="utf-8")
+    held.chmod(0o755)
+    catalog.write_text(service_catalog_text(p, {"config": {**GENERATED, "held": HELD}}))
     proc = start_bootstrap(env, *args)
     try:
         wait_until(

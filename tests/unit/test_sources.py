@@ -126,12 +126,17 @@ def test_binary_file_needs_encoding_base64(tmp_path: Path) -> None:
     assert base64.b64decode(value) == BINARY  # exact bytes, trailing newline included
 
 
-def test_commands_get_only_path_home_and_the_locale() -> None:
-    assert command_env({"PATH": "/bin", "VAULT_ADDR": "x", "LC_X": "y", "HOME": "/h"}) == {
-        "PATH": "/bin",
+def test_commands_get_a_fixed_path_their_home_and_the_locale() -> None:
+    """Issue 23, finding 1: PATH is /usr/bin:/bin, HOME the home of the user the command runs
+    as (never the runner's variable), LANG and LC_* kept; nothing else."""
+    environ = {"PATH": "/opt/x", "VAULT_ADDR": "x", "LC_X": "y", "HOME": "/h", "LANG": "C"}
+    assert command_env(environ, home="/nonexistent") == {
+        "PATH": "/usr/bin:/bin",
         "LC_X": "y",
-        "HOME": "/h",
+        "LANG": "C",
+        "HOME": "/nonexistent",
     }
+    assert "HOME" not in command_env(environ)
 
 
 def test_an_empty_command_never_crashes(tmp_path: Path) -> None:
