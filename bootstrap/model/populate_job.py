@@ -103,17 +103,17 @@ def catalog_files(catalog: Catalog) -> tuple[list[str], list[str]]:
 
 
 def job_notes(catalog: Catalog) -> list[str]:
-    """Sources the Job may not be able to use, each naming the path and key: a command runs
-    inside the product's image (which holds python3.11 and the product, no shell), a prompt
-    needs a terminal. The Job fails on them, naming them, only when such a key needs a
-    value (one holding a real value is kept without running its source)."""
+    """Sources the Job cannot use, each naming the path and key: a command never runs in the
+    Job (its settings leave catalog_commands off), a prompt needs a terminal. The Job fails on
+    them, naming them, only when such a key needs a value (one holding a real value is kept
+    without running its source)."""
     notes = []
     for path, keys in sorted(kv_secrets(catalog)):
         for key, src in sorted(keys.items()):
             if src is not None and src.command:
                 notes.append(
-                    f"{path} key {key}: command {src.command[0]!r} runs inside the Job's "
-                    "image (python3.11 and the product only, no shell)"
+                    f"{path} key {key}: command {src.command[0]!r} never runs in the Job "
+                    "(commands are off there); run populate locally for it"
                 )
             elif src is not None and src.prompt is not None:
                 notes.append(f"{path} key {key}: a prompt needs a terminal; the Job has none")

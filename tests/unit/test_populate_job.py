@@ -278,8 +278,8 @@ def test_the_confinement_check_needs_every_refusal(capsys: pytest.CaptureFixture
 def test_sources_the_job_may_not_run_are_noted_with_their_key() -> None:
     notes = pj.job_notes(_catalog())
     assert notes == [
-        "webapp/api-keys key sendgrid: command 'examples/sendgrid-api-key.sh' runs inside the "
-        "Job's image (python3.11 and the product only, no shell)"
+        "webapp/api-keys key sendgrid: command 'examples/sendgrid-api-key.sh' never runs in the "
+        "Job (commands are off there); run populate locally for it"
     ]
 
 
