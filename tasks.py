@@ -978,7 +978,8 @@ def test(c, pytest_args="", workers=2, fast=False, repeat=0, drills=False):  # t
         return
     # whole files per worker (--dist loadfile): a file's module fixtures are made once
     parallel = f"-n {int(workers)} --dist loadfile " if int(workers) > 0 else ""
-    c.run(f"pytest {parallel}{pytest_args}", pty=False)
+    # the slowest tests, in CI's log: what keeps the warm run within its 15 minutes
+    c.run(f"pytest {parallel}--durations=15 {pytest_args}", pty=False)
 
 
 # -- sandbox ----------------------------------------------------------------------------

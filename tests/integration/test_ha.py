@@ -96,6 +96,7 @@ def test_a_node_lost_mid_bootstrap(ha_box: Box, tmp_path: Path) -> None:
             assert statuses(results) == {"vault-ready": "applied"}
 
 
+@pytest.mark.drill  # about 2.5 minutes each: 'invoke test --drills' runs them
 @pytest.mark.parametrize("point", ["vault-config:write", "populate:write"])
 def test_the_active_node_lost_mid_write(ha_box: Box, tmp_path: Path, point: str) -> None:
     """Issue 24, item 6: the active OpenBao node SIGKILLed while vault-config, then populate,

@@ -9,6 +9,7 @@ VSO 1.4.1, the default, a refreshAfter one second longer on v0.1.0)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.integration.helpers import (
     held_at,
     run,
     statuses,
+    wait_until,
 )
 
 REFRESH = "45s"
@@ -88,7 +90,13 @@ def _nudge_marks(kube: Kube, p: str) -> dict[str, str | None]:
 
 
 def _verify_held(
-    box: Box, path: Path, folder: Path, kube: Kube, p: str, **env: str
+    box: Box,
+    path: Path,
+    folder: Path,
+    kube: Kube,
+    p: str,
+    while_held: Callable[[], object] | None = None,
+    **env: str,
 ) -> tuple[Held, dict[str, Any]]:
     """verify through the CLI, held once it has nudged: both VaultStaticSecrets must then carry
     a nudge of this run, as the session's operator takes one (its CRD says which): a new value
@@ -108,6 +116,8 @@ def _verify_held(
             assert seen == {n: REFRESH for n in NAMES}, seen  # the spec as it is
         else:
             assert set(seen.values()) <= set(nudge_values(REFRESH)), seen  # nudged, not 45s
+        if while_held is not None:
+            while_held()
     assert held.done is not None
     (phase,) = [x for x in json.loads(report.read_text())["phases"] if x["name"] == "verify"]
     return held, phase
@@ -117,8 +127,32 @@ def test_waits_through_placeholders_until_the_operator_synced(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
     p = f"vo{unique}"
-    cat, path, kube = _prepared(box, p, tmp_path)
-    held, verify = _verify_held(box, path, tmp_path / "verify", kube, p)
+    # the operator fills the Secrets with the placeholders, and is stopped before populate
+    # writes the real values: verify then has both to wait for, each reconciled at its spec
+    # (what it nudges), whatever the operator's speed; started again once verify has nudged
+    cat, path, kube = _prepared(box, p, tmp_path, BEFORE_VERIFY[:-1])
+    refs = [(p, n) for n in NAMES]
+    wait_until(
+        lambda: vso.tried_already(kube, refs) == sorted(refs),
+        "the operator to have reconciled both VaultStaticSecrets",
+        timeout=120,
+    )
+    state = sandbox.SandboxState.load(box.directory)
+    assert state is not None
+    assert state.process(sandbox.OPERATOR).stop()
+    try:
+        _prepare(box, cat, tmp_path, ["populate"])
+        held, verify = _verify_held(
+            box,
+            path,
+            tmp_path / "verify",
+            kube,
+            p,
+            while_held=lambda: sandbox.restart(box.directory, sandbox.OPERATOR),
+        )
+    finally:
+        if not sandbox.SandboxState.load(box.directory).process(sandbox.OPERATOR).alive():  # type: ignore[union-attr]
+            sandbox.restart(box.directory, sandbox.OPERATOR)
     assert held.done is not None and held.done.returncode == 0, held.done.stderr
     assert verify["status"] == "applied"
     reasons = [a["reason"] for a in verify["actions"]]
