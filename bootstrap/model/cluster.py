@@ -262,12 +262,15 @@ def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dic
             {"name": "config", "mountPath": "/openbao/config", "readOnly": True},
             data_mount,
         ],
+        # a node initializing, unsealing or taking over the lead can hold its health answer
+        # for seconds on a loaded node: three 3-s timeouts restarted OpenBao mid-bootstrap in
+        # CI (RemoteDisconnected, then refused, right after unseal); a minute of silence does
         "livenessProbe": {
             "httpGet": {"path": LIVENESS_HEALTH, "port": port, "scheme": "HTTP"},
             "initialDelaySeconds": 10,
             "periodSeconds": 10,
-            "failureThreshold": 3,
-            "timeoutSeconds": 3,
+            "failureThreshold": 6,
+            "timeoutSeconds": 10,
         },
         "readinessProbe": {
             "httpGet": {"path": READINESS_HEALTH, "port": port, "scheme": "HTTP"},
