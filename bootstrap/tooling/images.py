@@ -32,6 +32,7 @@ operator version runs.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import py_compile
 import shutil
@@ -697,7 +698,20 @@ def build(
     names: list[str] | None, tools_dir: Path, progress: Progress | None = None
 ) -> list[ImageResult]:
     """Write each image's archive unless the one in the cache has the same image id.
-    ``names``: as :func:`select` takes them (None: every image)."""
+    ``names``: as :func:`select` takes them (None: every image). One build at a time on a
+    machine (a lock in the images folder): the builds share their staging folders, and two
+    at once (two test workers) left the product's image without a subpackage the other had
+    just removed and not yet copied back."""
+    folder = images_dir(tools_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(names, tools_dir, progress)
+
+
+def _build(
+    names: list[str] | None, tools_dir: Path, progress: Progress | None = None
+) -> list[ImageResult]:
     notify = progress or (lambda name, msg: None)
     results = []
     for image in select(names):
