@@ -79,3 +79,19 @@ def read_regular(
         return data
     finally:
         os.close(fd)
+
+
+def read_regular_text(
+    path: Path,
+    limit: int,
+    *,
+    what: str,
+    error: type[BootstrapError] = BootstrapError,
+) -> str:
+    """:func:`read_regular`, as UTF-8 text; ``error`` naming ``what``, the file and the first
+    bad byte's offset when it is not."""
+    raw = read_regular(path, limit, what=what, error=error)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None

@@ -42,7 +42,7 @@ from typing import Any
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
 from bootstrap.core.errors import SnapshotError, UsageError, VaultStateError, WaitTimeout
-from bootstrap.core.files import read_regular
+from bootstrap.core.files import read_regular, read_regular_text
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.actions import Action, problem
 from bootstrap.model.snapshot import (
@@ -130,11 +130,7 @@ def read_manifest(request: RestoreRequest) -> Manifest:
             "checksum and source the snapshot cannot be trusted; use the manifest dr.snapshot "
             "wrote with it"
         )
-    raw = read_regular(path, MANIFEST_LIMIT, what="manifest", error=SnapshotError)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SnapshotError(f"manifest {path} is not UTF-8 text (byte {exc.start})") from None
+    text = read_regular_text(path, MANIFEST_LIMIT, what="manifest", error=SnapshotError)
     return Manifest.from_text(text, str(path))
 
 
@@ -148,13 +144,9 @@ def _identities(paths: tuple[Path, ...]) -> list[Any]:
 
     identities = []
     for path in paths:
-        raw = read_regular(path, IDENTITY_LIMIT, what="age identity file", error=SnapshotError)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SnapshotError(
-                f"age identity file {path} is not UTF-8 text (byte {exc.start})"
-            ) from None
+        text = read_regular_text(
+            path, IDENTITY_LIMIT, what="age identity file", error=SnapshotError
+        )
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip().startswith("AGE-SECRET-KEY-"):
                 try:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bootstrap.core.errors import BootstrapError, VaultStateError
-from bootstrap.core.files import read_regular, shown
+from bootstrap.core.files import read_regular, read_regular_text, shown
 
 #: OpenBao's limits on a seal configuration (SealConfig.Validate): 1 to 255 shares, a
 #: threshold from 1 to the shares, and above 1 when there is more than one share.
@@ -221,13 +221,7 @@ def read_unseal_keys(path: Path) -> list[str]:
     """The unseal keys of a keys file (``bootstrap.unseal_keys_file``, BAO_UNSEAL_KEYS_FILE):
     one per line, each base64 or hex of an unseal key's length, at most 255. VaultStateError
     naming the file (and line; never a key) otherwise."""
-    raw = read_regular(path, KEYS_FILE_LIMIT, what="unseal keys file", error=VaultStateError)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise VaultStateError(
-            f"unseal keys file {path} is not UTF-8 text (byte {exc.start})"
-        ) from None
+    text = read_regular_text(path, KEYS_FILE_LIMIT, what="unseal keys file", error=VaultStateError)
     keys = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
