@@ -370,3 +370,23 @@ def operator_reconciles(box: Any) -> float:
         ):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def kill_a_standby(box: Any) -> str:
+    """SIGKILL one OpenBao node of an HA sandbox that is neither active nor node 0 (the
+    operator's VaultConnection names node 0); return its name once it is dead."""
+    import os
+    import signal
+
+    from bootstrap import sandbox
+    from bootstrap.clients import vault
+
+    state = sandbox.SandboxState.load(box.directory)
+    assert state is not None
+    active = vault.active_addr(box.state.bao_addrs)
+    victim = next(
+        f"bao-{i}" for i, addr in enumerate(box.state.bao_addrs) if i != 0 and addr != active
+    )
+    os.kill(state.process(victim).pid, signal.SIGKILL)
+    wait_until(lambda: not state.process(victim).alive(), f"{victim} to die")
+    return victim

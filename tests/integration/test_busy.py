@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,10 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import sandbox
-from bootstrap.clients import vault
 from tests.integration.conftest import Box, _start
-from tests.integration.helpers import bootstrap_cli, demo_env, held_at, wait_until
+from tests.integration.helpers import bootstrap_cli, demo_env, held_at, kill_a_standby
 
 pytestmark = pytest.mark.drill
 
@@ -78,17 +75,8 @@ def test_an_ha_bootstrap_that_loses_a_node_completes_while_a_hog_takes_every_cor
     box: Box = next(it)
     try:
         env = {**demo_env(), **box.cli_env(tmp_path / "state")}
-        state = sandbox.SandboxState.load(box.directory)
-        assert state is not None
         with held_at("phase:operator:start", tmp_path, env) as run_:
-            active = vault.active_addr(box.state.bao_addrs)
-            victim = next(
-                f"bao-{i}"
-                for i, addr in enumerate(box.state.bao_addrs)
-                if i != 0 and addr != active  # node 0 is the operator's VaultConnection
-            )
-            os.kill(state.process(victim).pid, signal.SIGKILL)
-            wait_until(lambda: not state.process(victim).alive(), f"{victim} to die")
+            kill_a_standby(box)
         _busy(hog)
         assert run_.done is not None
         assert run_.done.returncode == 0, run_.done.stdout[-3000:] + run_.done.stderr[-3000:]

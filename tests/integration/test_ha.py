@@ -17,7 +17,14 @@ from bootstrap.model.catalog import load_catalog
 from bootstrap.runtime.custody import FileCustody
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Box, _start
-from tests.integration.helpers import demo_env, held_at, run, statuses, wait_until
+from tests.integration.helpers import (
+    demo_env,
+    held_at,
+    kill_a_standby,
+    run,
+    statuses,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -74,14 +81,7 @@ def test_a_node_lost_mid_bootstrap(ha_box: Box, tmp_path: Path) -> None:
         with held_at(
             "phase:operator:start", tmp_path, env, "--report", str(tmp_path / "r.json")
         ) as run_:
-            active = vault.active_addr(ha_box.state.bao_addrs)
-            victim = next(
-                f"bao-{i}"
-                for i, addr in enumerate(ha_box.state.bao_addrs)
-                if i != 0 and addr != active  # node 0 is the operator's VaultConnection
-            )
-            os.kill(state.process(victim).pid, signal.SIGKILL)
-            wait_until(lambda: not state.process(victim).alive(), f"{victim} to die")
+            victim = kill_a_standby(ha_box)
         assert run_.done is not None
         assert run_.done.returncode == 0, (
             run_.done.stdout[-3000:] + run_.done.stderr[-3000:] + _node_logs(ha_box)
