@@ -4,6 +4,7 @@ every node; wait until one node is active and every expected peer is a voter."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
-from bootstrap.core.errors import VaultStateError
+from bootstrap.core.errors import VaultStateError, WaitTimeout
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.actions import Action
 from bootstrap.model.settings import Settings
@@ -235,17 +236,17 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
         if not changes:
             return
         keys: list[str] = []
+        on_their_own: set[str] | None = None
         for action in changes:
             match action:
                 case Initialize():
                     self._initialize(ctx, action)
                 case JoinRaft(addr=addr, leader=leader):
-                    if not vault.health(addr).initialized:
-                        try:
-                            vault.join_raft(addr, leader)
-                        except vault.VaultRequestError as exc:
-                            # retry_join in the node's own config may have started the join.
-                            log.info("join request for %s: %s; continuing", addr, exc)
+                    if on_their_own is None:  # first join: the leader is active by now
+                        joining = [a.addr for a in changes if isinstance(a, JoinRaft)]
+                        on_their_own = self._joins_started(joining)
+                    if addr not in on_their_own:
+                        self._join(addr, leader)
                 case AwaitRaft():
                     pass  # the wait below, for the whole cluster
                 case Unseal(addr=addr):
@@ -264,6 +265,43 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
                 case _:
                     raise TypeError(f"vault-ready cannot apply {action.kind}")
         self._wait_cluster(ctx, ws)
+
+    def _joins_started(self, addrs: list[str]) -> set[str]:
+        """The followers of ``addrs`` that start their raft join by themselves within
+        :data:`JOIN_GRACE` seconds (all of them are waited for together).
+
+        A node with ``retry_join`` in its configuration (the Helm charts' usual set-up) asks
+        the leader for a join challenge every 2 s until it holds one; from then on it reports
+        itself initialized. An explicit join on top of that makes a second challenge: the
+        leader keeps only the newest per node, so the unseal may answer the older one and
+        fail, or wait for the node's own loop to answer (seen as a follower's last unseal
+        share with no answer on a busy machine). Such a node is never asked to join."""
+        started: set[str] = set()
+
+        def probe() -> None:
+            for addr in addrs:
+                if addr not in started and vault.health(addr).initialized:
+                    started.add(addr)
+            if len(started) < len(addrs):
+                raise Pending(f"{len(started)} of {len(addrs)} started a join")
+
+        with contextlib.suppress(WaitTimeout):
+            wait_for(
+                probe,
+                "followers to start their raft join by themselves (retry_join)",
+                WaitSettings(timeout=JOIN_GRACE, initial=0.25, maximum=1.0),
+            )
+        for addr in sorted(started):
+            log.info("%s started its raft join by itself (retry_join): no join request", addr)
+        return started
+
+    def _join(self, addr: str, leader: str) -> None:
+        try:
+            vault.join_raft(addr, leader)
+            log.info("asked %s to join the raft cluster of %s", addr, leader)
+        except vault.VaultRequestError as exc:
+            # its own retry_join may have begun in the meantime: the unseal tells
+            log.info("join request for %s: %s; continuing", addr, exc)
 
     def _initialize(self, ctx: RunContext, action: Initialize) -> None:
         t = ctx.target
@@ -349,6 +387,11 @@ class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
             return f"{len(voters)} voters"
 
         wait_for(probe, "one active node and every raft peer a voter, in contact", ws)
+
+
+#: Seconds a follower gets to start its raft join by itself (``retry_join`` tries every
+#: 2 s) before the bootstrap asks it to join; see :meth:`VaultReady._joins_started`.
+JOIN_GRACE = 8.0
 
 
 def _host(address: str) -> str:
