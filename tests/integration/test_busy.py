@@ -126,8 +126,10 @@ def test_a_disaster_recovery_rebuild_converges_while_a_hog_takes_every_core(
         snap.parent.mkdir()
         taken = task_cli("dr.snapshot", env, "--catalog", str(EXAMPLE), "--out", str(snap))
         assert taken.returncode == 0, taken.stdout + taken.stderr
-        keys = tmp_path / "offsite" / "vault-init.json"
-        shutil.copy2(directory / "custody" / "vault-init.json", keys)
+        # the custody folder off-site: the init record and what lies beside it (the
+        # bootstrap-admin credential, the root token's revocation)
+        shutil.copytree(directory / "custody", tmp_path / "offsite" / "custody")
+        keys = tmp_path / "offsite" / "custody" / "vault-init.json"
     finally:
         sandbox.down(directory)
     hog = _hog()
