@@ -804,19 +804,24 @@ def validate(c, catalog=None):  # type: ignore[no-untyped-def]
     iterable=["name"],
     help={
         "name": "install only this tool (repeatable)",
+        "node": "also what the node sandbox and cluster.create need: kubelet, kube-scheduler, "
+        "kube-proxy, CoreDNS, pause, the Debian packages' programs, and the images",
+        "all": "every tool: both operators and the node's, and the images (what the tests use)",
         "peers": "also build the vault-config benchmark's peers (terraform-provider-vault, "
         "bank-vaults) from ../shared/vendor/; minutes the first time, about 1.4 GB of Go modules",
     },
 )
 @friendly
-def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
-    """Build or find every external tool at its pinned version (idempotent, cached), then
-    the node's images (see images.build)."""
+def install(c, name=None, node=False, all_=False, peers=False):  # type: ignore[no-untyped-def]
+    """Build or find the external tools at their pinned versions (idempotent, cached): by
+    default what bootstrap and the sandbox without a node need (the operator of
+    sandbox_operator_version); --node adds the node's tools and images, --all everything."""
     from bootstrap.tooling import tools, versions
 
     s = settings(c)
+    wanted = name or tools.scope(operator=s.sandbox_operator_version, node=node, everything=all_)
     results = tools.install(
-        name or None,
+        wanted,
         s.tools_dir,
         progress=lambda n, m: err.print(f"[bold]{_e(n)}[/]: {_e(m)}", highlight=False),
         sources={
@@ -839,7 +844,7 @@ def install(c, name=None, peers=False):  # type: ignore[no-untyped-def]
             _e(r.detail),
         )
     console.print(table)
-    if not name:  # the whole set: the node's images too (seconds when nothing changed)
+    if not name and (node or all_):  # the node's images too (seconds when nothing changed)
         _build_images(s)
 
 
@@ -931,12 +936,6 @@ FAST_END_TO_END = (
     "test_first_bootstrap_exits_only_once_every_secret_is_synced[vso1.4.1]"
 )
 
-#: What the fast tier's sandbox runs (no node, no peers, no other operator).
-FAST_TOOLS = (
-    "bao", "kubectl", "etcd", "kube-apiserver", "kube-controller-manager", "tofu",
-    "terraform-provider-kubernetes", "vault-secrets-operator",
-)  # fmt: skip
-
 
 @task(
     help={
@@ -958,14 +957,14 @@ def test(c, pytest_args="", workers=2, fast=False, repeat=0, drills=False):  # t
     lint(c)
     if fast:
         c.run(f"pytest -q -m 'not integration' {pytest_args}", pty=False)
-        install(c, name=list(FAST_TOOLS))
+        install(c)  # the sandbox without a node: what bootstrap needs
         c.run(f"pytest -q -p no:randomly {FAST_END_TO_END} {pytest_args}", pty=False)
         return
     try:
         tools.install_debian_packages(lambda m: err.print(f"[bold]test[/]: {_e(m)}"))
     except BootstrapError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
-    install(c)
+    install(c, all_=True)
     if drills:  # one at a time: a drill's hog must not share the machine with another test
         c.run(f"pytest -q -p no:randomly -m drill {pytest_args}", pty=False)
         return
@@ -999,6 +998,18 @@ def up(c, ha=False, node=False):  # type: ignore[no-untyped-def]
     from bootstrap import sandbox
 
     s = settings(c)
+    if node or s.sandbox_node:  # the first node sandbox builds what only the node needs
+        from bootstrap.tooling import tools
+
+        tools.install(
+            list(tools.NODE),
+            s.tools_dir,
+            progress=lambda n, m: (
+                None
+                if m.startswith(("cached", "found"))
+                else err.print(f"[bold]{_e(n)}[/]: {_e(m)}", highlight=False)
+            ),
+        )
     state = sandbox.up(
         s.sandbox_dir,
         s.tools_dir,

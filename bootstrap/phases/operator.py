@@ -38,15 +38,14 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bootstrap.clients.kube import Kube
 from bootstrap.core import failpoints
 from bootstrap.core.errors import UsageError
+from bootstrap.core.parallel import in_parallel
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action
 from bootstrap.model.domain import VSO_API, syncs
@@ -382,37 +381,6 @@ def waves(actions: list[Action]) -> list[list[Action]]:
                 rank = (3, 0)  # unknown: apply refuses it, after everything else
         groups.setdefault(rank, []).append(action)
     return [groups[rank] for rank in sorted(groups)]
-
-
-def in_parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
-    """``fn`` over ``items``, at most ``workers`` at once; the results in ``items`` order.
-    The first failure (in the order they happen) is raised once every call under way has
-    returned: calls not yet started never start, and no thread outlives this call (Ctrl-C
-    included)."""
-    if len(items) <= 1 or workers <= 1:
-        return [fn(item) for item in items]
-    stop = threading.Event()
-
-    def call(item: T) -> R:
-        if stop.is_set():
-            raise _Skipped
-        return fn(item)
-
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(items)))
-    try:
-        futures = [pool.submit(call, item) for item in items]
-        for future in as_completed(futures):
-            future.result()  # the first failure raises here
-        return [f.result() for f in futures]
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Skipped(Exception):
-    """A call not started because an earlier one failed (never raised to callers)."""
 
 
 def read_cluster(

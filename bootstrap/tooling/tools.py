@@ -38,6 +38,7 @@ from pathlib import Path
 
 from bootstrap.core import paths
 from bootstrap.core.errors import ToolError
+from bootstrap.core.parallel import in_parallel
 from bootstrap.tooling import versions
 
 log = logging.getLogger(__name__)
@@ -365,6 +366,68 @@ PEERS: dict[str, ToolSpec] = {
         ),
     )
 }
+
+
+#: What the sandbox without a node, ``bootstrap`` and every task but the node's need (README
+#: command 1), besides the operator the sandbox runs (:func:`operator_tool`).
+CORE: tuple[str, ...] = (
+    "bao",
+    "kubectl",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "tofu",
+    "terraform-provider-kubernetes",
+)
+#: What only the node sandbox (``sandbox.up --node``, ``cluster.create``) needs.
+NODE: tuple[str, ...] = (
+    "kubelet",
+    "kube-scheduler",
+    "kube-proxy",
+    "coredns",
+    "pause",
+    *(name for name, _, _, _ in DEBIAN_TOOLS),
+)
+
+#: Seconds a build took on 2 cores with empty Go caches (measured; later builds share the
+#: module cache and take less): what the progress lines quote as the expected time.
+EXPECTED_SECONDS: dict[str, float] = {
+    "kube-apiserver": 230,
+    "tofu": 185,
+    "terraform-provider-kubernetes": 85,
+    OPERATOR: 76,
+    "coredns": 65,
+    f"{OPERATOR}-{versions.VSO_V0}": 59,
+    "kube-controller-manager": 57,
+    "etcd": 53,
+    "kubelet": 21,
+    "kube-proxy": 11,
+    "kube-scheduler": 5,
+    "pause": 2,
+}
+
+#: Builds side by side: a Go build already uses every core, so one at a time below 4 cores
+#: (two on 2 cores were no faster: they only shared the CPU).
+BUILD_WORKERS = max(1, (os.cpu_count() or 1) // 4)
+
+
+def scope(
+    *, operator: str = versions.VSO, node: bool = False, everything: bool = False
+) -> list[str]:
+    """The tools a task needs: :data:`CORE` and the sandbox's ``operator``; with ``node``
+    also :data:`NODE`; ``everything``: every tool of :data:`TOOLS` (what the tests use:
+    both operators and the node)."""
+    if everything:
+        return list(TOOLS)
+    names = [*CORE, operator_tool(operator)]
+    if node:
+        names += NODE
+    return [n for n in TOOLS if n in names]
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def spec_of(name: str) -> ToolSpec:
@@ -930,28 +993,28 @@ def install(
     """Make every named tool (default: all of :data:`TOOLS`, and with ``peers`` the
     benchmark's :data:`PEERS` after them) available. Idempotent; failures raise.
     ``sources``: source archives by tool name (settings); unset ones default to the vendor
-    folder beside the repository."""
+    folder beside the repository. What must be built is built :data:`BUILD_WORKERS` at a
+    time, each announced with its expected time and the time so far, then the total."""
     sources = sources or {}
     notify = progress or (lambda name, msg: None)
-    results: list[InstallResult] = []
+    results: dict[str, InstallResult] = {}
     wanted = list(names) if names else [*TOOLS, *(PEERS if peers else ())]
     if names and peers:
         wanted += [p for p in PEERS if p not in wanted]
+    to_build: list[ToolSpec] = []
     for name in wanted:
         spec = spec_of(name)
         started = time.monotonic()
         found = find(name, tools_dir)
         if found is not None:
             status = "cached" if found == cached_path(spec, tools_dir) else "found"
-            results.append(
-                InstallResult(
-                    name,
-                    spec.version,
-                    status,
-                    found,
-                    time.monotonic() - started,
-                    origin(name, found, tools_dir),
-                )
+            results[name] = InstallResult(
+                name,
+                spec.version,
+                status,
+                found,
+                time.monotonic() - started,
+                origin(name, found, tools_dir),
             )
             notify(name, f"{status}: {found}")
             continue
@@ -959,10 +1022,8 @@ def install(
             if names:
                 require(name, tools_dir)  # raises, naming what to install
             # only the node sandbox needs them: the rest of the tools serve without
-            results.append(
-                InstallResult(
-                    name, "", "missing", None, 0.0, f"node sandbox only: {DEBIAN_INSTALL}"
-                )
+            results[name] = InstallResult(
+                name, "", "missing", None, 0.0, f"node sandbox only: {DEBIAN_INSTALL}"
             )
             notify(name, f"missing (only the node sandbox needs it): run '{DEBIAN_INSTALL}'")
             continue
@@ -971,27 +1032,53 @@ def install(
                 f"{name} {spec.version} is missing: it comes from the project's Python "
                 f"dependencies; run 'uv sync' (found python {sys.executable})"
             )
-        notify(name, f"building {spec.name} {spec.version} (this can take minutes)")
+        to_build.append(spec)
+    if to_build:
+        for r in _build_all(to_build, tools_dir, sources, notify):
+            results[r.name] = r
+    return [results[name] for name in wanted]
+
+
+def _build_all(
+    specs: list[ToolSpec],
+    tools_dir: Path,
+    sources: dict[str, Path | None],
+    notify: Progress,
+) -> list[InstallResult]:
+    """Build ``specs`` (:data:`BUILD_WORKERS` at a time), saying for each its place, its
+    expected time and the time so far of the expected total; then the total."""
+    expected = {s.name: EXPECTED_SECONDS.get(s.name, 60.0) for s in specs}
+    total = sum(expected.values())
+    began = time.monotonic()
+    count = iter(range(1, len(specs) + 1))
+
+    def build(spec: ToolSpec) -> InstallResult:
+        started = time.monotonic()
+        notify(
+            spec.name,
+            f"building {spec.name} {spec.version} ({next(count)} of {len(specs)} to build; "
+            f"about {_duration(expected[spec.name])} on 2 cores; "
+            f"{_duration(started - began)} so far of about {_duration(total)})",
+        )
+        say = functools.partial(notify, spec.name)
         if spec.origin == "source":
             path = _build_from_source(
-                spec,
-                tools_dir,
-                source_archive(name, sources.get(name)),
-                functools.partial(notify, name),
+                spec, tools_dir, source_archive(spec.name, sources.get(spec.name)), say
             )
         elif spec.origin == "c":
             path = _build_c(spec, tools_dir)
         else:
             path = _build_go(spec, tools_dir)
-        results.append(
-            InstallResult(
-                name,
-                spec.version,
-                "built",
-                path,
-                time.monotonic() - started,
-                origin(name, path, tools_dir),
-            )
+        took = time.monotonic() - started
+        notify(spec.name, f"built in {_duration(took)}: {path}")
+        return InstallResult(
+            spec.name, spec.version, "built", path, took, origin(spec.name, path, tools_dir)
         )
-        notify(name, f"built in {time.monotonic() - started:.0f}s: {path}")
-    return results
+
+    built = in_parallel(build, specs, BUILD_WORKERS)
+    notify(
+        "tools",
+        f"built {len(built)} tool(s) in {_duration(time.monotonic() - began)} "
+        f"(expected about {_duration(total)})",
+    )
+    return built

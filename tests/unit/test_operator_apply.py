@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bootstrap.core.errors import KubernetesError
+from bootstrap.core.parallel import in_parallel
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action
 from bootstrap.model.catalog import parse_catalog
@@ -175,7 +176,7 @@ def test_in_parallel_keeps_the_order_and_the_bound() -> None:
             running -= 1
         return i * i
 
-    assert operator.in_parallel(work, list(range(40)), 4) == [i * i for i in range(40)]
+    assert in_parallel(work, list(range(40)), 4) == [i * i for i in range(40)]
     assert 1 < most <= 4
 
 
@@ -192,7 +193,7 @@ def test_in_parallel_raises_the_first_failure_and_starts_nothing_after_it() -> N
         time.sleep(0.02)
 
     with pytest.raises(KubernetesError, match="apps/s3: HTTP 422"):
-        operator.in_parallel(work, list(range(200)), 4)
+        in_parallel(work, list(range(200)), 4)
     assert len(started) < 20  # the rest never started
     assert threading.active_count() == before  # no worker outlives the call
 
