@@ -63,8 +63,37 @@ def _e(value: object) -> str:
 
 def settings(c: Context, catalog: str | None = None, **overrides: Any) -> Settings:
     """Typed settings from the invoke configuration (invoke.yaml, INVOKE_BOOTSTRAP_*), with
-    task flags (``overrides``) winning."""
-    return Settings.from_config(c.config.bootstrap, catalog=catalog or None, **overrides)
+    task flags (``overrides``) winning; a bad or unknown key is refused naming its source."""
+    return Settings.from_config(
+        c.config.bootstrap,
+        sources=_sources(c),
+        known=frozenset({"debug"}),
+        catalog=catalog or None,
+        **overrides,
+    )
+
+
+def _sources(c: Context) -> dict[str, str]:
+    """Where each ``bootstrap`` key was last set, in invoke's order of precedence: its
+    system, user and project files, ``INVOKE_BOOTSTRAP_*``, then a runtime file (-f)."""
+    cfg = c.config
+    layers = [
+        ("_system", "_system_path"),
+        ("_user", "_user_path"),
+        ("_project", "_project_path"),
+        ("_env", None),
+        ("_runtime", "_runtime_path"),
+    ]
+    out: dict[str, str] = {}
+    for layer, path in layers:
+        section = (getattr(cfg, layer, None) or {}).get("bootstrap") or {}
+        for key in section:
+            out[key] = (
+                f"environment variable INVOKE_BOOTSTRAP_{str(key).upper()}"
+                if path is None
+                else f"file {getattr(cfg, path, None) or 'invoke.yaml'}"
+            )
+    return out
 
 
 def friendly(fn: F) -> F:

@@ -32,6 +32,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import TOOLS_DIR, catalog_text  # noqa: E402
 from benchmarks.dr import cli, env_for  # noqa: E402
+from benchmarks.limits import THREADS, api_applies, api_creates, vault_writes  # noqa: E402
 from bootstrap import sandbox  # noqa: E402
 from bootstrap.clients.kube import Kube  # noqa: E402
 from bootstrap.core.errors import BootstrapError  # noqa: E402
@@ -170,6 +172,8 @@ def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) ->
             print(f"restarts while nothing changed: {exc}", file=sys.stderr)
             restarts_during = 1
         restarts = rollouts(kube, n)
+        print(f"... limit loops: {n} services", file=sys.stderr, flush=True)
+        limits = measure_limits(kube, box, box_dir, n)
     finally:
         sandbox.down(box_dir)
     return {
@@ -179,7 +183,31 @@ def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) ->
         "rollouts": restarts,
         "storm_seen": restarts_during,
         "operator": operator,
+        "limits": limits,
         **runs,
+    }
+
+
+#: Per phase with a limit line: (what the bare loop does, how many for n services).
+LIMITS: dict[str, tuple[str, Callable[[int], int]]] = {
+    "placeholders": ("API server: Secret creates", lambda n: 5 * n),
+    "operator": ("API server: server-side applies", lambda n: 7 * n),
+    "populate": ("OpenBao: KV v2 writes", lambda n: 3 * n + 10),
+}
+
+
+def measure_limits(
+    kube: Kube, box: sandbox.SandboxState, box_dir: Path, n: int
+) -> dict[str, float]:
+    """Seconds of each phase's limit loop (benchmarks/limits.py) for n services: as many
+    Secrets as the placeholders phase creates, applies as the operator phase makes (a
+    ServiceAccount, a VaultAuth and five VaultStaticSecrets per service), KV writes as
+    populate makes (three per service and the ten shared)."""
+    custody = box_dir / "custody" / "vault-init.json"
+    return {
+        "placeholders": api_creates(kube, LIMITS["placeholders"][1](n)),
+        "operator": api_applies(kube, LIMITS["operator"][1](n)),
+        "populate": vault_writes(box.bao_addrs[0], custody, LIMITS["populate"][1](n)),
     }
 
 
@@ -248,6 +276,22 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
         "no-op runs and one more\nrefresh period: the hand-over and the re-runs restart "
         "nothing when it is 0."
     )
+    print(
+        f"\nlimit lines: the same work from a bare loop ({THREADS} requests at once, "
+        "benchmarks/limits.py) on the same sandbox, after the runs; 'x limit': the phase's "
+        "seconds from scratch over its limit's\n"
+    )
+    print("| operator | services | phase | limit: what | count | limit s | phase s | x limit |")
+    print("|---|---:|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        for phase, (what, count) in LIMITS.items():
+            limit = r["limits"][phase]
+            took = r["scratch"]["phases"].get(phase, 0.0)
+            print(
+                f"| {r['operator'].version} | {r['services']} | {phase} | {what} | "
+                f"{count(r['services'])} | {limit:.2f} | {took:.2f} | "
+                f"{took / limit if limit else 0.0:.1f}x |"
+            )
     print(
         "\nsandbox start (not counted above): "
         + ", ".join(f"{r['services']} services {r['sandbox_up']:.1f} s" for r in rows)

@@ -4,6 +4,7 @@ the library never sees the invoke Context."""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import types
@@ -54,7 +55,7 @@ class Settings:
     terraform_binary: str = "tofu"
     #: Terraform state: "local" (under state_dir, git-ignored) or "kubernetes" (a Secret in
     #: lock_namespace of the target cluster, for teams).
-    terraform_backend: str = "local"
+    terraform_backend: Literal["local", "kubernetes"] = "local"
     wait_timeout: float = 120.0
     #: Target cluster: a kubeconfig (default: $KUBECONFIG or ~/.kube/config; none -> sandbox).
     kubeconfig: Path | None = None
@@ -83,7 +84,7 @@ class Settings:
     #: Armored or base64 PGP public keys, one per share (OpenBao's pgp_keys), optional.
     vault_pgp_keys: tuple[str, ...] = ()
     #: "file" (default) or "kubernetes" (weaker: a Secret in the cluster).
-    custody: str = "file"
+    custody: Literal["file", "kubernetes"] = "file"
     #: Custody file; default <sandbox_dir>/custody/vault-init.json on the sandbox,
     #: <state_dir>/custody/vault-init.json elsewhere.
     custody_file: Path | None = None
@@ -102,7 +103,7 @@ class Settings:
     lock_namespace: str = "vault-bootstrap"
     #: Hand-over from placeholder Secrets: "inplace" (destination.create false; every VSO
     #: version) or "owner" (create true with overwrite true; current VSO releases only).
-    handover: str = "inplace"
+    handover: Literal["inplace", "owner"] = "inplace"
     #: Vault's address as the operator sees it; when set, the operator's default
     #: VaultConnection is applied in operator_namespace.
     vault_connection_address: str | None = None
@@ -139,24 +140,54 @@ class Settings:
     )
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> Settings:
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        sources: Mapping[str, str] | None = None,
+        known: frozenset[str] = frozenset(),
+        **overrides: Any,
+    ) -> Settings:
         """Settings from configuration values (invoke's ``bootstrap`` section: YAML values or
         strings from ``INVOKE_BOOTSTRAP_*``), each coerced to its field's type; ``overrides``
-        (task flags) win. None, in either, means unset: the field keeps its default. Keys that
-        name no field are ignored."""
+        (task flags) win. None, in either, means unset: the field keeps its default.
+
+        A key that names no setting (nor one of ``known``, read elsewhere), a boolean that
+        is not one, a number that is not one and a choice outside its values are each a
+        UsageError (exit 2) naming the key and where it came from: ``sources`` maps a key to
+        that (a file, an environment variable), flags are named as flags."""
+        where = dict(sources or {})
+        names = {f.name for f in fields(cls)}
+        for key in config:
+            if key not in names and key not in known:
+                near = difflib.get_close_matches(str(key), sorted(names), n=1)
+                raise UsageError(
+                    f"unknown setting {show(key)} in {where.get(key, 'the configuration')}"
+                    + (f"; did you mean {near[0]}?" if near else "")
+                    + " (the settings are listed in README, 'Configuration')"
+                )
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = overrides.get(f.name)
+            raw, source = overrides.get(f.name), f"flag --{f.name.replace('_', '-')}"
             if raw is None:
-                raw = config.get(f.name)
+                raw, source = config.get(f.name), where.get(f.name, _default_source(f.name))
             if raw is not None:
-                values[f.name] = coerce(_field_types()[f.name], raw)
+                try:
+                    values[f.name] = coerce(_field_types()[f.name], raw)
+                    kind = _optional_of(_field_types()[f.name])
+                    if typing.get_origin(kind) is Literal:
+                        _choice(f.name, kind, values[f.name], source)
+                except (ValueError, TypeError) as exc:
+                    raise UsageError(f"setting {f.name} in {source}: {exc}") from None
         return cls(**values)
 
     @classmethod
     def config_defaults(cls) -> dict[str, Any]:
         """Every field's default as configuration writes it (so that ``INVOKE_BOOTSTRAP_*``
-        can override it): paths as strings, tuples comma-separated."""
+        can override it): paths, booleans and numbers as strings, tuples comma-separated.
+        Strings, because invoke casts an environment variable to its default's type on its
+        own terms (``ture`` would be true for a boolean default): as strings, every value
+        reaches :meth:`from_config`, which refuses what is not one."""
         defaults = cls()
         return {f.name: _config_value(getattr(defaults, f.name)) for f in fields(cls)}
 
@@ -189,11 +220,20 @@ def _optional_of(kind: Any) -> Any:
     return kind
 
 
+#: The words a boolean setting takes (any case); an empty value is false.
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def _default_source(name: str) -> str:
+    return f"the configuration (INVOKE_BOOTSTRAP_{name.upper()} or invoke.yaml)"
+
+
 def coerce(kind: Any, raw: Any) -> Any:
     """A configuration value as a field of type ``kind`` holds it: paths with ``~``
-    expanded; booleans from ``1``/``true``/``yes`` (any case; anything else is false);
-    numbers; tuples from comma-separated strings (empty items dropped) or lists; anything
-    else as given."""
+    expanded; booleans from ``1``/``true``/``yes``/``on`` and ``0``/``false``/``no``/``off``
+    (any case; anything else is a ValueError); numbers; tuples from comma-separated strings
+    (empty items dropped) or lists; anything else as given."""
     kind = _optional_of(kind)
     if typing.get_origin(kind) is Literal:
         if raw is False and "off" in typing.get_args(kind):
@@ -202,27 +242,44 @@ def coerce(kind: Any, raw: Any) -> Any:
     if kind is Path:
         return Path(os.path.expanduser(str(raw)))
     if kind is bool:
-        return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word not in TRUE_WORDS + FALSE_WORDS:
+            raise ValueError(
+                f"{show(raw)} is not a boolean; one of {', '.join(TRUE_WORDS[:-1])}, "
+                f"{TRUE_WORDS[-1]} or {', '.join(w for w in FALSE_WORDS if w)}"
+            )
+        return word in TRUE_WORDS
     if kind in (int, float):
-        return kind(raw)
+        if isinstance(raw, bool):
+            raise ValueError(f"{show(raw)} is not a number")
+        try:
+            return kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{show(raw)} is not a{'n integer' if kind is int else ' number'}"
+            ) from None
     if typing.get_origin(kind) is tuple:
         return tuple(x for x in (raw.split(",") if isinstance(raw, str) else raw) if x)
     return raw
 
 
-def _choice(name: str, kind: Any, value: Any) -> None:
-    """A UsageError naming the setting (its key and its INVOKE_BOOTSTRAP_ variable) and the
-    values it takes, unless ``value`` is one of the Literal ``kind``'s values."""
+def _choice(name: str, kind: Any, value: Any, source: str | None = None) -> None:
+    """A UsageError naming the setting, where it came from (default: its INVOKE_BOOTSTRAP_
+    variable) and the values it takes, unless ``value`` is one of the Literal ``kind``'s."""
     choices = typing.get_args(kind)
     if value not in choices:
         raise UsageError(
-            f"setting {name} (INVOKE_BOOTSTRAP_{name.upper()}) is {show(value)}; expected "
-            + " or ".join(map(str, choices))
+            f"setting {name} in {source or f'INVOKE_BOOTSTRAP_{name.upper()}'} is "
+            f"{show(value)}; expected " + " or ".join(map(str, choices))
         )
 
 
 def _config_value(value: Any) -> Any:
-    if isinstance(value, Path):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path | int | float):
         return str(value)
     if isinstance(value, tuple):
         return ",".join(value)

@@ -169,6 +169,6 @@ def resolve(settings: Settings, *, start_sandbox: bool = True) -> Target:
         custody = FileCustody(path)
     else:
         raise UsageError(
-            f"bootstrap.runtime.custody is {settings.custody!r}; expected 'file' or 'kubernetes'"
+            f"setting custody is {settings.custody!r}; expected 'file' or 'kubernetes'"
         )
     return Target(kubeconfig=kubeconfig, vault_addrs=addrs, sandbox=box, custody=custody, kube=kube)

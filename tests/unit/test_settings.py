@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.core.errors import UsageError
 from bootstrap.model.settings import Settings, coerce
 
 
@@ -30,7 +31,8 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         ("false", False),
         ("no", False),
         ("", False),
-        ("on", False),  # only 1, true and yes are true
+        ("on", True),
+        ("OFF", False),
         (False, False),
     ],
 )
@@ -45,7 +47,7 @@ def test_numbers_take_their_fields_type() -> None:
     assert s.vault_shares == 7 and type(s.vault_shares) is int
     assert s.vault_threshold == 4
     assert Settings.from_config({"wait_timeout": 2.5}).wait_timeout == 2.5
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match=r"setting vault_shares in .*'five' is not an integer"):
         Settings.from_config({"vault_shares": "five"})
 
 
@@ -123,8 +125,55 @@ def test_overrides_win_and_none_means_unset() -> None:
     assert Settings.from_config({}, rotate=None) == Settings()
 
 
-def test_unknown_keys_are_ignored() -> None:
-    assert Settings.from_config({"debug": True, "no_such_setting": "x"}) == Settings()
+def test_keys_read_elsewhere_are_let_through() -> None:
+    assert Settings.from_config({"debug": True}, known=frozenset({"debug"})) == Settings()
+
+
+# Issue 26, item 5: a bad boolean, an unknown key and a bad choice are refused (exit 2), each
+# naming the key and where it came from.
+def test_a_bad_boolean_names_the_key_and_its_source() -> None:
+    env = {"verify_nudge": "environment variable INVOKE_BOOTSTRAP_VERIFY_NUDGE"}
+    with pytest.raises(UsageError) as err:
+        Settings.from_config({"verify_nudge": "ture"}, sources=env)
+    assert err.value.exit_code == 2
+    assert str(err.value).startswith(
+        "setting verify_nudge in environment variable INVOKE_BOOTSTRAP_VERIFY_NUDGE: "
+        "'ture' is not a boolean"
+    )
+
+
+def test_an_unknown_key_names_its_file_and_the_nearest_setting() -> None:
+    with pytest.raises(UsageError) as err:
+        Settings.from_config(
+            {"verfy_nudge": True}, sources={"verfy_nudge": "file /etc/invoke.yaml"}
+        )
+    assert err.value.exit_code == 2
+    assert "unknown setting 'verfy_nudge' in file /etc/invoke.yaml" in str(err.value)
+    assert "did you mean verify_nudge?" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("custody", "s3", "file or kubernetes"),
+        ("handover", "adopt", "inplace or owner"),
+        ("terraform_backend", "s3", "local or kubernetes"),
+    ],
+)
+def test_a_choice_outside_its_values_names_the_key_source_and_values(
+    key: str, value: str, expected: str
+) -> None:
+    with pytest.raises(UsageError) as err:
+        Settings.from_config({key: value}, sources={key: "file ./invoke.yaml"})
+    assert err.value.exit_code == 2
+    assert f"setting {key} in file ./invoke.yaml is {value!r}; expected {expected}" == str(
+        err.value
+    )
+
+
+def test_a_flag_is_named_as_a_flag() -> None:
+    with pytest.raises(UsageError, match="setting wait_timeout in flag --wait-timeout"):
+        Settings.from_config({}, wait_timeout="soon")
 
 
 def test_config_defaults_read_back_as_the_defaults() -> None:
