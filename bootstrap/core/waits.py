@@ -16,7 +16,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential,
 )
 
@@ -75,7 +75,8 @@ def wait_for(
 
     retrying: Retrying = Retrying(
         retry=retry_if_exception_type(Pending),
-        stop=stop_after_delay(settings.timeout),
+        # never sleeps past the deadline: the last try starts before it
+        stop=stop_before_delay(settings.timeout),
         wait=wait_exponential(
             multiplier=settings.initial, min=settings.initial, max=settings.maximum
         ),

@@ -63,3 +63,13 @@ def test_injected_sleep_makes_waits_instant() -> None:
         == "ok"
     )
     assert slept == [5, 10]
+
+
+def test_a_wait_never_sleeps_past_its_deadline() -> None:
+    """Issue 26, item 6: the last try starts before the deadline (stop_after_delay slept a
+    whole interval past it: here 0.4 s for a 0.3 s wait)."""
+    with pytest.raises(WaitTimeout) as info:
+        wait_until(
+            lambda: (False, "sealed"), "x", WaitSettings(timeout=0.3, initial=0.2, maximum=0.2)
+        )
+    assert info.value.elapsed < 0.3
