@@ -16,7 +16,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_before_delay,
+    stop_after_delay,
     wait_exponential,
 )
 
@@ -73,13 +73,19 @@ def wait_for(
             last["state"] = exc.state
         raise WaitTimeout(awaited, last["state"], time.monotonic() - started)
 
+    backoff = wait_exponential(
+        multiplier=settings.initial, min=settings.initial, max=settings.maximum
+    )
+
+    def pause(rs: RetryCallState) -> float:
+        # never sleeps past the deadline: the last try is made at it, not an interval later
+        remaining = settings.timeout - (time.monotonic() - started)
+        return max(0.0, min(backoff(rs), remaining))
+
     retrying: Retrying = Retrying(
         retry=retry_if_exception_type(Pending),
-        # never sleeps past the deadline: the last try starts before it
-        stop=stop_before_delay(settings.timeout),
-        wait=wait_exponential(
-            multiplier=settings.initial, min=settings.initial, max=settings.maximum
-        ),
+        stop=stop_after_delay(settings.timeout),
+        wait=pause,
         before_sleep=before_sleep,
         retry_error_callback=give_up,
         sleep=sleep,

@@ -4,6 +4,7 @@ says what was awaited, the last state seen and the time spent."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -65,11 +66,17 @@ def test_injected_sleep_makes_waits_instant() -> None:
     assert slept == [5, 10]
 
 
-def test_a_wait_never_sleeps_past_its_deadline() -> None:
-    """Issue 26, item 6: the last try starts before the deadline (stop_after_delay slept a
-    whole interval past it: here 0.4 s for a 0.3 s wait)."""
+def test_a_wait_never_sleeps_past_its_deadline_and_tries_at_it() -> None:
+    """Issue 26, item 6: the last sleep is cut to the deadline and the last try is made there
+    (stop_after_delay alone slept a whole interval past it: here 1.6 s for a 1 s wait)."""
+    tries: list[float] = []
+    started = time.monotonic()
+
+    def check() -> tuple[bool, str]:
+        tries.append(time.monotonic() - started)
+        return False, "sealed"
+
     with pytest.raises(WaitTimeout) as info:
-        wait_until(
-            lambda: (False, "sealed"), "x", WaitSettings(timeout=0.3, initial=0.2, maximum=0.2)
-        )
-    assert info.value.elapsed < 0.3
+        wait_until(check, "x", WaitSettings(timeout=1.0, initial=0.8, maximum=0.8))
+    assert info.value.elapsed < 1.4  # 1.6 and more before
+    assert len(tries) == 3 and 0.95 <= tries[-1] < 1.4, tries
