@@ -32,7 +32,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.common import TOOLS_DIR, catalog_text  # noqa: E402
 from benchmarks.dr import cli, env_for  # noqa: E402
-from benchmarks.limits import THREADS, api_applies, api_creates, vault_writes  # noqa: E402
+from benchmarks.limits import LIMITS, THREADS, measure_limits  # noqa: E402
 from bootstrap import sandbox  # noqa: E402
 from bootstrap.clients.kube import Kube  # noqa: E402
 from bootstrap.core.errors import BootstrapError  # noqa: E402
@@ -185,29 +184,6 @@ def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) ->
         "operator": operator,
         "limits": limits,
         **runs,
-    }
-
-
-#: Per phase with a limit line: (what the bare loop does, how many for n services).
-LIMITS: dict[str, tuple[str, Callable[[int], int]]] = {
-    "placeholders": ("API server: Secret creates", lambda n: 5 * n),
-    "operator": ("API server: server-side applies", lambda n: 7 * n),
-    "populate": ("OpenBao: KV v2 writes", lambda n: 3 * n + 10),
-}
-
-
-def measure_limits(
-    kube: Kube, box: sandbox.SandboxState, box_dir: Path, n: int
-) -> dict[str, float]:
-    """Seconds of each phase's limit loop (benchmarks/limits.py) for n services: as many
-    Secrets as the placeholders phase creates, applies as the operator phase makes (a
-    ServiceAccount, a VaultAuth and five VaultStaticSecrets per service), KV writes as
-    populate makes (three per service and the ten shared)."""
-    custody = box_dir / "custody" / "vault-init.json"
-    return {
-        "placeholders": api_creates(kube, LIMITS["placeholders"][1](n)),
-        "operator": api_applies(kube, LIMITS["operator"][1](n)),
-        "populate": vault_writes(box.bao_addrs[0], custody, LIMITS["populate"][1](n)),
     }
 
 

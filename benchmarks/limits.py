@@ -28,6 +28,7 @@ from pathlib import Path
 from bootstrap.clients.kube import Kube
 from bootstrap.runtime.credentials import resolve_token
 from bootstrap.runtime.custody import FileCustody
+from bootstrap.sandbox.state import SandboxState
 
 #: Requests at once in every limit loop.
 THREADS = 16
@@ -133,3 +134,24 @@ def vault_writes(addr: str, custody_file: Path, count: int, threads: int = THREA
             raise RuntimeError(f"PUT secret/data/{PROBE}/w{i}: HTTP {resp.status}")
 
     return _fan_out(list(range(count)), threads, write)
+
+
+#: Per phase with a limit line: (what the bare loop does, how many for n services).
+LIMITS: dict[str, tuple[str, Callable[[int], int]]] = {
+    "placeholders": ("API server: Secret creates", lambda n: 5 * n),
+    "operator": ("API server: server-side applies", lambda n: 7 * n),
+    "populate": ("OpenBao: KV v2 writes", lambda n: 3 * n + 10),
+}
+
+
+def measure_limits(kube: Kube, box: SandboxState, box_dir: Path, n: int) -> dict[str, float]:
+    """Seconds of each phase's limit loop (benchmarks/limits.py) for n services: as many
+    Secrets as the placeholders phase creates, applies as the operator phase makes (a
+    ServiceAccount, a VaultAuth and five VaultStaticSecrets per service), KV writes as
+    populate makes (three per service and the ten shared)."""
+    custody = box_dir / "custody" / "vault-init.json"
+    return {
+        "placeholders": api_creates(kube, LIMITS["placeholders"][1](n)),
+        "operator": api_applies(kube, LIMITS["operator"][1](n)),
+        "populate": vault_writes(box.bao_addrs[0], custody, LIMITS["populate"][1](n)),
+    }
