@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -161,8 +162,10 @@ class Workspace:
 
     def _run(self, what: str, *args: str, **flags: Any) -> str:
         tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
+        started = time.monotonic()
         with _environ(self._env()):
             code, out, err = tf.cmd(*args, no_color=IsFlagged, **flags)
+        log.info("%s %s: %.1fs", self.binary, what, time.monotonic() - started)
         if code not in (0, 2) or (code == 2 and "plan" not in args[0]):
             raise TerraformError(f"{self.binary} {what} failed: {error_summary(err or out)}")
         return str(out)
