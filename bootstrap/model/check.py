@@ -588,8 +588,9 @@ def run_check(r: Rendered) -> CheckResult:
     static_secrets = [d for d in r.manifests if d.get("kind") == "VaultStaticSecret"]
     # What each role legitimately reads: its VaultStaticSecrets' paths.
     reads_by_role: ReadsByRole = defaultdict(set)
+    auth_memo: AuthMemo = {}
     for vss in static_secrets:
-        read = _static_secret(r, vss, objects, views, role_rules, findings)
+        read = _static_secret(r, vss, objects, views, role_rules, findings, auth_memo)
         if read is not None:
             reads_by_role[read[0]].add(read[1])
     for name in sorted(role_rules):
@@ -706,6 +707,33 @@ def _objects(r: Rendered, findings: list[str]) -> Objects:
     return objects
 
 
+AuthMemo = dict[tuple[str, str], tuple[str, "RoleView | None"]]
+
+
+def _vault_auth_chain(
+    r: Rendered,
+    auth: dict[str, Any],
+    ns: str,
+    auth_name: str,
+    objects: Objects,
+    views: dict[str, RoleView],
+    findings: list[str],
+) -> tuple[str, RoleView | None]:
+    """A VaultAuth along its chain (method, mount, ServiceAccount, role and its bindings):
+    its findings, and (role name, the role's view; None where the role does not exist)."""
+    auth_where = r.object_where("VaultAuth", ns, auth_name)
+    auth_spec = _mapping(auth.get("spec"))
+    k8s = _mapping(auth_spec.get("kubernetes"))
+    role_name = str(k8s.get("role", ""))
+    findings += _auth_findings(auth_where, auth_spec, ns, objects)
+    view = views.get(role_name)
+    if view is None:
+        findings.append(f"{auth_where}: role {role_name!r} does not exist")
+        return role_name, None
+    findings += _binding_findings(auth_where, k8s, ns, role_name, view)
+    return role_name, view
+
+
 def _static_secret(
     r: Rendered,
     vss: dict[str, Any],
@@ -713,6 +741,7 @@ def _static_secret(
     views: dict[str, RoleView],
     role_rules: RulesByRole,
     findings: list[str],
+    auth_memo: AuthMemo,
 ) -> tuple[str, str] | None:
     """Check one VaultStaticSecret along its chain (VaultAuth, ServiceAccount, role,
     policies); returns (role, path) it reads, None where the chain breaks before a role."""
@@ -743,16 +772,14 @@ def _static_secret(
     if auth is None:
         findings.append(f"{where}: vaultAuthRef {ref!r} names no VaultAuth in namespace {ns!r}")
         return None
-    auth_where = r.object_where("VaultAuth", ns, auth_name)
-    auth_spec = _mapping(auth.get("spec"))
-    k8s = _mapping(auth_spec.get("kubernetes"))
-    role_name = str(k8s.get("role", ""))
-    findings += _auth_findings(auth_where, auth_spec, ns, objects)
-    view = views.get(role_name)
-    if view is None:
-        findings.append(f"{auth_where}: role {role_name!r} does not exist")
+    key = (ns, auth_name)
+    if key not in auth_memo:
+        # a VaultAuth's own findings once, however many VaultStaticSecrets name it
+        auth_memo[key] = _vault_auth_chain(r, auth, ns, auth_name, objects, views, findings)
+    role_name, auth_view = auth_memo[key]
+    if auth_view is None:
         return None
-    findings += _binding_findings(auth_where, k8s, ns, role_name, view)
+    view = auth_view
     api_path = f"{spec.get('mount')}/data/{spec.get('path')}"
     grant = evaluate(role_rules[role_name], api_path)
     if "read" not in grant.capabilities:
