@@ -405,18 +405,31 @@ class Kube:
 
     # -- generic objects ----------------------------------------------------------------
     def apply(self, obj: dict[str, Any], field_manager: str = conv.FIELD_MANAGER) -> None:
-        """Server-side apply of one object, forcing our field manager's ownership."""
+        """Server-side apply of one object, forcing our field manager's ownership. One PATCH
+        through the client's REST layer; the answer is checked, not decoded (the dynamic
+        client's objects cost more CPU than the request: 3500 applies took 4x the bare loop's
+        time, issue 25)."""
         meta = obj["metadata"]
         what = f"applying {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        res = self._resource(obj["apiVersion"], obj["kind"])
+        namespace = meta.get("namespace") if res.namespaced else None
         with translated(what):
-            res = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-            res.server_side_apply(
+            request = self.api.param_serialize(
+                "PATCH",
+                res.path(name=meta["name"], namespace=namespace),
+                query_params=[("fieldManager", field_manager), ("force", "true")],
+                header_params={
+                    "Content-Type": "application/apply-patch+yaml",
+                    "Accept": "application/json",
+                },
                 body=obj,
-                name=meta["name"],
-                namespace=meta.get("namespace"),
-                field_manager=field_manager,
-                force_conflicts=True,
+                auth_settings=["BearerToken"],
             )
+            response = self.api.call_api(*request)
+            response.read()  # type: ignore[no-untyped-call]
+            if not 200 <= response.status <= 299:
+                text = (response.data or b"").decode("utf-8", "replace")
+                raise ApiException.from_response(http_resp=response, body=text, data=None)
 
     def merge_patch(
         self,
