@@ -183,12 +183,19 @@ def test_a_component_that_exits_at_start_is_named_with_its_log_and_the_others_st
             (tools_dir / entry.name).symlink_to(entry)
     kcm = tools_dir / f"kube-controller-manager-{versions.KUBERNETES}" / "kube-controller-manager"
     kcm.parent.mkdir()
-    kcm.write_text(
-        "#!/bin/sh\n"
-        f'[ "$1" = --version ] && {{ echo "Kubernetes v{versions.KUBERNETES}"; exit 0; }}\n'
-        'echo "F1205 unable to load the service account key: boom" >&2\nexit 255\n'
+    # a program, not a script: a script runs as '/bin/sh <path>', which the sandbox rightly
+    # takes for another process than the component, so it could see it gone before it wrote
+    # its line (seen once in a flake hunt, on a busy machine)
+    source = tmp_path / "kcm.c"
+    source.write_text(
+        "#include <stdio.h>\n#include <string.h>\n"
+        "int main(int argc, char **argv) {\n"
+        '  if (argc > 1 && strcmp(argv[1], "--version") == 0) {\n'
+        f'    puts("Kubernetes v{versions.KUBERNETES}");\n    return 0;\n  }}\n'
+        '  fputs("F1205 unable to load the service account key: boom\\n", stderr);\n'
+        "  return 255;\n}\n"
     )
-    kcm.chmod(0o755)
+    subprocess.run(["gcc", "-O1", "-o", str(kcm), str(source)], check=True)
     with pytest.raises(SandboxError) as info:
         sandbox.up(tmp_path / "box", tools_dir, timeout=60)
     text = str(info.value)
