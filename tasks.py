@@ -1041,18 +1041,6 @@ def up(c, ha=False, node=False):  # type: ignore[no-untyped-def]
     from bootstrap import sandbox
 
     s = settings(c)
-    if node or s.sandbox_node:  # the first node sandbox builds what only the node needs
-        from bootstrap.tooling import tools
-
-        tools.install(
-            list(tools.NODE),
-            s.tools_dir,
-            progress=lambda n, m: (
-                None
-                if m.startswith(("cached", "found"))
-                else err.print(f"[bold]{_e(n)}[/]: {_e(m)}", highlight=False)
-            ),
-        )
     state = sandbox.up(
         s.sandbox_dir,
         s.tools_dir,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import queue
 import threading
 import time
 import urllib.parse
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bootstrap.clients.kube import Kube
+from bootstrap.core.parallel import in_parallel
 from bootstrap.runtime.credentials import resolve_token
 from bootstrap.runtime.custody import FileCustody
 from bootstrap.sandbox.state import SandboxState
@@ -37,33 +37,13 @@ PROBE = "limit-probe"
 
 
 def _fan_out(items: list[int], threads: int, work: Callable[[int], None]) -> float:
-    """Seconds for ``work`` over ``items`` on ``threads`` threads; the first error re-raised."""
-    todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-    for i in items:
-        todo.put(i)
-    n = max(1, min(threads, len(items)))
-    for _ in range(n):
-        todo.put(None)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        while (i := todo.get()) is not None:
-            if errors:
-                return
-            try:
-                work(i)
-            except BaseException as exc:  # re-raised below, in the caller's thread
-                errors.append(exc)
-                return
-
+    """Seconds for ``work`` over ``items`` on ``threads`` threads (the product's own
+    :func:`in_parallel`); the first error stops the benchmark."""
     started = time.monotonic()
-    pool = [threading.Thread(target=worker) for _ in range(n)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise SystemExit(f"a limit loop was refused: {errors[0]}")
+    try:
+        in_parallel(work, items, threads)
+    except Exception as exc:
+        raise SystemExit(f"a limit loop was refused: {exc}") from None
     return time.monotonic() - started
 
 

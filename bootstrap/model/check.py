@@ -707,7 +707,7 @@ def _objects(r: Rendered, findings: list[str]) -> Objects:
     return objects
 
 
-AuthMemo = dict[tuple[str, str], tuple[str, "RoleView | None"]]
+AuthMemo = dict[tuple[str, str], tuple[str, RoleView | None]]
 
 
 def _vault_auth_chain(
@@ -776,10 +776,9 @@ def _static_secret(
     if key not in auth_memo:
         # a VaultAuth's own findings once, however many VaultStaticSecrets name it
         auth_memo[key] = _vault_auth_chain(r, auth, ns, auth_name, objects, views, findings)
-    role_name, auth_view = auth_memo[key]
-    if auth_view is None:
+    role_name, view = auth_memo[key]
+    if view is None:
         return None
-    view = auth_view
     api_path = f"{spec.get('mount')}/data/{spec.get('path')}"
     grant = evaluate(role_rules[role_name], api_path)
     if "read" not in grant.capabilities:

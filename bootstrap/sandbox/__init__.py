@@ -106,13 +106,21 @@ def up(
     operator = operator or OperatorOptions()
     directory = directory.resolve()
     _clear_stopped(directory, say)
-    names = [*COMPONENTS, *(node.COMPONENTS if with_node else ())]
-    binaries = {n: str(tools.require(n, tools_dir)) for n in names}
-    binaries[OPERATOR] = str(tools.require(operator.tool, tools_dir))
+    found: dict[str, Path | None] = {}
     if with_node:
         if os.geteuid() != 0:
             raise SandboxError("the node sandbox runs containers and network namespaces: as root")
         node.check_folder(directory)
+
+        # the first node sandbox builds what only the node needs (tools.install --node)
+        def built(name: str, msg: str) -> None:
+            if not msg.startswith(("cached", "found")):
+                say(f"{name}: {msg}")
+
+        found = {r.name: r.path for r in tools.install(list(tools.NODE), tools_dir, built)}
+    names = [*COMPONENTS, *(node.COMPONENTS if with_node else ())]
+    binaries = {n: str(found.get(n) or tools.require(n, tools_dir)) for n in names}
+    binaries[OPERATOR] = str(tools.require(operator.tool, tools_dir))
     started = time.monotonic()
     directory.mkdir(parents=True)
     os.chmod(directory, 0o700)
