@@ -205,3 +205,27 @@ def test_a_component_that_exits_at_start_is_named_with_its_log_and_the_others_st
     assert "--- etcd: running" in text and "--- kube-apiserver: running" in text
     st = sandbox.status(tmp_path / "box")
     assert not [c["name"] for c in st["components"] if c["running"]]  # all stopped again
+
+
+def test_a_process_just_started_is_alive(tmp_path: Path) -> None:
+    """Issue 24, item 2 (a fresh sandbox whose kube-controller-manager "exited" with an empty
+    log): Popen returns before the new program's command line shows in /proc, and alive()
+    took such a process for gone; 21 of 500 fresh processes were. start() now returns once
+    it shows."""
+    import os
+    import shutil
+    import signal
+
+    from bootstrap.clients import procs
+
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    missed = []
+    for i in range(300):
+        pid = procs.start([sleep, "30"], tmp_path / "sleep.log")
+        try:
+            if not procs.alive(pid, sleep):
+                missed.append(i)
+        finally:
+            os.kill(pid, signal.SIGKILL)
+    assert not missed, f"{len(missed)} of 300 fresh processes seen as gone"
