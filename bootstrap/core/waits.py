@@ -16,7 +16,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_delay,
     wait_exponential,
 )
 
@@ -47,12 +46,15 @@ def wait_for(
     settings: WaitSettings,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """Call ``probe`` until it returns without raising :class:`Pending`; return its result.
 
     Any other exception from the probe propagates at once (our own errors are not retried).
+    ``sleep`` and ``clock`` are the time it runs on (a unit test gives both, so the deadline
+    arithmetic is proven without a wall clock).
     """
-    started = time.monotonic()
+    started = clock()
     last = {"state": "no answer yet"}
 
     def before_sleep(rs: RetryCallState) -> None:
@@ -63,7 +65,7 @@ def wait_for(
             "waiting for %s: %s (%.1fs elapsed, next try in %.1fs)",
             awaited,
             last["state"],
-            time.monotonic() - started,
+            clock() - started,
             rs.next_action.sleep if rs.next_action else 0.0,
         )
 
@@ -71,7 +73,7 @@ def wait_for(
         exc = rs.outcome.exception() if rs.outcome else None
         if isinstance(exc, Pending):
             last["state"] = exc.state
-        raise WaitTimeout(awaited, last["state"], time.monotonic() - started)
+        raise WaitTimeout(awaited, last["state"], clock() - started)
 
     backoff = wait_exponential(
         multiplier=settings.initial, min=settings.initial, max=settings.maximum
@@ -79,12 +81,12 @@ def wait_for(
 
     def pause(rs: RetryCallState) -> float:
         # never sleeps past the deadline: the last try is made at it, not an interval later
-        remaining = settings.timeout - (time.monotonic() - started)
+        remaining = settings.timeout - (clock() - started)
         return max(0.0, min(backoff(rs), remaining))
 
     retrying: Retrying = Retrying(
         retry=retry_if_exception_type(Pending),
-        stop=stop_after_delay(settings.timeout),
+        stop=lambda rs: clock() - started >= settings.timeout,
         wait=pause,
         before_sleep=before_sleep,
         retry_error_callback=give_up,
@@ -94,7 +96,14 @@ def wait_for(
     return retrying(probe)
 
 
-def wait_until(check: Callable[[], tuple[bool, str]], awaited: str, settings: WaitSettings) -> str:
+def wait_until(
+    check: Callable[[], tuple[bool, str]],
+    awaited: str,
+    settings: WaitSettings,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
     """Poll ``check`` (returning done and a state description) until done."""
 
     def probe() -> str:
@@ -103,7 +112,7 @@ def wait_until(check: Callable[[], tuple[bool, str]], awaited: str, settings: Wa
             raise Pending(state)
         return state
 
-    return wait_for(probe, awaited, settings)
+    return wait_for(probe, awaited, settings, sleep=sleep, clock=clock)
 
 
 __all__ = ["Pending", "WaitSettings", "wait_for", "wait_until"]
