@@ -965,11 +965,38 @@ def list_tools(c):  # type: ignore[no-untyped-def]
 
 @task
 def lint(c):  # type: ignore[no-untyped-def]
-    """ruff (lint and format), mypy on the library, import-linter layer contracts."""
+    """ruff (lint and format), mypy on the library, import-linter layer contracts, and the
+    documentation: its generated pages equal to the code, the site built without a warning."""
     c.run("ruff check .", pty=False)
     c.run("ruff format --check .", pty=False)
     c.run("mypy", pty=False)
     c.run("lint-imports", pty=False)
+    docs(c, check=True)
+
+
+@task(
+    help={
+        "check": "do not write the generated pages: fail when one differs from the code",
+        "out": "where the site goes",
+    }
+)
+@friendly
+def docs(c, check=False, out="docs/_build/html"):  # type: ignore[no-untyped-def]
+    """Generate the reference pages (tasks, settings, catalog format, exit codes, the catalog's
+    JSON Schema) from the code, then build the documentation site, warnings as errors."""
+    from bootstrap.tooling import docgen
+
+    stale = docgen.write_pages(Path("docs"), docgen.pages(ns, CRASH_EXIT), check=check)
+    if stale and check:
+        raise BootstrapError(
+            "generated docs differ from the code: "
+            + ", ".join(f"docs/{p}" for p in stale)
+            + "; run 'invoke docs' and commit them"
+        )
+    for rel in stale:
+        console.print(f"docs: wrote docs/{_e(rel)}")
+    c.run(f"sphinx-build -q -W --keep-going -n -b html docs {out}", pty=False)
+    console.print(f"docs: built {_e(out)}/index.html")
 
 
 #: The fast tier's one end-to-end test: a whole bootstrap through the CLI on the current
@@ -1198,6 +1225,7 @@ ns = Collection(
     check,
     status_,
     lint,
+    docs,
     test,
     catalog_ns,
     tools_ns,

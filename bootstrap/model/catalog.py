@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -224,27 +225,71 @@ def _audience(value: str) -> str:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
-Namespace = Annotated[str, AfterValidator(_namespace)]
-Duration = Annotated[str, AfterValidator(_duration)]
-RefreshAfter = Annotated[str, AfterValidator(_refresh_after)]
-SecretKey = Annotated[str, AfterValidator(_secret_key)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
-FilePath = Annotated[str, AfterValidator(_file_path)]
-Command = Annotated[list[str], AfterValidator(_command)]
-Audience = Annotated[str, AfterValidator(_audience)]
-Prompt = Annotated[str, AfterValidator(_prompt)]
+#: What the JSON Schema of the catalog (``docs/catalog.schema.json``, for editors) says of the
+#: constrained strings: the part of each validator a pattern can say. The validators above
+#: stay the authority (reserved names, bounds, canonical spellings).
+_LABEL_SCHEMA = {
+    "type": "string",
+    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    "maxLength": conv.DNS1123_LABEL_MAX,
+}
+_DURATION_PATTERN = "^([1-9][0-9]*h)?([1-9][0-9]*m)?([1-9][0-9]*s)?$"
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label), WithJsonSchema(_LABEL_SCHEMA)]
+Namespace = Annotated[str, AfterValidator(_namespace), WithJsonSchema(_LABEL_SCHEMA)]
+Duration = Annotated[
+    str,
+    AfterValidator(_duration),
+    WithJsonSchema({"type": "string", "pattern": _DURATION_PATTERN, "minLength": 2}),
+]
+RefreshAfter = Annotated[
+    str,
+    AfterValidator(_refresh_after),
+    WithJsonSchema({"type": "string", "pattern": "^[1-9][0-9]*(s|m|h)$"}),
+]
+SecretKey = Annotated[
+    str,
+    AfterValidator(_secret_key),
+    WithJsonSchema({"type": "string", "pattern": "^[-._a-zA-Z0-9]+$", "maxLength": 253}),
+]
+EnvName = Annotated[
+    str,
+    AfterValidator(_env_name),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}),
+]
+FilePath = Annotated[str, AfterValidator(_file_path), WithJsonSchema({"type": "string"})]
+Command = Annotated[
+    list[str],
+    AfterValidator(_command),
+    WithJsonSchema({"type": "array", "items": {"type": "string"}, "minItems": 1}),
+]
+Audience = Annotated[
+    str,
+    AfterValidator(_audience),
+    WithJsonSchema({"type": "string", "pattern": "^[!-~]{1,253}$"}),
+]
+Prompt = Annotated[
+    str,
+    AfterValidator(_prompt),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200}),
+]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Each field's docstring is its description: in the JSON Schema and the reference page.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
+    )
 
 
 class Generate(_Model):
     """A value generated once, then kept (never regenerated on a re-run)."""
 
     length: int = Field(default=32, ge=8, le=4096)
+    """Characters in the generated value (8 to 4096)."""
     alphabet: Literal["alnum", "hex", "base64url", "ascii"] = "alnum"
+    """Characters drawn from: ``alnum`` (letters and digits), ``hex``, ``base64url`` or
+    ``ascii`` (printable ASCII without space)."""
 
 
 class Copy(_Model):
@@ -253,7 +298,10 @@ class Copy(_Model):
     ``_copy_problems``): only what the services that receive the value may read anyway."""
 
     path: str
+    """The KV path to copy from: ``<service>/<secret>``, ``shared/<name>`` or
+    ``infrastructure/<name>``."""
     key: SecretKey
+    """The key of that path whose value is copied."""
 
     @field_validator("path")
     @classmethod
@@ -275,19 +323,31 @@ SOURCE_KINDS = ("env", "file", "command", "generate", "copy_", "prompt")
 
 
 class Source(_Model):
-    """Where one key's real value comes from. Exactly one field is set."""
+    """Where one key's real value comes from: exactly one of env, file, command, generate,
+    copy and prompt."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": [k.rstrip("_")]} for k in SOURCE_KINDS]}
+    )
 
     env: EnvName | None = None
-    #: Relative to the catalog's folder; read only inside it or below a source_file_roots
-    #: entry (checked against the settings, and again when read, symlinks resolved).
+    """An environment variable of the run (never ``VAULT_*``, ``BAO_*`` or ``KUBECONFIG``)."""
     file: FilePath | None = None
+    """A file, relative to the catalog's folder; read only inside it or below a
+    ``source_file_roots`` entry (checked against the settings, and again when read, symlinks
+    resolved). Never under ``/proc``, ``/sys`` or ``/dev``."""
     command: Command | None = None
+    """A program and its arguments; its standard output is the value. Runs only with the
+    setting ``catalog_commands: allow``, and only a program inside the catalog's folder."""
     generate: Generate | None = None
+    """A random value generated once, then kept."""
     copy_: Copy | None = Field(default=None, alias="copy")
+    """The value of another KV path's key, one the receiving services may read anyway."""
     prompt: Prompt | None = None
-    #: ``base64``: store the file's or command's bytes base64-encoded (binary values).
-    #: Without it the content must be UTF-8 text.
+    """Asked on the terminal (not echoed) when the run needs it."""
     encoding: Literal["base64"] | None = None
+    """``base64``: store the file's or command's bytes base64-encoded (binary values).
+    Without it the content must be UTF-8 text."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
@@ -315,15 +375,20 @@ class SecretSpec(_Model):
     """One secret: the keys it carries, and where each key's value comes from."""
 
     keys: dict[SecretKey, Source | None] = Field(min_length=1)
+    """The secret's keys, each with where its value comes from (empty: filled by hand)."""
     destination: DnsLabel | None = None
+    """The Kubernetes Secret's name in the service's namespace (default: the secret's name)."""
     refresh_after: RefreshAfter | None = Field(default=None, alias="refreshAfter")
+    """How often the operator re-reads it (default: the service's, then the catalog's)."""
 
 
 class Read(_Model):
     """A shared or infrastructure secret a service reads, e.g. ``shared/ovh-dns``."""
 
     path: str
+    """``shared/<name>`` or ``infrastructure/<name>``, declared at the top of the catalog."""
     destination: DnsLabel | None = None
+    """The Kubernetes Secret's name in the service's namespace (default: ``<name>``)."""
 
     @field_validator("path")
     @classmethod
@@ -342,21 +407,39 @@ class Read(_Model):
         return self.path.partition("/")[2]
 
 
+def _path_or_read(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, a ``reads`` entry may be the path alone (see ``_short_reads``)."""
+    schema["items"] = {"anyOf": [schema["items"], {"type": "string"}]}
+
+
 RestartKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 
 
 class RestartTarget(_Model):
+    """A workload the operator restarts (a rollout) when one of the service's secrets changes."""
+
     kind: RestartKind
+    """``Deployment``, ``StatefulSet`` or ``DaemonSet``."""
     name: DnsLabel
+    """Its name, in the service's namespace."""
 
 
 class Service(_Model):
-    name: str
+    """A service: its own identity (ServiceAccount, role, policy) and the secrets it reads."""
+
+    name: Annotated[str, WithJsonSchema(_LABEL_SCHEMA)]
+    """The service's name: its ServiceAccount, Vault role and policy, and its KV folder
+    ``secret/<name>/``. A few names are reserved (``shared``, ``infrastructure``, ...)."""
     namespace: Namespace
+    """The namespace its ServiceAccount and Secrets live in (not a system namespace)."""
     secrets: dict[DnsLabel, SecretSpec] = Field(default_factory=dict)
-    reads: list[Read] = Field(default_factory=list)
+    """The service's own secrets, by name: KV path ``<service>/<name>``."""
+    reads: list[Read] = Field(default_factory=list, json_schema_extra=_path_or_read)
+    """Shared or infrastructure secrets it reads (a path string is short for ``{path: ...}``)."""
     restart: list[RestartTarget] = Field(default_factory=list)
+    """Workloads to roll out when one of its secrets changes in Vault."""
     refresh_after: RefreshAfter | None = Field(default=None, alias="refreshAfter")
+    """How often the operator re-reads its secrets (default: the catalog's)."""
 
     @field_validator("reads", mode="before")
     @classmethod
@@ -377,26 +460,40 @@ class Service(_Model):
 
 
 class Defaults(_Model):
+    """Values every service gets unless it says otherwise."""
+
     refresh_after: RefreshAfter = Field(default="30s", alias="refreshAfter")
+    """How often the operator re-reads a secret: one number and one unit (VSO 1.4.1's rule)."""
     token_ttl: Duration = Field(default="1h", alias="tokenTTL")
+    """The TTL of the tokens each service's kubernetes auth role issues."""
     audience: Audience = "vault"
+    """The ServiceAccount token audience every role requires and every VaultAuth asks for."""
 
 
 class ScopedSecret(_Model):
     """A shared or infrastructure secret, declared once at the top of the catalog."""
 
     keys: dict[SecretKey, Source | None] = Field(min_length=1)
+    """Its keys, each with where its value comes from (empty: filled by hand)."""
 
 
 class Catalog(_Model):
+    """The service catalog: the one file every path, policy, role and object derives from."""
+
     version: Literal[1] = 1
-    #: Names this catalog's objects (label secrets-bootstrap/catalog, policy header) so that
-    #: several catalogs can share a cluster and prune never crosses between them.
+    """The catalog format's version: 1."""
     name: DnsLabel = "default"
+    """Names this catalog's objects (label ``secrets-bootstrap/catalog``, policy header) so
+    that several catalogs can share a cluster and prune never crosses between them."""
     defaults: Defaults = Field(default_factory=Defaults)
+    """Values every service gets unless it says otherwise."""
     shared: dict[DnsLabel, ScopedSecret] = Field(default_factory=dict)
+    """Secrets several services read (``secret/shared/<name>``), each only by those that
+    declare it in ``reads``."""
     infrastructure: dict[DnsLabel, ScopedSecret] = Field(default_factory=dict)
+    """Secrets of the platform (``secret/infrastructure/<name>``), read the same way."""
     services: list[Service] = Field(min_length=1)
+    """The services, at least one."""
     #: Where each entry sits in the file (set by parse_catalog), for located messages.
     _locator: _Locator | None = PrivateAttr(default=None)
 

@@ -2,7 +2,7 @@
 the CRD in (as JSON), facts out. The product adapts to the operator a cluster runs, not to a
 version number it would have to guess: every fact here is a field the CRD's schema declares.
 
-Two operators are proven (see README, "The operator, by version"):
+Two operators are proven (see docs/explanation/operators.md):
 
 - VSO v0.1.0 (2023, MPL-2.0): a status with ``secretMAC`` only; reasons live in events; its
   controller reconciles only on a change of the spec (the generation), and a spec change

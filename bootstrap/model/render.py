@@ -215,7 +215,8 @@ def render_static_secret(
 ) -> dict[str, Any]:
     """A VaultStaticSecret in the document's section 3 shape.
 
-    ``create``/``overwrite`` select the hand-over mode from placeholders (see README).
+    ``create``/``overwrite`` select the hand-over mode from placeholders (see
+    docs/explanation/operators.md).
     ``transformation`` (for an operator whose CRD has it, as 1.4.1's): an empty
     ``destination.transformation``. VSO 1.4.1 writes that empty object into the spec itself
     when it adds its finalizer after the first reconcile, which makes a new generation, and it

@@ -138,7 +138,7 @@ def command_problems(catalog: Catalog, settings: Settings) -> list[str]:
                 f"{catalog.where(loc)}: command source {argv_text(src.command or [])} is "
                 "refused: catalog commands are off (the default); the setting "
                 "catalog_commands: allow (INVOKE_BOOTSTRAP_CATALOG_COMMANDS=allow) runs "
-                "programs inside the catalog's folder (README, 'The catalog')"
+                "programs inside the catalog's folder (docs/explanation/catalog.md)"
             )
         return problems
     base = file_roots(settings.catalog, ())[0]

@@ -22,6 +22,7 @@ from bootstrap.model.render import PopulateAccess
 
 @dataclass(frozen=True)
 class Settings:
+    #: The service catalog.
     catalog: Path = Path("catalog.yaml")
     #: Project-local state: reports, Terraform working copy, local custody (git-ignored).
     state_dir: Path = Path(".bootstrap")
@@ -29,6 +30,7 @@ class Settings:
     tools_dir: Path = field(
         default_factory=lambda: Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
     )
+    #: The local sandbox's state: data, logs, kubeconfig, custody (git-ignored).
     sandbox_dir: Path = Path(".sandbox")
     #: ``sandbox.up`` starts the node sandbox (containerd, kubelet, kube-scheduler) as with
     #: ``--node``; so does a sandbox ``bootstrap`` starts on its own.
@@ -47,18 +49,24 @@ class Settings:
     #: ``--max-concurrent-reconciles``; 0: the operator's own defaults (as its Helm chart
     #: leaves them). VSO v0.1.0 has none of these flags: it ignores them.
     sandbox_operator_qps: float = 0.0
+    #: The sandbox operator's ``--kube-client-burst``; 0: the operator's default.
     sandbox_operator_burst: int = 0
+    #: The sandbox operator's ``--max-concurrent-reconciles``; 0: the operator's default.
     sandbox_operator_max_reconciles: int = 0
     #: Source archive of the hashicorp/kubernetes Terraform provider 3.2.1 (sha256 checked);
     #: unset: ``../shared/vendor/terraform-provider-kubernetes-3.2.1.tar.gz``.
     kubernetes_provider_source: Path | None = None
+    #: The Terraform engine: ``tofu`` (built by ``tools.install``) or ``terraform`` if you
+    #: bring your own (and its providers).
     terraform_binary: str = "tofu"
     #: Terraform state: "local" (under state_dir, git-ignored) or "kubernetes" (a Secret in
     #: lock_namespace of the target cluster, for teams).
     terraform_backend: Literal["local", "kubernetes"] = "local"
+    #: Seconds each wait may take (Vault answering, the operator syncing, a rollout).
     wait_timeout: float = 120.0
     #: Target cluster: a kubeconfig (default: $KUBECONFIG or ~/.kube/config; none -> sandbox).
     kubeconfig: Path | None = None
+    #: The kubeconfig's context to use; unset: its current context.
     kube_context: str | None = None
     #: Vault/OpenBao node addresses; the first is the leader to initialize. Empty: the
     #: sandbox's nodes, or $VAULT_ADDR / $BAO_ADDR.
@@ -67,7 +75,9 @@ class Settings:
     #: the nodes' addresses are its pods' IPs (ordinal order: pod 0 is initialized), reached
     #: at vault_scheme://IP:vault_port.
     vault_statefulset: str | None = None
+    #: The scheme of the StatefulSet pods' addresses: ``http`` or ``https``.
     vault_scheme: str = "http"
+    #: The port of the StatefulSet pods' addresses.
     vault_port: int = 8200
     #: The API server's address as Vault reaches it (kubernetes auth's kubernetes_host);
     #: unset: the kubeconfig's. Set it when Vault runs in the cluster and the kubeconfig's
@@ -79,7 +89,9 @@ class Settings:
     vault_raft_leader_addr: str | None = None
     #: The kind cluster ``cluster.create --kind`` makes and ``cluster.delete --kind`` deletes.
     kind_cluster: str = "csb-local"
+    #: Key shares made when Vault is initialized.
     vault_shares: int = 5
+    #: Shares needed to unseal (at most vault_shares).
     vault_threshold: int = 3
     #: Armored or base64 PGP public keys, one per share (OpenBao's pgp_keys), optional.
     vault_pgp_keys: tuple[str, ...] = ()
@@ -88,7 +100,9 @@ class Settings:
     #: Custody file; default <sandbox_dir>/custody/vault-init.json on the sandbox,
     #: <state_dir>/custody/vault-init.json elsewhere.
     custody_file: Path | None = None
+    #: custody "kubernetes": the namespace of the custody Secret.
     custody_namespace: str = "vault-bootstrap"
+    #: custody "kubernetes": the custody Secret's name (created, never replaced).
     custody_secret: str = "vault-init"  # noqa: S105 - a Secret name, not a secret
     #: A file with unseal keys, one per line, for a Vault initialized elsewhere.
     unseal_keys_file: Path | None = None
@@ -98,6 +112,7 @@ class Settings:
     rotate: bool = False
     #: Kubernetes auth: the reviewer ServiceAccount (bound to system:auth-delegator).
     reviewer_namespace: str = "vault-bootstrap"
+    #: Kubernetes auth: the reviewer ServiceAccount's name (in reviewer_namespace).
     reviewer_service_account: str = "vault-token-reviewer"
     #: Namespace of the cluster-wide bootstrap lock (a Lease).
     lock_namespace: str = "vault-bootstrap"
@@ -107,6 +122,7 @@ class Settings:
     #: Vault's address as the operator sees it; when set, the operator's default
     #: VaultConnection is applied in operator_namespace.
     vault_connection_address: str | None = None
+    #: The operator's namespace, where its default VaultConnection goes.
     operator_namespace: str = conv.OPERATOR_NAMESPACE
     #: verify: nudge pending VaultStaticSecrets (refreshAfter 1s, restored afterwards) so the
     #: operator syncs within seconds rather than a refresh period.
@@ -119,14 +135,16 @@ class Settings:
     source_file_roots: tuple[str, ...] = ()
     #: The catalog's ``command:`` sources: ``off`` (default) refuses a catalog that has one,
     #: before anything runs; ``allow`` runs them, each a program inside the catalog's folder
-    #: (see README, "The catalog"; issue 23, finding 1).
+    #: (see the catalog's explanation page).
     catalog_commands: Literal["off", "allow"] = "off"
     #: vault-config also writes the populate Job's policy and role (``bootstrap-populate``:
     #: create, update and read on exactly the catalog's KV paths), bound to
     #: populate_service_account in populate_namespace; ``invoke render --populate-job``
-    #: writes the Job (see README, "The populate Job").
+    #: writes the Job (see the populate Job how-to).
     populate_job: bool = False
+    #: The populate Job's namespace (its role binds exactly this namespace).
     populate_namespace: str = "bootstrap-populate"
+    #: The populate Job's ServiceAccount (its role binds exactly this one).
     populate_service_account: str = "bootstrap-populate"
     #: The Secret, in populate_namespace, the Job takes its environment from (the catalog's
     #: ``env:`` sources); made by the user, never by the product.
@@ -164,7 +182,7 @@ class Settings:
                 raise UsageError(
                     f"unknown setting {show(key)} in {where.get(key, 'the configuration')}"
                     + (f"; did you mean {near[0]}?" if near else "")
-                    + " (the settings are listed in README, 'Configuration')"
+                    + " (the settings are listed in docs/reference/settings.md)"
                 )
         values: dict[str, Any] = {}
         for f in fields(cls):

