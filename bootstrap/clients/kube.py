@@ -109,7 +109,7 @@ class Kube:
     def __init__(self, kubeconfig: Path | str | None = None, context: str | None = None) -> None:
         path = str(kubeconfig) if kubeconfig else None
         try:
-            self.api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            self.api: client.ApiClient = config.new_client_from_config(
                 config_file=path, context=context
             )
         except (config.ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
@@ -150,7 +150,7 @@ class Kube:
     def dynamic(self) -> DynamicClient:
         if self._dynamic is None:
             with translated("discovering API resources"):
-                self._dynamic = DynamicClient(self.api)  # type: ignore[no-untyped-call]
+                self._dynamic = DynamicClient(self.api)
         return self._dynamic
 
     def version(self) -> str:
@@ -426,7 +426,7 @@ class Kube:
                 auth_settings=["BearerToken"],
             )
             response = self.api.call_api(*request)
-            response.read()  # type: ignore[no-untyped-call]
+            response.read()
             if not 200 <= response.status <= 299:
                 text = (response.data or b"").decode("utf-8", "replace")
                 raise ApiException.from_response(http_resp=response, body=text, data=None)
@@ -540,7 +540,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         response = self.api.call_api(*request)
-        response.read()  # type: ignore[no-untyped-call]
+        response.read()
         text = (response.data or b"").decode("utf-8", "replace")
         if not 200 <= response.status <= 299:
             raise ApiException.from_response(http_resp=response, body=text, data=None)

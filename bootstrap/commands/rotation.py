@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
@@ -102,9 +102,21 @@ def _after_restart_second(rollouts: Rollouts) -> None:
             time.sleep(min(delay, 2.0))
 
 
+@dataclass(frozen=True)
+class RotationResult:
+    """What a rotation test proved: the Secret (``namespace/name``), its Vault path, the
+    version the original value was restored as, and each restart target's revisions (before,
+    after the sentinel, after the restore)."""
+
+    secret: str
+    vault_path: str
+    restored_version: int
+    revisions: dict[str, list[str]]
+
+
 def rotation_test(
     catalog: Catalog, ref: str, kube: Kube, api: Api, ws: WaitSettings, say: Say
-) -> dict[str, Any]:
+) -> RotationResult:
     s = find_sync(catalog, ref)
     original, _ = read_kv(api, s.kv_path)
     if not original:
@@ -137,10 +149,9 @@ def rotation_test(
             nudger.nudge([vss])
         after = _await(kube, s, original, mid, f"{s.namespace}/{s.destination} to be restored", ws)
     say("original value synced back; catalog settings restored")
-    return {
-        "secret": f"{s.namespace}/{s.destination}",
-        "vault_path": s.kv_path,
-        "restored_version": version,
-        "restart_targets": sorted(before),
-        "revisions": {k: [before[k].revision, mid[k].revision, after[k].revision] for k in before},
-    }
+    return RotationResult(
+        secret=f"{s.namespace}/{s.destination}",
+        vault_path=s.kv_path,
+        restored_version=version,
+        revisions={k: [before[k].revision, mid[k].revision, after[k].revision] for k in before},
+    )

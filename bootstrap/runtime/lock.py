@@ -159,7 +159,8 @@ def cluster_lock(
                 "machine is gone)",
                 held_by,
             )
-            body.metadata.resource_version = current.metadata.resource_version  # type: ignore[union-attr]
+            assert body.metadata is not None and current.metadata is not None  # made above
+            body.metadata.resource_version = current.metadata.resource_version
             coord.replace_namespaced_lease(LEASE_NAME, namespace, body)  # 409 if it moved
     renewer = threading.Thread(
         target=_renew, args=(coord, namespace, held, duration / 3), daemon=True

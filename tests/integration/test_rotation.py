@@ -59,7 +59,7 @@ def test_round_trip_rolls_out_twice(core: Core, unique: str, tmp_path: Path, kin
     first = wait_until(lambda: revision(kube, p, kind, "app"), f"{kind} revision")
     original, version = read_kv(api, f"{p}/config")
     result = rotation_test(cat, f"{p}/config", kube, api, FAST, say=lambda m: None)
-    revisions = result["revisions"][f"{kind}/app"]
+    revisions = result.revisions[f"{kind}/app"]
     assert revisions[0] == first and len(set(revisions)) == 3, revisions
     assert revision(kube, p, kind, "app") == revisions[2]
     data, now = read_kv(api, f"{p}/config")

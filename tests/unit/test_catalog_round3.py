@@ -315,10 +315,10 @@ def test_issue_23_finding_1_check_and_plan_print_every_command(
     path and key it feeds, never a value."""
     import io
 
-    from rich.console import Console
-
     out = io.StringIO()
-    monkeypatch.setattr(tasks, "console", Console(file=out, width=400))
+    from bootstrap.cli import common
+
+    monkeypatch.setattr(common.console, "file", out)
     path = tmp_path / "catalog.yaml"
     path.write_text(commands_catalog("./fetch", "--key", "a b"), encoding="utf-8")
     overrides = {**tasks.DEFAULTS["bootstrap"], "catalog_commands": "allow"}

@@ -6,9 +6,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from rich.console import Console
 
-import tasks
+from bootstrap.cli import common
 from bootstrap.model.actions import Action
 from bootstrap.phases.pipeline import PhaseResult
 
@@ -17,7 +16,7 @@ MARKUP = "[bold]x[/] [/] [red"
 
 def test_phase_results_with_markup_print_literally(monkeypatch: pytest.MonkeyPatch) -> None:
     buffer = io.StringIO()
-    monkeypatch.setattr(tasks, "console", Console(file=buffer, width=400))
+    monkeypatch.setattr(common.console, "file", buffer)
     results = [
         PhaseResult(
             "populate",
@@ -27,7 +26,7 @@ def test_phase_results_with_markup_print_literally(monkeypatch: pytest.MonkeyPat
             f"prompt {MARKUP!r} needs a terminal",
         )
     ]
-    tasks._print_results(results, dry_run=False)
+    common.print_results(results, dry_run=False)
     printed = buffer.getvalue()
     assert f"secret {MARKUP}/config key a: command {MARKUP!r} exited 1" in printed
     assert f"populate failed: prompt {MARKUP!r} needs a terminal" in printed

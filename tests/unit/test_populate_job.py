@@ -325,7 +325,9 @@ def test_render_writes_no_byte_of_a_file_source_anywhere(
     from tests.unit.test_corpus import context
 
     stdout = io.StringIO()
-    monkeypatch.setattr(tasks, "console", tasks._console(stdout))
+    from bootstrap.cli import common
+
+    monkeypatch.setattr(common.console, "file", stdout)
     folder = tmp_path / "cat"
     (folder / "certs").mkdir(parents=True)
     (folder / "flags.txt").write_bytes(TEXT_VALUE)

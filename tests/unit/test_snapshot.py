@@ -479,7 +479,9 @@ def test_issue_23_finding_7_a_restore_plan_with_a_problem_exits_non_zero(
             0.0,
         ),
     ]
-    monkeypatch.setattr(tasks, "_run_pipeline", lambda *a, **k: results)
+    from bootstrap.cli import run as run_cli
+
+    monkeypatch.setattr(run_cli, "phases", lambda *a, **k: results)
     context = Context(Config(overrides={"bootstrap": dict(tasks.DEFAULTS["bootstrap"])}))
     with pytest.raises(Exit) as info:
         tasks.dr_restore(context, snapshot=str(snap), plan=True)

@@ -4,7 +4,6 @@ says what was awaited, the last state seen and the time spent."""
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 

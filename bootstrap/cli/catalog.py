@@ -1,0 +1,190 @@
+"""Tasks on the catalog alone (nothing contacted): render, check, catalog.validate."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bootstrap.cli.common import console, e, load, print_commands, table
+from bootstrap.core.errors import CheckFailed, UsageError
+from bootstrap.core.output import write_tree
+from bootstrap.model.catalog import Catalog
+from bootstrap.model.check import rendered_from_catalog, run_check
+from bootstrap.model.render import render_tree
+from bootstrap.model.settings import Settings
+
+if TYPE_CHECKING:
+    from bootstrap.model.populate_job import JobOptions
+
+#: catalog.validate prints its table for catalogs of at most this many services.
+VALIDATE_TABLE_ROWS = 500
+
+
+def render(
+    s: Settings, out: str, populate_job: bool, vault_addr: str | None, image: str | None
+) -> None:
+    cat = load(s)
+    files = render_tree(cat)
+    secret_command = None
+    if populate_job or s.populate_job:
+        from bootstrap.model.populate_job import job_notes
+
+        job_files, secret_command = populate_job_files(s, cat, vault_addr, image)
+        files.update(job_files)
+        notes = job_notes(cat)
+        if not s.populate_job:
+            notes.insert(
+                0,
+                "vault-config writes the Job's policy and role (populate-job/vault/) only "
+                "with the setting populate_job: true",
+            )
+        for note in notes:
+            console.print(f"note (populate Job): {e(note)}")
+    write_tree(Path(out), files)
+    console.print(
+        f"wrote {len(files)} files to {e(out)}/ "
+        f"({len(cat.services)} services, {len(cat.namespaces)} namespaces)"
+    )
+    if secret_command:
+        console.print(
+            "the populate Job reads the files of the catalog's file: sources from a Secret "
+            "you make (never in the rendered tree); make it with:",
+            highlight=False,
+        )
+        console.print(f"    {e(secret_command)}", highlight=False, soft_wrap=True)
+
+
+def populate_job_files(
+    s: Settings, cat: Catalog, vault_addr: str | None, image: str | None
+) -> tuple[dict[str, str], str | None]:
+    """populate-job/, and the command that makes the Secret of the files the catalog's
+    ``file:`` sources read (issue 23, finding 3: their contents never go into the tree; they
+    are not even read here, only found)."""
+    from bootstrap.model import populate_job as pj
+
+    options = _populate_job_options(s, vault_addr, image)
+    names, problems = pj.catalog_files(cat)
+    base = s.catalog.resolve().parent
+    paths: dict[str, str] = {}
+    size = 0
+    for rel in names:
+        f = base / rel
+        try:
+            st = f.stat()
+        except OSError as exc:
+            problems.append(
+                f"file {rel}: cannot find it for the Job's files Secret: {exc.strerror}"
+            )
+            continue
+        if not f.is_file():
+            problems.append(f"file {rel}: not a regular file")
+            continue
+        size += st.st_size
+        # as the user will type it: relative to the current folder when below it
+        try:
+            paths[rel] = str(f.relative_to(Path.cwd().resolve()))
+        except ValueError:
+            paths[rel] = str(f)
+    if size > pj.CONFIGMAP_MAX_BYTES:
+        problems.append(
+            f"the files total {size} bytes, over a Secret's limit of "
+            f"{pj.CONFIGMAP_MAX_BYTES} bytes (1 MiB)"
+        )
+    if problems:
+        raise UsageError(
+            "cannot render the populate Job:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    try:
+        files = pj.render_files(cat, options, s.catalog.read_text(encoding="utf-8"), names)
+    except ValueError as exc:
+        raise UsageError(f"cannot render the populate Job: {exc}") from None
+    argv = pj.files_secret_command(options, paths)
+    return files, (pj.shell_line(argv) if argv else None)
+
+
+def _populate_job_options(s: Settings, vault_addr: str | None, image: str | None) -> JobOptions:
+    """The Job's options as render takes them: Vault's address (the flag or the setting
+    vault_connection_address) and the product's image (the flag or the one images.build
+    makes)."""
+    from bootstrap.model import populate_job as pj
+    from bootstrap.tooling import images
+
+    addr = vault_addr or s.vault_connection_address
+    if not addr:
+        raise UsageError(
+            "the populate Job needs Vault's address as its pod reaches it: --vault-addr or "
+            "the setting vault_connection_address"
+        )
+    return pj.JobOptions(
+        access=pj.PopulateAccess(s.populate_namespace, s.populate_service_account),
+        image=image or images.references().bootstrap,
+        vault_addr=addr,
+        env_secret=s.populate_env_secret,
+    )
+
+
+def check(s: Settings, rendered: str | None, vault_addr: str | None, image: str | None) -> None:
+    """The static check, of the catalog or of a rendered tree against it."""
+    # one burst of allocations that all live until the process ends: no cyclic collection is
+    # worth its scan (the one after a pause scanned every object again: 0.2 s at 10,000
+    # services), and at the end they are set aside from the collector for good
+    gc.disable()
+    try:
+        _check(s, rendered, vault_addr, image)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+def _check(s: Settings, rendered: str | None, vault_addr: str | None, image: str | None) -> None:
+    cat = load(s)
+    if rendered:
+        from bootstrap.model.check_tree import POPULATE_DIR, Reference, check_tree
+
+        root = Path(rendered)
+        expected = render_tree(cat)
+        if (root / POPULATE_DIR).exists() or s.populate_job:
+            expected.update(populate_job_files(s, cat, vault_addr, image)[0])
+        ref = Reference(expected, s.operator_namespace, s.vault_connection_address)
+        result = check_tree(root, ref)
+        source = f"{rendered} (against {s.catalog})"
+    else:
+        result = run_check(rendered_from_catalog(cat))
+        source = str(s.catalog)
+    if not result.ok:
+        raise CheckFailed(result.findings)
+    console.print(
+        f"check passed for {e(source)}: {result.static_secrets} VaultStaticSecrets readable "
+        f"under their roles, {result.roles} roles, {result.pairs} service pairs isolated"
+    )
+    if not rendered:
+        print_commands(cat)
+
+
+def validate(s: Settings) -> None:
+    cat = load(s)
+    if len(cat.services) > VALIDATE_TABLE_ROWS:
+        # a table of thousands of rows takes rich seconds to lay out, and nobody reads it
+        console.print(
+            f"{e(s.catalog)}: valid: {len(cat.services)} services in {len(cat.namespaces)} "
+            f"namespaces, {sum(len(x.secrets) for x in cat.services)} secrets, "
+            f"{sum(len(x.reads) for x in cat.services)} reads (no table above "
+            f"{VALIDATE_TABLE_ROWS} services)",
+            highlight=False,
+        )
+        return
+    table(
+        f"{e(s.catalog)}: valid",
+        ("service", "namespace", "secrets", "reads", "restart"),
+        (
+            (
+                e(svc.name),
+                e(svc.namespace),
+                e(", ".join(svc.secrets)),
+                e(", ".join(r.path for r in svc.reads)),
+                e(", ".join(f"{t.kind}/{t.name}" for t in svc.restart)),
+            )
+            for svc in cat.services
+        ),
+    )
