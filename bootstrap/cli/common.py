@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TextIO, TypeVar
@@ -75,6 +76,7 @@ def settings(c: Context, catalog: str | None = None, **overrides: Any) -> Settin
         c.config.bootstrap,
         sources=sources(c.config),
         known=frozenset({"debug"}),
+        environ=os.environ,
         catalog=catalog or None,
         **overrides,
     )

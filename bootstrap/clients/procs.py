@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import os
 import random
+import selectors
 import signal
 import socket
 import subprocess
@@ -185,3 +186,105 @@ def stop(pid: int, binary: str, timeout: float = 10.0, started: str = "") -> boo
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+# -- short-lived commands whose output the caller reads ------------------------------------
+
+
+class RunTimeout(Exception):
+    """The command ran past its timeout; it was stopped (with everything it started)."""
+
+
+class OutputTooLarge(Exception):
+    """The command printed more than the caller's limit; it was stopped, nothing kept."""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the command and whatever it started (it runs in a session of its own)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+    proc.wait()
+
+
+def run_bounded(
+    argv: list[str],
+    *,
+    executable: str,
+    cwd: Path,
+    env: dict[str, str],
+    as_user: int | None,
+    timeout: float,
+    limit: int,
+) -> tuple[int, bytes]:
+    """Run ``executable`` (as ``argv``) without a shell, standard input closed, standard
+    error discarded, in a session of its own, as ``as_user`` (uid and gid, no supplementary
+    groups) when given; return its exit code and standard output. Past ``timeout`` seconds:
+    :class:`RunTimeout`; more than ``limit`` bytes: :class:`OutputTooLarge` (stopped either
+    way). OSError from starting it (PermissionError, FileNotFoundError) reaches the caller."""
+    proc = subprocess.Popen(
+        argv,
+        executable=executable,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        user=as_user,
+        group=as_user,
+        extra_groups=[] if as_user is not None else None,
+    )
+    assert proc.stdout is not None
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    with proc, selectors.DefaultSelector() as sel:
+        fd = proc.stdout.fileno()
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _kill_group(proc)
+                raise RunTimeout
+            if not sel.select(left):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > limit:
+                _kill_group(proc)
+                raise OutputTooLarge
+        try:
+            code = proc.wait(max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise RunTimeout from None
+    return code, bytes(out)
+
+
+def run_captured(
+    argv: list[str],
+    timeout: float | None,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, str, str]:
+    """Run a command to its end (text output, no shell, ``env`` as its whole environment
+    when given); its exit code, standard output and standard error. Past ``timeout``
+    seconds: :class:`RunTimeout`."""
+    try:
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise RunTimeout from None
+    return proc.returncode, proc.stdout, proc.stderr

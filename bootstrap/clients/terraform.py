@@ -11,14 +11,13 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
+from bootstrap.clients import procs
 from bootstrap.core import failpoints, paths
 from bootstrap.core.errors import TerraformError
 from bootstrap.model import conventions as conv
@@ -38,20 +37,6 @@ class Change:
     address: str
     actions: tuple[str, ...]  # e.g. ("create",), ("update",), ("delete", "create"), ("no-op",)
     previous: str = ""  # the address it had in the state, when a ``moved`` block renames it
-
-
-@contextmanager
-def _environ(extra: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def error_summary(stderr: str) -> str:
@@ -160,11 +145,17 @@ class Workspace:
             os.replace(legacy, self.state_file)
             log.info("moved Terraform state %s to %s", legacy, self.state_file)
 
-    def _run(self, what: str, *args: str, **flags: Any) -> str:
+    def _cmd(self, *args: str, **flags: Any) -> tuple[int, str, str]:
+        """One Terraform command: python-terraform spells its arguments, the process runs
+        in the working folder with the product's TF_* variables added to this process's
+        environment (which stays as it is)."""
         tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
+        argv: list[str] = tf.generate_cmd_string(*args, **flags)
+        return procs.run_captured(argv, None, env={**os.environ, **self._env()}, cwd=self.root)
+
+    def _run(self, what: str, *args: str, **flags: Any) -> str:
         started = time.monotonic()
-        with _environ(self._env()):
-            code, out, err = tf.cmd(*args, no_color=IsFlagged, **flags)
+        code, out, err = self._cmd(*args, no_color=IsFlagged, **flags)
         log.info("%s %s: %.1fs", self.binary, what, time.monotonic() - started)
         if code not in (0, 2) or (code == 2 and "plan" not in args[0]):
             raise TerraformError(f"{self.binary} {what} failed: {error_summary(err or out)}")
@@ -224,9 +215,7 @@ class Workspace:
         self.init()
         self._applied_file.unlink(missing_ok=True)
         (self.root / "plan.bin").unlink(missing_ok=True)
-        tf = Terraform(working_dir=str(self.root), terraform_bin_path=self._bin())
-        with _environ(self._env()):
-            code, out, err = tf.cmd("state rm", *addresses, lock="true")
+        code, out, err = self._cmd("state rm", *addresses, lock="true")
         if code != 0:
             raise TerraformError(f"{self.binary} state rm failed: {error_summary(err or out)}")
 

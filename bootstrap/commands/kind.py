@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import yaml
 
+from bootstrap.clients import procs
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.procs import free_ports
 from bootstrap.commands import cluster
@@ -53,15 +53,15 @@ def _kind() -> str:
 def _run(argv: list[str], timeout: float) -> str:
     """One kind command; its output on failure (kind prints no secrets: names and paths)."""
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BootstrapError(f"'{' '.join(argv[1:4])}' did not finish in {timeout:.0f}s") from exc
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        code, out, errors = procs.run_captured(argv, timeout)
+    except procs.RunTimeout:
+        raise BootstrapError(f"'{' '.join(argv[1:4])}' did not finish in {timeout:.0f}s") from None
+    if code != 0:
+        tail = (errors or out).strip().splitlines()[-5:]
         raise BootstrapError(
-            f"'{' '.join(argv[1:4])}' failed (exit {proc.returncode}):\n  " + "\n  ".join(tail)
+            f"'{' '.join(argv[1:4])}' failed (exit {code}):\n  " + "\n  ".join(tail)
         )
-    return proc.stdout
+    return out
 
 
 def _load_record(path: Path) -> dict[str, object]:

@@ -19,6 +19,10 @@ from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import show
 from bootstrap.model.render import PopulateAccess
 
+#: Settings that, when unset, come from an environment variable the OpenBao tooling already
+#: uses (read here, where every setting is read, and nowhere else).
+ENV_FALLBACKS: dict[str, str] = {"unseal_keys_file": "BAO_UNSEAL_KEYS_FILE"}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -104,7 +108,8 @@ class Settings:
     custody_namespace: str = "vault-bootstrap"
     #: custody "kubernetes": the custody Secret's name (created, never replaced).
     custody_secret: str = "vault-init"  # noqa: S105 - a Secret name, not a secret
-    #: A file with unseal keys, one per line, for a Vault initialized elsewhere.
+    #: A file with unseal keys, one per line, for a Vault initialized elsewhere; unset: the
+    #: file the environment variable BAO_UNSEAL_KEYS_FILE names, if any.
     unseal_keys_file: Path | None = None
     #: Remove managed objects that left the catalog.
     prune: bool = False
@@ -164,6 +169,7 @@ class Settings:
         *,
         sources: Mapping[str, str] | None = None,
         known: frozenset[str] = frozenset(),
+        environ: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> Settings:
         """Settings from configuration values (invoke's ``bootstrap`` section: YAML values or
@@ -185,10 +191,14 @@ class Settings:
                     + " (the settings are listed in docs/reference/settings.md)"
                 )
         values: dict[str, Any] = {}
+        env = environ or {}
         for f in fields(cls):
             raw, source = overrides.get(f.name), f"flag --{f.name.replace('_', '-')}"
             if raw is None:
                 raw, source = config.get(f.name), where.get(f.name, _default_source(f.name))
+            if raw is None and f.name in ENV_FALLBACKS and env.get(ENV_FALLBACKS[f.name]):
+                raw = env[ENV_FALLBACKS[f.name]]
+                source = f"environment variable {ENV_FALLBACKS[f.name]}"
             if raw is not None:
                 try:
                     values[f.name] = coerce(_field_types()[f.name], raw)

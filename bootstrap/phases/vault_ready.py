@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -64,9 +63,7 @@ def unseal_keys(ctx: RunContext, record: InitRecord | None) -> list[str]:
     if record is not None and not record.pgp:
         record.check_keys(ctx.target.custody.description)
         return list(record.unseal_keys_b64)
-    path = ctx.settings.unseal_keys_file or (
-        Path(os.environ["BAO_UNSEAL_KEYS_FILE"]) if os.environ.get("BAO_UNSEAL_KEYS_FILE") else None
-    )
+    path = ctx.settings.unseal_keys_file  # or BAO_UNSEAL_KEYS_FILE's (see Settings)
     if path is not None:
         return read_unseal_keys(path)
     return []

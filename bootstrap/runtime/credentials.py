@@ -24,19 +24,30 @@ ROOT_REVOKED_EXTRA = "root-revoked"
 TOKEN_VARIABLES = ("VAULT_TOKEN", "BAO_TOKEN")
 
 
-def env_token() -> str | None:
-    """The token given in the environment, if any."""
+#: The environment's token variables this run no longer uses (the environment itself is
+#: never changed): set by :func:`forget_env_token`.
+_FORGOTTEN: set[str] = set()
+
+
+def _env_token() -> tuple[str, str] | None:
     for var in TOKEN_VARIABLES:
-        if os.environ.get(var):
-            return os.environ[var]
+        if var not in _FORGOTTEN and os.environ.get(var):
+            return os.environ[var], var
     return None
 
 
+def env_token() -> str | None:
+    """The token given in the environment, if any (and not forgotten)."""
+    found = _env_token()
+    return found[0] if found else None
+
+
 def forget_env_token() -> None:
-    """Drop the environment's token from this process (after a restore replaced the Vault it
-    belonged to): later phases then use the restored bootstrap-admin credential."""
+    """Stop using the environment's token in this process (after a restore replaced the
+    Vault it belonged to): later phases then use the restored bootstrap-admin credential."""
     for var in TOKEN_VARIABLES:
-        if os.environ.pop(var, None) is not None:
+        if os.environ.get(var) and var not in _FORGOTTEN:
+            _FORGOTTEN.add(var)
             log.info("%s held a token of the replaced Vault; the run no longer uses it", var)
 
 
@@ -63,9 +74,9 @@ def root_usable(custody: Custody) -> bool:
 
 def resolve_token(custody: Custody) -> tuple[str, str]:
     """(token, where from). Never logs the token."""
-    for var in TOKEN_VARIABLES:
-        if os.environ.get(var):
-            return os.environ[var], var
+    found = _env_token()
+    if found is not None:
+        return found
     admin = custody.load_extra(ADMIN_EXTRA)
     if admin and admin.get("token"):
         return str(admin["token"]), f"bootstrap-admin credential in {custody.description}"

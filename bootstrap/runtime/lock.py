@@ -23,12 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from bootstrap.clients.kube import Kube, translated
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.lease import Leases
 from bootstrap.clients.procs import start_time
 from bootstrap.core.errors import BootstrapError
 from bootstrap.model import conventions as conv
@@ -99,21 +96,15 @@ class Held:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
-def _renew(coord: Any, namespace: str, held: Held, period: float) -> None:
+def _renew(leases: Leases, held: Held, period: float) -> None:
     """Keep the Lease ours while the run lives; mark it lost if someone else took it."""
     while not held.stop.wait(period):
         try:
-            lease: Any = coord.read_namespaced_lease(LEASE_NAME, namespace)
-            if lease.spec.holder_identity != held.holder:
-                log.error("the bootstrap lock was taken over by %s", lease.spec.holder_identity)
+            if leases.renew(LEASE_NAME, held.holder) == "lost":
+                seen = leases.read(LEASE_NAME)
+                log.error("the bootstrap lock was taken over by %s", seen.holder if seen else "?")
                 held.lost.set()
                 return
-            lease.spec.renew_time = _now()
-            coord.replace_namespaced_lease(LEASE_NAME, namespace, lease)  # rv precondition
-        except ApiException as exc:
-            if exc.status in (404, 409):  # deleted or changed under us: check again
-                continue
-            log.warning("renewing the bootstrap lock: HTTP %s", exc.status)
         except Exception as exc:  # a renewal must never kill the run
             log.warning("renewing the bootstrap lock: %s", type(exc).__name__)
 
@@ -122,77 +113,48 @@ def _renew(coord: Any, namespace: str, held: Held, period: float) -> None:
 def cluster_lock(
     kube: Kube, namespace: str, duration: int = DURATION, holder: str | None = None
 ) -> Iterator[Held]:
-    coord = client.CoordinationV1Api(kube.api)
     held = Held(holder or identity())
-    kube.ensure_namespace(namespace, {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE})
-    body = client.V1Lease(
-        metadata=client.V1ObjectMeta(
-            name=LEASE_NAME,
-            namespace=namespace,
-            labels={conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE},
-        ),
-        spec=client.V1LeaseSpec(
-            holder_identity=held.holder,
-            lease_duration_seconds=duration,
-            acquire_time=_now(),
-            renew_time=_now(),
-        ),
-    )
-    with translated(f"taking the bootstrap lock (Lease {namespace}/{LEASE_NAME})"):
-        try:
-            coord.create_namespaced_lease(namespace, body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            current: Any = coord.read_namespaced_lease(LEASE_NAME, namespace)
-            spec: Any = current.spec
-            renewed = spec.renew_time or spec.acquire_time
-            expires = renewed + dt.timedelta(seconds=spec.lease_duration_seconds or 0)
-            held_by = spec.holder_identity or ""
-            if held_by and held_by != held.holder and expires > _now() and not dead_here(held_by):
+    labels = {conv.MANAGED_BY_LABEL: conv.MANAGED_BY_VALUE}
+    kube.ensure_namespace(namespace, labels)
+    leases = Leases(kube, namespace)
+    if not leases.create(LEASE_NAME, held.holder, duration, labels):
+        current = leases.read(LEASE_NAME)
+        if current is not None:
+            expires = current.expires
+            held_by = current.holder
+            if (
+                held_by
+                and held_by != held.holder
+                and expires is not None
+                and expires > _now()
+                and not dead_here(held_by)
+            ):
                 raise LockHeld(
                     f"another bootstrap holds the lock: Lease {namespace}/{LEASE_NAME} held by "
                     f"{held_by} until {expires:%Y-%m-%d %H:%M:%S} UTC"
-                ) from None
+                )
             log.info(
                 "taking over the bootstrap lock from %s (expired, or its process on this "
                 "machine is gone)",
                 held_by,
             )
-            assert body.metadata is not None and current.metadata is not None  # made above
-            body.metadata.resource_version = current.metadata.resource_version
-            coord.replace_namespaced_lease(LEASE_NAME, namespace, body)  # 409 if it moved
-    renewer = threading.Thread(
-        target=_renew, args=(coord, namespace, held, duration / 3), daemon=True
-    )
+            leases.take_over(LEASE_NAME, current, held.holder, duration, labels)  # 409: moved
+        elif not leases.create(LEASE_NAME, held.holder, duration, labels):
+            raise LockHeld(f"the bootstrap lock Lease {namespace}/{LEASE_NAME} changed hands")
+    renewer = threading.Thread(target=_renew, args=(leases, held, duration / 3), daemon=True)
     renewer.start()
     try:
         yield held
     finally:
         held.stop.set()
         renewer.join(timeout=10)
-        _release(coord, namespace, held.holder)
+        _release(leases, held.holder)
 
 
-def _release(coord: Any, namespace: str, holder: str) -> None:
+def _release(leases: Leases, holder: str) -> None:
     try:
-        with translated("releasing the bootstrap lock"):
-            lease: Any = coord.read_namespaced_lease(LEASE_NAME, namespace)
-            if lease.spec.holder_identity != holder:
-                return
-            try:
-                coord.delete_namespaced_lease(
-                    LEASE_NAME,
-                    namespace,
-                    body=client.V1DeleteOptions(
-                        preconditions=client.V1Preconditions(
-                            resource_version=lease.metadata.resource_version,
-                            uid=lease.metadata.uid,
-                        )
-                    ),
-                )
-            except ApiException as exc:
-                if exc.status not in (404, 409):  # gone, or no longer the one we read
-                    raise
+        seen = leases.read(LEASE_NAME)
+        if seen is not None and seen.holder == holder:
+            leases.delete(LEASE_NAME, seen)
     except BootstrapError as exc:
         log.warning("%s", exc)

@@ -24,16 +24,13 @@ import getpass
 import os
 import pwd
 import secrets
-import selectors
-import signal
 import stat
 import string
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bootstrap.clients import procs
 from bootstrap.model.catalog import FORBIDDEN_FILE_ROOTS, Generate, Source
 from bootstrap.model.reserved import argv_text, is_within, program_problem
 
@@ -222,15 +219,6 @@ def read_file(
     return _text(raw, what, encoding)
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the command and whatever it started (it runs in a session of its own)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        proc.kill()
-    proc.wait()
-
-
 def run_command(
     argv: Sequence[str],
     base_dir: Path,
@@ -247,54 +235,27 @@ def run_command(
     real = program_path(argv[0], base_dir)
     seal_process()
     root = os.geteuid() == 0
-    nobody = NOBODY if root else None
     try:
-        proc = subprocess.Popen(
+        code, raw = procs.run_bounded(
             list(argv),
             executable=str(real),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
             cwd=base_dir.resolve(),
             env=command_env(home=_home(NOBODY if root else os.getuid())),
-            start_new_session=True,
-            user=nobody,
-            group=nobody,
-            extra_groups=[] if root else None,
+            as_user=NOBODY if root else None,
+            timeout=timeout,
+            limit=limit,
         )
     except PermissionError:
         who = f"user nobody (uid {NOBODY})" if root else "this user"
         raise SourceError(f"{what}: PermissionError (not executable by {who})") from None
     except FileNotFoundError:
         raise SourceError(f"{what}: FileNotFoundError (no such program here)") from None
+    except procs.RunTimeout:
+        raise SourceError(f"{what}: TimeoutExpired after {timeout:g}s") from None
+    except procs.OutputTooLarge:
+        raise SourceError(f"{what}: printed more than {limit} bytes; nothing kept") from None
     except (OSError, ValueError) as exc:
         raise SourceError(f"{what}: {type(exc).__name__}") from None
-    assert proc.stdout is not None
-    out = bytearray()
-    deadline = time.monotonic() + timeout
-    with proc, selectors.DefaultSelector() as sel:
-        fd = proc.stdout.fileno()
-        sel.register(fd, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                _kill(proc)
-                raise SourceError(f"{what}: TimeoutExpired after {timeout:g}s")
-            if not sel.select(left):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            out += chunk
-            if len(out) > limit:
-                _kill(proc)
-                raise SourceError(f"{what}: printed more than {limit} bytes; nothing kept")
-        try:
-            code = proc.wait(max(deadline - time.monotonic(), 0.01))
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            raise SourceError(f"{what}: TimeoutExpired after {timeout:g}s") from None
-    raw = bytes(out)
     if code != 0:
         raise SourceError(f"{what} exited {code}")
     value = _text(raw, what, encoding)

@@ -188,3 +188,27 @@ def test_coerce_reads_optional_types_as_their_type(home: Path) -> None:
     assert coerce(Path | None, "~/x") == home / "x"
     assert coerce(tuple[str, ...], "a,b") == ("a", "b")
     assert coerce(str | None, 5) == 5  # no type to coerce to: as given
+
+
+def test_issue_26_bao_unseal_keys_file_is_read_with_the_settings_and_the_setting_wins() -> None:
+    env = {"BAO_UNSEAL_KEYS_FILE": "/keys/from-env"}
+    assert Settings.from_config({}, environ=env).unseal_keys_file == Path("/keys/from-env")
+    chosen = Settings.from_config({"unseal_keys_file": "/keys/set"}, environ=env)
+    assert chosen.unseal_keys_file == Path("/keys/set")
+    assert Settings.from_config({}, environ={}).unseal_keys_file is None
+
+
+def test_issue_26_forgetting_the_environments_token_leaves_the_environment_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from bootstrap.runtime import credentials
+
+    monkeypatch.setattr(credentials, "_FORGOTTEN", set())
+    monkeypatch.setenv("VAULT_TOKEN", "replaced-vaults-token")
+    monkeypatch.delenv("BAO_TOKEN", raising=False)
+    assert credentials.env_token() == "replaced-vaults-token"
+    credentials.forget_env_token()
+    assert credentials.env_token() is None
+    assert os.environ["VAULT_TOKEN"] == "replaced-vaults-token"
