@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import hvac
 
@@ -28,8 +27,11 @@ from bootstrap.clients.vault_http import (
     VaultRequestError,
 )
 from bootstrap.core import failpoints
+from bootstrap.core.parallel import in_parallel
 from bootstrap.core.waits import WaitSettings
 
+T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 #: /v1/sys/health status codes (Vault and OpenBao agree).
@@ -368,14 +370,13 @@ class Api:
             return None
         return {str(name): str(text) for name, text in texts.items()}
 
-    def parallel(self, fn: Any, items: list[Any], workers: int | None = None) -> list[Any]:
-        """Map fn over items on a pool of ``workers`` threads (default: the client's),
-        preserving order; the first error raises."""
+    def parallel(
+        self, fn: Callable[[T], R], items: Sequence[T], workers: int | None = None
+    ) -> list[R]:
+        """:func:`~bootstrap.core.parallel.in_parallel` on ``workers`` threads (default: the
+        client's connections); a handful of calls run one after another."""
         n = self.workers if workers is None else workers
-        if len(items) < 4 or n < 2:
-            return [fn(i) for i in items]
-        with ThreadPoolExecutor(max_workers=min(n, len(items))) as pool:
-            return list(pool.map(fn, items))
+        return in_parallel(fn, items, n if len(items) >= 4 else 1)
 
 
 __all__ = [

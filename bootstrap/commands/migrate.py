@@ -1,6 +1,9 @@
-"""``invoke migrate.discover``: read the cluster's Jobs, CronJobs and Secrets, find the
-secret copiers and what they left where (see :mod:`bootstrap.model.migration`), and write a
-draft catalog fragment. Reads only; values never leave this module (a digest stands for them).
+"""Migration off secret copiers, on a cluster: ``migrate.discover`` reads the Jobs, CronJobs
+and Secrets and finds the copiers and what they left where (see
+:mod:`bootstrap.model.migration`); ``migrate.namespace`` backs a namespace up, moves its
+values into Vault, writes the operator's objects, proves the same bytes and stops the
+copiers; ``migrate.rollback`` puts it back. Values never leave this module (a digest stands
+for them in every plan and report).
 """
 
 from __future__ import annotations

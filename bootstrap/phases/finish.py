@@ -43,7 +43,7 @@ class Finish(PhaseBase, name="finish", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> FinishFacts:
         custody = ctx.target.custody
         return FinishFacts(
-            root_usable=credentials.root_usable(custody),
+            root_usable=credentials.root_token(custody) is not None,
             admin_present=credentials.admin_present(custody),
         )
 
@@ -62,7 +62,7 @@ class Finish(PhaseBase, name="finish", summary=SUMMARY):
 
     def _revoke(self, ctx: RunContext) -> None:
         t = ctx.target
-        root = credentials.usable_root(t.custody)
+        root = credentials.root_token(t.custody)
         if root is None:
             raise VaultStateError(f"no usable root token in {t.custody.description} to revoke")
         vault.revoke_self(vault.active_addr(t.vault_addrs), root)

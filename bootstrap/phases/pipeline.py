@@ -36,19 +36,8 @@ from bootstrap.runtime.vso import Baseline
 
 log = logging.getLogger(__name__)
 
-#: Every phase of the product, in bootstrap order (DESIGN.md). Phases not yet implemented
-#: are absent from the registry; selection flags may only name registered ones.
-PHASE_ORDER = (
-    "preflight",
-    "dr-restore",  # only in 'invoke dr.restore'
-    "placeholders",
-    "vault-ready",
-    "vault-config",
-    "operator",
-    "populate",
-    "verify",
-    "finish",
-)
+#: Phases that run only in one command, and which: named to another command, a message says so.
+ONLY_IN = {"dr-restore": "invoke dr.restore"}
 
 
 @dataclass
@@ -184,8 +173,8 @@ def select(
     for n in [*only, *([start] if start else []), *skip]:
         if n not in names:
             known = ", ".join(names)
-            if n in PHASE_ORDER:
-                raise UsageError(f"phase {n!r} is not available yet; available: {known}")
+            if n in ONLY_IN:
+                raise UsageError(f"phase {n!r} runs only in '{ONLY_IN[n]}'; here: {known}")
             raise UsageError(f"unknown phase {n!r}; available: {known}")
     if only and start:
         raise UsageError("--only and --start cannot be combined")

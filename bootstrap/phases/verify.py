@@ -29,13 +29,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import KvValue, read_kv_value
 from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, WaitTimeout
+from bootstrap.core.parallel import in_parallel
 from bootstrap.core.waits import Pending, wait_for
 from bootstrap.model.actions import Action
 from bootstrap.model.domain import VSO_API, Sync, syncs
@@ -98,16 +98,15 @@ def _observe(t: Target, wanted: list[Sync], vault_data: VaultData) -> vso.Observ
     then, and after a bootstrap they are many (23 000 at 500 services, 3 s of client CPU to
     read, on every probe)."""
     present = sorted({s.namespace for s in wanted} & t.kube.namespaces())
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        secrets = dict(zip(present, pool.map(t.kube.list_secrets, present), strict=True))
+    secrets = dict(zip(present, in_parallel(t.kube.list_secrets, present, 8), strict=True))
 
-        def synced(s: Sync) -> bool:
-            secret = secrets[s.namespace].get(s.destination)
-            return vso.classify(vault_data[s.kv_path].data, secret) == "synced"
+    def synced(s: Sync) -> bool:
+        secret = secrets[s.namespace].get(s.destination)
+        return vso.classify(vault_data[s.kv_path].data, secret) == "synced"
 
-        unsynced = sorted({s.namespace for s in wanted if s.namespace in secrets and not synced(s)})
-        evs = pool.map(lambda ns: vso.events(t.kube, ns), unsynced)
-        return vso.Observed(secrets, dict(zip(unsynced, evs, strict=True)))
+    unsynced = sorted({s.namespace for s in wanted if s.namespace in secrets and not synced(s)})
+    evs = in_parallel(lambda ns: vso.events(t.kube, ns), unsynced, 8)
+    return vso.Observed(secrets, dict(zip(unsynced, evs, strict=True)))
 
 
 def _states(

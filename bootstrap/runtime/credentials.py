@@ -59,17 +59,13 @@ def root_revoked(custody: Custody) -> bool:
     return custody.load_extra(ROOT_REVOKED_EXTRA) is not None
 
 
-def usable_root(custody: Custody) -> str | None:
+def root_token(custody: Custody) -> str | None:
     """The root token, when the init record holds it in plain (not PGP-encrypted) and it
     has not been revoked."""
     record = custody.load()
     if record is None or not record.root_token or record.pgp or root_revoked(custody):
         return None
     return record.root_token
-
-
-def root_usable(custody: Custody) -> bool:
-    return usable_root(custody) is not None
 
 
 def resolve_token(custody: Custody) -> tuple[str, str]:
@@ -80,7 +76,7 @@ def resolve_token(custody: Custody) -> tuple[str, str]:
     admin = custody.load_extra(ADMIN_EXTRA)
     if admin and admin.get("token"):
         return str(admin["token"]), f"bootstrap-admin credential in {custody.description}"
-    root = usable_root(custody)
+    root = root_token(custody)
     if root is not None:
         return root, f"root token in {custody.description}"
     raise VaultStateError(

@@ -27,11 +27,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 from bootstrap.clients.kube import Kube
+from bootstrap.core.parallel import in_parallel
 from bootstrap.model.catalog import DURATION, duration_seconds
 from bootstrap.model.domain import VSO_API
 from bootstrap.model.operator_api import OperatorApi
@@ -70,33 +70,31 @@ class Nudger:
         of applies one after another would delay the operator's first reads by seconds);
         missing VaultStaticSecrets are skipped."""
         self._remember(targets)
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            list(pool.map(self._nudge_one, [r for r in targets if r in self.saved]))
+        in_parallel(self._nudge_one, [r for r in targets if r in self.saved], WORKERS)
 
     def _remember(self, targets: list[Ref]) -> None:
         """Keep the spec each target has before its first nudge (one list per namespace)."""
         wanted = {r for r in targets if r not in self.saved}
         namespaces = sorted({ns for ns, _ in wanted})
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            listed = pool.map(
-                lambda ns: self.kube.list(VSO_API, "VaultStaticSecret", ns), namespaces
-            )
-            for ns, items in zip(namespaces, listed, strict=True):
-                for have in items:
-                    ref = (ns, have["metadata"]["name"])
-                    if ref not in wanted:
-                        continue
-                    self.saved[ref] = {
-                        "apiVersion": VSO_API,
-                        "kind": "VaultStaticSecret",
-                        "metadata": {
-                            "name": ref[1],
-                            "namespace": ns,
-                            "labels": (have.get("metadata") or {}).get("labels") or {},
-                        },
-                        "spec": have["spec"],
-                    }
-                    self.current[ref] = str(have["spec"].get("refreshAfter", ""))
+        listed = in_parallel(
+            lambda ns: self.kube.list(VSO_API, "VaultStaticSecret", ns), namespaces, WORKERS
+        )
+        for ns, items in zip(namespaces, listed, strict=True):
+            for have in items:
+                ref = (ns, have["metadata"]["name"])
+                if ref not in wanted:
+                    continue
+                self.saved[ref] = {
+                    "apiVersion": VSO_API,
+                    "kind": "VaultStaticSecret",
+                    "metadata": {
+                        "name": ref[1],
+                        "namespace": ns,
+                        "labels": (have.get("metadata") or {}).get("labels") or {},
+                    },
+                    "spec": have["spec"],
+                }
+                self.current[ref] = str(have["spec"].get("refreshAfter", ""))
 
     def _nudge_one(self, ref: Ref) -> None:
         obj = self.saved[ref]
@@ -127,8 +125,7 @@ class Nudger:
         changed no spec)."""
         if self.by_annotation:
             return
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            list(pool.map(self.kube.apply, list(self.saved.values())))
+        in_parallel(self.kube.apply, list(self.saved.values()), WORKERS)
 
 
 @contextmanager

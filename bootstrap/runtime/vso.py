@@ -35,13 +35,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.vault import Api
 from bootstrap.core.errors import BootstrapError
+from bootstrap.core.parallel import in_parallel
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import RestartTarget, duration_seconds
@@ -237,12 +237,9 @@ def observe(kube: Kube, namespaces: list[str]) -> Observed:
     """Secrets and operator events of the namespaces that exist (lists in parallel)."""
     existing = kube.namespaces()
     present = [ns for ns in sorted(set(namespaces)) if ns in existing]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        secrets = pool.map(kube.list_secrets, present)
-        evs = pool.map(lambda ns: events(kube, ns), present)
-        return Observed(
-            dict(zip(present, secrets, strict=True)), dict(zip(present, evs, strict=True))
-        )
+    secrets = in_parallel(kube.list_secrets, present, 8)
+    evs = in_parallel(lambda ns: events(kube, ns), present, 8)
+    return Observed(dict(zip(present, secrets, strict=True)), dict(zip(present, evs, strict=True)))
 
 
 # -- workloads ----------------------------------------------------------------------------

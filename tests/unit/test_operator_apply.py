@@ -198,6 +198,30 @@ def test_in_parallel_raises_the_first_failure_and_starts_nothing_after_it() -> N
     assert threading.active_count() == before  # no worker outlives the call
 
 
+def test_in_parallel_reports_every_failure_of_the_calls_under_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 26, item 6: two calls under way fail; the first is raised, the other logged
+    (by message for the product's errors, by type for any other)."""
+    both_running = threading.Barrier(2, timeout=10)
+
+    def work(i: int) -> None:
+        both_running.wait()
+        if i == 0:
+            raise KubernetesError("applying VaultAuth apps/web: HTTP 422")
+        raise ValueError("text that may hold anything")
+
+    with caplog.at_level("WARNING"), pytest.raises((KubernetesError, ValueError)) as first:
+        in_parallel(work, [0, 1], 2)
+    others = [r.getMessage() for r in caplog.records if "also failed" in r.getMessage()]
+    if isinstance(first.value, KubernetesError):
+        assert others == ["also failed, beside the first failure: ValueError"]
+    else:
+        assert others == [
+            "also failed, beside the first failure: applying VaultAuth apps/web: HTTP 422"
+        ]
+
+
 # -- waves -------------------------------------------------------------------------------
 
 
