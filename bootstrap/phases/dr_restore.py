@@ -492,7 +492,7 @@ def _then(f: RestoreFacts) -> Action:
 # -- the phase ---------------------------------------------------------------------------
 
 
-class DrRestore(PhaseBase, name="dr-restore", summary=SUMMARY):
+class DrRestore(PhaseBase[RestoreFacts], name="dr-restore", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> RestoreFacts:
         snap = verified(ctx)
         request, manifest, contents = ctx.restore, snap.manifest, snap.contents

@@ -39,7 +39,7 @@ def plan_finish(facts: FinishFacts) -> list[Action]:
     return [RevokeRoot("delete", "root token", "first configuration done; revoke it")]
 
 
-class Finish(PhaseBase, name="finish", summary=SUMMARY):
+class Finish(PhaseBase[FinishFacts], name="finish", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> FinishFacts:
         custody = ctx.target.custody
         return FinishFacts(

@@ -431,7 +431,7 @@ def relevant(
     }
 
 
-class Operator(PhaseBase, name="operator", summary=SUMMARY):
+class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> OperatorFacts:
         kube = ctx.target.kube
         existing_ns = kube.namespaces()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from bootstrap.clients.kv import KvValue
 from bootstrap.clients.vault import Api
@@ -108,22 +108,28 @@ class RunContext:
         return WaitSettings(timeout=self.settings.wait_timeout, maximum=maximum)
 
 
-class Phase(Protocol):
+#: What a phase reads before it plans: its own type per phase (ReadyFacts, OperatorFacts, ...).
+FactsT = TypeVar("FactsT")
+
+
+class Phase(Protocol[FactsT]):
+    """Read facts, plan from them alone (no command, file or prompt), apply the plan."""
+
     name: str
     summary: str
     #: Tools (by name in bootstrap.tooling.tools) this phase needs; preflight checks them.
     tools: tuple[str, ...]
 
-    def facts(self, ctx: RunContext) -> Any: ...
+    def facts(self, ctx: RunContext) -> FactsT: ...
 
-    def plan(self, ctx: RunContext, facts: Any) -> list[Action]: ...
+    def plan(self, ctx: RunContext, facts: FactsT) -> list[Action]: ...
 
     def apply(self, ctx: RunContext, actions: list[Action]) -> None: ...
 
 
-class PhaseBase:
-    """A base for the product's phases: name, summary and tools given as class keywords,
-    ``class Populate(PhaseBase, name="populate", summary="..."):``."""
+class PhaseBase(Generic[FactsT]):
+    """A base for the product's phases: the facts' type as its parameter, name, summary and
+    tools as class keywords, ``class Finish(PhaseBase[FinishFacts], name="finish", ...):``."""
 
     name: str
     summary: str
@@ -188,7 +194,7 @@ Listener = Callable[[str, str], None]
 
 
 def run(
-    phases: Sequence[Phase],
+    phases: Sequence[Phase[Any]],
     ctx: RunContext,
     selected: Sequence[str],
     on_event: Listener | None = None,
@@ -233,22 +239,32 @@ def _failed(name: str, started: float, error: str, crash: str | None = None) -> 
     )
 
 
+@dataclass(frozen=True)
+class Planned(Generic[FactsT]):
+    """The facts a plan was made from; none when the phase was only noted in a plan (it
+    waits for an earlier phase's changes)."""
+
+    facts: FactsT | None
+
+
 #: Phases that read the Vault a restore replaces: in a dr.restore plan they are planned only
 #: once the restore has applied (before it, they would plan against the empty new Vault).
 READS_RESTORED_VAULT = frozenset({"vault-ready", "vault-config", "populate", "verify", "finish"})
 
 
 def _plan(
-    phase: Phase, ctx: RunContext, results: Sequence[PhaseResult]
-) -> tuple[Any, list[Action]]:
+    phase: Phase[FactsT], ctx: RunContext, results: Sequence[PhaseResult]
+) -> tuple[Planned[FactsT], list[Action]]:
     """The phase's facts (None when it was not asked) and its plan."""
     if ctx.dry_run and ctx.restore is not None and phase.name in READS_RESTORED_VAULT:
         restore = next((r for r in results if r.name == "dr-restore"), None)
         if restore is not None and any(a.changes for a in restore.actions):
-            return None, [Action("check", phase.name, "planned once dr-restore has applied")]
+            return Planned(None), [
+                Action("check", phase.name, "planned once dr-restore has applied")
+            ]
     try:
         facts = phase.facts(ctx)
-        return facts, phase.plan(ctx, facts)
+        return Planned(facts), phase.plan(ctx, facts)
     except BootstrapError as exc:
         pending = [
             r.name for r in results if r.status == "planned" and any(a.changes for a in r.actions)
@@ -257,11 +273,11 @@ def _plan(
             raise
         # In a plan, a phase may depend on changes an earlier phase would make.
         later = f"planned once {pending[-1]} has applied (now: {exc})"
-        return None, [Action("check", phase.name, later)]
+        return Planned(None), [Action("check", phase.name, later)]
 
 
 def _run_phase(
-    phase: Phase,
+    phase: Phase[FactsT],
     ctx: RunContext,
     results: Sequence[PhaseResult],
     notify: Listener,
@@ -296,13 +312,15 @@ def _run_phase(
     return PhaseResult(phase.name, status, actions, time.monotonic() - started, None, time.time())
 
 
-def _converged(phase: Phase, ctx: RunContext, before: Any, applied: list[Action]) -> None:
+def _converged(
+    phase: Phase[FactsT], ctx: RunContext, before: Planned[FactsT], applied: list[Action]
+) -> None:
     """Plan again after applying; anything left to change means the phase did not converge.
     The facts are read again, or given by the phase's ``facts_after`` when it has one."""
     ctx.converging = True
     try:
         after = getattr(phase, "facts_after", None)
-        facts = after(ctx, before, applied) if after is not None else phase.facts(ctx)
+        facts = after(ctx, before.facts, applied) if after is not None else phase.facts(ctx)
         left = [a for a in phase.plan(ctx, facts) if a.changes]
     finally:
         ctx.converging = False

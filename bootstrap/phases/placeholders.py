@@ -270,7 +270,7 @@ def plan_placeholders(facts: PlaceholderFacts, prune: bool) -> list[Action]:
     return actions
 
 
-class Placeholders(PhaseBase, name="placeholders", summary=SUMMARY, tools=TOOLS):
+class Placeholders(PhaseBase[PlaceholderFacts], name="placeholders", summary=SUMMARY, tools=TOOLS):
     def __init__(self) -> None:
         #: The run's Terraform workspace (a phase object lives for one run).
         self._ws: Workspace | None = None

@@ -90,7 +90,7 @@ def plan_kv(kv: KvState, rotate: bool) -> list[Action]:
     return actions
 
 
-class Populate(PhaseBase, name="populate", summary=SUMMARY):
+class Populate(PhaseBase[list[KvState]], name="populate", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> list[KvState]:
         api = ctx.vault
 

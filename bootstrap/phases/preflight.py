@@ -24,7 +24,7 @@ class PreflightFacts:
     reserved: list[str]
 
 
-class Preflight(PhaseBase, name="preflight", summary=SUMMARY):
+class Preflight(PhaseBase[PreflightFacts], name="preflight", summary=SUMMARY):
     def __init__(self, needed_tools: tuple[str, ...] = ()) -> None:
         self.needed = needed_tools
 

@@ -3,6 +3,8 @@ phase implements :class:`bootstrap.phases.pipeline.Phase`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bootstrap.phases.dr_restore import DrRestore
 from bootstrap.phases.finish import Finish
 from bootstrap.phases.operator import Operator
@@ -17,11 +19,11 @@ from bootstrap.runtime import target
 from bootstrap.runtime.lock import cluster_lock
 
 
-def registered(restore: bool = False) -> list[Phase]:
+def registered(restore: bool = False) -> list[Phase[Any]]:
     """Phases available in this version, in bootstrap order; with ``restore`` (``invoke
     dr.restore``), the restore of a snapshot right after preflight, before anything else
     changes."""
-    later: list[Phase] = [
+    later: list[Phase[Any]] = [
         Placeholders(),
         VaultReady(),
         VaultConfig(),

@@ -61,7 +61,7 @@ def audit_file(ctx: RunContext) -> str:
     return "stdout"
 
 
-class VaultConfig(PhaseBase, name="vault-config", summary=SUMMARY):
+class VaultConfig(PhaseBase[vaultplan.Facts], name="vault-config", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> vaultplan.Facts:
         return self._facts(ctx, None)
 

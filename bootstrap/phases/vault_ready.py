@@ -193,7 +193,7 @@ def plan_ready(facts: ReadyFacts, s: Settings) -> list[Action]:
     return actions
 
 
-class VaultReady(PhaseBase, name="vault-ready", summary=SUMMARY):
+class VaultReady(PhaseBase[ReadyFacts], name="vault-ready", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> ReadyFacts:
         t = ctx.target
         nodes = [wait_answering(addr, ctx.waits()) for addr in t.vault_addrs]

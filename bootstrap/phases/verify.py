@@ -236,7 +236,7 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
     return actions
 
 
-class Verify(PhaseBase, name="verify", summary=SUMMARY):
+class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
     def __init__(self) -> None:
         #: when this run last proved the restart targets quiet: storms before it are over
         self._quiet_since: dt.datetime | None = None
