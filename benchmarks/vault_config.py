@@ -279,7 +279,7 @@ def limit_requests(setup: Setup, names: Names) -> tuple[list[Request], list[Requ
         auth_config=None,
         policies={},
         roles={},
-        audit={"file/": {"type": "file"}},  # the sandbox declares one: nothing to plan
+        audit={"file/": "file"},  # the sandbox declares one: nothing to plan
         reviewer=frozenset(vaultplan.REVIEWER_PARTS),
         reviewer_binding="as wanted",
     )

@@ -36,36 +36,30 @@ def status(s: Settings, as_json: bool) -> None:
 
     st = sandbox.status(s.sandbox_dir)
     if as_json:
-        console.print_json(json.dumps(st))
+        console.print_json(json.dumps(st.as_dict()))
         return
-    if not st.get("components"):
-        console.print(f"no sandbox in {e(st['directory'])}")
+    if not st.components:
+        console.print(f"no sandbox in {e(st.directory)}")
         return
-    op = st["operator"]
     table(
-        f"sandbox {e(st['directory'])}"
-        + (" (HA)" if st["ha"] else "")
-        + f", Vault Secrets Operator v{e(op['version'])} ({e(op['licence'])})",
+        f"sandbox {e(st.directory)}"
+        + (" (HA)" if st.ha else "")
+        + f", Vault Secrets Operator v{e(st.operator_version)} ({e(st.operator_licence)})",
         ("component", "pid", "state", "detail"),
         (
-            (
-                e(comp["name"]),
-                str(comp["pid"] or ""),
-                "running" if comp["running"] else "stopped",
-                e(comp["detail"]),
-            )
-            for comp in st["components"]
+            (e(c.name), str(c.pid or ""), "running" if c.running else "stopped", e(c.detail))
+            for c in st.components
         ),
     )
-    if "node" in st:
-        n = st["node"]
+    if st.node is not None:
+        n = st.node
         console.print(
-            f"Node {e(n['name'])} {e(n['address'])} (pods {e(n['pod_cidr'])}, network "
-            f"namespace {e(n['netns'])}{'' if n['netns_exists'] else ', missing'}): "
-            f"Ready={e(n['ready'])} {e(n['reason'])}",
+            f"Node {e(n.name)} {e(n.address)} (pods {e(n.pod_cidr)}, network "
+            f"namespace {e(n.netns)}{'' if n.netns_exists else ', missing'}): "
+            f"Ready={e(n.ready)} {e(n.reason)}",
             highlight=False,
         )
-    console.print(f"KUBECONFIG={e(st['kubeconfig'])}")
+    console.print(f"KUBECONFIG={e(st.kubeconfig)}")
 
 
 def env(s: Settings) -> None:

@@ -4,7 +4,7 @@ applies the actions, dispatching on their kind."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -48,20 +48,110 @@ class Desired:
     reviewer: Reviewer | None = None
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A secrets engine (``sys/mounts``) or auth method (``sys/auth``) as Vault lists it."""
+
+    type: str
+    #: ``options.version`` (KV's), "1" when Vault gives none
+    version: str = "1"
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any] | None) -> Mount | None:
+        if not isinstance(body, Mapping):
+            return None
+        options = body.get("options") or {}
+        version = options.get("version", "1") if isinstance(options, Mapping) else "1"
+        return cls(str(body.get("type") or ""), str(version))
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """kubernetes auth's ``config`` as Vault reads it back (the reviewer JWT only as set)."""
+
+    host: str
+    ca_cert: str
+    reviewer_jwt_set: bool
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any] | None) -> AuthConfig | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            str(data.get("kubernetes_host") or ""),
+            str(data.get("kubernetes_ca_cert") or ""),
+            bool(data.get("token_reviewer_jwt_set")),
+        )
+
+
+@dataclass(frozen=True)
+class Role:
+    """The fields of a kubernetes auth role the product writes, as Vault or the catalog has
+    them: lists sorted, the TTL in seconds, an unset field empty."""
+
+    bound_service_account_names: tuple[str, ...]
+    bound_service_account_namespaces: tuple[str, ...]
+    token_policies: tuple[str, ...]
+    token_ttl: int
+    audience: str
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Role:
+        def names(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            items = value if isinstance(value, list) else [] if value in (None, "") else [value]
+            return tuple(sorted(str(x) for x in items))
+
+        return cls(
+            names("bound_service_account_names"),
+            names("bound_service_account_namespaces"),
+            names("token_policies"),
+            int(data.get("token_ttl") or 0),
+            str(data.get("audience") or ""),
+        )
+
+    def differing(self, other: Role) -> list[str]:
+        """The fields (of :data:`ROLE_FIELDS`) whose values differ from ``other``'s."""
+        return [k for k in ROLE_FIELDS if getattr(self, k) != getattr(other, k)]
+
+
 @dataclass
 class Facts:
-    kv_mount: dict[str, Any] | None
-    auth_mount: dict[str, Any] | None
-    auth_config: dict[str, Any] | None
+    kv_mount: Mount | None
+    auth_mount: Mount | None
+    auth_config: AuthConfig | None
     policies: dict[str, str]  # every policy we may care about: catalog names + managed
-    roles: dict[str, dict[str, Any]]
-    audit: dict[str, dict[str, Any]]
+    roles: dict[str, Role]
+    #: each audit device's type, by path
+    audit: dict[str, str]
     other_policies: list[str] = field(default_factory=list)
     #: which parts of the token reviewer exist in the cluster (of REVIEWER_PARTS)
     reviewer: frozenset[str] = frozenset()
     #: the reviewer's binding when not as wanted: "absent", "differs" (the product's, to be
     #: replaced) or "foreign" (another owner's: never replaced)
     reviewer_binding: str = "absent"
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        kv_mount: Mapping[str, Any] | None,
+        auth_mount: Mapping[str, Any] | None,
+        auth_config: Mapping[str, Any] | None,
+        policies: dict[str, str],
+        roles: Mapping[str, Mapping[str, Any]],
+        audit: Mapping[str, Any],
+    ) -> Facts:
+        """Facts from Vault's answers as it sends them: the mount entries of ``sys/mounts``
+        and ``sys/auth``, the auth config's and each role's ``data``, ``sys/audit``."""
+        return cls(
+            Mount.of(kv_mount),
+            Mount.of(auth_mount),
+            AuthConfig.of(auth_config),
+            policies,
+            {name: Role.of(role) for name, role in roles.items()},
+            {k: str(v.get("type") or "") for k, v in audit.items() if isinstance(v, Mapping)},
+        )
 
 
 # -- the actions vault-config applies, one kind per call ---------------------------------
@@ -85,17 +175,17 @@ def desired(
 is_managed_policy = conv.is_managed_policy
 
 
-def role_owner(name: str, role: dict[str, Any], policies: dict[str, str]) -> str | None:
+def role_owner(name: str, role: Role, policies: dict[str, str]) -> str | None:
     """The catalog a role belongs to: a role is the product's when it grants exactly one
     policy, of its own name, and that policy is managed (policies carry the marker; roles
     cannot); it then belongs to that policy's catalog. None: not the product's."""
-    if (role.get("token_policies") or []) != [name] or name not in policies:
+    if role.token_policies != (name,) or name not in policies:
         return None
     return conv.policy_owner(policies[name])
 
 
 def is_managed_role(
-    name: str, role: dict[str, Any], policies: dict[str, str], catalog: str | None = None
+    name: str, role: Role, policies: dict[str, str], catalog: str | None = None
 ) -> bool:
     owner = role_owner(name, role, policies)
     return owner is not None and (catalog is None or owner == catalog)
@@ -122,20 +212,6 @@ ROLE_FIELDS = (
     "token_ttl",
     "audience",
 )
-
-
-def _role_view(role: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k in ROLE_FIELDS:
-        v = role.get(k)
-        if isinstance(v, list):
-            v = sorted(str(x) for x in v)
-        elif k == "token_ttl":
-            v = int(v or 0)
-        elif v is None:
-            v = ""
-        out[k] = v
-    return out
 
 
 def _refused(kind: str, name: str, owned: str, detail: str = "") -> Action:
@@ -204,8 +280,7 @@ def _plan_mounts(have: Facts) -> list[Action]:
             )
         )
     else:
-        kind = have.kv_mount.get("type")
-        version = str((have.kv_mount.get("options") or {}).get("version", "1"))
+        kind, version = have.kv_mount.type, have.kv_mount.version
         if kind != "kv" or version != "2":
             actions.append(
                 problem(
@@ -224,9 +299,9 @@ def _plan_mounts(have: Facts) -> list[Action]:
                 {"type": "kubernetes", "description": f"managed-by: {conv.PRODUCT}"},
             )
         )
-    elif have.auth_mount.get("type") != "kubernetes":
+    elif have.auth_mount.type != "kubernetes":
         actions.append(
-            problem(f"auth {conv.AUTH_MOUNT}/", f"already enabled as {have.auth_mount.get('type')}")
+            problem(f"auth {conv.AUTH_MOUNT}/", f"already enabled as {have.auth_mount.type}")
         )
     return actions
 
@@ -255,13 +330,13 @@ class ConfigureKubernetesAuth(Action):
 
 
 def _plan_auth_config(want: Desired, have: Facts) -> list[Action]:
-    cfg = have.auth_config or {}
+    cfg = have.auth_config or AuthConfig("", "", False)
     reasons = []
-    if cfg.get("kubernetes_host") != want.kubernetes_host:
-        reasons.append(f"host {cfg.get('kubernetes_host') or '(unset)'} -> {want.kubernetes_host}")
-    if _norm_pem(str(cfg.get("kubernetes_ca_cert") or "")) != _norm_pem(want.kubernetes_ca_cert):
+    if cfg.host != want.kubernetes_host:
+        reasons.append(f"host {cfg.host or '(unset)'} -> {want.kubernetes_host}")
+    if _norm_pem(cfg.ca_cert) != _norm_pem(want.kubernetes_ca_cert):
         reasons.append("CA certificate differs")
-    if not cfg.get("token_reviewer_jwt_set"):
+    if not cfg.reviewer_jwt_set:
         reasons.append("no token reviewer JWT")
     if not reasons:
         return []
@@ -360,16 +435,16 @@ def _plan_roles(want: Desired, have: Facts) -> list[Action]:
         if current is None:
             actions.append(WriteRole("create", f"role {name}", "missing", name, role))
             continue
-        if _role_view(current) == _role_view(role):
+        diff = current.differing(Role.of(role))
+        if not diff:
             continue
         owner = role_owner(name, current, have.policies)
         if owner == want.catalog:
-            diff = [k for k in ROLE_FIELDS if _role_view(current)[k] != _role_view(role)[k]]
             actions.append(
                 WriteRole("update", f"role {name}", f"{', '.join(diff)} differ", name, role)
             )
         else:
-            grants = current.get("token_policies") or []
+            grants = list(current.token_policies)
             how = _owned_by(owner) + (f" through its policy {name}" if owner is not None else "")
             actions.append(_refused("role", name, how, f" (granting {grants})"))
     return actions
@@ -384,7 +459,7 @@ class EnableAudit(Action):
 
 def _plan_audit(want: Desired, have: Facts) -> list[Action]:
     """Any file device will do (OpenBao declares them in its server config)."""
-    if any(d.get("type") == "file" for d in have.audit.values()):
+    if "file" in have.audit.values():
         return []
     return [
         EnableAudit(

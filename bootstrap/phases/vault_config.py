@@ -86,7 +86,11 @@ class VaultConfig(PhaseBase[vaultplan.Facts], name="vault-config", summary=SUMMA
                 before.policies,
                 {a.name: a.text for a in applied if isinstance(a, vaultplan.PutPolicy)},
                 before.roles,
-                {a.name: a.params for a in applied if isinstance(a, vaultplan.WriteRole)},
+                {
+                    a.name: vaultplan.Role.of(a.params)
+                    for a in applied
+                    if isinstance(a, vaultplan.WriteRole)
+                },
                 reviewer,
                 "as wanted" if "binding" in reviewer else before.reviewer_binding,
             ),
@@ -95,18 +99,18 @@ class VaultConfig(PhaseBase[vaultplan.Facts], name="vault-config", summary=SUMMA
     def _facts(self, ctx: RunContext, after: _Applied | None) -> vaultplan.Facts:
         api = ctx.vault
         mounts = _data(api.read("sys/mounts"))
-        auth_mount = _data(api.read("sys/auth")).get(f"{conv.AUTH_MOUNT}/")
-        kubernetes_auth = auth_mount is not None and auth_mount.get("type") == "kubernetes"
+        auth_mount = vaultplan.Mount.of(_data(api.read("sys/auth")).get(f"{conv.AUTH_MOUNT}/"))
+        kubernetes_auth = auth_mount is not None and auth_mount.type == "kubernetes"
         auth_cfg = None
         if kubernetes_auth:
             resp = api.read(f"auth/{conv.AUTH_MOUNT}/config")
-            auth_cfg = resp.get("data") if resp else None
+            auth_cfg = vaultplan.AuthConfig.of(resp.get("data") if resp else None)
         if after is None:
             policies = _read_policies(ctx, api)
         else:
             policies = _policies_after(ctx, api, after.policies, after.policies_written)
         if not kubernetes_auth:
-            roles: dict[str, dict[str, Any]] = {}
+            roles: dict[str, vaultplan.Role] = {}
         elif after is None:
             roles = _read_roles(ctx, api)
         else:
@@ -117,12 +121,12 @@ class VaultConfig(PhaseBase[vaultplan.Facts], name="vault-config", summary=SUMMA
         else:
             reviewer_parts, binding_state = after.reviewer, after.binding
         return vaultplan.Facts(
-            kv_mount=mounts.get(f"{conv.KV_MOUNT}/"),
+            kv_mount=vaultplan.Mount.of(mounts.get(f"{conv.KV_MOUNT}/")),
             auth_mount=auth_mount,
             auth_config=auth_cfg,
             policies=policies,
             roles=roles,
-            audit={k: v for k, v in audit.items() if isinstance(v, dict)},
+            audit={k: str(v.get("type") or "") for k, v in audit.items() if isinstance(v, dict)},
             reviewer=reviewer_parts,
             reviewer_binding=binding_state,
         )
@@ -215,8 +219,8 @@ class _Applied:
 
     policies: dict[str, str]  # as read before
     policies_written: dict[str, str]
-    roles: dict[str, dict[str, Any]]  # as read before
-    roles_written: dict[str, dict[str, Any]]
+    roles: dict[str, vaultplan.Role]  # as read before
+    roles_written: dict[str, vaultplan.Role]
     reviewer: frozenset[str]  # the token reviewer's parts: there before, or made
     binding: str
 
@@ -333,15 +337,16 @@ def _role_names(ctx: RunContext, api: vault.Api) -> list[str]:
     ]
 
 
-def _role_params(api: vault.Api, names: list[str]) -> dict[str, dict[str, Any] | None]:
-    def read(name: str) -> tuple[str, dict[str, Any] | None]:
+def _role_params(api: vault.Api, names: list[str]) -> dict[str, vaultplan.Role | None]:
+    def read(name: str) -> tuple[str, vaultplan.Role | None]:
         resp = api.read(f"{vaultplan.ROLE_PREFIX}{name}")
-        return name, (resp or {}).get("data") if resp else None
+        data = (resp or {}).get("data") if resp else None
+        return name, vaultplan.Role.of(data) if isinstance(data, dict) else None
 
     return dict(api.parallel(read, names, READ_WORKERS))
 
 
-def _read_roles(ctx: RunContext, api: vault.Api) -> dict[str, dict[str, Any]]:
+def _read_roles(ctx: RunContext, api: vault.Api) -> dict[str, vaultplan.Role]:
     return {n: r for n, r in _role_params(api, _role_names(ctx, api)).items() if r is not None}
 
 
@@ -376,9 +381,9 @@ def _policies_after(
 def _roles_after(
     ctx: RunContext,
     api: vault.Api,
-    before: dict[str, dict[str, Any]],
-    written: dict[str, dict[str, Any]],
-) -> dict[str, dict[str, Any]]:
+    before: dict[str, vaultplan.Role],
+    written: dict[str, vaultplan.Role],
+) -> dict[str, vaultplan.Role]:
     params = _as_written(_role_names(ctx, api), before, written, lambda ns: _role_params(api, ns))
     return {n: r for n, r in params.items() if r is not None}
 

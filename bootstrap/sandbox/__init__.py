@@ -22,9 +22,8 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from bootstrap.clients import procs, vault
 from bootstrap.core.errors import BootstrapError, SandboxError, WaitTimeout
@@ -257,10 +256,60 @@ def restart(directory: Path, name: str, timeout: float = 60.0) -> Proc:
     return new
 
 
-def status(directory: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int
+    running: bool
+    detail: str
+    log: str
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    netns: str
+    netns_exists: bool
+    address: str
+    pod_cidr: str
+    ready: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    """What runs in a sandbox (``sandbox.status``; ``--json`` prints :meth:`as_dict`)."""
+
+    directory: str
+    running: bool
+    kubeconfig: str = ""
+    components: tuple[ComponentStatus, ...] = ()
+    ha: bool = False
+    operator_version: str = ""
+    operator_licence: str = ""
+    node: NodeStatus | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON of ``sandbox.status --json``."""
+        if not self.components and not self.kubeconfig:
+            return {"running": self.running, "directory": self.directory}
+        out: dict[str, object] = {
+            "running": self.running,
+            "directory": self.directory,
+            "kubeconfig": self.kubeconfig,
+            "components": [asdict(c) for c in self.components],
+            "ha": self.ha,
+            "operator": {"version": self.operator_version, "licence": self.operator_licence},
+        }
+        if self.node is not None:
+            out["node"] = asdict(self.node)
+        return out
+
+
+def status(directory: Path) -> SandboxStatus:
     state = SandboxState.load(directory.resolve())
     if state is None:
-        return {"running": False, "directory": str(directory.resolve())}
+        return SandboxStatus(directory=str(directory.resolve()), running=False)
     comps = []
     for p in state.processes:
         up_ = p.alive()
@@ -268,31 +317,30 @@ def status(directory: Path) -> dict[str, Any]:
         if p.name.startswith("bao-") and up_:
             addr = state.bao_addrs[int(p.name.split("-")[1])]
             detail = f"{addr} {vault.health(addr).state}"
-        comps.append({"name": p.name, "pid": p.pid, "running": up_, "detail": detail, "log": p.log})
-    out: dict[str, Any] = {
-        "running": any(c["running"] for c in comps),
-        "directory": state.directory,
-        "kubeconfig": state.kubeconfig,
-        "components": comps,
-        "ha": state.ha,
-        "operator": {
-            "version": state.operator_version,
-            "licence": tools.TOOLS[tools.operator_tool(state.operator_version)].licence,
-        },
-    }
+        comps.append(ComponentStatus(p.name, p.pid, up_, detail, p.log))
+    node_status = None
     if state.node is not None:
         net = node.net_of(state)
         cond = node.node_condition(state) if state.process("kube-apiserver").alive() else {}
-        out["node"] = {
-            "name": node.NODE_NAME,
-            "netns": net.netns,
-            "netns_exists": netns.exists(net),
-            "address": net.node_ip,
-            "pod_cidr": net.pod_cidr,
-            "ready": cond.get("ready", "Unknown"),
-            "reason": cond.get("reason", "API server not answering"),
-        }
-    return out
+        node_status = NodeStatus(
+            name=node.NODE_NAME,
+            netns=net.netns,
+            netns_exists=netns.exists(net),
+            address=net.node_ip,
+            pod_cidr=net.pod_cidr,
+            ready=cond.get("ready", "Unknown"),
+            reason=cond.get("reason", "API server not answering"),
+        )
+    return SandboxStatus(
+        directory=state.directory,
+        running=any(c.running for c in comps),
+        kubeconfig=state.kubeconfig,
+        components=tuple(comps),
+        ha=state.ha,
+        operator_version=state.operator_version,
+        operator_licence=tools.TOOLS[tools.operator_tool(state.operator_version)].licence,
+        node=node_status,
+    )
 
 
 #: Stop order: the API server's clients first, then the API server, then the rest.

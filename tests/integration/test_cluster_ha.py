@@ -81,7 +81,7 @@ def _delete_gives_the_sandbox_its_operator_back(
     assert again is not None and again.process(sandbox.OPERATOR).alive()
     assert again.operator_version == "1.4.1"
     st = sandbox.status(Path(state.directory))
-    assert any(c["name"] == sandbox.OPERATOR and c["running"] for c in st["components"])
+    assert any(c.name == sandbox.OPERATOR and c.running for c in st.components)
 
 
 def _pods(kube: Kube) -> dict[str, dict[str, Any]]:

@@ -131,11 +131,11 @@ def test_a_folder_too_long_for_the_sockets_is_refused(tmp_path: Path) -> None:
 
 def test_node_registers_and_turns_ready(node_box: Box) -> None:
     st = sandbox.status(node_box.directory)
-    running = {c["name"] for c in st["components"] if c["running"]}
+    running = {c.name for c in st.components if c.running}
     assert {"containerd", "kubelet", "kube-scheduler", "kube-proxy", "apiproxy"} <= running
     # beside the node, the sandbox's own operator process: VSO 1.4.1 by default
     assert "vault-secrets-operator" in running
-    assert st["operator"] == {"version": "1.4.1", "licence": "BUSL-1.1"}
+    assert (st.operator_version, st.operator_licence) == ("1.4.1", "BUSL-1.1")
     net = node.net_of(node_box.state)
     assert st["node"]["ready"] == "True" and st["node"]["netns_exists"]
     n = Kube(node_box.state.kubeconfig).core.read_node(node.NODE_NAME)
@@ -219,7 +219,7 @@ def test_kube_proxy_serves_cluster_ips_inside_the_node_only(
     forwarder's (not programmed: pods reach the API), and every rule is in the node's
     network namespace, none on the machine."""
     st = sandbox.status(node_box.directory)
-    assert any(c["name"] == "kube-proxy" and c["running"] for c in st["components"])
+    assert any(c.name == "kube-proxy" and c.running for c in st.components)
     kube = Kube(node_box.state.kubeconfig)
     create_pod(
         node_box,

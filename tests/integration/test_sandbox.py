@@ -33,7 +33,7 @@ def test_components_run_at_pinned_versions(box: Box) -> None:
     kube = Kube(box.state.kubeconfig)
     assert kube.version() == f"v{versions.KUBERNETES}"
     st = sandbox.status(box.directory)
-    running = {c["name"]: c for c in st["components"] if c["running"]}
+    running = {c.name: c for c in st.components if c.running}
     assert {
         "etcd",
         "kube-apiserver",
@@ -41,10 +41,10 @@ def test_components_run_at_pinned_versions(box: Box) -> None:
         "bao-0",
         "vault-secrets-operator",
     } <= set(running)
-    assert running["vault-secrets-operator"]["detail"].startswith(
+    assert running["vault-secrets-operator"].detail.startswith(
         f"v{versions.VSO} ({versions.VSO_LICENCE})"
     )
-    assert st["operator"] == {"version": versions.VSO, "licence": versions.VSO_LICENCE}
+    assert (st.operator_version, st.operator_licence) == (versions.VSO, versions.VSO_LICENCE)
     # the operator's own CRDs, not stand-ins: the 1.4.1 schema, ten kinds
     assert operator_kinds(kube) == [
         "CSISecrets",
@@ -63,9 +63,9 @@ def test_components_run_at_pinned_versions(box: Box) -> None:
 def test_the_v0_sandbox_runs_v010_with_its_five_crds(box_v0: Box) -> None:
     kube = Kube(box_v0.state.kubeconfig)
     st = sandbox.status(box_v0.directory)
-    (op,) = [c for c in st["components"] if c["name"] == "vault-secrets-operator"]
-    assert op["running"] and op["detail"].startswith(f"v{versions.VSO_V0} (MPL-2.0)")
-    assert st["operator"] == {"version": versions.VSO_V0, "licence": "MPL-2.0"}
+    (op,) = [c for c in st.components if c.name == "vault-secrets-operator"]
+    assert op.running and op.detail.startswith(f"v{versions.VSO_V0} (MPL-2.0)")
+    assert (st.operator_version, st.operator_licence) == (versions.VSO_V0, "MPL-2.0")
     assert operator_kinds(kube) == [
         "VaultAuth",
         "VaultConnection",
@@ -204,7 +204,7 @@ def test_a_component_that_exits_at_start_is_named_with_its_log_and_the_others_st
     assert "unable to load the service account key: boom" in text
     assert "--- etcd: running" in text and "--- kube-apiserver: running" in text
     st = sandbox.status(tmp_path / "box")
-    assert not [c["name"] for c in st["components"] if c["running"]]  # all stopped again
+    assert not [c.name for c in st.components if c.running]  # all stopped again
 
 
 def test_a_process_just_started_is_alive(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def test_select() -> None:
     assert select(names, skip=["placeholders"]) == ["preflight", "vault-ready", "vault-config"]
     with pytest.raises(UsageError, match="unknown phase 'nope'"):
         select(names, only=["nope"])
-    with pytest.raises(UsageError, match="runs only in 'invoke dr.restore'"):
+    with pytest.raises(UsageError, match=r"runs only in 'invoke dr\.restore'"):
         select(["preflight"], start="dr-restore")
     with pytest.raises(UsageError, match="cannot be combined"):
         select(names, only=["preflight"], start="vault-ready")

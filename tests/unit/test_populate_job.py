@@ -86,7 +86,7 @@ def test_vault_config_writes_them_only_when_the_setting_asks() -> None:
     assert acl.policies[pj.POPULATE_ROLE] == pj.render_populate_policy(cat)
     assert acl.roles[pj.POPULATE_ROLE]["bound_service_account_namespaces"] == ["pj"]
     want = vaultplan.desired(cat, "https://k", "", "stdout", None, access)
-    facts = vaultplan.Facts(
+    facts = vaultplan.Facts.parse(
         kv_mount={"type": "kv", "options": {"version": "2"}},
         auth_mount={"type": "kubernetes"},
         auth_config=None,
@@ -102,7 +102,7 @@ def test_vault_config_writes_them_only_when_the_setting_asks() -> None:
         facts.auth_mount,
         None,
         {**want.policies},
-        {**want.roles},
+        {n: vaultplan.Role.of(r) for n, r in want.roles.items()},
         facts.audit,
     )
     off = vaultplan.desired(cat, "https://k", "", "stdout")

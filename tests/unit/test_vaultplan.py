@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,19 +19,24 @@ def _want() -> Any:
     return desired(load_catalog(EXAMPLE), "https://k8s:6443", CA, "/tmp/audit.log")
 
 
-def _converged(want: Any) -> Facts:
-    return Facts(
-        kv_mount={"type": "kv", "options": {"version": "2"}},
-        auth_mount={"type": "kubernetes"},
-        auth_config={
+def _raw(want: Any) -> dict[str, Any]:
+    """Vault's answers for a converged catalog, as Vault sends them."""
+    return {
+        "kv_mount": {"type": "kv", "options": {"version": "2"}},
+        "auth_mount": {"type": "kubernetes"},
+        "auth_config": {
             "kubernetes_host": "https://k8s:6443",
             "kubernetes_ca_cert": CA,
             "token_reviewer_jwt_set": True,
         },
-        policies=dict(want.policies),
-        roles={n: dict(r) for n, r in want.roles.items()},
-        audit={"file/": {"type": "file"}},
-    )
+        "policies": dict(want.policies),
+        "roles": {n: dict(r) for n, r in want.roles.items()},
+        "audit": {"file/": {"type": "file"}},
+    }
+
+
+def _converged(want: Any) -> Facts:
+    return Facts.parse(**_raw(want))
 
 
 def test_from_scratch_creates_everything() -> None:
@@ -51,18 +57,18 @@ def test_converged_is_empty() -> None:
 
 def test_vault_formats_do_not_cause_spurious_diffs() -> None:
     want = _want()
-    have = _converged(want)
-    for role in have.roles.values():  # Vault returns lists in its own order, ttl as int
+    raw = _raw(want)
+    for role in raw["roles"].values():  # Vault returns lists in its own order, ttl as int
         role["bound_service_account_names"] = list(reversed(role["bound_service_account_names"]))
         role["token_bound_cidrs"] = []
-    have.auth_config["kubernetes_ca_cert"] = CA.strip() + "\n\n"  # type: ignore[index]
-    assert plan(want, have, prune=False) == []
+    raw["auth_config"]["kubernetes_ca_cert"] = CA.strip() + "\n\n"
+    assert plan(want, Facts.parse(**raw), prune=False) == []
 
 
 def test_only_the_difference() -> None:
     want = _want()
     have = _converged(want)
-    have.roles["webapp"]["token_ttl"] = 60
+    have.roles["webapp"] = replace(have.roles["webapp"], token_ttl=60)
     have.policies["backup"] = have.policies["backup"].replace("read", "list")
     actions = plan(want, have, prune=False)
     assert [(a.verb, a.target) for a in actions] == [
@@ -75,10 +81,10 @@ def test_only_the_difference() -> None:
 def test_other_engine_at_secret_is_a_problem() -> None:
     want = _want()
     have = _converged(want)
-    have.kv_mount = {"type": "kv", "options": {"version": "1"}}
+    have.kv_mount = vp.Mount.of({"type": "kv", "options": {"version": "1"}})
     (problem,) = [a for a in plan(want, have, prune=False) if a.verb == "problem"]
     assert "not KV version 2" in problem.reason
-    have.kv_mount = {"type": "transit"}
+    have.kv_mount = vp.Mount.of({"type": "transit"})
     (problem,) = [a for a in plan(want, have, prune=False) if a.verb == "problem"]
     assert "transit" in problem.reason
 
@@ -96,13 +102,13 @@ def test_prune_touches_only_managed() -> None:
     have = _converged(want)
     header = want.policies["webapp"].splitlines()[0]  # managed by this catalog
     have.policies["old"] = header + '\npath "secret/data/old/*" { capabilities = ["read"] }\n'
-    have.roles["old"] = {"token_policies": ["old"]}
+    have.roles["old"] = vp.Role.of({"token_policies": ["old"]})
     have.policies["theirs"] = 'path "x" { capabilities = ["read"] }'
-    have.roles["theirs"] = {"token_policies": ["theirs"]}
-    have.roles["mixed"] = {"token_policies": ["old", "default"]}
+    have.roles["theirs"] = vp.Role.of({"token_policies": ["theirs"]})
+    have.roles["mixed"] = vp.Role.of({"token_policies": ["old", "default"]})
     other = header.replace("catalog=default", "catalog=another")
     have.policies["elsewhere"] = other + '\npath "secret/data/e/*" { capabilities = ["read"] }\n'
-    have.roles["elsewhere"] = {"token_policies": ["elsewhere"]}
+    have.roles["elsewhere"] = vp.Role.of({"token_policies": ["elsewhere"]})
     assert plan(want, have, prune=False) == []
     pruned = [(a.verb, a.target) for a in plan(want, have, prune=True)]
     assert pruned == [("delete", "role old"), ("delete", "policy old")]
@@ -132,7 +138,7 @@ def test_another_catalogs_policy_and_role_are_not_taken_over() -> None:
     have = _converged(want)
     theirs = _header("another") + '\npath "secret/data/webapp/*" { capabilities = ["read"] }\n'
     have.policies["webapp"] = theirs
-    have.roles["webapp"] = dict(have.roles["webapp"], bound_service_account_namespaces=["x"])
+    have.roles["webapp"] = replace(have.roles["webapp"], bound_service_account_namespaces=("x",))
     actions = {a.target: a for a in plan(want, have, prune=True)}
     assert actions["policy webapp"].verb == "problem"
     assert "managed by catalog 'another'" in actions["policy webapp"].reason
@@ -146,13 +152,13 @@ def test_another_catalogs_policy_and_role_are_not_taken_over() -> None:
 def test_an_unmanaged_role_is_not_overwritten_unless_it_is_already_ours() -> None:
     want = _want()
     have = _converged(want)
-    have.roles["webapp"]["token_policies"] = ["webapp", "admin"]
+    have.roles["webapp"] = replace(have.roles["webapp"], token_policies=("admin", "webapp"))
     actions = {a.target: a for a in plan(want, have, prune=False)}
     assert actions["role webapp"].verb == "problem"
     assert "not managed by the bootstrap" in actions["role webapp"].reason
-    assert "['webapp', 'admin']" in actions["role webapp"].reason
+    assert "['admin', 'webapp']" in actions["role webapp"].reason
     # an unmanaged role that is exactly what we would write needs nothing
-    have.roles["webapp"]["token_policies"] = ["webapp"]
+    have.roles["webapp"] = replace(have.roles["webapp"], token_policies=("webapp",))
     have.policies["webapp"] = 'path "x" { capabilities = ["read"] }'
     actions = {a.target: a for a in plan(want, have, prune=False)}
     assert "role webapp" not in actions and actions["policy webapp"].verb == "problem"
@@ -173,7 +179,7 @@ def test_own_objects_are_still_updated() -> None:
     want = _want()
     have = _converged(want)
     have.policies["webapp"] = want.policies["webapp"] + "# edited\n"
-    have.roles["webapp"]["token_ttl"] = 5
+    have.roles["webapp"] = replace(have.roles["webapp"], token_ttl=5)
     assert [(a.verb, a.target) for a in plan(want, have, prune=False)] == [
         ("update", "policy webapp"),
         ("update", "role webapp"),
@@ -197,9 +203,9 @@ def test_prune_never_crosses_catalogs_even_with_their_facts() -> None:
     want = _want()
     have = _converged(want)
     have.policies["gone"] = _header("another") + "\n"
-    have.roles["gone"] = {"token_policies": ["gone"]}
+    have.roles["gone"] = vp.Role.of({"token_policies": ["gone"]})
     have.policies["mine"] = _header("default") + "\n"
-    have.roles["mine"] = {"token_policies": ["mine"]}
+    have.roles["mine"] = vp.Role.of({"token_policies": ["mine"]})
     pruned = [(a.verb, a.target) for a in plan(want, have, prune=True)]
     assert pruned == [("delete", "role mine"), ("delete", "policy mine")]
 
@@ -208,21 +214,17 @@ def _apply(have: Facts, actions: list[Any]) -> None:
     for a in actions:
         match a:
             case vp.EnableMount(path="sys/mounts/secret"):
-                have.kv_mount = {"type": "kv", "options": {"version": "2"}}
+                have.kv_mount = vp.Mount("kv", "2")
             case vp.EnableMount(path="sys/auth/kubernetes"):
-                have.auth_mount = {"type": "kubernetes"}
+                have.auth_mount = vp.Mount("kubernetes")
             case vp.ConfigureKubernetesAuth(host=host, ca_cert=ca):
-                have.auth_config = {
-                    "kubernetes_host": host,
-                    "kubernetes_ca_cert": ca,
-                    "token_reviewer_jwt_set": True,
-                }
+                have.auth_config = vp.AuthConfig(host, ca, reviewer_jwt_set=True)
             case vp.PutPolicy(name=name, text=text):
                 have.policies[name] = text
             case vp.WriteRole(name=name, params=params):
-                have.roles[name] = dict(params)
+                have.roles[name] = vp.Role.of(params)
             case vp.EnableAudit():
-                have.audit["file/"] = {"type": "file"}
+                have.audit["file/"] = "file"
             case vp.Remove(path=path) if path.startswith(vp.ROLE_PREFIX):
                 del have.roles[path.removeprefix(vp.ROLE_PREFIX)]
             case vp.Remove(path=path) if path.startswith(vp.POLICY_PREFIX):
@@ -235,7 +237,7 @@ def test_a_rerun_changes_nothing_next_to_another_catalog() -> None:
     want = _want()
     have = Facts(None, None, None, {}, {}, {})
     have.policies["theirs"] = _header("another") + "\n"
-    have.roles["theirs"] = {"token_policies": ["theirs"]}
+    have.roles["theirs"] = vp.Role.of({"token_policies": ["theirs"]})
     first = plan(want, have, prune=True)
     assert first and all(a.changes for a in first)
     _apply(have, first)
@@ -323,7 +325,7 @@ def test_a_reviewer_binding_is_created_replaced_when_ours_or_never_taken_over(
     [
         (lambda h: setattr(h, "kv_mount", None), [("EnableMount", "create", "mount secret/")]),
         (
-            lambda h: setattr(h, "kv_mount", {"type": "kv", "options": {"version": "1"}}),
+            lambda h: setattr(h, "kv_mount", vp.Mount("kv", "1")),
             [("Action", "problem", "mount secret/")],
         ),
         (
