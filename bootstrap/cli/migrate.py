@@ -119,13 +119,13 @@ def namespaces(
             report = migrate.namespace_report(t.kube, cat, f, actions)
             path = s.state_dir / "reports" / f"migrate-{name}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-            moved = ", ".join(m["path"] for m in report["values_moved"]) or "none (there already)"
-            copiers = ", ".join(f"{x['copier']} {x['done']}" for x in report["copiers"]) or "none"
+            path.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+            moved = ", ".join(p for p, _ in report.values_moved) or "none (there already)"
+            copiers = ", ".join(f"{c} {done}" for c, done in report.copiers) or "none"
             console.print(
                 f"{e(name)}: migrated; values moved: {e(moved)}; synced by the operator: "
-                f"{e(', '.join(report['secrets_synced']))}; copiers: {e(copiers)}; left by "
-                f"hand: {e(', '.join(report['left_by_hand']) or 'nothing')}; report {e(path)}",
+                f"{e(', '.join(report.secrets_synced))}; copiers: {e(copiers)}; left by "
+                f"hand: {e(', '.join(report.left_by_hand) or 'nothing')}; report {e(path)}",
                 highlight=False,
             )
 

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -200,23 +200,123 @@ def _pristine(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _secret_record(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata") or {}
-    return {
-        "type": obj.get("type") or "Opaque",
-        "data": dict(obj.get("data") or {}),
-        "labels": dict(meta.get("labels") or {}),
-        "annotations": dict(meta.get("annotations") or {}),
-    }
+def _strings(value: object, what: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{what} is not a map of strings")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class SecretRecord:
+    """A Secret as the migration backs it up and puts it back: type, data (base64, as the
+    API gives it), labels and annotations."""
+
+    type: str
+    data: dict[str, str]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+    @classmethod
+    def of_object(cls, obj: dict[str, Any]) -> SecretRecord:
+        meta = obj.get("metadata") or {}
+        return cls(
+            str(obj.get("type") or "Opaque"),
+            dict(obj.get("data") or {}),
+            dict(meta.get("labels") or {}),
+            dict(meta.get("annotations") or {}),
+        )
+
+    @classmethod
+    def of_json(cls, doc: object, what: str) -> SecretRecord:
+        if not isinstance(doc, dict):
+            raise ValueError(f"{what} is not an object")
+        kind = doc.get("type", "Opaque")
+        if not isinstance(kind, str):
+            raise ValueError(f"{what}: its type is not a string")
+        return cls(
+            kind or "Opaque",
+            _strings(doc.get("data") or {}, f"{what}: its data"),
+            _strings(doc.get("labels") or {}, f"{what}: its labels"),
+            _strings(doc.get("annotations") or {}, f"{what}: its annotations"),
+        )
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "type": self.type,
+            "data": self.data,
+            "labels": self.labels,
+            "annotations": self.annotations,
+        }
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A namespace's backup (``<state>/migrate/<namespace>.json``, mode 0600): its mapped
+    Secrets as they were, the copiers concerned, and whether the migration is done."""
+
+    namespace: str
+    secrets: dict[str, SecretRecord]
+    done: bool = False
+    created: float = 0.0
+    copiers: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, path: Path) -> Backup | None:
+        """The backup at ``path`` (None when there is none); one that is not a backup this
+        module wrote is an error naming the file and what is wrong, never its values."""
+        if not path.exists():
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            secrets = doc.get("secrets")
+            if not isinstance(secrets, dict):
+                raise ValueError("no 'secrets' object")
+            copiers = doc.get("copiers") or []
+            if not isinstance(copiers, list) or not all(isinstance(c, str) for c in copiers):
+                raise ValueError("'copiers' is not a list of names")
+            done, created = doc.get("done", False), doc.get("created", 0.0)
+            if not isinstance(done, bool) or not isinstance(created, int | float):
+                raise ValueError("'done' or 'created' has the wrong type")
+            return cls(
+                str(doc.get("namespace") or path.stem),
+                {
+                    str(name): SecretRecord.of_json(rec, f"secret {name!r}")
+                    for name, rec in secrets.items()
+                },
+                done,
+                float(created),
+                tuple(copiers),
+            )
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise BootstrapError(
+                f"{path}: not a migration backup this product wrote ({exc}); move it aside "
+                "to start the namespace afresh"
+            ) from None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "namespace": self.namespace,
+            "secrets": {name: rec.as_json() for name, rec in self.secrets.items()},
+            "done": self.done,
+            "created": self.created,
+            "copiers": list(self.copiers),
+        }
+
+    def save(self, path: Path, *, overwrite: bool) -> None:
+        write_private(path, json.dumps(self.as_json(), indent=2), overwrite=overwrite)
 
 
 @dataclass
 class NamespaceFacts:
     namespace: str
     syncs: list[Sync]
-    #: destination -> the Secret as it is now (type, data base64, labels, annotations)
-    current: dict[str, dict[str, Any]]
-    backup: dict[str, Any] | None
+    #: destination -> the Secret as it is now
+    current: dict[str, SecretRecord]
+    backup: Backup | None
     #: kv path -> (data, version) in Vault
     kv: dict[str, tuple[dict[str, str], int]]
     #: kv path -> {"ns/name": base64 data} of other namespaces' Secrets mapped to that path
@@ -300,10 +400,10 @@ class MarkMigrated(Action):
     namespace: str
 
 
-def _values(record: dict[str, Any]) -> dict[str, str] | str:
+def _values(record: SecretRecord) -> dict[str, str] | str:
     """A backed-up Secret's values as Vault stores them (UTF-8 text), or the key that is not."""
     out = {}
-    for key, b64 in sorted((record.get("data") or {}).items()):
+    for key, b64 in sorted(record.data.items()):
         try:
             out[key] = base64.b64decode(b64).decode("utf-8")
         except UnicodeDecodeError:
@@ -341,11 +441,11 @@ def _readers_text(found: list[Sync]) -> str:
 
 
 def _secret_refusal(
-    record: dict[str, Any], seen: SecretSeen | None, allow_types: frozenset[str]
+    record: SecretRecord, seen: SecretSeen | None, allow_types: frozenset[str]
 ) -> str | None:
     """Why a Secret must not move into Vault at all (issue 23, finding 2), None when it may."""
-    kind = str(record.get("type") or "Opaque")
-    labels = record.get("labels") or {}
+    kind = record.type
+    labels = record.labels
     if kind == SERVICE_ACCOUNT_TOKEN:
         return (
             f"a {SERVICE_ACCOUNT_TOKEN} Secret is a ServiceAccount's credential: it never "
@@ -414,7 +514,7 @@ def _shared_refusal(f: NamespaceFacts, catalog: Catalog, s: Sync) -> str | None:
 def refusals(
     f: NamespaceFacts,
     catalog: Catalog,
-    records: dict[str, dict[str, Any]],
+    records: dict[str, SecretRecord],
     allow_types: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Pure: the namespace's mapped Secrets that must not move, each naming the Secret, the
@@ -469,7 +569,7 @@ def plan_namespace(
                 "fragment of 'invoke migrate.discover' into the catalog first",
             )
         ]
-    if f.backup is not None and f.backup.get("done"):
+    if f.backup is not None and f.backup.done:
         return [check(ns, "migrated already")]
     if not f.operator.installed:
         return [
@@ -479,7 +579,7 @@ def plan_namespace(
                 "install it first; nothing would write the Secrets",
             )
         ]
-    records = (f.backup or {}).get("secrets") or {
+    records = (f.backup.secrets if f.backup else {}) or {
         s.destination: f.current[s.destination] for s in f.syncs if s.destination in f.current
     }
     missing = [s.destination for s in f.syncs if s.destination not in records]
@@ -511,7 +611,7 @@ def plan_namespace(
             )
             continue
         for where, data in sorted(f.others.get(s.kv_path, {}).items()):
-            if data != records[s.destination]["data"]:
+            if data != records[s.destination].data:
                 problems.append(
                     problem(
                         s.kv_path,
@@ -637,7 +737,8 @@ def plan_labels(f: NamespaceFacts) -> list[Action]:
     re-run after a kill, or a Secret that had them)."""
     out: list[Action] = []
     for dest in _destinations(f):
-        have = (f.current.get(dest) or {}).get("labels") or {}
+        record = f.current.get(dest)
+        have = record.labels if record is not None else {}
         if conv.operator_cache_sees(have):
             continue
         reason = (
@@ -673,10 +774,10 @@ def copiers_touching(
 def _migrated(state_dir: Path) -> set[str]:
     folder = state_dir / "migrate"
     out = set()
-    for path in folder.glob("*.json") if folder.is_dir() else []:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("done"):
-            out.add(str(data.get("namespace")))
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        backup = Backup.load(path)
+        if backup is not None and backup.done:
+            out.add(backup.namespace)
     return out
 
 
@@ -689,7 +790,7 @@ def build_facts(
     *,
     kv: dict[str, tuple[dict[str, str], int]] | None = None,
     synced: set[tuple[str, str]] | None = None,
-    backup: dict[str, Any] | None = None,
+    backup: Backup | None = None,
     present: set[tuple[str, str]] | None = None,
     migrated: set[str] | None = None,
     operator: OperatorApi | None = None,
@@ -705,7 +806,7 @@ def build_facts(
         for o in secrets
     }
     current = {
-        s.destination: _secret_record(objects[(namespace, s.destination)])
+        s.destination: SecretRecord.of_object(objects[(namespace, s.destination)])
         for s in mine
         if (namespace, s.destination) in objects
     }
@@ -756,8 +857,7 @@ def namespace_facts(
             obj = kube.get("v1", "Secret", s.destination, s.namespace)
             if obj is not None:
                 secrets.append(obj)
-    path = backup_path(state_dir, namespace)
-    backup = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    backup = Backup.load(backup_path(state_dir, namespace))
     kv = {s.kv_path: read_kv(api, s.kv_path) for s in mine}
     synced = {
         (o["metadata"]["namespace"], o["metadata"]["name"])
@@ -792,13 +892,13 @@ def managed_by_catalog(obj: dict[str, Any], catalog: Catalog) -> bool:
     )
 
 
-def _same_bytes(kube: Kube, namespace: str, name: str, record: dict[str, Any]) -> str:
+def _same_bytes(kube: Kube, namespace: str, name: str, record: SecretRecord) -> str:
     obj = kube.get("v1", "Secret", name, namespace) or {}
     data = dict(obj.get("data") or {})
     raw = data.pop(RAW_KEY, None)
     if raw is None:
         raise Pending("not written by the operator yet")
-    if data != record["data"]:
+    if data != record.data:
         raise Pending("its keys differ from the backed-up ones")
     return "same bytes"
 
@@ -825,6 +925,13 @@ def _label(kube: Kube, namespace: str, name: str, recheck: bool) -> None:
         failpoints.point("migrate:labelled")
 
 
+def _backed_up(backup: Backup | None, path: Path, name: str) -> SecretRecord:
+    """A Secret's record in the backup; the backup or the record gone is an error."""
+    if backup is None or name not in backup.secrets:
+        raise BootstrapError(f"{path}: holds no backup of Secret {name} (moved or edited?)")
+    return backup.secrets[name]
+
+
 def apply_namespace(
     kube: Kube,
     api: Api,
@@ -836,7 +943,7 @@ def apply_namespace(
 ) -> None:
     path = backup_path(state_dir, f.namespace)
     for action in actions:
-        backup = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        backup = Backup.load(path)
         match action:
             case BackupNamespace():
                 records = {s.destination: f.current[s.destination] for s in f.syncs}
@@ -847,19 +954,14 @@ def apply_namespace(
                     where = copier_path(state_dir, c.ref)
                     if obj is not None and not where.exists():
                         write_private(where, json.dumps(_pristine(obj), indent=2), overwrite=False)
-                doc = {
-                    "namespace": f.namespace,
-                    "secrets": records,
-                    "done": False,
-                    "created": time.time(),
-                    "copiers": [c.ref for c in f.copiers],
-                }
-                write_private(path, json.dumps(doc, indent=2), overwrite=False)
+                Backup(
+                    f.namespace, records, False, time.time(), tuple(c.ref for c in f.copiers)
+                ).save(path, overwrite=False)
                 failpoints.point("migrate:backed-up")
             case PushValues(path=kv_path, destination=dest, version=version):
-                assert backup is not None
-                values = _values(backup["secrets"][dest])
-                assert isinstance(values, dict)
+                values = _values(_backed_up(backup, path, dest))
+                if isinstance(values, str):  # planned only for UTF-8 values: changed since
+                    raise BootstrapError(f"{path}: key {values!r} of {dest} is not UTF-8 text")
                 api.write(
                     f"{conv.KV_MOUNT}/data/{kv_path}", {"data": values, "options": {"cas": version}}
                 )
@@ -870,9 +972,8 @@ def apply_namespace(
                 kube.apply(obj)
                 failpoints.point("migrate:applied")
             case AwaitBytes(destination=dest):
-                assert backup is not None
                 wait_for(
-                    partial(_same_bytes, kube, f.namespace, dest, backup["secrets"][dest]),
+                    partial(_same_bytes, kube, f.namespace, dest, _backed_up(backup, path, dest)),
                     f"Secret {f.namespace}/{dest} to hold its bytes from Vault",
                     ws,
                 )
@@ -885,9 +986,9 @@ def apply_namespace(
                     kube.patch_suspend(w.namespace, w.name, True)
                 failpoints.point("migrate:copier")
             case MarkMigrated():
-                assert backup is not None
-                backup["done"] = True
-                write_private(path, json.dumps(backup, indent=2), overwrite=True)
+                if backup is None:
+                    raise BootstrapError(f"{path}: the backup is gone; nothing marked migrated")
+                replace(backup, done=True).save(path, overwrite=True)
             case Action(verb="check"):
                 pass
             case _:
@@ -930,10 +1031,9 @@ class SetBackupAside(Action):
 
 
 def plan_rollback(kube: Kube, catalog: Catalog, namespace: str, state_dir: Path) -> list[Action]:
-    path = backup_path(state_dir, namespace)
-    if not path.exists():
+    backup = Backup.load(backup_path(state_dir, namespace))
+    if backup is None:
         return [check(namespace, "no backup: nothing to roll back")]
-    backup = json.loads(path.read_text(encoding="utf-8"))
     actions: list[Action] = []
     for api_version, kind in OPERATOR_KINDS:
         for o in kube.list(api_version, kind, namespace=namespace):
@@ -950,9 +1050,9 @@ def plan_rollback(kube: Kube, catalog: Catalog, namespace: str, state_dir: Path)
                         namespace,
                     )
                 )
-    for name, record in sorted(backup["secrets"].items()):
+    for name, record in sorted(backup.secrets.items()):
         obj = kube.get("v1", "Secret", name, namespace)
-        if obj is None or _secret_record(obj) != record:
+        if obj is None or SecretRecord.of_object(obj) != record:
             actions.append(
                 RestoreSecret(
                     "update",
@@ -962,7 +1062,7 @@ def plan_rollback(kube: Kube, catalog: Catalog, namespace: str, state_dir: Path)
                     name,
                 )
             )
-    for ref in backup.get("copiers") or []:
+    for ref in backup.copiers:
         where = copier_path(state_dir, ref)
         if not where.exists():
             continue
@@ -996,8 +1096,8 @@ def apply_rollback(kube: Kube, namespace: str, actions: list[Action], state_dir:
             case DeleteOperatorObject(api_version=v, kind_=k, name=n, namespace=ns):
                 kube.delete(v, k, n, ns)
             case RestoreSecret(name=name):
-                record = json.loads(path.read_text(encoding="utf-8"))["secrets"][name]
-                kube.put_secret_record(namespace, name, record)
+                record = _backed_up(Backup.load(path), path, name)
+                kube.put_secret_record(namespace, name, record.as_json())
             case RestoreCopier(ref=ref):
                 pristine = json.loads(copier_path(state_dir, ref).read_text(encoding="utf-8"))
                 meta = pristine["metadata"]
@@ -1015,9 +1115,34 @@ def apply_rollback(kube: Kube, namespace: str, actions: list[Action], state_dir:
                 raise TypeError(f"migrate.rollback cannot apply {action.kind}")
 
 
+@dataclass(frozen=True)
+class NamespaceReport:
+    """What a namespace's migration did, by name only (``migrate-<namespace>.json``)."""
+
+    namespace: str
+    #: (KV path, the Secret ``namespace/name`` its values came from)
+    values_moved: tuple[tuple[str, str], ...]
+    secrets_synced: tuple[str, ...]
+    #: the Secrets given the labels of the operator's Secret cache (see LabelForOperator)
+    labelled: tuple[str, ...]
+    #: (copier, "deleted" or "suspended")
+    copiers: tuple[tuple[str, str], ...]
+    left_by_hand: tuple[str, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "namespace": self.namespace,
+            "values_moved": [{"path": p, "from": src} for p, src in self.values_moved],
+            "secrets_synced": list(self.secrets_synced),
+            "labelled": list(self.labelled),
+            "copiers": [{"copier": c, "done": done} for c, done in self.copiers],
+            "left_by_hand": list(self.left_by_hand),
+        }
+
+
 def namespace_report(
     kube: Kube, catalog: Catalog, f: NamespaceFacts, actions: list[Action]
-) -> dict[str, Any]:
+) -> NamespaceReport:
     """What a namespace's migration did, by name only: values moved, Secrets the operator now
     syncs (and those labelled for its Secret cache), copiers suspended or removed, and the
     Secrets there the catalog does not map (left as they are, by hand)."""
@@ -1031,22 +1156,19 @@ def namespace_report(
             and meta.get("name") not in mapped
         ):
             left.append(str(meta.get("name")))
-    return {
-        "namespace": f.namespace,
-        "values_moved": [
-            {"path": a.path, "from": f"{f.namespace}/{a.destination}"}
-            for a in actions
-            if isinstance(a, PushValues)
-        ],
-        "secrets_synced": sorted(mapped),
-        #: the Secrets given the labels of the operator's Secret cache (see LabelForOperator)
-        "labelled": [
+    return NamespaceReport(
+        namespace=f.namespace,
+        values_moved=tuple(
+            (a.path, f"{f.namespace}/{a.destination}") for a in actions if isinstance(a, PushValues)
+        ),
+        secrets_synced=tuple(sorted(mapped)),
+        labelled=tuple(
             a.destination for a in actions if isinstance(a, LabelForOperator) and not a.recheck
-        ],
-        "copiers": [
-            {"copier": a.ref, "done": "deleted" if a.delete else "suspended"}
+        ),
+        copiers=tuple(
+            (a.ref, "deleted" if a.delete else "suspended")
             for a in actions
             if isinstance(a, StopCopier)
-        ],
-        "left_by_hand": sorted(left),
-    }
+        ),
+        left_by_hand=tuple(sorted(left)),
+    )

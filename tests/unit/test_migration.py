@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bootstrap.commands.migrate import SecretRecord
 from bootstrap.model.catalog import parse_catalog
 from bootstrap.model.check import rendered_from_catalog, run_check
 from bootstrap.model.conventions import OPERATOR_CACHE_LABELS
@@ -246,14 +247,20 @@ def test_a_namespace_moves_in_order_and_the_copier_is_suspended_until_the_last()
 
 
 def _with_labels(labels: dict[str, str]) -> dict[str, Any]:
-    record = dict(_ns_facts()[1].current["ovh-dns"])
-    record["labels"] = labels
-    return {"ovh-dns": record}
+    import dataclasses
+
+    return {"ovh-dns": dataclasses.replace(_ns_facts()[1].current["ovh-dns"], labels=labels)}
+
+
+def _backup(secrets: dict[str, Any], done: bool) -> Any:
+    from bootstrap.commands.migrate import Backup
+
+    return Backup("external-dns", secrets, done)
 
 
 def test_what_is_there_already_is_not_done_again() -> None:
     cat, f = _ns_facts(
-        backup={"secrets": _ns_facts()[1].current, "done": False},
+        backup=_backup(_ns_facts()[1].current, done=False),
         current=_with_labels({"team": "dns", **OPERATOR_CACHE_LABELS}),  # labelled, then killed
         kv={"shared/ovh-dns": ({"application-key": "ak", "application-secret": "as"}, 1)},
         present={("ServiceAccount", "external-dns"), ("VaultAuth", "external-dns")},
@@ -265,7 +272,7 @@ def test_what_is_there_already_is_not_done_again() -> None:
         ("LabelForOperator", "check", "Secret external-dns/ovh-dns"),
         ("MarkMigrated", "update", "backup external-dns"),
     ]
-    cat, done = _ns_facts(backup={"secrets": {}, "done": True})
+    cat, done = _ns_facts(backup=_backup({}, done=True))
     assert _steps(cat, done) == [("Action", "check", "external-dns")]
 
 
@@ -281,7 +288,10 @@ def test_what_is_there_already_is_not_done_again() -> None:
             "Vault holds other values than external-dns/ovh-dns (version 3); --force replaces",
         ),
         ({"current": {}}, "does not exist"),
-        ({"current": {"ovh-dns": {"data": {"k": "/w=="}}}}, "key 'k' is not UTF-8 text"),
+        (
+            {"current": {"ovh-dns": SecretRecord("Opaque", {"k": "/w=="}, {}, {})}},
+            "key 'k' is not UTF-8 text",
+        ),
         ({"syncs": []}, "declares no Secret in this namespace"),
     ],
 )
@@ -379,7 +389,7 @@ def test_a_cluster_without_the_operator_is_refused() -> None:
 def test_a_backed_up_secret_that_is_gone_is_refused_and_rollback_named() -> None:
     from bootstrap.commands.migrate import plan_namespace
 
-    cat, f = _ns_facts(backup={"secrets": _ns_facts()[1].current, "done": False}, current={})
+    cat, f = _ns_facts(backup=_backup(_ns_facts()[1].current, done=False), current={})
     (only,) = plan_namespace(f, cat, force=False)
     assert only.verb == "problem" and "migrate.rollback" in only.reason, only
 
@@ -697,3 +707,37 @@ _CATALOG_WITH_APP = (
     "version: 1\nname: c\nservices:\n  - name: app\n    namespace: app\n    secrets:\n"
     "      config: {keys: {a: null}}\n"
 )
+
+
+def test_a_backup_round_trips_and_a_damaged_one_is_named_without_its_values(
+    tmp_path: Any,
+) -> None:
+    """Issue 26: the backup is typed (it was a dict read by key behind asserts); one that is
+    not what the product wrote stops the run with the file and what is wrong."""
+    import json
+
+    from bootstrap.commands.migrate import Backup
+    from bootstrap.core.errors import BootstrapError
+
+    path = tmp_path / "web.json"
+    record = SecretRecord("Opaque", {"password": "c2VjcmV0"}, {"team": "web"}, {})
+    backup = Backup("web", {"config": record}, False, 1.5, ("CronJob a/copier",))
+    backup.save(path, overwrite=False)
+    assert Backup.load(path) == backup
+    assert Backup.load(tmp_path / "none.json") is None
+    for damaged, why in [
+        ("[1, 2]", "not a JSON object"),
+        ('{"secrets": 3}', "no 'secrets' object"),
+        ('{"secrets": {"config": {"data": {"password": 7}}}}', "its data is not a map"),
+        ('{"secrets": {}, "done": "yes"}', "'done' or 'created' has the wrong type"),
+        ('{"secrets": {}, "copiers": "x"}', "'copiers' is not a list"),
+        ("{not json", "Expecting property name"),
+    ]:
+        path.write_text(damaged)
+        with pytest.raises(BootstrapError) as caught:
+            Backup.load(path)
+        assert str(path) in str(caught.value) and why in str(caught.value), caught.value
+    path.write_text(json.dumps({"secrets": {"config": {"data": {"password": ["c2VjcmV0"]}}}}))
+    with pytest.raises(BootstrapError) as caught:
+        Backup.load(path)
+    assert "c2VjcmV0" not in str(caught.value)
