@@ -22,6 +22,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 
 from bootstrap.core.errors import KubernetesError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class Kube:
             raise ApiException(status=resp.status, reason=resp.reason, body=data.decode())
         return data
 
-    def list_metadata(self, path: str, what: str) -> dict[str, dict[str, Any]]:
+    def list_metadata(self, path: str, what: str) -> dict[str, JsonObject]:
         """Name -> metadata (a dict in the API's own JSON field names) of every object a list
         path returns, e.g. ``/api/v1/namespaces/apps/secrets``: one request, and only the
         metadata travels (a Secret's data never leaves the server)."""
@@ -348,7 +349,7 @@ class Kube:
             with translated(what):
                 self.core.replace_namespaced_secret(name, namespace, body)
 
-    def put_secret_record(self, namespace: str, name: str, record: dict[str, Any]) -> None:
+    def put_secret_record(self, namespace: str, name: str, record: JsonObject) -> None:
         """Make a Secret exactly ``record`` (type, base64 data, labels, annotations): created
         when absent, else replaced (same object, so its workloads see it in place)."""
         body = client.V1Secret(
@@ -381,7 +382,7 @@ class Kube:
                 content_type="application/merge-patch+json",
             )
 
-    def create_object(self, obj: dict[str, Any]) -> None:
+    def create_object(self, obj: JsonObject) -> None:
         meta = obj["metadata"]
         with translated(f"creating {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"):
             res = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
@@ -404,7 +405,7 @@ class Kube:
         return True
 
     # -- generic objects ----------------------------------------------------------------
-    def apply(self, obj: dict[str, Any], field_manager: str = conv.FIELD_MANAGER) -> None:
+    def apply(self, obj: JsonObject, field_manager: str = conv.FIELD_MANAGER) -> None:
         """Server-side apply of one object, forcing our field manager's ownership. One PATCH
         through the client's REST layer; the answer is checked, not decoded (the dynamic
         client's objects cost more CPU than the request: 3500 applies took 4x the bare loop's
@@ -437,7 +438,7 @@ class Kube:
         kind: str,
         name: str,
         namespace: str | None,
-        patch: dict[str, Any],
+        patch: JsonObject,
         field_manager: str = conv.FIELD_MANAGER,
     ) -> None:
         """A JSON merge patch of one object (e.g. one annotation or label)."""
@@ -470,7 +471,7 @@ class Kube:
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> dict[str, Any] | None:
+    ) -> JsonObject | None:
         with translated(f"reading {kind} {namespace or ''}/{name}"):
             res = self.dynamic.resources.get(api_version=api_version, kind=kind)
             try:
@@ -486,7 +487,7 @@ class Kube:
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[JsonObject]:
         with translated(f"listing {kind}"):
             res = self.dynamic.resources.get(api_version=api_version, kind=kind)
             items = res.get(namespace=namespace, label_selector=label_selector).to_dict()
@@ -552,7 +553,7 @@ class Kube:
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[JsonObject]:
         """Every object of a kind (in ``namespace``, else cluster-wide) as plain JSON, with
         its apiVersion and kind: one request, what :meth:`list` gives without its cost."""
         res = self._resource(api_version, kind)
@@ -560,7 +561,7 @@ class Kube:
         where = f" in {namespace}" if namespace else ""
         with translated(f"listing {kind}{where}"):
             found = self._get_json(res.path(namespace=namespace), query)
-        items: builtins.list[dict[str, Any]] = builtins.list((found or {}).get("items") or [])
+        items: builtins.list[JsonObject] = builtins.list((found or {}).get("items") or [])
         for item in items:  # list items carry no apiVersion/kind of their own
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)

@@ -20,6 +20,7 @@ from python_terraform import IsFlagged, Terraform
 from bootstrap.clients import procs
 from bootstrap.core import failpoints, paths
 from bootstrap.core.errors import TerraformError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.tooling import tools
 
@@ -92,7 +93,7 @@ class Workspace:
             env["TF_CLI_CONFIG_FILE"] = str(rc)
         return env
 
-    def prepare(self, tfvars: dict[str, Any], moves: dict[str, str] | None = None) -> None:
+    def prepare(self, tfvars: JsonObject, moves: dict[str, str] | None = None) -> None:
         """Copy the module, write the inputs and the backend. Inputs never go on argv. The
         working folder (state, plans, provider cache) is private: mode 0700. ``moves`` (old
         address -> new) become ``moved`` blocks, so Terraform renames what its state holds
@@ -241,7 +242,7 @@ class Workspace:
             digest.update(name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"-"))
         return digest.hexdigest()
 
-    def _state_identity(self) -> dict[str, Any] | None:
+    def _state_identity(self) -> JsonObject | None:
         """The local state's lineage and serial (None for another backend or no state)."""
         if self.backend != "local" or not self.state_file.is_file():
             return None
@@ -272,20 +273,20 @@ class Workspace:
             and all(record.get(k) == v for k, v in identity.items())
         )
 
-    def state(self) -> dict[str, dict[str, Any]]:
+    def state(self) -> dict[str, JsonObject]:
         """Every resource in the state: address -> its attribute values (the local state is
         read as a file; another backend through the tool)."""
         if self.backend == "local":
             return _resources(self.state_file)
         self.init()
         shown = json.loads(self._run("show", "show", "-json"))
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, JsonObject] = {}
         for res in (shown.get("values") or {}).get("root_module", {}).get("resources", []):
             out[str(res["address"])] = dict(res.get("values") or {})
         return out
 
 
-def _resources(state_file: Path) -> dict[str, dict[str, Any]]:
+def _resources(state_file: Path) -> dict[str, JsonObject]:
     """Managed resources of a state file (format version 4): address -> attributes."""
     if not state_file.is_file() or state_file.stat().st_size == 0:
         return {}
@@ -293,7 +294,7 @@ def _resources(state_file: Path) -> dict[str, dict[str, Any]]:
         state = json.loads(state_file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise TerraformError(f"{state_file}: not a readable Terraform state ({exc})") from None
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, JsonObject] = {}
     for res in state.get("resources", []):
         if res.get("mode") != "managed":
             continue

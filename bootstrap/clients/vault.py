@@ -27,6 +27,7 @@ from bootstrap.clients.vault_http import (
     VaultRequestError,
 )
 from bootstrap.core import failpoints
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.parallel import in_parallel
 from bootstrap.core.waits import WaitSettings
 
@@ -79,7 +80,7 @@ def _client(
         c.adapter.close()
 
 
-def _body(result: Any) -> dict[str, Any] | None:
+def _body(result: Any) -> JsonObject | None:
     """hvac's JSONAdapter answer as a dict: a dict, a Response (non-200 or not JSON), None."""
     if isinstance(result, Response):
         data = result.data()
@@ -157,7 +158,7 @@ INIT_TIMEOUT = 120.0
 
 def initialize(
     addr: str, shares: int, threshold: int, pgp_keys: list[str] | None = None
-) -> dict[str, Any]:
+) -> JsonObject:
     """Initialize; returns the raw response (keys and root token). The caller must put it
     in custody before doing anything else. Never sent twice (see vault_http)."""
     with _client(addr, timeout=INIT_TIMEOUT) as c:
@@ -196,7 +197,7 @@ def submit_unseal_keys(
     return health(addr)
 
 
-def seal_status(addr: str) -> dict[str, Any]:
+def seal_status(addr: str) -> JsonObject:
     """/v1/sys/seal-status (no token): type, initialized, sealed, t, n, progress, version."""
     with _client(addr) as c:
         return _body(c.sys.read_seal_status()) or {}
@@ -241,13 +242,13 @@ def join_raft(addr: str, leader_addr: str) -> bool:
     return bool(data.get("joined"))
 
 
-def raft_peers(addr: str, token: str) -> list[dict[str, Any]]:
+def raft_peers(addr: str, token: str) -> list[JsonObject]:
     with _client(addr, token) as c:
         resp = c.sys.read_raft_config()
     return list(resp["data"]["config"]["servers"])
 
 
-def autopilot_state(addr: str, token: str) -> dict[str, Any]:
+def autopilot_state(addr: str, token: str) -> JsonObject:
     """Raft autopilot's view of each server (``sys/storage/raft/autopilot/state``): why a
     non-voter is not promoted yet (health, last contact, stable since)."""
     with _client(addr, token) as c:
@@ -310,8 +311,8 @@ class Api:
             self._adapter.failover = partial(other_node, [addr, *others])
 
     def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any] | None]:
+        self, method: str, path: str, body: JsonObject | None = None
+    ) -> tuple[int, JsonObject | None]:
         """One call; returns (status, JSON body or None). 404 is an answer (absent); other
         statuses >= 400 raise VaultRequestError."""
         url = f"/v1/{path}"
@@ -324,7 +325,7 @@ class Api:
         with self._lock:
             self.writes += 1
 
-    def read(self, path: str) -> dict[str, Any] | None:
+    def read(self, path: str) -> JsonObject | None:
         """GET /v1/<path>; None when it does not exist."""
         return _body(self.client.read(path))
 
@@ -334,11 +335,11 @@ class Api:
             return []
         return list(data.get("data", {}).get("keys", []))
 
-    def write(self, path: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    def write(self, path: str, data: JsonObject) -> JsonObject | None:
         self._count_write()
         return _body(self.client.write_data(path, data=data))
 
-    def put(self, path: str, data: dict[str, Any]) -> None:
+    def put(self, path: str, data: JsonObject) -> None:
         self._count_write()
         self._adapter.put(f"/v1/{path}", json=data)
 

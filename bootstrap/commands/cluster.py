@@ -28,10 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.core.errors import BootstrapError, UsageError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import cluster as model
 from bootstrap.model.catalog import Catalog
@@ -84,7 +84,7 @@ def build_images(settings: Settings, version: str, say: Say) -> list[images.Imag
 
 def manifests_for(
     settings: Settings, catalog: Catalog, options: model.ClusterOptions
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """The objects to apply, with the operator the settings ask for: its image, CRDs and
     RBAC from its source, its flags as container arguments."""
     operator, archive = operator_choice(settings)
@@ -127,16 +127,16 @@ def _prepare_storage(options: model.ClusterOptions) -> None:
         os.chown(folder, OPENBAO_UID, OPENBAO_GID)
 
 
-def _pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+def _pods(kube: Kube, namespace: str, selector: str) -> list[JsonObject]:
     return kube.list_objects("v1", "Pod", namespace, label_selector=selector)
 
 
-def _running(pod: dict[str, Any]) -> bool:
+def _running(pod: JsonObject) -> bool:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return bool(statuses) and all("running" in (c.get("state") or {}) for c in statuses)
 
 
-def _describe(pods: list[dict[str, Any]]) -> str:
+def _describe(pods: list[JsonObject]) -> str:
     out = []
     for p in pods:
         status = p.get("status") or {}
@@ -152,11 +152,11 @@ def _describe(pods: list[dict[str, Any]]) -> str:
 
 def wait_running(
     kube: Kube, namespace: str, selector: str, count: int, what: str, wait: WaitSettings
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Until ``count`` pods of ``selector`` have every container running (Ready or not: a
     sealed OpenBao and a demo without its Secret are live and not Ready, as they should)."""
 
-    def probe() -> list[dict[str, Any]]:
+    def probe() -> list[JsonObject]:
         pods = _pods(kube, namespace, selector)
         running = [p for p in pods if _running(p)]
         if len(running) < count:
@@ -166,7 +166,7 @@ def wait_running(
     return wait_for(probe, what, wait)
 
 
-def apply_objects(kube: Kube, objects: list[dict[str, Any]]) -> int:
+def apply_objects(kube: Kube, objects: list[JsonObject]) -> int:
     """Apply every object in order (server-side), waiting for the CRDs to be established
     before the first object after them; returns how many were applied."""
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
@@ -178,8 +178,8 @@ def apply_objects(kube: Kube, objects: list[dict[str, Any]]) -> int:
 
 
 def wait_pods(
-    kube: Kube, objects: list[dict[str, Any]], options: model.ClusterOptions, wait: WaitSettings
-) -> list[dict[str, Any]]:
+    kube: Kube, objects: list[JsonObject], options: model.ClusterOptions, wait: WaitSettings
+) -> list[JsonObject]:
     """Until OpenBao's pods, the operator's and every demo workload's run; returns
     OpenBao's pods."""
     bao = wait_running(

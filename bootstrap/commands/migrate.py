@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.clients.vault import Api
 from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, UsageError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action, check, problem
@@ -59,7 +59,7 @@ def digest(data: dict[str, str] | None) -> str:
     return h.hexdigest()
 
 
-def _secret(obj: dict[str, Any], *, synced: bool = False) -> SecretSeen:
+def _secret(obj: JsonObject, *, synced: bool = False) -> SecretSeen:
     """What discovery and the migration's checks see of a Secret: names, a digest, never
     values. ``synced``: written by the operator from Vault (its ``_raw`` key is not data)."""
     meta = obj.get("metadata") or {}
@@ -93,14 +93,14 @@ def _secret(obj: dict[str, Any], *, synced: bool = False) -> SecretSeen:
     )
 
 
-def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+def _pod_spec(obj: JsonObject) -> JsonObject:
     spec = obj.get("spec") or {}
     if obj.get("kind") == "CronJob":
         spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
     return ((spec.get("template") or {}).get("spec")) or {}
 
 
-def _workload(obj: dict[str, Any]) -> WorkloadSeen:
+def _workload(obj: JsonObject) -> WorkloadSeen:
     meta = obj.get("metadata") or {}
     pod = _pod_spec(obj)
     containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
@@ -141,7 +141,7 @@ def observe(
     own = {conv.OPERATOR_NAMESPACE}
     chosen = sorted(set(namespaces)) if namespaces else None
 
-    def wanted(obj: dict[str, Any]) -> bool:
+    def wanted(obj: JsonObject) -> bool:
         ns = (obj.get("metadata") or {}).get("namespace", "")
         if chosen is not None:
             return ns in chosen
@@ -188,7 +188,7 @@ def copier_path(state_dir: Path, ref: str) -> Path:
     return state_dir / "migrate" / "copiers" / (ref.replace(" ", "-").replace("/", "_") + ".json")
 
 
-def _pristine(obj: dict[str, Any]) -> dict[str, Any]:
+def _pristine(obj: JsonObject) -> JsonObject:
     """An object as it would be created again: kind, name, labels, annotations, spec."""
     meta = obj.get("metadata") or {}
     keep = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if meta.get(k)}
@@ -219,7 +219,7 @@ class SecretRecord:
     annotations: dict[str, str]
 
     @classmethod
-    def of_object(cls, obj: dict[str, Any]) -> SecretRecord:
+    def of_object(cls, obj: JsonObject) -> SecretRecord:
         meta = obj.get("metadata") or {}
         return cls(
             str(obj.get("type") or "Opaque"),
@@ -375,7 +375,7 @@ class LabelForOperator(Action):
 class ApplyOperatorObject(Action):
     """Server-side apply one ServiceAccount, VaultAuth or VaultStaticSecret."""
 
-    obj: dict[str, Any] = field(hash=False, compare=False)
+    obj: JsonObject = field(hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -413,12 +413,12 @@ def _values(record: SecretRecord) -> dict[str, str] | str:
 
 def wanted_objects(
     catalog: Catalog, namespace: str, api: OperatorApi | None = None
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """The namespace's ServiceAccounts, VaultAuths and VaultStaticSecrets (``create: false``;
     with ``transformation: {}`` where the CRD declares it: else a current operator's own
     first update changes the spec after the first sync, and it restarts the targets)."""
     settled = api is not None and api.transformation
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     for svc in sorted(catalog.services, key=lambda s: s.name):
         if svc.namespace == namespace:
             out += [render_service_account(catalog, svc), render_vault_auth(catalog, svc)]
@@ -784,7 +784,7 @@ def _migrated(state_dir: Path) -> set[str]:
 def build_facts(
     namespace: str,
     catalog: Catalog,
-    secrets: list[dict[str, Any]],
+    secrets: list[JsonObject],
     workloads: list[WorkloadSeen],
     selectors: tuple[str, ...],
     *,
@@ -884,7 +884,7 @@ def namespace_facts(
     )
 
 
-def managed_by_catalog(obj: dict[str, Any], catalog: Catalog) -> bool:
+def managed_by_catalog(obj: JsonObject, catalog: Catalog) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return (
         labels.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import KvValue, read_kv_value
 from bootstrap.clients.vault import Api, VaultRequestError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, RestartTarget, duration_seconds
 from bootstrap.model.domain import VSO_API, Sync, syncs
@@ -37,7 +37,7 @@ class Row:
     last_sync: str
     restarts: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return asdict(self)
 
 
@@ -134,7 +134,7 @@ def _explained(
     ns: str,
     name: str,
     detail: str,
-    vss: dict[str, Any] | None = None,
+    vss: JsonObject | None = None,
 ) -> str:
     """The operator's last error, and the cause found in Vault (VSO v0.1.0 loses the Vault
     error of a failed kv-v2 read: its event only says the secret was empty)."""
@@ -155,7 +155,7 @@ def _read_foreign(api: Api, mount: str, path: str) -> KvValue:
 def _foreign(
     kube: Kube,
     api: Api,
-    foreign: dict[tuple[str, str], dict[str, Any]],
+    foreign: dict[tuple[str, str], JsonObject],
     seen_now: vso.Observed,
 ) -> list[Row]:
     """Rows for the VaultStaticSecrets of the catalog's namespaces that it does not declare

@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from bootstrap.core.errors import BootstrapError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, one_unit
 from bootstrap.model.policy import (
@@ -115,8 +116,8 @@ ReadsByRole = dict[str, set[str]]
 @dataclass
 class Rendered:
     policies: dict[str, str] = field(default_factory=dict)
-    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    manifests: list[dict[str, Any]] = field(default_factory=list)
+    roles: dict[str, JsonObject] = field(default_factory=dict)
+    manifests: list[JsonObject] = field(default_factory=list)
     #: Where a policy or role was read from ("policy:<name>" / "role:<name>" -> file).
     origins: dict[str, str] = field(default_factory=dict)
     #: What could not be read at all (each one a finding).
@@ -233,12 +234,12 @@ def _read(p: Path, out: Rendered) -> str | None:
         return None
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def _mapping(value: Any) -> JsonObject:
     """A field that must be a mapping; anything else reads as empty (a finding elsewhere)."""
     return value if isinstance(value, dict) else {}
 
 
-def _shape_problem(doc: dict[str, Any]) -> str | None:
+def _shape_problem(doc: JsonObject) -> str | None:
     """What makes a manifest unreadable as the operator's objects are: a metadata, spec or
     spec.kubernetes that is not a mapping."""
     for name, value in (
@@ -252,7 +253,7 @@ def _shape_problem(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
+def _key(doc: JsonObject) -> tuple[str, str, str]:
     meta = _mapping(doc.get("metadata"))
     return (str(doc.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
 
@@ -279,7 +280,7 @@ class RoleView:
     audience: str
 
 
-def _role_view(name: str, role: dict[str, Any], where: str, findings: list[str]) -> RoleView:
+def _role_view(name: str, role: JsonObject, where: str, findings: list[str]) -> RoleView:
     for key in sorted(set(role) - ROLE_FIELDS):
         findings.append(
             f"{where}: field {key!r} is not one the product writes; the check cannot "
@@ -674,7 +675,7 @@ def _rules_of(view: RoleView, parsed: dict[str, list[Rule]]) -> list[Rule]:
     return Rules(rule for pol in dict.fromkeys(names) for rule in parsed.get(pol, []))
 
 
-Objects = dict[tuple[str, str, str], dict[str, Any]]
+Objects = dict[tuple[str, str, str], JsonObject]
 
 
 def _objects(r: Rendered, findings: list[str]) -> Objects:
@@ -712,7 +713,7 @@ AuthMemo = dict[tuple[str, str], tuple[str, RoleView | None]]
 
 def _vault_auth_chain(
     r: Rendered,
-    auth: dict[str, Any],
+    auth: JsonObject,
     ns: str,
     auth_name: str,
     objects: Objects,
@@ -736,7 +737,7 @@ def _vault_auth_chain(
 
 def _static_secret(
     r: Rendered,
-    vss: dict[str, Any],
+    vss: JsonObject,
     objects: Objects,
     views: dict[str, RoleView],
     role_rules: RulesByRole,
@@ -794,7 +795,7 @@ def _static_secret(
     return role_name, str(spec.get("path"))
 
 
-def _auth_findings(where: str, spec: dict[str, Any], ns: str, objects: Objects) -> list[str]:
+def _auth_findings(where: str, spec: JsonObject, ns: str, objects: Objects) -> list[str]:
     """A VaultAuth's method and mount, and its ServiceAccount rendered beside it."""
     out: list[str] = []
     if spec.get("method") != "kubernetes":
@@ -808,7 +809,7 @@ def _auth_findings(where: str, spec: dict[str, Any], ns: str, objects: Objects) 
 
 
 def _vault_auth_isolation(
-    where: str, ns: str, spec: dict[str, Any], operator_ns: str = conv.OPERATOR_NAMESPACE
+    where: str, ns: str, spec: JsonObject, operator_ns: str = conv.OPERATOR_NAMESPACE
 ) -> list[str]:
     """A VaultAuth's fields (VSO 1.4.1) that would let other namespaces use it, or let
     another namespace decide where or how it logs in."""
@@ -864,7 +865,7 @@ def _vault_auth_isolation(
     return out
 
 
-def _static_secret_fields(where: str, ns: str, spec: dict[str, Any]) -> list[str]:
+def _static_secret_fields(where: str, ns: str, spec: JsonObject) -> list[str]:
     """A VaultStaticSecret's fields (VSO 1.4.1) that reach into another namespace, take
     over a Secret, or that the operator would refuse or ignore."""
     out: list[str] = []
@@ -915,9 +916,7 @@ def _static_secret_fields(where: str, ns: str, spec: dict[str, Any]) -> list[str
     return out
 
 
-def _binding_findings(
-    where: str, k8s: dict[str, Any], ns: str, role: str, view: RoleView
-) -> list[str]:
+def _binding_findings(where: str, k8s: JsonObject, ns: str, role: str, view: RoleView) -> list[str]:
     """Whether the role a VaultAuth names lets its ServiceAccount, namespace and audience
     log in."""
     out: list[str] = []

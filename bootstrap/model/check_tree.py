@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.output import MARKER
 from bootstrap.model import conventions as conv
 from bootstrap.model.check import (
@@ -145,7 +146,7 @@ def _names(files: dict[str, str], prefix: str, suffix: str) -> dict[str, str]:
 # -- roles --------------------------------------------------------------------------------
 
 
-def _role_policies(role: dict[str, Any]) -> list[str]:
+def _role_policies(role: JsonObject) -> list[str]:
     out: list[str] = []
     for key in ("token_policies", "policies"):
         for p in _str_list(role.get(key, [])) or []:
@@ -172,8 +173,8 @@ def _seconds(value: Any) -> Any:
     return value
 
 
-def _role_normal(role: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _role_normal(role: JsonObject) -> JsonObject:
+    out: JsonObject = {}
     for key, value in role.items():
         if key in ("token_policies", "policies"):
             continue
@@ -189,7 +190,7 @@ def _role_normal(role: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def role_drift(where: str, name: str, want_text: str, have: dict[str, Any]) -> list[str]:
+def role_drift(where: str, name: str, want_text: str, have: JsonObject) -> list[str]:
     want = _role_normal(json.loads(want_text))
     got = _role_normal(have)
     out = []
@@ -229,17 +230,17 @@ def _roles(root: Path, r: Rendered, want: dict[str, str]) -> list[str]:
 Key = tuple[str, str, str]
 
 
-def _docs(text: str) -> list[dict[str, Any]]:
+def _docs(text: str) -> list[JsonObject]:
     return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
 
 
 def _manifests(root: Path, r: Rendered, want: dict[str, str], ref: Reference) -> list[str]:
-    expected: dict[Key, tuple[str, dict[str, Any]]] = {}
+    expected: dict[Key, tuple[str, JsonObject]] = {}
     for rel, text in want.items():
         if rel.startswith("manifests/"):
             for doc in _docs(text):
                 expected[_key(doc)] = (rel, doc)
-    have: dict[Key, dict[str, Any]] = {}
+    have: dict[Key, JsonObject] = {}
     for doc in r.manifests:
         have.setdefault(_key(doc), doc)
     out = []
@@ -264,7 +265,7 @@ def _manifests(root: Path, r: Rendered, want: dict[str, str], ref: Reference) ->
     return out
 
 
-def _connection(where: str, doc: dict[str, Any], ref: Reference) -> list[str]:
+def _connection(where: str, doc: JsonObject, ref: Reference) -> list[str]:
     address = (doc.get("spec") or {}).get("address")
     if ref.vault_connection_address and address == ref.vault_connection_address:
         return []
@@ -325,9 +326,7 @@ RISKS = {
 }
 
 
-def object_drift(
-    where: str, want: dict[str, Any], have: dict[str, Any], ref: Reference
-) -> list[str]:
+def object_drift(where: str, want: JsonObject, have: JsonObject, ref: Reference) -> list[str]:
     kind, ns, _name = _key(want)
     out = []
     for field, w, h in _walk(want, have, ""):
@@ -507,7 +506,7 @@ def _job_manifests(p: Path, want_text: str, have_text: str, ref: Reference) -> l
         at = f":{mark.line + 1}" if mark is not None else ""
         return [f"{p}{at}: invalid YAML: {getattr(exc, 'problem', None) or type(exc).__name__}"]
     want = {_key(d): d for d in _docs(want_text)}
-    have: dict[Key, dict[str, Any]] = {}
+    have: dict[Key, JsonObject] = {}
     out = []
     for doc in have_docs:
         if doc is None:

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, RestartTarget
 from bootstrap.model.domain import WORKLOAD_API, Sync, syncs
@@ -87,9 +87,9 @@ class OperatorSource:
     (``config/rbac/role.yaml``) and leader-election Role
     (``config/rbac/leader_election_role.yaml``)."""
 
-    crds: tuple[dict[str, Any], ...]
-    cluster_rules: tuple[dict[str, Any], ...]
-    leader_election_rules: tuple[dict[str, Any], ...]
+    crds: tuple[JsonObject, ...]
+    cluster_rules: tuple[JsonObject, ...]
+    leader_election_rules: tuple[JsonObject, ...]
 
 
 @dataclass(frozen=True)
@@ -145,14 +145,14 @@ def _selector(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name}
 
 
-def _meta(name: str, namespace: str | None, labels: dict[str, str]) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
+def _meta(name: str, namespace: str | None, labels: dict[str, str]) -> JsonObject:
+    meta: JsonObject = {"name": name, "labels": dict(labels)}
     if namespace is not None:
         meta["namespace"] = namespace
     return meta
 
 
-def _container_security() -> dict[str, Any]:
+def _container_security() -> JsonObject:
     return {
         "allowPrivilegeEscalation": False,
         "privileged": False,
@@ -160,7 +160,7 @@ def _container_security() -> dict[str, Any]:
     }
 
 
-def _namespace(name: str, component: str) -> dict[str, Any]:
+def _namespace(name: str, component: str) -> JsonObject:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -203,7 +203,7 @@ def openbao_config(options: ClusterOptions) -> str:
     )
 
 
-def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dict[str, Any]]:
+def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[JsonObject]:
     ns = options.openbao_namespace
     labels = _labels(OPENBAO, "server")
     port, cport = options.openbao_port, options.openbao_cluster_port
@@ -224,11 +224,11 @@ def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dic
         {"name": "BAO_RAFT_NODE_ID", "value": "$(POD_NAME)"},
         {"name": "BAO_ADDR", "value": f"http://127.0.0.1:{port}"},
     ]
-    data_mount: dict[str, Any] = {"name": "data", "mountPath": "/openbao/data"}
-    volumes: list[dict[str, Any]] = [
+    data_mount: JsonObject = {"name": "data", "mountPath": "/openbao/data"}
+    volumes: list[JsonObject] = [
         {"name": "config", "configMap": {"name": OPENBAO_CONFIG}},
     ]
-    claims: list[dict[str, Any]] = []
+    claims: list[JsonObject] = []
     if options.openbao_storage == "hostPath":
         data_mount["subPathExpr"] = "$(POD_NAME)"
         volumes.append(
@@ -280,7 +280,7 @@ def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dic
         },
         "securityContext": _container_security(),
     }
-    statefulset: dict[str, Any] = {
+    statefulset: JsonObject = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _meta(OPENBAO, ns, labels),
@@ -354,14 +354,14 @@ def _openbao_objects(images: ClusterImages, options: ClusterOptions) -> list[dic
 
 def _operator_objects(
     images: ClusterImages, source: OperatorSource, options: ClusterOptions
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     ns = options.operator_namespace
     labels = _labels(OPERATOR, "controller-manager")
     sa = OPERATOR_SERVICE_ACCOUNT
     subject = [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]
     cluster_role = f"{OPERATOR}-manager-role"
     leader_role = f"{OPERATOR}-leader-election-role"
-    out: list[dict[str, Any]] = [*source.crds]
+    out: list[JsonObject] = [*source.crds]
     out += [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(sa, ns, labels)},
         {
@@ -489,7 +489,7 @@ def _env_name(secret: str, key: str) -> str:
 
 def _demo_workload(
     target: RestartTarget, namespace: str, service: str, secrets: list[Sync], image: str
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     labels = {**_labels(target.name, "demo"), conv.SERVICE_LABEL: service}
     destinations = sorted({s.destination for s in secrets})
     keys = {s.destination: s.keys for s in secrets}
@@ -541,8 +541,8 @@ def _demo_workload(
             ],
         },
     }
-    spec: dict[str, Any] = {"selector": {"matchLabels": _selector(target.name)}, "template": pod}
-    out: list[dict[str, Any]] = []
+    spec: JsonObject = {"selector": {"matchLabels": _selector(target.name)}, "template": pod}
+    out: list[JsonObject] = []
     if target.kind != "DaemonSet":
         spec["replicas"] = 1
     if target.kind == "StatefulSet":
@@ -566,11 +566,11 @@ def _demo_workload(
     return out
 
 
-def _demo_objects(catalog: Catalog, image: str) -> list[dict[str, Any]]:
+def _demo_objects(catalog: Catalog, image: str) -> list[JsonObject]:
     by_service: dict[tuple[str, str], list[Sync]] = {}
     for sync in syncs(catalog):
         by_service.setdefault((sync.namespace, sync.service), []).append(sync)
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     seen: set[tuple[str, str, str]] = set()
     for svc in catalog.services:
         for target in svc.restart:
@@ -597,7 +597,7 @@ def render_cluster(
     images: ClusterImages,
     operator: OperatorSource,
     options: ClusterOptions | None = None,
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Every object ``cluster.create`` applies, in apply order: namespaces, the operator's
     CRDs, OpenBao, the operator, the demo workloads."""
     opts = options or ClusterOptions()

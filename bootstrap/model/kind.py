@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import cluster as model
 
 KIND_API = "kind.x-k8s.io/v1alpha4"
@@ -66,7 +66,7 @@ def local_service(i: int) -> str:
     return f"{model.OPENBAO}-{i}-local"
 
 
-def kind_config(host_ports: list[int]) -> dict[str, Any]:
+def kind_config(host_ports: list[int]) -> JsonObject:
     """One control-plane node whose pods' node ports of OpenBao are the laptop's loopback
     ``host_ports`` (pod i at ``host_ports[i]``), never another address."""
     if len(host_ports) != MAPPED_PODS:
@@ -96,7 +96,7 @@ def options(replicas: int) -> model.ClusterOptions:
     return model.ClusterOptions(openbao_replicas=replicas, openbao_storage="pvc", cluster_dns=True)
 
 
-def local_services(opts: model.ClusterOptions) -> list[dict[str, Any]]:
+def local_services(opts: model.ClusterOptions) -> list[JsonObject]:
     """A NodePort Service per OpenBao pod, selecting that pod only, publishing it while
     sealed (the bootstrap must reach a sealed pod to unseal it)."""
     out = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model.domain import VSO_API
 
@@ -86,7 +87,7 @@ class OperatorApi:
 NOT_INSTALLED = OperatorApi(installed=False)
 
 
-def _props(schema: Any, *path: str) -> dict[str, Any]:
+def _props(schema: Any, *path: str) -> JsonObject:
     node = schema if isinstance(schema, dict) else {}
     for key in path:
         node = ((node.get("properties") or {}).get(key) or {}) if isinstance(node, dict) else {}
@@ -94,7 +95,7 @@ def _props(schema: Any, *path: str) -> dict[str, Any]:
     return props if isinstance(props, dict) else {}
 
 
-def read_crd(crd: dict[str, Any] | None) -> OperatorApi:
+def read_crd(crd: JsonObject | None) -> OperatorApi:
     """Pure: the API a VaultStaticSecret CRD (as JSON; None when absent) declares, for the
     version the product writes (``v1beta1``)."""
     if not crd:

@@ -28,8 +28,8 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.domain import kv_secrets
 from bootstrap.model.render import (
@@ -175,11 +175,11 @@ def configmap_data(catalog_text: str) -> dict[str, str]:
     return {CATALOG_FILE: catalog_text}
 
 
-def catalog_volume(configmap: str, options: JobOptions, files: list[str]) -> dict[str, Any]:
+def catalog_volume(configmap: str, options: JobOptions, files: list[str]) -> JsonObject:
     """The catalog's folder as the Job sees it: the ConfigMap's catalog.yaml and, at their
     paths relative to the catalog, the files Secret's keys (optional: a missing file fails
     the Job naming the key that needs it, as a missing env value does)."""
-    sources: list[dict[str, Any]] = [
+    sources: list[JsonObject] = [
         {"configMap": {"name": configmap, "items": [{"key": CATALOG_FILE, "path": CATALOG_FILE}]}}
     ]
     if files:
@@ -199,8 +199,8 @@ def catalog_volume(configmap: str, options: JobOptions, files: list[str]) -> dic
 # -- the manifests ------------------------------------------------------------------------
 
 
-def _meta(catalog: Catalog, name: str, namespace: str | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
+def _meta(catalog: Catalog, name: str, namespace: str | None) -> JsonObject:
+    meta: JsonObject = {"name": name}
     if namespace is not None:
         meta["namespace"] = namespace
     meta["labels"] = {**labels(catalog), "app.kubernetes.io/component": "populate"}
@@ -225,12 +225,12 @@ def job_args(options: JobOptions) -> list[str]:
 
 def render_manifests(
     catalog: Catalog, options: JobOptions, catalog_text: str, files: list[str]
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Namespace, ServiceAccount, ConfigMap and Job, in apply order; ``files``: the paths
     (relative to the catalog's folder) the ``file:`` sources read, never their contents.
     Deterministic."""
     ns = options.access.namespace
-    configmap: dict[str, Any] = {
+    configmap: JsonObject = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(catalog, f"{options.name}-catalog", ns),

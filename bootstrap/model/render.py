@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, Service, duration_seconds
 from bootstrap.model.domain import VSO_API, Sync, kv_secrets, syncs
@@ -49,7 +50,7 @@ def render_policy(svc: Service, catalog_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_role(catalog: Catalog, svc: Service) -> dict[str, Any]:
+def render_role(catalog: Catalog, svc: Service) -> JsonObject:
     """Kubernetes auth role parameters, as written to ``auth/kubernetes/role/<service>``."""
     return {
         "bound_service_account_names": [conv.service_account_name(svc.name)],
@@ -129,7 +130,7 @@ def render_populate_policy(catalog: Catalog) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_populate_role(catalog: Catalog, access: PopulateAccess) -> dict[str, Any]:
+def render_populate_role(catalog: Catalog, access: PopulateAccess) -> JsonObject:
     """The populate Job's role: its own ServiceAccount in its own namespace, its policy."""
     return {
         "bound_service_account_names": [access.service_account],
@@ -144,7 +145,7 @@ class VaultAcl(NamedTuple):
     """Every policy and kubernetes auth role the vault-config phase writes, by name."""
 
     policies: dict[str, str]
-    roles: dict[str, dict[str, Any]]
+    roles: dict[str, JsonObject]
 
 
 def vault_acl(catalog: Catalog, populate: PopulateAccess | None = None) -> VaultAcl:
@@ -172,7 +173,7 @@ def labels(catalog: Catalog, service: str | None = None) -> dict[str, str]:
     return out
 
 
-def render_service_account(catalog: Catalog, svc: Service) -> dict[str, Any]:
+def render_service_account(catalog: Catalog, svc: Service) -> JsonObject:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -184,7 +185,7 @@ def render_service_account(catalog: Catalog, svc: Service) -> dict[str, Any]:
     }
 
 
-def render_vault_auth(catalog: Catalog, svc: Service) -> dict[str, Any]:
+def render_vault_auth(catalog: Catalog, svc: Service) -> JsonObject:
     return {
         "apiVersion": VSO_API,
         "kind": "VaultAuth",
@@ -212,7 +213,7 @@ def render_static_secret(
     create: bool = True,
     overwrite: bool = False,
     transformation: bool = True,
-) -> dict[str, Any]:
+) -> JsonObject:
     """A VaultStaticSecret in the document's section 3 shape.
 
     ``create``/``overwrite`` select the hand-over mode from placeholders (see
@@ -225,12 +226,12 @@ def render_static_secret(
     the value already: a migration, a restore, a busy operator reaching it after populate)
     restarts its targets once for nothing.
     """
-    destination: dict[str, Any] = {"name": sync.destination, "create": create}
+    destination: JsonObject = {"name": sync.destination, "create": create}
     if overwrite:
         destination["overwrite"] = True
     if transformation:
         destination["transformation"] = {}
-    spec: dict[str, Any] = {
+    spec: JsonObject = {
         "type": "kv-v2",
         "mount": conv.KV_MOUNT,
         "path": sync.kv_path,
@@ -255,9 +256,9 @@ def render_static_secret(
     }
 
 
-def operator_resources(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
+def operator_resources(catalog: Catalog) -> dict[str, list[JsonObject]]:
     """Per namespace: each service's ServiceAccount and VaultAuth, then its VaultStaticSecrets."""
-    by_ns: dict[str, list[dict[str, Any]]] = {ns: [] for ns in catalog.namespaces}
+    by_ns: dict[str, list[JsonObject]] = {ns: [] for ns in catalog.namespaces}
     by_service: dict[str, list[Sync]] = defaultdict(list)
     for sync in syncs(catalog):
         by_service[sync.service].append(sync)
@@ -285,7 +286,7 @@ def placeholder_labels(catalog: Catalog) -> dict[str, str]:
     }
 
 
-def placeholder_tfvars(catalog: Catalog) -> dict[str, Any]:
+def placeholder_tfvars(catalog: Catalog) -> JsonObject:
     """Inputs of the ``terraform/`` module: namespaces and one placeholder Secret per sync."""
     secrets = {}
     for s in sorted(syncs(catalog), key=lambda s: (s.namespace, s.destination)):
@@ -345,7 +346,7 @@ def dump_yaml(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
 
 
-def dump_yaml_docs(docs: list[dict[str, Any]]) -> str:
+def dump_yaml_docs(docs: list[JsonObject]) -> str:
     return "---\n".join(dump_yaml(d) for d in docs)
 
 

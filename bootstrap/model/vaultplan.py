@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model import render
 from bootstrap.model.actions import Action, problem
@@ -40,7 +41,7 @@ class Reviewer:
 @dataclass
 class Desired:
     policies: dict[str, str]
-    roles: dict[str, dict[str, Any]]
+    roles: dict[str, JsonObject]
     kubernetes_host: str
     kubernetes_ca_cert: str
     audit_file: str
@@ -259,7 +260,7 @@ class EnableMount(Action):
     """Mount a secrets engine or enable an auth method: a POST of ``body`` to ``path``."""
 
     path: str
-    body: dict[str, Any]
+    body: JsonObject
 
 
 def _plan_mounts(have: Facts) -> list[Action]:
@@ -415,7 +416,7 @@ def _plan_policies(want: Desired, have: Facts) -> list[Action]:
 @dataclass(frozen=True)
 class WriteRole(Action):
     name: str
-    params: dict[str, Any]
+    params: JsonObject
 
 
 def _plan_roles(want: Desired, have: Facts) -> list[Action]:

@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 from bootstrap.clients.kube import Kube
 from bootstrap.core import failpoints
 from bootstrap.core.errors import UsageError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.parallel import in_parallel
 from bootstrap.model import conventions as conv
 from bootstrap.model.actions import Action
@@ -84,7 +85,7 @@ WORKERS = 8
 class OperatorFacts:
     #: (kind, namespace, name) -> object as the cluster has it, for every managed object
     #: and every object the catalog wants.
-    objects: dict[tuple[str, str, str], dict[str, Any]]
+    objects: dict[tuple[str, str, str], JsonObject]
     #: destination Secrets that exist and were not created by the operator
     placeholders: set[tuple[str, str]]
     #: keys of a placeholder Secret that the catalog (so Vault) does not have: the operator's
@@ -101,12 +102,12 @@ class OperatorFacts:
     unlabelled: set[tuple[str, str]] = field(default_factory=set)
 
 
-def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+def _key(obj: JsonObject) -> tuple[str, str, str]:
     meta = obj["metadata"]
     return (obj["kind"], meta.get("namespace") or "", meta["name"])
 
 
-def ours(secret: dict[str, Any], catalog: str) -> bool:
+def ours(secret: JsonObject, catalog: str) -> bool:
     """Pure: a Secret (as JSON) the bootstrap made: a key still carries the placeholder marker,
     or it has the product's labels of this catalog (the placeholders phase writes both; the
     operator, filling it in place, keeps the labels and replaces the data). Placeholders of
@@ -124,7 +125,7 @@ def ours(secret: dict[str, Any], catalog: str) -> bool:
     )
 
 
-def handed_in_place(vss: dict[str, Any] | None, destination: str, catalog: str) -> bool:
+def handed_in_place(vss: JsonObject | None, destination: str, catalog: str) -> bool:
     """Pure: a VaultStaticSecret of this catalog syncs into ``destination`` in place
     (``create: false``) already: the Secret was handed to the operator by the product (by
     this phase, or by ``migrate.namespace``, whose Secrets carry neither a placeholder marker
@@ -135,7 +136,7 @@ def handed_in_place(vss: dict[str, Any] | None, destination: str, catalog: str) 
     return dest.get("name") == destination and not dest.get("create")
 
 
-def owned_by_operator(secret: dict[str, Any]) -> bool:
+def owned_by_operator(secret: JsonObject) -> bool:
     """Pure: the operator created the Secret (a VaultStaticSecret owns it)."""
     refs = (secret.get("metadata") or {}).get("ownerReferences") or []
     return any(r.get("kind") == "VaultStaticSecret" for r in refs)
@@ -143,13 +144,13 @@ def owned_by_operator(secret: dict[str, Any]) -> bool:
 
 def desired(
     ctx: RunContext, placeholders: set[tuple[str, str]], api: OperatorApi | None = None
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """The objects the catalog wants; ``api``: what the cluster's VaultStaticSecret CRD
     declares (a spec as a current operator writes it back, see ``render_static_secret``)."""
     mode = ctx.settings.handover
     if mode not in ("inplace", "owner"):
         raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
-    out: list[dict[str, Any]] = []
+    out: list[JsonObject] = []
     for svc in sorted(ctx.catalog.services, key=lambda s: s.name):
         out.append(render_service_account(ctx.catalog, svc))
         out.append(render_vault_auth(ctx.catalog, svc))
@@ -195,7 +196,7 @@ def _contains(have: Any, want: Any) -> bool:
     return bool(have == want)
 
 
-def _differs(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
+def _differs(want: JsonObject, have: JsonObject) -> list[str]:
     fields = []
     if not _contains(have.get("metadata", {}).get("labels", {}), want["metadata"].get("labels")):
         fields.append("labels")
@@ -205,7 +206,7 @@ def _differs(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
     return fields
 
 
-def managed_by(obj: dict[str, Any], catalog: str) -> bool:
+def managed_by(obj: JsonObject, catalog: str) -> bool:
     """Pure: the object carries the product's labels for this catalog."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return (
@@ -271,7 +272,7 @@ def handover_note(facts: OperatorFacts, mode: str) -> Action:
 class ApplyObject(Action):
     """Server-side apply of one object with the product's field manager."""
 
-    obj: dict[str, Any]
+    obj: JsonObject
     #: a spec update the operator answers with one restart of each rollout target
     restarts: bool = False
 
@@ -285,7 +286,7 @@ class DeleteObject(Action):
 
 
 def plan_namespaces(
-    want: list[dict[str, Any]], existing: set[str], ns_labels: dict[str, str]
+    want: list[JsonObject], existing: set[str], ns_labels: dict[str, str]
 ) -> list[Action]:
     """Namespaces the wanted objects need that the cluster lacks (the placeholders phase
     usually made them; a run that starts at operator, or a namespace removed since, did not)."""
@@ -298,7 +299,7 @@ def plan_namespaces(
 
 
 def plan_objects(
-    want: list[dict[str, Any]], facts: OperatorFacts, prune: bool, catalog: str = "default"
+    want: list[JsonObject], facts: OperatorFacts, prune: bool, catalog: str = "default"
 ) -> list[Action]:
     actions: list[Action] = []
     wanted = {_key(o) for o in want}
@@ -386,7 +387,7 @@ def waves(actions: list[Action]) -> list[list[Action]]:
 
 def read_cluster(
     kube: Kube, namespaces: Sequence[str], workers: int
-) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str, str], dict[str, Any]]]:
+) -> tuple[dict[tuple[str, str], JsonObject], dict[tuple[str, str, str], JsonObject]]:
     """What the plan reads, in LISTs (a few dozen requests, not one per object): every
     Secret of each catalog namespace, by (namespace, name), and the objects of the managed
     kinds, by key.
@@ -404,8 +405,8 @@ def read_cluster(
     reads += [("v1", "ServiceAccount", None, SELECTOR)]
     reads += [(api, kind, None, None) for api, kind in KINDS if kind != "ServiceAccount"]
     found = in_parallel(lambda r: kube.list_objects(*r), reads, workers)
-    secrets: dict[tuple[str, str], dict[str, Any]] = {}
-    objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+    secrets: dict[tuple[str, str], JsonObject] = {}
+    objects: dict[tuple[str, str, str], JsonObject] = {}
     for (_, kind, _, _), items in zip(reads, found, strict=True):
         for item in items:
             if kind == "Secret":
@@ -417,8 +418,8 @@ def read_cluster(
 
 
 def relevant(
-    listed: dict[tuple[str, str, str], dict[str, Any]], wanted: set[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], dict[str, Any]]:
+    listed: dict[tuple[str, str, str], JsonObject], wanted: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], JsonObject]:
     """Pure: of the listed objects, those the plan looks at: every one labelled managed by
     the product (whatever its catalog: :func:`plan_objects` tells them apart), and every one
     the catalog wants, labelled or not."""

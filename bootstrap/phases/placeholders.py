@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.terraform import Change, Workspace
 from bootstrap.core.errors import BootstrapError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model.actions import Action, Verb, check, problem
 from bootstrap.model.render import placeholder_tfvars
 from bootstrap.phases.pipeline import PhaseBase, RunContext
@@ -62,7 +62,7 @@ class PlaceholderFacts:
     released: dict[str, str] = field(default_factory=dict)
 
 
-def taken_over(state: dict[str, dict[str, Any]], live: Live) -> dict[str, str]:
+def taken_over(state: dict[str, JsonObject], live: Live) -> dict[str, str]:
     """Pure: the state's placeholder Secrets that a VaultStaticSecret owns now (the operator
     took them over), by address, each with its owner's name."""
     out = {}
@@ -101,20 +101,20 @@ class Live:
     """What the cluster has, by metadata only (one list per namespace): namespace -> its
     metadata, and (namespace, name) -> a Secret's metadata."""
 
-    namespaces: dict[str, dict[str, Any]]
-    secrets: dict[tuple[str, str], dict[str, Any]]
+    namespaces: dict[str, JsonObject]
+    secrets: dict[tuple[str, str], JsonObject]
 
 
 def live_objects(kube: Kube, namespaces: set[str]) -> Live:
     have = kube.list_metadata("/api/v1/namespaces", "namespaces")
-    secrets: dict[tuple[str, str], dict[str, Any]] = {}
+    secrets: dict[tuple[str, str], JsonObject] = {}
     for ns in sorted(namespaces & set(have)):
         for name, meta in kube.list_metadata(f"/api/v1/namespaces/{ns}/secrets", "Secrets").items():
             secrets[(ns, name)] = meta
     return Live(have, secrets)
 
 
-def moves(state: dict[str, dict[str, Any]]) -> dict[str, str]:
+def moves(state: dict[str, JsonObject]) -> dict[str, str]:
     """Pure: the state's Secrets still at their old address -> their address now."""
     return {
         address: secret_address(_index(address))
@@ -138,11 +138,11 @@ def _visible(values: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (values or {}).items() if not internal(k)}
 
 
-def matches_state(state: dict[str, dict[str, Any]], live: Live) -> bool:
+def matches_state(state: dict[str, JsonObject], live: Live) -> bool:
     """Pure: every object of the state is in the cluster as the state has it (the same object,
     by uid, with the same labels and annotations): what a refresh would find unchanged."""
 
-    def same(want: dict[str, Any], have: dict[str, Any] | None) -> bool:
+    def same(want: JsonObject, have: JsonObject | None) -> bool:
         return (
             have is not None
             and bool(want.get("uid"))
@@ -166,8 +166,8 @@ def matches_state(state: dict[str, dict[str, Any]], live: Live) -> bool:
 
 
 def inputs(
-    ctx: RunContext, state: dict[str, dict[str, Any]], live: Live
-) -> tuple[dict[str, Any], list[str], list[str]]:
+    ctx: RunContext, state: dict[str, JsonObject], live: Live
+) -> tuple[JsonObject, list[str], list[str]]:
     """The module's inputs: what Terraform owns or may create, plus (without prune) what it
     owns that left the catalog, so that it is kept rather than destroyed."""
     t = ctx.target

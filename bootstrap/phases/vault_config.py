@@ -18,11 +18,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
 from bootstrap.core.errors import VaultStateError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model import vaultplan
 from bootstrap.model.actions import Action
@@ -256,7 +257,7 @@ def _enable_audit(api: vault.Api, path: str) -> None:
 #: and renewing itself), and OpenBao parses ``default`` (it holds identity templates) anew
 #: for every request a token carrying it makes: about a quarter of the server's work for
 #: each read of a no-op run.
-ADMIN_TOKEN_BODY: dict[str, Any] = {
+ADMIN_TOKEN_BODY: JsonObject = {
     "policies": [vaultplan.ADMIN_POLICY],
     "period": "768h",
     "display_name": "bootstrap-admin",
@@ -276,10 +277,10 @@ def _create_admin(api: vault.Api, custody: Custody) -> None:
     log.info("bootstrap-admin credential created and stored")
 
 
-def _data(resp: dict[str, Any] | None) -> dict[str, Any]:
+def _data(resp: JsonObject | None) -> JsonObject:
     """A sys/ listing's entries (Vault nests them under "data"; older servers do not)."""
     resp = resp or {}
-    data: dict[str, Any] = resp.get("data", resp)
+    data: JsonObject = resp.get("data", resp)
     return data
 
 

@@ -10,11 +10,11 @@ import logging
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from bootstrap.clients import vault
 from bootstrap.core import failpoints
 from bootstrap.core.errors import VaultStateError, WaitTimeout
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.actions import Action
 from bootstrap.model.settings import Settings
@@ -405,7 +405,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def stale_peers(peers: list[dict[str, Any]], addrs: list[str]) -> str:
+def stale_peers(peers: list[JsonObject], addrs: list[str]) -> str:
     """Pure: the raft peers recorded at an IP no node has now, when nodes and peers are both
     addressed by IP and at least one peer's IP is a node's (the same addressing; port
     forwards and names are left alone). A pod that came back at a new IP stays out of raft:
@@ -428,7 +428,7 @@ def stale_peers(peers: list[dict[str, Any]], addrs: list[str]) -> str:
     )
 
 
-def _out_of_contact(addr: str, token: str, peers: list[dict[str, Any]]) -> str:
+def _out_of_contact(addr: str, token: str, peers: list[JsonObject]) -> str:
     """``out_of_contact`` of autopilot's view ("" if it cannot be read: an admin policy
     written before it could)."""
     try:
@@ -438,7 +438,7 @@ def _out_of_contact(addr: str, token: str, peers: list[dict[str, Any]]) -> str:
     return out_of_contact(servers, peers)
 
 
-def out_of_contact(servers: dict[str, Any], peers: list[dict[str, Any]]) -> str:
+def out_of_contact(servers: JsonObject, peers: list[JsonObject]) -> str:
     """Pure: the raft peers autopilot finds unhealthy, with the address the leader calls
     each at ("" when all are healthy). A follower whose pod came back at a new IP is
     unsealed but stays unhealthy, the leader calling its old address, unless raft peers are

@@ -28,9 +28,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from bootstrap.clients.kube import Kube
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.parallel import in_parallel
 from bootstrap.model.catalog import DURATION, duration_seconds
 from bootstrap.model.domain import VSO_API
@@ -59,7 +59,7 @@ class Nudger:
     def __init__(self, kube: Kube, by_annotation: bool = True) -> None:
         self.kube = kube
         self.by_annotation = by_annotation
-        self.saved: dict[Ref, dict[str, Any]] = {}
+        self.saved: dict[Ref, JsonObject] = {}
         self.current: dict[Ref, str] = {}
         self.times: dict[Ref, int] = {}
         self.last: dict[Ref, float] = {}

@@ -13,11 +13,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bootstrap import sandbox
 from bootstrap.clients.kube import Kube
 from bootstrap.core.errors import UsageError, WaitTimeout
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model.settings import Settings
 from bootstrap.runtime.custody import Custody, FileCustody, KubernetesSecretCustody
@@ -53,9 +53,7 @@ def _configured_kubeconfig(settings: Settings) -> Path | None:
     return default if default.exists() else None
 
 
-def statefulset_addrs(
-    sts: dict[str, Any], pods: list[dict[str, Any]], scheme: str, port: int
-) -> list[str]:
+def statefulset_addrs(sts: JsonObject, pods: list[JsonObject], scheme: str, port: int) -> list[str]:
     """Pure: the Vault node addresses of a StatefulSet's pods, pod 0 first; :class:`Pending`
     (saying which) while a pod the StatefulSet wants has no IP yet. Pods of another owner
     matching the selector are not counted."""

@@ -41,6 +41,7 @@ from typing import Any
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.vault import Api
 from bootstrap.core.errors import BootstrapError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.parallel import in_parallel
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
@@ -175,7 +176,7 @@ def state_of(
     secret: dict[str, bytes] | None,
     evs: list[OperatorEvent],
     written: dt.datetime | None = None,
-    vss: dict[str, Any] | None = None,
+    vss: JsonObject | None = None,
 ) -> tuple[str, str]:
     """Pure: (state, detail) of one destination Secret, from its bytes and the operator's
     events on its VaultStaticSecret; ``error`` when it is not synced and the operator's last
@@ -201,7 +202,7 @@ def state_of(
     return state, ""
 
 
-def _condition_outcome(vss: dict[str, Any] | None) -> OperatorEvent | None:
+def _condition_outcome(vss: JsonObject | None) -> OperatorEvent | None:
     """A current operator's ``SecretSynced`` condition False, as the error event it stands
     for (None without one)."""
     cond = condition(vss, "SecretSynced")
@@ -297,7 +298,7 @@ def _role_rules(api: Api, policies: list[str], problems: list[str]) -> list[Rule
 OPERATOR_NAMESPACE = conv.OPERATOR_NAMESPACE
 
 
-def auth_ref(vss: dict[str, Any], operator_namespace: str = OPERATOR_NAMESPACE) -> tuple[str, str]:
+def auth_ref(vss: JsonObject, operator_namespace: str = OPERATOR_NAMESPACE) -> tuple[str, str]:
     """(namespace, name) of the VaultAuth a VaultStaticSecret uses: its vaultAuthRef in its
     own namespace, else ``default`` in the operator's namespace."""
     ref = (vss.get("spec") or {}).get("vaultAuthRef")
@@ -327,7 +328,7 @@ def diagnose(
     kube: Kube,
     ns: str,
     name: str,
-    vss: dict[str, Any] | None,
+    vss: JsonObject | None,
     operator_namespace: str = OPERATOR_NAMESPACE,
 ) -> str:
     """What in Vault or the cluster keeps VaultStaticSecret ``ns/name`` from syncing, checked
@@ -381,7 +382,7 @@ def operator_api(kube: Kube) -> OperatorApi:
     return read_crd(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD))
 
 
-def condition(vss: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+def condition(vss: JsonObject | None, kind: str) -> JsonObject | None:
     """A status condition of a VaultStaticSecret (VSO 1.4.1), or None."""
     for cond in ((vss or {}).get("status") or {}).get("conditions") or []:
         if isinstance(cond, dict) and cond.get("type") == kind:
@@ -389,7 +390,7 @@ def condition(vss: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
     return None
 
 
-def unreconciled(vss: dict[str, Any] | None) -> str:
+def unreconciled(vss: JsonObject | None) -> str:
     """Why a current operator's status says nothing of the spec as it is now ("" when it
     does, or on v0.1.0, whose status has no ``lastGeneration``): a spec generation it has
     not reconciled yet. (A ``SecretSynced`` condition False is read by :func:`state_of`.)"""
@@ -400,7 +401,7 @@ def unreconciled(vss: dict[str, Any] | None) -> str:
     return ""
 
 
-def tried(vss: dict[str, Any]) -> bool:
+def tried(vss: JsonObject) -> bool:
     """Pure: a current operator has reconciled this VaultStaticSecret at its current spec
     (its status is of the current generation), whatever came of it."""
     status = vss.get("status") or {}
@@ -428,7 +429,7 @@ def tried_already(kube: Kube, refs: list[tuple[str, str]]) -> list[tuple[str, st
 # -- restart history ------------------------------------------------------------------------
 
 
-def _stamp(template: dict[str, Any] | None) -> dt.datetime | None:
+def _stamp(template: JsonObject | None) -> dt.datetime | None:
     annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
     value = annotations.get(RESTART_ANNOTATION)
     return parse_stamp(str(value)) if value else None
@@ -440,9 +441,9 @@ class RolloutHistory:
 
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
-        self._lists: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._lists: dict[tuple[str, str], list[JsonObject]] = {}
 
-    def _list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+    def _list(self, kind: str, namespace: str) -> list[JsonObject]:
         key = (kind, namespace)
         if key not in self._lists:
             self._lists[key] = self.kube.list_objects(
@@ -450,7 +451,7 @@ class RolloutHistory:
             )
         return self._lists[key]
 
-    def workload(self, target: RestartTarget, namespace: str) -> dict[str, Any] | None:
+    def workload(self, target: RestartTarget, namespace: str) -> JsonObject | None:
         """The restart target as the cluster has it (from one list of its kind), or None."""
         for obj in self._list(target.kind, namespace):
             if (obj.get("metadata") or {}).get("name") == target.name:
@@ -467,7 +468,7 @@ class RolloutHistory:
         uid = (obj.get("metadata") or {}).get("uid")
         found: dict[dt.datetime, Restart] = {}
 
-        def owned(item: dict[str, Any]) -> bool:
+        def owned(item: JsonObject) -> bool:
             refs = (item.get("metadata") or {}).get("ownerReferences") or []
             return any(r.get("uid") == uid for r in refs)
 

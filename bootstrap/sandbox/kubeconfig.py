@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Any
 
 import yaml
+
+from bootstrap.core.jsondoc import JsonObject
 
 
 def _b64(path: Path) -> str:
@@ -21,7 +22,7 @@ def cert_user(cert: Path, key: Path) -> dict[str, str]:
 
 
 def write(path: Path, server: str, ca: Path, user: str, credentials: dict[str, str]) -> None:
-    config: dict[str, Any] = {
+    config: JsonObject = {
         "apiVersion": "v1",
         "kind": "Config",
         "current-context": "sandbox",

@@ -24,12 +24,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from bootstrap.clients import procs
 from bootstrap.core.errors import SandboxError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.sandbox import kubeconfig, netns, pki
 from bootstrap.sandbox.processes import clean_env, healthy
@@ -174,7 +174,7 @@ def _corefile(kubeconfig_path: Path) -> str:
     )
 
 
-def _dns_rbac() -> list[dict[str, Any]]:
+def _dns_rbac() -> list[JsonObject]:
     """What CoreDNS's kubernetes plugin reads, for its own user only."""
     name = "sandbox:coredns"
     return [
@@ -310,7 +310,7 @@ def _containerd_config(state: SandboxState, runc: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cni_config(state: SandboxState) -> dict[str, Any]:
+def _cni_config(state: SandboxState) -> JsonObject:
     """A bridge in the node's namespace, addresses from host-local (its allocations under the
     sandbox folder), the loopback plugin being containerd's own."""
     net = net_of(state)
@@ -373,7 +373,7 @@ def start_containerd(
     import_image(state, built.path)
 
 
-def _write_yaml(path: Path, obj: dict[str, Any]) -> None:
+def _write_yaml(path: Path, obj: JsonObject) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(obj, sort_keys=False), encoding="utf-8")
 
@@ -498,7 +498,7 @@ API_SERVICE_PROXY = "sandbox-apiproxy"
 KUBE_PROXY_HEALTHZ_PORT = 10256
 
 
-def kube_proxy_config(net: netns.NodeNet, kubeconfig_path: Path) -> dict[str, Any]:
+def kube_proxy_config(net: netns.NodeNet, kubeconfig_path: Path) -> JsonObject:
     """kube-proxy's configuration on the node: iptables mode, every address it serves and
     every rule it writes inside the node's network namespace, no global setting touched.
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bootstrap.core.errors import SandboxError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions
 from bootstrap.sandbox import kubeconfig
 from bootstrap.sandbox.processes import clean_env
@@ -101,7 +102,7 @@ def _documents(path: Path) -> list[Any]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
 
 
-def crds(tools_dir: Path, version: str) -> list[dict[str, Any]]:
+def crds(tools_dir: Path, version: str) -> list[JsonObject]:
     """The CustomResourceDefinitions of an operator version, from its own source tree."""
     config = tools.operator_config(tools_dir, version)
     out = [
@@ -159,13 +160,11 @@ def default_connection(kube: Kube, namespace: str, address: str) -> None:
     )
 
 
-def _role_and_binding(kind: str, doc: dict[str, Any], ns: str) -> list[dict[str, Any]]:
+def _role_and_binding(kind: str, doc: JsonObject, ns: str) -> list[JsonObject]:
     """A (Cluster)Role of the operator's source tree, named as its Helm chart names it, and
     its binding to the operator's ServiceAccount."""
     name = "vault-secrets-operator-" + doc["metadata"]["name"]
-    meta: dict[str, Any] = (
-        {"name": name} if kind == "ClusterRole" else {"name": name, "namespace": ns}
-    )
+    meta: JsonObject = {"name": name} if kind == "ClusterRole" else {"name": name, "namespace": ns}
     return [
         {"apiVersion": _RBAC, "kind": kind, "metadata": meta, "rules": doc["rules"]},
         {

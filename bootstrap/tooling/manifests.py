@@ -5,11 +5,11 @@ else its pinned source archive itself, sha256 checked), and the image references
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from bootstrap.core.errors import ToolError
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.cluster import ClusterOptions, OperatorSource, render_cluster
 from bootstrap.tooling import images, tools, versions
@@ -19,7 +19,7 @@ _ROLE = "config/rbac/role.yaml"
 _LEADER = "config/rbac/leader_election_role.yaml"
 
 
-def _docs(text: str, where: str) -> list[dict[str, Any]]:
+def _docs(text: str, where: str) -> list[JsonObject]:
     try:
         return [d for d in yaml.safe_load_all(text) if d]
     except yaml.YAMLError as exc:
@@ -70,7 +70,7 @@ def cluster_manifests(
     options: ClusterOptions | None = None,
     archive: Path | None = None,
     version: str = versions.VSO,
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """Every object ``cluster.create`` applies for ``catalog``, with the operator of
     ``version`` (its image, CRDs and RBAC; ``archive``: its source archive setting)."""
     return render_cluster(

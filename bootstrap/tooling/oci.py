@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bootstrap.core.errors import ToolError
+from bootstrap.core.jsondoc import JsonObject
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -187,8 +188,8 @@ class ImageConfig:
     workdir: str = ""
     labels: tuple[tuple[str, str], ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"Env": list(self.env)}
+    def as_dict(self) -> JsonObject:
+        out: JsonObject = {"Env": list(self.env)}
         if self.entrypoint:
             out["Entrypoint"] = list(self.entrypoint)
         if self.cmd:
@@ -332,13 +333,13 @@ def image_id(layers: list[Tree], config: ImageConfig) -> str:
     return _digest(config_blob)
 
 
-def read_archive(path: Path) -> dict[str, Any]:
+def read_archive(path: Path) -> JsonObject:
     """What an archive holds, checked: its index, manifest and config, and that every blob's
     digest and size match their descriptors (what an importer would verify)."""
     with tarfile.open(path) as tar:
         members = {m.name: m for m in tar.getmembers()}
 
-        def blob(desc: dict[str, Any]) -> bytes:
+        def blob(desc: JsonObject) -> bytes:
             name = "blobs/sha256/" + str(desc["digest"]).split(":", 1)[1]
             member = members.get(name)
             if member is None:
