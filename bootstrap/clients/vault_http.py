@@ -317,6 +317,7 @@ def _tls_context(verify: bool | str, cert: tuple[str, ...] | None) -> ssl.SSLCon
     return ctx
 
 
+# hvac has no type information: its Adapter is Any to mypy, which refuses Any as a base
 class KeepAliveAdapter(hvac.adapters.Adapter):  # type: ignore[misc]
     """hvac's adapter over stdlib keep-alive connections, with the retry rule above.
 

@@ -503,6 +503,8 @@ class Catalog(_Model):
             return NotImplemented
         return self.__dict__ == other.__dict__
 
+    # unhashable, as a mutable-looking model with __eq__ must be; typeshed types __hash__ as
+    # a method, which None is not
     __hash__ = None  # type: ignore[assignment]
 
     def where(self, loc: tuple[Any, ...]) -> str:
