@@ -142,8 +142,13 @@ def _setting_default(cls: type, name: str) -> str:
     f = next(f for f in fields(cls) if f.name == name)
     if f.default is not MISSING:
         value: Any = f.default
+    elif f.default_factory is not MISSING:
+        value = f.default_factory()
+        if isinstance(value, Path):  # this machine's home is not the reader's
+            home = str(Path.home())
+            value = "~" + str(value)[len(home) :] if str(value).startswith(home) else value
     else:
-        return "see below"
+        return "required"
     if value is None or value == ():
         return "unset"
     if isinstance(value, tuple):
