@@ -45,7 +45,7 @@ from bootstrap import sandbox  # noqa: E402
 from bootstrap.clients.kube import Kube  # noqa: E402
 from bootstrap.core.errors import BootstrapError  # noqa: E402
 from bootstrap.model.catalog import RestartTarget  # noqa: E402
-from bootstrap.phases.pipeline import PHASE_ORDER  # noqa: E402
+from bootstrap.phases.registry import registered  # noqa: E402
 from bootstrap.runtime import vso  # noqa: E402
 from bootstrap.tooling import versions  # noqa: E402
 
@@ -53,7 +53,7 @@ from bootstrap.tooling import versions  # noqa: E402
 #: runtime's default QPS (VSO v0.1.0: one rate limiter per REST client and so per kind, not
 #: configurable; 1.4.1: the same default, raised with --kube-client-qps).
 DEFAULT_QPS = 20.0
-PHASES = tuple(p for p in PHASE_ORDER if p != "dr-restore")  # what bootstrap runs
+PHASES = tuple(p.name for p in registered())  # what bootstrap runs
 #: The generated catalog's refresh period (the catalog's default), in seconds.
 REFRESH = 30.0
 

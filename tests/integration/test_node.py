@@ -137,7 +137,7 @@ def test_node_registers_and_turns_ready(node_box: Box) -> None:
     assert "vault-secrets-operator" in running
     assert (st.operator_version, st.operator_licence) == ("1.4.1", "BUSL-1.1")
     net = node.net_of(node_box.state)
-    assert st["node"]["ready"] == "True" and st["node"]["netns_exists"]
+    assert st.node is not None and st.node.ready == "True" and st.node.netns_exists
     n = Kube(node_box.state.kubeconfig).core.read_node(node.NODE_NAME)
     assert [a.address for a in n.status.addresses if a.type == "InternalIP"] == [net.node_ip]
     assert n.status.node_info.container_runtime_version.startswith("containerd://")
