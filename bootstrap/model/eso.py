@@ -111,8 +111,85 @@ def render_namespace(
     return out
 
 
+# -- what breaks isolation ---------------------------------------------------------------------
+
+
+def _where(obj: JsonObject) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}".replace(
+        " /", " "
+    )
+
+
+def _store_findings(store: JsonObject, server: str) -> list[str]:
+    where = _where(store)
+    namespace = (store.get("metadata") or {}).get("namespace", "")
+    provider = (store.get("spec") or {}).get("provider") or {}
+    vault = provider.get("vault")
+    if set(provider) != {"vault"} or not isinstance(vault, dict):
+        return [f"{where}: a provider other than vault ({', '.join(sorted(provider)) or 'none'})"]
+    out = []
+    if vault.get("server") != server:
+        out.append(f"{where}: server {vault.get('server')!r} is not the Vault of this catalog")
+    if vault.get("namespace"):
+        out.append(
+            f"{where}: a Vault namespace ({vault.get('namespace')!r}) the product never uses"
+        )
+    auth = vault.get("auth") or {}
+    kube = auth.get("kubernetes")
+    if set(auth) != {"kubernetes"} or not isinstance(kube, dict):
+        out.append(f"{where}: authenticates otherwise than with kubernetes auth ({sorted(auth)})")
+        return out
+    ref = kube.get("serviceAccountRef") or {}
+    if kube.get("secretRef") or not ref:
+        out.append(f"{where}: kubernetes auth without a serviceAccountRef (a token from a Secret)")
+    if ref.get("namespace") not in (None, namespace):
+        out.append(f"{where}: serviceAccountRef into another namespace ({ref.get('namespace')!r})")
+    if ref.get("name") and kube.get("role") != conv.role_name(str(ref.get("name"))):
+        out.append(
+            f"{where}: role {kube.get('role')!r} is not the role of ServiceAccount "
+            f"{ref.get('name')!r}"
+        )
+    return out
+
+
+def _external_findings(es: JsonObject) -> list[str]:
+    where = _where(es)
+    spec = es.get("spec") or {}
+    refs = [spec.get("secretStoreRef") or {}]
+    refs += [((d.get("sourceRef") or {}).get("storeRef") or {}) for d in spec.get("data") or []]
+    refs += [((d.get("sourceRef") or {}).get("storeRef") or {}) for d in spec.get("dataFrom") or []]
+    out = [
+        f"{where}: reads through a ClusterSecretStore ({ref.get('name')!r})"
+        for ref in refs
+        if ref.get("kind") == "ClusterSecretStore"
+    ]
+    if any("find" in d for d in spec.get("dataFrom") or []):
+        out.append(f"{where}: dataFrom.find reads every path its store's role may list")
+    return out
+
+
+def isolation_findings(objects: list[JsonObject], server: str) -> list[str]:
+    """What in ESO objects (rendered, or found in a cluster) opens a namespace to others:
+    any ClusterSecretStore or ClusterExternalSecret, a store with another provider, server,
+    Vault namespace or auth method, a ServiceAccount in another namespace or a role not the
+    ServiceAccount's own, an ExternalSecret reading through a ClusterSecretStore or finding
+    paths by pattern. Empty: none."""
+    out: list[str] = []
+    for obj in objects:
+        kind = obj.get("kind")
+        if kind in ("ClusterSecretStore", "ClusterExternalSecret"):
+            out.append(f"{_where(obj)}: cluster-wide, it serves every namespace")
+        elif kind == "SecretStore":
+            out += _store_findings(obj, server)
+        elif kind == "ExternalSecret":
+            out += _external_findings(obj)
+    return out
+
+
 __all__ = [
     "ESO_API",
+    "isolation_findings",
     "render_external_secret",
     "render_namespace",
     "render_secret_store",

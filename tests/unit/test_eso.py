@@ -105,3 +105,68 @@ def test_a_placeholder_is_merged_into_and_a_missing_secret_is_owned() -> None:
     }
     assert policies[("monitoring", "aws-creds")] == "Owner"
     assert policies[("webapp", "config")] == "Merge"
+
+
+def test_the_rendered_objects_break_no_isolation() -> None:
+    from bootstrap.model.eso import isolation_findings
+
+    assert isolation_findings(_objects(), ADDR) == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "finding"),
+    [
+        (lambda s, e: s.update(kind="ClusterSecretStore"), "cluster-wide, it serves every"),
+        (
+            lambda s, e: s["spec"]["provider"]["vault"].update(server="http://evil:8200"),
+            "is not the Vault of this catalog",
+        ),
+        (
+            lambda s, e: s["spec"]["provider"]["vault"]["auth"]["kubernetes"][
+                "serviceAccountRef"
+            ].update(namespace="kube-system"),
+            "serviceAccountRef into another namespace",
+        ),
+        (
+            lambda s, e: s["spec"]["provider"]["vault"]["auth"]["kubernetes"].update(
+                role="monitoring"
+            ),
+            "is not the role of ServiceAccount",
+        ),
+        (
+            lambda s, e: s["spec"]["provider"]["vault"].update(auth={"tokenSecretRef": {}}),
+            "otherwise than with kubernetes auth",
+        ),
+        (
+            lambda s, e: s["spec"]["provider"].update(aws={}),
+            "a provider other than vault",
+        ),
+        (
+            lambda s, e: e["spec"]["secretStoreRef"].update(kind="ClusterSecretStore"),
+            "reads through a ClusterSecretStore",
+        ),
+        (
+            lambda s, e: e["spec"]["dataFrom"].append({"find": {"path": "webapp"}}),
+            "dataFrom.find reads every path",
+        ),
+    ],
+    ids=[
+        "cluster-store",
+        "foreign-server",
+        "sa-namespace",
+        "other-role",
+        "token-auth",
+        "other-provider",
+        "cluster-store-ref",
+        "find",
+    ],
+)
+def test_each_way_out_of_a_namespace_is_a_finding(edit: Any, finding: str) -> None:
+    from bootstrap.model.eso import isolation_findings
+
+    objects = _objects()
+    store = next(o for o in objects if o["kind"] == "SecretStore")
+    external = next(o for o in objects if o["kind"] == "ExternalSecret")
+    edit(store, external)
+    found = isolation_findings(objects, ADDR)
+    assert len(found) == 1 and finding in found[0], found
