@@ -15,7 +15,10 @@ def install(s: Settings, names: list[str], node: bool, everything: bool, peers: 
     from bootstrap.tooling import tools, versions
 
     wanted = names or tools.scope(
-        operator=s.sandbox_operator_version, node=node, everything=everything
+        operator=s.sandbox_operator_version,
+        node=node,
+        everything=everything,
+        engine=s.sync_engine,
     )
     results = tools.install(
         wanted,
@@ -25,6 +28,7 @@ def install(s: Settings, names: list[str], node: bool, everything: bool, peers: 
             tools.operator_tool(versions.VSO): s.vso_source,
             tools.operator_tool(versions.VSO_V0): s.vso_v0_source,
             "terraform-provider-kubernetes": s.kubernetes_provider_source,
+            tools.ESO: s.eso_source,
         },
         peers=peers,
     )

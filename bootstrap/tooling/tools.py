@@ -89,6 +89,12 @@ class ToolSpec:
     #: The binary's file name, and the cache folder's (``<binary>-<version>``), when it is
     #: not the tool's name: two versions of one program are two tools.
     binary: str = ""
+    #: For "source" tools: files of the source tree kept beside the binary, in its
+    #: ``config`` folder, as (path in the tree, name kept): what the sandbox installs with it
+    #: (CRDs, RBAC), exactly as the built version declares it.
+    keeps: tuple[tuple[str, str], ...] = ()
+    #: Go build tags (``go build -tags``), e.g. the providers a build registers.
+    tags: str = ""
 
     @property
     def file_name(self) -> str:
@@ -164,6 +170,33 @@ def _operator(version: str) -> ToolSpec:
         ),
         binary=OPERATOR,
     )
+
+
+#: The External Secrets Operator's program (the sync engine ``eso``).
+ESO = "external-secrets"
+#: What the sandbox installs with it, from its own source tree: its CRDs, its Helm chart's
+#: RBAC template and default values (the controller's ClusterRole as a Helm install renders
+#: it: ``bootstrap.tooling.chart``), and its licence.
+ESO_KEEPS = (
+    ("deploy/crds/bundle.yaml", "crds.yaml"),
+    ("deploy/charts/external-secrets/templates/rbac.yaml", "rbac.yaml"),
+    ("deploy/charts/external-secrets/values.yaml", "values.yaml"),
+    ("LICENSE", "LICENSE"),
+)
+
+
+#: Stakater Reloader's program, and what the sandbox installs with it from its module: the
+#: ClusterRole its Helm chart renders (kept in the module as a plain manifest) and its licence.
+RELOADER = "reloader"
+RELOADER_KEEPS = (
+    ("deployments/kubernetes/manifests/clusterrole.yaml", "clusterrole.yaml"),
+    ("LICENSE", "LICENSE"),
+)
+
+
+def engine_config(tools_dir: Path, name: str = ESO) -> Path:
+    """A tool's kept files (:data:`ESO_KEEPS`, :data:`RELOADER_KEEPS`), beside its binary."""
+    return cached_path(TOOLS[name], tools_dir).parent / "config"
 
 
 #: The node sandbox's container runtime and kube-proxy's iptables, from Debian packages:
@@ -331,6 +364,33 @@ TOOLS: dict[str, ToolSpec] = {
             archive_sha256=versions.TF_PROVIDER_KUBERNETES_SHA256,
         ),
         *(_operator(version) for version in versions.VSO_VERSIONS),
+        ToolSpec(
+            ESO,
+            versions.ESO,
+            "Apache-2.0",
+            (),  # it prints no version: its cache path carries it
+            "",
+            "source",
+            source=f"source archive {versions.ESO_ARCHIVE} (sha256 pinned)",
+            archive=versions.ESO_ARCHIVE,
+            archive_sha256=versions.ESO_SHA256,
+            keeps=ESO_KEEPS,
+            # its providers register by build tag (the release image: all_providers); the
+            # product needs the vault provider alone, the same code
+            tags="vault",
+        ),
+        ToolSpec(
+            RELOADER,
+            versions.RELOADER,
+            "Apache-2.0",
+            (),  # it prints no version: its cache path carries it
+            "",
+            "go",
+            source=f"Go module {versions.RELOADER_MODULE}",
+            go_module=versions.RELOADER_MODULE,
+            main=versions.RELOADER_MODULE,
+            keeps=RELOADER_KEEPS,
+        ),
     )
 }
 
@@ -393,6 +453,8 @@ NODE: tuple[str, ...] = (
 #: module cache and take less): what the progress lines quote as the expected time.
 EXPECTED_SECONDS: dict[str, float] = {
     "kube-apiserver": 230,
+    ESO: 120,
+    RELOADER: 60,
     "tofu": 185,
     "terraform-provider-kubernetes": 85,
     OPERATOR: 76,
@@ -412,14 +474,19 @@ BUILD_WORKERS = max(1, (os.cpu_count() or 1) // 4)
 
 
 def scope(
-    *, operator: str = versions.VSO, node: bool = False, everything: bool = False
+    *,
+    operator: str = versions.VSO,
+    node: bool = False,
+    everything: bool = False,
+    engine: str = "vso",
 ) -> list[str]:
-    """The tools a task needs: :data:`CORE` and the sandbox's ``operator``; with ``node``
-    also :data:`NODE`; ``everything``: every tool of :data:`TOOLS` (what the tests use:
-    both operators and the node)."""
+    """The tools a task needs: :data:`CORE` and the sandbox's sync engine (``vso``: the
+    Vault Secrets Operator of version ``operator``; ``eso``: the External Secrets
+    Operator); with ``node`` also :data:`NODE`; ``everything``: every tool of :data:`TOOLS`
+    (what the tests use: every engine and the node)."""
     if everything:
         return list(TOOLS)
-    names = [*CORE, operator_tool(operator)]
+    names = [*CORE, *((ESO, RELOADER) if engine == "eso" else (operator_tool(operator),))]
     if node:
         names += NODE
     return [n for n in TOOLS if n in names]
@@ -595,6 +662,9 @@ def find(name: str, tools_dir: Path) -> Path | None:
     config = operator_config(tools_dir, spec.version) if is_operator(spec) else None
     if config is not None and not (config / "crd" / "bases").is_dir():
         return None
+    kept = cached_path(spec, tools_dir).parent / "config"
+    if any(not (kept / name).is_file() for _, name in spec.keeps):
+        return None
     for cand in _candidates(spec, tools_dir):
         if cand.is_file() and version_of(cand, spec) == spec.version:
             return cand
@@ -734,6 +804,8 @@ _GO_REPLACES: dict[str, Replaces] = {
     "kube-proxy": _staging_replaces,
     "tofu": _module_replaces,
     "coredns": _module_replaces,
+    # its own replace directives pin only k8s.io modules at v0.0.0, which nothing requires
+    RELOADER: lambda spec, work, env, log_file: list(versions.RELOADER_REPLACES),
 }
 
 
@@ -761,12 +833,25 @@ def _build_go(spec: ToolSpec, tools_dir: Path) -> Path:
         env,
         log_file,
     )
+    if spec.keeps:  # from the module as the proxy served it
+        escaped = re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), spec.go_module)
+        _keep(spec, _gomodcache(env) / f"{escaped}@v{spec.version}", dest.parent / "config")
     os.replace(tmp, dest)
     got = version_of(dest, spec)
     if got != spec.version:
         raise ToolError(f"built {spec.name} reports version {got!r}, expected {spec.version}")
     shutil.rmtree(work, ignore_errors=True)
     return dest
+
+
+def _keep(spec: ToolSpec, tree: Path, config: Path) -> None:
+    """Copy the files of :attr:`ToolSpec.keeps` from a source tree into ``config``."""
+    shutil.rmtree(config, ignore_errors=True)
+    config.mkdir(parents=True)
+    for inner, name in spec.keeps:
+        if not (tree / inner).is_file():
+            raise ToolError(f"the source of {spec.name} has no {inner} ({tree})")
+        shutil.copyfile(tree / inner, config / name)
 
 
 def _build_c(spec: ToolSpec, tools_dir: Path) -> Path:
@@ -846,6 +931,8 @@ def _install_built(spec: ToolSpec, binary: Path, tree: Path, dest: Path, how: st
             shutil.copytree(src, config / sub)
         if (tree / "LICENSE").is_file():  # its image carries it
             shutil.copyfile(tree / "LICENSE", dest.parent / "LICENSE")
+    if spec.keeps:
+        _keep(spec, tree, dest.parent / "config")
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(binary, dest)
     got = version_of(dest, spec)
@@ -864,15 +951,18 @@ def _from_archive(spec: ToolSpec, archive: Path, work: Path, dest: Path, say: Sa
     for replace in spec.replaces:
         _run(spec.name, ["go", "mod", "edit", "-replace", replace], tree, env, log_file, say)
     say("building (the first build downloads its modules through the proxy)")
+    tags = ["-tags", spec.tags] if spec.tags else []
     _run(
         spec.name,
-        ["go", "build", "-trimpath", "-ldflags", spec.ldflags, "-o", str(out), spec.main],
+        ["go", "build", "-trimpath", *tags, "-ldflags", spec.ldflags, "-o", str(out), spec.main],
         tree,
         env,
         log_file,
         say,
     )
     how = f"built here from {archive} (sha256 {digest[:12]}..., verified)"
+    if spec.tags:
+        how += f", with -tags {spec.tags}"
     if spec.replaces:
         how += f", with go mod edit -replace {' '.join(spec.replaces)}"
     return _install_built(spec, out, tree, dest, how)

@@ -41,6 +41,24 @@ VSO_VERSIONS = (VSO, VSO_V0)
 #: archive with another number is refused.
 VSO_CRD_COUNT = {VSO: 10, VSO_V0: 5}
 VSO_MODULE = "github.com/hashicorp/vault-secrets-operator"
+#: External Secrets Operator (Apache-2.0), the second sync engine (the setting sync_engine),
+#: from its upstream source archive (tag v2.9.0, commit 378bdb6; the module proxy serves no
+#: buildable v2). It prints no version: its cache path carries it.
+ESO = "2.9.0"
+ESO_ARCHIVE = "external-secrets-2.9.0.tar.gz"
+ESO_SHA256 = "98d92675b484e03a3fa7cb5d8457f1553224a51fd073a1d376de5a43f85c6aee"
+#: Stakater Reloader (Apache-2.0), built through the Go module proxy: with ESO (which restarts
+#: nothing) it rolls out the catalog's restart targets when their Secrets' data changes.
+RELOADER = "1.4.22"
+RELOADER_MODULE = "github.com/stakater/Reloader"
+#: The module proxy refuses the openshift/api pseudo-version Reloader 1.4.22 requires
+#: (2026-04-02); the one its openshift/client-go requires (2026-03-26) is served.
+RELOADER_REPLACES = (
+    "github.com/openshift/api => github.com/openshift/api v0.0.0-20260326111139-30c2ef7a272e",
+)
+#: The CRDs of its ``deploy/crds/bundle.yaml`` (a build or archive with another number is
+#: refused).
+ESO_CRD_COUNT = 25
 
 # -- benchmark peers (built only by 'invoke tools.install --peers', never by the test suite) --
 

@@ -32,9 +32,16 @@ def test_node_adds_the_node_s_tools_and_everything_is_every_tool() -> None:
     assert tools.scope(everything=True) == list(tools.TOOLS)
 
 
+def test_the_eso_engine_brings_eso_and_reloader_instead_of_vso() -> None:
+    names = tools.scope(engine="eso")
+    assert set(names) == {*tools.CORE, tools.ESO, tools.RELOADER}
+    assert not [n for n in names if n.startswith("vault-secrets-operator")]
+
+
 def test_every_tool_belongs_to_a_scope_and_the_sandbox_s_components_to_theirs() -> None:
     operators = {tools.operator_tool(v) for v in versions.VSO_VERSIONS}
-    assert set(tools.TOOLS) == {*tools.CORE, *tools.NODE, *operators}
+    engines = {tools.ESO, tools.RELOADER}
+    assert set(tools.TOOLS) == {*tools.CORE, *tools.NODE, *operators, *engines}
     assert set(sandbox.COMPONENTS) <= set(tools.CORE)
     assert set(node.COMPONENTS) <= set(tools.NODE)
 
