@@ -28,7 +28,16 @@ from pathlib import Path
 from bootstrap.clients import procs, vault
 from bootstrap.core.errors import BootstrapError, SandboxError, WaitTimeout
 from bootstrap.core.waits import WaitSettings
-from bootstrap.sandbox import control_plane, netns, node, openbao, pki, secrets_operator
+from bootstrap.sandbox import (
+    control_plane,
+    external_secrets,
+    netns,
+    node,
+    openbao,
+    pki,
+    reloader,
+    secrets_operator,
+)
 from bootstrap.sandbox.processes import Proc, healthy
 from bootstrap.sandbox.secrets_operator import (
     OPERATOR_NAMESPACE,
@@ -36,7 +45,7 @@ from bootstrap.sandbox.secrets_operator import (
     OperatorOptions,
 )
 from bootstrap.sandbox.state import STATE_FILE, SandboxState
-from bootstrap.tooling import tools
+from bootstrap.tooling import tools, versions
 
 __all__ = [
     "OPERATOR_NAMESPACE",
@@ -120,6 +129,8 @@ def up(
     names = [*COMPONENTS, *(node.COMPONENTS if with_node else ())]
     binaries = {n: str(found.get(n) or tools.require(n, tools_dir)) for n in names}
     binaries[OPERATOR] = str(tools.require(operator.tool, tools_dir))
+    if operator.engine == "eso":  # ESO restarts nothing: Reloader does, on a change of data
+        binaries[reloader.PROCESS] = str(tools.require(tools.RELOADER, tools_dir))
     started = time.monotonic()
     directory.mkdir(parents=True)
     os.chmod(directory, 0o700)
@@ -139,6 +150,7 @@ def up(
         sa_issuer=control_plane.sa_issuer(secrets.token_hex(4)),
         node=net.as_dict() if net else None,
         operator_version=operator.version,
+        sync_engine=operator.engine,
     )
     control_plane.write_admin_kubeconfig(state, certs)
     try:
@@ -212,6 +224,44 @@ def _start(
         )
     openbao.wait_answering(state, wait)
     healthy(state.process("kube-controller-manager"), wait)
+    if operator.engine == "eso":
+        say(f"{operator.describe()} in namespace {external_secrets.NAMESPACE}")
+        external_secrets.install(state, tools_dir)
+        external_secrets.start(
+            state,
+            binaries[OPERATOR],
+            ports.operator_metrics,
+            ports.operator_probe,
+            operator.max_reconciles,
+            operator.qps,
+            operator.burst,
+        )
+        healthy(state.process(external_secrets.PROCESS), wait)
+        say(f"Stakater Reloader v{versions.RELOADER} in namespace {reloader.NAMESPACE}")
+        reloader.install(state, tools_dir)
+        reloader.start(state, binaries[reloader.PROCESS])
+        healthy(state.process(reloader.PROCESS), wait)
+    else:
+        _start_vso(state, binaries, ports, tools_dir, wait, say, operator)
+    if node_certs is not None:
+        healthy(state.process("kube-scheduler"), wait)
+        node.wait_ready(state, wait)
+        say(
+            f"Node {node.NODE_NAME} Ready and schedulable "
+            f"{time.monotonic() - kubelet_started:.1f}s after kubelet started"
+        )
+        node.start_kube_proxy(state, binaries["kube-proxy"], certs, node_certs, wait, say)
+
+
+def _start_vso(
+    state: SandboxState,
+    binaries: dict[str, str],
+    ports: Ports,
+    tools_dir: Path,
+    wait: WaitSettings,
+    say: Progress,
+    operator: OperatorOptions,
+) -> None:
     say(f"Vault Secrets Operator {operator.describe()} in namespace {state.operator_namespace}")
     secrets_operator.install(state, tools_dir, operator.version)
     secrets_operator.start(
@@ -229,14 +279,6 @@ def _start(
         say("the operator exited as it started; starting it once more")
         new = restart(Path(state.directory), "vault-secrets-operator", wait.timeout)
         state.processes = [new if p.name == new.name else p for p in state.processes]
-    if node_certs is not None:
-        healthy(state.process("kube-scheduler"), wait)
-        node.wait_ready(state, wait)
-        say(
-            f"Node {node.NODE_NAME} Ready and schedulable "
-            f"{time.monotonic() - kubelet_started:.1f}s after kubelet started"
-        )
-        node.start_kube_proxy(state, binaries["kube-proxy"], certs, node_certs, wait, say)
 
 
 def restart(directory: Path, name: str, timeout: float = 60.0) -> Proc:
@@ -288,6 +330,8 @@ class SandboxStatus:
     operator_version: str = ""
     operator_licence: str = ""
     node: NodeStatus | None = None
+    #: ``vso`` or ``eso`` (then operator_version and _licence are ESO's).
+    sync_engine: str = "vso"
 
     def as_dict(self) -> dict[str, object]:
         """The JSON of ``sandbox.status --json``."""
@@ -299,7 +343,11 @@ class SandboxStatus:
             "kubeconfig": self.kubeconfig,
             "components": [asdict(c) for c in self.components],
             "ha": self.ha,
-            "operator": {"version": self.operator_version, "licence": self.operator_licence},
+            "operator": {
+                "engine": self.sync_engine,
+                "version": self.operator_version,
+                "licence": self.operator_licence,
+            },
         }
         if self.node is not None:
             out["node"] = asdict(self.node)
@@ -331,15 +379,19 @@ def status(directory: Path) -> SandboxStatus:
             ready=cond.get("ready", "Unknown"),
             reason=cond.get("reason", "API server not answering"),
         )
+    eso = state.sync_engine == "eso"
     return SandboxStatus(
         directory=state.directory,
         running=any(c.running for c in comps),
         kubeconfig=state.kubeconfig,
         components=tuple(comps),
         ha=state.ha,
-        operator_version=state.operator_version,
-        operator_licence=tools.TOOLS[tools.operator_tool(state.operator_version)].licence,
+        operator_version=versions.ESO if eso else state.operator_version,
+        operator_licence=tools.TOOLS[
+            tools.ESO if eso else tools.operator_tool(state.operator_version)
+        ].licence,
         node=node_status,
+        sync_engine=state.sync_engine,
     )
 
 
@@ -347,6 +399,8 @@ def status(directory: Path) -> SandboxStatus:
 _STOP_FIRST = (
     *node.PROCESSES,
     "vault-secrets-operator",
+    external_secrets.PROCESS,
+    reloader.PROCESS,
     "kube-controller-manager",
     "kube-apiserver",
 )

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 #: Where the operator runs, as its Helm chart installs it by default.
 OPERATOR_NAMESPACE = conventions.OPERATOR_NAMESPACE
 OPERATOR_SERVICE_ACCOUNT = "vault-secrets-operator-controller-manager"
-#: Lifetime of the operator's ServiceAccount token (its kubeconfig), like the certificates.
-OPERATOR_TOKEN_SECONDS = 30 * 24 * 3600
 _RBAC = "rbac.authorization.k8s.io/v1"
 #: The number of CRDs each version's source tree declares (a build missing some is refused).
 CRD_COUNT = versions.VSO_CRD_COUNT
@@ -48,8 +46,13 @@ class OperatorOptions:
     qps: float = 0.0
     burst: int = 0
     max_reconciles: int = 0
+    #: The sync engine: ``vso`` (this operator, of ``version``) or ``eso`` (the External
+    #: Secrets Operator instead, with the same client rate and concurrency).
+    engine: str = "vso"
 
     def __post_init__(self) -> None:
+        if self.engine not in ("vso", "eso"):
+            raise SandboxError(f"sync_engine is {self.engine!r}; expected vso or eso")
         if self.version not in versions.VSO_VERSIONS:
             raise SandboxError(
                 f"sandbox_operator_version is {self.version!r}; expected one of "
@@ -62,7 +65,7 @@ class OperatorOptions:
 
     @property
     def tool(self) -> str:
-        return tools.operator_tool(self.version)
+        return tools.ESO if self.engine == "eso" else tools.operator_tool(self.version)
 
     @property
     def licence(self) -> str:
@@ -90,10 +93,13 @@ class OperatorOptions:
             settings.sandbox_operator_qps,
             settings.sandbox_operator_burst,
             settings.sandbox_operator_max_reconciles,
+            settings.sync_engine,
         )
 
     def describe(self) -> str:
         """E.g. 'v1.4.1 (BUSL-1.1), client qps 500 burst 1000'."""
+        if self.engine == "eso":
+            return f"External Secrets Operator v{versions.ESO} ({self.licence})"
         extra = ", ".join(self.flags()).replace("--", "")
         return f"v{self.version} ({self.licence})" + (f", {extra}" if extra else "")
 
@@ -130,19 +136,13 @@ def install(state: SandboxState, tools_dir: Path, version: str = versions.VSO) -
         kube.apply(crd)
     kube.wait_crds_established([c["metadata"]["name"] for c in crds_])
     ns = state.operator_namespace
-    kube.ensure_namespace(ns)
-    kube.ensure_service_account(ns, OPERATOR_SERVICE_ACCOUNT)
-    for file_name, kind in (("role.yaml", "ClusterRole"), ("leader_election_role.yaml", "Role")):
-        (doc,) = _documents(config / "rbac" / file_name)
-        for obj in _role_and_binding(kind, doc, ns):
-            kube.apply(obj)
-    token = kube.token(ns, OPERATOR_SERVICE_ACCOUNT, [], OPERATOR_TOKEN_SECONDS)
-    kubeconfig.write(
-        Path(state.directory) / "operator.kubeconfig",
-        state.apiserver_url,
-        Path(state.ca_cert),
-        OPERATOR_SERVICE_ACCOUNT,
-        {"token": token},
+    rbac = [
+        obj
+        for file_name, kind in (("role.yaml", "ClusterRole"), ("leader_election_role.yaml", "Role"))
+        for obj in _role_and_binding(kind, _documents(config / "rbac" / file_name)[0], ns)
+    ]
+    kubeconfig.service_account(
+        kube, state, ns, OPERATOR_SERVICE_ACCOUNT, rbac, "operator.kubeconfig"
     )
     default_connection(kube, ns, state.bao_addr)
 

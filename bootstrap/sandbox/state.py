@@ -36,6 +36,9 @@ class SandboxState:
     #: The Vault Secrets Operator version the sandbox runs (sandboxes of earlier releases of
     #: this product, which have no such field, ran v0.1.0).
     operator_version: str = "0.1.0"
+    #: The sync engine the sandbox runs: ``vso`` (the operator of operator_version) or
+    #: ``eso`` (the External Secrets Operator).
+    sync_engine: str = "vso"
 
     @property
     def bao_addr(self) -> str:

@@ -1,7 +1,8 @@
 """Integration fixtures: one real sandbox (etcd, kube-apiserver, kube-controller-manager,
 OpenBao and the Vault Secrets Operator 1.4.1, what users run) per test session, started as
 processes; a second one with VSO v0.1.0 (``box_v0``), started only by the files that prove
-the core paths on both operators (the ``core`` fixture, parametrized by version); unique
+the core paths on both operators (the ``core`` fixture, parametrized by version); a third
+with the External Secrets Operator as the sync engine (``eso_box``, for test_eso.py); unique
 namespaces and Vault paths per test. A missing tool fails the run (tools.require raises);
 nothing is skipped, and no test plays the operator's part."""
 
@@ -67,6 +68,7 @@ class Box:
             "wait_timeout": 60.0,
             # the example catalog's command source (examples/demo.env sets it for the CLI)
             "catalog_commands": "allow",
+            "sync_engine": self.state.sync_engine,
         }
         base.update(kw)
         return Settings(**base)  # type: ignore[arg-type]
@@ -82,15 +84,16 @@ class Box:
             "INVOKE_BOOTSTRAP_STATE_DIR": str(s.state_dir),
             "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(self.directory),
             "INVOKE_BOOTSTRAP_CATALOG_COMMANDS": s.catalog_commands,
+            "INVOKE_BOOTSTRAP_SYNC_ENGINE": s.sync_engine,
             **extra,
         }
 
 
-def _start(tmp: Path, ha: bool, operator: str = versions.VSO) -> Iterator[Box]:
-    directory = tmp / ("sandbox-ha" if ha else f"sandbox-{operator}")
-    state = sandbox.up(
-        directory, TOOLS_DIR, ha=ha, timeout=90, operator=sandbox.OperatorOptions(operator)
-    )
+def _start(tmp: Path, ha: bool, operator: str = versions.VSO, engine: str = "vso") -> Iterator[Box]:
+    name = "sandbox-eso" if engine == "eso" else f"sandbox-{operator}"
+    directory = tmp / ("sandbox-ha" if ha else name)
+    options = sandbox.OperatorOptions(operator, engine=engine)
+    state = sandbox.up(directory, TOOLS_DIR, ha=ha, timeout=90, operator=options)
     try:
         yield Box(state, directory, [vault.health(a) for a in state.bao_addrs])
     finally:
@@ -107,6 +110,18 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
 def box_v0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     """A sandbox with VSO v0.1.0, for the core paths proven on both operators."""
     yield from _start(tmp_path_factory.mktemp("it-v0"), ha=False, operator=versions.VSO_V0)
+
+
+@pytest.fixture(scope="session")
+def eso_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    """A sandbox whose sync engine is the External Secrets Operator 2.9.0 (no VSO)."""
+    yield from _start(tmp_path_factory.mktemp("it-eso"), ha=False, engine="eso")
+
+
+@pytest.fixture(scope="session")
+def first_run_eso(eso_box: Box) -> dict[str, Any]:
+    """The first bootstrap of the ESO sandbox, through the CLI with sync_engine eso."""
+    return _first_run(eso_box)
 
 
 @pytest.fixture
