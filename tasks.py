@@ -187,8 +187,9 @@ def install(
     peers: bool = False,
 ) -> None:
     """Build or find the external tools at their pinned versions (idempotent, cached): by
-    default what bootstrap and the sandbox without a node need (the operator of
-    sandbox_operator_version); --node adds the node's tools and images, --all everything."""
+    default what bootstrap and the sandbox without a node need (the sync engine of
+    sync_engine; for vso the operator of sandbox_operator_version); --node adds the node's
+    tools and images, --all everything."""
     tools.install(settings(c), list(name or []), node, all_, peers)
 
 

@@ -31,6 +31,11 @@ variable "kube_context" {
 provider "kubernetes" {
   config_path    = var.kubeconfig_path
   config_context = var.kube_context == "" ? null : var.kube_context
+  # The External Secrets Operator (sync_engine eso) labels each Secret it merges into and
+  # annotates it with its data's hash; Terraform leaves those to it (else each run would
+  # take them off and ESO put them back).
+  ignore_labels      = ["^reconcile\\.external-secrets\\.io/"]
+  ignore_annotations = ["^reconcile\\.external-secrets\\.io/"]
 }
 
 variable "namespaces" {

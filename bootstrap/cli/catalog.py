@@ -26,6 +26,11 @@ def render(
 ) -> None:
     cat = load(s)
     files = render_tree(cat)
+    if s.sync_engine == "eso":
+        files = {
+            **_without_vso(files),
+            **eso_manifests(cat, vault_addr or s.vault_connection_address),
+        }
     secret_command = None
     if populate_job or s.populate_job:
         from bootstrap.model.populate_job import job_notes
@@ -53,6 +58,35 @@ def render(
             highlight=False,
         )
         console.print(f"    {e(secret_command)}", highlight=False, soft_wrap=True)
+
+
+def _without_vso(files: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in files.items() if not k.startswith("manifests/")}
+
+
+def eso_manifests(cat: Catalog, vault_addr: str | None) -> dict[str, str]:
+    """With the sync engine eso, ``manifests/<ns>/``: each service's ServiceAccount and
+    SecretStore (Vault at ``vault_addr``, as ESO's pod reaches it) and an ExternalSecret per
+    destination Secret (Merge: the placeholders phase makes every destination first)."""
+    from bootstrap.model import eso
+    from bootstrap.model.domain import syncs
+    from bootstrap.model.render import dump_yaml_docs, render_service_account
+
+    if not vault_addr:
+        raise UsageError(
+            "render with sync_engine eso needs Vault's address as ESO reaches it, for the "
+            "SecretStores: --vault-addr, or the setting vault_connection_address"
+        )
+    files: dict[str, str] = {}
+    every = frozenset(s.destination for s in syncs(cat))
+    for ns in cat.namespaces:
+        docs = [render_service_account(cat, svc) for svc in cat.services if svc.namespace == ns]
+        docs += eso.render_namespace(cat, ns, vault_addr, every)
+        for doc in docs:
+            files[f"manifests/{ns}/{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"] = (
+                dump_yaml_docs([doc])
+            )
+    return files
 
 
 def populate_job_files(

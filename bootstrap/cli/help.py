@@ -18,11 +18,12 @@ PHASES = {
 
 RENDER = {
     "catalog": CATALOG,
-    "out": "directory to (re)write: vault/policies, vault/roles, manifests/<ns>",
+    "out": "directory to (re)write: vault/policies, vault/roles, manifests/<ns> (the sync "
+    "engine's objects: VSO's, or with sync_engine eso ESO's)",
     "populate_job": "also write populate-job/: the populate step as a Kubernetes Job, "
     "its Vault policy and role (default: the setting populate_job)",
-    "vault_addr": "Vault's address as the Job's pod reaches it (default: the setting "
-    "vault_connection_address)",
+    "vault_addr": "Vault's address as the Job's pod (and, with sync_engine eso, ESO's "
+    "SecretStores) reach it (default: the setting vault_connection_address)",
     "image": "the product's image for the Job (default: the one images.build makes)",
 }
 

@@ -79,7 +79,7 @@ def status(s: Settings, as_json: bool) -> None:
     from bootstrap.commands import status as status_mod
 
     cat, t, api = on_cluster(s)
-    rows = status_mod.collect(cat, t.kube, api)
+    rows = status_mod.collect(cat, t.kube, api, s.sync_engine)
     if as_json:
         console.print_json(json.dumps([r.as_dict() for r in rows]))
         return
@@ -115,7 +115,13 @@ def rotation(s: Settings, secret: str) -> None:
 
     cat, t, api = on_cluster(s)
     result = rotation_test(
-        cat, secret, t.kube, api, WaitSettings(timeout=s.wait_timeout), say=say_to("rotation")
+        cat,
+        secret,
+        t.kube,
+        api,
+        WaitSettings(timeout=s.wait_timeout),
+        say=say_to("rotation"),
+        engine=s.sync_engine,
     )
     console.print(f"rotation test passed for {e(result.secret)} ({e(result.vault_path)})")
     for target, revisions in result.revisions.items():

@@ -2,10 +2,10 @@
 
 Writes a new version of the secret with a sentinel value for every key, waits until the
 Kubernetes Secret holds it (Vault's keys; the operator's ``_raw`` is ignored) and every restart
-target was restarted (the operator's restart annotation changed and the workload's controller
-rolled out a new revision), then writes the original values back and waits for both again.
-The original is restored whatever happens, Ctrl-C included; the sentinel is random and never
-printed."""
+target was restarted (the operator's restart annotation changed -- with ESO, Stakater
+Reloader's -- and the workload's controller rolled out a new revision), then writes the
+original values back and waits for both again. The original is restored whatever happens,
+Ctrl-C included; the sentinel is random and never printed."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.domain import Sync, syncs
+from bootstrap.model.operator_api import OperatorApi
 from bootstrap.runtime import vso
 from bootstrap.runtime.nudge import nudged
 
@@ -115,7 +116,13 @@ class RotationResult:
 
 
 def rotation_test(
-    catalog: Catalog, ref: str, kube: Kube, api: Api, ws: WaitSettings, say: Say
+    catalog: Catalog,
+    ref: str,
+    kube: Kube,
+    api: Api,
+    ws: WaitSettings,
+    say: Say,
+    engine: str = "vso",
 ) -> RotationResult:
     s = find_sync(catalog, ref)
     original, _ = read_kv(api, s.kv_path)
@@ -126,7 +133,10 @@ def rotation_test(
     vss = (s.namespace, s.destination)
     # after each write, a nudge makes the operator read it now (as the cluster's operator
     # takes one: a VSO 1.4.1 spec change would restart the targets by itself)
-    with nudged(kube, [], vso.operator_api(kube)) as nudger:
+    operator = (
+        OperatorApi(installed=True, engine="eso") if engine == "eso" else vso.operator_api(kube)
+    )
+    with nudged(kube, [], operator) as nudger:
         mid = before
         try:
             say(f"writing a sentinel version of {s.kv_path}")

@@ -7,7 +7,12 @@ restart storm: a restart target of the secret was rolled out again, twice or mor
 row, with no change in Vault to explain it, recently, see ``model.restarts``).
 VaultStaticSecrets in the catalog's namespaces that the catalog does not declare (written by
 hand, or by another tool) are listed too, as service "-", so a stuck or hostile one is seen.
-Works on any cluster the kubeconfig points at, with VSO 1.4.1 or v0.1.0; reads only."""
+Works on any cluster the kubeconfig points at, with VSO 1.4.1 or v0.1.0; reads only.
+
+With the sync engine ``eso`` the same from ESO's side: its events and the ``Ready`` condition
+of each ExternalSecret, and the ExternalSecrets the catalog does not declare, with what each
+reads (a store's role reading another service's path gets a 403 from Vault: its event says
+so), and the ways out of a namespace ESO's objects open (``model.eso.isolation_findings``)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from bootstrap.clients.kv import KvValue, read_kv_value
 from bootstrap.clients.vault import Api, VaultRequestError
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
+from bootstrap.model import eso
 from bootstrap.model.catalog import Catalog, RestartTarget, duration_seconds
 from bootstrap.model.domain import VSO_API, Sync, syncs
 from bootstrap.model.restarts import Storm
@@ -64,17 +70,28 @@ def storms(
     return out
 
 
-def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
+def collect(catalog: Catalog, kube: Kube, api: Api, engine: str = "vso") -> list[Row]:
     rows = []
     all_syncs = syncs(catalog)
     paths = sorted({s.kv_path for s in all_syncs})
     kv = dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
-    seen_now = vso.observe(kube, [s.namespace for s in all_syncs])
+    kind = "ExternalSecret" if engine == "eso" else "VaultStaticSecret"
+    api_version = eso.ESO_API if engine == "eso" else VSO_API
+    seen_now = vso.observe(kube, [s.namespace for s in all_syncs], kind)
     vss = {
         (ns, o["metadata"]["name"]): o
         for ns in sorted(seen_now.secrets)
-        for o in kube.list_objects(VSO_API, "VaultStaticSecret", ns)
+        for o in kube.list_objects(api_version, kind, ns)
     }
+    stores = (
+        {
+            (ns, o["metadata"]["name"]): o
+            for ns in sorted(seen_now.secrets)
+            for o in kube.list_objects(eso.ESO_API, "SecretStore", ns)
+        }
+        if engine == "eso"
+        else {}
+    )
     rollouts: dict[tuple[str, str, str], vso.Rollout | None] = {}
     for s in all_syncs:
         for t in s.restart:
@@ -87,11 +104,19 @@ def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
         evs = seen_now.events_of(s.namespace, s.destination)
         secret = seen_now.secret(s.namespace, s.destination)
         obj = vss.get((s.namespace, s.destination))
-        state, detail = vso.state_of(value.data, secret, evs, value.written, obj)
-        if state == "error":
-            detail = _explained(api, kube, s.namespace, s.destination, detail, obj)
-        elif state != "synced" and not detail:
-            detail = vso.unreconciled(obj)
+        if engine == "eso":
+            state, detail = vso.state_of(value.data, secret, evs, value.written, obj, "Ready")
+            if state != "synced":
+                store = stores.get((s.namespace, eso.store_name(s.service)))
+                why = eso.why_not_synced(obj, store)
+                if why and why not in detail:
+                    detail = "; ".join(x for x in (detail, why) if x)
+        else:
+            state, detail = vso.state_of(value.data, secret, evs, value.written, obj)
+            if state == "error":
+                detail = _explained(api, kube, s.namespace, s.destination, detail, obj)
+            elif state != "synced" and not detail:
+                detail = vso.unreconciled(obj)
         seen = vso.last_sync(evs)
         restarts = []
         for t in s.restart:
@@ -124,7 +149,72 @@ def collect(catalog: Catalog, kube: Kube, api: Api) -> list[Row]:
             )
         )
     ours = {(s.namespace, s.destination) for s in all_syncs}
-    rows += _foreign(kube, api, {k: o for k, o in vss.items() if k not in ours}, seen_now)
+    foreign = {k: o for k, o in vss.items() if k not in ours}
+    if engine == "eso":
+        rows += _foreign_eso(api, foreign, stores, seen_now)
+    else:
+        rows += _foreign(kube, api, foreign, seen_now)
+    return rows
+
+
+def _vault_of(store: JsonObject | None) -> JsonObject:
+    """A SecretStore's vault provider block ({} when it has none)."""
+    provider = ((store or {}).get("spec") or {}).get("provider") or {}
+    vault = provider.get("vault") if isinstance(provider, dict) else None
+    return vault if isinstance(vault, dict) else {}
+
+
+def _foreign_eso(
+    api: Api,
+    foreign: dict[tuple[str, str], JsonObject],
+    stores: dict[tuple[str, str], JsonObject],
+    seen_now: vso.Observed,
+) -> list[Row]:
+    """Rows for the ExternalSecrets of the catalog's namespaces that it does not declare:
+    what each reads (compared with Vault as the product reads it), ESO's last word on it
+    (Vault's 403 when its store's role may not read the path), and any way out of the
+    namespace it or its store opens."""
+    rows = []
+    # Vault as the product's own stores name it: a store sending its token elsewhere is a leak
+    servers = {
+        str(_vault_of(o).get("server") or "")
+        for o in stores.values()
+        if ((o.get("metadata") or {}).get("labels") or {}).get(conv.MANAGED_BY_LABEL)
+        == conv.MANAGED_BY_VALUE
+    }
+    server = next(iter(servers)) if len(servers) == 1 else ""
+    for (ns, name), es in sorted(foreign.items()):
+        spec = es.get("spec") or {}
+        target = str((spec.get("target") or {}).get("name") or name)
+        store_ref = spec.get("secretStoreRef") or {}
+        store = stores.get((ns, str(store_ref.get("name") or "")))
+        mount = str(_vault_of(store).get("path") or conv.KV_MOUNT)
+        paths = eso.paths_read(es)
+        value = _read_foreign(api, mount, paths[0]) if len(paths) == 1 else KvValue({}, 0, None)
+        evs = seen_now.events_of(ns, name)
+        state, detail = vso.state_of(
+            value.data, seen_now.secret(ns, target), evs, value.written, es, "Ready"
+        )
+        findings = eso.isolation_findings([es, *([store] if store else [])], server)
+        if not server:  # no store of the product's to compare with
+            findings = [f for f in findings if "is not the Vault of this catalog" not in f]
+        if findings:
+            state = "error"
+            detail = "; ".join([detail, *findings]) if detail else "; ".join(findings)
+        seen = vso.last_sync(evs)
+        rows.append(
+            Row(
+                "-",
+                ns,
+                target,
+                f"{mount}/{', '.join(paths) or '?'} (not in the catalog: ExternalSecret {name})",
+                value.version,
+                state,
+                detail,
+                f"{seen.last_seen.isoformat()} {seen.reason}" if seen else "not seen",
+                "",
+            )
+        )
     return rows
 
 

@@ -89,6 +89,18 @@ def _syncs(catalog: Catalog) -> list[Sync]:
 
 #: The pod-template annotation the operator stamps on a rollout restart (RFC 3339).
 RESTART_ANNOTATION = "vso.secrets.hashicorp.com/restartedAt"
+#: What Stakater Reloader (``--reload-strategy=annotations``) stamps on a pod template when it
+#: rolls a workload out: JSON naming the Secret, its data's hash and ``observedAt`` (Unix
+#: seconds). With the sync engine ``eso`` it stands for the operator's restart stamp.
+RELOADER_RESTART_ANNOTATION = "reloader.stakater.com/last-reloaded-from"
+
+
+def restart_stamp(annotations: dict[str, str] | None) -> str:
+    """Pure: a pod template's restart stamp, VSO's or Reloader's ("" when neither)."""
+    have = annotations or {}
+    return str(have.get(RESTART_ANNOTATION) or have.get(RELOADER_RESTART_ANNOTATION) or "")
+
+
 #: A Deployment's revision annotation: a new revision is a rollout the controller made.
 DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
 #: apiVersion of each workload kind the operator may restart.

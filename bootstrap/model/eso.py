@@ -1,5 +1,4 @@
-"""The External Secrets Operator's objects for a catalog (issue 27, first slice: rendering
-only; no task uses it yet).
+"""The External Secrets Operator's objects for a catalog (the sync engine ``eso``).
 
 The seed's pattern maps onto ESO one to one: per service a namespaced ``SecretStore`` (the
 vault provider, KV v2 at the product's mount, kubernetes auth with the service's own role and
@@ -27,10 +26,46 @@ from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, Service
 from bootstrap.model.domain import Sync, syncs
+from bootstrap.model.operator_api import OperatorApi
 from bootstrap.model.render import labels
 
 ESO_API = "external-secrets.io/v1"
 CreationPolicy = Literal["Owner", "Merge"]
+#: The ExternalSecret CRD's name.
+ES_CRD = "externalsecrets.external-secrets.io"
+#: The annotation ESO's own documentation changes to make an ExternalSecret refresh now (any
+#: change of its annotations does: it refreshes when they differ from those it last synced).
+FORCE_SYNC = "force-sync"
+#: The label ESO puts on every Secret it writes (its Secret cache selects on it) and the
+#: annotation holding the hash of the data it wrote.
+MANAGED_LABEL = "reconcile.external-secrets.io/managed"
+DATA_HASH_ANNOTATION = "reconcile.external-secrets.io/data-hash"
+#: The kinds the product writes for ESO, in apply order (a store before what reads it).
+KINDS = (("v1", "ServiceAccount"), (ESO_API, "SecretStore"), (ESO_API, "ExternalSecret"))
+
+
+def read_crd(crd: JsonObject | None) -> OperatorApi:
+    """Pure: ESO as its ExternalSecret CRD (as JSON; None when absent) shows it: installed
+    when the CRD serves the version the product writes (``v1``)."""
+    want = ESO_API.split("/")[1]
+    versions = (crd or {}).get("spec", {}).get("versions") or []
+    served = any(
+        isinstance(v, dict) and v.get("name") == want and v.get("served") for v in versions
+    )
+    return OperatorApi(installed=served, engine="eso")
+
+
+def handed_by_merge(es: JsonObject | None, destination: str, catalog_name: str) -> bool:
+    """Pure: an ExternalSecret of this catalog merges into ``destination`` already (the
+    product handed that Secret over), so the Secret is not someone else's."""
+    meta = (es or {}).get("metadata") or {}
+    have = meta.get("labels") or {}
+    mine = (
+        have.get(conv.MANAGED_BY_LABEL) == conv.MANAGED_BY_VALUE
+        and have.get(conv.CATALOG_LABEL) == catalog_name
+    )
+    target = ((es or {}).get("spec") or {}).get("target") or {}
+    return mine and target.get("name") == destination and target.get("creationPolicy") == "Merge"
 
 
 def store_name(service: str) -> str:
@@ -87,7 +122,15 @@ def render_external_secret(
         "spec": {
             "refreshInterval": sync.refresh_after,
             "secretStoreRef": {"name": store_name(sync.service), "kind": "SecretStore"},
-            "target": {"name": sync.destination, "creationPolicy": creation},
+            # a template (ESO's defaults, written out) so that ESO copies none of this
+            # object's labels and annotations onto the Secret: without one it copies them all
+            # (the product's labels over the operator-cache labels Terraform set, a nudge's
+            # annotation), and OpenTofu would take them off again on every run
+            "target": {
+                "name": sync.destination,
+                "creationPolicy": creation,
+                "template": {"engineVersion": "v2", "mergePolicy": "Replace"},
+            },
             "dataFrom": [{"extract": {"key": sync.kv_path}}],
         },
     }
@@ -109,6 +152,85 @@ def render_namespace(
             policy: CreationPolicy = "Merge" if sync.destination in placeholders else "Owner"
             out.append(render_external_secret(catalog, sync, policy))
     return out
+
+
+# -- restarts: Stakater Reloader on the catalog's restart targets ------------------------------
+
+#: The annotation on a workload that Stakater Reloader acts on: a comma-separated list of the
+#: Secrets (of the workload's namespace) whose change of data rolls it out.
+RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
+Target = tuple[str, str, str]  # (namespace, kind, name)
+
+
+def reload_targets(wanted: list[Sync]) -> dict[Target, tuple[str, ...]]:
+    """Pure: each restart target of the catalog, and the destination Secrets (sorted) whose
+    change must roll it out."""
+    out: dict[Target, set[str]] = {}
+    for s in wanted:
+        for t in s.restart:
+            out.setdefault((s.namespace, t.kind, t.name), set()).add(s.destination)
+    return {key: tuple(sorted(names)) for key, names in sorted(out.items())}
+
+
+def reload_value(existing: str | None, ours: tuple[str, ...]) -> str | None:
+    """Pure: the annotation's new value, the Secrets already named first (someone else's
+    included, kept as they are), then ours that are missing; None when none is missing."""
+    have = [n.strip() for n in (existing or "").split(",") if n.strip()]
+    missing = [n for n in ours if n not in have]
+    return ",".join([*have, *missing]) if missing else None
+
+
+# -- what ESO's status says ---------------------------------------------------------------------
+
+
+def condition(obj: JsonObject | None, kind: str = "Ready") -> JsonObject | None:
+    """Pure: a status condition of an ESO object (as JSON), if it has one."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == kind:
+            return cond
+    return None
+
+
+def ready(obj: JsonObject | None) -> str | None:
+    """Pure: the reason of a Ready condition that is True (``Valid`` for a store,
+    ``SecretSynced`` for an ExternalSecret); None when it is not Ready (or unknown)."""
+    cond = condition(obj)
+    return str(cond.get("reason") or "Ready") if cond and cond.get("status") == "True" else None
+
+
+def _short(text: object, limit: int = 240) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def why_not_synced(es: JsonObject | None, store: JsonObject | None) -> str:
+    """Pure: why an ExternalSecret has not synced, from its own and its store's Ready
+    conditions ("" when neither says anything). ESO's message is generic ("could not get
+    secret data from provider"); Vault's reason (a 403) is in ESO's log and event only."""
+    if es is None:
+        return "its ExternalSecret does not exist"
+    out = []
+    cond = condition(es)
+    if cond is not None and cond.get("status") != "True":
+        out.append(f"{cond.get('reason') or 'not Ready'}: {_short(cond.get('message') or '')}")
+    scond = condition(store)
+    if store is None:
+        out.append("its SecretStore does not exist")
+    elif scond is not None and scond.get("status") != "True":
+        out.append(
+            f"SecretStore {scond.get('reason') or 'not Ready'}: "
+            f"{_short(scond.get('message') or '')}"
+        )
+    return "; ".join(out)
+
+
+def paths_read(es: JsonObject) -> list[str]:
+    """Pure: the Vault paths an ExternalSecret reads (``data[].remoteRef.key`` and
+    ``dataFrom[].extract.key``), in order, each once."""
+    spec = es.get("spec") or {}
+    keys = [((d or {}).get("remoteRef") or {}).get("key") for d in spec.get("data") or []]
+    keys += [((d or {}).get("extract") or {}).get("key") for d in spec.get("dataFrom") or []]
+    return list(dict.fromkeys(str(k) for k in keys if k))
 
 
 # -- what breaks isolation ---------------------------------------------------------------------
@@ -188,10 +310,24 @@ def isolation_findings(objects: list[JsonObject], server: str) -> list[str]:
 
 
 __all__ = [
+    "DATA_HASH_ANNOTATION",
     "ESO_API",
+    "ES_CRD",
+    "FORCE_SYNC",
+    "KINDS",
+    "MANAGED_LABEL",
+    "RELOAD_ANNOTATION",
+    "condition",
+    "handed_by_merge",
     "isolation_findings",
+    "paths_read",
+    "read_crd",
+    "ready",
+    "reload_targets",
+    "reload_value",
     "render_external_secret",
     "render_namespace",
     "render_secret_store",
     "store_name",
+    "why_not_synced",
 ]

@@ -48,6 +48,9 @@ class OperatorApi:
     transformation: bool = False
     #: ``refreshAfter``'s pattern in the CRD ("" when it declares none).
     refresh_pattern: str = ""
+    #: The sync engine: ``vso``, or ``eso`` (the External Secrets Operator: its
+    #: ExternalSecret CRD read by ``model.eso.read_crd``; the fields above stay unset).
+    engine: str = "vso"
 
     @property
     def current(self) -> bool:
@@ -67,6 +70,15 @@ class OperatorApi:
 
     def describe(self) -> str:
         """One line for plans and reports."""
+        if self.engine == "eso":
+            if not self.installed:
+                return (
+                    "no External Secrets Operator: the ExternalSecret CRD "
+                    "(external-secrets.io/v1) is not installed"
+                )
+            return (
+                "External Secrets Operator (its ExternalSecret CRD serves external-secrets.io/v1)"
+            )
         if not self.installed:
             return "no Vault Secrets Operator: the VaultStaticSecret CRD is not installed"
         if not self.current:

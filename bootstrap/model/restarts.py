@@ -22,6 +22,7 @@ write is a failure."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -156,7 +157,16 @@ def new_restarts(
 
 
 def parse_stamp(value: str) -> dt.datetime | None:
-    """An RFC 3339 restart stamp (``2026-12-05T02:10:03Z``) as an aware datetime, or None."""
+    """A restart stamp as an aware datetime, or None: VSO's RFC 3339 (``2026-12-05T02:10:03Z``)
+    or Stakater Reloader's JSON (its ``observedAt``, Unix seconds)."""
+    if value.startswith("{"):
+        try:
+            seconds = json.loads(value).get("observedAt")
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(seconds, int) and not isinstance(seconds, bool):
+            return dt.datetime.fromtimestamp(seconds, dt.UTC)
+        return None
     try:
         when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -57,6 +57,14 @@ class Settings:
     sandbox_operator_burst: int = 0
     #: The sandbox operator's ``--max-concurrent-reconciles``; 0: the operator's default.
     sandbox_operator_max_reconciles: int = 0
+    #: The sync engine that fills the destination Secrets from Vault: ``vso`` (the Vault
+    #: Secrets Operator: VaultAuths and VaultStaticSecrets) or ``eso`` (the External Secrets
+    #: Operator, Apache-2.0: a SecretStore per service, an ExternalSecret per Secret). The
+    #: sandbox runs the one named here.
+    sync_engine: Literal["vso", "eso"] = "vso"
+    #: Source archive of the External Secrets Operator 2.9.0 (sha256 checked); unset:
+    #: ``../shared/vendor/external-secrets-2.9.0.tar.gz`` beside the repository.
+    eso_source: Path | None = None
     #: Source archive of the hashicorp/kubernetes Terraform provider 3.2.1 (sha256 checked);
     #: unset: ``../shared/vendor/terraform-provider-kubernetes-3.2.1.tar.gz``.
     kubernetes_provider_source: Path | None = None

@@ -49,6 +49,7 @@ from bootstrap.core.errors import UsageError
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.parallel import in_parallel
 from bootstrap.model import conventions as conv
+from bootstrap.model import eso
 from bootstrap.model.actions import Action
 from bootstrap.model.domain import VSO_API, syncs
 from bootstrap.model.operator_api import VSS_CRD, OperatorApi, read_crd
@@ -65,15 +66,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 #: One line on what the phase does.
-SUMMARY = "ServiceAccounts, VaultAuths, VaultStaticSecrets (and VaultConnection) per namespace"
+SUMMARY = (
+    "ServiceAccounts and the sync engine's objects per namespace (VaultAuths and "
+    "VaultStaticSecrets, or SecretStores and ExternalSecrets)"
+)
 
-#: (apiVersion, kind) of every kind this phase manages, in apply order.
+#: (apiVersion, kind) of every kind this phase manages for VSO, in apply order.
 KINDS = (
     ("v1", "ServiceAccount"),
     (VSO_API, "VaultConnection"),
     (VSO_API, "VaultAuth"),
     (VSO_API, "VaultStaticSecret"),
 )
+#: Every kind of either engine, in apply order.
+ALL_KINDS = (*KINDS, *eso.KINDS[1:])
+
+
+def kinds_of(engine: str) -> tuple[tuple[str, str], ...]:
+    """The kinds this phase manages for a sync engine, in apply order."""
+    return eso.KINDS if engine == "eso" else KINDS
+
+
 SELECTOR = f"{conv.MANAGED_BY_LABEL}={conv.MANAGED_BY_VALUE}"
 #: Requests in flight at once, reading and applying (at most the client's connection pool:
 #: more would open, and discard with a warning, a connection each). A constant, not a
@@ -100,6 +113,8 @@ class OperatorFacts:
     api: OperatorApi = field(default_factory=lambda: OperatorApi(installed=True))
     #: placeholder Secrets without the labels the operator's Secret cache selects
     unlabelled: set[tuple[str, str]] = field(default_factory=set)
+    #: ESO: Vault's address in each SecretStore (:func:`store_server`)
+    store_server: str = ""
 
 
 def _key(obj: JsonObject) -> tuple[str, str, str]:
@@ -137,16 +152,23 @@ def handed_in_place(vss: JsonObject | None, destination: str, catalog: str) -> b
 
 
 def owned_by_operator(secret: JsonObject) -> bool:
-    """Pure: the operator created the Secret (a VaultStaticSecret owns it)."""
+    """Pure: the operator created the Secret (a VaultStaticSecret, or ESO's ExternalSecret,
+    owns it)."""
     refs = (secret.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("kind") == "VaultStaticSecret" for r in refs)
+    return any(r.get("kind") in ("VaultStaticSecret", "ExternalSecret") for r in refs)
 
 
 def desired(
-    ctx: RunContext, placeholders: set[tuple[str, str]], api: OperatorApi | None = None
+    ctx: RunContext,
+    placeholders: set[tuple[str, str]],
+    api: OperatorApi | None = None,
+    server: str = "",
 ) -> list[JsonObject]:
     """The objects the catalog wants; ``api``: what the cluster's VaultStaticSecret CRD
-    declares (a spec as a current operator writes it back, see ``render_static_secret``)."""
+    declares (a spec as a current operator writes it back, see ``render_static_secret``);
+    ``server``: with ESO, Vault's address in the SecretStores (:func:`store_server`)."""
+    if ctx.settings.sync_engine == "eso":
+        return desired_eso(ctx, placeholders, server or store_server(ctx))
     mode = ctx.settings.handover
     if mode not in ("inplace", "owner"):
         raise UsageError(f"bootstrap.handover is {mode!r}; expected 'inplace' or 'owner'")
@@ -180,6 +202,31 @@ def desired(
                 "spec": {"address": ctx.settings.vault_connection_address},
             }
         )
+    return out
+
+
+def store_server(ctx: RunContext) -> str:
+    """Vault's address in each SecretStore: as the operator sees it (the setting
+    vault_connection_address), else the address the product itself uses."""
+    return ctx.settings.vault_connection_address or ctx.target.leader
+
+
+def desired_eso(
+    ctx: RunContext, placeholders: set[tuple[str, str]], server: str
+) -> list[JsonObject]:
+    """The objects the catalog wants with ESO: each service's ServiceAccount and
+    SecretStore (Vault at ``server``), and an ExternalSecret per destination (``Merge`` into
+    a placeholder the bootstrap made, ``Owner`` where none exists)."""
+    out = [
+        render_service_account(ctx.catalog, svc)
+        for svc in sorted(ctx.catalog.services, key=lambda s: s.name)
+    ]
+    namespaces = sorted(
+        {s.namespace for s in ctx.catalog.services} | {s.namespace for s in syncs(ctx.catalog)}
+    )
+    for ns in namespaces:
+        mine = frozenset(name for space, name in placeholders if space == ns)
+        out += eso.render_namespace(ctx.catalog, ns, server, mine)
     return out
 
 
@@ -255,7 +302,13 @@ def plan_labels(facts: OperatorFacts, mode: str) -> list[Action]:
 def handover_note(facts: OperatorFacts, mode: str) -> Action:
     """Pure: a line saying which operator the CRD shows and the hand-over that follows."""
     count = len(facts.placeholders)
-    if mode == "owner":
+    if mode == "merge":
+        how = (
+            "hand-over merge: creationPolicy Merge into each placeholder the bootstrap made "
+            f"({count} now): ESO writes Vault's keys into it and owns nothing; Owner where "
+            "none exists"
+        )
+    elif mode == "owner":
         how = (
             "hand-over owner: create true with overwrite true, the operator takes each "
             f"placeholder over ({count} now); the placeholders phase then leaves them to it"
@@ -365,7 +418,7 @@ def waves(actions: list[Action]) -> list[list[Action]]:
     may run at once: namespaces, then the applies kind by kind in :data:`KINDS` order (a
     VaultAuth names its ServiceAccount, a VaultStaticSecret its VaultAuth), then the deletes
     kind by kind in reverse order. Empty groups are left out; within a group, plan order."""
-    order = {kind: i for i, (_, kind) in enumerate(KINDS)}
+    order = {kind: i for i, (_, kind) in enumerate(ALL_KINDS)}
     groups: dict[tuple[int, int], list[Action]] = {}
     for action in actions:
         if not action.changes:
@@ -386,7 +439,10 @@ def waves(actions: list[Action]) -> list[list[Action]]:
 
 
 def read_cluster(
-    kube: Kube, namespaces: Sequence[str], workers: int
+    kube: Kube,
+    namespaces: Sequence[str],
+    workers: int,
+    kinds: Sequence[tuple[str, str]] = KINDS,
 ) -> tuple[dict[tuple[str, str], JsonObject], dict[tuple[str, str, str], JsonObject]]:
     """What the plan reads, in LISTs (a few dozen requests, not one per object): every
     Secret of each catalog namespace, by (namespace, name), and the objects of the managed
@@ -403,7 +459,7 @@ def read_cluster(
     ]
     reads += [("v1", "ServiceAccount", ns, None) for ns in namespaces]
     reads += [("v1", "ServiceAccount", None, SELECTOR)]
-    reads += [(api, kind, None, None) for api, kind in KINDS if kind != "ServiceAccount"]
+    reads += [(api, kind, None, None) for api, kind in kinds if kind != "ServiceAccount"]
     found = in_parallel(lambda r: kube.list_objects(*r), reads, workers)
     secrets: dict[tuple[str, str], JsonObject] = {}
     objects: dict[tuple[str, str, str], JsonObject] = {}
@@ -435,12 +491,20 @@ def relevant(
 class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
     def facts(self, ctx: RunContext) -> OperatorFacts:
         kube = ctx.target.kube
+        engine = ctx.settings.sync_engine
+        if engine == "eso":
+            api = eso.read_crd(
+                kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", eso.ES_CRD)
+            )
+        else:
+            api = read_crd(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD))
         existing_ns = kube.namespaces()
         wanted_ns = {s.namespace for s in ctx.catalog.services} | {
             s.namespace for s in syncs(ctx.catalog)
         }
         catalog_ns = sorted(wanted_ns & existing_ns)
-        secrets, listed = read_cluster(kube, catalog_ns, min(WORKERS, kube.pool_size))
+        kinds = kinds_of(engine) if api.installed else kinds_of(engine)[:1]
+        secrets, listed = read_cluster(kube, catalog_ns, min(WORKERS, kube.pool_size), kinds)
         placeholders: set[tuple[str, str]] = set()
         unlabelled: set[tuple[str, str]] = set()
         dropped: dict[tuple[str, str], list[str]] = {}
@@ -448,23 +512,42 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
         for sync in syncs(ctx.catalog):
             secret = secrets.get((sync.namespace, sync.destination))
             if secret is not None and not owned_by_operator(secret):
-                vss = listed.get(("VaultStaticSecret", sync.namespace, sync.destination))
-                if not ours(secret, ctx.catalog.name) and not handed_in_place(
-                    vss, sync.destination, ctx.catalog.name
-                ):
+                if engine == "eso":
+                    es = listed.get(("ExternalSecret", sync.namespace, sync.destination))
+                    handed = eso.handed_by_merge(es, sync.destination, ctx.catalog.name)
+                else:
+                    vss = listed.get(("VaultStaticSecret", sync.namespace, sync.destination))
+                    handed = handed_in_place(vss, sync.destination, ctx.catalog.name)
+                if not ours(secret, ctx.catalog.name) and not handed:
                     foreign[(sync.namespace, sync.destination)] = sync.kv_path
                     continue
                 placeholders.add((sync.namespace, sync.destination))
+                if engine == "eso":
+                    continue  # ESO merges: it labels the Secret itself and drops no key
                 if not conv.operator_cache_sees((secret.get("metadata") or {}).get("labels")):
                     unlabelled.add((sync.namespace, sync.destination))
                 extra = sorted(set(secret.get("data") or {}) - set(sync.keys) - {"_raw"})
                 if extra:
                     dropped[(sync.namespace, sync.destination)] = extra
-        api = read_crd(kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD))
-        objects = relevant(listed, {_key(o) for o in desired(ctx, placeholders, api)})
-        return OperatorFacts(objects, placeholders, dropped, foreign, existing_ns, api, unlabelled)
+        server = store_server(ctx) if engine == "eso" else ""
+        objects = relevant(listed, {_key(o) for o in desired(ctx, placeholders, api, server)})
+        return OperatorFacts(
+            objects, placeholders, dropped, foreign, existing_ns, api, unlabelled, server
+        )
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
+        eso_engine = ctx.settings.sync_engine == "eso"
+        if eso_engine and not facts.api.installed:
+            return [
+                Action(
+                    "problem",
+                    f"CustomResourceDefinition {eso.ES_CRD}",
+                    "missing or not serving external-secrets.io/v1: install the External "
+                    "Secrets Operator (2.x; its Helm chart) first, or set sync_engine to vso; "
+                    "the product writes its SecretStores and ExternalSecrets, never the "
+                    "operator itself",
+                )
+            ]
         if not facts.api.installed:
             return [
                 Action(
@@ -482,12 +565,12 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
                     f"Secret {ns}/{name}",
                     f"exists and was not made by the bootstrap (no placeholder marker, not "
                     f"labelled {conv.MANAGED_BY_LABEL}={conv.MANAGED_BY_VALUE} for catalog "
-                    f"{ctx.catalog.name!r}): the operator would replace its data with "
-                    f"{path}; rename the destination in the catalog, or move that Secret away",
+                    f"{ctx.catalog.name!r}): the operator would write {path} into it; "
+                    "rename the destination in the catalog, or move that Secret away",
                 )
                 for (ns, name), path in sorted(facts.foreign.items())
             ]
-        if ctx.settings.handover == "owner" and not facts.api.overwrite:
+        if ctx.settings.handover == "owner" and not facts.api.overwrite and not eso_engine:
             return [
                 Action(
                     "problem",
@@ -507,12 +590,12 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
             )
             for (ns, name), keys in sorted(facts.dropped_keys.items())
         ]
-        want = desired(ctx, facts.placeholders, facts.api)
+        want = desired(ctx, facts.placeholders, facts.api, facts.store_server)
         objects = plan_objects(want, facts, ctx.settings.prune, ctx.catalog.name)
         if facts.api.restarts_on_spec_change:
             objects = [_restart_note(a) for a in objects]
         return [
-            handover_note(facts, ctx.settings.handover),
+            handover_note(facts, "merge" if eso_engine else ctx.settings.handover),
             *warnings,
             *plan_namespaces(want, facts.namespaces, labels(ctx.catalog)),
             *plan_labels(facts, ctx.settings.handover),

@@ -37,8 +37,9 @@ from bootstrap.core import failpoints
 from bootstrap.core.errors import BootstrapError, WaitTimeout
 from bootstrap.core.parallel import in_parallel
 from bootstrap.core.waits import Pending, wait_for
+from bootstrap.model import eso
 from bootstrap.model.actions import Action
-from bootstrap.model.domain import VSO_API, Sync, syncs
+from bootstrap.model.domain import VSO_API, WORKLOAD_API, Sync, syncs
 from bootstrap.model.operator_api import OperatorApi
 from bootstrap.model.restarts import Storm
 from bootstrap.phases.pipeline import PhaseBase, RunContext
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 #: One line on what the phase does.
 SUMMARY = "wait, tolerant of placeholders, until every Secret holds Vault's value"
 
+#: The field manager of the Reloader annotations verify puts on restart targets (ESO).
+RELOAD_FIELD_MANAGER = "cluster-secrets-bootstrap-reload"
 #: Longest pause between two nudges of a VaultStaticSecret whose last read failed.
 RENUDGE_MAX = 15.0
 #: Stuck Secrets diagnosed in detail in a failure report (the rest are listed).
@@ -92,7 +95,14 @@ def _vault_data(ctx: RunContext, wanted: list[Sync], fresh: bool = False) -> Vau
     return {**known, **dict(read)}
 
 
-def _observe(t: Target, wanted: list[Sync], vault_data: VaultData) -> vso.Observed:
+def _kind(engine: str) -> str:
+    """What the sync engine's events are recorded on."""
+    return "ExternalSecret" if engine == "eso" else "VaultStaticSecret"
+
+
+def _observe(
+    t: Target, wanted: list[Sync], vault_data: VaultData, engine: str = "vso"
+) -> vso.Observed:
     """The destination Secrets of the wanted namespaces (a list each), and the operator's
     events of only those namespaces where a Secret is not synced: a state reads events only
     then, and after a bootstrap they are many (23 000 at 500 services, 3 s of client CPU to
@@ -105,14 +115,14 @@ def _observe(t: Target, wanted: list[Sync], vault_data: VaultData) -> vso.Observ
         return vso.classify(vault_data[s.kv_path].data, secret) == "synced"
 
     unsynced = sorted({s.namespace for s in wanted if s.namespace in secrets and not synced(s)})
-    evs = in_parallel(lambda ns: vso.events(t.kube, ns), unsynced, 8)
+    evs = in_parallel(lambda ns: vso.events(t.kube, ns, _kind(engine)), unsynced, 8)
     return vso.Observed(secrets, dict(zip(unsynced, evs, strict=True)))
 
 
 def _states(
-    t: Target, wanted: list[Sync], vault_data: VaultData
+    t: Target, wanted: list[Sync], vault_data: VaultData, engine: str = "vso"
 ) -> tuple[list[SecretState], vso.Observed]:
-    seen = _observe(t, wanted, vault_data)
+    seen = _observe(t, wanted, vault_data, engine)
     out = []
     for s in wanted:
         kv = vault_data[s.kv_path]
@@ -141,13 +151,16 @@ def _renudge(nudger: Nudger, left: list[SecretState], attempted: Kube | None = N
     if again and attempted is not None:
         again = vso.tried_already(attempted, again)
     if again:
-        log.info("nudging %d VaultStaticSecret(s) again after a failed sync", len(again))
+        log.info("nudging %d %s(s) again after a failed sync", len(again), nudger.kind)
         nudger.nudge(again)
 
 
-def _operator_silent(t: Target, waiting: list[Sync], seen: vso.Observed, since: float) -> bool:
-    """No event on any awaited VaultStaticSecret since ``since`` (wall clock), and no
-    VaultAuth of theirs ever accepted: no operator is at work here."""
+def _operator_silent(
+    t: Target, waiting: list[Sync], seen: vso.Observed, since: float, engine: str = "vso"
+) -> bool:
+    """No event on any awaited VaultStaticSecret (ExternalSecret) since ``since`` (wall
+    clock), and no VaultAuth (SecretStore) of theirs ever accepted: no operator is at work
+    here."""
     floor = since - 1.0  # event times are whole seconds
     for s in waiting:
         if any(
@@ -155,6 +168,11 @@ def _operator_silent(t: Target, waiting: list[Sync], seen: vso.Observed, since: 
         ):
             return False
     for ns, name in sorted({(s.namespace, s.service) for s in waiting}):
+        if engine == "eso":
+            store = t.kube.get(eso.ESO_API, "SecretStore", eso.store_name(name), ns)
+            if eso.ready(store) is not None:
+                return False
+            continue
         auth = t.kube.get(VSO_API, "VaultAuth", name, ns) or {}
         if (auth.get("status") or {}).get("valid"):
             return False
@@ -185,16 +203,53 @@ class AwaitQuiet(Action):
     watched: vso.Watched
 
 
+@dataclass(frozen=True)
+class AnnotateTarget(Action):
+    """ESO: annotate a restart target for Stakater Reloader (after its Secrets hold Vault's
+    values, so the hand-over itself restarts nothing, as with VSO)."""
+
+    namespace: str
+    kind_: str
+    name: str
+    value: str
+
+
 @dataclass
 class VerifyFacts:
     states: list[SecretState]
     #: restart storms going on, of the catalog's restart targets that exist
     storms: list[tuple[vso.Watched, Storm, str]] = field(default_factory=list)
+    #: ESO: each restart target's Reloader annotation as the cluster has it ("" when it has
+    #: none; absent targets left out), and the Secrets it must name
+    reload: dict[eso.Target, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+def plan_reload(reload: dict[eso.Target, tuple[str, tuple[str, ...]]]) -> list[Action]:
+    """Pure: the restart targets whose Reloader annotation lacks some of their Secrets."""
+    out: list[Action] = []
+    for (ns, kind, name), (have, ours) in sorted(reload.items()):
+        value = eso.reload_value(have, ours)
+        if value is None:
+            continue
+        out.append(
+            AnnotateTarget(
+                "update",
+                f"{kind} {ns}/{name}",
+                f"{eso.RELOAD_ANNOTATION}={value}: Stakater Reloader rolls it out when ESO "
+                "changes these Secrets' data (annotated once they hold Vault's values)",
+                namespace=ns,
+                kind_=kind,
+                name=name,
+                value=value,
+            )
+        )
+    return out
 
 
 def plan_verify(facts: VerifyFacts) -> list[Action]:
-    """Pure: the Secrets to await, then the restart storms to watch."""
-    actions = plan_states(facts.states)
+    """Pure: the Secrets to await, the restart targets to annotate for Reloader (ESO), then
+    the restart storms to watch."""
+    actions = plan_states(facts.states) + plan_reload(facts.reload)
     for w, storm, cause in facts.storms:
         reason = storm.describe() + (f"; {cause}" if cause else "")
         actions.append(
@@ -236,6 +291,28 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
     return actions
 
 
+def _reload_facts(kube: Kube, wanted: list[Sync]) -> dict[eso.Target, tuple[str, tuple[str, ...]]]:
+    """Each restart target that exists, its Reloader annotation and the Secrets it must
+    name (absent ones are said in the log: annotated by a re-run once deployed)."""
+    out = {}
+    for (ns, kind, name), ours in eso.reload_targets(wanted).items():
+        obj = kube.get(WORKLOAD_API[kind], kind, name, ns)
+        if obj is None:
+            log.info(
+                "verify: restart target %s %s/%s does not exist: a re-run after it is deployed "
+                "annotates it for Reloader (%s=%s)",
+                kind,
+                ns,
+                name,
+                eso.RELOAD_ANNOTATION,
+                ",".join(ours),
+            )
+            continue
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        out[(ns, kind, name)] = (str(annotations.get(eso.RELOAD_ANNOTATION) or ""), ours)
+    return out
+
+
 class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
     def __init__(self) -> None:
         #: when this run last proved the restart targets quiet: storms before it are over
@@ -245,8 +322,10 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
         t = ctx.target
         wanted = syncs(ctx.catalog)
         # the convergence check compares with Vault as it is after the wait
-        states = _states(t, wanted, _vault_data(ctx, wanted, fresh=ctx.converging))[0]
-        return VerifyFacts(states, self._storms(ctx, wanted))
+        vault_data = _vault_data(ctx, wanted, fresh=ctx.converging)
+        states = _states(t, wanted, vault_data, ctx.settings.sync_engine)[0]
+        reload = _reload_facts(t.kube, wanted) if ctx.settings.sync_engine == "eso" else {}
+        return VerifyFacts(states, self._storms(ctx, wanted), reload)
 
     def _storms(self, ctx: RunContext, wanted: list[Sync]) -> list[tuple[vso.Watched, Storm, str]]:
         """Restart storms going on (and newer than this run's last quiet proof)."""
@@ -293,8 +372,22 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
             log.info("verify: quiet check skipped (--skip-quiet-check)")
         if pending:
             # what is awaited is compared with Vault as it is now
-            operator = vso.operator_api(t.kube)
+            operator = (
+                OperatorApi(installed=True, engine="eso")
+                if ctx.settings.sync_engine == "eso"
+                else vso.operator_api(t.kube)
+            )
             self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True), operator)
+        for a in actions:  # after the waits: the hand-over itself restarts nothing
+            if isinstance(a, AnnotateTarget):
+                t.kube.merge_patch(
+                    WORKLOAD_API[a.kind_],
+                    a.kind_,
+                    a.name,
+                    a.namespace,
+                    {"metadata": {"annotations": {eso.RELOAD_ANNOTATION: a.value}}},
+                    field_manager=RELOAD_FIELD_MANAGER,
+                )
         if handed or storming:
             self._quiet(ctx, handed, storming, baseline)
         if empty:
@@ -358,7 +451,10 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
     ) -> None:
         ws = ctx.waits(maximum=1.0)
         refs = [(s.namespace, s.destination) for s in waiting]
-        if operator.nudge_by_annotation:
+        engine = operator.engine
+        # VSO: only what the operator has tried (a nudge before its first try is lost)
+        tries = operator.nudge_by_annotation and engine == "vso"
+        if tries:
             refs = vso.tried_already(t.kube, refs)
         began = time.time()
         with nudged(t.kube, refs if ctx.settings.verify_nudge else [], operator) as nudger:
@@ -367,13 +463,13 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
 
             def probe() -> None:
                 # only what is still pending is read again (each namespace once per probe)
-                states, _ = _states(t, unsynced, vault_data)
+                states, _ = _states(t, unsynced, vault_data, engine)
                 left = [st for st in states if st.state != "synced"]
                 unsynced[:] = [st.sync for st in left]
                 if not left:
                     return
                 if ctx.settings.verify_nudge:
-                    _renudge(nudger, left, t.kube if operator.nudge_by_annotation else None)
+                    _renudge(nudger, left, t.kube if tries else None)
                 raise Pending(
                     f"{len(left)} of {len(waiting)} pending: "
                     + ", ".join(st.line() for st in left[:3])
@@ -395,17 +491,32 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
         began: float,
         operator: OperatorApi,
     ) -> str:
-        states, seen = _states(t, waiting, vault_data)
+        engine = operator.engine
+        states, seen = _states(t, waiting, vault_data, engine)
         stuck = [st for st in states if st.state != "synced"]
         lines = [f"timed out after {exc.elapsed:.0f}s: {len(stuck)} Secret(s) not synced"]
-        if _operator_silent(t, waiting, seen, began):
+        if _operator_silent(t, waiting, seen, began, engine):
             lines.append(
-                "no Vault Secrets Operator answered: no event on any of these "
+                "no External Secrets Operator answered: no event on any of these "
+                "ExternalSecrets since verify began and no SecretStore of theirs Ready "
+                "(is the operator running, and does it reach this cluster?)"
+                if engine == "eso"
+                else "no Vault Secrets Operator answered: no event on any of these "
                 "VaultStaticSecrets since verify began and no VaultAuth of theirs accepted "
                 "(is the operator running, and does it reach this cluster?)"
             )
         if not operator.installed:
             lines.append(operator.describe())
+        if engine == "eso":
+            for st in stuck[:DIAGNOSE_MAX]:
+                s = st.sync
+                why = eso.why_not_synced(
+                    t.kube.get(eso.ESO_API, "ExternalSecret", s.destination, s.namespace),
+                    t.kube.get(eso.ESO_API, "SecretStore", eso.store_name(s.service), s.namespace),
+                )
+                lines.append(f"  {st.line()}" + (f"; {why}" if why else ""))
+            lines += [f"  {st.line()}" for st in stuck[DIAGNOSE_MAX:]]
+            return "\n".join(lines)
         blockers = vso.missing_auths(t.kube, ctx.settings.operator_namespace)
         if blockers:
             why = (

@@ -18,6 +18,9 @@ in a way its controller watches for. Two ways, chosen from the cluster's CRD
   restarts only on changed data. On the way out the spec each had before is re-applied,
   whatever happens (Ctrl-C included).
 
+ESO's ExternalSecrets take an annotation nudge too (:data:`eso.FORCE_SYNC`, as its documentation
+says): it refreshes one whenever its annotations differ from those it last synced.
+
 Either way a nudge of hundreds costs the operator one read and one sync each -- not a
 reconcile every second that would eat its API budget (VSO v0.1.0 writes each kind at 20
 requests a second at most). Used by the verify phase and the rotation test."""
@@ -32,6 +35,7 @@ from contextlib import contextmanager
 from bootstrap.clients.kube import Kube
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.parallel import in_parallel
+from bootstrap.model import eso
 from bootstrap.model.catalog import DURATION, duration_seconds
 from bootstrap.model.domain import VSO_API
 from bootstrap.model.operator_api import OperatorApi
@@ -56,9 +60,19 @@ class Nudger:
     """Nudges VaultStaticSecrets; ``by_annotation`` (a current operator) changes an
     annotation, else (VSO v0.1.0) the spec's refreshAfter."""
 
-    def __init__(self, kube: Kube, by_annotation: bool = True) -> None:
+    def __init__(self, kube: Kube, by_annotation: bool = True, engine: str = "vso") -> None:
         self.kube = kube
-        self.by_annotation = by_annotation
+        self.by_annotation = by_annotation or engine == "eso"
+        #: (apiVersion, kind) nudged, and the annotation changed
+        self.api, self.kind = (
+            (eso.ESO_API, "ExternalSecret")
+            if engine == "eso"
+            else (
+                VSO_API,
+                "VaultStaticSecret",
+            )
+        )
+        self.annotation = eso.FORCE_SYNC if engine == "eso" else NUDGE_ANNOTATION
         self.saved: dict[Ref, JsonObject] = {}
         self.current: dict[Ref, str] = {}
         self.times: dict[Ref, int] = {}
@@ -77,7 +91,7 @@ class Nudger:
         wanted = {r for r in targets if r not in self.saved}
         namespaces = sorted({ns for ns, _ in wanted})
         listed = in_parallel(
-            lambda ns: self.kube.list(VSO_API, "VaultStaticSecret", ns), namespaces, WORKERS
+            lambda ns: self.kube.list(self.api, self.kind, ns), namespaces, WORKERS
         )
         for ns, items in zip(namespaces, listed, strict=True):
             for have in items:
@@ -85,8 +99,8 @@ class Nudger:
                 if ref not in wanted:
                     continue
                 self.saved[ref] = {
-                    "apiVersion": VSO_API,
-                    "kind": "VaultStaticSecret",
+                    "apiVersion": self.api,
+                    "kind": self.kind,
                     "metadata": {
                         "name": ref[1],
                         "namespace": ns,
@@ -100,11 +114,11 @@ class Nudger:
         obj = self.saved[ref]
         if self.by_annotation:
             self.kube.merge_patch(
-                VSO_API,
-                "VaultStaticSecret",
+                self.api,
+                self.kind,
                 ref[1],
                 ref[0],
-                {"metadata": {"annotations": {NUDGE_ANNOTATION: str(time.time_ns())}}},
+                {"metadata": {"annotations": {self.annotation: str(time.time_ns())}}},
                 # its own field manager: the operator phase's server-side applies leave it be
                 field_manager=NUDGE_FIELD_MANAGER,
             )
@@ -132,7 +146,11 @@ class Nudger:
 def nudged(kube: Kube, targets: list[Ref], api: OperatorApi | None = None) -> Iterator[Nudger]:
     """Nudge ``targets`` now (as the cluster's operator ``api`` takes a nudge; unknown: an
     annotation); restore every nudged spec on the way out."""
-    nudger = Nudger(kube, by_annotation=api is None or api.nudge_by_annotation)
+    nudger = Nudger(
+        kube,
+        by_annotation=api is None or api.nudge_by_annotation,
+        engine=api.engine if api is not None else "vso",
+    )
     try:
         nudger.nudge(targets)
         yield nudger

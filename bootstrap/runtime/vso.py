@@ -48,10 +48,10 @@ from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import RestartTarget, duration_seconds
 from bootstrap.model.domain import (
     DEPLOYMENT_REVISION,
-    RESTART_ANNOTATION,
     VSO_API,
     WORKLOAD_API,
     Sync,
+    restart_stamp,
 )
 from bootstrap.model.operator_api import VSS_CRD, OperatorApi, read_crd
 from bootstrap.model.policy import PolicyParseError, Rule, allowed, parse_policy
@@ -66,7 +66,16 @@ from bootstrap.model.restarts import (
 
 RAW_KEY = "_raw"
 
-SYNC_REASONS = frozenset({"SecretSynced", "SecretRotated", "SecretSync"})
+SYNC_REASONS = frozenset(
+    {
+        "SecretSynced",
+        "SecretRotated",
+        "SecretSync",
+        # the External Secrets Operator's, on an ExternalSecret
+        "Created",
+        "Updated",
+    }
+)
 #: Not an event: a current operator's status condition SecretSynced False, read as one.
 CONDITION_FALSE = "SecretSynced=False"
 ERROR_REASONS = frozenset(
@@ -79,6 +88,10 @@ ERROR_REASONS = frozenset(
         "SecretDataBuilderError",
         "TransformationError",
         CONDITION_FALSE,
+        # the External Secrets Operator's, on an ExternalSecret
+        "UpdateFailed",
+        "SecretSyncedError",
+        "Ready=False",  # its Ready condition False, read as an event (_condition_outcome)
     }
 )
 
@@ -130,10 +143,13 @@ def _event(ev: Any) -> OperatorEvent:
     )
 
 
-def events(kube: Kube, namespace: str) -> dict[str, list[OperatorEvent]]:
-    """Events on the VaultStaticSecrets of a namespace, per object, oldest first."""
+def events(
+    kube: Kube, namespace: str, kind: str = "VaultStaticSecret"
+) -> dict[str, list[OperatorEvent]]:
+    """Events on the VaultStaticSecrets (or another ``kind``: ESO's ExternalSecrets) of a
+    namespace, per object, oldest first."""
     out: dict[str, list[OperatorEvent]] = {}
-    for ev in kube.list_events(namespace, "VaultStaticSecret"):
+    for ev in kube.list_events(namespace, kind):
         e = _event(ev)
         out.setdefault(e.name, []).append(e)
     for evs in out.values():
@@ -177,19 +193,21 @@ def state_of(
     evs: list[OperatorEvent],
     written: dt.datetime | None = None,
     vss: JsonObject | None = None,
+    condition_type: str = "SecretSynced",
 ) -> tuple[str, str]:
     """Pure: (state, detail) of one destination Secret, from its bytes and the operator's
     events on its VaultStaticSecret; ``error`` when it is not synced and the operator's last
     attempt failed (the detail gives the event's reason and message) -- unless that attempt
     may have come before Vault's latest version was ``written``. Without such an event (they
     expire), a current operator's ``SecretSynced`` condition False (on ``vss``) says the
-    same, judged by its last transition."""
+    same, judged by its last transition (``condition_type``: ESO's ExternalSecret says it
+    with ``Ready``)."""
     state = classify(vault_data, secret)
     if state == "synced":
         return state, ""
     outcome = latest_outcome(evs)
     if outcome is None or not outcome.error:
-        outcome = _condition_outcome(vss) or outcome
+        outcome = _condition_outcome(vss, condition_type) or outcome
     if outcome is not None and outcome.error:
         # Event times are whole seconds: the attempt was in [last_seen, last_seen + 1s). Only
         # an attempt surely after Vault's latest write is an error of the present.
@@ -202,16 +220,16 @@ def state_of(
     return state, ""
 
 
-def _condition_outcome(vss: JsonObject | None) -> OperatorEvent | None:
-    """A current operator's ``SecretSynced`` condition False, as the error event it stands
-    for (None without one)."""
-    cond = condition(vss, "SecretSynced")
+def _condition_outcome(vss: JsonObject | None, kind: str = "SecretSynced") -> OperatorEvent | None:
+    """A current operator's ``SecretSynced`` condition (or another ``kind``) False, as the
+    error event it stands for (None without one)."""
+    cond = condition(vss, kind)
     if cond is None or cond.get("status") != "False":
         return None
     when = parse_stamp(str(cond.get("lastTransitionTime") or "")) or _EPOCH
     return OperatorEvent(
         name=str(((vss or {}).get("metadata") or {}).get("name") or ""),
-        reason=CONDITION_FALSE,
+        reason=CONDITION_FALSE if kind == "SecretSynced" else f"{kind}=False",
         message=str(cond.get("message") or cond.get("reason") or ""),
         count=1,
         last_seen=when,
@@ -234,12 +252,13 @@ class Observed:
         return self.events.get(namespace, {}).get(name, [])
 
 
-def observe(kube: Kube, namespaces: list[str]) -> Observed:
-    """Secrets and operator events of the namespaces that exist (lists in parallel)."""
+def observe(kube: Kube, namespaces: list[str], kind: str = "VaultStaticSecret") -> Observed:
+    """Secrets and operator events (on ``kind``) of the namespaces that exist (lists in
+    parallel)."""
     existing = kube.namespaces()
     present = [ns for ns in sorted(set(namespaces)) if ns in existing]
     secrets = in_parallel(kube.list_secrets, present, 8)
-    evs = in_parallel(lambda ns: events(kube, ns), present, 8)
+    evs = in_parallel(lambda ns: events(kube, ns, kind), present, 8)
     return Observed(dict(zip(present, secrets, strict=True)), dict(zip(present, evs, strict=True)))
 
 
@@ -264,7 +283,7 @@ def rollout(kube: Kube, target: RestartTarget, namespace: str) -> Rollout | None
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    at = (template.get("annotations") or {}).get(RESTART_ANNOTATION, "")
+    at = restart_stamp(template.get("annotations"))
     if target.kind == "Deployment":
         revision = str((meta.get("annotations") or {}).get(DEPLOYMENT_REVISION, ""))
     elif target.kind == "StatefulSet":
@@ -431,8 +450,8 @@ def tried_already(kube: Kube, refs: list[tuple[str, str]]) -> list[tuple[str, st
 
 def _stamp(template: JsonObject | None) -> dt.datetime | None:
     annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(RESTART_ANNOTATION)
-    return parse_stamp(str(value)) if value else None
+    value = restart_stamp(annotations)
+    return parse_stamp(value) if value else None
 
 
 class RolloutHistory:

@@ -57,7 +57,8 @@ class ListingKube:
     """Answers the LISTs the facts make, as the API server would (items without apiVersion
     and kind), and counts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, crd: bool = True) -> None:
+        self.crd = crd
         self.lists: list[tuple[str, str | None, str | None]] = []
         placeholder = _b64(b"bootstrap-placeholder:web/config/a")
         self.items: dict[tuple[str, str | None], list[dict[str, Any]]] = {
@@ -103,10 +104,11 @@ class ListingKube:
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
-        """The one read the facts make besides the lists: the VaultStaticSecret CRD."""
+        """The one read the facts make besides the lists: the VaultStaticSecret CRD (of the
+        v0.1.0 kind: a v1beta1 with none of a current operator's fields), or none."""
         self.lists.append((kind, name, None))
         assert kind == "CustomResourceDefinition"
-        return None
+        return {"spec": {"versions": [{"name": "v1beta1"}]}} if self.crd else None
 
     def list_objects(
         self, api_version: str, kind: str, namespace: str | None, label_selector: str | None
@@ -135,7 +137,7 @@ def test_facts_come_from_one_list_per_namespace_and_kind() -> None:
     assert facts.placeholders == {("apps", "config"), ("apps", "old")}
     # neither carries the labels of a current operator's Secret cache
     assert facts.unlabelled == {("apps", "config"), ("apps", "old")}
-    assert not facts.api.installed
+    assert facts.api.installed and not facts.api.current
     assert facts.dropped_keys == {("apps", "old"): ["stale"]}
     assert facts.foreign == {("apps", "hand"): "web/hand"}
     assert sorted(facts.objects) == [
@@ -145,6 +147,18 @@ def test_facts_come_from_one_list_per_namespace_and_kind() -> None:
         ("VaultStaticSecret", "apps", "config"),
     ]
     assert facts.objects[("VaultAuth", "apps", "web")]["apiVersion"] == VSO_API
+
+
+def test_without_the_operator_s_crd_its_kinds_are_not_listed_and_the_plan_says_so() -> None:
+    """Listing a kind the API server does not serve would fail before the plan could say
+    what to install."""
+    kube = ListingKube(crd=False)
+    ctx = _ctx(kube)
+    facts = operator.Operator().facts(ctx)
+    listed = {kind for kind, _, _ in kube.lists}
+    assert listed == {"Secret", "ServiceAccount", "CustomResourceDefinition"}
+    (only,) = operator.Operator().plan(ctx, facts)
+    assert only.verb == "problem" and "install the Vault Secrets Operator" in only.reason
 
 
 def test_ours_and_owned_by_operator_read_plain_json() -> None:

@@ -100,6 +100,7 @@ def test_every_path_field_is_expanded(home: Path) -> None:
         "unseal_keys_file",
         "vso_source",
         "vso_v0_source",
+        "eso_source",
         "kubernetes_provider_source",
     }
     s = Settings.from_config({name: f"~/{name}" for name in paths})

@@ -1,0 +1,211 @@
+"""The External Secrets Operator 2.9.0 as the sync engine (``sync_engine: eso``), on a sandbox
+that runs ESO and no VSO: the first bootstrap through the CLI syncs every Secret of the
+example catalog through ESO (verify compares each with Vault); the hand-over merges into the
+placeholders Terraform made and re-runs change, write and restart nothing; a hand-written
+ExternalSecret reading another service's path through its namespace's store never gets data
+(OpenBao refuses the store's role) and ``status`` says so with Vault's 403."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bootstrap.clients.kube import Kube
+from bootstrap.clients.kv import read_kv
+from bootstrap.commands.status import collect
+from bootstrap.model import eso
+from bootstrap.model.catalog import load_catalog
+from bootstrap.model.domain import syncs
+from bootstrap.model.operator_api import VSS_CRD
+from bootstrap.runtime import vso
+from tests.conftest import EXAMPLE
+from tests.integration.conftest import Box
+from tests.integration.helpers import (
+    admin_api,
+    generated_catalog,
+    invoke_cli,
+    revision,
+    run,
+    statuses,
+    verified,
+    wait_until,
+    workload,
+)
+
+ALL_PHASES = ["placeholders", "vault-ready", "vault-config", "operator", "populate", "verify"]
+
+
+def test_the_first_bootstrap_syncs_every_secret_through_eso(
+    eso_box: Box, first_run_eso: dict[str, Any]
+) -> None:
+    report = json.loads(first_run_eso["report"])
+    phases = {p["name"]: p["status"] for p in report["phases"]}
+    assert phases["operator"] == "applied" and phases["verify"] in ("applied", "no-change")
+    kube = Kube(eso_box.state.kubeconfig)
+    cat = load_catalog(EXAMPLE)
+    api = admin_api(eso_box)
+    # nothing of VSO's: ESO alone wrote these Secrets
+    assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", VSS_CRD) is None
+    for s in syncs(cat):
+        es = kube.get(eso.ESO_API, "ExternalSecret", s.destination, s.namespace)
+        assert eso.ready(es) == "SecretSynced", (s.destination, es and es.get("status"))
+        assert es is not None and es["spec"]["target"]["creationPolicy"] == "Merge"
+        store = kube.get(eso.ESO_API, "SecretStore", eso.store_name(s.service), s.namespace)
+        assert eso.ready(store) is not None, store and store.get("status")
+        secret = kube.read_secret_object(s.namespace, s.destination)
+        assert secret.metadata.labels[eso.MANAGED_LABEL] == "true"
+        assert not secret.metadata.owner_references  # merged into Terraform's placeholder
+        data, _ = read_kv(api, s.kv_path)
+        assert vso.classify(data, kube.read_secret(s.namespace, s.destination)) == "synced"
+    rows = collect(cat, kube, api, "eso")
+    assert {r.state for r in rows} == {"synced"}, [(r.secret, r.state, r.detail) for r in rows]
+    assert all(r.service != "-" for r in rows)
+    assert all("Updated" in r.last_sync or "Created" in r.last_sync for r in rows), rows
+
+
+def test_three_reruns_change_write_and_restart_nothing(
+    eso_box: Box, first_run_eso: dict[str, Any], tmp_path: Path
+) -> None:
+    """Through the CLI, as a user re-runs it: every phase no-change, three times; OpenTofu
+    leaves ESO's label and annotation on the placeholders alone, so neither rewrites the
+    other's fields; the Secrets keep their resourceVersion (ESO refreshed them and found
+    nothing to write)."""
+    kube = Kube(eso_box.state.kubeconfig)
+    cat = load_catalog(EXAMPLE)
+    before = {
+        (s.namespace, s.destination): kube.read_secret_object(
+            s.namespace, s.destination
+        ).metadata.resource_version
+        for s in syncs(cat)
+    }
+    for i in range(3):
+        report = tmp_path / f"rerun-{i}.json"
+        invoke_cli(["bootstrap", "--report", str(report)], first_run_eso["env"])
+        phases = {p["name"]: p["status"] for p in json.loads(report.read_text())["phases"]}
+        changed = {k: v for k, v in phases.items() if v not in ("no-change", "skipped")}
+        assert changed == {}, phases
+    after = {key: kube.read_secret_object(*key).metadata.resource_version for key in sorted(before)}
+    assert after == before
+
+
+def test_a_placeholder_is_handed_over_by_merge_and_keeps_its_identity(
+    eso_box: Box, first_run_eso: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    p = f"em{unique}"
+    cat = generated_catalog(p, {"config": ["a", "b"]}, refresh="5s")
+    s = eso_box.settings(state_dir=tmp_path)
+    kube = Kube(eso_box.state.kubeconfig)
+    results, _ = run(s, cat, ["placeholders"])
+    assert statuses(results) == {"placeholders": "applied"}
+    placeholder = kube.read_secret_object(p, "config")
+    assert vso.classify({"a": "x"}, kube.read_secret(p, "config")) == "placeholder"
+    workload(kube, p, "Deployment", "web")
+    wait_until(lambda: revision(kube, p, "Deployment", "web") == "1", "web's first revision")
+
+    results, _ = run(s, cat, ALL_PHASES)
+    assert verified(results), [(r.name, r.status, r.error) for r in results]
+    filled = kube.read_secret_object(p, "config")
+    assert filled.metadata.uid == placeholder.metadata.uid  # the same Secret, filled
+    assert not filled.metadata.owner_references
+    data, _ = read_kv(admin_api(eso_box), f"{p}/config")
+    assert vso.classify(data, kube.read_secret(p, "config")) == "synced"
+    version = filled.metadata.resource_version
+
+    again, _ = run(s, cat, ALL_PHASES)
+    assert set(statuses(again).values()) == {"no-change"}, statuses(again)
+    # ESO refreshes every 5 s here: wait for two refreshes, then nothing was rewritten
+    es = kube.get(eso.ESO_API, "ExternalSecret", "config", p)
+    assert es is not None
+    first = es["status"]["refreshTime"]
+
+    def refreshed_twice() -> bool:
+        now = kube.get(eso.ESO_API, "ExternalSecret", "config", p) or {}
+        return bool((now.get("status") or {}).get("refreshTime", first) > first)
+
+    wait_until(refreshed_twice, "ESO to refresh config again", timeout=30)
+    assert kube.read_secret_object(p, "config").metadata.resource_version == version
+    assert revision(kube, p, "Deployment", "web") == "1"
+
+
+def test_an_external_secret_cannot_read_another_services_path_and_status_says_so(
+    eso_box: Box, first_run_eso: dict[str, Any], unique: str
+) -> None:
+    """A hand-written ExternalSecret in webapp's namespace, through webapp's own store (its
+    role), pointed at monitoring's private path: OpenBao refuses it, no Secret is written,
+    and status lists it as an error with the 403."""
+    kube = Kube(eso_box.state.kubeconfig)
+    cat = load_catalog(EXAMPLE)
+    webapp = next(s for s in cat.services if s.name == "webapp")
+    other = next(s for s in syncs(cat) if s.service != "webapp" and s.namespace != "webapp")
+    name = f"steal-{unique}"
+    kube.apply(
+        {
+            "apiVersion": eso.ESO_API,
+            "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": webapp.namespace},
+            "spec": {
+                "refreshInterval": "1h",
+                "secretStoreRef": {"name": eso.store_name("webapp"), "kind": "SecretStore"},
+                "target": {"name": name},
+                "dataFrom": [{"extract": {"key": other.kv_path}}],
+            },
+        }
+    )
+    try:
+
+        def refused() -> Any:
+            rows = collect(cat, kube, admin_api(eso_box), "eso")
+            row = next((r for r in rows if r.secret == name), None)
+            # ESO's event carries Vault's answer (its Ready condition only a generic message)
+            failed = row is not None and row.state == "error" and "UpdateFailed" in row.detail
+            return row if failed else None
+
+        row = wait_until(refused, "ESO to report the refused read", timeout=60)
+        assert row.service == "-"
+        assert other.kv_path in row.vault_path and f"ExternalSecret {name}" in row.vault_path
+        assert "403" in row.detail or "permission denied" in row.detail, row.detail
+        assert kube.read_secret(webapp.namespace, name) is None  # never got data
+    finally:
+        kube.delete(eso.ESO_API, "ExternalSecret", name, webapp.namespace)
+
+
+def test_rotation_rolls_out_each_restart_target_once_per_change_through_reloader(
+    eso_box: Box, first_run_eso: dict[str, Any], tmp_path: Path
+) -> None:
+    """ESO restarts nothing; Stakater Reloader does, on the annotation verify puts on each
+    restart target once its Secrets hold Vault's values: the re-run that annotates restarts
+    nothing, the sentinel and the restore one rollout each, a bystander none."""
+    kube = Kube(eso_box.state.kubeconfig)
+    names = ("webapp", "webapp-worker", "bystander")
+    for name in names:
+        workload(kube, "webapp", "Deployment", name)
+    for name in names:
+        wait_until(lambda n=name: revision(kube, "webapp", "Deployment", n), f"{name} revision")
+    start = {n: revision(kube, "webapp", "Deployment", n) for n in names}
+    report = tmp_path / "annotate.json"
+    invoke_cli(["bootstrap", "--report", str(report)], first_run_eso["env"])
+    for name in ("webapp", "webapp-worker"):
+        deployment = kube.get("apps/v1", "Deployment", name, "webapp") or {}
+        value = deployment["metadata"]["annotations"][eso.RELOAD_ANNOTATION]
+        assert "config" in value.split(","), value
+    assert eso.RELOAD_ANNOTATION not in (
+        (kube.get("apps/v1", "Deployment", "bystander", "webapp") or {})["metadata"].get(
+            "annotations"
+        )
+        or {}
+    )
+    assert {n: revision(kube, "webapp", "Deployment", n) for n in names} == start
+
+    api = admin_api(eso_box)
+    original, version = read_kv(api, "webapp/config")
+    proc = invoke_cli(["verify.rotation", "webapp/config"], first_run_eso["env"])
+    assert "rotation test passed for webapp/config" in proc.stdout
+    for name in ("webapp", "webapp-worker"):
+        rev = int(start[name])
+        assert revision(kube, "webapp", "Deployment", name) == str(rev + 2), name
+        assert f"Deployment/{name}: revisions {rev} -> {rev + 1} -> {rev + 2}" in proc.stdout
+    assert revision(kube, "webapp", "Deployment", "bystander") == start["bystander"]
+    data, now = read_kv(api, "webapp/config")
+    assert data == original and now == version + 2
+    assert vso.classify(original, kube.read_secret("webapp", "config")) == "synced"
