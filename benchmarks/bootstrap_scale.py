@@ -1,22 +1,23 @@
 """The whole ``invoke bootstrap`` at scale, on generated catalogs.
 
-Per operator version and size: a fresh sandbox (etcd, kube-apiserver, kube-controller-manager,
-one OpenBao node and the real Vault Secrets Operator: 1.4.1 with its client rate raised by
-``--qps``/``--burst``, and v0.1.0, whose client is fixed at 20 requests a second per kind) is
-started, one Deployment per service (no pods: the sandbox has no node, but its controller
-rolls out a revision per restart) is made as the service's restart target, then ``invoke
-bootstrap`` runs through the CLI as a user runs it, from scratch, and then with nothing to
-change (no-op, three times by default: the median is printed, with the range). The wall time
+Per sync engine and size: a fresh sandbox (etcd, kube-apiserver, kube-controller-manager, one
+OpenBao node and the real sync engine: the Vault Secrets Operator 1.4.1 with its client rate
+raised by ``--qps``/``--burst``, and v0.1.0, whose client is fixed at 20 requests a second per
+kind; or ``eso``, the External Secrets Operator 2.9.0 with the same client flags and Stakater
+Reloader) is started, one Deployment per service (no pods: the sandbox has no node, but its
+controller rolls out a revision per restart) is made as the service's restart target, then
+``invoke bootstrap`` runs through the CLI as a user runs it, from scratch, and then with nothing
+to change (no-op, three times by default: the median is printed, with the range). The wall time
 is from the command's start to its exit (it exits 0 only once the operator has synced every
 destination Secret, and, from scratch, once verify has watched the restart targets for one
-refresh period: the quiet check); the per-phase seconds come from its JSON report. After the
-no-op runs the Deployments are watched for one more refresh period, and their rollouts
-counted: a hand-over and re-runs that restart nothing leave every one at revision 1. The time
-to start the sandbox is printed apart: the goal is about the bootstrap, after the sandbox is
-up.
+refresh period: the quiet check); the per-phase seconds come from its JSON report. After the no-
+op runs the Deployments are watched for one more refresh period, and their rollouts counted: a
+hand-over and re-runs that restart nothing leave every one at revision 1. The time to start the
+sandbox is printed apart: the goal is about the bootstrap, after the sandbox is up.
 
     uv run python benchmarks/bootstrap_scale.py --sizes 50 200 500
     uv run python benchmarks/bootstrap_scale.py --sizes 500 --operators 1.4.1 --qps 500 --burst 1000
+    uv run python benchmarks/bootstrap_scale.py --sizes 50 --operators 1.4.1,0.1.0,eso
 
 The generated catalog is the one of benchmarks/vault_config.py (n services in 20
 namespaces, three secrets each and two of ten shared reads: 5 destination Secrets per
@@ -38,7 +39,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import TOOLS_DIR, catalog_text  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ENGINES,
+    TOOLS_DIR,
+    catalog_text,
+    engine_label,
+    operator_options,
+)
 from benchmarks.dr import cli, env_for  # noqa: E402
 from benchmarks.limits import LIMITS, THREADS, measure_limits  # noqa: E402
 from bootstrap import sandbox  # noqa: E402
@@ -53,6 +60,8 @@ from bootstrap.tooling import versions  # noqa: E402
 #: runtime's default QPS (VSO v0.1.0: one rate limiter per REST client and so per kind, not
 #: configurable; 1.4.1: the same default, raised with --kube-client-qps).
 DEFAULT_QPS = 20.0
+#: ESO 2.9.0's client rate without a flag (--client-qps).
+ESO_DEFAULT_QPS = 50.0
 PHASES = tuple(p.name for p in registered())  # what bootstrap runs
 #: The generated catalog's refresh period (the catalog's default), in seconds.
 REFRESH = 30.0
@@ -195,6 +204,8 @@ class _NoVault:
 
 
 def qps_of(operator: sandbox.OperatorOptions) -> float:
+    if operator.engine == "eso":
+        return operator.qps or ESO_DEFAULT_QPS
     if operator.version == versions.VSO_V0 or not operator.qps:
         return DEFAULT_QPS
     return operator.qps
@@ -208,7 +219,7 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
         "operators:"
     )
     for op in dict.fromkeys(r["operator"] for r in rows):
-        print(f"- VSO {op.describe()}")
+        print(f"- {op.describe()}" if op.engine == "eso" else f"- VSO {op.describe()}")
     print()
     head = [
         "operator",
@@ -229,7 +240,7 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
             run = r[kind]
             spread = run.get("range")
             cells = [
-                r["operator"].version,
+                engine_label(r["operator"]),
                 str(r["services"]),
                 str(r["secrets"]),
                 "from scratch" if kind == "scratch" else f"no-op, median of {r['noop_runs']}",
@@ -246,8 +257,8 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
         "\n'without verify': the command's wall time less the verify phase, which waits for "
         "the operator and then\nwatches the restart targets for one refresh period "
         f"({REFRESH:.0f} s + {vso.QUIET_MARGIN:.0f} s; from scratch only).\n'client floor': "
-        "Secrets / the operator's client rate (20 a second per kind by default, v0.1.0 "
-        "always):\neach destination Secret is written once when it first syncs.\n"
+        "Secrets / the operator's client rate (VSO: 20 a second per kind by default, v0.1.0 "
+        "always; ESO: 50):\neach destination Secret is written once when it first syncs.\n"
         "'rollouts': Deployment rollouts beyond revision 1 after the from-scratch run, the "
         "no-op runs and one more\nrefresh period: the hand-over and the re-runs restart "
         "nothing when it is 0."
@@ -264,7 +275,7 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
             limit = r["limits"][phase]
             took = r["scratch"]["phases"].get(phase, 0.0)
             print(
-                f"| {r['operator'].version} | {r['services']} | {phase} | {what} | "
+                f"| {engine_label(r['operator'])} | {r['services']} | {phase} | {what} | "
                 f"{count(r['services'])} | {limit:.2f} | {took:.2f} | "
                 f"{took / limit if limit else 0.0:.1f}x |"
             )
@@ -274,7 +285,7 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
     )
     by_op: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        by_op.setdefault(r["operator"].version, []).append(r)
+        by_op.setdefault(engine_label(r["operator"]), []).append(r)
     for version, its in by_op.items():
         slopes(version, its)
 
@@ -284,7 +295,7 @@ def slopes(version: str, rows: list[dict[str, Any]]) -> None:
         lo, hi = rows[0], rows[-1]
         span = (hi["services"] - lo["services"]) / 100
         print(
-            f"\nVSO {version}: seconds per 100 services, from {lo['services']} to "
+            f"\n{version}: seconds per 100 services, from {lo['services']} to "
             f"{hi['services']} services (from scratch; a phase that grows linearly has the "
             "same figure at every size)\n"
         )
@@ -308,26 +319,28 @@ def main() -> None:
     parser.add_argument("--noop-runs", type=int, default=3, help="no-op runs per size (median)")
     parser.add_argument(
         "--operators",
-        default=",".join(versions.VSO_VERSIONS),
-        help=f"operator versions, comma-separated (default {','.join(versions.VSO_VERSIONS)})",
+        default=",".join(ENGINES),
+        help=f"sync engines, comma-separated: VSO versions or eso (default {','.join(ENGINES)})",
     )
-    parser.add_argument("--qps", type=float, default=500.0, help="1.4.1's --kube-client-qps")
-    parser.add_argument("--burst", type=int, default=1000, help="1.4.1's --kube-client-burst")
+    parser.add_argument(
+        "--qps", type=float, default=500.0, help="1.4.1's --kube-client-qps, ESO's --client-qps"
+    )
+    parser.add_argument(
+        "--burst", type=int, default=1000, help="1.4.1's --kube-client-burst, ESO's --client-burst"
+    )
     parser.add_argument(
         "--max-reconciles",
         type=int,
         default=0,
-        help="1.4.1's --max-concurrent-reconciles (0: its 100)",
+        help="1.4.1's --max-concurrent-reconciles (0: its 100), ESO's --concurrent (0: its 1)",
     )
     args = parser.parse_args()
     rows = []
     for version in args.operators.split(","):
-        operator = sandbox.OperatorOptions(
-            version.strip(), args.qps, args.burst, args.max_reconciles
-        )
+        operator = operator_options(version, args.qps, args.burst, args.max_reconciles)
         for n in args.sizes:
             with tempfile.TemporaryDirectory(prefix=f"scale-bench-{n}-") as tmp:
-                print(f"... VSO {operator.describe()}: {n} services", file=sys.stderr, flush=True)
+                print(f"... {engine_label(operator)}: {n} services", file=sys.stderr, flush=True)
                 noop = max(1, args.noop_runs)
                 rows.append({**one(n, Path(tmp), noop, operator), "noop_runs": noop})
     print_tables(rows)

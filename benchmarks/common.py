@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bootstrap.model.settings import Settings
-from bootstrap.sandbox import SandboxState
+from bootstrap.sandbox import OperatorOptions, SandboxState
+from bootstrap.tooling import versions
 
 TOOLS_DIR = Path.home() / ".cache" / "cluster-secrets-bootstrap" / "tools"
 
@@ -37,6 +38,27 @@ def sandbox_settings(tmp: Path, box: SandboxState, **overrides: object) -> Setti
         "custody_file": tmp / "sandbox" / "custody" / "vault-init.json",
         "audit_file": str(tmp / "sandbox" / "bao-0" / "audit.log"),
         "state_dir": tmp / "state",
+        "sync_engine": box.sync_engine,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+#: What ``--operators`` takes: a VSO version, or ``eso`` (the External Secrets Operator).
+ENGINES = (*versions.VSO_VERSIONS, "eso")
+
+
+def operator_options(
+    name: str, qps: float = 0.0, burst: int = 0, max_reconciles: int = 0
+) -> OperatorOptions:
+    """The sandbox's sync engine for an ``--operators`` entry: a VSO version, or ``eso``
+    (its client rate and ``--concurrent`` from the same flags)."""
+    name = name.strip()
+    if name == "eso":
+        return OperatorOptions(qps=qps, burst=burst, max_reconciles=max_reconciles, engine="eso")
+    return OperatorOptions(name, qps, burst, max_reconciles)
+
+
+def engine_label(op: OperatorOptions) -> str:
+    """A table's operator cell: 'VSO 1.4.1' or 'ESO 2.9.0'."""
+    return f"ESO {versions.ESO}" if op.engine == "eso" else f"VSO {op.version}"

@@ -74,6 +74,7 @@ def env_for(directory: Path, state: sandbox.SandboxState, state_dir: Path) -> di
         "INVOKE_BOOTSTRAP_SANDBOX_DIR": str(directory),
         "INVOKE_BOOTSTRAP_STATE_DIR": str(state_dir),
         "INVOKE_BOOTSTRAP_WAIT_TIMEOUT": "900",
+        "INVOKE_BOOTSTRAP_SYNC_ENGINE": state.sync_engine,
     }
 
 

@@ -291,25 +291,29 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
     return actions
 
 
-def _reload_facts(kube: Kube, wanted: list[Sync]) -> dict[eso.Target, tuple[str, tuple[str, ...]]]:
+def _reload_facts(
+    kube: Kube, wanted: list[Sync], say_absent: bool = True
+) -> dict[eso.Target, tuple[str, tuple[str, ...]]]:
     """Each restart target that exists, its Reloader annotation and the Secrets it must
-    name (absent ones are said in the log: annotated by a re-run once deployed)."""
+    name; those absent are said in one log line (``say_absent``): a re-run once they are
+    deployed annotates them."""
     out = {}
+    absent = []
     for (ns, kind, name), ours in eso.reload_targets(wanted).items():
         obj = kube.get(WORKLOAD_API[kind], kind, name, ns)
         if obj is None:
-            log.info(
-                "verify: restart target %s %s/%s does not exist: a re-run after it is deployed "
-                "annotates it for Reloader (%s=%s)",
-                kind,
-                ns,
-                name,
-                eso.RELOAD_ANNOTATION,
-                ",".join(ours),
-            )
+            absent.append(f"{kind} {ns}/{name}")
             continue
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         out[(ns, kind, name)] = (str(annotations.get(eso.RELOAD_ANNOTATION) or ""), ours)
+    if absent and say_absent:
+        log.info(
+            "verify: %d restart target(s) not deployed yet, so not annotated for Reloader "
+            "(%s); a re-run once they are deployed annotates them: %s",
+            len(absent),
+            eso.RELOAD_ANNOTATION,
+            ", ".join(absent),
+        )
     return out
 
 
@@ -324,7 +328,11 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
         # the convergence check compares with Vault as it is after the wait
         vault_data = _vault_data(ctx, wanted, fresh=ctx.converging)
         states = _states(t, wanted, vault_data, ctx.settings.sync_engine)[0]
-        reload = _reload_facts(t.kube, wanted) if ctx.settings.sync_engine == "eso" else {}
+        reload = (
+            _reload_facts(t.kube, wanted, say_absent=not ctx.converging)
+            if ctx.settings.sync_engine == "eso"
+            else {}
+        )
         return VerifyFacts(states, self._storms(ctx, wanted), reload)
 
     def _storms(self, ctx: RunContext, wanted: list[Sync]) -> list[tuple[vso.Watched, Storm, str]]:

@@ -129,7 +129,7 @@ def up(
     names = [*COMPONENTS, *(node.COMPONENTS if with_node else ())]
     binaries = {n: str(found.get(n) or tools.require(n, tools_dir)) for n in names}
     binaries[OPERATOR] = str(tools.require(operator.tool, tools_dir))
-    if operator.engine == "eso":  # ESO restarts nothing: Reloader does, on a change of data
+    if operator.engine == "eso" and operator.reloader:  # ESO restarts nothing: Reloader does
         binaries[reloader.PROCESS] = str(tools.require(tools.RELOADER, tools_dir))
     started = time.monotonic()
     directory.mkdir(parents=True)
@@ -237,10 +237,11 @@ def _start(
             operator.burst,
         )
         healthy(state.process(external_secrets.PROCESS), wait)
-        say(f"Stakater Reloader v{versions.RELOADER} in namespace {reloader.NAMESPACE}")
-        reloader.install(state, tools_dir)
-        reloader.start(state, binaries[reloader.PROCESS])
-        healthy(state.process(reloader.PROCESS), wait)
+        if operator.reloader:
+            say(f"Stakater Reloader v{versions.RELOADER} in namespace {reloader.NAMESPACE}")
+            reloader.install(state, tools_dir)
+            reloader.start(state, binaries[reloader.PROCESS])
+            healthy(state.process(reloader.PROCESS), wait)
     else:
         _start_vso(state, binaries, ports, tools_dir, wait, say, operator)
     if node_certs is not None:

@@ -49,6 +49,9 @@ class OperatorOptions:
     #: The sync engine: ``vso`` (this operator, of ``version``) or ``eso`` (the External
     #: Secrets Operator instead, with the same client rate and concurrency).
     engine: str = "vso"
+    #: With ``eso``: run Stakater Reloader beside it (it binds a fixed port, so one per
+    #: machine: a second ESO sandbox, e.g. a DR rehearsal's new cluster, runs without).
+    reloader: bool = True
 
     def __post_init__(self) -> None:
         if self.engine not in ("vso", "eso"):

@@ -3,14 +3,26 @@ that runs ESO and no VSO: the first bootstrap through the CLI syncs every Secret
 example catalog through ESO (verify compares each with Vault); the hand-over merges into the
 placeholders Terraform made and re-runs change, write and restart nothing; a hand-written
 ExternalSecret reading another service's path through its namespace's store never gets data
-(OpenBao refuses the store's role) and ``status`` says so with Vault's 403."""
+(OpenBao refuses the store's role) and ``status`` says so with Vault's 403; rotation rolls the
+restart targets out through Stakater Reloader; a DR restore onto a new cluster comes back
+synced through ESO. Every ESO test lives in this file: Reloader binds a fixed port, so one
+sandbox with it per machine (xdist gives a file to one worker)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bootstrap import sandbox
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.commands.status import collect
@@ -20,7 +32,7 @@ from bootstrap.model.domain import syncs
 from bootstrap.model.operator_api import VSS_CRD
 from bootstrap.runtime import vso
 from tests.conftest import EXAMPLE
-from tests.integration.conftest import Box
+from tests.integration.conftest import TOOLS_DIR, Box
 from tests.integration.helpers import (
     admin_api,
     generated_catalog,
@@ -28,6 +40,7 @@ from tests.integration.helpers import (
     revision,
     run,
     statuses,
+    task_cli,
     verified,
     wait_until,
     workload,
@@ -209,3 +222,100 @@ def test_rotation_rolls_out_each_restart_target_once_per_change_through_reloader
     data, now = read_kv(api, "webapp/config")
     assert data == original and now == version + 2
     assert vso.classify(original, kube.read_secret("webapp", "config")) == "synced"
+
+
+def test_a_dr_restore_onto_a_new_cluster_brings_every_secret_back_through_eso(
+    eso_box: Box, first_run_eso: dict[str, Any], tmp_path: Path
+) -> None:
+    """dr.snapshot of the session's ESO sandbox, then dr.restore onto a new one (new PKI, new
+    ServiceAccount issuer, no demo values typed again): every Secret comes back synced by ESO
+    with the original values. The new cluster runs ESO without Reloader (one per machine)."""
+    kube_a = Kube(eso_box.state.kubeconfig)
+    cat = load_catalog(EXAMPLE)
+    want = {
+        (s.namespace, s.destination): kube_a.read_secret(s.namespace, s.destination)
+        for s in syncs(cat)
+    }
+    snap = tmp_path / "offsite" / "vault.snap"
+    snap.parent.mkdir()
+    taken = task_cli("dr.snapshot", first_run_eso["env"], "--out", str(snap))
+    assert taken.returncode == 0, taken.stdout[-2000:] + taken.stderr[-2000:]
+    # the custody folder off-site, as a whole: the record and the bootstrap-admin credential
+    shutil.copytree(eso_box.directory / "custody", tmp_path / "offsite" / "custody")
+    keys = tmp_path / "offsite" / "custody" / "vault-init.json"
+
+    directory = tmp_path / "b"
+    options = sandbox.OperatorOptions(engine="eso", reloader=False)
+    state = sandbox.up(directory, TOOLS_DIR, timeout=90, operator=options)
+    try:
+        b = Box(state, directory, [])
+        assert state.sync_engine == "eso" and state.sa_issuer != eso_box.state.sa_issuer
+        restored = task_cli(
+            "dr.restore",
+            b.cli_env(tmp_path / "b-state"),
+            "--catalog",
+            str(EXAMPLE),
+            "--snapshot",
+            str(snap),
+            "--keys",
+            str(keys),
+        )
+        assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-4000:]
+        kube_b = Kube(state.kubeconfig)
+        for s in syncs(cat):
+            es = kube_b.get(eso.ESO_API, "ExternalSecret", s.destination, s.namespace)
+            assert eso.ready(es) == "SecretSynced", (s.destination, es and es.get("status"))
+            got = kube_b.read_secret(s.namespace, s.destination)
+            assert got == want[(s.namespace, s.destination)], s.destination
+    finally:
+        sandbox.down(directory)
+
+
+def test_verify_carries_on_through_a_killed_eso(
+    eso_box: Box,
+    first_run_eso: dict[str, Any],
+    unique: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ESO SIGKILLed before the operator phase, started again while verify waits: verify
+    keeps waiting (placeholders are pending, not failures), then passes once ESO is back,
+    well before the catalog's 1 h refresh."""
+    caplog.set_level(logging.INFO, logger="bootstrap.core.waits")
+    p = f"ek{unique}"
+    cat = generated_catalog(p, {"config": ["a"], "credentials": ["b"]}, refresh="1h")
+    s = eso_box.settings(state_dir=tmp_path)
+    kube = Kube(eso_box.state.kubeconfig)
+    state = sandbox.SandboxState.load(eso_box.directory)
+    assert state is not None
+    proc = state.process("external-secrets")
+    os.kill(proc.pid, signal.SIGKILL)
+    try:
+        wait_until(lambda: not proc.alive(), "ESO to die")
+        results, _ = run(s, cat, ["placeholders", "vault-config", "operator", "populate"])
+        assert set(statuses(results).values()) <= {"applied", "no-change"}, results
+        outcome: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: outcome.extend(run(s, cat, ["verify"])[0]), daemon=True
+        )
+        waiter.start()
+        wait_until(
+            lambda: (
+                any("pending" in r.getMessage() for r in caplog.records) or not waiter.is_alive()
+            ),
+            "verify to wait",
+        )
+        assert waiter.is_alive()
+        assert vso.classify({"a": "x"}, kube.read_secret(p, "config")) == "placeholder"
+        started = time.monotonic()
+    finally:
+        if not proc.alive():
+            sandbox.restart(eso_box.directory, "external-secrets")
+    waiter.join(timeout=120)
+    assert not waiter.is_alive()
+    assert statuses(outcome) == {"verify": "applied"}, outcome
+    assert time.monotonic() - started < 60
+    api = admin_api(eso_box)
+    for name in ("config", "credentials"):
+        data, _ = read_kv(api, f"{p}/{name}")
+        assert vso.classify(data, kube.read_secret(p, name)) == "synced"
