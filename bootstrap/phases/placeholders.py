@@ -123,13 +123,22 @@ def moves(state: dict[str, JsonObject]) -> dict[str, str]:
     }
 
 
+#: Label and annotation prefixes the module's provider block ignores (``ignore_labels``,
+#: ``ignore_annotations`` in terraform/main.tf: the External Secrets Operator's marks on a
+#: Secret it merges into).
+IGNORED_PREFIXES = ("reconcile.external-secrets.io/",)
+
+
 def _visible(values: dict[str, str] | None) -> dict[str, str]:
     """Labels or annotations without those the kubernetes provider leaves out of its state and
     diffs: keys under a ``*kubernetes.io`` prefix (``kubernetes.io/metadata.name``, which the
     API server puts on every namespace), except ``app.kubernetes.io`` and
-    ``service.beta.kubernetes.io`` (its structures.go, isInternalKey)."""
+    ``service.beta.kubernetes.io`` (its structures.go, isInternalKey), and those the module
+    tells it to ignore (:data:`IGNORED_PREFIXES`)."""
 
     def internal(key: str) -> bool:
+        if key.startswith(IGNORED_PREFIXES):
+            return True
         host = key.split("/", 1)[0] if "/" in key else key
         if host in ("app.kubernetes.io", "service.beta.kubernetes.io"):
             return False

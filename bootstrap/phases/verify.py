@@ -386,7 +386,11 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
                 else vso.operator_api(t.kube)
             )
             self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True), operator)
-        for a in actions:  # after the waits: the hand-over itself restarts nothing
+        if handed or storming:
+            self._quiet(ctx, handed, storming, baseline)
+        # ESO: after the waits and the quiet check, so that Stakater Reloader has long seen
+        # the hand-over's writes (the first fill restarts nothing) before a target names them
+        for a in actions:
             if isinstance(a, AnnotateTarget):
                 t.kube.merge_patch(
                     WORKLOAD_API[a.kind_],
@@ -396,8 +400,6 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
                     {"metadata": {"annotations": {eso.RELOAD_ANNOTATION: a.value}}},
                     field_manager=RELOAD_FIELD_MANAGER,
                 )
-        if handed or storming:
-            self._quiet(ctx, handed, storming, baseline)
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"

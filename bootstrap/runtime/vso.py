@@ -560,7 +560,10 @@ def storm_of(
 def storm_cause(kube: Kube, namespace: str, target: RestartTarget) -> str:
     """Why a current operator may restart ``target`` on every refresh: a VaultStaticSecret
     that restarts it writes (``create: false``) into a Secret without the labels its Secret
-    cache selects (hashicorp/vault-secrets-operator#1212). "" when none does."""
+    cache selects (hashicorp/vault-secrets-operator#1212). "" when none does, or when the
+    cluster serves no VaultStaticSecret (another sync engine)."""
+    if not operator_api(kube).installed:
+        return ""
     labels = kube.list_metadata(f"/api/v1/namespaces/{namespace}/secrets", "Secrets")
     blind = []
     for vss in kube.list_objects(VSO_API, "VaultStaticSecret", namespace):

@@ -83,6 +83,28 @@ def test_anything_else_needs_a_plan() -> None:
     assert not matches_state(state_of(), live_of(annotations={"app.kubernetes.io/x": "1"}))
 
 
+def test_the_marks_of_eso_on_a_merged_secret_need_no_plan_as_the_module_ignores_them() -> None:
+    """ESO labels a Secret it merges into and annotates it with its data's hash; the module's
+    provider block ignores both (so a plan would find nothing): no plan for them either."""
+    import re
+    from pathlib import Path
+
+    from bootstrap.phases.placeholders import IGNORED_PREFIXES
+
+    marked = live_of(
+        labels={**LABELS, "reconcile.external-secrets.io/managed": "true"},
+        annotations={"reconcile.external-secrets.io/data-hash": "abc"},
+    )
+    assert matches_state(state_of(), marked)
+    assert not matches_state(state_of(), live_of(labels={**LABELS, "external-secrets.io/x": "1"}))
+    main_tf = (Path(__file__).parents[2] / "terraform" / "main.tf").read_text()
+    for setting in ("ignore_labels", "ignore_annotations"):
+        (patterns,) = re.findall(rf"{setting}\s*=\s*\[([^\]]*)\]", main_tf)
+        regexes = [p.strip().strip('"').replace("\\\\", "\\") for p in patterns.split(",")]
+        for prefix in IGNORED_PREFIXES:
+            assert any(re.match(r, prefix + "managed") for r in regexes), (setting, regexes)
+
+
 def test_a_secret_the_operator_took_over_is_released_from_the_state() -> None:
     """handover owner: the operator owns the placeholder now (an owner reference to its
     VaultStaticSecret): the plan drops it from Terraform's state instead of the label
