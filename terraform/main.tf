@@ -32,10 +32,11 @@ provider "kubernetes" {
   config_path    = var.kubeconfig_path
   config_context = var.kube_context == "" ? null : var.kube_context
   # The External Secrets Operator (sync_engine eso) labels each Secret it merges into and
-  # annotates it with its data's hash; Terraform leaves those to it (else each run would
-  # take them off and ESO put them back).
-  ignore_labels      = ["^reconcile\\.external-secrets\\.io/"]
-  ignore_annotations = ["^reconcile\\.external-secrets\\.io/"]
+  # annotates it with its data's hash, and the product marks a placeholder for Stakater
+  # Reloader to ignore until ESO has filled it; Terraform leaves those alone (else each run
+  # would take them off, and ESO or the product put them back).
+  ignore_labels      = ["^reconcile\\.external-secrets\\.io/", "^reloader\\.stakater\\.com/ignore$"]
+  ignore_annotations = ["^reconcile\\.external-secrets\\.io/", "^reloader\\.stakater\\.com/ignore$"]
 }
 
 variable "namespaces" {

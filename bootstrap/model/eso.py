@@ -160,6 +160,11 @@ def render_namespace(
 #: Secrets (of the workload's namespace) whose change of data rolls it out.
 RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
 Target = tuple[str, str, str]  # (namespace, kind, name)
+#: The annotation on a Secret that makes Stakater Reloader skip a change of it: the product
+#: puts it on each placeholder before ESO's first write (the hand-over) and takes it off once
+#: the Secret holds Vault's values. Reloader reads it from the Secret as each change left it,
+#: however late it processes the change, so the first fill restarts nothing.
+RELOADER_IGNORE = "reloader.stakater.com/ignore"
 
 
 def reload_targets(wanted: list[Sync]) -> dict[Target, tuple[str, ...]]:
@@ -316,6 +321,7 @@ __all__ = [
     "FORCE_SYNC",
     "KINDS",
     "MANAGED_LABEL",
+    "RELOADER_IGNORE",
     "RELOAD_ANNOTATION",
     "condition",
     "handed_by_merge",

@@ -115,6 +115,9 @@ class OperatorFacts:
     unlabelled: set[tuple[str, str]] = field(default_factory=set)
     #: ESO: Vault's address in each SecretStore (:func:`store_server`)
     store_server: str = ""
+    #: ESO: placeholders still holding the marker and not yet marked for Reloader to ignore
+    #: (``eso.RELOADER_IGNORE``): marked before their ExternalSecret is applied
+    unguarded: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _key(obj: JsonObject) -> tuple[str, str, str]:
@@ -135,6 +138,13 @@ def ours(secret: JsonObject, catalog: str) -> bool:
         return True
     if managed_by(secret, catalog):
         return True
+    return any(
+        conv.is_placeholder(base64.b64decode(v)) for v in (secret.get("data") or {}).values() if v
+    )
+
+
+def _holds_marker(secret: JsonObject) -> bool:
+    """Pure: a key of the Secret (as JSON) still carries the placeholder marker."""
     return any(
         conv.is_placeholder(base64.b64decode(v)) for v in (secret.get("data") or {}).values() if v
     )
@@ -322,6 +332,33 @@ def handover_note(facts: OperatorFacts, mode: str) -> Action:
 
 
 @dataclass(frozen=True)
+class AnnotateSecret(Action):
+    """Put annotations on an existing Secret (a merge patch: the rest stays)."""
+
+    namespace: str
+    name: str
+    annotations: dict[str, str]
+
+
+def plan_guards(facts: OperatorFacts) -> list[Action]:
+    """Pure: ESO: each placeholder ESO has not filled yet is marked for Stakater Reloader to
+    ignore before its ExternalSecret is applied (verify takes the mark off once it holds
+    Vault's values), so the hand-over restarts nothing whenever Reloader gets to it."""
+    return [
+        AnnotateSecret(
+            "update",
+            f"Secret {ns}/{name}",
+            f"annotation {eso.RELOADER_IGNORE}=true until ESO has filled it: Stakater Reloader "
+            "restarts nothing for the hand-over",
+            namespace=ns,
+            name=name,
+            annotations={eso.RELOADER_IGNORE: "true"},
+        )
+        for ns, name in sorted(facts.unguarded)
+    ]
+
+
+@dataclass(frozen=True)
 class ApplyObject(Action):
     """Server-side apply of one object with the product's field manager."""
 
@@ -426,7 +463,7 @@ def waves(actions: list[Action]) -> list[list[Action]]:
         match action:
             case CreateNamespace():
                 rank = (0, 0)
-            case LabelSecret():
+            case LabelSecret() | AnnotateSecret():
                 rank = (0, 1)
             case ApplyObject(obj=obj):
                 rank = (1, order[obj["kind"]])
@@ -507,6 +544,7 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
         secrets, listed = read_cluster(kube, catalog_ns, min(WORKERS, kube.pool_size), kinds)
         placeholders: set[tuple[str, str]] = set()
         unlabelled: set[tuple[str, str]] = set()
+        unguarded: set[tuple[str, str]] = set()
         dropped: dict[tuple[str, str], list[str]] = {}
         foreign: dict[tuple[str, str], str] = {}
         for sync in syncs(ctx.catalog):
@@ -522,8 +560,12 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
                     foreign[(sync.namespace, sync.destination)] = sync.kv_path
                     continue
                 placeholders.add((sync.namespace, sync.destination))
-                if engine == "eso":
-                    continue  # ESO merges: it labels the Secret itself and drops no key
+                if engine == "eso":  # ESO merges: it labels the Secret itself, drops no key
+                    meta = secret.get("metadata") or {}
+                    guarded = (meta.get("annotations") or {}).get(eso.RELOADER_IGNORE) == "true"
+                    if not guarded and _holds_marker(secret):
+                        unguarded.add((sync.namespace, sync.destination))
+                    continue
                 if not conv.operator_cache_sees((secret.get("metadata") or {}).get("labels")):
                     unlabelled.add((sync.namespace, sync.destination))
                 extra = sorted(set(secret.get("data") or {}) - set(sync.keys) - {"_raw"})
@@ -532,7 +574,7 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
         server = store_server(ctx) if engine == "eso" else ""
         objects = relevant(listed, {_key(o) for o in desired(ctx, placeholders, api, server)})
         return OperatorFacts(
-            objects, placeholders, dropped, foreign, existing_ns, api, unlabelled, server
+            objects, placeholders, dropped, foreign, existing_ns, api, unlabelled, server, unguarded
         )
 
     def plan(self, ctx: RunContext, facts: OperatorFacts) -> list[Action]:
@@ -599,6 +641,7 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
             *warnings,
             *plan_namespaces(want, facts.namespaces, labels(ctx.catalog)),
             *plan_labels(facts, ctx.settings.handover),
+            *(plan_guards(facts) if eso_engine else []),
             *objects,
         ]
 
@@ -623,6 +666,10 @@ class Operator(PhaseBase[OperatorFacts], name="operator", summary=SUMMARY):
                     kube.ensure_namespace(name, ns_labels)
                 case LabelSecret(namespace=ns, name=name, labels=wanted):
                     kube.merge_patch("v1", "Secret", name, ns, {"metadata": {"labels": wanted}})
+                case AnnotateSecret(namespace=ns, name=name, annotations=wanted):
+                    kube.merge_patch(
+                        "v1", "Secret", name, ns, {"metadata": {"annotations": wanted}}
+                    )
                 case ApplyObject(obj=obj):
                     kube.apply(obj)
                     failpoints.point("operator:applied")

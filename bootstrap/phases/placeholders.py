@@ -124,9 +124,9 @@ def moves(state: dict[str, JsonObject]) -> dict[str, str]:
 
 
 #: Label and annotation prefixes the module's provider block ignores (``ignore_labels``,
-#: ``ignore_annotations`` in terraform/main.tf: the External Secrets Operator's marks on a
-#: Secret it merges into).
-IGNORED_PREFIXES = ("reconcile.external-secrets.io/",)
+#: ``ignore_annotations`` in terraform/main.tf): the External Secrets Operator's marks on a
+#: Secret it merges into, and the product's mark for Stakater Reloader during a hand-over.
+IGNORED_PREFIXES = ("reconcile.external-secrets.io/", "reloader.stakater.com/ignore")
 
 
 def _visible(values: dict[str, str] | None) -> dict[str, str]:

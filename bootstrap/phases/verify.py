@@ -214,6 +214,15 @@ class AnnotateTarget(Action):
     value: str
 
 
+@dataclass(frozen=True)
+class UnguardSecret(Action):
+    """ESO: take Reloader's ignore mark off a Secret once it holds Vault's values (the
+    operator phase put it on for the hand-over)."""
+
+    namespace: str
+    name: str
+
+
 @dataclass
 class VerifyFacts:
     states: list[SecretState]
@@ -222,6 +231,8 @@ class VerifyFacts:
     #: ESO: each restart target's Reloader annotation as the cluster has it ("" when it has
     #: none; absent targets left out), and the Secrets it must name
     reload: dict[eso.Target, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: ESO: destination Secrets still marked for Reloader to ignore
+    guarded: set[tuple[str, str]] = field(default_factory=set)
 
 
 def plan_reload(reload: dict[eso.Target, tuple[str, tuple[str, ...]]]) -> list[Action]:
@@ -246,10 +257,25 @@ def plan_reload(reload: dict[eso.Target, tuple[str, tuple[str, ...]]]) -> list[A
     return out
 
 
+def plan_unguard(guarded: set[tuple[str, str]]) -> list[Action]:
+    """Pure: the Secrets whose Reloader ignore mark goes once they hold Vault's values."""
+    return [
+        UnguardSecret(
+            "update",
+            f"Secret {ns}/{name}",
+            f"annotation {eso.RELOADER_IGNORE} off once it holds Vault's values: Stakater "
+            "Reloader follows its changes from then on",
+            namespace=ns,
+            name=name,
+        )
+        for ns, name in sorted(guarded)
+    ]
+
+
 def plan_verify(facts: VerifyFacts) -> list[Action]:
-    """Pure: the Secrets to await, the restart targets to annotate for Reloader (ESO), then
-    the restart storms to watch."""
-    actions = plan_states(facts.states) + plan_reload(facts.reload)
+    """Pure: the Secrets to await, the Reloader marks to take off and the restart targets to
+    annotate for Reloader (ESO), then the restart storms to watch."""
+    actions = plan_states(facts.states) + plan_unguard(facts.guarded) + plan_reload(facts.reload)
     for w, storm, cause in facts.storms:
         reason = storm.describe() + (f"; {cause}" if cause else "")
         actions.append(
@@ -291,6 +317,22 @@ def plan_states(facts: list[SecretState]) -> list[Action]:
     return actions
 
 
+def _guarded(kube: Kube, wanted: list[Sync]) -> set[tuple[str, str]]:
+    """The destination Secrets marked for Reloader to ignore (metadata lists, one per
+    namespace: no Secret's data read)."""
+    present = sorted({s.namespace for s in wanted} & kube.namespaces())
+    metas = in_parallel(
+        lambda ns: kube.list_metadata(f"/api/v1/namespaces/{ns}/secrets", "Secrets"), present, 8
+    )
+    listed = dict(zip(present, metas, strict=True))
+    out = set()
+    for s in wanted:
+        meta = listed.get(s.namespace, {}).get(s.destination) or {}
+        if (meta.get("annotations") or {}).get(eso.RELOADER_IGNORE) is not None:
+            out.add((s.namespace, s.destination))
+    return out
+
+
 def _reload_facts(
     kube: Kube, wanted: list[Sync], say_absent: bool = True
 ) -> dict[eso.Target, tuple[str, tuple[str, ...]]]:
@@ -328,12 +370,10 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
         # the convergence check compares with Vault as it is after the wait
         vault_data = _vault_data(ctx, wanted, fresh=ctx.converging)
         states = _states(t, wanted, vault_data, ctx.settings.sync_engine)[0]
-        reload = (
-            _reload_facts(t.kube, wanted, say_absent=not ctx.converging)
-            if ctx.settings.sync_engine == "eso"
-            else {}
-        )
-        return VerifyFacts(states, self._storms(ctx, wanted), reload)
+        eso_engine = ctx.settings.sync_engine == "eso"
+        reload = _reload_facts(t.kube, wanted, say_absent=not ctx.converging) if eso_engine else {}
+        guarded = _guarded(t.kube, wanted) if eso_engine else set()
+        return VerifyFacts(states, self._storms(ctx, wanted), reload, guarded)
 
     def _storms(self, ctx: RunContext, wanted: list[Sync]) -> list[tuple[vso.Watched, Storm, str]]:
         """Restart storms going on (and newer than this run's last quiet proof)."""
@@ -386,10 +426,19 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
                 else vso.operator_api(t.kube)
             )
             self._wait(ctx, t, pending, _vault_data(ctx, pending, fresh=True), operator)
-        if handed or storming:
-            self._quiet(ctx, handed, storming, baseline)
-        # ESO: after the waits and the quiet check, so that Stakater Reloader has long seen
-        # the hand-over's writes (the first fill restarts nothing) before a target names them
+        # ESO, once the Secrets hold Vault's values: Reloader's ignore marks off (a change of
+        # metadata only: Reloader restarts nothing for it), then the restart targets name
+        # their Secrets; the quiet check below then watches with Reloader armed
+        unfilled = {(a.sync.namespace, a.sync.destination) for a in empty}
+        for a in actions:
+            if isinstance(a, UnguardSecret) and (a.namespace, a.name) not in unfilled:
+                t.kube.merge_patch(
+                    "v1",
+                    "Secret",
+                    a.name,
+                    a.namespace,
+                    {"metadata": {"annotations": {eso.RELOADER_IGNORE: None}}},
+                )
         for a in actions:
             if isinstance(a, AnnotateTarget):
                 t.kube.merge_patch(
@@ -400,6 +449,8 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
                     {"metadata": {"annotations": {eso.RELOAD_ANNOTATION: a.value}}},
                     field_manager=RELOAD_FIELD_MANAGER,
                 )
+        if handed or storming:
+            self._quiet(ctx, handed, storming, baseline)
         if empty:
             raise BootstrapError(
                 f"{len(empty)} Secret(s) not verified, Vault holds no value for them:\n"

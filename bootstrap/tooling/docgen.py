@@ -15,6 +15,7 @@ import inspect
 import json
 import re
 import textwrap
+import types
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -242,7 +243,7 @@ def _type_text(kind: Any) -> str:
         return f"[{kind.__name__}](#{kind.__name__.lower()})"
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in typing.get_args(kind))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         parts = [_type_text(a) for a in typing.get_args(kind) if a is not type(None)]
         return " \\| ".join(parts)
     if origin is dict:

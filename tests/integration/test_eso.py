@@ -121,6 +121,8 @@ def test_a_placeholder_is_handed_over_by_merge_and_keeps_its_identity(
     filled = kube.read_secret_object(p, "config")
     assert filled.metadata.uid == placeholder.metadata.uid  # the same Secret, filled
     assert not filled.metadata.owner_references
+    # marked for Reloader to ignore during the hand-over only
+    assert eso.RELOADER_IGNORE not in (filled.metadata.annotations or {})
     data, _ = read_kv(admin_api(eso_box), f"{p}/config")
     assert vso.classify(data, kube.read_secret(p, "config")) == "synced"
     version = filled.metadata.resource_version

@@ -414,3 +414,37 @@ def test_render_writes_eso_manifests_and_needs_vaults_address() -> None:
     assert config["spec"]["target"]["creationPolicy"] == "Merge"
     with pytest.raises(UsageError, match="--vault-addr"):
         eso_manifests(cat, None)
+
+
+def test_a_placeholder_is_marked_for_reloader_to_ignore_before_its_external_secret() -> None:
+    facts = operator.OperatorFacts(
+        {},
+        {("apps", "config")},
+        namespaces={"apps"},
+        api=ESO_UP,
+        store_server=ADDR,
+        unguarded={("apps", "config")},
+    )
+    plan = _plan(facts)
+    (guard,) = [a for a in plan if isinstance(a, operator.AnnotateSecret)]
+    assert guard.annotations == {"reloader.stakater.com/ignore": "true"}
+    waves = operator.waves(plan)
+    first_es = next(
+        i
+        for i, wave in enumerate(waves)
+        if any(
+            isinstance(a, operator.ApplyObject) and a.obj["kind"] == "ExternalSecret" for a in wave
+        )
+    )
+    assert any(guard in wave for wave in waves[:first_es])
+    # VSO never gets the mark
+    vso_ctx = RunContext(Settings(), parse_catalog(ONE, "catalog.yaml"))
+    vso_plan = operator.Operator().plan(vso_ctx, facts)
+    assert not [a for a in vso_plan if isinstance(a, operator.AnnotateSecret)]
+
+
+def test_verify_takes_the_mark_off_each_guarded_secret() -> None:
+    (only,) = verify.plan_unguard({("apps", "config")})
+    assert isinstance(only, verify.UnguardSecret)
+    assert (only.namespace, only.name, only.verb) == ("apps", "config", "update")
+    assert verify.plan_unguard(set()) == []
