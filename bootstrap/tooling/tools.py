@@ -453,8 +453,8 @@ NODE: tuple[str, ...] = (
 #: module cache and take less): what the progress lines quote as the expected time.
 EXPECTED_SECONDS: dict[str, float] = {
     "kube-apiserver": 230,
-    ESO: 120,
-    RELOADER: 60,
+    ESO: 145,
+    RELOADER: 65,
     "tofu": 185,
     "terraform-provider-kubernetes": 85,
     OPERATOR: 76,
