@@ -67,7 +67,15 @@ class Created:
 
 def operator_choice(settings: Settings) -> tuple[OperatorOptions, Path | None]:
     """The operator the settings ask for (``sandbox_operator_*``) and its source archive
-    setting (``vso_source`` for 1.4.1, ``vso_v0_source`` for v0.1.0)."""
+    setting (``vso_source`` for 1.4.1, ``vso_v0_source`` for v0.1.0). The sync engine
+    ``eso`` is refused: the cluster runs VSO only for now."""
+    if settings.sync_engine == "eso":
+        raise UsageError(
+            "cluster.create runs the Vault Secrets Operator only for now: the External Secrets "
+            "Operator and Stakater Reloader as pods are not built yet (see "
+            "docs/explanation/eso.md); unset sync_engine for it, or use 'invoke sandbox.up' "
+            "(its processes) with sync_engine eso"
+        )
     try:
         operator = OperatorOptions.of(settings)
     except BootstrapError as exc:

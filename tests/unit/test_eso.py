@@ -448,3 +448,12 @@ def test_verify_takes_the_mark_off_each_guarded_secret() -> None:
     assert isinstance(only, verify.UnguardSecret)
     assert (only.namespace, only.name, only.verb) == ("apps", "config", "update")
     assert verify.plan_unguard(set()) == []
+
+
+def test_cluster_create_refuses_eso_until_it_runs_it_as_pods() -> None:
+    from bootstrap.commands.cluster import operator_choice
+    from bootstrap.core.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"cluster\.create runs the Vault Secrets Operator only"):
+        operator_choice(Settings(sync_engine="eso"))
+    assert operator_choice(Settings())[0].engine == "vso"
