@@ -75,8 +75,7 @@ def collect(catalog: Catalog, kube: Kube, api: Api, engine: str = "vso") -> list
     all_syncs = syncs(catalog)
     paths = sorted({s.kv_path for s in all_syncs})
     kv = dict(zip(paths, api.parallel(lambda p: read_kv_value(api, p), paths), strict=True))
-    kind = "ExternalSecret" if engine == "eso" else "VaultStaticSecret"
-    api_version = eso.ESO_API if engine == "eso" else VSO_API
+    api_version, kind = eso.sync_object(engine)
     seen_now = vso.observe(kube, [s.namespace for s in all_syncs], kind)
     vss = {
         (ns, o["metadata"]["name"]): o
@@ -157,13 +156,6 @@ def collect(catalog: Catalog, kube: Kube, api: Api, engine: str = "vso") -> list
     return rows
 
 
-def _vault_of(store: JsonObject | None) -> JsonObject:
-    """A SecretStore's vault provider block ({} when it has none)."""
-    provider = ((store or {}).get("spec") or {}).get("provider") or {}
-    vault = provider.get("vault") if isinstance(provider, dict) else None
-    return vault if isinstance(vault, dict) else {}
-
-
 def _foreign_eso(
     api: Api,
     foreign: dict[tuple[str, str], JsonObject],
@@ -177,7 +169,7 @@ def _foreign_eso(
     rows = []
     # Vault as the product's own stores name it: a store sending its token elsewhere is a leak
     servers = {
-        str(_vault_of(o).get("server") or "")
+        str(eso.vault_provider(o).get("server") or "")
         for o in stores.values()
         if ((o.get("metadata") or {}).get("labels") or {}).get(conv.MANAGED_BY_LABEL)
         == conv.MANAGED_BY_VALUE
@@ -188,7 +180,7 @@ def _foreign_eso(
         target = str((spec.get("target") or {}).get("name") or name)
         store_ref = spec.get("secretStoreRef") or {}
         store = stores.get((ns, str(store_ref.get("name") or "")))
-        mount = str(_vault_of(store).get("path") or conv.KV_MOUNT)
+        mount = str(eso.vault_provider(store).get("path") or conv.KV_MOUNT)
         paths = eso.paths_read(es)
         value = _read_foreign(api, mount, paths[0]) if len(paths) == 1 else KvValue({}, 0, None)
         evs = seen_now.events_of(ns, name)

@@ -1,4 +1,5 @@
-"""Writing rendered trees to disk: all or nothing, deterministic bytes."""
+"""Output: rendered trees written to disk (all or nothing, deterministic bytes), and other
+systems' messages cut to one line."""
 
 from __future__ import annotations
 
@@ -41,3 +42,10 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def short(message: object, limit: int = 240) -> str:
+    """One line of at most ``limit`` characters (operators' messages quote Vault's
+    multi-line errors)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

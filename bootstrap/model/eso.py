@@ -23,9 +23,10 @@ from __future__ import annotations
 from typing import Literal
 
 from bootstrap.core.jsondoc import JsonObject
+from bootstrap.core.output import short
 from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, Service
-from bootstrap.model.domain import Sync, syncs
+from bootstrap.model.domain import VSO_API, Sync, syncs
 from bootstrap.model.operator_api import OperatorApi
 from bootstrap.model.render import labels
 
@@ -42,6 +43,12 @@ MANAGED_LABEL = "reconcile.external-secrets.io/managed"
 DATA_HASH_ANNOTATION = "reconcile.external-secrets.io/data-hash"
 #: The kinds the product writes for ESO, in apply order (a store before what reads it).
 KINDS = (("v1", "ServiceAccount"), (ESO_API, "SecretStore"), (ESO_API, "ExternalSecret"))
+
+
+def sync_object(engine: str) -> tuple[str, str]:
+    """Pure: (apiVersion, kind) of the object per destination Secret a sync engine reads and
+    records its events on: ESO's ExternalSecret, or VSO's VaultStaticSecret."""
+    return (ESO_API, "ExternalSecret") if engine == "eso" else (VSO_API, "VaultStaticSecret")
 
 
 def read_crd(crd: JsonObject | None) -> OperatorApi:
@@ -203,11 +210,6 @@ def ready(obj: JsonObject | None) -> str | None:
     return str(cond.get("reason") or "Ready") if cond and cond.get("status") == "True" else None
 
 
-def _short(text: object, limit: int = 240) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def why_not_synced(es: JsonObject | None, store: JsonObject | None) -> str:
     """Pure: why an ExternalSecret has not synced, from its own and its store's Ready
     conditions ("" when neither says anything). ESO's message is generic ("could not get
@@ -217,14 +219,13 @@ def why_not_synced(es: JsonObject | None, store: JsonObject | None) -> str:
     out = []
     cond = condition(es)
     if cond is not None and cond.get("status") != "True":
-        out.append(f"{cond.get('reason') or 'not Ready'}: {_short(cond.get('message') or '')}")
+        out.append(f"{cond.get('reason') or 'not Ready'}: {short(cond.get('message') or '')}")
     scond = condition(store)
     if store is None:
         out.append("its SecretStore does not exist")
     elif scond is not None and scond.get("status") != "True":
         out.append(
-            f"SecretStore {scond.get('reason') or 'not Ready'}: "
-            f"{_short(scond.get('message') or '')}"
+            f"SecretStore {scond.get('reason') or 'not Ready'}: {short(scond.get('message') or '')}"
         )
     return "; ".join(out)
 
@@ -246,6 +247,13 @@ def _where(obj: JsonObject) -> str:
     return f"{obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}".replace(
         " /", " "
     )
+
+
+def vault_provider(store: JsonObject | None) -> JsonObject:
+    """Pure: a SecretStore's vault provider block ({} when it has none)."""
+    provider = ((store or {}).get("spec") or {}).get("provider") or {}
+    vault = provider.get("vault") if isinstance(provider, dict) else None
+    return vault if isinstance(vault, dict) else {}
 
 
 def _store_findings(store: JsonObject, server: str) -> list[str]:
@@ -335,5 +343,7 @@ __all__ = [
     "render_namespace",
     "render_secret_store",
     "store_name",
+    "sync_object",
+    "vault_provider",
     "why_not_synced",
 ]

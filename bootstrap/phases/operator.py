@@ -138,9 +138,7 @@ def ours(secret: JsonObject, catalog: str) -> bool:
         return True
     if managed_by(secret, catalog):
         return True
-    return any(
-        conv.is_placeholder(base64.b64decode(v)) for v in (secret.get("data") or {}).values() if v
-    )
+    return _holds_marker(secret)
 
 
 def _holds_marker(secret: JsonObject) -> bool:

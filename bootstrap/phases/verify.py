@@ -95,11 +95,6 @@ def _vault_data(ctx: RunContext, wanted: list[Sync], fresh: bool = False) -> Vau
     return {**known, **dict(read)}
 
 
-def _kind(engine: str) -> str:
-    """What the sync engine's events are recorded on."""
-    return "ExternalSecret" if engine == "eso" else "VaultStaticSecret"
-
-
 def _observe(
     t: Target, wanted: list[Sync], vault_data: VaultData, engine: str = "vso"
 ) -> vso.Observed:
@@ -115,7 +110,7 @@ def _observe(
         return vso.classify(vault_data[s.kv_path].data, secret) == "synced"
 
     unsynced = sorted({s.namespace for s in wanted if s.namespace in secrets and not synced(s)})
-    evs = in_parallel(lambda ns: vso.events(t.kube, ns, _kind(engine)), unsynced, 8)
+    evs = in_parallel(lambda ns: vso.events(t.kube, ns, eso.sync_object(engine)[1]), unsynced, 8)
     return vso.Observed(secrets, dict(zip(unsynced, evs, strict=True)))
 
 

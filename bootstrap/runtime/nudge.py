@@ -37,7 +37,6 @@ from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.parallel import in_parallel
 from bootstrap.model import eso
 from bootstrap.model.catalog import DURATION, duration_seconds
-from bootstrap.model.domain import VSO_API
 from bootstrap.model.operator_api import OperatorApi
 
 Ref = tuple[str, str]  # (namespace, name) of a VaultStaticSecret
@@ -64,14 +63,7 @@ class Nudger:
         self.kube = kube
         self.by_annotation = by_annotation or engine == "eso"
         #: (apiVersion, kind) nudged, and the annotation changed
-        self.api, self.kind = (
-            (eso.ESO_API, "ExternalSecret")
-            if engine == "eso"
-            else (
-                VSO_API,
-                "VaultStaticSecret",
-            )
-        )
+        self.api, self.kind = eso.sync_object(engine)
         self.annotation = eso.FORCE_SYNC if engine == "eso" else NUDGE_ANNOTATION
         self.saved: dict[Ref, JsonObject] = {}
         self.current: dict[Ref, str] = {}

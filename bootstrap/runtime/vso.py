@@ -42,6 +42,7 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.vault import Api
 from bootstrap.core.errors import BootstrapError
 from bootstrap.core.jsondoc import JsonObject
+from bootstrap.core.output import short
 from bootstrap.core.parallel import in_parallel
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
@@ -96,13 +97,6 @@ ERROR_REASONS = frozenset(
 )
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def short(message: str, limit: int = 240) -> str:
-    """One line of at most ``limit`` characters (VSO's messages quote Vault's multi-line
-    errors)."""
-    text = " ".join(str(message).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
