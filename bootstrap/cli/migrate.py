@@ -90,12 +90,14 @@ def namespaces(
     if not chosen:
         raise BootstrapError("name a namespace (--ns NS, repeatable) or --all")
     allowed = migrate.allowed_types(allow_types)
+    # the sync engine, and Vault's address in ESO's SecretStores (as the operator phase)
+    engine = (s.sync_engine, s.vault_connection_address or t.leader)
     with cluster_lock(t.kube, s.lock_namespace):
         # several namespaces are all planned before any moves: one refused, none written
         # (issue 23, finding 2); each is planned again, on what is there, right before it moves
         for name in chosen if len(chosen) > 1 else []:
             f = migrate.namespace_facts(
-                t.kube, api, cat, name, s.state_dir, s.migrate_copier_selectors
+                t.kube, api, cat, name, s.state_dir, s.migrate_copier_selectors, *engine
             )
             actions = migrate.plan_namespace(f, cat, force, allowed)
             error = migrate.refused(name, actions)
@@ -104,7 +106,7 @@ def namespaces(
                 raise error
         for name in chosen:
             f = migrate.namespace_facts(
-                t.kube, api, cat, name, s.state_dir, s.migrate_copier_selectors
+                t.kube, api, cat, name, s.state_dir, s.migrate_copier_selectors, *engine
             )
             actions = migrate.plan_namespace(f, cat, force, allowed)
             say_actions(f"migrate {name}" + (" (plan)" if plan else ""), actions)
@@ -132,6 +134,7 @@ def namespaces(
 
 def rollback(s: Settings, names: list[str], plan: bool) -> None:
     from bootstrap.commands import migrate
+    from bootstrap.core.waits import WaitSettings
     from bootstrap.runtime.lock import cluster_lock
 
     cat, t, _ = on_cluster(s)
@@ -142,5 +145,7 @@ def rollback(s: Settings, names: list[str], plan: bool) -> None:
             actions = migrate.plan_rollback(t.kube, cat, name, s.state_dir)
             say_actions(f"rollback {name}" + (" (plan)" if plan else ""), actions)
             if not plan:
-                migrate.apply_rollback(t.kube, name, actions, s.state_dir)
+                migrate.apply_rollback(
+                    t.kube, name, actions, s.state_dir, WaitSettings(timeout=s.wait_timeout)
+                )
                 console.print(f"{e(name)}: rolled back", highlight=False)

@@ -26,9 +26,10 @@ from bootstrap.core.errors import BootstrapError, UsageError
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import conventions as conv
+from bootstrap.model import eso
 from bootstrap.model.actions import Action, check, problem
 from bootstrap.model.catalog import Catalog
-from bootstrap.model.domain import VSO_API, Sync, syncs
+from bootstrap.model.domain import VSO_API, WORKLOAD_API, Sync, syncs
 from bootstrap.model.migration import (
     COPY_ANNOTATIONS,
     REPLICATE_TO,
@@ -40,7 +41,7 @@ from bootstrap.model.migration import (
     find_copiers,
     not_migratable,
 )
-from bootstrap.model.operator_api import OperatorApi
+from bootstrap.model.operator_api import VSS_CRD, OperatorApi
 from bootstrap.model.render import render_service_account, render_static_secret, render_vault_auth
 from bootstrap.runtime.custody import write_private
 from bootstrap.runtime.vso import RAW_KEY, operator_api
@@ -167,10 +168,18 @@ def observe(
 # each copier concerned, or delete it once every namespace it touches is migrated, and see
 # that the labels are still there. Refusals come before any write.
 #
-# migrate.rollback NS: delete the namespace's operator objects (VaultStaticSecrets first, so
-# the operator stops writing), put each backed-up Secret back as it was (data, type, labels,
-# annotations: the operator's labels go with its _raw key), put each copier back as it was,
-# and set the backup aside.
+# With the External Secrets Operator (setting sync_engine: eso) the same steps write each
+# service's SecretStore and an ExternalSecret per Secret (creationPolicy Merge: the Secret
+# stays the same object, ESO labels it itself, so no label step), wait until ESO reports it
+# synced with the same bytes, and then name the Secrets in each restart target's Stakater
+# Reloader annotation (metadata only; the old value is in the backup), as verify does after a
+# bootstrap's hand-over.
+#
+# migrate.rollback NS: delete the namespace's operator objects (VaultStaticSecrets or
+# ExternalSecrets first, so the operator stops writing; ESO's finalizer is waited out), put
+# each backed-up Secret back as it was (data, type, labels, annotations: the operator's labels
+# go with its _raw key or its data hash), put each copier and each Reloader annotation back
+# as it was, and set the backup aside.
 
 #: The operator objects a migration applies, deleted in this order by a rollback.
 OPERATOR_KINDS = (
@@ -178,6 +187,13 @@ OPERATOR_KINDS = (
     (VSO_API, "VaultAuth"),
     ("v1", "ServiceAccount"),
 )
+#: The same with ESO: the reverse of its apply order.
+ESO_KINDS = tuple(reversed(eso.KINDS))
+
+
+def operator_kinds(engine: str) -> tuple[tuple[str, str], ...]:
+    """Pure: the kinds a migration writes for a sync engine, in a rollback's delete order."""
+    return ESO_KINDS if engine == "eso" else OPERATOR_KINDS
 
 
 def backup_path(state_dir: Path, namespace: str) -> Path:
@@ -206,6 +222,21 @@ def _strings(value: object, what: str) -> dict[str, str]:
     ):
         raise ValueError(f"{what} is not a map of strings")
     return dict(value)
+
+
+#: A restart target as a backup names it: "Kind namespace/name".
+_TARGET = re.compile(r"(Deployment|StatefulSet|DaemonSet) [a-z0-9][-a-z0-9]*/[a-z0-9][-.a-z0-9]*")
+
+
+def target_ref(target: eso.Target) -> str:
+    ns, kind, name = target
+    return f"{kind} {ns}/{name}"
+
+
+def parse_target(ref: str) -> eso.Target:
+    kind, where = ref.split(" ", 1)
+    ns, name = where.split("/", 1)
+    return (ns, kind, name)
 
 
 @dataclass(frozen=True)
@@ -261,6 +292,9 @@ class Backup:
     done: bool = False
     created: float = 0.0
     copiers: tuple[str, ...] = ()
+    #: ESO: each restart target ("Kind namespace/name") and its Reloader annotation as it
+    #: was ("" when it had none): a rollback puts it back
+    targets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Backup | None:
@@ -281,6 +315,9 @@ class Backup:
             done, created = doc.get("done", False), doc.get("created", 0.0)
             if not isinstance(done, bool) or not isinstance(created, int | float):
                 raise ValueError("'done' or 'created' has the wrong type")
+            targets = _strings(doc.get("targets") or {}, "'targets'")
+            if not all(_TARGET.fullmatch(t) for t in targets):
+                raise ValueError("'targets' names something other than a restart target")
             return cls(
                 str(doc.get("namespace") or path.stem),
                 {
@@ -290,6 +327,7 @@ class Backup:
                 done,
                 float(created),
                 tuple(copiers),
+                targets,
             )
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise BootstrapError(
@@ -304,6 +342,7 @@ class Backup:
             "done": self.done,
             "created": self.created,
             "copiers": list(self.copiers),
+            **({"targets": self.targets} if self.targets else {}),
         }
 
     def save(self, path: Path, *, overwrite: bool) -> None:
@@ -334,6 +373,15 @@ class NamespaceFacts:
     seen: dict[tuple[str, str], SecretSeen] = field(default_factory=dict)
     #: what discovery finds copied among those
     copies: list[Copy] = field(default_factory=list)
+    #: ESO: Vault's address in the SecretStores (as the operator reaches it)
+    server: str = ""
+    #: ESO: each restart target of the namespace that exists, and its Reloader annotation
+    #: as it is now ("" when it has none)
+    reload: dict[eso.Target, str] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> str:
+        return self.operator.engine
 
 
 @dataclass(frozen=True)
@@ -386,6 +434,15 @@ class AwaitBytes(Action):
 
 
 @dataclass(frozen=True)
+class AnnotateReloadTarget(Action):
+    """ESO: name the namespace's Secrets in a restart target's Stakater Reloader annotation
+    (metadata only: nothing rolls out), once they hold their bytes from Vault."""
+
+    workload: eso.Target
+    value: str
+
+
+@dataclass(frozen=True)
 class StopCopier(Action):
     """Suspend a copier CronJob, or delete it once every namespace it touches is moved."""
 
@@ -412,13 +469,24 @@ def _values(record: SecretRecord) -> dict[str, str] | str:
 
 
 def wanted_objects(
-    catalog: Catalog, namespace: str, api: OperatorApi | None = None
+    catalog: Catalog, namespace: str, api: OperatorApi | None = None, server: str = ""
 ) -> list[JsonObject]:
     """The namespace's ServiceAccounts, VaultAuths and VaultStaticSecrets (``create: false``;
     with ``transformation: {}`` where the CRD declares it: else a current operator's own
-    first update changes the spec after the first sync, and it restarts the targets)."""
-    settled = api is not None and api.transformation
+    first update changes the spec after the first sync, and it restarts the targets). With
+    ESO (``api.engine``): the ServiceAccounts, each service's SecretStore (Vault at
+    ``server``) and an ExternalSecret per Secret, ``Merge`` into it (it exists: it is what
+    moves)."""
     out: list[JsonObject] = []
+    if api is not None and api.engine == "eso":
+        out += [
+            render_service_account(catalog, svc)
+            for svc in sorted(catalog.services, key=lambda s: s.name)
+            if svc.namespace == namespace
+        ]
+        mine = frozenset(s.destination for s in syncs(catalog) if s.namespace == namespace)
+        return out + eso.render_namespace(catalog, namespace, server, mine)
+    settled = api is not None and api.transformation
     for svc in sorted(catalog.services, key=lambda s: s.name):
         if svc.namespace == namespace:
             out += [render_service_account(catalog, svc), render_vault_auth(catalog, svc)]
@@ -575,8 +643,12 @@ def plan_namespace(
         return [
             problem(
                 ns,
-                "no Vault Secrets Operator here (its VaultStaticSecret CRD is not installed): "
-                "install it first; nothing would write the Secrets",
+                "no External Secrets Operator here (its ExternalSecret CRD does not serve "
+                f"{eso.ESO_API}): install it (2.x) first, or set sync_engine to vso; nothing "
+                "would write the Secrets"
+                if f.engine == "eso"
+                else "no Vault Secrets Operator here (its VaultStaticSecret CRD is not "
+                "installed): install it first; nothing would write the Secrets",
             )
         ]
     records = (f.backup.secrets if f.backup else {}) or {
@@ -657,8 +729,9 @@ def plan_namespace(
             )
         )
     actions += pushes
-    actions += plan_labels(f)
-    for obj in wanted_objects(catalog, ns, f.operator):
+    if f.engine != "eso":  # ESO labels a Secret it merges into itself
+        actions += plan_labels(f)
+    for obj in wanted_objects(catalog, ns, f.operator, f.server):
         key = (obj["kind"], obj["metadata"]["name"])
         if key not in f.present:
             actions.append(
@@ -668,11 +741,15 @@ def plan_namespace(
         AwaitBytes(
             "check",
             f"Secret {ns}/{s.destination}",
-            "wait until the operator wrote the same bytes",
+            "wait until ESO synced it, with the same bytes"
+            if f.engine == "eso"
+            else "wait until the operator wrote the same bytes",
             s.destination,
         )
         for s in f.syncs
     ]
+    if f.engine == "eso":
+        actions += plan_reload(f)
     done = f.migrated | {ns}
     dests = set(_destinations(f))
     for c in f.copiers:
@@ -711,7 +788,7 @@ def plan_namespace(
                 last,
             )
         )
-    if f.copiers:
+    if f.copiers and f.engine != "eso":
         actions += [
             LabelForOperator(
                 "check",
@@ -725,6 +802,37 @@ def plan_namespace(
         ]
     actions.append(MarkMigrated("update", f"backup {ns}", "record the namespace as migrated", ns))
     return actions
+
+
+def plan_reload(f: NamespaceFacts) -> list[Action]:
+    """Pure: ESO: the namespace's restart targets (that exist) whose Stakater Reloader
+    annotation does not name all their Secrets yet: named, others' names kept first."""
+    out: list[Action] = []
+    for target, ours in eso.reload_targets(f.syncs).items():
+        if target not in f.reload:
+            out.append(
+                check(
+                    target_ref(target),
+                    "not deployed: not annotated for Reloader (a bootstrap once it is deployed "
+                    "annotates it)",
+                )
+            )
+            continue
+        value = eso.reload_value(f.reload[target], ours)
+        if value is None:
+            continue
+        out.append(
+            AnnotateReloadTarget(
+                "update",
+                target_ref(target),
+                f"{eso.RELOAD_ANNOTATION}={value}: Stakater Reloader rolls it out when ESO "
+                "changes these Secrets' data (metadata only: no rollout now; the backup keeps "
+                "the annotation as it was)",
+                target,
+                value,
+            )
+        )
+    return out
 
 
 def _destinations(f: NamespaceFacts) -> list[str]:
@@ -794,10 +902,12 @@ def build_facts(
     present: set[tuple[str, str]] | None = None,
     migrated: set[str] | None = None,
     operator: OperatorApi | None = None,
+    server: str = "",
+    reload: dict[eso.Target, str] | None = None,
 ) -> NamespaceFacts:
     """Pure: a namespace's facts from what was read. ``secrets``: the Secrets (objects as
     the API gives them) the catalog maps to the paths this namespace fills, in every
-    namespace; ``synced``: those a VaultStaticSecret writes already."""
+    namespace; ``synced``: those a VaultStaticSecret (or an ExternalSecret) writes already."""
     synced = synced or set()
     mine = [s for s in syncs(catalog) if s.namespace == namespace]
     filled = {s.kv_path for s in mine}
@@ -838,6 +948,8 @@ def build_facts(
         operator or OperatorApi(installed=True),
         seen,
         found.copies,
+        server,
+        reload or {},
     )
 
 
@@ -848,7 +960,12 @@ def namespace_facts(
     namespace: str,
     state_dir: Path,
     selectors: tuple[str, ...],
+    engine: str = "vso",
+    server: str = "",
 ) -> NamespaceFacts:
+    """What moving ``namespace`` depends on, read from the cluster, Vault and the state
+    folder. ``engine``: the sync engine (``vso`` or ``eso``); ``server``: Vault's address
+    in ESO's SecretStores."""
     mine = [s for s in syncs(catalog) if s.namespace == namespace]
     filled = {s.kv_path for s in mine}
     secrets = []
@@ -859,15 +976,27 @@ def namespace_facts(
                 secrets.append(obj)
     backup = Backup.load(backup_path(state_dir, namespace))
     kv = {s.kv_path: read_kv(api, s.kv_path) for s in mine}
-    synced = {
-        (o["metadata"]["namespace"], o["metadata"]["name"])
-        for o in kube.list(VSO_API, "VaultStaticSecret")
-    }
+    crd = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+    operator = eso.read_crd(kube.get(*crd, eso.ES_CRD)) if engine == "eso" else operator_api(kube)
+    synced: set[tuple[str, str]] = set()
     present = set()
-    for api_version, kind in OPERATOR_KINDS:
-        for o in kube.list(api_version, kind, namespace=namespace):
-            if managed_by_catalog(o, catalog):
-                present.add((kind, o["metadata"]["name"]))
+    reload: dict[eso.Target, str] = {}
+    if operator.installed:
+        api_version, kind = eso.sync_object(engine)
+        for o in kube.list(api_version, kind):
+            meta = o["metadata"]
+            target = ((o.get("spec") or {}).get("target") or {}).get("name") or meta["name"]
+            synced.add((meta["namespace"], target if engine == "eso" else meta["name"]))
+        for api_version, kind in operator_kinds(engine):
+            for o in kube.list(api_version, kind, namespace=namespace):
+                if managed_by_catalog(o, catalog):
+                    present.add((kind, o["metadata"]["name"]))
+    if engine == "eso":
+        for ns, kind, name in eso.reload_targets(mine):
+            obj = kube.get(WORKLOAD_API[kind], kind, name, ns)
+            if obj is not None:
+                annotations = (obj.get("metadata") or {}).get("annotations") or {}
+                reload[(ns, kind, name)] = str(annotations.get(eso.RELOAD_ANNOTATION) or "")
     workloads, _ = observe(kube, secrets=False)
     return build_facts(
         namespace,
@@ -880,7 +1009,9 @@ def namespace_facts(
         backup=backup,
         present=present,
         migrated=_migrated(state_dir),
-        operator=operator_api(kube),
+        operator=operator,
+        server=server,
+        reload=reload,
     )
 
 
@@ -899,6 +1030,21 @@ def _same_bytes(kube: Kube, namespace: str, name: str, record: SecretRecord) -> 
     if raw is None:
         raise Pending("not written by the operator yet")
     if data != record.data:
+        raise Pending("its keys differ from the backed-up ones")
+    return "same bytes"
+
+
+def _same_bytes_eso(kube: Kube, namespace: str, name: str, record: SecretRecord) -> str:
+    """ESO merged into the Secret (its ExternalSecret says synced, the Secret carries ESO's
+    label) and its data is exactly the backed-up data (Merge keeps the object and its keys)."""
+    es = kube.get(eso.ESO_API, "ExternalSecret", name, namespace)
+    if eso.ready(es) is None:
+        raise Pending(f"ExternalSecret not synced yet: {eso.why_not_synced(es, None)}")
+    obj = kube.get("v1", "Secret", name, namespace) or {}
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(eso.MANAGED_LABEL) != "true":
+        raise Pending("not written by ESO yet (no label of its)")
+    if dict(obj.get("data") or {}) != record.data:
         raise Pending("its keys differ from the backed-up ones")
     return "same bytes"
 
@@ -955,7 +1101,12 @@ def apply_namespace(
                     if obj is not None and not where.exists():
                         write_private(where, json.dumps(_pristine(obj), indent=2), overwrite=False)
                 Backup(
-                    f.namespace, records, False, time.time(), tuple(c.ref for c in f.copiers)
+                    f.namespace,
+                    records,
+                    False,
+                    time.time(),
+                    tuple(c.ref for c in f.copiers),
+                    {target_ref(t): value for t, value in sorted(f.reload.items())},
                 ).save(path, overwrite=False)
                 failpoints.point("migrate:backed-up")
             case PushValues(path=kv_path, destination=dest, version=version):
@@ -972,11 +1123,14 @@ def apply_namespace(
                 kube.apply(obj)
                 failpoints.point("migrate:applied")
             case AwaitBytes(destination=dest):
+                same = _same_bytes_eso if f.engine == "eso" else _same_bytes
                 wait_for(
-                    partial(_same_bytes, kube, f.namespace, dest, _backed_up(backup, path, dest)),
+                    partial(same, kube, f.namespace, dest, _backed_up(backup, path, dest)),
                     f"Secret {f.namespace}/{dest} to hold its bytes from Vault",
                     ws,
                 )
+            case AnnotateReloadTarget(workload=(ns, kind, name), value=value):
+                annotate_reload(kube, (ns, kind, name), value)
             case StopCopier(ref=ref, delete=delete):
                 c = next(c for c in f.copiers if c.ref == ref)
                 w = c.workload
@@ -993,6 +1147,20 @@ def apply_namespace(
                 pass
             case _:
                 raise TypeError(f"migrate.namespace cannot apply {action.kind}")
+
+
+def annotate_reload(kube: Kube, target: eso.Target, value: str | None) -> None:
+    """Set (or, ``None``, remove) a restart target's Reloader annotation: a merge patch of
+    that annotation only."""
+    ns, kind, name = target
+    kube.merge_patch(
+        WORKLOAD_API[kind],
+        kind,
+        name,
+        ns,
+        {"metadata": {"annotations": {eso.RELOAD_ANNOTATION: value}}},
+        field_manager=eso.RELOAD_FIELD_MANAGER,
+    )
 
 
 # -- rollback --------------------------------------------------------------------------------
@@ -1024,6 +1192,24 @@ class RestoreCopier(Action):
 
 
 @dataclass(frozen=True)
+class RestoreReloadTarget(Action):
+    """ESO: put a restart target's Reloader annotation back as the backup has it."""
+
+    workload: eso.Target
+    value: str  # "" : it had none
+
+
+@dataclass(frozen=True)
+class AwaitGone(Action):
+    """ESO: wait until the deleted ExternalSecrets are gone (ESO's finalizer released), so
+    ESO writes none of the Secrets once they are put back."""
+
+    api_version: str
+    kind_: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SetBackupAside(Action):
     """Rename the backup (kept): a later migration of the namespace starts afresh."""
 
@@ -1035,10 +1221,22 @@ def plan_rollback(kube: Kube, catalog: Catalog, namespace: str, state_dir: Path)
     if backup is None:
         return [check(namespace, "no backup: nothing to roll back")]
     actions: list[Action] = []
-    for api_version, kind in OPERATOR_KINDS:
+    crd = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+    kinds: list[tuple[str, str]] = []
+    if kube.get(*crd, eso.ES_CRD) is not None:  # whichever engine moved it: both, if there
+        kinds += ESO_KINDS[:2]
+    if kube.get(*crd, VSS_CRD) is not None:
+        kinds += OPERATOR_KINDS[:2]
+    kinds.append(("v1", "ServiceAccount"))
+    # the objects that write Secrets first (VaultStaticSecrets, ExternalSecrets), then what
+    # they log in with, then the ServiceAccounts
+    kinds.sort(key=lambda k: k[1] not in ("VaultStaticSecret", "ExternalSecret"))
+    for api_version, kind in kinds:
+        deleted = []
         for o in kube.list(api_version, kind, namespace=namespace):
             if managed_by_catalog(o, catalog):
                 name = o["metadata"]["name"]
+                deleted.append(name)
                 actions.append(
                     DeleteOperatorObject(
                         "delete",
@@ -1050,6 +1248,37 @@ def plan_rollback(kube: Kube, catalog: Catalog, namespace: str, state_dir: Path)
                         namespace,
                     )
                 )
+        if kind == "ExternalSecret" and deleted:
+            actions.append(
+                AwaitGone(
+                    "check",
+                    f"ExternalSecrets in {namespace}",
+                    f"wait until ESO released {len(deleted)} (its finalizer): it writes none "
+                    "of the Secrets once they are put back",
+                    api_version,
+                    kind,
+                    tuple(deleted),
+                )
+            )
+    # the Reloader annotations before the Secrets: Reloader reads the workloads live when a
+    # Secret changes, so putting the old values back rolls nothing out (as with VSO)
+    for ref, value in sorted(backup.targets.items()):
+        target = parse_target(ref)
+        ns, kind, name = target
+        obj = kube.get(WORKLOAD_API[kind], kind, name, ns)
+        if obj is None:
+            continue
+        have = ((obj.get("metadata") or {}).get("annotations") or {}).get(eso.RELOAD_ANNOTATION)
+        if str(have or "") != value:
+            actions.append(
+                RestoreReloadTarget(
+                    "update",
+                    ref,
+                    f"its {eso.RELOAD_ANNOTATION} back as it was" + ("" if value else " (none)"),
+                    target,
+                    value,
+                )
+            )
     for name, record in sorted(backup.secrets.items()):
         obj = kube.get("v1", "Secret", name, namespace)
         if obj is None or SecretRecord.of_object(obj) != record:
@@ -1089,12 +1318,37 @@ def plan_rollback(kube: Kube, catalog: Catalog, namespace: str, state_dir: Path)
     return actions
 
 
-def apply_rollback(kube: Kube, namespace: str, actions: list[Action], state_dir: Path) -> None:
+def _gone(kube: Kube, namespace: str, api_version: str, kind: str, names: set[str]) -> str:
+    left = sorted(
+        n
+        for o in kube.list(api_version, kind, namespace=namespace)
+        if (n := o["metadata"]["name"]) in names
+    )
+    if left:
+        raise Pending(f"{len(left)} still there (first: {left[0]})")
+    return "gone"
+
+
+def apply_rollback(
+    kube: Kube,
+    namespace: str,
+    actions: list[Action],
+    state_dir: Path,
+    ws: WaitSettings | None = None,
+) -> None:
     path = backup_path(state_dir, namespace)
     for action in actions:
         match action:
             case DeleteOperatorObject(api_version=v, kind_=k, name=n, namespace=ns):
                 kube.delete(v, k, n, ns)
+            case AwaitGone(api_version=v, kind_=k, names=names):
+                wait_for(
+                    partial(_gone, kube, namespace, v, k, set(names)),
+                    f"the {k}s of {namespace} to be gone",
+                    ws or WaitSettings(),
+                )
+            case RestoreReloadTarget(workload=workload, value=value):
+                annotate_reload(kube, workload, value or None)
             case RestoreSecret(name=name):
                 record = _backed_up(Backup.load(path), path, name)
                 kube.put_secret_record(namespace, name, record.as_json())

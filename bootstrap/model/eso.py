@@ -166,6 +166,8 @@ def render_namespace(
 #: The annotation on a workload that Stakater Reloader acts on: a comma-separated list of the
 #: Secrets (of the workload's namespace) whose change of data rolls it out.
 RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
+#: The field manager the product writes that annotation with.
+RELOAD_FIELD_MANAGER = "cluster-secrets-bootstrap-reload"
 Target = tuple[str, str, str]  # (namespace, kind, name)
 #: The annotation on a Secret that makes Stakater Reloader skip a change of it: the product
 #: puts it on each placeholder before ESO's first write (the hand-over) and takes it off once

@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 #: One line on what the phase does.
 SUMMARY = "wait, tolerant of placeholders, until every Secret holds Vault's value"
 
-#: The field manager of the Reloader annotations verify puts on restart targets (ESO).
-RELOAD_FIELD_MANAGER = "cluster-secrets-bootstrap-reload"
 #: Longest pause between two nudges of a VaultStaticSecret whose last read failed.
 RENUDGE_MAX = 15.0
 #: Stuck Secrets diagnosed in detail in a failure report (the rest are listed).
@@ -442,7 +440,7 @@ class Verify(PhaseBase[VerifyFacts], name="verify", summary=SUMMARY):
                     a.name,
                     a.namespace,
                     {"metadata": {"annotations": {eso.RELOAD_ANNOTATION: a.value}}},
-                    field_manager=RELOAD_FIELD_MANAGER,
+                    field_manager=eso.RELOAD_FIELD_MANAGER,
                 )
         if handed or storming:
             self._quiet(ctx, handed, storming, baseline)

@@ -33,6 +33,14 @@ from bootstrap.model.operator_api import VSS_CRD
 from bootstrap.runtime import vso
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import TOOLS_DIR, Box
+from tests.integration.copiers import (
+    catalog_for,
+    cluster_state,
+    copier_cluster,
+    migrate_ns,
+    quiet_for_one_refresh,
+    rollback_ns,
+)
 from tests.integration.helpers import (
     admin_api,
     generated_catalog,
@@ -321,3 +329,102 @@ def test_verify_carries_on_through_a_killed_eso(
     for name in ("config", "credentials"):
         data, _ = read_kv(api, f"{p}/{name}")
         assert vso.classify(data, kube.read_secret(p, name)) == "synced"
+
+
+def _reload_notes(kube: Kube, namespaces: list[str]) -> dict[str, str | None]:
+    return {
+        ns: (
+            (kube.get("apps/v1", "Deployment", "app", ns) or {})["metadata"].get("annotations")
+            or {}
+        ).get(eso.RELOAD_ANNOTATION)
+        for ns in namespaces
+    }
+
+
+def test_namespaces_move_off_a_copier_onto_eso_and_roll_back_exactly(
+    eso_box: Box, first_run_eso: dict[str, Any], unique: str, tmp_path: Path
+) -> None:
+    """migrate.namespace with sync_engine eso: each namespace's Secrets keep their bytes and
+    their identity (ESO merges into them, adding only its label and data hash), nothing
+    rolls out, each Deployment is named for Reloader, and a change in Vault then rolls each
+    out once; the bootstrap leaves the migrated objects as they are; the rollback
+    puts Secrets, copier and annotations back as they were, restarting nothing."""
+    cluster = copier_cluster(eso_box, unique, copied=f"ovh-{unique}")
+    catalog, env = catalog_for(eso_box, cluster, unique, tmp_path)
+    namespaces = [cluster["source"], *cluster["targets"]]
+    kube = Kube(eso_box.state.kubeconfig)
+    before = cluster_state(eso_box, cluster)
+    uids = {
+        ns: kube.get("v1", "Secret", cluster["secret"], ns)["metadata"]["uid"] for ns in namespaces
+    }
+    planned = task_cli(
+        "migrate.namespace", env, "--ns", namespaces[0], "--catalog", str(catalog), "--plan"
+    )
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    for step in (
+        f"create  SecretStore {namespaces[0]}/",
+        f"create  ExternalSecret {namespaces[0]}/{cluster['secret']}",
+        f"check   Secret {namespaces[0]}/{cluster['secret']}: wait until ESO synced it",
+        f"update  Deployment {namespaces[0]}/app: {eso.RELOAD_ANNOTATION}={cluster['secret']}",
+    ):
+        assert step in planned.stdout, planned.stdout
+    assert "VaultStaticSecret" not in planned.stdout and "labels app.kubernetes.io" not in (
+        planned.stdout
+    )
+
+    moved = migrate_ns(env, catalog, *namespaces)
+    assert moved.returncode == 0, moved.stdout[-3000:] + moved.stderr[-3000:]
+    after = cluster_state(eso_box, cluster)
+    assert after["copier"] is None
+    for key, value in before.items():
+        if not isinstance(value, tuple):
+            continue
+        data, labels, annotations = value
+        now_data, now_labels, now_annotations = after[key]
+        assert now_data == data, key  # the same bytes, no key added or lost
+        assert now_labels == {**(labels or {}), eso.MANAGED_LABEL: "true"}, key
+        assert set(now_annotations or {}) - set(annotations or {}) == {eso.DATA_HASH_ANNOTATION}, (
+            key
+        )
+    assert {k: v for k, v in after.items() if k.endswith("/revision")} == {
+        k: v for k, v in before.items() if k.endswith("/revision")
+    }  # no rollout on the hand-over, none later
+    quiet_for_one_refresh(eso_box, namespaces)
+    for ns in namespaces:
+        assert kube.get("v1", "Secret", cluster["secret"], ns)["metadata"]["uid"] == uids[ns]
+    notes = _reload_notes(kube, namespaces)
+    assert notes[cluster["targets"][1]] == f"database,{cluster['secret']}"
+    assert notes[namespaces[0]] == cluster["secret"]
+    status = task_cli("status", env, "--catalog", str(catalog), "--json")
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert {r["state"] for r in json.loads(status.stdout)} == {"synced"}, status.stdout
+    booted = task_cli("bootstrap", env, "--catalog", str(catalog))
+    assert booted.returncode == 0, booted.stdout[-3000:] + booted.stderr[-3000:]
+    assert "operator: no-change" in booted.stdout + booted.stderr, booted.stderr[-3000:]
+
+    # a change in Vault rolls each reader's Deployment out once, through Reloader (ESO
+    # refreshes every 10 s here)
+    api = admin_api(eso_box)
+    path = f"shared/{cluster['secret']}"
+    values, version = read_kv(api, path)
+    changed = {k: f"{v}-rotated" for k, v in values.items()}
+    api.write(f"secret/data/{path}", {"options": {"cas": version}, "data": changed})
+    for ns in namespaces:
+        wait_until(lambda ns=ns: revision(kube, ns, "Deployment", "app") == "2", f"{ns}/app")
+        secret = kube.read_secret(ns, cluster["secret"]) or {}
+        assert {k: v.decode() for k, v in secret.items()} == changed, ns
+
+    back = rollback_ns(env, catalog, *reversed(namespaces))
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    restored = cluster_state(eso_box, cluster)
+    assert {k: v for k, v in restored.items() if not k.endswith("/revision")} == {
+        k: v for k, v in before.items() if not k.endswith("/revision")
+    }
+    assert {k: v for k, v in restored.items() if k.endswith("/revision")} == {
+        f"{ns}/revision": "2" for ns in namespaces
+    }  # the rollback rolled nothing out, and nothing comes late
+    quiet_for_one_refresh(eso_box, namespaces)
+    assert _reload_notes(kube, namespaces) == {ns: None for ns in namespaces}
+    for ns in namespaces:
+        assert kube.list(eso.ESO_API, "ExternalSecret", namespace=ns) == []
+        assert kube.list(eso.ESO_API, "SecretStore", namespace=ns) == []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,83 +22,26 @@ from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.model import conventions as conv
 from tests.integration.conftest import Box
+from tests.integration.copiers import (
+    catalog_for,
+    cluster_state,
+    copier_cluster,
+    migrate_ns,
+    quiet_for_one_refresh,
+    rollback_ns,
+)
 from tests.integration.helpers import (
     admin_api,
     generated_catalog_text,
     held_at,
-    revision,
     task_cli,
-    wait_until,
-    workload,
 )
-
-SCRIPT = """set -e
-for ns in {targets}; do
-  kubectl get secret {secret} -n {source} -o json \\
-    | jq 'del(.metadata.namespace,.metadata.uid,.metadata.resourceVersion)' \\
-    | kubectl apply -n "$ns" -f -
-done
-"""
-
-
-def _copier_cluster(box: Box, u: str, copied: str = "ovh-dns") -> dict[str, Any]:
-    kube = Kube(box.state.kubeconfig)
-    source, targets = f"cm-{u}", [f"dns-{u}", f"ing-{u}"]
-    for ns in [source, *targets]:
-        kube.ensure_namespace(ns)
-        workload(kube, ns, "Deployment", "app")
-    ovh = {"application-key": f"ak-{u}".encode(), "application-secret": f"as-{u}".encode()}
-    for ns in [source, *targets]:
-        kube.write_secret(ns, copied, ovh)
-    kube.write_secret(targets[1], "database", {"password": f"pw-{u}".encode(), "username": b"app"})
-    for ns in [source, *targets]:  # rolled out once before anything is compared
-        wait_until(lambda ns=ns: revision(kube, ns, "Deployment", "app") == "1", f"{ns}/app")
-    kube.apply(
-        {
-            "apiVersion": "batch/v1",
-            "kind": "CronJob",
-            "metadata": {"name": "secret-copier", "namespace": source},
-            "spec": {
-                "schedule": "*/5 * * * *",
-                "jobTemplate": {
-                    "spec": {
-                        "template": {
-                            "spec": {
-                                "restartPolicy": "OnFailure",
-                                "containers": [
-                                    {
-                                        "name": "copy",
-                                        "image": "bitnami/kubectl:1.31",
-                                        "command": ["/bin/sh", "-c"],
-                                        "args": [
-                                            SCRIPT.format(
-                                                targets=" ".join(targets),
-                                                source=source,
-                                                secret=copied,
-                                            )
-                                        ],
-                                    }
-                                ],
-                            }
-                        }
-                    }
-                },
-            },
-        },
-        field_manager="test",
-    )
-    return {
-        "source": source,
-        "targets": targets,
-        "secret": copied,
-        "values": [*ovh.values(), f"pw-{u}".encode()],
-    }
 
 
 def test_discover_finds_the_copier_its_copies_and_the_handmade_secret(
     box: Box, unique: str, tmp_path: Path
 ) -> None:
-    cluster = _copier_cluster(box, unique)
+    cluster = copier_cluster(box, unique)
     namespaces = [cluster["source"], *cluster["targets"]]
     env = box.cli_env(tmp_path / "state")
     args = [a for ns in namespaces for a in ("--namespace", ns)]
@@ -138,7 +80,7 @@ def test_discover_finds_the_copier_its_copies_and_the_handmade_secret(
 def test_different_values_under_one_shared_name_are_named_as_a_conflict(
     box: Box, unique: str, tmp_path: Path
 ) -> None:
-    cluster = _copier_cluster(box, unique)
+    cluster = copier_cluster(box, unique)
     kube = Kube(box.state.kubeconfig)
     drifted = cluster["targets"][0]
     kube.write_secret(drifted, "ovh-dns", {"application-key": b"other", "application-secret": b"x"})
@@ -153,87 +95,6 @@ def test_different_values_under_one_shared_name_are_named_as_a_conflict(
 
 # -- moving namespaces, and back ---------------------------------------------------------------
 
-#: The migrated catalog's refreshAfter, in seconds: short, so that one refresh period (how
-#: long the quiet check watches) costs little, and the operator re-reads each Secret in it.
-REFRESH = 10
-#: Added to one refresh period: the operator's work and the Deployment controller's.
-MARGIN = 5
-
-
-def _catalog_for(
-    box: Box, cluster: dict[str, Any], u: str, tmp_path: Path
-) -> tuple[Path, dict[str, str]]:
-    """The discovered fragment as the catalog (named after the test), Vault configured for it."""
-    env = box.cli_env(tmp_path / "state")
-    args = [a for ns in [cluster["source"], *cluster["targets"]] for a in ("--namespace", ns)]
-    out = tmp_path / "fragment.yaml"
-    found = task_cli(
-        "migrate.discover", env, *args, "--out", str(out), "--catalog", str(tmp_path / "none.yaml")
-    )
-    assert found.returncode == 0, found.stderr
-    doc = yaml.safe_load(out.read_text())
-    doc["name"] = f"mg{u}"
-    for svc in doc["services"]:
-        # what a user adds once the fragment is merged: the workload restarts when its
-        # Secrets change; the operator then has a target to restart (or to storm on)
-        svc["restart"] = [{"kind": "Deployment", "name": "app"}]
-        svc["refreshAfter"] = f"{REFRESH}s"
-    catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(yaml.safe_dump(doc))
-    # policies and roles only: no hand-over happens, so verify's quiet check (and
-    # --skip-quiet-check) does not arise; the migration's own quietness is watched below
-    configured = task_cli("bootstrap", env, "--catalog", str(catalog), "--only", "vault-config")
-    assert configured.returncode == 0, configured.stdout[-2000:] + configured.stderr[-2000:]
-    return catalog, env
-
-
-def _state(box: Box, cluster: dict[str, Any]) -> dict[str, Any]:
-    """What the workloads see: each Secret's data, type, labels and annotations (the
-    operator's _raw aside), each Deployment's revision, the copier's spec."""
-    kube = Kube(box.state.kubeconfig)
-    out: dict[str, Any] = {}
-    for ns in [cluster["source"], *cluster["targets"]]:
-        for obj in kube.list("v1", "Secret", namespace=ns):
-            if obj.get("type") != "Opaque":
-                continue
-            meta = obj["metadata"]
-            data = dict(obj.get("data") or {})
-            data.pop("_raw", None)
-            out[f"{ns}/{meta['name']}"] = (data, meta.get("labels"), meta.get("annotations"))
-        out[f"{ns}/revision"] = revision(kube, ns, "Deployment", "app")
-    cron = kube.get("batch/v1", "CronJob", "secret-copier", cluster["source"])
-    out["copier"] = cron["spec"] if cron else None
-    return out
-
-
-def _rollouts(kube: Kube, namespaces: list[str]) -> dict[str, tuple[Any, ...]]:
-    """Each namespace's Deployment as a restart shows it: its generation (the operator's
-    restart stamp on the pod template bumps it at once), the stamp, and its revision."""
-    out: dict[str, tuple[Any, ...]] = {}
-    for ns in namespaces:
-        obj = kube.get("apps/v1", "Deployment", "app", ns) or {}
-        template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        out[ns] = (
-            (obj.get("metadata") or {}).get("generation"),
-            (template.get("annotations") or {}).get("vso.secrets.hashicorp.com/restartedAt"),
-            revision(kube, ns, "Deployment", "app"),
-        )
-    return out
-
-
-def _quiet_for_one_refresh(box: Box, namespaces: list[str]) -> None:
-    """Nothing changes in Vault for one refresh period after the migration: the operator
-    re-reads every VaultStaticSecret in it and must restart no Deployment. A storm restarts
-    at the first refresh; the check fails as soon as it sees one. (Watching for a span is the
-    point here: this waits for nothing to happen, so polls until the span is over.)"""
-    kube = Kube(box.state.kubeconfig)
-    start = _rollouts(kube, namespaces)
-    deadline = time.monotonic() + REFRESH + MARGIN
-    while time.monotonic() < deadline:
-        now = _rollouts(kube, namespaces)
-        assert now == start, f"restarted while Vault did not change: {start} -> {now}"
-        time.sleep(0.5)
-
 
 def _labelled(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` as a migration leaves it: every Secret (all are mapped here) carries the two
@@ -247,24 +108,12 @@ def _labelled(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _migrate(env: dict[str, str], catalog: Path, *namespaces: str, failpoints: str = "") -> Any:
-    args = [a for ns in namespaces for a in ("--ns", ns)]
-    return task_cli(
-        "migrate.namespace", env, *args, "--catalog", str(catalog), failpoints=failpoints
-    )
-
-
-def _rollback(env: dict[str, str], catalog: Path, *namespaces: str) -> Any:
-    args = [a for ns in namespaces for a in ("--ns", ns)]
-    return task_cli("migrate.rollback", env, *args, "--catalog", str(catalog))
-
-
 def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
-    cluster = _copier_cluster(box, unique, copied=f"ovh-{unique}")
-    catalog, env = _catalog_for(box, cluster, unique, tmp_path)
-    before = _state(box, cluster)
+    cluster = copier_cluster(box, unique, copied=f"ovh-{unique}")
+    catalog, env = catalog_for(box, cluster, unique, tmp_path)
+    before = cluster_state(box, cluster)
     namespaces = [cluster["source"], *cluster["targets"]]
     planned = task_cli(
         "migrate.namespace", env, "--ns", namespaces[0], "--catalog", str(catalog), "--plan"
@@ -284,11 +133,11 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
     # the labels go on before the operator is told to write into the Secret
     out = planned.stdout
     assert out.index(f"update  Secret {namespaces[0]}/") < out.index("create  VaultStaticSecret")
-    assert _state(box, cluster) == before
+    assert cluster_state(box, cluster) == before
     assert not (tmp_path / "state" / "migrate").exists()
-    moved = _migrate(env, catalog, *namespaces)
+    moved = migrate_ns(env, catalog, *namespaces)
     assert moved.returncode == 0, moved.stdout[-3000:] + moved.stderr[-3000:]
-    after = _state(box, cluster)
+    after = cluster_state(box, cluster)
     assert after["copier"] is None  # gone once every namespace it touched moved
     reports = {
         ns: json.loads((tmp_path / "state" / "reports" / f"migrate-{ns}.json").read_text())
@@ -311,7 +160,7 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
         k: v for k, v in _labelled(before).items() if k != "copier"
     }  # same bytes, the operator's two labels added, no rollout restart
     # ... and none afterwards: the operator re-reads every Secret once and restarts nothing
-    _quiet_for_one_refresh(box, namespaces)
+    quiet_for_one_refresh(box, namespaces)
     kube = Kube(box.state.kubeconfig)
     for ns in namespaces:  # written by the operator now (its _raw key is there)
         assert "_raw" in (kube.read_secret(ns, cluster["secret"]) or {})
@@ -324,11 +173,11 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
     booted = task_cli("bootstrap", env, "--catalog", str(catalog))
     assert booted.returncode == 0, booted.stdout[-3000:] + booted.stderr[-3000:]
     assert "operator: no-change" in booted.stdout + booted.stderr, booted.stderr[-3000:]
-    again = _migrate(env, catalog, *namespaces)
+    again = migrate_ns(env, catalog, *namespaces)
     assert again.returncode == 0 and "migrated already" in again.stdout
-    back = _rollback(env, catalog, *reversed(namespaces))
+    back = rollback_ns(env, catalog, *reversed(namespaces))
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
-    assert _state(box, cluster) == before
+    assert cluster_state(box, cluster) == before
     for ns in namespaces:
         assert "_raw" not in (kube.read_secret(ns, cluster["secret"]) or {})
         labels = kube.read_secret_object(ns, cluster["secret"]).metadata.labels
@@ -339,26 +188,26 @@ def test_namespaces_move_with_the_same_bytes_and_roll_back_exactly(
 def test_a_migration_killed_mid_namespace_rolls_back_exactly(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
-    cluster = _copier_cluster(box, unique, copied=f"ovh-{unique}")
-    catalog, env = _catalog_for(box, cluster, unique, tmp_path)
-    before = _state(box, cluster)
+    cluster = copier_cluster(box, unique, copied=f"ovh-{unique}")
+    catalog, env = catalog_for(box, cluster, unique, tmp_path)
+    before = cluster_state(box, cluster)
     first, second = cluster["source"], cluster["targets"][0]
-    assert _migrate(env, catalog, first).returncode == 0
-    killed = _migrate(env, catalog, second, failpoints="migrate:applied=kill")
+    assert migrate_ns(env, catalog, first).returncode == 0
+    killed = migrate_ns(env, catalog, second, failpoints="migrate:applied=kill")
     assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
-    back = _rollback(env, catalog, second, first)
+    back = rollback_ns(env, catalog, second, first)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
-    assert _state(box, cluster) == before
+    assert cluster_state(box, cluster) == before
 
 
 def test_a_migration_killed_after_labelling_carries_on_and_restarts_nothing(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
-    cluster = _copier_cluster(box, unique, copied=f"ovh-{unique}")
-    catalog, env = _catalog_for(box, cluster, unique, tmp_path)
-    before = _state(box, cluster)
+    cluster = copier_cluster(box, unique, copied=f"ovh-{unique}")
+    catalog, env = catalog_for(box, cluster, unique, tmp_path)
+    before = cluster_state(box, cluster)
     ns, secret = cluster["source"], cluster["secret"]
-    killed = _migrate(env, catalog, ns, failpoints="migrate:labelled=kill")
+    killed = migrate_ns(env, catalog, ns, failpoints="migrate:labelled=kill")
     assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
     labels = Kube(box.state.kubeconfig).read_secret_object(ns, secret).metadata.labels
     assert conv.operator_cache_sees(labels), labels
@@ -366,15 +215,15 @@ def test_a_migration_killed_after_labelling_carries_on_and_restarts_nothing(
     assert planned.returncode == 0, planned.stderr[-2000:]
     assert f"update  Secret {ns}/" not in planned.stdout, planned.stdout  # labelled already
     assert f"create  VaultStaticSecret {ns}/{secret}" in planned.stdout, planned.stdout
-    again = _migrate(env, catalog, ns)
+    again = migrate_ns(env, catalog, ns)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    after = _state(box, cluster)
+    after = cluster_state(box, cluster)
     assert after[f"{ns}/{secret}"] == _labelled(before)[f"{ns}/{secret}"]
     assert after[f"{ns}/revision"] == before[f"{ns}/revision"]
-    _quiet_for_one_refresh(box, [ns])
-    back = _rollback(env, catalog, ns)
+    quiet_for_one_refresh(box, [ns])
+    back = rollback_ns(env, catalog, ns)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
-    assert _state(box, cluster) == before
+    assert cluster_state(box, cluster) == before
 
 
 def test_a_copier_that_replaces_a_secret_before_it_is_stopped_starts_no_storm(
@@ -384,9 +233,9 @@ def test_a_copier_that_replaces_a_secret_before_it_is_stopped_starts_no_storm(
     Secret (``kubectl replace``, or delete and create: the test plays it) takes the labels
     off, and the operator, writing into a Secret it did not create, never puts them back: the
     migration's re-check, once the copier is stopped, does."""
-    cluster = _copier_cluster(box, unique, copied=f"ovh-{unique}")
-    catalog, env = _catalog_for(box, cluster, unique, tmp_path)
-    before = _state(box, cluster)
+    cluster = copier_cluster(box, unique, copied=f"ovh-{unique}")
+    catalog, env = catalog_for(box, cluster, unique, tmp_path)
+    before = cluster_state(box, cluster)
     ns, secret = cluster["source"], cluster["secret"]
     kube = Kube(box.state.kubeconfig)
     with held_at(
@@ -408,30 +257,30 @@ def test_a_copier_that_replaces_a_secret_before_it_is_stopped_starts_no_storm(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "lost the labels of the operator's Secret cache" in done.stderr, done.stderr[-3000:]
     assert conv.operator_cache_sees(kube.read_secret_object(ns, secret).metadata.labels)
-    assert _state(box, cluster)[f"{ns}/revision"] == before[f"{ns}/revision"]
-    _quiet_for_one_refresh(box, [ns])
-    back = _rollback(env, catalog, ns)
+    assert cluster_state(box, cluster)[f"{ns}/revision"] == before[f"{ns}/revision"]
+    quiet_for_one_refresh(box, [ns])
+    back = rollback_ns(env, catalog, ns)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
-    assert _state(box, cluster) == before
+    assert cluster_state(box, cluster) == before
 
 
 def test_different_values_for_one_shared_path_are_refused_and_nothing_is_written(
     box: Box, first_run: dict[str, Any], unique: str, tmp_path: Path
 ) -> None:
-    cluster = _copier_cluster(box, unique, copied=f"ovh-{unique}")
-    catalog, env = _catalog_for(box, cluster, unique, tmp_path)
+    cluster = copier_cluster(box, unique, copied=f"ovh-{unique}")
+    catalog, env = catalog_for(box, cluster, unique, tmp_path)
     drifted = cluster["targets"][1]
     Kube(box.state.kubeconfig).write_secret(
         drifted, cluster["secret"], {"application-key": b"other", "application-secret": b"x"}
     )
-    before = _state(box, cluster)
-    refused = _migrate(env, catalog, cluster["source"])
+    before = cluster_state(box, cluster)
+    refused = migrate_ns(env, catalog, cluster["source"])
     assert refused.returncode == 1
     secret = cluster["secret"]
     assert f"{cluster['source']}/{secret} and {drifted}/{secret} hold different values" in (
         refused.stderr
     ), refused.stderr[-2000:]
-    assert _state(box, cluster) == before
+    assert cluster_state(box, cluster) == before
     assert not (tmp_path / "state" / "migrate" / f"{cluster['source']}.json").exists()
     assert read_kv(admin_api(box), f"shared/{secret}") == ({}, 0)  # nothing in Vault
 
@@ -662,7 +511,7 @@ def test_issue23_finding4_a_cronjob_applying_a_configmap_from_its_own_tls_is_not
     env = box.cli_env(tmp_path / "state")
     configured = task_cli("bootstrap", env, "--catalog", str(catalog), "--only", "vault-config")
     assert configured.returncode == 0, configured.stdout[-2000:] + configured.stderr[-2000:]
-    moved = _migrate(env, catalog, ns)
+    moved = migrate_ns(env, catalog, ns)
     assert moved.returncode == 0, moved.stdout[-3000:] + moved.stderr[-3000:]
     assert (
         f"check   CronJob {ns}/ca-bundle: writes no Secret into another namespace: left as it is"
@@ -673,7 +522,7 @@ def test_issue23_finding4_a_cronjob_applying_a_configmap_from_its_own_tls_is_not
     report = json.loads((tmp_path / "state" / "reports" / f"migrate-{ns}.json").read_text())
     assert report["copiers"] == [] and report["secrets_synced"] == ["config"]
     assert "_raw" in (kube.read_secret(ns, "config") or {})  # handed over to the operator
-    back = _rollback(env, catalog, ns)
+    back = rollback_ns(env, catalog, ns)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert kube.get("batch/v1", "CronJob", "ca-bundle", ns)["spec"] == spec
 

@@ -741,3 +741,100 @@ def test_a_backup_round_trips_and_a_damaged_one_is_named_without_its_values(
     with pytest.raises(BootstrapError) as caught:
         Backup.load(path)
     assert "c2VjcmV0" not in str(caught.value)
+
+
+# -- with the External Secrets Operator (sync_engine: eso) ------------------------------------
+
+_ESO_CATALOG = (
+    "version: 1\nname: c\nservices:\n  - name: web\n    namespace: web\n"
+    "    restart: [{kind: Deployment, name: app}, {kind: StatefulSet, name: later}]\n"
+    "    secrets:\n      config: {keys: {a: null}}\n"
+)
+
+
+def _eso_facts(**kw: Any) -> tuple[Any, Any]:
+    import dataclasses
+
+    from bootstrap.commands.migrate import build_facts
+    from bootstrap.model.operator_api import OperatorApi
+
+    cat = parse_catalog(_ESO_CATALOG, "c.yaml")
+    f = build_facts(
+        "web",
+        cat,
+        [_object("web", "config", {"a": b"1"})],
+        [],
+        DEFAULT_SELECTORS,
+        operator=OperatorApi(installed=True, engine="eso"),
+        server="https://vault.example:8200",
+        reload={("web", "Deployment", "app"): "other-secret"},
+    )
+    return cat, dataclasses.replace(f, **kw)
+
+
+def test_with_eso_a_namespace_moves_through_a_store_and_a_merging_externalsecret() -> None:
+    """No label step (ESO labels a Secret it merges into), a SecretStore and an
+    ExternalSecret that merges into the Secret, the wait, then the restart target that
+    exists names the Secret for Reloader after the names already there; the one not deployed
+    is said, not written."""
+    from bootstrap.commands.migrate import (
+        AnnotateReloadTarget,
+        ApplyOperatorObject,
+        AwaitBytes,
+        plan_namespace,
+    )
+
+    cat, f = _eso_facts()
+    actions = plan_namespace(f, cat, force=False)
+    assert [(a.kind, a.verb, a.target) for a in actions] == [
+        ("BackupNamespace", "create", "backup web"),
+        ("PushValues", "create", "web/config"),
+        ("ApplyOperatorObject", "create", "ServiceAccount web/web"),
+        ("ApplyOperatorObject", "create", "SecretStore web/web"),
+        ("ApplyOperatorObject", "create", "ExternalSecret web/config"),
+        ("AwaitBytes", "check", "Secret web/config"),
+        ("AnnotateReloadTarget", "update", "Deployment web/app"),
+        ("Action", "check", "StatefulSet web/later"),
+        ("MarkMigrated", "update", "backup web"),
+    ]
+    objs = {a.obj["kind"]: a.obj for a in actions if isinstance(a, ApplyOperatorObject)}
+    assert objs["ExternalSecret"]["spec"]["target"]["creationPolicy"] == "Merge"
+    assert objs["SecretStore"]["spec"]["provider"]["vault"]["server"] == (
+        "https://vault.example:8200"
+    )
+    (wait,) = [a for a in actions if isinstance(a, AwaitBytes)]
+    assert "ESO" in wait.reason
+    (note,) = [a for a in actions if isinstance(a, AnnotateReloadTarget)]
+    assert (note.workload, note.value) == (("web", "Deployment", "app"), "other-secret,config")
+    # named already: nothing to write; ESO not installed: refused, saying which operator
+    cat, f = _eso_facts(reload={("web", "Deployment", "app"): "config"})
+    assert not [a for a in plan_namespace(f, cat, False) if isinstance(a, AnnotateReloadTarget)]
+    cat, f = _eso_facts()
+    from bootstrap.model.operator_api import OperatorApi
+
+    f.operator = OperatorApi(installed=False, engine="eso")
+    (only,) = plan_namespace(f, cat, False)
+    assert only.verb == "problem" and "External Secrets Operator" in only.reason
+
+
+def test_a_backup_keeps_the_reload_annotations_as_they_were(tmp_path: Any) -> None:
+    import json
+
+    from bootstrap.commands.migrate import Backup, operator_kinds, parse_target, target_ref
+    from bootstrap.core.errors import BootstrapError
+
+    path = tmp_path / "web.json"
+    backup = Backup("web", {}, False, 1.0, (), {"Deployment web/app": "", "DaemonSet web/d": "x"})
+    backup.save(path, overwrite=False)
+    assert Backup.load(path) == backup
+    assert parse_target(target_ref(("web", "Deployment", "app"))) == ("web", "Deployment", "app")
+    for damaged in ({"Pod web/app": ""}, {"Deployment web": ""}, {"Deployment web/app": 1}):
+        path.write_text(json.dumps({"secrets": {}, "targets": damaged}))
+        with pytest.raises(BootstrapError, match="'targets'"):
+            Backup.load(path)
+    assert [k for _, k in operator_kinds("eso")] == [
+        "ExternalSecret",
+        "SecretStore",
+        "ServiceAccount",
+    ]
+    assert operator_kinds("vso")[0][1] == "VaultStaticSecret"
