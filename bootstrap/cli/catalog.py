@@ -178,9 +178,13 @@ def _check(s: Settings, rendered: str | None, vault_addr: str | None, image: str
 
         root = Path(rendered)
         expected = render_tree(cat)
+        server = ""
+        if s.sync_engine == "eso":  # the tree 'invoke render' writes with ESO's objects
+            server = vault_addr or s.vault_connection_address or ""
+            expected = {**_without_vso(expected), **eso_manifests(cat, server)}
         if (root / POPULATE_DIR).exists() or s.populate_job:
             expected.update(populate_job_files(s, cat, vault_addr, image)[0])
-        ref = Reference(expected, s.operator_namespace, s.vault_connection_address)
+        ref = Reference(expected, s.operator_namespace, s.vault_connection_address, server)
         result = check_tree(root, ref)
         source = f"{rendered} (against {s.catalog})"
     else:
@@ -188,9 +192,14 @@ def _check(s: Settings, rendered: str | None, vault_addr: str | None, image: str
         source = str(s.catalog)
     if not result.ok:
         raise CheckFailed(result.findings)
+    synced = (
+        f"{result.external_secrets} ExternalSecrets"
+        if result.external_secrets and not result.static_secrets
+        else f"{result.static_secrets} VaultStaticSecrets"
+    )
     console.print(
-        f"check passed for {e(source)}: {result.static_secrets} VaultStaticSecrets readable "
-        f"under their roles, {result.roles} roles, {result.pairs} service pairs isolated"
+        f"check passed for {e(source)}: {synced} readable under their roles, "
+        f"{result.roles} roles, {result.pairs} service pairs isolated"
     )
     if not rendered:
         print_commands(cat)

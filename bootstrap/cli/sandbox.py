@@ -96,9 +96,8 @@ def cluster_create(s: Settings, replicas: int, kind: bool) -> None:
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in done.seconds.items())
     console.print(
         f"cluster created in {time.monotonic() - started:.1f}s ({steps}): "
-        f"{done.applied} objects, OpenBao pods {e(pods)}, the operator VSO "
-        f"{e(done.operator)} with its VaultConnection {e(done.vault_service)} (OpenBao's "
-        "Service)",
+        f"{done.applied} objects, OpenBao pods {e(pods)}, the operator {e(done.operator)} "
+        f"reaching Vault at {e(done.vault_service)} (OpenBao's Service)",
         highlight=False,
     )
     console.print(f"next: . {e(str(done.env_file))} && invoke bootstrap", highlight=False)

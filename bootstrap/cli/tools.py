@@ -41,7 +41,11 @@ def install(s: Settings, names: list[str], node: bool, everything: bool, peers: 
         ),
     )
     if not names and (node or everything):  # the node's images too (seconds when unchanged)
-        _build_images(s)
+        from bootstrap.tooling import images
+
+        # those a cluster of the operator in scope runs (its tools were just built), or all
+        cluster = images.for_cluster(s.sandbox_operator_version, s.sync_engine)
+        _build_images(s, None if everything else [i.key for i in cluster])
 
 
 def _build_images(s: Settings, names: list[str] | None = None) -> list[ImageResult]:

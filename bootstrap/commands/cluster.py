@@ -1,22 +1,24 @@
 """``invoke cluster.create`` / ``cluster.delete`` on the node sandbox: OpenBao, the Vault
 Secrets Operator (the setting ``sandbox_operator_version``: 1.4.1 by default, or v0.1.0, with
-its ``sandbox_operator_*`` flags) and one demo workload per catalog restart target, as pods
-from the images built here (``images.build``), from the manifests of
-:mod:`bootstrap.model.cluster`.
+its ``sandbox_operator_*`` flags), or with ``sync_engine: eso`` the External Secrets Operator
+and Stakater Reloader, and one demo workload per catalog restart target, as pods from the
+images built here (``images.build``), from the manifests of :mod:`bootstrap.model.cluster`.
 
 What it leaves is a cluster as a Helm install would: OpenBao sealed and uninitialized, the
 operator waiting for its VaultConnection, the demo pods running but not Ready (their Secrets
 do not exist yet). ``invoke bootstrap`` then does the rest, with the settings this command
 writes to ``<sandbox>/cluster.env``: Vault found from its StatefulSet's pods, kubernetes auth
-pointed at the ``kubernetes`` Service as pods reach it, the operator's VaultConnection at
-OpenBao's Service by its DNS name, as on any cluster (the node runs CoreDNS and kube-proxy).
+pointed at the ``kubernetes`` Service as pods reach it, the operator's VaultConnection (or,
+with ESO, each SecretStore: ``vault_connection_address``) at OpenBao's Service by its DNS
+name, as on any cluster (the node runs CoreDNS and kube-proxy).
 
-The sandbox's own operator process is stopped (two operators would both sync every
-VaultStaticSecret); its own OpenBao processes keep running, unused. The operator in the
-cluster must be the version the sandbox installed (its CRDs; ``delete`` starts the sandbox's
-process again on them): another is refused. ``cluster.delete``
-removes what ``create`` made (the namespaces it labelled, the operator's cluster-wide RBAC
-and CRDs stay: a later ``create`` applies them again), nothing else.
+The sandbox's own operator process (or ESO and Reloader processes) is stopped (two operators
+would both sync every Secret); its own OpenBao processes keep running, unused. The operator
+in the cluster must be the engine and version the sandbox installed (its CRDs; ``delete``
+starts the sandbox's processes again on them): another is refused. ``cluster.delete``
+removes what ``create`` made (the namespaces it made, and the operators' Deployments in
+namespaces that were there; the cluster-wide RBAC and CRDs stay: a later ``create`` applies
+them again), nothing else.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from bootstrap.core.waits import Pending, WaitSettings, wait_for
 from bootstrap.model import cluster as model
 from bootstrap.model.catalog import Catalog
 from bootstrap.model.settings import Settings
-from bootstrap.sandbox import netns, node, secrets_operator
+from bootstrap.sandbox import external_secrets, netns, node, reloader, secrets_operator
 from bootstrap.sandbox.secrets_operator import OperatorOptions
 from bootstrap.sandbox.state import SandboxState
 from bootstrap.tooling import images, manifests, versions
@@ -66,27 +68,29 @@ class Created:
 
 
 def operator_choice(settings: Settings) -> tuple[OperatorOptions, Path | None]:
-    """The operator the settings ask for (``sandbox_operator_*``) and its source archive
-    setting (``vso_source`` for 1.4.1, ``vso_v0_source`` for v0.1.0). The sync engine
-    ``eso`` is refused: the cluster runs VSO only for now."""
-    if settings.sync_engine == "eso":
-        raise UsageError(
-            "cluster.create runs the Vault Secrets Operator only for now: the External Secrets "
-            "Operator and Stakater Reloader as pods are not built yet (see "
-            "docs/explanation/eso.md); unset sync_engine for it, or use 'invoke sandbox.up' "
-            "(its processes) with sync_engine eso"
-        )
+    """The operator the settings ask for (``sandbox_operator_*``, or ``sync_engine`` eso:
+    ESO and Reloader) and its source archive setting (``vso_source`` for 1.4.1,
+    ``vso_v0_source`` for v0.1.0; none for ESO: its build keeps what the manifests need)."""
     try:
         operator = OperatorOptions.of(settings)
     except BootstrapError as exc:
         raise UsageError(str(exc)) from None
+    if operator.engine == "eso":
+        return operator, None
     archive = settings.vso_source if operator.version == versions.VSO else settings.vso_v0_source
     return operator, archive
 
 
-def build_images(settings: Settings, version: str, say: Say) -> list[images.ImageResult]:
-    """The images a cluster with the operator ``version`` runs, built (cached)."""
-    keys = [i.key for i in images.for_cluster(version)]
+def describe(operator: OperatorOptions) -> str:
+    """The operator as the summary names it: 'VSO v1.4.1 (BUSL-1.1)', or ESO's name."""
+    return operator.describe() if operator.engine == "eso" else f"VSO {operator.describe()}"
+
+
+def build_images(
+    settings: Settings, version: str, say: Say, engine: str = "vso"
+) -> list[images.ImageResult]:
+    """The images a cluster with the operator ``version`` (or ESO) runs, built (cached)."""
+    keys = [i.key for i in images.for_cluster(version, engine)]
     return images.build(keys, settings.tools_dir, lambda key, msg: say(f"image {key}: {msg}"))
 
 
@@ -96,9 +100,12 @@ def manifests_for(
     """The objects to apply, with the operator the settings ask for: its image, CRDs and
     RBAC from its source, its flags as container arguments."""
     operator, archive = operator_choice(settings)
-    options = replace(options, operator_args=tuple(operator.flags()))
+    if operator.engine == "eso":
+        options = replace(options, eso_args=tuple(operator.flags()))
+    else:
+        options = replace(options, operator_args=tuple(operator.flags()))
     return manifests.cluster_manifests(
-        catalog, settings.tools_dir, options, archive, operator.version
+        catalog, settings.tools_dir, options, archive, operator.version, operator.engine
     )
 
 
@@ -198,17 +205,26 @@ def wait_pods(
         "OpenBao's pods to run (sealed: live, not Ready)",
         wait,
     )
-    wait_running(
-        kube,
-        options.operator_namespace,
-        f"app.kubernetes.io/name={model.OPERATOR}",
-        1,
-        "the operator's pod to run",
-        wait,
-    )
+    # the operators' pods (VSO's, or ESO's and Reloader's), then each demo workload's
+    own = [
+        d
+        for d in objects
+        if d["kind"] == "Deployment"
+        and d["metadata"]["labels"].get("app.kubernetes.io/component") != "demo"
+    ]
+    for d in own:
+        labels = d["spec"]["selector"]["matchLabels"]
+        wait_running(
+            kube,
+            d["metadata"]["namespace"],
+            ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            1,
+            f"{d['metadata']['name']}'s pod to run",
+            wait,
+        )
     demos = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
     for d in demos:
-        if d["metadata"]["name"] in (model.OPERATOR_DEPLOYMENT, model.OPENBAO):
+        if d in own or d["metadata"]["name"] == model.OPENBAO:
             continue
         labels = d["spec"]["selector"]["matchLabels"]
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -222,6 +238,15 @@ def wait_pods(
             wait,
         )
     return bao
+
+
+def sandbox_processes(state: SandboxState) -> list[str]:
+    """The sandbox's sync-engine processes that the cluster's pods replace: its operator, or
+    ESO and (when it runs one) Reloader."""
+    if state.sync_engine != "eso":
+        return ["vault-secrets-operator"]
+    names = {p.name for p in state.processes}
+    return [n for n in (external_secrets.PROCESS, reloader.PROCESS) if n in names]
 
 
 def write_env(path: Path, env: dict[str, str]) -> None:
@@ -245,7 +270,17 @@ def create(
             "(started by an older version): 'invoke sandbox.down' then 'invoke sandbox.up --node'"
         )
     operator, _ = operator_choice(settings)
-    if operator.version != state.operator_version:
+    eso = operator.engine == "eso"
+    if eso != (state.sync_engine == "eso"):
+        raise UsageError(
+            f"the node sandbox in {state.directory} runs "
+            + ("ESO" if state.sync_engine == "eso" else "VSO")
+            + f" (its CRDs; cluster.delete starts it again on them), and the setting "
+            f"sync_engine asks for {operator.engine}: set it to {state.sync_engine}, or "
+            f"'invoke sandbox.down' then 'invoke sandbox.up --node' with sync_engine "
+            f"{operator.engine}"
+        )
+    if not eso and operator.version != state.operator_version:
         raise UsageError(
             f"the node sandbox in {state.directory} installed VSO v{state.operator_version} "
             f"(its CRDs; cluster.delete starts its operator again on them), and the setting "
@@ -253,11 +288,11 @@ def create(
             f"{state.operator_version}, or 'invoke sandbox.down' then 'invoke sandbox.up "
             f"--node' with {operator.version}"
         )
-    done = Created(operator=operator.describe())
+    done = Created(operator=describe(operator))
     wait = WaitSettings(timeout=settings.wait_timeout, maximum=2.0)
 
     started = time.monotonic()
-    for image in build_images(settings, operator.version, tell):
+    for image in build_images(settings, operator.version, tell, operator.engine):
         node.import_image(state, image.path)
         done.images.append(image.ref)
     done.seconds["images"] = time.monotonic() - started
@@ -266,9 +301,9 @@ def create(
     options = _options(state, replicas)
     objects = manifests_for(settings, catalog, options)
     _prepare_storage(options)
-    stopped = state.process("vault-secrets-operator").stop()
-    if stopped:
-        tell("stopped the sandbox's operator process: the operator now runs in the cluster")
+    for name in sandbox_processes(state):
+        if state.process(name).stop():
+            tell(f"stopped the sandbox's {name} process: it now runs in the cluster")
     kube = Kube(state.kubeconfig)
     before = kube.namespaces()
     made = sorted(
@@ -276,10 +311,23 @@ def create(
         for o in objects
         if o["kind"] == "Namespace" and o["metadata"]["name"] not in before
     )
+    # the operators' Deployments in namespaces the sandbox made (its operator's): delete
+    # removes them, so that the sandbox's process, started again, runs alone
+    deployments = sorted(
+        f"{o['metadata']['namespace']}/{o['metadata']['name']}"
+        for o in objects
+        if o["kind"] == "Deployment"
+        and o["metadata"]["namespace"] in before
+        and o["metadata"]["labels"].get("app.kubernetes.io/component") != "demo"
+    )
     record = Path(state.directory) / RECORD_FILE
     known = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
     made = sorted({*made, *known.get("namespaces", [])})
-    record.write_text(json.dumps({"namespaces": made}, indent=2) + "\n", encoding="utf-8")
+    deployments = sorted({*deployments, *known.get("deployments", [])})
+    record.write_text(
+        json.dumps({"namespaces": made, "deployments": deployments}, indent=2) + "\n",
+        encoding="utf-8",
+    )
     done.applied = apply_objects(kube, objects)
     tell(f"applied {done.applied} objects")
     done.seconds["apply"] = time.monotonic() - started
@@ -296,13 +344,16 @@ def create(
     # Service by name (CoreDNS and kube-proxy on the node), which follows the pods whatever
     # their addresses (a deleted pod comes back at another)
     done.vault_service = model.openbao_address(options)
-    secrets_operator.default_connection(kube, options.operator_namespace, done.vault_service)
     done.env = {
         "INVOKE_BOOTSTRAP_VAULT_STATEFULSET": f"{options.openbao_namespace}/{model.OPENBAO}",
         "INVOKE_BOOTSTRAP_VAULT_PORT": str(options.openbao_port),
         "INVOKE_BOOTSTRAP_VAULT_KUBERNETES_HOST": f"https://{netns.API_SERVICE_IP}:443",
         "INVOKE_BOOTSTRAP_AUDIT_FILE": model.AUDIT_LOG,
     }
+    if eso:  # each SecretStore names Vault as ESO's pod reaches it: OpenBao's Service
+        done.env["INVOKE_BOOTSTRAP_VAULT_CONNECTION_ADDRESS"] = done.vault_service
+    else:
+        secrets_operator.default_connection(kube, options.operator_namespace, done.vault_service)
     done.env_file = Path(state.directory) / ENV_FILE
     write_env(done.env_file, done.env)
     return done
@@ -324,11 +375,17 @@ def delete(settings: Settings, say: Say | None = None) -> list[str]:
         kube.delete_namespace(name)
         gone.append(name)
         tell(f"deleting namespace {name}")
+    for ref in made.get("deployments", []):
+        ns, _, name = ref.partition("/")
+        kube.delete("apps/v1", "Deployment", name, ns)
+        tell(f"deleting Deployment {ref}")
     record.unlink(missing_ok=True)
-    secrets_operator.default_connection(kube, state.operator_namespace, state.bao_addr)
-    if not state.process("vault-secrets-operator").alive():
-        sandbox.restart(Path(state.directory), "vault-secrets-operator", settings.wait_timeout)
-        tell("the sandbox's operator process runs again")
+    if state.sync_engine != "eso":
+        secrets_operator.default_connection(kube, state.operator_namespace, state.bao_addr)
+    for name in sandbox_processes(state):
+        if not state.process(name).alive():
+            sandbox.restart(Path(state.directory), name, settings.wait_timeout)
+            tell(f"the sandbox's {name} process runs again")
     env_file = Path(state.directory) / ENV_FILE
     env_file.unlink(missing_ok=True)
     return gone

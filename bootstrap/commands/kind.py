@@ -121,9 +121,9 @@ def create(
     config.write_text(yaml.safe_dump(kmodel.kind_config(host_ports), sort_keys=False))
     kubeconfig = here / "kubeconfig"
     operator, _ = cluster.operator_choice(settings)
-    done.operator = operator.describe()
-    tell(f"building the images (cached), the operator VSO {done.operator}")
-    built = cluster.build_images(settings, operator.version, tell)
+    done.operator = cluster.describe(operator)
+    tell(f"building the images (cached), the operator {done.operator}")
+    built = cluster.build_images(settings, operator.version, tell, operator.engine)
     commands = kmodel.create_commands(
         kind, name, config, kubeconfig, [b.path for b in built], exists
     )
@@ -153,8 +153,12 @@ def create(
         p["metadata"]["name"]: str((p.get("status") or {}).get("podIP")) for p in bao
     }
     done.seconds["pods"] = time.monotonic() - started
-    secrets_operator.default_connection(kube, opts.operator_namespace, model.openbao_address(opts))
+    done.vault_service = model.openbao_address(opts)
     done.env = kmodel.settings_env(opts, host_ports, kubeconfig)
+    if operator.engine == "eso":  # each SecretStore names OpenBao's Service
+        done.env["INVOKE_BOOTSTRAP_VAULT_CONNECTION_ADDRESS"] = done.vault_service
+    else:
+        secrets_operator.default_connection(kube, opts.operator_namespace, done.vault_service)
     done.env_file = here / cluster.ENV_FILE
     cluster.write_env(done.env_file, done.env)
     return done

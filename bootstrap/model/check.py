@@ -39,6 +39,7 @@ import yaml
 from bootstrap.core.errors import BootstrapError
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
+from bootstrap.model import eso
 from bootstrap.model.catalog import Catalog, one_unit
 from bootstrap.model.policy import (
     PathIndex,
@@ -71,6 +72,15 @@ ROLE_FIELDS = frozenset(
     }
 )
 KINDS = ("ServiceAccount", "VaultAuth", "VaultStaticSecret")
+#: The External Secrets Operator's kinds the product renders (sync_engine eso).
+ESO_KINDS = ("SecretStore", "ExternalSecret")
+#: ESO's kinds the product never renders, and what each would open up.
+FOREIGN_ESO_KINDS = {
+    "ClusterSecretStore": "cluster-wide, it serves every namespace with one Vault identity",
+    "ClusterExternalSecret": "it writes ExternalSecrets into every namespace it selects",
+    "PushSecret": "it writes a Secret's data into Vault, outside the catalog",
+    "ClusterPushSecret": "it writes Secrets' data of the namespaces it selects into Vault",
+}
 #: The operator's kinds (VSO 1.4.1) the product never renders, and what each would open up
 #: in a service's namespace. A VaultConnection is one only in a service namespace (the
 #: operator's default one lives in the operator's namespace).
@@ -124,6 +134,8 @@ class Rendered:
     problems: list[str] = field(default_factory=list)
     #: Where the operator's default VaultConnection lives (the setting operator_namespace).
     operator_namespace: str = conv.OPERATOR_NAMESPACE
+    #: ESO: the Vault address every SecretStore must name (the address rendered with).
+    eso_server: str = ""
 
     def origin(self, kind: str, name: str) -> str:
         return self.origins.get(f"{kind}:{name}", f"{kind} {name}")
@@ -142,6 +154,8 @@ class CheckResult:
     static_secrets: int
     roles: int
     pairs: int
+    #: ESO: the ExternalSecrets checked (sync_engine eso)
+    external_secrets: int = 0
 
     @property
     def ok(self) -> bool:
@@ -594,6 +608,12 @@ def run_check(r: Rendered) -> CheckResult:
         read = _static_secret(r, vss, objects, views, role_rules, findings, auth_memo)
         if read is not None:
             reads_by_role[read[0]].add(read[1])
+    # ... and its ExternalSecrets' paths (ESO)
+    external = [d for d in r.manifests if d.get("kind") == "ExternalSecret"]
+    store_memo: AuthMemo = {}
+    for es in external:
+        for role, path in _external_secret(r, es, objects, views, role_rules, findings, store_memo):
+            reads_by_role[role].add(path)
     for name in sorted(role_rules):
         findings += _grant_findings(name, role_rules[name])
     synced = {p for paths in reads_by_role.values() for p in paths}
@@ -612,8 +632,129 @@ def run_check(r: Rendered) -> CheckResult:
     findings += _policy_findings(r, parsed, views, role_rules)
     n = len(r.roles)
     return CheckResult(
-        findings=findings, static_secrets=len(static_secrets), roles=n, pairs=n * (n - 1)
+        findings=findings,
+        static_secrets=len(static_secrets),
+        roles=n,
+        pairs=n * (n - 1),
+        external_secrets=len(external),
     )
+
+
+def _at(r: Rendered, obj: JsonObject, texts: list[str]) -> list[str]:
+    """``model.eso``'s findings (each starting ``Kind ns/name``) with the object's file."""
+    label = eso.object_label(obj)
+    return [r.object_where(*_key(obj)) + t.removeprefix(label) for t in texts]
+
+
+def _store_chain(
+    r: Rendered,
+    store: JsonObject,
+    objects: Objects,
+    views: dict[str, RoleView],
+    findings: list[str],
+) -> tuple[str, RoleView | None]:
+    """A SecretStore along its chain (provider, KV v2 at the product's mount, kubernetes
+    auth at the product's mount, ServiceAccount, role and its bindings, server): its
+    findings, and (role name, the role's view; None where the chain breaks)."""
+    kind, ns, name = _key(store)
+    where = r.object_where(kind, ns, name)
+    findings += _at(r, store, eso.isolation_findings([store], r.eso_server))
+    vault = eso.vault_provider(store)
+    if not vault:
+        return "", None
+    if vault.get("path") != conv.KV_MOUNT or vault.get("version") != "v2":
+        findings.append(
+            f"{where}: path {vault.get('path')!r} version {vault.get('version')!r}, expected "
+            f"{conv.KV_MOUNT!r} version 'v2'"
+        )
+    k8s = _mapping(_mapping(vault.get("auth")).get("kubernetes"))
+    if k8s.get("mountPath") != conv.AUTH_MOUNT:
+        findings.append(
+            f"{where}: kubernetes auth mountPath is {k8s.get('mountPath')!r}, expected "
+            f"{conv.AUTH_MOUNT!r}"
+        )
+    sa_ref = _mapping(k8s.get("serviceAccountRef"))
+    sa = str(sa_ref.get("name", ""))
+    if ("ServiceAccount", ns, sa) not in objects:
+        findings.append(f"{where}: serviceAccountRef {sa!r} is not rendered in namespace {ns!r}")
+    role_name = str(k8s.get("role", ""))
+    view = views.get(role_name)
+    if view is None:
+        findings.append(f"{where}: role {role_name!r} does not exist")
+        return role_name, None
+    binding = {"serviceAccount": sa, "audiences": sa_ref.get("audiences") or []}
+    findings += _binding_findings(where, binding, ns, role_name, view)
+    return role_name, view
+
+
+def _external_secret(
+    r: Rendered,
+    es: JsonObject,
+    objects: Objects,
+    views: dict[str, RoleView],
+    role_rules: RulesByRole,
+    findings: list[str],
+    memo: AuthMemo,
+) -> list[tuple[str, str]]:
+    """Check one ExternalSecret along its chain (SecretStore of its namespace, role,
+    policies); returns the (role, path) pairs it reads."""
+    kind, ns, name = _key(es)
+    where = r.object_where(kind, ns, name)
+    findings += _at(r, es, eso.isolation_findings([es], r.eso_server))
+    spec = _mapping(es.get("spec"))
+    ref = _mapping(spec.get("secretStoreRef"))
+    if ref.get("kind", "SecretStore") != "SecretStore":
+        return []  # a ClusterSecretStore: named above
+    entries = [*(spec.get("data") or []), *(spec.get("dataFrom") or [])]
+    other = sorted(
+        {
+            str(_mapping(_mapping(e.get("sourceRef")).get("storeRef")).get("name"))
+            for e in entries
+            if isinstance(e, dict) and _mapping(e.get("sourceRef")).get("storeRef")
+        }
+        - {str(ref.get("name"))}
+    )
+    if other:
+        findings.append(
+            f"{where}: reads through another store ({', '.join(other)}) than its "
+            f"secretStoreRef; the product renders one store per ExternalSecret"
+        )
+    store_name = str(ref.get("name", ""))
+    store = objects.get(("SecretStore", ns, store_name))
+    if store is None:
+        findings.append(
+            f"{where}: secretStoreRef {store_name!r} names no SecretStore in namespace {ns!r}"
+        )
+        return []
+    key = (ns, store_name)
+    if key not in memo:  # a store's own findings once, however many ExternalSecrets use it
+        memo[key] = _store_chain(r, store, objects, views, findings)
+    role_name, view = memo[key]
+    if view is None:
+        return []
+    out = []
+    for path in eso.paths_read(es):
+        findings += _readable(where, f"{conv.KV_MOUNT}/data/{path}", role_name, view, role_rules)
+        out.append((role_name, path))
+    return out
+
+
+def _readable(
+    where: str, api_path: str, role_name: str, view: RoleView, role_rules: RulesByRole
+) -> list[str]:
+    """Whether a role's policies let it read one KV v2 API path, unconditionally."""
+    grant = evaluate(role_rules[role_name], api_path)
+    if "read" not in grant.capabilities:
+        return [
+            f"{where}: path {api_path!r} is not readable under role "
+            f"{role_name!r} (policies {view.policies})"
+        ]
+    if grant.conditions:
+        return [
+            f"{where}: reading {api_path!r} under role {role_name!r} depends on "
+            f"{sorted(grant.conditions)} of its policy; the check cannot prove it succeeds"
+        ]
+    return []
 
 
 def _policy_findings(
@@ -691,9 +832,14 @@ def _objects(r: Rendered, findings: list[str]) -> Objects:
     service_namespaces = {ns for kind, ns, _name in objects if kind in KINDS}
     for key in objects:
         kind, ns, _name = key
-        if kind in KINDS:
+        if kind in KINDS or kind in ESO_KINDS:
             continue
-        if kind in FOREIGN_OPERATOR_KINDS and (
+        if kind in FOREIGN_ESO_KINDS:
+            findings.append(
+                f"{r.object_where(*key)}: a kind of the External Secrets Operator the product "
+                f"never renders: {FOREIGN_ESO_KINDS[kind]}"
+            )
+        elif kind in FOREIGN_OPERATOR_KINDS and (
             kind != "VaultConnection" or ns in service_namespaces
         ):
             findings.append(
@@ -781,17 +927,7 @@ def _static_secret(
     if view is None:
         return None
     api_path = f"{spec.get('mount')}/data/{spec.get('path')}"
-    grant = evaluate(role_rules[role_name], api_path)
-    if "read" not in grant.capabilities:
-        findings.append(
-            f"{where}: path {api_path!r} is not readable under role "
-            f"{role_name!r} (policies {view.policies})"
-        )
-    elif grant.conditions:
-        findings.append(
-            f"{where}: reading {api_path!r} under role {role_name!r} depends on "
-            f"{sorted(grant.conditions)} of its policy; the check cannot prove it succeeds"
-        )
+    findings += _readable(where, api_path, role_name, view, role_rules)
     return role_name, str(spec.get("path"))
 
 

@@ -43,6 +43,7 @@ from bootstrap.core.jsondoc import JsonObject
 from bootstrap.core.output import MARKER
 from bootstrap.model import conventions as conv
 from bootstrap.model.check import (
+    ESO_KINDS,
     CheckResult,
     Rendered,
     _key,
@@ -71,12 +72,15 @@ class Reference:
     #: The operator's default VaultConnection's address the product applies (the setting
     #: vault_connection_address), if any.
     vault_connection_address: str | None = None
+    #: ESO (sync_engine eso): the Vault address the tree's SecretStores were rendered with.
+    eso_server: str = ""
 
 
 def check_tree(root: Path, ref: Reference) -> CheckResult:
     """The static check on the tree, then every difference from what the product renders."""
     r = rendered_from_dir(root)
     r.operator_namespace = ref.operator_namespace
+    r.eso_server = ref.eso_server
     result = run_check(r)
     result.findings += drift(root, r, ref)
     return result
@@ -257,7 +261,7 @@ def _manifests(root: Path, r: Rendered, want: dict[str, str], ref: Reference) ->
         if key not in expected:
             if kind == "VaultConnection":
                 out += _connection(where, have[key], ref)
-            elif kind in ("ServiceAccount", "VaultAuth", "VaultStaticSecret"):
+            elif kind in ("ServiceAccount", "VaultAuth", "VaultStaticSecret", *ESO_KINDS):
                 out.append(f"{where}: not rendered by the product for this catalog")
             # other kinds: the static check names them, with what they would open up
             continue

@@ -17,6 +17,12 @@ objects out; deterministic.
   (both versions' charts give them: the UID marks the status it writes), its probes on
   :8081, metrics on the pod's loopback; extra flags (``ClusterOptions.operator_args``: the
   client rate and concurrency of 1.4.1) after the fixed ones.
+- With the sync engine ``eso`` (:class:`EngineSource` given): the External Secrets
+  Operator's controller instead of VSO, as its Helm chart installs it (its CRDs, its
+  ServiceAccount ``external-secrets`` bound to the controller ClusterRole the chart renders;
+  no webhook or certificate controller: the chart's optional parts), and Stakater Reloader
+  beside it (its ServiceAccount bound to its own ClusterRole, ``--reload-strategy=
+  annotations``), each a Deployment in a namespace of its own, probes on their health ports.
 - Each demo workload has the kind its restart target names (the operator restarts that
   kind), mounts every Secret its service syncs (``optional: true``: it starts before the
   Secret exists) and gets each key as an optional environment variable too; liveness runs
@@ -79,6 +85,9 @@ class ClusterImages:
     demo: str
     #: the product itself (the populate Job's image)
     bootstrap: str = ""
+    #: the sync engine eso: ESO's controller and Stakater Reloader
+    eso: str = ""
+    reloader: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,18 @@ class OperatorSource:
     crds: tuple[JsonObject, ...]
     cluster_rules: tuple[JsonObject, ...]
     leader_election_rules: tuple[JsonObject, ...]
+
+
+@dataclass(frozen=True)
+class EngineSource:
+    """The External Secrets Operator's CRDs and its controller's ClusterRole and binding (as
+    its chart renders them, subject its ServiceAccount in ``ClusterOptions.eso_namespace``),
+    and Stakater Reloader's ClusterRole and binding (its ServiceAccount in
+    ``reloader_namespace``)."""
+
+    crds: tuple[JsonObject, ...]
+    eso_rbac: tuple[JsonObject, ...]
+    reloader_rbac: tuple[JsonObject, ...]
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,11 @@ class ClusterOptions:
     #: More flags for the operator's manager (e.g. ``--kube-client-qps=50``; the caller
     #: gives only flags its version has).
     operator_args: tuple[str, ...] = ()
+    #: The sync engine eso: where ESO's controller and Stakater Reloader run (as their
+    #: charts name them), and more flags for ESO's controller (e.g. ``--concurrent=4``).
+    eso_namespace: str = "external-secrets"
+    reloader_namespace: str = "reloader"
+    eso_args: tuple[str, ...] = ()
 
     def problems(self) -> list[str]:
         out = []
@@ -120,10 +146,15 @@ class ClusterOptions:
             out.append(f"openbao_storage must be 'pvc' or 'hostPath', not {self.openbao_storage!r}")
         if self.openbao_storage == "hostPath" and not self.openbao_host_path.startswith("/"):
             out.append("openbao_storage hostPath needs an absolute openbao_host_path")
-        for ns in (self.openbao_namespace, self.operator_namespace):
+        for ns in (
+            self.openbao_namespace,
+            self.operator_namespace,
+            self.eso_namespace,
+            self.reloader_namespace,
+        ):
             if not conv.is_dns_label(ns):
                 out.append(f"namespace {ns!r} is not a DNS label")
-        for arg in self.operator_args:
+        for arg in (*self.operator_args, *self.eso_args):
             if not re.fullmatch(r"--[a-z][a-z0-9-]*=\S+", arg):
                 out.append(f"operator argument {arg!r} is not --flag=value")
         return out
@@ -478,6 +509,127 @@ def _operator_objects(
     return out
 
 
+# -- the sync engine eso: ESO's controller and Stakater Reloader ------------------------------
+
+ESO = "external-secrets"
+ESO_SERVICE_ACCOUNT = "external-secrets"
+ESO_PROBE_PORT = 8082
+RELOADER = "reloader"
+RELOADER_SERVICE_ACCOUNT = "reloader-reloader"
+#: Reloader's health and metrics port: fixed in its code.
+RELOADER_PORT = 9090
+
+
+def _program_deployment(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    service_account: str,
+    container: JsonObject,
+) -> JsonObject:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": _selector(name)},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": service_account,
+                    "terminationGracePeriodSeconds": 10,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": NONROOT,
+                        "runAsGroup": NONROOT,
+                    },
+                    "containers": [
+                        {
+                            **container,
+                            "imagePullPolicy": "Never",
+                            "securityContext": {
+                                **_container_security(),
+                                "readOnlyRootFilesystem": True,
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _probe(path: str, port: int, delay: int) -> JsonObject:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "initialDelaySeconds": delay,
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+    }
+
+
+def _eso_objects(
+    images: ClusterImages, source: EngineSource, options: ClusterOptions
+) -> list[JsonObject]:
+    """ESO's CRDs, ServiceAccount, RBAC and controller; Reloader's ServiceAccount, RBAC and
+    Deployment."""
+    eso_ns, rel_ns = options.eso_namespace, options.reloader_namespace
+    eso_labels = _labels(ESO, "controller")
+    rel_labels = _labels(RELOADER, "controller")
+    out: list[JsonObject] = [*source.crds]
+    out += [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(ESO_SERVICE_ACCOUNT, eso_ns, eso_labels),
+        },
+        *source.eso_rbac,
+        _program_deployment(
+            ESO,
+            eso_ns,
+            eso_labels,
+            ESO_SERVICE_ACCOUNT,
+            {
+                "name": ESO,
+                "image": images.eso,
+                "args": [
+                    "--metrics-addr=127.0.0.1:8080",
+                    f"--live-addr=:{ESO_PROBE_PORT}",
+                    "--loglevel=info",
+                    "--zap-time-encoding=rfc3339",
+                    *options.eso_args,
+                ],
+                "ports": [{"name": "live", "containerPort": ESO_PROBE_PORT}],
+                "livenessProbe": _probe("/healthz", ESO_PROBE_PORT, 15),
+                "readinessProbe": _probe("/readyz", ESO_PROBE_PORT, 5),
+            },
+        ),
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(RELOADER_SERVICE_ACCOUNT, rel_ns, rel_labels),
+        },
+        *source.reloader_rbac,
+        _program_deployment(
+            RELOADER,
+            rel_ns,
+            rel_labels,
+            RELOADER_SERVICE_ACCOUNT,
+            {
+                "name": RELOADER,
+                "image": images.reloader,
+                # annotations: its stamp on the pod template, which status and verify read
+                "args": ["--reload-strategy=annotations", "--log-level=info"],
+                "ports": [{"name": "http", "containerPort": RELOADER_PORT}],
+                "livenessProbe": _probe("/live", RELOADER_PORT, 10),
+                "readinessProbe": _probe("/metrics", RELOADER_PORT, 5),
+            },
+        ),
+    ]
+    return out
+
+
 # -- demo workloads -----------------------------------------------------------------------
 
 
@@ -595,22 +747,31 @@ def _demo_objects(catalog: Catalog, image: str) -> list[JsonObject]:
 def render_cluster(
     catalog: Catalog,
     images: ClusterImages,
-    operator: OperatorSource,
+    operator: OperatorSource | None,
     options: ClusterOptions | None = None,
+    engine: EngineSource | None = None,
 ) -> list[JsonObject]:
     """Every object ``cluster.create`` applies, in apply order: namespaces, the operator's
-    CRDs, OpenBao, the operator, the demo workloads."""
+    CRDs, OpenBao, the operator, the demo workloads. ``engine`` given: ESO and Reloader
+    instead of VSO (``operator`` is then not used)."""
     opts = options or ClusterOptions()
     problems = opts.problems()
     if problems:
         raise ClusterConfigError("; ".join(problems))
-    namespaces = [
-        _namespace(opts.openbao_namespace, "openbao"),
-        _namespace(opts.operator_namespace, "operator"),
-    ]
-    taken = {opts.openbao_namespace, opts.operator_namespace}
+    if engine is not None:
+        own = [(opts.eso_namespace, "operator"), (opts.reloader_namespace, "reloader")]
+    else:
+        own = [(opts.operator_namespace, "operator")]
+    namespaces = [_namespace(opts.openbao_namespace, "openbao")]
+    namespaces += [_namespace(ns, component) for ns, component in own]
+    taken = {opts.openbao_namespace, *(ns for ns, _ in own)}
     namespaces += [_namespace(ns, "demo") for ns in catalog.namespaces if ns not in taken]
-    operator_objects = _operator_objects(images, operator, opts)
+    if engine is not None:
+        operator_objects = _eso_objects(images, engine, opts)
+    elif operator is not None:
+        operator_objects = _operator_objects(images, operator, opts)
+    else:
+        raise ClusterConfigError("neither the operator's nor ESO's declarations given")
     crds = [o for o in operator_objects if o["kind"] == "CustomResourceDefinition"]
     rest = [o for o in operator_objects if o["kind"] != "CustomResourceDefinition"]
     return [

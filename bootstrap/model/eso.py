@@ -244,6 +244,12 @@ def paths_read(es: JsonObject) -> list[str]:
 # -- what breaks isolation ---------------------------------------------------------------------
 
 
+def object_label(obj: JsonObject) -> str:
+    """Pure: ``Kind namespace/name`` (``Kind name`` for a cluster-wide object), as every
+    finding of this module starts."""
+    return _where(obj)
+
+
 def _where(obj: JsonObject) -> str:
     meta = obj.get("metadata") or {}
     return f"{obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name', '')}".replace(

@@ -232,9 +232,7 @@ def _start(
             binaries[OPERATOR],
             ports.operator_metrics,
             ports.operator_probe,
-            operator.max_reconciles,
-            operator.qps,
-            operator.burst,
+            operator.flags(),
         )
         healthy(state.process(external_secrets.PROCESS), wait)
         if operator.reloader:

@@ -10,69 +10,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from bootstrap.core.errors import SandboxError, ToolError
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.sandbox import kubeconfig
 from bootstrap.sandbox.processes import clean_env
 from bootstrap.sandbox.state import SandboxState
-from bootstrap.tooling import chart, tools, versions
+from bootstrap.tooling import manifests, versions
 
 #: The process's name in the sandbox, and the release name of its Helm install.
 PROCESS = "external-secrets"
 #: Its namespace and ServiceAccount, as ``helm install external-secrets`` names them.
 NAMESPACE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
-#: The controller's ClusterRole in the chart's rendering.
-CONTROLLER_ROLE = f"{PROCESS}-controller"
-
-
-def _config(tools_dir: Path) -> Path:
-    return tools.engine_config(tools_dir)
 
 
 def crds(tools_dir: Path) -> list[JsonObject]:
     """Its CustomResourceDefinitions, from the bundle of its own source tree."""
-    path = _config(tools_dir) / "crds.yaml"
-    docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
-    if len(docs) != versions.ESO_CRD_COUNT or any(
-        d.get("kind") != "CustomResourceDefinition" for d in docs
-    ):
-        raise SandboxError(
-            f"expected the {versions.ESO_CRD_COUNT} CRDs of ESO v{versions.ESO} in {path}, "
-            f"found {len(docs)}"
-        )
-    return docs
+    return manifests.eso_crds(tools_dir)
 
 
 def rbac(tools_dir: Path, namespace: str = NAMESPACE) -> list[JsonObject]:
     """The controller's ClusterRole and its binding to the ServiceAccount, as the chart's
     ``rbac.yaml`` renders them with its default ``values.yaml``."""
-    config = _config(tools_dir)
-    try:
-        objects = chart.render(
-            (config / "rbac.yaml").read_text(encoding="utf-8"),
-            yaml.safe_load((config / "values.yaml").read_text(encoding="utf-8")),
-            chart="external-secrets",
-            release=PROCESS,
-            namespace=namespace,
-            where=str(config / "rbac.yaml"),
-        )
-    except (OSError, ToolError) as exc:
-        raise SandboxError(f"ESO's RBAC: {exc}") from None
-    wanted = [
-        o
-        for o in objects
-        if o.get("kind") in ("ClusterRole", "ClusterRoleBinding")
-        and (o.get("metadata") or {}).get("name") == CONTROLLER_ROLE
-    ]
-    if len(wanted) != 2:
-        raise SandboxError(
-            f"ESO's chart ({config / 'rbac.yaml'}) renders no ClusterRole and binding "
-            f"{CONTROLLER_ROLE}"
-        )
-    return wanted
+    return manifests.eso_rbac(tools_dir, namespace)
 
 
 def install(state: SandboxState, tools_dir: Path) -> None:
@@ -90,23 +49,11 @@ def install(state: SandboxState, tools_dir: Path) -> None:
 
 
 def start(
-    state: SandboxState,
-    binary: str,
-    metrics_port: int,
-    live_port: int,
-    concurrent: int = 0,
-    qps: float = 0.0,
-    burst: int = 0,
+    state: SandboxState, binary: str, metrics_port: int, live_port: int, flags: list[str]
 ) -> None:
-    """The controller's process, as its ServiceAccount (``eso.kubeconfig``); 0: ESO's own
-    default (one reconcile at a time, client 50 requests a second, burst 100)."""
-    extra = []
-    if concurrent:
-        extra.append(f"--concurrent={concurrent}")
-    if qps:
-        extra.append(f"--client-qps={qps:g}")
-    if burst:
-        extra.append(f"--client-burst={burst}")
+    """The controller's process, as its ServiceAccount (``eso.kubeconfig``); ``flags``: its
+    client rate and concurrency (``OperatorOptions.flags``; none: ESO's own defaults, one
+    reconcile at a time, client 50 requests a second, burst 100)."""
     state.launch(
         PROCESS,
         [
@@ -115,10 +62,10 @@ def start(
             f"--live-addr=127.0.0.1:{live_port}",
             "--loglevel=info",
             "--zap-time-encoding=rfc3339",
-            *extra,
+            *flags,
         ],
         clean_env({"KUBECONFIG": str(Path(state.directory) / "eso.kubeconfig")}),
-        f"ESO v{versions.ESO} (Apache-2.0){', ' + ' '.join(extra) if extra else ''}, "
+        f"ESO v{versions.ESO} (Apache-2.0){', ' + ' '.join(flags) if flags else ''}, "
         f"probes 127.0.0.1:{live_port}",
         f"http://127.0.0.1:{live_port}/readyz",
     )

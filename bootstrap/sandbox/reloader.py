@@ -14,20 +14,18 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import yaml
-
 from bootstrap.core.errors import SandboxError
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.sandbox import kubeconfig
 from bootstrap.sandbox.processes import clean_env
 from bootstrap.sandbox.state import SandboxState
-from bootstrap.tooling import tools, versions
+from bootstrap.tooling import manifests, versions
 
 PROCESS = "reloader"
 #: Where it runs, as its manifests name it.
 NAMESPACE = "reloader"
-SERVICE_ACCOUNT = "reloader-reloader"
-ROLE = "reloader-reloader-role"
+SERVICE_ACCOUNT = manifests.RELOADER_SERVICE_ACCOUNT
+ROLE = manifests.RELOADER_ROLE
 #: Its HTTP port (liveness /live, /metrics): fixed in its code.
 PORT = 9090
 _RBAC = "rbac.authorization.k8s.io/v1"
@@ -35,21 +33,7 @@ _RBAC = "rbac.authorization.k8s.io/v1"
 
 def rbac(tools_dir: Path) -> list[JsonObject]:
     """Its ClusterRole (from its module) and the binding to its ServiceAccount."""
-    path = tools.engine_config(tools_dir, tools.RELOADER) / "clusterrole.yaml"
-    docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
-    roles = [d for d in docs if d.get("kind") == "ClusterRole"]
-    if len(roles) != 1:
-        raise SandboxError(f"expected one ClusterRole in {path}, found {len(roles)}")
-    role = {"apiVersion": _RBAC, "kind": "ClusterRole", "metadata": {"name": ROLE}}
-    role["rules"] = roles[0]["rules"]
-    binding = {
-        "apiVersion": _RBAC,
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": ROLE + "-binding"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ROLE},
-        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}],
-    }
-    return [role, binding]
+    return manifests.reloader_rbac(tools_dir, NAMESPACE)
 
 
 def install(state: SandboxState, tools_dir: Path) -> None:

@@ -76,7 +76,12 @@ class OperatorOptions:
 
     def flags(self) -> list[str]:
         """Command-line flags for the client rate and concurrency (1.4.1 only: v0.1.0 has
-        none; its client is fixed at 20 requests a second per kind, one worker)."""
+        none; its client is fixed at 20 requests a second per kind, one worker). With the
+        engine ``eso``: ESO's own (``--concurrent``, ``--client-qps``, ``--client-burst``)."""
+        if self.engine == "eso":
+            out = [f"--concurrent={self.max_reconciles}"] if self.max_reconciles else []
+            out += [f"--client-qps={self.qps:g}"] if self.qps else []
+            return out + ([f"--client-burst={self.burst}"] if self.burst else [])
         if self.version == versions.VSO_V0:
             return []
         out = []

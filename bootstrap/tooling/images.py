@@ -143,6 +143,11 @@ _SITE_DROP_TREES = ("kubernetes/aio",)
 #: The recipe of the dependencies' folder (part of its cache key): bytecode only.
 _SITE_RECIPE = "sourceless-1"
 OPERATOR = "vault-secrets-operator"
+#: The External Secrets Operator's controller and Stakater Reloader (the sync engine eso).
+ESO_IMAGE = "external-secrets"
+RELOADER_IMAGE = "reloader"
+#: The images only a cluster with the sync engine eso runs.
+ENGINE_IMAGES = (ESO_IMAGE, RELOADER_IMAGE)
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,8 @@ class Image:
 IMAGES = (
     Image("openbao", versions.OPENBAO),
     *(Image(OPERATOR, v) for v in versions.VSO_VERSIONS),
+    Image(ESO_IMAGE, versions.ESO),
+    Image(RELOADER_IMAGE, versions.RELOADER),
     Image("demo", DEMO),
     Image("bootstrap", PRODUCT),
 )
@@ -182,6 +189,12 @@ def _operator_licences(version: str) -> dict[str, str]:
 LICENCES: dict[str, dict[str, str]] = {
     f"openbao:{versions.OPENBAO}": {"bao (OpenBao)": "MPL-2.0"},
     **{f"{OPERATOR}:{v}": _operator_licences(v) for v in versions.VSO_VERSIONS},
+    f"{ESO_IMAGE}:{versions.ESO}": {
+        f"external-secrets v{versions.ESO} (its LICENSE in the image)": "Apache-2.0"
+    },
+    f"{RELOADER_IMAGE}:{versions.RELOADER}": {
+        f"Stakater Reloader v{versions.RELOADER} (its LICENSE in the image)": "Apache-2.0"
+    },
     f"demo:{DEMO}": {
         "python3.11-minimal, libpython3.11-minimal, libpython3.11-stdlib (dataclasses.py)": (
             "PSF-2.0"
@@ -236,22 +249,29 @@ def _operator_image_of(version: str) -> Image:
     return Image(OPERATOR, version)
 
 
-def for_cluster(operator_version: str = versions.VSO) -> list[Image]:
+def for_cluster(operator_version: str = versions.VSO, engine: str = "vso") -> list[Image]:
     """The images a cluster of ``cluster.create`` runs: OpenBao, the operator of that
-    version, the demo and the product (the populate Job)."""
+    version (or, ``engine`` ``eso``, ESO and Reloader), the demo and the product (the
+    populate Job)."""
+    if engine == "eso":
+        return [i for i in IMAGES if i.name != OPERATOR]
     operator = _operator_image_of(operator_version)
-    return [i for i in IMAGES if i.name != OPERATOR or i == operator]
+    return [
+        i for i in IMAGES if i.name not in ENGINE_IMAGES and (i.name != OPERATOR or i == operator)
+    ]
 
 
-def references(operator_version: str = versions.VSO) -> ClusterImages:
+def references(operator_version: str = versions.VSO, engine: str = "vso") -> ClusterImages:
     """The references the manifests name (``localhost/cluster-secrets-bootstrap/NAME:TAG``),
-    with the operator of ``operator_version``."""
-    by_name = {i.name: i.ref for i in for_cluster(operator_version)}
+    with the operator of ``operator_version``, or ESO and Reloader."""
+    by_name = {i.name: i.ref for i in for_cluster(operator_version, engine)}
     return ClusterImages(
         openbao=by_name["openbao"],
-        operator=by_name[OPERATOR],
+        operator=by_name.get(OPERATOR, ""),
         demo=by_name["demo"],
         bootstrap=by_name["bootstrap"],
+        eso=by_name.get(ESO_IMAGE, ""),
+        reloader=by_name.get(RELOADER_IMAGE, ""),
     )
 
 
@@ -338,6 +358,48 @@ def operator_image(
         ),
     )
     return [tree], config
+
+
+def program_image(
+    program: Path, image: Image, licence_text: str, description: str
+) -> tuple[list[oci.Tree], oci.ImageConfig]:
+    """A static Go program alone (ESO's controller, Reloader) as ``/<image name>``, run as
+    the nonroot user, with its upstream LICENSE at ``/licenses/LICENSE``."""
+    tree = (
+        _users("nonroot", *NONROOT, "/home/nonroot")
+        .file(image.name, program, 0o755)
+        .data("licenses/LICENSE", licence_text)
+    )
+    config = oci.ImageConfig(
+        entrypoint=(f"/{image.name}",),
+        env=(PATH_ENV, "HOME=/home/nonroot"),
+        user=_user(NONROOT),
+        labels=_labels(
+            image,
+            (
+                "org.opencontainers.image.description",
+                f"{description} ({licences(image)}), built here from its source for the "
+                "sandbox and the tests; not part of the product",
+            ),
+        ),
+    )
+    return [tree], config
+
+
+def _engine_recipe(image: Image, tools_dir: Path) -> tuple[list[oci.Tree], oci.ImageConfig]:
+    tool = tools.ESO if image.name == ESO_IMAGE else tools.RELOADER
+    program = tools.require(tool, tools_dir)
+    licence = tools.engine_config(tools_dir, tool) / "LICENSE"
+    try:
+        text = licence.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"{licence}: {exc.strerror}; 'invoke tools.install' keeps it") from None
+    what = (
+        f"External Secrets Operator v{versions.ESO}"
+        if image.name == ESO_IMAGE
+        else f"Stakater Reloader v{versions.RELOADER}"
+    )
+    return program_image(program, image, text, what)
 
 
 # -- the demo's runtime, from Debian packages ---------------------------------------------
@@ -687,6 +749,8 @@ def _recipe(image: Image, tools_dir: Path, say: Say) -> tuple[list[oci.Tree], oc
     if image.name == OPERATOR:
         manager = tools.require(tools.operator_tool(image.tag), tools_dir)
         return operator_image(manager, image.tag, tools.operator_licence(tools_dir, image.tag))
+    if image.name in ENGINE_IMAGES:
+        return _engine_recipe(image, tools_dir)
     if image.name == "demo":
         return demo_image(demo_runtime(tools_dir, say))
     if image.name == "bootstrap":

@@ -1,6 +1,9 @@
 """What the in-cluster manifests need from outside the model: the operator's own CRDs and RBAC
 rules, read from the source of the version asked for (the ``config`` kept beside its build,
-else its pinned source archive itself, sha256 checked), and the image references."""
+else its pinned source archive itself, sha256 checked), and the image references. With the
+sync engine ``eso``: the External Secrets Operator's CRDs and its controller's RBAC as its
+Helm chart renders them, and Stakater Reloader's ClusterRole, from the files kept beside
+their builds (the sandbox installs the same)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ import yaml
 from bootstrap.core.errors import ToolError
 from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model.catalog import Catalog
-from bootstrap.model.cluster import ClusterOptions, OperatorSource, render_cluster
-from bootstrap.tooling import images, tools, versions
+from bootstrap.model.cluster import ClusterOptions, EngineSource, OperatorSource, render_cluster
+from bootstrap.tooling import chart, images, tools, versions
 
 _CRDS = "config/crd/bases/"
 _ROLE = "config/rbac/role.yaml"
@@ -64,15 +67,116 @@ def operator_source(
     return _from_files(files, str(tools.source_archive(tool, archive)), version)
 
 
+#: ESO's release name in its Helm chart's rendering, and its controller's ClusterRole there.
+ESO_RELEASE = "external-secrets"
+ESO_CONTROLLER_ROLE = f"{ESO_RELEASE}-controller"
+#: Stakater Reloader's ClusterRole and ServiceAccount, as its manifests name them.
+RELOADER_ROLE = "reloader-reloader-role"
+RELOADER_SERVICE_ACCOUNT = "reloader-reloader"
+_RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def eso_crds(tools_dir: Path) -> list[JsonObject]:
+    """ESO's CustomResourceDefinitions, from the bundle of its own source tree."""
+    path = tools.engine_config(tools_dir) / "crds.yaml"
+    docs = _docs(path.read_text(encoding="utf-8"), str(path))
+    if len(docs) != versions.ESO_CRD_COUNT or any(
+        d.get("kind") != "CustomResourceDefinition" for d in docs
+    ):
+        raise ToolError(
+            f"expected the {versions.ESO_CRD_COUNT} CRDs of ESO v{versions.ESO} in {path}, "
+            f"found {len(docs)}"
+        )
+    return docs
+
+
+def eso_rbac(tools_dir: Path, namespace: str) -> list[JsonObject]:
+    """ESO's controller ClusterRole and its binding to the ServiceAccount ``external-secrets``
+    of ``namespace``, as the chart's ``rbac.yaml`` renders them with its default values."""
+    config = tools.engine_config(tools_dir)
+    try:
+        objects = chart.render(
+            (config / "rbac.yaml").read_text(encoding="utf-8"),
+            yaml.safe_load((config / "values.yaml").read_text(encoding="utf-8")),
+            chart="external-secrets",
+            release=ESO_RELEASE,
+            namespace=namespace,
+            where=str(config / "rbac.yaml"),
+        )
+    except OSError as exc:
+        raise ToolError(f"ESO's RBAC: {exc}") from None
+    wanted = [
+        o
+        for o in objects
+        if o.get("kind") in ("ClusterRole", "ClusterRoleBinding")
+        and (o.get("metadata") or {}).get("name") == ESO_CONTROLLER_ROLE
+    ]
+    if len(wanted) != 2:
+        raise ToolError(
+            f"ESO's chart ({config / 'rbac.yaml'}) renders no ClusterRole and binding "
+            f"{ESO_CONTROLLER_ROLE}"
+        )
+    return wanted
+
+
+def reloader_rbac(tools_dir: Path, namespace: str) -> list[JsonObject]:
+    """Reloader's ClusterRole (the rules of its module's ``clusterrole.yaml``) and the binding
+    to its ServiceAccount in ``namespace``."""
+    path = tools.engine_config(tools_dir, tools.RELOADER) / "clusterrole.yaml"
+    roles = [
+        d
+        for d in _docs(path.read_text(encoding="utf-8"), str(path))
+        if d.get("kind") == "ClusterRole"
+    ]
+    if len(roles) != 1:
+        raise ToolError(f"expected one ClusterRole in {path}, found {len(roles)}")
+    role = {"apiVersion": _RBAC, "kind": "ClusterRole", "metadata": {"name": RELOADER_ROLE}}
+    role["rules"] = roles[0]["rules"]
+    binding = {
+        "apiVersion": _RBAC,
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": RELOADER_ROLE + "-binding"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": RELOADER_ROLE,
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": RELOADER_SERVICE_ACCOUNT, "namespace": namespace}
+        ],
+    }
+    return [role, binding]
+
+
+def engine_source(tools_dir: Path, eso_namespace: str, reloader_namespace: str) -> EngineSource:
+    """ESO's CRDs and RBAC and Reloader's RBAC, for the cluster's manifests."""
+    return EngineSource(
+        tuple(eso_crds(tools_dir)),
+        tuple(eso_rbac(tools_dir, eso_namespace)),
+        tuple(reloader_rbac(tools_dir, reloader_namespace)),
+    )
+
+
 def cluster_manifests(
     catalog: Catalog,
     tools_dir: Path,
     options: ClusterOptions | None = None,
     archive: Path | None = None,
     version: str = versions.VSO,
+    engine: str = "vso",
 ) -> list[JsonObject]:
     """Every object ``cluster.create`` applies for ``catalog``, with the operator of
-    ``version`` (its image, CRDs and RBAC; ``archive``: its source archive setting)."""
+    ``version`` (its image, CRDs and RBAC; ``archive``: its source archive setting), or with
+    ESO and Reloader (``engine`` ``eso``)."""
+    if engine == "eso":
+        opts = options or ClusterOptions()
+        return render_cluster(
+            catalog,
+            images.references(version, engine),
+            None,
+            opts,
+            engine_source(tools_dir, opts.eso_namespace, opts.reloader_namespace),
+        )
     return render_cluster(
         catalog,
         images.references(version),

@@ -71,8 +71,23 @@ def _delete_gives_the_sandbox_its_operator_back(
     ``create``) runs again, the version it ran before."""
     kube = Kube(state.kubeconfig)
     assert not state.process(sandbox.OPERATOR).alive()  # stopped by create
-    out = invoke_cli(["cluster.delete"], env).stdout
-    assert "openbao" in out and "vault-secrets-operator-system" not in out, out
+    deleted = invoke_cli(["cluster.delete"], env)
+    out = deleted.stdout + deleted.stderr
+    assert "openbao" in out and "namespace vault-secrets-operator-system" not in out, out
+    # the operator's Deployment (in the sandbox's namespace) goes: the sandbox's process runs
+    # alone again
+    assert (
+        "Deployment vault-secrets-operator-system/vault-secrets-operator-controller-manager" in out
+    ), out
+    assert (
+        kube.get(
+            "apps/v1",
+            "Deployment",
+            "vault-secrets-operator-controller-manager",
+            "vault-secrets-operator-system",
+        )
+        is None
+    )
     conn = kube.get(
         "secrets.hashicorp.com/v1beta1", "VaultConnection", "default", state.operator_namespace
     )

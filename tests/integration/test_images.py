@@ -208,6 +208,28 @@ def test_operator_manager_of_each_version_runs_and_says_its_licence(
     assert ("Mozilla Public License" in licence) == (spdx == "MPL-2.0")
 
 
+@pytest.mark.parametrize("name", ["external-secrets", "reloader"])
+def test_eso_and_reloader_programs_run_and_carry_their_licence(
+    rootfs: dict[str, tuple[Path, dict[str, Any]]], name: str
+) -> None:
+    """The sync engine eso's two images: the program as the entrypoint runs as the image's
+    user (ESO answers --help with the flags cluster.create passes; Reloader, which has no
+    help, starts and stops at once for want of a cluster), Apache-2.0 in the label and the
+    upstream LICENSE in the image."""
+    root, config = rootfs[name]
+    assert config["Entrypoint"] == [f"/{name}"]
+    done = _run(root, config, *config["Entrypoint"], "--help")
+    if name == "external-secrets":
+        assert done.returncode == 0, done.stderr
+        for flag in ("--concurrent", "--client-qps", "--live-addr", "--metrics-addr"):
+            assert flag in done.stdout + done.stderr, (flag, done.stdout[-2000:])
+    else:
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "unable to load in-cluster configuration" in done.stderr, done.stderr
+    assert config["Labels"]["org.opencontainers.image.licenses"] == "Apache-2.0"
+    assert "Apache License" in (root / "licenses" / "LICENSE").read_text()
+
+
 @pytest.mark.parametrize("version", versions.VSO_VERSIONS)
 def test_operator_declarations_come_from_its_source(version: str) -> None:
     source = manifests.operator_source(TOOLS_DIR, version)

@@ -782,3 +782,113 @@ def test_the_operators_connection_at_the_settings_address_is_only_unexpected(
         "ServiceAccount's token there; the operator's default connection the product applies "
         "holds 'http://vault.example:8200'"
     ) in findings
+
+
+# -- the sync engine eso: a tree 'invoke render' writes with ESO's objects --------------------
+
+ESO_SERVER = "http://vault.vault:8200"
+
+
+def _eso_files() -> dict[str, str]:
+    from bootstrap.cli.catalog import _without_vso, eso_manifests
+
+    cat = load_catalog(EXAMPLE)
+    return {**_without_vso(render_tree(cat)), **eso_manifests(cat, ESO_SERVER)}
+
+
+ESO_REFERENCE = Reference(_eso_files(), eso_server=ESO_SERVER)
+
+
+@pytest.fixture
+def eso_tree(tmp_path: Path) -> Path:
+    out = tmp_path / "rendered-eso"
+    write_tree(out, _eso_files())
+    return out
+
+
+def test_an_eso_tree_as_rendered_is_clean_and_counts_its_external_secrets(
+    eso_tree: Path,
+) -> None:
+    result = check_tree(eso_tree, ESO_REFERENCE)
+    assert result.findings == []
+    assert (result.external_secrets, result.static_secrets, result.roles) == (13, 0, 6)
+
+
+def _store(tree: Path, ns: str, name: str) -> Path:
+    return tree / "manifests" / ns / f"secretstore-{name}.yaml"
+
+
+def _vault(doc: dict[str, object]) -> dict[str, object]:
+    return doc["spec"]["provider"]["vault"]  # type: ignore[index,no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("edit", "found"),
+    [
+        # an ExternalSecret of webapp reading monitoring's path through webapp's store
+        (
+            lambda t: _edit_yaml(
+                t / "manifests/webapp/externalsecret-config.yaml",
+                lambda d: d["spec"]["dataFrom"][0]["extract"].update(key="monitoring/config"),
+            ),
+            "ExternalSecret webapp/config: path 'secret/data/monitoring/config' is not readable "
+            "under role 'webapp'",
+        ),
+        # webapp's store logging in with monitoring's role
+        (
+            lambda t: _edit_yaml(
+                _store(t, "webapp", "webapp"),
+                lambda d: _vault(d)["auth"]["kubernetes"].update(role="monitoring"),
+            ),
+            "role monitoring: bound_service_account_names ['monitoring'] do not include 'webapp'",
+        ),
+        # a ServiceAccount of another namespace
+        (
+            lambda t: _edit_yaml(
+                _store(t, "webapp", "webapp"),
+                lambda d: _vault(d)["auth"]["kubernetes"]["serviceAccountRef"].update(
+                    namespace="monitoring"
+                ),
+            ),
+            "SecretStore webapp/webapp: serviceAccountRef into another namespace ('monitoring')",
+        ),
+        # a server that is not this catalog's Vault: the token would go there
+        (
+            lambda t: _edit_yaml(
+                _store(t, "webapp", "webapp"),
+                lambda d: _vault(d).update(server="https://attacker.example:8200"),
+            ),
+            "SecretStore webapp/webapp: server 'https://attacker.example:8200' is not the Vault "
+            "of this catalog",
+        ),
+        # an ExternalSecret through a ClusterSecretStore
+        (
+            lambda t: _edit_yaml(
+                t / "manifests/webapp/externalsecret-config.yaml",
+                lambda d: d["spec"]["secretStoreRef"].update(kind="ClusterSecretStore"),
+            ),
+            "ExternalSecret webapp/config: reads through a ClusterSecretStore ('webapp')",
+        ),
+        # a ClusterSecretStore added to the tree
+        (
+            lambda t: (t / "manifests/webapp/clustersecretstore-all.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "apiVersion": "external-secrets.io/v1",
+                        "kind": "ClusterSecretStore",
+                        "metadata": {"name": "all"},
+                        "spec": {"provider": {"vault": {"server": ESO_SERVER}}},
+                    }
+                )
+            ),
+            "a kind of the External Secrets Operator the product never renders: cluster-wide",
+        ),
+    ],
+)
+def test_an_eso_tree_that_breaks_isolation_is_refused_naming_the_file_and_why(
+    eso_tree: Path, edit: object, found: str
+) -> None:
+    edit(eso_tree)  # type: ignore[operator]
+    findings = check_tree(eso_tree, ESO_REFERENCE).findings
+    assert any(found in f for f in findings), findings
+    assert all(str(eso_tree) in f or f.startswith("role ") for f in findings), findings

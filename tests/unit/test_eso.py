@@ -450,10 +450,63 @@ def test_verify_takes_the_mark_off_each_guarded_secret() -> None:
     assert verify.plan_unguard(set()) == []
 
 
-def test_cluster_create_refuses_eso_until_it_runs_it_as_pods() -> None:
+def test_cluster_create_runs_eso_and_reloader_instead_of_vso() -> None:
+    """With sync_engine eso cluster.create's manifests hold ESO's CRDs, its controller and
+    Reloader, each with its own ServiceAccount bound to the RBAC given, and no VSO object;
+    the settings' client rate and concurrency become ESO's flags."""
     from bootstrap.commands.cluster import operator_choice
-    from bootstrap.core.errors import UsageError
+    from bootstrap.model import cluster as model
+    from bootstrap.model.catalog import load_catalog
+    from tests.conftest import EXAMPLE
 
-    with pytest.raises(UsageError, match=r"cluster\.create runs the Vault Secrets Operator only"):
-        operator_choice(Settings(sync_engine="eso"))
+    options, archive = operator_choice(Settings(sync_engine="eso"))
+    assert (options.engine, archive) == ("eso", None)
     assert operator_choice(Settings())[0].engine == "vso"
+    tuned = operator_choice(
+        Settings(
+            sync_engine="eso",
+            sandbox_operator_max_reconciles=4,
+            sandbox_operator_qps=100,
+            sandbox_operator_burst=200,
+        )
+    )[0]
+    assert tuned.flags() == ["--concurrent=4", "--client-qps=100", "--client-burst=200"]
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "externalsecrets.external-secrets.io"},
+    }
+    binding = {"kind": "ClusterRoleBinding", "metadata": {"name": "external-secrets-controller"}}
+    rel = {"kind": "ClusterRole", "metadata": {"name": "reloader-reloader-role"}}
+    objects = model.render_cluster(
+        load_catalog(EXAMPLE),
+        model.ClusterImages("bao", "", "demo", "product", eso="eso-ref", reloader="rel-ref"),
+        None,
+        model.ClusterOptions(eso_args=("--concurrent=4",)),
+        model.EngineSource((crd,), (binding,), (rel,)),
+    )
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert ("Namespace", "external-secrets") in kinds and ("Namespace", "reloader") in kinds
+    assert not any("vault-secrets-operator" in name for _, name in kinds)
+    assert kinds.index(("CustomResourceDefinition", crd["metadata"]["name"])) < kinds.index(
+        ("Deployment", "external-secrets")
+    )
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    eso_pod = deployments["external-secrets"]["spec"]["template"]["spec"]
+    assert eso_pod["serviceAccountName"] == "external-secrets"
+    (container,) = eso_pod["containers"]
+    assert container["image"] == "eso-ref" and container["imagePullPolicy"] == "Never"
+    assert container["args"][-1] == "--concurrent=4"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    rel_pod = deployments["reloader"]["spec"]["template"]["spec"]
+    assert rel_pod["serviceAccountName"] == "reloader-reloader"
+    assert "--reload-strategy=annotations" in rel_pod["containers"][0]["args"]
+    assert binding in objects and rel in objects
+    with pytest.raises(model.ClusterConfigError, match=r"'--concurrent 4' is not"):
+        model.render_cluster(
+            load_catalog(EXAMPLE),
+            model.ClusterImages("bao", "", "demo", "product"),
+            None,
+            model.ClusterOptions(eso_args=("--concurrent 4",)),
+            model.EngineSource((), (), ()),
+        )

@@ -75,7 +75,22 @@ def test_one_operator_image_per_version_the_cluster_uses_one() -> None:
         assert [k for k in used if k.startswith("vault-secrets-operator")] == [
             f"vault-secrets-operator:{version}"
         ]
-        assert {k.split(":")[0] for k in used} == set(images.NAMES)
+        assert {k.split(":")[0] for k in used} == set(images.NAMES) - set(images.ENGINE_IMAGES)
+    # the sync engine eso: ESO and Reloader instead of any VSO
+    used = [i.key for i in images.for_cluster("1.4.1", "eso")]
+    assert [k.split(":")[0] for k in used] == [
+        "openbao",
+        "external-secrets",
+        "reloader",
+        "demo",
+        "bootstrap",
+    ]
+    refs = images.references("1.4.1", "eso")
+    assert (refs.operator, refs.eso.split("/")[-1], refs.reloader.split("/")[-1]) == (
+        "",
+        "external-secrets:2.9.0",
+        "reloader:1.4.22",
+    )
     with pytest.raises(ToolError, match=r"no operator image for VSO '2\.0\.0'"):
         images.for_cluster("2.0.0")
 
