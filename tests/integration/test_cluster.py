@@ -188,7 +188,7 @@ def test_create_leaves_a_cluster_as_a_helm_install_would(run: dict[str, Any]) ->
         if c["metadata"]["name"].endswith(".secrets.hashicorp.com")
     ]
     assert len(crds) == versions.VSO_CRD_COUNT[versions.VSO], crds
-    assert "stopped the sandbox's operator process" in run["created"]
+    assert "stopped the sandbox's vault-secrets-operator process" in run["created"]
 
 
 def test_bootstrap_turns_every_demo_pod_ready_without_a_restart(run: dict[str, Any]) -> None:
