@@ -1325,7 +1325,11 @@ def _gone(kube: Kube, namespace: str, api_version: str, kind: str, names: set[st
         if (n := o["metadata"]["name"]) in names
     )
     if left:
-        raise Pending(f"{len(left)} still there (first: {left[0]})")
+        raise Pending(
+            f"{len(left)} still there (first: {left[0]}), held by ESO's finalizer until ESO "
+            "releases them: is ESO running? Nothing was put back yet; run the rollback again "
+            "once it runs"
+        )
     return "gone"
 
 

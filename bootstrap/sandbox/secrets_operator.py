@@ -106,9 +106,11 @@ class OperatorOptions:
 
     def describe(self) -> str:
         """E.g. 'v1.4.1 (BUSL-1.1), client qps 500 burst 1000'."""
-        if self.engine == "eso":
-            return f"External Secrets Operator v{versions.ESO} ({self.licence})"
         extra = ", ".join(self.flags()).replace("--", "")
+        if self.engine == "eso":
+            return f"External Secrets Operator v{versions.ESO} ({self.licence})" + (
+                f", {extra}" if extra else ""
+            )
         return f"v{self.version} ({self.licence})" + (f", {extra}" if extra else "")
 
 
