@@ -28,9 +28,6 @@ HEAVY_FILES = frozenset(
         # sandboxes of both operators (VSO 1.4.1 and v0.1.0)
         "test_operator_sync.py",
         "test_rotation.py",
-        # ESO's sandbox, and a node sandbox with ESO and Reloader as pods
-        "test_eso.py",
-        "test_eso_cluster.py",
     }
 )
 
