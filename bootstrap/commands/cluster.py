@@ -206,12 +206,7 @@ def wait_pods(
         wait,
     )
     # the operators' pods (VSO's, or ESO's and Reloader's), then each demo workload's
-    own = [
-        d
-        for d in objects
-        if d["kind"] == "Deployment"
-        and d["metadata"]["labels"].get("app.kubernetes.io/component") != "demo"
-    ]
+    own = operator_deployments(objects)
     for d in own:
         labels = d["spec"]["selector"]["matchLabels"]
         wait_running(
@@ -238,6 +233,16 @@ def wait_pods(
             wait,
         )
     return bao
+
+
+def operator_deployments(objects: list[JsonObject]) -> list[JsonObject]:
+    """The Deployments of the manifests that are no demo workload: the operators'."""
+    return [
+        o
+        for o in objects
+        if o["kind"] == "Deployment"
+        and o["metadata"]["labels"].get("app.kubernetes.io/component") != "demo"
+    ]
 
 
 def sandbox_processes(state: SandboxState) -> list[str]:
@@ -315,10 +320,8 @@ def create(
     # removes them, so that the sandbox's process, started again, runs alone
     deployments = sorted(
         f"{o['metadata']['namespace']}/{o['metadata']['name']}"
-        for o in objects
-        if o["kind"] == "Deployment"
-        and o["metadata"]["namespace"] in before
-        and o["metadata"]["labels"].get("app.kubernetes.io/component") != "demo"
+        for o in operator_deployments(objects)
+        if o["metadata"]["namespace"] in before
     )
     record = Path(state.directory) / RECORD_FILE
     known = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}

@@ -677,14 +677,8 @@ def _store_chain(
     sa = str(sa_ref.get("name", ""))
     if ("ServiceAccount", ns, sa) not in objects:
         findings.append(f"{where}: serviceAccountRef {sa!r} is not rendered in namespace {ns!r}")
-    role_name = str(k8s.get("role", ""))
-    view = views.get(role_name)
-    if view is None:
-        findings.append(f"{where}: role {role_name!r} does not exist")
-        return role_name, None
     binding = {"serviceAccount": sa, "audiences": sa_ref.get("audiences") or []}
-    findings += _binding_findings(where, binding, ns, role_name, view)
-    return role_name, view
+    return _bound_role(where, str(k8s.get("role", "")), binding, ns, views, findings)
 
 
 def _external_secret(
@@ -873,11 +867,24 @@ def _vault_auth_chain(
     k8s = _mapping(auth_spec.get("kubernetes"))
     role_name = str(k8s.get("role", ""))
     findings += _auth_findings(auth_where, auth_spec, ns, objects)
+    return _bound_role(auth_where, role_name, k8s, ns, views, findings)
+
+
+def _bound_role(
+    where: str,
+    role_name: str,
+    k8s: JsonObject,
+    ns: str,
+    views: dict[str, RoleView],
+    findings: list[str],
+) -> tuple[str, RoleView | None]:
+    """The role an object logs in with, and whether it binds the object's ServiceAccount,
+    namespace and audience (``k8s``: ``serviceAccount``, ``audiences``); None: no such role."""
     view = views.get(role_name)
     if view is None:
-        findings.append(f"{auth_where}: role {role_name!r} does not exist")
+        findings.append(f"{where}: role {role_name!r} does not exist")
         return role_name, None
-    findings += _binding_findings(auth_where, k8s, ns, role_name, view)
+    findings += _binding_findings(where, k8s, ns, role_name, view)
     return role_name, view
 
 

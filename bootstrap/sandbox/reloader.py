@@ -28,7 +28,6 @@ SERVICE_ACCOUNT = manifests.RELOADER_SERVICE_ACCOUNT
 ROLE = manifests.RELOADER_ROLE
 #: Its HTTP port (liveness /live, /metrics): fixed in its code.
 PORT = 9090
-_RBAC = "rbac.authorization.k8s.io/v1"
 
 
 def rbac(tools_dir: Path) -> list[JsonObject]:

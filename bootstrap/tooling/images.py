@@ -341,47 +341,34 @@ def operator_image(
     """The manager of one operator version, with its upstream ``LICENSE`` where upstream's
     own image has it (``/licenses/copyright.txt``)."""
     image = _operator_image_of(version)
-    tree = _users("nonroot", *NONROOT, "/home/nonroot").file(OPERATOR, manager, 0o755)
-    if licence_text:
-        tree.data("licenses/copyright.txt", licence_text)
-    config = oci.ImageConfig(
-        entrypoint=(f"/{OPERATOR}",),
-        env=(PATH_ENV, "HOME=/home/nonroot"),
-        user=_user(NONROOT),
-        labels=_labels(
-            image,
-            (
-                "org.opencontainers.image.description",
-                f"HashiCorp Vault Secrets Operator v{version} ({licences(image)}), built here "
-                "from its source archive for the sandbox and the tests; not part of the product",
-            ),
-        ),
+    return program_image(
+        manager,
+        image,
+        licence_text,
+        f"HashiCorp Vault Secrets Operator v{version} ({licences(image)}), built here from its "
+        "source archive for the sandbox and the tests; not part of the product",
+        "licenses/copyright.txt",
     )
-    return [tree], config
 
 
 def program_image(
-    program: Path, image: Image, licence_text: str, description: str
+    program: Path,
+    image: Image,
+    licence_text: str,
+    description: str,
+    licence_path: str = "licenses/LICENSE",
 ) -> tuple[list[oci.Tree], oci.ImageConfig]:
-    """A static Go program alone (ESO's controller, Reloader) as ``/<image name>``, run as
-    the nonroot user, with its upstream LICENSE at ``/licenses/LICENSE``."""
-    tree = (
-        _users("nonroot", *NONROOT, "/home/nonroot")
-        .file(image.name, program, 0o755)
-        .data("licenses/LICENSE", licence_text)
-    )
+    """A static Go program alone (an operator's manager, ESO's controller, Reloader) as
+    ``/<image name>``, run as the nonroot user, with its upstream LICENSE at
+    ``licence_path`` (none when ``licence_text`` is empty); ``description``: its label."""
+    tree = _users("nonroot", *NONROOT, "/home/nonroot").file(image.name, program, 0o755)
+    if licence_text:
+        tree.data(licence_path, licence_text)
     config = oci.ImageConfig(
         entrypoint=(f"/{image.name}",),
         env=(PATH_ENV, "HOME=/home/nonroot"),
         user=_user(NONROOT),
-        labels=_labels(
-            image,
-            (
-                "org.opencontainers.image.description",
-                f"{description} ({licences(image)}), built here from its source for the "
-                "sandbox and the tests; not part of the product",
-            ),
-        ),
+        labels=_labels(image, ("org.opencontainers.image.description", description)),
     )
     return [tree], config
 
@@ -399,7 +386,11 @@ def _engine_recipe(image: Image, tools_dir: Path) -> tuple[list[oci.Tree], oci.I
         if image.name == ESO_IMAGE
         else f"Stakater Reloader v{versions.RELOADER}"
     )
-    return program_image(program, image, text, what)
+    description = (
+        f"{what} ({licences(image)}), built here from its source for the sandbox and the "
+        "tests; not part of the product"
+    )
+    return program_image(program, image, text, description)
 
 
 # -- the demo's runtime, from Debian packages ---------------------------------------------
