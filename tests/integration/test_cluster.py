@@ -142,6 +142,24 @@ def _workload_revisions(kube: Kube) -> dict[str, set[str]]:
     return out
 
 
+def _rollout_history(kube: Kube, ns: str, name: str) -> list[str]:
+    """For a failure message: each ReplicaSet of a Deployment, by revision, with when it was
+    made and the restartedAt stamp its pod template carries (who asked for the rollout, and
+    when: VSO stamps ``vso.secrets.hashicorp.com/restartedAt``)."""
+    rows = []
+    for rs in kube.list_objects("apps/v1", "ReplicaSet", ns):
+        meta = rs["metadata"]
+        if not any(o.get("name") == name for o in meta.get("ownerReferences") or []):
+            continue
+        rev = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision", "?")
+        stamps = (rs["spec"]["template"]["metadata"].get("annotations") or {}).items()
+        rows.append(
+            f"revision {rev} made {meta.get('creationTimestamp')}: "
+            + (", ".join(f"{k}={v}" for k, v in sorted(stamps) if "restart" in k) or "-")
+        )
+    return sorted(rows, key=lambda r: int(r.split()[1]) if r.split()[1].isdigit() else 0)
+
+
 def _operator_pods(kube: Kube) -> list[dict[str, Any]]:
     return kube.list_objects(
         "v1",
@@ -370,7 +388,15 @@ def test_rotation_rolls_out_new_pods_and_leaves_the_others(
         new = sorted(after[target] - before[target], key=int)
         top = max(int(r) for r in before[target])
         # one rollout for the sentinel, one for the original: never a second for one change
-        assert new == [str(top + 1), str(top + 2)], (target, before[target], after[target])
+        assert new == [str(top + 1), str(top + 2)], "\n".join(
+            [
+                f"{target}: revisions {sorted(before[target], key=int)} before, "
+                f"{sorted(after[target], key=int)} after",
+                *_rollout_history(kube, *target.split("/")),
+                "verify.rotation said:",
+                proc.stdout,
+            ]
+        )
         line = f"Deployment/{target.split('/')[1]}: revisions {top} -> {top + 1} -> {top + 2}"
         assert line in proc.stdout, proc.stdout
     assert after["webapp/bystander"] == before["webapp/bystander"] == {"1"}
