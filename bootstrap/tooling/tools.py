@@ -452,16 +452,16 @@ NODE: tuple[str, ...] = (
 #: Seconds a build took on 2 cores with empty Go caches (measured; later builds share the
 #: module cache and take less): what the progress lines quote as the expected time.
 EXPECTED_SECONDS: dict[str, float] = {
-    "kube-apiserver": 230,
+    "kube-apiserver": 186,
     ESO: 145,
     RELOADER: 65,
-    "tofu": 185,
-    "terraform-provider-kubernetes": 85,
-    OPERATOR: 76,
+    "tofu": 166,
+    "terraform-provider-kubernetes": 74,
+    OPERATOR: 90,
     "coredns": 65,
     f"{OPERATOR}-{versions.VSO_V0}": 59,
-    "kube-controller-manager": 57,
-    "etcd": 53,
+    "kube-controller-manager": 51,
+    "etcd": 45,
     "kubelet": 21,
     "kube-proxy": 11,
     "kube-scheduler": 5,

@@ -65,7 +65,12 @@ def test_each_build_says_its_place_expected_time_and_time_so_far_then_the_total(
     assert built == ["etcd", "kube-apiserver"]
     assert [r.status for r in results] == ["built", "built"]
     starts = [m for n, m in said if m.startswith("building")]
-    assert "1 of 2 to build" in starts[0] and "about 53 s on 2 cores" in starts[0], starts
-    assert "2 of 2 to build" in starts[1] and "about 3 min 50 s" in starts[1], starts
-    assert all("so far of about 4 min 43 s" in m for m in starts), starts
+    etcd, apiserver = (tools.EXPECTED_SECONDS[n] for n in ("etcd", "kube-apiserver"))
+    assert "1 of 2 to build" in starts[0], starts
+    assert f"about {etcd:.0f} s on 2 cores" in starts[0], starts  # under a minute: seconds
+    minutes, seconds = divmod(round(apiserver), 60)
+    assert "2 of 2 to build" in starts[1], starts
+    assert f"about {minutes} min {seconds:02d} s on 2 cores" in starts[1], starts
+    minutes, seconds = divmod(round(etcd + apiserver), 60)
+    assert all(f"so far of about {minutes} min {seconds:02d} s" in m for m in starts), starts
     assert said[-1][0] == "tools" and said[-1][1].startswith("built 2 tool(s) in "), said
