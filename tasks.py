@@ -84,7 +84,7 @@ def check(
     vault_addr: str | None = None,
     image: str | None = None,
 ) -> None:
-    """Prove every VaultStaticSecret is readable under its role and no service reads another's."""
+    """Prove every synced path is readable under its role and no service reads another's."""
     catalog_cli.check(settings(c, catalog), rendered, vault_addr, image)
 
 

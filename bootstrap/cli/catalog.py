@@ -69,8 +69,7 @@ def eso_manifests(cat: Catalog, vault_addr: str | None) -> dict[str, str]:
     SecretStore (Vault at ``vault_addr``, as ESO's pod reaches it) and an ExternalSecret per
     destination Secret (Merge: the placeholders phase makes every destination first)."""
     from bootstrap.model import eso
-    from bootstrap.model.domain import syncs
-    from bootstrap.model.render import dump_yaml_docs, render_service_account
+    from bootstrap.model.render import dump_yaml_docs
 
     if not vault_addr:
         raise UsageError(
@@ -78,10 +77,7 @@ def eso_manifests(cat: Catalog, vault_addr: str | None) -> dict[str, str]:
             "SecretStores: --vault-addr, or the setting vault_connection_address"
         )
     files: dict[str, str] = {}
-    every = frozenset(s.destination for s in syncs(cat))
-    for ns in cat.namespaces:
-        docs = [render_service_account(cat, svc) for svc in cat.services if svc.namespace == ns]
-        docs += eso.render_namespace(cat, ns, vault_addr, every)
+    for ns, docs in eso.render_catalog(cat, vault_addr).items():
         for doc in docs:
             files[f"manifests/{ns}/{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"] = (
                 dump_yaml_docs([doc])
@@ -188,7 +184,10 @@ def _check(s: Settings, rendered: str | None, vault_addr: str | None, image: str
         result = check_tree(root, ref)
         source = f"{rendered} (against {s.catalog})"
     else:
-        result = run_check(rendered_from_catalog(cat))
+        # the objects the bootstrap applies for the sync engine; ESO's stores name Vault as
+        # the operator phase does (vault_connection_address, else the product's own address)
+        server = vault_addr or s.vault_connection_address or next(iter(s.vault_addrs), "")
+        result = run_check(rendered_from_catalog(cat, s.sync_engine, server))
         source = str(s.catalog)
     if not result.ok:
         raise CheckFailed(result.findings)

@@ -162,11 +162,18 @@ class CheckResult:
         return not self.findings
 
 
-def rendered_from_catalog(catalog: Catalog) -> Rendered:
+def rendered_from_catalog(catalog: Catalog, engine: str = "vso", server: str = "") -> Rendered:
     """Exactly what vault-config writes for the catalog (its desired policies and roles, the
-    bootstrap-admin policy included) and the operator resources."""
+    bootstrap-admin policy included) and the sync engine's objects: VSO's operator resources,
+    or with ``engine`` ``eso`` the ServiceAccounts, SecretStores (Vault at ``server``) and
+    ExternalSecrets."""
     acl = vault_acl(catalog)
     out = Rendered(dict(acl.policies), {n: dict(r) for n, r in acl.roles.items()})
+    if engine == "eso":
+        out.eso_server = server
+        for docs in eso.render_catalog(catalog, server).values():
+            out.manifests += docs
+        return out
     for docs in operator_resources(catalog).values():
         out.manifests += docs
     return out

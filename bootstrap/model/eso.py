@@ -28,7 +28,7 @@ from bootstrap.model import conventions as conv
 from bootstrap.model.catalog import Catalog, Service
 from bootstrap.model.domain import VSO_API, Sync, syncs
 from bootstrap.model.operator_api import OperatorApi
-from bootstrap.model.render import labels
+from bootstrap.model.render import labels, render_service_account
 
 ESO_API = "external-secrets.io/v1"
 CreationPolicy = Literal["Owner", "Merge"]
@@ -159,6 +159,24 @@ def render_namespace(
             policy: CreationPolicy = "Merge" if sync.destination in placeholders else "Owner"
             out.append(render_external_secret(catalog, sync, policy))
     return out
+
+
+def render_catalog(catalog: Catalog, vault_addr: str) -> dict[str, list[JsonObject]]:
+    """Every namespace's objects with ESO as the sync engine, by namespace: each service's
+    ServiceAccount (the same as VSO's), then :func:`render_namespace`'s, every destination
+    handed over by ``Merge`` (the placeholders phase makes each one first)."""
+    every = frozenset(s.destination for s in syncs(catalog))
+    return {
+        ns: [
+            *(
+                render_service_account(catalog, svc)
+                for svc in catalog.services
+                if svc.namespace == ns
+            ),
+            *render_namespace(catalog, ns, vault_addr, every),
+        ]
+        for ns in catalog.namespaces
+    }
 
 
 # -- restarts: Stakater Reloader on the catalog's restart targets ------------------------------

@@ -892,3 +892,27 @@ def test_an_eso_tree_that_breaks_isolation_is_refused_naming_the_file_and_why(
     findings = check_tree(eso_tree, ESO_REFERENCE).findings
     assert any(found in f for f in findings), findings
     assert all(str(eso_tree) in f or f.startswith("role ") for f in findings), findings
+
+
+def test_the_catalog_check_with_eso_proves_esos_objects() -> None:
+    """``invoke check`` without --rendered and with sync_engine eso evaluates the objects the
+    bootstrap applies for ESO (SecretStores, ExternalSecrets), not VSO's."""
+    r = rendered_from_catalog(load_catalog(EXAMPLE), "eso", ESO_SERVER)
+    kinds = {d["kind"] for d in r.manifests}
+    assert kinds == {"ServiceAccount", "SecretStore", "ExternalSecret"}
+    result = run_check(r)
+    assert result.findings == []
+    assert (result.external_secrets, result.static_secrets, result.roles) == (13, 0, 6)
+    # the same catalog proves the same over VSO's objects
+    vso = run_check(rendered_from_catalog(load_catalog(EXAMPLE)))
+    assert (vso.external_secrets, vso.static_secrets, vso.findings) == (0, 13, [])
+
+
+def test_the_catalog_check_with_eso_finds_a_store_that_names_another_vault() -> None:
+    """The chain is evaluated: a SecretStore of the catalog's objects naming a Vault other
+    than the one the stores are checked against is a finding naming it."""
+    r = rendered_from_catalog(load_catalog(EXAMPLE), "eso", ESO_SERVER)
+    r.eso_server = "http://elsewhere:8200"
+    findings = "\n".join(run_check(r).findings)
+    said = f"SecretStore webapp/webapp: server {ESO_SERVER!r} is not the Vault of this catalog"
+    assert said in findings
