@@ -112,13 +112,15 @@ def box_v0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     yield from _start(tmp_path_factory.mktemp("it-v0"), ha=False, operator=versions.VSO_V0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def eso_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
-    """A sandbox whose sync engine is the External Secrets Operator 2.9.0 (no VSO)."""
+    """A sandbox whose sync engine is the External Secrets Operator 2.9.0 (no VSO), gone at
+    the end of the file that uses it (only test_eso.py does): left running, its operator
+    logs in to Vault on every refresh of every ExternalSecret for the rest of the session."""
     yield from _start(tmp_path_factory.mktemp("it-eso"), ha=False, engine="eso")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def first_run_eso(eso_box: Box) -> dict[str, Any]:
     """The first bootstrap of the ESO sandbox, through the CLI with sync_engine eso."""
     return _first_run(eso_box)
@@ -171,11 +173,14 @@ def core(request: pytest.FixtureRequest) -> Core:
     return Core(request.getfixturevalue("box_v0"), request.getfixturevalue("first_run_v0"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     """A node sandbox of its own (``sandbox.up --node``): the control plane plus containerd,
     kubelet, kube-proxy and kube-scheduler; its Node is Ready (and kube-proxy answering) once
-    this yields. Only the files that use it start it."""
+    this yields. One per file that uses it, gone at the file's end: starting one takes about
+    11 s, while one left running for the rest of the session (test_cluster's cluster: its
+    pods, the operator's refreshes, the kubelet's probes) loads the 2 cores every later test
+    runs on."""
     directory = tmp_path_factory.mktemp("node") / "sandbox-node"
     state = sandbox.up(directory, TOOLS_DIR, with_node=True, timeout=90)
     try:

@@ -78,7 +78,7 @@ def _restarts(pod: dict[str, Any]) -> int:
 
 @pytest.fixture(scope="module")
 def run(node_box: Box) -> dict[str, Any]:
-    """cluster.create, then bootstrap, through the CLI on the session's node sandbox; what
+    """cluster.create, then bootstrap, through the CLI on this file's node sandbox; what
     the cluster looked like after each (so that no test depends on another's order)."""
     env = {
         **node_box.cli_env(),
