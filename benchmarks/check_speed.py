@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import catalog_text
-
+from benchmarks.common import catalog_text
 from bootstrap.model.catalog import load_catalog
 from bootstrap.model.check import rendered_from_catalog, run_check
 

@@ -40,8 +40,7 @@ from kubernetes import watch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import ENGINES, TOOLS_DIR, engine_label, operator_options, sandbox_settings
-
+from benchmarks.common import ENGINES, TOOLS_DIR, engine_label, operator_options, sandbox_settings
 from bootstrap import sandbox
 from bootstrap.clients.kv import read_kv
 from bootstrap.core.waits import Pending, WaitSettings, wait_for
@@ -95,11 +94,11 @@ class Watch(threading.Thread):
         }
         self.left = set(self.want)
         self.done_after: float | None = None
-        self.watch = watch.Watch()
+        self.watch = watch.Watch()  # type: ignore[no-untyped-call]
         self.started = time.perf_counter()
 
     def run(self) -> None:
-        for event in self.watch.stream(self.kube.core.list_secret_for_all_namespaces):
+        for event in self.watch.stream(self.kube.core.list_secret_for_all_namespaces):  # type: ignore[no-untyped-call]
             obj = event["object"]
             key = (obj.metadata.namespace, obj.metadata.name)
             if key not in self.left:
@@ -109,7 +108,7 @@ class Watch(threading.Thread):
                 self.left.discard(key)
                 if not self.left:
                     self.done_after = time.perf_counter() - self.started
-                    self.watch.stop()
+                    self.watch.stop()  # type: ignore[no-untyped-call]
                     return
 
 

@@ -81,8 +81,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hvac
 import yaml
-from common import TOOLS_DIR, catalog_text, sandbox_settings
 
+from benchmarks.common import TOOLS_DIR, catalog_text, sandbox_settings
 from bootstrap import sandbox
 from bootstrap.clients import vault
 from bootstrap.clients.kube import Kube
