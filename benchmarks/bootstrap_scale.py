@@ -115,6 +115,34 @@ def rollouts(kube: Kube, n: int) -> int:
     return total
 
 
+def write_catalog(path: Path, name: str, n: int) -> Path:
+    """The generated catalog of n services, every key generated, each service restarting a
+    Deployment of its own name (made by :func:`deployments`)."""
+    path.write_text(
+        f"name: {name}\n"
+        + with_restarts(catalog_text(n).replace("null}", "{generate: {length: 24}}}")),
+        encoding="utf-8",
+    )
+    return path
+
+
+def quiet_then_rollouts(kube: Kube, n: int) -> tuple[int, int]:
+    """Watch the n Deployments for one more refresh period with nothing changed in Vault
+    (the quiet check's watch), then count their rollouts beyond revision 1: (1 if the watch
+    saw a restart, else 0; the rollouts)."""
+    watched = [
+        vso.Watched(f"ns{i % 20}", RestartTarget(kind="Deployment", name=f"svc{i}"), (), REFRESH)
+        for i in range(n)
+    ]
+    seen = 0
+    try:
+        vso.watch_quiet(kube, _NoVault(), watched, REFRESH + vso.QUIET_MARGIN)  # type: ignore[arg-type]
+    except BootstrapError as exc:  # counted, and said
+        print(f"restarts while nothing changed: {exc}", file=sys.stderr)
+        seen = 1
+    return seen, rollouts(kube, n)
+
+
 def phase_seconds(report: Path) -> dict[str, float]:
     phases = json.loads(report.read_text(encoding="utf-8"))["phases"]
     return {p["name"]: float(p["seconds"]) for p in phases}
@@ -127,12 +155,7 @@ def changed_phases(report: Path) -> list[str]:
 
 
 def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) -> dict[str, Any]:
-    catalog = tmp / "catalog.yaml"
-    catalog.write_text(
-        f"name: scale{n}\n"
-        + with_restarts(catalog_text(n).replace("null}", "{generate: {length: 24}}}")),
-        encoding="utf-8",
-    )
+    catalog = write_catalog(tmp / "catalog.yaml", f"scale{n}", n)
     box_dir = tmp / "sandbox"
     started = time.monotonic()
     box = sandbox.up(box_dir, TOOLS_DIR, ha=False, timeout=120, operator=operator)
@@ -166,20 +189,7 @@ def one(n: int, tmp: Path, noop_runs: int, operator: sandbox.OperatorOptions) ->
             "changed": sorted({c for r in noops for c in r["changed"]}),
         }
         # one more refresh period with nothing changed, then count the rollouts
-        watched = [
-            vso.Watched(
-                f"ns{i % 20}", RestartTarget(kind="Deployment", name=f"svc{i}"), (), REFRESH
-            )
-            for i in range(n)
-        ]
-        settle = REFRESH + vso.QUIET_MARGIN
-        restarts_during = 0
-        try:
-            vso.watch_quiet(kube, _NoVault(), watched, settle)  # type: ignore[arg-type]
-        except BootstrapError as exc:  # counted below, and said
-            print(f"restarts while nothing changed: {exc}", file=sys.stderr)
-            restarts_during = 1
-        restarts = rollouts(kube, n)
+        restarts_during, restarts = quiet_then_rollouts(kube, n)
         print(f"... limit loops: {n} services", file=sys.stderr, flush=True)
         limits = measure_limits(kube, box, box_dir, n)
     finally:

@@ -40,26 +40,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.bootstrap_scale import (  # noqa: E402
-    REFRESH,
-    _NoVault,
     deployments,
     phase_seconds,
-    rollouts,
-    with_restarts,
+    quiet_then_rollouts,
+    write_catalog,
 )
-from benchmarks.common import TOOLS_DIR, catalog_text, operator_options  # noqa: E402
+from benchmarks.common import TOOLS_DIR, operator_options  # noqa: E402
 from benchmarks.dr import cli, env_for  # noqa: E402
 from bootstrap import sandbox  # noqa: E402
 from bootstrap.clients.kube import Kube  # noqa: E402
-from bootstrap.core.errors import BootstrapError  # noqa: E402
-from bootstrap.model.catalog import RestartTarget  # noqa: E402
-from bootstrap.runtime import vso  # noqa: E402
 from bootstrap.tooling import versions  # noqa: E402
 
 VARIANTS = ("default", "paused", "values-first")
 BEFORE = ("preflight", "placeholders", "vault-ready", "vault-config")
-#: The sandbox's name for the operator's process (bootstrap/sandbox/secrets_operator.py).
-OPERATOR_PROCESS = "vault-secrets-operator"
 
 
 def steps(variant: str) -> list[tuple[str, list[str]]]:
@@ -76,12 +69,7 @@ def steps(variant: str) -> list[tuple[str, list[str]]]:
 
 
 def one(n: int, variant: str, tmp: Path, qps: float, burst: int, workers: int) -> dict[str, Any]:
-    catalog = tmp / "catalog.yaml"
-    catalog.write_text(
-        f"name: phase{n}\n"
-        + with_restarts(catalog_text(n).replace("null}", "{generate: {length: 24}}}")),
-        encoding="utf-8",
-    )
+    catalog = write_catalog(tmp / "catalog.yaml", f"phase{n}", n)
     box_dir = tmp / "sandbox"
     box = sandbox.up(
         box_dir,
@@ -96,7 +84,7 @@ def one(n: int, variant: str, tmp: Path, qps: float, burst: int, workers: int) -
         env = env_for(box_dir, box, tmp / "state")
         first = [a for p in BEFORE for a in ("--only", p)]
         cli("bootstrap", env, "--catalog", str(catalog), *first)
-        operator = box.process(OPERATOR_PROCESS)
+        operator = box.process(sandbox.OPERATOR)
         phases: dict[str, float] = {}
         for name, args in steps(variant):
             pause = variant == "paused" and name == "operator"
@@ -113,17 +101,7 @@ def one(n: int, variant: str, tmp: Path, qps: float, burst: int, workers: int) -
             for phase, seconds in phase_seconds(report).items():
                 phases[phase] = phases.get(phase, 0.0) + seconds
         # one more refresh period with nothing changed, watched, then count the rollouts
-        watched = [
-            vso.Watched(
-                f"ns{i % 20}", RestartTarget(kind="Deployment", name=f"svc{i}"), (), REFRESH
-            )
-            for i in range(n)
-        ]
-        try:
-            vso.watch_quiet(kube, _NoVault(), watched, REFRESH + vso.QUIET_MARGIN)  # type: ignore[arg-type]
-        except BootstrapError as exc:  # counted below, and said
-            print(f"restarts while nothing changed: {exc}", file=sys.stderr)
-        restarts = rollouts(kube, n)
+        _, restarts = quiet_then_rollouts(kube, n)
     finally:
         sandbox.down(box_dir)
     return {"services": n, "variant": variant, "phases": phases, "rollouts": restarts}

@@ -107,11 +107,8 @@ class OperatorOptions:
     def describe(self) -> str:
         """E.g. 'v1.4.1 (BUSL-1.1), client qps 500 burst 1000'."""
         extra = ", ".join(self.flags()).replace("--", "")
-        if self.engine == "eso":
-            return f"External Secrets Operator v{versions.ESO} ({self.licence})" + (
-                f", {extra}" if extra else ""
-            )
-        return f"v{self.version} ({self.licence})" + (f", {extra}" if extra else "")
+        name = f"External Secrets Operator v{versions.ESO}" if self.engine == "eso" else ""
+        return f"{name or 'v' + self.version} ({self.licence})" + (f", {extra}" if extra else "")
 
 
 def _documents(path: Path) -> list[Any]:

@@ -151,13 +151,13 @@ def _rollout_history(kube: Kube, ns: str, name: str) -> list[str]:
         meta = rs["metadata"]
         if not any(o.get("name") == name for o in meta.get("ownerReferences") or []):
             continue
-        rev = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision", "?")
+        rev = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision", "")
         stamps = (rs["spec"]["template"]["metadata"].get("annotations") or {}).items()
+        said = ", ".join(f"{k}={v}" for k, v in sorted(stamps) if "restart" in k) or "-"
         rows.append(
-            f"revision {rev} made {meta.get('creationTimestamp')}: "
-            + (", ".join(f"{k}={v}" for k, v in sorted(stamps) if "restart" in k) or "-")
+            (int(rev) if rev.isdigit() else 0, rev or "?", meta.get("creationTimestamp"), said)
         )
-    return sorted(rows, key=lambda r: int(r.split()[1]) if r.split()[1].isdigit() else 0)
+    return [f"revision {rev} made {made}: {said}" for _, rev, made, said in sorted(rows)]
 
 
 def _operator_pods(kube: Kube) -> list[dict[str, Any]]:
