@@ -13,7 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from invoke import Config, Context, Exit
+from invoke.config import Config
+from invoke.context import Context
+from invoke.exceptions import Exit
 
 import tasks
 from bootstrap.model.catalog import load_catalog

@@ -122,7 +122,9 @@ def test_issue_23_finding_8_a_bad_record_writes_nothing_and_the_right_keys_then_
     written into custody before the throwaway init failed, and the right keys were then
     refused as "another Vault" until --force. Now it is refused before custody is touched
     (through the task, in-process), and the right keys then plan a plain install."""
-    from invoke import Config, Context, Exit
+    from invoke.config import Config
+    from invoke.context import Context
+    from invoke.exceptions import Exit
 
     import tasks
     from bootstrap.model.snapshot import RestoreRequest

@@ -12,10 +12,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from invoke import Collection, task
+from invoke.collection import Collection
+from invoke.tasks import task
 from pydantic import BaseModel, ConfigDict
 
 import tasks
+from bootstrap.model.catalog import Catalog
 from bootstrap.tooling import docgen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +77,7 @@ def test_every_setting_has_a_reference_entry_and_one_without_a_comment_fails() -
 
 def test_every_catalog_field_has_a_reference_entry_and_one_without_a_docstring_fails() -> None:
     page = docgen.catalog_page()
-    for model in docgen._models(docgen.Catalog):
+    for model in docgen._models(Catalog):
         for name, info in model.model_fields.items():
             assert f"| `{info.alias or name}` |" in page
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from invoke import Config, Context, Exit
+from invoke.config import Config
+from invoke.context import Context
+from invoke.exceptions import Exit
 
 import tasks
 from bootstrap.core.errors import BootstrapError, SnapshotError

@@ -703,11 +703,11 @@ def test_finish(root_usable: bool, admin_present: bool, expected: list[Row]) -> 
 
 
 def test_verify_watches_the_restart_targets_that_exist_with_their_paths() -> None:
-    from bootstrap.phases import verify
+    from bootstrap.runtime import vso
 
     cat = load_catalog(EXAMPLE)
     present = {("webapp", "webapp"), ("monitoring", "grafana")}
-    watched = verify.vso.watched_targets(syncs(cat), lambda ns, t: (ns, t.name) in present)
+    watched = vso.watched_targets(syncs(cat), lambda ns, t: (ns, t.name) in present)
     assert [(w.name, w.paths, w.refresh_seconds) for w in watched] == [
         ("Deployment monitoring/grafana", ("monitoring/config", "shared/aws-creds"), 60.0),
         (
@@ -722,7 +722,7 @@ def test_verify_watches_the_restart_targets_that_exist_with_their_paths() -> Non
         ),
     ]
     # one refresh period of the slowest, and a margin
-    assert verify.vso.quiet_seconds(watched) == 60.0 + verify.vso.QUIET_MARGIN
+    assert vso.quiet_seconds(watched) == 60.0 + vso.QUIET_MARGIN
 
 
 def test_verify_plans_a_watch_for_each_storm_going_on() -> None:
@@ -731,8 +731,9 @@ def test_verify_plans_a_watch_for_each_storm_going_on() -> None:
     from bootstrap.model.catalog import RestartTarget
     from bootstrap.model.restarts import Storm
     from bootstrap.phases import verify
+    from bootstrap.runtime import vso
 
-    w = verify.vso.Watched("apps", RestartTarget(kind="Deployment", name="web"), ("a/b",), 30.0)
+    w = vso.Watched("apps", RestartTarget(kind="Deployment", name="web"), ("a/b",), 30.0)
     t = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
     storm = Storm("Deployment/web", 4, t, t + dt.timedelta(seconds=90), False, True, ())
     (watch,) = verify.plan_verify(verify.VerifyFacts([], [(w, storm, "the cause")]))

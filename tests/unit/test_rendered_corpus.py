@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from invoke import Exit
+from invoke.exceptions import Exit
 
 import tasks
 from tests.conftest import EXAMPLE

@@ -414,8 +414,10 @@ def test_issue_23_finding_7_the_bytes_checked_are_the_bytes_restored(
     """Hash once, restore those bytes: the snapshot (and its manifest) swapped for another
     sound one after the check, at the last moment before the send, changes nothing; the
     restore sends the bytes checked, never the file's new ones."""
+    from bootstrap.clients import vault
     from bootstrap.core.waits import WaitSettings
     from bootstrap.phases import dr_restore
+    from bootstrap.runtime import credentials
 
     path = _with_manifest(_write(tmp_path, _tar({"meta.json": META, "state.bin": STATE})))
     ctx = _ctx(RestoreRequest(path))
@@ -431,10 +433,10 @@ def test_issue_23_finding_7_the_bytes_checked_are_the_bytes_restored(
         _with_manifest(path)
 
     monkeypatch.setattr(dr_restore, "wait_for", swap_then_wait)
-    monkeypatch.setattr(dr_restore.credentials, "env_token", lambda: "env-token")
-    monkeypatch.setattr(dr_restore.credentials, "forget_env_token", lambda: None)
+    monkeypatch.setattr(credentials, "env_token", lambda: "env-token")
+    monkeypatch.setattr(credentials, "forget_env_token", lambda: None)
     monkeypatch.setattr(
-        dr_restore.vault, "restore_snapshot", lambda addr, token, data, force: sent.append(data)
+        vault, "restore_snapshot", lambda addr, token, data, force: sent.append(data)
     )
     dr_restore.DrRestore()._restore(
         ctx, dr_restore.verified(ctx), "http://127.0.0.1:1", "environment", WaitSettings()
@@ -461,7 +463,9 @@ def test_issue_23_finding_7_a_restore_plan_with_a_problem_exits_non_zero(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``dr.restore --plan`` printing a ``problem`` line fails (exit 1), naming it."""
-    from invoke import Config, Context, Exit
+    from invoke.config import Config
+    from invoke.context import Context
+    from invoke.exceptions import Exit
 
     import tasks
     from bootstrap.phases.pipeline import PhaseResult

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bootstrap.core.output import short
 from bootstrap.model.operator_api import read_crd
 from bootstrap.runtime import vso
 
@@ -59,8 +60,8 @@ def test_latest_outcome_orders_within_a_second() -> None:
 
 
 def test_short_keeps_one_line() -> None:
-    assert vso.short("a\n\n  b\tc") == "a b c"
-    long = vso.short("x" * 500, 50)
+    assert short("a\n\n  b\tc") == "a b c"
+    long = short("x" * 500, 50)
     assert len(long) == 50 and long.endswith("...")
 
 
