@@ -49,6 +49,7 @@ def _reference(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     ld = yaml.SafeLoader(text)
     try:
         node = ld.get_single_node()
+        assert node is not None
         lines: dict[tuple[Any, ...], int] = {}
         _line_index(node, (), lines)
         return ld.construct_document(node), lines

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -39,9 +41,9 @@ def test_rendered_dir_is_clean(tree: Path) -> None:
     assert check_tree(tree, REFERENCE).findings == []
 
 
-def _edit_yaml(path: Path, fn: object) -> None:
+def _edit_yaml(path: Path, fn: Callable[[Any], object]) -> None:
     doc = yaml.safe_load(path.read_text())
-    fn(doc)  # type: ignore[operator]
+    fn(doc)
     path.write_text(yaml.safe_dump(doc))
 
 
@@ -420,11 +422,11 @@ AUTH = "manifests/webapp/vaultauth-webapp.yaml"
 VSS = "manifests/webapp/vaultstaticsecret-api-keys.yaml"  # restarts two Deployments
 
 
-def _spec(**changes: object) -> object:
+def _spec(**changes: object) -> Callable[[Any], object]:
     return lambda d: d["spec"].update(changes)
 
 
-def _destination(**changes: object) -> object:
+def _destination(**changes: object) -> Callable[[Any], object]:
     return lambda d: d["spec"]["destination"].update(changes)
 
 
@@ -547,7 +549,7 @@ def _destination(**changes: object) -> object:
     ],
 )
 def test_operator_fields_that_break_isolation_are_found(
-    tree: Path, file: str, edit: object, expected: str
+    tree: Path, file: str, edit: Callable[[Any], object], expected: str
 ) -> None:
     _edit_yaml(tree / file, edit)
     findings = run_check(rendered_from_dir(tree)).findings
@@ -584,7 +586,7 @@ def test_operator_fields_that_break_isolation_are_found(
     ],
 )
 def test_operator_fields_that_keep_isolation_are_not_findings(
-    tree: Path, file: str, edit: object
+    tree: Path, file: str, edit: Callable[[Any], object]
 ) -> None:
     """Neither the static check nor the comparison with what the product renders (issue 23,
     finding 6) finds a difference known to be safe."""
@@ -818,8 +820,9 @@ def _store(tree: Path, ns: str, name: str) -> Path:
     return tree / "manifests" / ns / f"secretstore-{name}.yaml"
 
 
-def _vault(doc: dict[str, object]) -> dict[str, object]:
-    return doc["spec"]["provider"]["vault"]  # type: ignore[index,no-any-return]
+def _vault(doc: dict[str, Any]) -> dict[str, Any]:
+    vault: dict[str, Any] = doc["spec"]["provider"]["vault"]
+    return vault
 
 
 @pytest.mark.parametrize(
@@ -886,9 +889,9 @@ def _vault(doc: dict[str, object]) -> dict[str, object]:
     ],
 )
 def test_an_eso_tree_that_breaks_isolation_is_refused_naming_the_file_and_why(
-    eso_tree: Path, edit: object, found: str
+    eso_tree: Path, edit: Callable[[Path], object], found: str
 ) -> None:
-    edit(eso_tree)  # type: ignore[operator]
+    edit(eso_tree)
     findings = check_tree(eso_tree, ESO_REFERENCE).findings
     assert any(found in f for f in findings), findings
     assert all(str(eso_tree) in f or f.startswith("role ") for f in findings), findings

@@ -471,7 +471,7 @@ def test_cluster_create_runs_eso_and_reloader_instead_of_vso() -> None:
         )
     )[0]
     assert tuned.flags() == ["--concurrent=4", "--client-qps=100", "--client-burst=200"]
-    crd = {
+    crd: dict[str, Any] = {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": "externalsecrets.external-secrets.io"},

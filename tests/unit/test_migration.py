@@ -365,6 +365,7 @@ def test_the_vaultstaticsecret_has_the_spec_a_current_operator_writes_back() -> 
     current = OperatorApi(
         installed=True, conditions=True, last_generation=True, transformation=True
     )
+    want: dict[str, Any]
     for api, want in ((current, {"transformation": {}}), (OperatorApi(installed=True), {})):
         cat, f = _ns_facts(operator=api)
         (vss,) = [
@@ -634,7 +635,7 @@ def test_issue23_finding10_a_labelled_copier_in_another_namespace_is_not_the_sou
     assert copy.copiers == ("CronJob ops/fan-out", "CronJob prod/copy-to-ops")
 
 
-def _annotated(ns: str, name: str, digest: str, created: str, **notes: str) -> SecretSeen:
+def _annotated(ns: str, name: str, digest: str, created: str, **notes: Any) -> SecretSeen:
     return _secret(ns, name, digest, created=created, **notes)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -429,7 +429,7 @@ V010 = OperatorApi(installed=True)
     ],
 )
 def test_operator_plan_says_which_operator_and_hand_over(
-    api: OperatorApi, mode: str, says: str
+    api: OperatorApi, mode: Literal["inplace", "owner"], says: str
 ) -> None:
     facts = operator.OperatorFacts({}, {("apps", "config")}, namespaces={"apps"}, api=api)
     cat = parse_catalog(ONE, "catalog.yaml")
@@ -440,7 +440,9 @@ def test_operator_plan_says_which_operator_and_hand_over(
 
 
 @pytest.mark.parametrize("handover", ["inplace", "owner"])
-def test_operator_says_the_transformation_a_current_operator_writes_back(handover: str) -> None:
+def test_operator_says_the_transformation_a_current_operator_writes_back(
+    handover: Literal["inplace", "owner"],
+) -> None:
     """VSO 1.4.1 writes ``destination.transformation: {}`` back with its finalizer: the
     product says it from the start, so that write changes no spec (a spec change after the
     first sync would sync again and restart the targets once, Vault unchanged), and a live
@@ -524,13 +526,16 @@ def test_operator_owner_mode_keeps_one_spec_before_and_after_the_take_over() -> 
 
 
 @pytest.mark.parametrize("mode", ["inplace", "owner"])
-def test_operator_writes_the_spec_a_current_operator_writes_back(mode: str) -> None:
+def test_operator_writes_the_spec_a_current_operator_writes_back(
+    mode: Literal["inplace", "owner"],
+) -> None:
     """A current operator adds its finalizer with an update of the whole object, writing
     ``destination.transformation: {}`` into a spec without it: a new generation just after
     its first sync, and a restart of the targets. Where the CRD declares the field, every
     VaultStaticSecret says it already; where it does not (v0.1.0), none does."""
     # without the field: v0.1.0 (in place), or an operator with overwrite only (owner mode)
     old = V010 if mode == "inplace" else OperatorApi(installed=True, overwrite=True)
+    want: dict[str, Any]
     for api, want in ((CURRENT, {"transformation": {}}), (old, {})):
         for handed in ({("apps", "config")}, set()):
             facts = operator.OperatorFacts({}, handed, namespaces={"apps"}, api=api)

@@ -13,7 +13,7 @@ from bootstrap.core.errors import UsageError
 from bootstrap.model.actions import Action
 from bootstrap.model.catalog import load_catalog
 from bootstrap.model.settings import Settings
-from bootstrap.phases.pipeline import RunContext, report, reporting, run, select
+from bootstrap.phases.pipeline import Phase, RunContext, report, reporting, run, select
 from tests.conftest import EXAMPLE
 
 
@@ -112,7 +112,7 @@ class Crashing:
 def test_a_crash_still_writes_the_report_with_phase_and_type_only(tmp_path: Path) -> None:
     ctx = RunContext(Settings(), load_catalog(EXAMPLE))
     world: dict[str, int] = {}
-    phases = [Counter("first", 1, world), Crashing(), Counter("last", 1, world)]
+    phases: list[Phase[Any]] = [Counter("first", 1, world), Crashing(), Counter("last", 1, world)]
     path = tmp_path / "reports" / "bootstrap.json"
     with pytest.raises(KeyError), reporting(path) as results:
         run(phases, ctx, ["first", "crashing", "last"], results=results)

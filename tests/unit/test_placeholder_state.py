@@ -59,7 +59,10 @@ def test_secret_address_is_in_its_namespace_module() -> None:
 
 
 def test_old_addresses_move_into_the_namespace_module() -> None:
-    state = {f'{LEGACY_SECRET}["apps/db"]': {}, f'{NAMESPACE}["apps"]': {}}
+    state: dict[str, dict[str, Any]] = {
+        f'{LEGACY_SECRET}["apps/db"]': {},
+        f'{NAMESPACE}["apps"]': {},
+    }
     assert moves(state) == {f'{LEGACY_SECRET}["apps/db"]': secret_address("apps/db")}
     assert moves(state_of()) == {}
     text = moved_blocks(moves(state))

@@ -22,7 +22,7 @@ def restarts(*seconds: float) -> list[Restart]:
     return [Restart(at(s), str(i + 2)) for i, s in enumerate(seconds)]
 
 
-def storm(marks: list[Restart], writes: dict[str, list[float]], now: float = 300) -> object:
+def storm(marks: list[Restart], writes: dict[str, list[float]], now: float = 300) -> Storm | None:
     times = {path: [at(s) for s in ws] for path, ws in writes.items()}
     return find_storm("Deployment/webapp", marks, times, at(now), RECENT, WINDOW)
 

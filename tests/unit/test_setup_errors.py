@@ -5,6 +5,7 @@ an API server that does not answer."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import urllib3
@@ -55,7 +56,7 @@ def test_an_unusable_kubeconfig_is_named(
 def test_an_api_server_that_does_not_answer_is_named_by_its_address() -> None:
     pool = urllib3.HTTPSConnectionPool("10.0.0.9", 6443)
     refused = urllib3.exceptions.NewConnectionError(
-        None, "Failed to establish a new connection: [Errno 111] Connection refused"
+        cast(Any, None), "Failed to establish a new connection: [Errno 111] Connection refused"
     )
     exc = urllib3.exceptions.MaxRetryError(pool, "/api/v1/namespaces", refused)
     assert _unreachable(exc) == " at https://10.0.0.9:6443: Connection refused"

@@ -40,10 +40,8 @@ def test_file_relative_to_base(tmp_path: Path) -> None:
 def test_generate(alphabet: str) -> None:
     a, b = (
         generate(Generate(length=40, alphabet=alphabet)),
-        generate(  # type: ignore[arg-type]
-            Generate(length=40, alphabet=alphabet)
-        ),
-    )  # type: ignore[arg-type]
+        generate(Generate(length=40, alphabet=alphabet)),
+    )
     assert len(a) == 40 and set(a) <= set(ALPHABETS[alphabet]) and a != b
 
 

@@ -85,7 +85,7 @@ def _crd(dest_props: dict[str, object], version: str = "v1beta1") -> dict[str, o
 
 
 def test_the_crd_says_whether_it_has_overwrite() -> None:
-    v010 = {"create": {}, "name": {}, "labels": {}}
+    v010: dict[str, object] = {"create": {}, "name": {}, "labels": {}}
     assert read_crd(_crd(v010)).overwrite is False
     assert read_crd(_crd({**v010, "overwrite": {}})).overwrite is True
     assert read_crd(_crd({**v010, "overwrite": {}}, "v1alpha1")).overwrite is False

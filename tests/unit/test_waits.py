@@ -4,6 +4,7 @@ says what was awaited, the last state seen and the time spent."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_our_own_errors_are_not_retried() -> None:
 
 def test_injected_sleep_makes_waits_instant() -> None:
     slept: list[float] = []
-    calls = iter([Pending("a"), Pending("b"), "ok"])
+    calls: Iterator[Pending | str] = iter([Pending("a"), Pending("b"), "ok"])
 
     def probe() -> str:
         v = next(calls)
