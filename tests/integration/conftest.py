@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,9 @@ class Box:
         }
 
 
-def _start(tmp: Path, ha: bool, operator: str = versions.VSO, engine: str = "vso") -> Iterator[Box]:
+def _start(
+    tmp: Path, ha: bool, operator: str = versions.VSO, engine: str = "vso"
+) -> Generator[Box, None, None]:
     name = "sandbox-eso" if engine == "eso" else f"sandbox-{operator}"
     directory = tmp / ("sandbox-ha" if ha else name)
     options = sandbox.OperatorOptions(operator, engine=engine)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -19,6 +19,9 @@ from bootstrap.model.catalog import Catalog, parse_catalog
 from bootstrap.model.settings import Settings
 from bootstrap.phases.pipeline import PhaseResult, RunContext
 from bootstrap.phases.registry import run_phases
+
+if TYPE_CHECKING:
+    from bootstrap.clients import vault
 
 FAST = WaitSettings(timeout=120, initial=0.1, maximum=0.5)
 
@@ -97,7 +100,7 @@ def demo_env() -> dict[str, str]:
     return out
 
 
-def admin_api(box: Any) -> Any:
+def admin_api(box: Any) -> vault.Api:
     """A Vault API client with the bootstrap-admin credential the first run put in custody."""
     from bootstrap.clients import vault
     from bootstrap.runtime.custody import FileCustody
@@ -184,7 +187,7 @@ def revision(kube: Kube, ns: str, kind: str, name: str) -> str:
     from bootstrap.model.catalog import RestartTarget
     from bootstrap.runtime import vso
 
-    r = vso.rollout(kube, RestartTarget(kind=kind, name=name), ns)  # type: ignore[arg-type]
+    r = vso.rollout(kube, RestartTarget(kind=kind, name=name), ns)
     return r.revision if r else ""
 
 

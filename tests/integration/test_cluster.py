@@ -406,9 +406,9 @@ def test_rotation_rolls_out_new_pods_and_leaves_the_others(
         "the old pods of the restart targets to be gone",
         timeout=180,
     )
-    after = _pods_of(kube, "webapp", "bystander")
-    assert {p["metadata"]["uid"] for p in after} == kept  # the same pod, still running
-    assert all(_restarts(p) == 0 for p in after)
+    pods_after = _pods_of(kube, "webapp", "bystander")
+    assert {p["metadata"]["uid"] for p in pods_after} == kept  # the same pod, still running
+    assert all(_restarts(p) == 0 for p in pods_after)
     assert "state=real" in _assert_holds_the_secret(node_box, kube, "credentials")
 
 
@@ -738,7 +738,9 @@ def test_the_populate_job_writes_the_values_and_reads_nothing_else(
     env = run["env"]
     (bao,) = _openbao_pods(kube)
     addr = f"http://{bao['status']['podIP']}:8200"
-    admin = FileCustody(node_box.settings().custody_file).load_extra("admin")
+    custody_file = node_box.settings().custody_file
+    assert custody_file is not None
+    admin = FileCustody(custody_file).load_extra("admin")
     assert admin is not None
     api = vault.Api(addr, admin["token"])
     cat = load_catalog(CATALOG)

@@ -49,7 +49,9 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         # --skip-quiet-check: this file is about raft; that a hand-over restarts nothing on
         # a node is test_cluster.py's first bootstrap (the check would add up to 63 s here)
         booted = invoke_cli(["bootstrap", "--skip-quiet-check"], env)
-        admin = FileCustody(box.settings().custody_file).load_extra("admin")
+        custody_file = box.settings().custody_file
+        assert custody_file is not None
+        admin = FileCustody(custody_file).load_extra("admin")
         assert admin is not None
         yield {
             "env": env,

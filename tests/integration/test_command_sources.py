@@ -59,7 +59,7 @@ def program(folder: Path, name: str, body: str) -> str:
 
 
 def command(*argv: str, encoding: str | None = None) -> Source:
-    return Source(command=list(argv), encoding=encoding)  # type: ignore[arg-type]
+    return Source(command=list(argv), encoding=encoding)
 
 
 def run(src: Source, folder: Path) -> str:
@@ -200,7 +200,7 @@ def test_issue_23_finding_1_the_bootstrap_is_sealed_from_its_own_users_commands(
     )
 
     def bootstrap(mode: str) -> str:
-        done = subprocess.run(
+        done: subprocess.CompletedProcess[str] = subprocess.run(
             [python, str(driver), str(folder), mode],
             env=env,
             capture_output=True,

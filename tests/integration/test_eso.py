@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -26,6 +26,7 @@ from bootstrap import sandbox
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
 from bootstrap.commands.status import collect
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import eso
 from bootstrap.model.catalog import load_catalog
 from bootstrap.model.domain import syncs
@@ -355,7 +356,8 @@ def test_namespaces_move_off_a_copier_onto_eso_and_roll_back_exactly(
     kube = Kube(eso_box.state.kubeconfig)
     before = cluster_state(eso_box, cluster)
     uids = {
-        ns: kube.get("v1", "Secret", cluster["secret"], ns)["metadata"]["uid"] for ns in namespaces
+        ns: cast(JsonObject, kube.get("v1", "Secret", cluster["secret"], ns))["metadata"]["uid"]
+        for ns in namespaces
     }
     planned = task_cli(
         "migrate.namespace", env, "--ns", namespaces[0], "--catalog", str(catalog), "--plan"
@@ -391,7 +393,10 @@ def test_namespaces_move_off_a_copier_onto_eso_and_roll_back_exactly(
     }  # no rollout on the hand-over, none later
     quiet_for_one_refresh(eso_box, namespaces)
     for ns in namespaces:
-        assert kube.get("v1", "Secret", cluster["secret"], ns)["metadata"]["uid"] == uids[ns]
+        assert (
+            cast(JsonObject, kube.get("v1", "Secret", cluster["secret"], ns))["metadata"]["uid"]
+            == uids[ns]
+        )
     notes = _reload_notes(kube, namespaces)
     assert notes[cluster["targets"][1]] == f"database,{cluster['secret']}"
     assert notes[namespaces[0]] == cluster["secret"]

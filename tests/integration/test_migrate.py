@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
 from bootstrap.clients.kube import Kube
 from bootstrap.clients.kv import read_kv
+from bootstrap.core.jsondoc import JsonObject
 from bootstrap.model import conventions as conv
 from tests.integration.conftest import Box
 from tests.integration.copiers import (
@@ -493,7 +494,9 @@ def test_issue23_finding4_a_cronjob_applying_a_configmap_from_its_own_tls_is_not
         },
     }
     kube.apply(cron, field_manager="test")
-    spec = kube.get("batch/v1", "CronJob", "ca-bundle", ns)["spec"]
+    cronjob = kube.get("batch/v1", "CronJob", "ca-bundle", ns)
+    assert cronjob is not None
+    spec = cronjob["spec"]
     doc = {
         "version": 1,
         "name": f"web{unique}",
@@ -524,7 +527,7 @@ def test_issue23_finding4_a_cronjob_applying_a_configmap_from_its_own_tls_is_not
     assert "_raw" in (kube.read_secret(ns, "config") or {})  # handed over to the operator
     back = rollback_ns(env, catalog, ns)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
-    assert kube.get("batch/v1", "CronJob", "ca-bundle", ns)["spec"] == spec
+    assert cast(JsonObject, kube.get("batch/v1", "CronJob", "ca-bundle", ns))["spec"] == spec
 
 
 def test_issue23_finding10_discover_finds_replicas_and_names_what_cannot_migrate(

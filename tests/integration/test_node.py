@@ -11,9 +11,9 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -108,7 +108,8 @@ def ns(node_box: Box) -> Iterator[str]:
 
 
 def create_pod(box: Box, ns: str, pod: dict[str, Any]) -> None:
-    Kube(box.state.kubeconfig).core.create_namespaced_pod(ns, pod)
+    # Any: the client validates a dict body into a V1Pod (pydantic validate_call)
+    Kube(box.state.kubeconfig).core.create_namespaced_pod(ns, cast(Any, pod))
 
 
 def pod_status(box: Box, ns: str, name: str) -> Any:
@@ -139,8 +140,11 @@ def test_node_registers_and_turns_ready(node_box: Box) -> None:
     net = node.net_of(node_box.state)
     assert st.node is not None and st.node.ready == "True" and st.node.netns_exists
     n = Kube(node_box.state.kubeconfig).core.read_node(node.NODE_NAME)
+    assert n.status is not None and n.status.addresses is not None
     assert [a.address for a in n.status.addresses if a.type == "InternalIP"] == [net.node_ip]
+    assert n.status.node_info is not None
     assert n.status.node_info.container_runtime_version.startswith("containerd://")
+    assert n.spec is not None
     assert not n.spec.taints
 
 
@@ -161,6 +165,7 @@ def test_pod_ready_on_exec_probe_logs_exec_and_reachable(
     assert f"demo listening on port {DEMO_PORT}" in logs
     # in-cluster clients: the kubernetes Service's ClusterIP reaches the API server
     svc = Kube(node_box.state.kubeconfig).core.read_namespaced_service("kubernetes", "default")
+    assert svc.spec is not None and svc.spec.cluster_ip is not None
     out = kubectl(
         node_box, "-n", ns, "exec", "demo", "--", "/demo", "connect", svc.spec.cluster_ip, "443"
     )
@@ -180,7 +185,9 @@ def test_the_node_dns_answers_the_cluster_zone_only(node_box: Box, ns: str) -> N
     """CoreDNS on the node: Services by name, from the API as it changes; any other name
     NXDOMAIN (nothing is forwarded). (Pods by headless-Service names: test_cluster_ha.)"""
     net = node.net_of(node_box.state)
-    ask = lambda name: dnsquery.resolve(net.node_ip, name)  # noqa: E731
+    ask: Callable[[str], tuple[str, list[str]]] = lambda name: dnsquery.resolve(  # noqa: E731
+        net.node_ip, name
+    )
     assert ask("kubernetes.default.svc.cluster.local") == ("NOERROR", [netns.API_SERVICE_IP])
     assert ask("example.com")[0] == "NXDOMAIN"
     assert ask(f"absent.{ns}.svc.cluster.local")[0] == "NXDOMAIN"
@@ -193,7 +200,9 @@ def test_the_node_dns_answers_the_cluster_zone_only(node_box: Box, ns: str) -> N
             "spec": {"ports": [{"port": 80}], "selector": {"app": "none"}},
         }
     )
-    ip = kube.core.read_namespaced_service("named", ns).spec.cluster_ip
+    named_spec = kube.core.read_namespaced_service("named", ns).spec
+    assert named_spec is not None
+    ip = named_spec.cluster_ip
     wait_until(
         lambda: ask(f"named.{ns}.svc.cluster.local") == ("NOERROR", [ip]),
         "the new Service's name to resolve",
@@ -229,19 +238,24 @@ def test_kube_proxy_serves_cluster_ips_inside_the_node_only(
     create_pod(node_box, ns, demo_pod("client"))
     kube.core.create_namespaced_service(
         ns,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "server"},
-            "spec": {
-                "selector": {"app": "server"},
-                "ports": [{"port": 80, "targetPort": DEMO_PORT}],
+        cast(  # Any: the client validates a dict body into a V1Service (validate_call)
+            Any,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "server"},
+                "spec": {
+                    "selector": {"app": "server"},
+                    "ports": [{"port": 80, "targetPort": DEMO_PORT}],
+                },
             },
-        },
+        ),
     )
     for name in ("server", "client"):
         wait_until(lambda n=name: ready(pod_status(node_box, ns, n)), f"{name} Ready", 90)
-    cluster_ip = kube.core.read_namespaced_service("server", ns).spec.cluster_ip
+    server_spec = kube.core.read_namespaced_service("server", ns).spec
+    assert server_spec is not None and server_spec.cluster_ip is not None
+    cluster_ip = server_spec.cluster_ip
     assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(netns.SERVICE_RANGE)
 
     def reached() -> str | None:  # kube-proxy programs the Service within its sync period
@@ -268,8 +282,10 @@ def test_kube_proxy_serves_cluster_ips_inside_the_node_only(
     assert cluster_ip not in outside and "KUBE-PROXY-CANARY" not in outside
     # the kubernetes Service: labelled out of kube-proxy, no rule; pods still reach the API
     api = kube.core.read_namespaced_service("kubernetes", "default")
+    assert api.metadata is not None and api.metadata.labels is not None
     assert api.metadata.labels.get(node.SERVICE_PROXY_NAME) == node.API_SERVICE_PROXY
     assert "default/kubernetes" not in inside
+    assert api.spec is not None and api.spec.cluster_ip is not None
     out = kubectl(
         node_box, "-n", ns, "exec", "client", "--", "/demo", "connect", api.spec.cluster_ip, "443"
     )

@@ -66,6 +66,7 @@ def test_apply_handover_and_noop(box: Box, unique: str, tmp_path: Path) -> None:
     results, _ = run(s, cat, ["operator"])
     assert statuses(results) == {"operator": "applied"}, results
     sa = kube.core.read_namespaced_service_account(f"{p}-stay", p)
+    assert sa.metadata is not None and sa.metadata.labels is not None
     assert sa.metadata.labels[conv.MANAGED_BY_LABEL] == conv.MANAGED_BY_VALUE
     auth = kube.get(VSO_API, "VaultAuth", f"{p}-stay", p)
     assert auth is not None and auth["spec"]["kubernetes"]["serviceAccount"] == f"{p}-stay"

@@ -89,8 +89,7 @@ def _catalog(p: str) -> Catalog:
 
 def _watched(p: str, *targets: tuple[str, str]) -> list[vso.Watched]:
     return [
-        vso.Watched(p, RestartTarget(kind=k, name=n), (f"{p}/config",), 5.0)  # type: ignore[arg-type]
-        for k, n in targets
+        vso.Watched(p, RestartTarget(kind=k, name=n), (f"{p}/config",), 5.0) for k, n in targets
     ]
 
 

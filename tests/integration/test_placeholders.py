@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,7 @@ def test_existing_namespace_and_secret_are_used_as_they_are(
     assert {f"namespace {prefix}-a", f"Secret {prefix}-a/credentials"} <= adopted
     assert kube.read_secret(f"{prefix}-a", "credentials") == {"password": b"already-real"}
     ns = kube.core.read_namespace(f"{prefix}-a")
+    assert ns.metadata is not None and ns.metadata.labels is not None
     assert ns.metadata.labels.get("team") == "theirs"
     assert kube.read_secret(f"{prefix}-a", "config") is not None  # created inside it
 
@@ -102,7 +104,9 @@ def test_kubernetes_backend_keeps_state_in_the_cluster(
     results, _ = run(s, catalog(f"kb{unique}"), ["placeholders"])
     assert statuses(results) == {"placeholders": "applied"}
     kube = Kube(box.state.kubeconfig)
-    names = [x.metadata.name for x in kube.core.list_namespaced_secret(f"kb{unique}").items]
+    # Any: the client's Secret model has every field optional; a listed Secret has its name
+    secrets: list[Any] = kube.core.list_namespaced_secret(f"kb{unique}").items
+    names = [x.metadata.name for x in secrets]
     assert any("placeholders" in n for n in names), names
     assert not (tmp_path / "terraform" / "state" / "placeholders.tfstate").exists()
 

@@ -91,6 +91,7 @@ def _can(kube: Kube, user: str, verb: str, resource: str, group: str = "") -> bo
         )
     )
     answer = client.AuthorizationV1Api(kube.api).create_subject_access_review(review)
+    assert answer.status is not None
     return bool(answer.status.allowed)
 
 

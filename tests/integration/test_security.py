@@ -83,6 +83,7 @@ def test_objects_of_another_owner_are_never_taken_over_or_pruned(
     error = _problem(results, "operator")
     assert f"ServiceAccount {p}-a/{p}-a: exists and belongs to someone else" in error
     sa = kube.core.read_namespaced_service_account(f"{p}-a", f"{p}-a")
+    assert sa.metadata is not None
     assert sa.metadata.labels == helm  # not relabelled, so never pruned either
     # another catalog's VaultAuth in the namespace is not this catalog's to change or prune
     kube.core.delete_namespaced_service_account(f"{p}-a", f"{p}-a")
@@ -184,7 +185,8 @@ def test_custody_records_are_created_never_replaced(box: Box, unique: str) -> No
 def test_the_lock_is_renewed_and_never_released_for_another_holder(box: Box, unique: str) -> None:
     kube = Kube(box.state.kubeconfig)
     ns = f"lk{unique}"
-    coord = client.CoordinationV1Api(kube.api)
+    # Any: the client's Lease model makes every field optional; the lock's lease has a spec
+    coord: Any = client.CoordinationV1Api(kube.api)
     with cluster_lock(kube, ns, duration=3, holder="run-a") as held:
         first = coord.read_namespaced_lease(LEASE_NAME, ns).spec.renew_time
         wait_until(

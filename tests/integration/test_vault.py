@@ -18,6 +18,7 @@ from bootstrap.clients.kv import read_kv
 from bootstrap.core.errors import BootstrapError
 from bootstrap.model import conventions as conv
 from bootstrap.model import vaultplan
+from bootstrap.model.actions import Action
 from bootstrap.model.catalog import Catalog, load_catalog, parse_catalog
 from bootstrap.model.domain import kv_secrets, syncs
 from bootstrap.phases.registry import registered
@@ -313,7 +314,7 @@ def test_the_convergence_check_lists_policies_and_roles_and_reads_a_sample_back(
     assert [a for a in phase.plan(ctx, phase.facts_after(ctx, before, applied)) if a.changes] == []
     # the token reviewer's parts: as the first facts had them, or made by the run
     reviewer = vaultplan.Reviewer("ns", "sa", "binding")
-    made = [
+    made: list[Action] = [
         vaultplan.CreateReviewerPart("create", part, "", part, reviewer)
         for part in vaultplan.REVIEWER_PARTS
     ]

@@ -153,7 +153,8 @@ def test_waits_through_placeholders_until_the_operator_synced(
     finally:
         if not sandbox.SandboxState.load(box.directory).process(sandbox.OPERATOR).alive():  # type: ignore[union-attr]
             sandbox.restart(box.directory, sandbox.OPERATOR)
-    assert held.done is not None and held.done.returncode == 0, held.done.stderr
+    assert held.done is not None
+    assert held.done.returncode == 0, held.done.stderr
     assert verify["status"] == "applied"
     reasons = [a["reason"] for a in verify["actions"]]
     assert len(reasons) == 2 and all(r.startswith("pending: placeholder") for r in reasons)
@@ -183,7 +184,8 @@ def test_a_denied_read_is_explained_then_nudged_once_fixed(
     held, failed = _verify_held(
         box, path, tmp_path / "denied", kube, p, INVOKE_BOOTSTRAP_WAIT_TIMEOUT="6"
     )
-    assert held.done is not None and held.done.returncode == 1, held.done.stderr
+    assert held.done is not None
+    assert held.done.returncode == 1, held.done.stderr
     assert failed["status"] == "failed"
     error = failed["error"] or ""
     assert "timed out" in error and "2 Secret(s) not synced" in error, error
@@ -197,7 +199,8 @@ def test_a_denied_read_is_explained_then_nudged_once_fixed(
     fixed, _ = run(box.settings(state_dir=tmp_path), cat, ["vault-config"])
     assert statuses(fixed) == {"vault-config": "applied"}, fixed
     held, verify = _verify_held(box, path, tmp_path / "fixed", kube, p)
-    assert held.done is not None and held.done.returncode == 0, held.done.stderr
+    assert held.done is not None
+    assert held.done.returncode == 0, held.done.stderr
     assert verify["status"] == "applied"
     for name in NAMES:
         data, _ = read_kv(api, f"{p}/{name}")
