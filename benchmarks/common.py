@@ -3,6 +3,8 @@ benchmarks, and settings that point the product at a benchmark's own sandbox."""
 
 from __future__ import annotations
 
+import os
+import resource
 from pathlib import Path
 
 from bootstrap.model.settings import Settings
@@ -62,3 +64,56 @@ def operator_options(
 def engine_label(op: OperatorOptions) -> str:
     """A table's operator cell: 'VSO 1.4.1' or 'ESO 2.9.0'."""
     return f"ESO {versions.ESO}" if op.engine == "eso" else f"VSO {op.version}"
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used; 0.0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return 0.0
+    # the fields after the command (which may hold spaces) start after its last ')'
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    first = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()
+    ticks = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / _TICKS, sum(ticks) / _TICKS
+
+
+class CpuMeter:
+    """CPU seconds spent between :meth:`start` and :meth:`stop`: by each named process (pids
+    this benchmark started), by this process's finished children (the product's CLI runs),
+    and by the whole machine (busy share of all cores)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+        self._machine = (0.0, 0.0)
+        self._children = 0.0
+
+    @staticmethod
+    def _children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def start(self) -> None:
+        self._start = {name: process_cpu(pid) for name, pid in self.pids.items()}
+        self._machine = machine_cpu()
+        self._children = self._children_cpu()
+
+    def stop(self) -> dict[str, float]:
+        """Seconds by name, plus 'product' (the CLI runs), 'machine busy' and 'machine'."""
+        out = {name: process_cpu(pid) - self._start[name] for name, pid in self.pids.items()}
+        out["product"] = self._children_cpu() - self._children
+        busy, total = machine_cpu()
+        out["machine busy"] = busy - self._machine[0]
+        out["machine"] = total - self._machine[1]
+        return out

@@ -20,7 +20,9 @@ its restart target). ``invoke bootstrap`` runs through the CLI as a user runs it
 Each step's phase seconds come from its JSON report; the sum is what the three phases cost the
 run. Then the Deployments' rollouts beyond revision 1 are counted after one more refresh
 period (0: no variant restarted a workload). The quiet check is skipped in every variant (it
-watches one refresh period whatever the variant).
+watches one refresh period whatever the variant). A second table says where each step's CPU
+went: seconds by the sandbox's processes (from /proc), by the product's CLI runs, by the rest
+of the machine, and the machine's busy share of all its cores.
 
     uv run python benchmarks/operator_phase.py --sizes 500
     uv run python benchmarks/operator_phase.py --sizes 200 --variants default,values-first
@@ -45,7 +47,7 @@ from benchmarks.bootstrap_scale import (  # noqa: E402
     quiet_then_rollouts,
     write_catalog,
 )
-from benchmarks.common import TOOLS_DIR, operator_options  # noqa: E402
+from benchmarks.common import TOOLS_DIR, CpuMeter, operator_options  # noqa: E402
 from benchmarks.dr import cli, env_for  # noqa: E402
 from bootstrap import sandbox  # noqa: E402
 from bootstrap.clients.kube import Kube  # noqa: E402
@@ -85,8 +87,11 @@ def one(n: int, variant: str, tmp: Path, qps: float, burst: int, workers: int) -
         first = [a for p in BEFORE for a in ("--only", p)]
         cli("bootstrap", env, "--catalog", str(catalog), *first)
         operator = box.process(sandbox.OPERATOR)
+        meter = CpuMeter({p.name: p.pid for p in box.processes})
         phases: dict[str, float] = {}
+        cpu: dict[str, dict[str, float]] = {}
         for name, args in steps(variant):
+            meter.start()
             pause = variant == "paused" and name == "operator"
             if pause:
                 if not operator.alive():
@@ -98,13 +103,20 @@ def one(n: int, variant: str, tmp: Path, qps: float, burst: int, workers: int) -
             finally:
                 if pause:
                     os.kill(operator.pid, signal.SIGCONT)
+            cpu[name] = meter.stop()
             for phase, seconds in phase_seconds(report).items():
                 phases[phase] = phases.get(phase, 0.0) + seconds
         # one more refresh period with nothing changed, watched, then count the rollouts
         _, restarts = quiet_then_rollouts(kube, n)
     finally:
         sandbox.down(box_dir)
-    return {"services": n, "variant": variant, "phases": phases, "rollouts": restarts}
+    return {
+        "services": n,
+        "variant": variant,
+        "phases": phases,
+        "rollouts": restarts,
+        "cpu": cpu,
+    }
 
 
 def print_table(rows: list[dict[str, Any]], qps: float, burst: int, workers: int) -> None:
@@ -121,6 +133,37 @@ def print_table(rows: list[dict[str, Any]], qps: float, burst: int, workers: int
         three = [p.get(k, 0.0) for k in ("operator", "populate", "verify")]
         cells = [str(r["services"]), r["variant"], *(f"{s:.1f}" for s in three)]
         print("| " + " | ".join([*cells, f"{sum(three):.1f}", str(r["rollouts"])]) + " |")
+
+
+#: The CPU table's columns: the sandbox's processes by name, then the product's CLI runs.
+CPU_COLUMNS = (
+    (sandbox.OPERATOR, "operator"),
+    ("kube-apiserver", "kube-apiserver"),
+    ("etcd", "etcd"),
+    ("bao-0", "OpenBao"),
+    ("kube-controller-manager", "controller-manager"),
+    ("product", "the product's CLI"),
+)
+
+
+def print_cpu(rows: list[dict[str, Any]]) -> None:
+    """Where each step's CPU went: seconds by process, the rest of the machine, and the
+    machine's busy share of all its cores over the step."""
+    print(
+        f"\nCPU seconds per step ({os.cpu_count()} cores; busy: the whole machine's share of "
+        "all cores over the step):\n"
+    )
+    head = ["services", "variant", "step", *(label for _, label in CPU_COLUMNS)]
+    print("| " + " | ".join([*head, "other", "machine busy s", "busy %"]) + " |")
+    print("|---:|---|---|" + "---:|" * (len(CPU_COLUMNS) + 3))
+    for r in rows:
+        for step, c in r["cpu"].items():
+            named = [c.get(key, 0.0) for key, _ in CPU_COLUMNS]
+            other = c["machine busy"] - sum(named)
+            share = 100.0 * c["machine busy"] / c["machine"] if c["machine"] else 0.0
+            cells = [str(r["services"]), r["variant"], step, *(f"{s:.1f}" for s in named)]
+            cells += [f"{other:.1f}", f"{c['machine busy']:.1f}", f"{share:.0f}"]
+            print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -146,6 +189,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix=f"phase-bench-{n}-") as tmp:
                 rows.append(one(n, variant, Path(tmp), args.qps, args.burst, args.max_reconciles))
     print_table(rows, args.qps, args.burst, args.max_reconciles)
+    print_cpu(rows)
 
 
 if __name__ == "__main__":
