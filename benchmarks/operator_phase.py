@@ -142,7 +142,7 @@ def print_table(rows: list[dict[str, Any]], qps: float, burst: int, workers: int
 
 #: The CPU table's columns: the sandbox's processes by name, then the product's CLI runs.
 CPU_COLUMNS = (
-    (sandbox.OPERATOR, "operator"),
+    (sandbox.OPERATOR, "VSO"),
     ("kube-apiserver", "kube-apiserver"),
     ("etcd", "etcd"),
     ("bao-0", "OpenBao"),
