@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -67,7 +67,7 @@ class VaultConfig(PhaseBase[vaultplan.Facts], name="vault-config", summary=SUMMA
         return self._facts(ctx, None)
 
     def facts_after(
-        self, ctx: RunContext, before: vaultplan.Facts, applied: list[Action]
+        self, ctx: RunContext, before: vaultplan.Facts, applied: Sequence[Action]
     ) -> vaultplan.Facts:
         """The facts the convergence check plans on: mounts, auth config and audit devices
         read again, as :meth:`facts` reads them; policies and roles listed again by name (one
