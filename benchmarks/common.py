@@ -70,11 +70,9 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a live process has used; 0.0 once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except OSError:
-        return 0.0
+    """CPU seconds (user + system) a live process has used, all its threads (fails once it is
+    gone: a figure from a process that died midway would be wrong)."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     # the fields after the command (which may hold spaces) start after its last ')'
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS

@@ -82,7 +82,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import hvac
 import yaml
 
-from benchmarks.common import TOOLS_DIR, catalog_text, sandbox_settings
+from benchmarks.common import TOOLS_DIR, catalog_text, process_cpu, sandbox_settings
 from bootstrap import sandbox
 from bootstrap.clients import vault
 from bootstrap.clients.kube import Kube
@@ -188,11 +188,6 @@ class Run:
     rows: list[Row] = field(default_factory=list)
 
 
-def _process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _own_cpu() -> float:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
@@ -205,11 +200,11 @@ class Meter:
 
     def measure(self, fn: Callable[[], None]) -> Sample:
         writes = self.audit.count()
-        cpu = _own_cpu() + _process_cpu(self.openbao_pid)
+        cpu = _own_cpu() + process_cpu(self.openbao_pid)
         started = time.perf_counter()
         fn()
         elapsed = time.perf_counter() - started
-        used = _own_cpu() + _process_cpu(self.openbao_pid) - cpu
+        used = _own_cpu() + process_cpu(self.openbao_pid) - cpu
         time.sleep(0.2)  # the audit device writes the last response lines after answering
         return Sample(elapsed, self.audit.count() - writes, used)
 
